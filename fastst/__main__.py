@@ -1,0 +1,3 @@
+from fastst.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,100 @@
+"""The command line: ``python -m fastst <command> ...`` (also installed as ``fastst``)."""
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+
+from fastst.errors import FaststError
+
+
+def _train(args) -> int:
+    from fastst.train import TrainConfig, train
+    overrides = {k: getattr(args, k) for k in (
+        "iterations", "image_size", "batch_size", "lr", "content_weight", "style_weight", "tv_weight",
+        "content_layer", "style_size", "seed", "device", "precision", "width", "snapshots", "num_workers",
+        "checkpoint_every", "log_every")}
+    config = TrainConfig.from_preset(args.preset, style=args.style, data=args.data, out=args.out, **overrides)
+    result = train(config, resume=args.resume, progress=not args.quiet)
+    last = result.losses
+    summary = ", ".join(f"{k} {last[k]:.4g}" for k in ("content", "style", "tv", "total") if k in last)
+    print(f"trained {result.iterations} iterations into {result.run}" + (f" ({summary})" if summary else ""))
+    return 0
+
+
+def _weights_fetch(args) -> int:
+    from fastst.vgg import cache_dir, imagenet_state_dict
+    state = imagenet_state_dict(progress=True)
+    print(f"VGG-16 ImageNet weights ready ({len(state)} tensors, cached in {cache_dir()})")
+    return 0
+
+
+def _data_fetch(args) -> int:
+    from fastst.data import data_dir, fetch, fetch_coco
+    if args.coco:
+        print(f"MS-COCO 2014 train in {fetch_coco(args.dest)}")
+        return 0
+    dest = Path(args.dest) if args.dest else data_dir()
+    counts = fetch(dest, mirror=args.mirror)
+    print(f"data ready in {dest}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from fastst.train import PRESET_NAMES
+    parser = argparse.ArgumentParser(prog="fastst", description="Real-time neural style transfer (Johnson et al., 2016).")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    t = commands.add_parser("train", help="train a style network", description="Train one style network (eq. 5).")
+    t.add_argument("--style", required=True, help="style image")
+    t.add_argument("--data", required=True, help="folder of training photos (recursive)")
+    t.add_argument("--out", required=True, help="run folder")
+    t.add_argument("--preset", default="auto", choices=PRESET_NAMES, help="auto: report on a GPU, cpu otherwise")
+    t.add_argument("--iterations", type=int)
+    t.add_argument("--image-size", type=int)
+    t.add_argument("--batch-size", type=int)
+    t.add_argument("--lr", type=float)
+    t.add_argument("--content-weight", type=float)
+    t.add_argument("--style-weight", type=float)
+    t.add_argument("--tv-weight", type=float)
+    t.add_argument("--content-layer", choices=["relu1_2", "relu2_2", "relu3_3", "relu4_3"])
+    t.add_argument("--style-size", type=int)
+    t.add_argument("--width", type=float, help="channel multiplier (0.5: half-width network)")
+    t.add_argument("--seed", type=int)
+    t.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
+    t.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"])
+    t.add_argument("--snapshots", help="held-out photos to stylise during training (default: data/test)")
+    t.add_argument("--num-workers", type=int)
+    t.add_argument("--checkpoint-every", type=int)
+    t.add_argument("--log-every", type=int)
+    t.add_argument("--resume", action="store_true", help="continue the run in --out")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.set_defaults(func=_train)
+
+    w = commands.add_parser("weights", help="the VGG-16 loss network's weights")
+    w_sub = w.add_subparsers(dest="action", required=True, metavar="ACTION")
+    w_sub.add_parser("fetch", help="download and cache the ImageNet VGG-16 weights").set_defaults(func=_weights_fetch)
+
+    d = commands.add_parser("data", help="the project's images")
+    d_sub = d.add_subparsers(dest="action", required=True, metavar="ACTION")
+    f = d_sub.add_parser("fetch", help="download (or copy from a mirror) the style, training and test images")
+    f.add_argument("--mirror", help="copy from this folder instead of downloading (or $FASTST_DATA_MIRROR)")
+    f.add_argument("--dest", help="target folder (default: data/ or $FASTST_DATA)")
+    f.add_argument("--coco", action="store_true", help="MS-COCO 2014 train instead (13.5 GB)")
+    f.set_defaults(func=_data_fetch)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    warnings.formatwarning = lambda message, category, *rest: f"fastst: warning: {message}\n"
+    try:
+        return args.func(args)
+    except FaststError as e:
+        print(f"fastst: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt as e:
+        print(f"fastst: interrupted{': ' + str(e) if str(e) else ''}", file=sys.stderr)
+        return 130

@@ -1,0 +1,512 @@
+"""Training the transformation network for one style: eq. 5 minimised over a photo set.
+
+One config object (:class:`TrainConfig`, with named presets) and one function (:func:`train`)
+that the command line and the notebooks share. A run folder holds everything the figures need:
+``config.json``, ``losses.csv``, ``snapshots/``, ``checkpoint.pth`` and ``model.pth``.
+"""
+from __future__ import annotations
+
+import contextlib
+import csv
+import dataclasses
+import json
+import math
+import os
+import platform
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+from tqdm.auto import tqdm
+
+import fastst
+from fastst.data import PhotoDataset, ResumableBatchSampler, usable_images
+from fastst.errors import FaststError
+from fastst.io import atomic_path, atomic_torch_save, list_images, load_image, save_image
+from fastst.losses import STYLE_LAYERS, PerceptualLoss
+from fastst.transformer import TransformerNet
+from fastst.vgg import LAYERS, loss_network
+
+# Each preset fills every field it names; explicit arguments override it.
+#
+# Loss scale. The weights below multiply the report's own equations (1-4) on RGB images in
+# [0, 1]: eq. 1 and eq. 2 divide by C*H*W, eq. 3 sums squared Frobenius norms over the four
+# style layers. The report's "total loss near 0.9e6" comes from the pytorch/examples code,
+# whose objective is 1e5 * eq.1 + 1e10 * sum_j ||G_j(y_hat) - G_j(y_s)||_F^2 / C_j^2: the same
+# content term with a weight of 1e5, and a style term that divides each layer by C_j^2
+# (4,096 for relu1_2 ... 262,144 for relu4_3). So that figure is about 1e5 times the losses
+# printed here and is not comparable term by term: the loss curves' shape, not their
+# height, is what reproduces the report's Fig. 2.
+PRESETS: dict[str, dict] = {
+    # Johnson et al. / the report: 256 px crops, batch 4, Adam 1e-3, 40k iterations, for a GPU.
+    "report": dict(iterations=40_000, image_size=256, batch_size=4, lr=1e-3, width=1.0,
+                   input_skip=False, style_size=512, log_every=50, checkpoint_every=1000,
+                   snapshot_size=256),
+    # The best a 2-core CPU trains in about 15 minutes a style (see the README for the measurements).
+    "cpu": dict(iterations=1500, image_size=128, batch_size=4, lr=2e-3, width=1.0,
+                input_skip=True, style_size=384, log_every=10, checkpoint_every=100,
+                snapshot_size=256),
+    # Seconds: for tests and CI.
+    "smoke": dict(iterations=6, image_size=32, batch_size=2, lr=1e-3, width=0.25,
+                  input_skip=True, style_size=64, log_every=1, checkpoint_every=3,
+                  snapshot_size=48, snapshot_count=2, num_workers=0),
+}
+PRESET_NAMES = ("auto", *PRESETS)
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run. Build with :meth:`from_preset`."""
+    style: str = ""                      # style image y_s
+    data: str = ""                       # folder of training photos (searched recursively)
+    out: str = "runs/run"                # run folder
+    preset: str = "cpu"
+    iterations: int = 1500
+    image_size: int = 128                # square training crops
+    batch_size: int = 4
+    lr: float = 1e-3                     # Adam
+    lr_schedule: str = "constant"        # "constant" or "cosine"
+    content_weight: float = 1.0          # lambda_c (eq. 5)
+    style_weight: float = 10.0           # lambda_s (eq. 5)
+    tv_weight: float = 1e-4              # lambda_TV (eq. 5)
+    content_layer: str = "relu3_3"       # the report's choice; relu2_2 keeps more detail
+    style_layers: tuple = STYLE_LAYERS
+    style_size: int | None = 512         # longer side of the style image (None: as it is)
+    width: float = 1.0                   # 0.5: Johnson et al.'s half-width network
+    norm: str = "instance"
+    upsample: str = "resize"
+    input_skip: bool = False             # see TransformerNet: identity at the start
+    seed: int = 0
+    device: str = "auto"                 # auto, cpu, cuda, mps
+    precision: str = "auto"              # auto, fp32, bf16, fp16
+    num_workers: int = 2
+    log_every: int = 10
+    checkpoint_every: int = 100
+    snapshots: str | None = None         # held-out photos for the Fig. 3 grids (default: data/test)
+    snapshot_count: int = 4
+    snapshot_size: int = 256
+    snapshot_iterations: tuple | None = None  # default: 0, 50, 100, 200, 500, 1000, ... and the last
+
+    @classmethod
+    def from_preset(cls, preset: str = "auto", **overrides) -> "TrainConfig":
+        if preset == "auto":
+            preset = "report" if torch.cuda.is_available() else "cpu"
+        if preset not in PRESETS:
+            raise FaststError(f"unknown preset {preset!r}; choose from {', '.join(PRESET_NAMES)}")
+        unknown = set(overrides) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise TypeError(f"unknown TrainConfig fields: {sorted(unknown)}")
+        values = {**PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None}}
+        return cls(preset=preset, **values)
+
+    def schedule(self) -> list[int]:
+        if self.snapshot_iterations is not None:
+            return sorted({i for i in self.snapshot_iterations if 0 <= i <= self.iterations} | {self.iterations})
+        steps, k = {0, self.iterations}, 1
+        while k * 50 < self.iterations:
+            steps |= {k * 50, k * 100, k * 250}
+            k *= 10
+        return sorted(s for s in steps if s <= self.iterations)
+
+    def validate(self) -> None:
+        if self.content_layer not in LAYERS:
+            raise FaststError(f"unknown content layer {self.content_layer!r}; choose from {', '.join(LAYERS)}")
+        for name in self.style_layers:
+            if name not in LAYERS:
+                raise FaststError(f"unknown style layer {name!r}; choose from {', '.join(LAYERS)}")
+        for name in ("iterations", "image_size", "batch_size", "log_every", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise FaststError(f"{name.replace('_', '-')} must be at least 1")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise FaststError("lr must be a positive number")
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise FaststError(f"lr schedule must be 'constant' or 'cosine', not {self.lr_schedule!r}")
+        for name in ("content_weight", "style_weight", "tv_weight"):
+            if not (getattr(self, name) >= 0 and math.isfinite(getattr(self, name))):
+                raise FaststError(f"{name.replace('_', '-')} must be a non-negative number")
+
+    # fields that may change between a run and its resumption
+    RESUMABLE_CHANGES = ("iterations", "device", "precision", "num_workers", "out", "log_every",
+                         "checkpoint_every", "snapshot_iterations", "preset")
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise FaststError("--device cuda asked for, but no CUDA GPU is available")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise FaststError("--device mps asked for, but MPS is not available")
+    if name not in ("cpu", "cuda", "mps") and not name.startswith("cuda:"):
+        raise FaststError(f"unknown device {name!r}; choose auto, cpu, cuda or mps")
+    return torch.device(name)
+
+
+def cpu_has_bf16() -> bool:
+    check = getattr(torch.cpu, "_is_avx512_bf16_supported", None) or getattr(torch.cpu, "_is_amx_tile_supported", None)
+    return bool(check and check())
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    if precision == "auto":
+        if device.type == "cuda":
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        if device.type == "cpu" and cpu_has_bf16():
+            return "bf16"
+        return "fp32"
+    if precision not in ("fp32", "bf16", "fp16"):
+        raise FaststError(f"unknown precision {precision!r}; choose auto, fp32, bf16 or fp16")
+    if precision == "fp16" and device.type == "cpu":
+        raise FaststError("fp16 is for GPUs; use --precision bf16 or fp32 on the CPU")
+    return precision
+
+
+def autocast(device: torch.device, precision: str):
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+                             text=True, timeout=5)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def environment(device: torch.device, precision: str) -> dict:
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
+    return {"fastst": fastst.__version__, "torch": torch.__version__, "python": platform.python_version(),
+            "device": str(device), "device_name": name, "precision": precision,
+            "threads": torch.get_num_threads(), "git_commit": git_commit()}
+
+
+def build_model(config: TrainConfig | dict) -> TransformerNet:
+    c = config if isinstance(config, dict) else asdict(config)
+    return TransformerNet(norm=c["norm"], upsample=c["upsample"], width=c["width"], input_skip=c["input_skip"])
+
+
+def load_style(config: TrainConfig) -> torch.Tensor:
+    path = Path(config.style)
+    if not config.style:
+        raise FaststError("no style image given (--style)")
+    return load_image(path, config.style_size)
+
+
+def _snapshot_photos(config: TrainConfig) -> dict[str, torch.Tensor]:
+    from fastst.data import TEST_DIR, data_dir
+    folder = Path(config.snapshots) if config.snapshots else data_dir() / TEST_DIR
+    if not folder.is_dir():
+        return {}
+    paths = list_images(folder)[: config.snapshot_count]
+    return {p.stem: load_image(p, config.snapshot_size) for p in paths}
+
+
+# ---------------------------------------------------------------- the run folder
+
+CSV_FIELDS = ["iteration", "content", "style", "tv", "total", "lr", "images_per_s", "elapsed_s"]
+
+
+class RunFolder:
+    def __init__(self, out: str | os.PathLike):
+        self.root = Path(out)
+        self.config = self.root / "config.json"
+        self.losses = self.root / "losses.csv"
+        self.checkpoint = self.root / "checkpoint.pth"
+        self.model = self.root / "model.pth"
+        self.snapshots = self.root / "snapshots"
+
+    def create(self) -> None:
+        try:
+            self.snapshots.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise FaststError(f"cannot create run folder {self.root}: {e.strerror}") from None
+        if not os.access(self.root, os.W_OK):
+            raise FaststError(f"run folder is not writable: {self.root}")
+
+    def write_json(self, path: Path, data: dict) -> None:
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+
+    def truncate_losses(self, iteration: int) -> None:
+        """Keep the rows up to ``iteration`` (a resumed run rewrites what came after)."""
+        rows = []
+        if self.losses.exists():
+            with open(self.losses, newline="") as f:
+                rows = [r for r in csv.DictReader(f) if int(r["iteration"]) <= iteration]
+        with atomic_path(self.losses) as tmp:
+            with open(tmp, "w", newline="") as f:
+                writer = csv.DictWriter(f, CSV_FIELDS)
+                writer.writeheader()
+                writer.writerows(rows)
+
+    def append_loss(self, row: dict) -> None:
+        with open(self.losses, "a", newline="") as f:
+            csv.DictWriter(f, CSV_FIELDS).writerow(row)
+
+
+def load_losses(run: str | os.PathLike):
+    """``losses.csv`` of a run as a pandas DataFrame."""
+    import pandas as pd
+    return pd.read_csv(RunFolder(run).losses)
+
+
+# ---------------------------------------------------------------- training
+
+@dataclass
+class TrainResult:
+    run: Path
+    iterations: int
+    losses: dict = field(default_factory=dict)   # the last logged row
+    seconds_per_iteration: float | None = None
+
+
+class _StopFlag:
+    """SIGINT / SIGTERM ask the loop to stop after the current iteration and save a checkpoint."""
+
+    def __init__(self):
+        self.signal = None
+        self._previous = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.signal is not None:  # a second Ctrl-C: stop at once
+            raise KeyboardInterrupt
+        self.signal = signum
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def _distributed() -> tuple[int, int, int]:
+    """(rank, local rank, world size) under torchrun, else (0, 0, 1)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not torch.distributed.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        torch.distributed.init_process_group(backend)
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0")), world
+
+
+def train(config: TrainConfig, resume: bool = False, progress: bool = True,
+          callback: Callable[[int, dict], None] | None = None) -> TrainResult:
+    """Train one style network; returns where the run is and its last logged losses.
+
+    With ``resume`` the run continues from ``out/checkpoint.pth`` (model, optimiser, schedule and
+    data order), and a finished run is returned as it is. ``callback(iteration, row)`` is called
+    at every logged iteration.
+    """
+    config.validate()
+    rank, local_rank, world = _distributed()
+    device = resolve_device(config.device)
+    if device.type == "cuda" and world > 1:
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    precision = resolve_precision(config.precision, device)
+    run = RunFolder(config.out)
+    main_process = rank == 0
+
+    # ---- the run folder: new, or resumed
+    state = None
+    if run.checkpoint.exists():
+        if not resume:
+            raise FaststError(f"{run.root} already holds a run; pass --resume to continue it or choose another --out")
+        state = _load_checkpoint(run.checkpoint)
+        _check_same_run(state["config"], config)
+    elif run.model.exists() and resume:
+        raise FaststError(f"{run.root} has a model but no checkpoint to resume from")
+    if main_process:
+        run.create()
+    start = state["iteration"] if state else 0
+    if start >= config.iterations:
+        return TrainResult(run.root, start, _last_row(run))
+
+    paths = usable_images(config.data, warn=main_process)
+    style = load_style(config).to(device)
+    torch.manual_seed(config.seed)
+    model = build_model(config).to(device)
+    vgg = loss_network().to(device)
+    criterion = PerceptualLoss(vgg, style, config.content_weight, config.style_weight, config.tv_weight,
+                               config.content_layer, config.style_layers).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(config))
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        model = model.to(memory_format=torch.channels_last)
+        vgg.to(memory_format=torch.channels_last)
+    elapsed = 0.0
+    if state:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng"])
+        elapsed = state["elapsed"]
+    net = model
+    if world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+    meta = {"config": asdict(config), "environment": environment(device, precision), "world_size": world,
+            "photos": len(paths)}
+    snapshots = _snapshot_photos(config) if main_process else {}
+    if main_process:
+        run.write_json(run.config, meta)
+        run.truncate_losses(start)
+        if start == 0:
+            _write_snapshots(model, snapshots, run, 0, device)
+
+    dataset = PhotoDataset(paths, config.image_size, config.seed)
+    sampler = ResumableBatchSampler(len(paths), config.batch_size, config.seed, start, config.iterations,
+                                    rank, world)
+    workers = config.num_workers if device.type != "mps" else 0
+    loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, num_workers=workers,
+                                         pin_memory=device.type == "cuda", persistent_workers=False,
+                                         prefetch_factor=4 if workers else None)
+
+    def save_checkpoint(iteration: int) -> None:
+        if main_process:
+            atomic_torch_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                               "scheduler": scheduler.state_dict(), "rng": torch.get_rng_state(),
+                               "iteration": iteration, "elapsed": elapsed, "config": asdict(config)},
+                              run.checkpoint)
+
+    sums = {"content": 0.0, "style": 0.0, "tv": 0.0, "total": 0.0}
+    count, window_start, row = 0, time.perf_counter(), _last_row(run)
+    iteration = start
+    bar = tqdm(total=config.iterations, initial=start, desc=f"train {Path(config.style).stem}",
+               unit="it", disable=not (progress and main_process), dynamic_ncols=True)
+    with _StopFlag() as stop, bar:
+        model.train()
+        schedule = set(config.schedule())
+        t0 = time.perf_counter()
+        for batch in loader:
+            batch = batch.to(device, non_blocking=True)
+            if device.type == "cuda":
+                batch = batch.contiguous(memory_format=torch.channels_last)
+            with autocast(device, precision):
+                content_features = criterion.content_features(batch)
+                y_hat = net(batch)
+                terms = criterion(y_hat, content_features=content_features)
+                total = terms.total
+            if not torch.isfinite(total):
+                raise FaststError(
+                    f"the loss became {total.item()} at iteration {iteration + 1}; the last checkpoint "
+                    f"({run.checkpoint}) is intact. Lower --lr or the loss weights")
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(total).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            iteration += 1
+            t1 = time.perf_counter()
+            elapsed, t0 = elapsed + (t1 - t0), t1
+            for key in sums:
+                sums[key] += float(getattr(terms, key).detach())
+            count += 1
+            if main_process and (iteration % config.log_every == 0 or iteration == config.iterations):
+                now = time.perf_counter()
+                row = {"iteration": iteration, **{k: v / count for k, v in sums.items()},
+                       "lr": scheduler.get_last_lr()[0],
+                       "images_per_s": count * config.batch_size / max(now - window_start, 1e-9),
+                       "elapsed_s": round(elapsed, 3)}
+                run.append_loss(row)
+                bar.set_postfix(content=f"{row['content']:.3g}", style=f"{row['style']:.3g}",
+                                tv=f"{row['tv']:.3g}", img_s=f"{row['images_per_s']:.1f}")
+                if callback:
+                    callback(iteration, row)
+                sums = dict.fromkeys(sums, 0.0)
+                count, window_start = 0, now
+            if main_process and iteration in schedule:
+                _write_snapshots(model, snapshots, run, iteration, device)
+            if iteration % config.checkpoint_every == 0 or iteration == config.iterations:
+                save_checkpoint(iteration)
+            bar.update(1)
+            if stop.signal is not None:
+                save_checkpoint(iteration)
+                bar.close()
+                raise KeyboardInterrupt(f"stopped at iteration {iteration}; checkpoint saved in {run.root}; "
+                                        "continue with --resume")
+
+    if main_process:
+        atomic_torch_save({"model": model.state_dict(), "net": model.config, "config": asdict(config),
+                           "iteration": iteration, "environment": meta["environment"]}, run.model)
+    if world > 1:
+        torch.distributed.barrier()
+    per_iteration = elapsed / iteration if iteration else None
+    return TrainResult(run.root, iteration, row, per_iteration)
+
+
+def _lr_lambda(config: TrainConfig):
+    if config.lr_schedule == "cosine":
+        return lambda step: 0.5 * (1 + math.cos(math.pi * min(step, config.iterations) / config.iterations))
+    return lambda step: 1.0
+
+
+def _load_checkpoint(path: Path) -> dict:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise FaststError(f"cannot read checkpoint {path}: {str(e).splitlines()[0]}") from None
+
+
+def _check_same_run(saved: dict, config: TrainConfig) -> None:
+    current = asdict(config)
+    differ = [k for k in current if k not in TrainConfig.RESUMABLE_CHANGES
+              and _normalise(saved.get(k)) != _normalise(current[k])]
+    if differ:
+        k = differ[0]
+        raise FaststError(f"cannot resume: {k} was {saved.get(k)!r} and is now {current[k]!r} "
+                          f"(choose another --out for a different run)")
+
+
+def _normalise(value):
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _last_row(run: RunFolder) -> dict:
+    if not run.losses.exists():
+        return {}
+    with open(run.losses, newline="") as f:
+        rows = list(csv.DictReader(f))
+    return {k: float(v) for k, v in rows[-1].items()} if rows else {}
+
+
+@torch.inference_mode()
+def _write_snapshots(model: TransformerNet, photos: dict, run: RunFolder, iteration: int,
+                     device: torch.device) -> None:
+    if not photos:
+        return
+    was_training = model.training
+    model.eval()
+    folder = run.snapshots / f"{iteration:06d}"
+    folder.mkdir(parents=True, exist_ok=True)
+    for stem, photo in photos.items():
+        save_image(model(photo.unsqueeze(0).to(device))[0].float().cpu(), folder / f"{stem}.jpg")
+    model.train(was_training)
+
+
+def snapshot_table(run: str | os.PathLike) -> dict[int, dict[str, Path]]:
+    """{iteration: {photo stem: snapshot path}} of a run, for the Fig. 3 grids."""
+    folder = RunFolder(run).snapshots
+    table = {}
+    for sub in sorted(folder.iterdir()) if folder.exists() else []:
+        if sub.is_dir() and sub.name.isdigit():
+            table[int(sub.name)] = {p.stem: p for p in sorted(sub.glob("*.jpg"))}
+    return table
