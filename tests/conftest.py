@@ -1,0 +1,25 @@
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = ROOT.parent / "shared" / "data"
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+@pytest.fixture(scope="session")
+def data_root() -> Path:
+    """The project's fetched data (``python -m fastst data fetch``), else the mirror itself."""
+    from fastst.data import data_dir
+    for candidate in (data_dir(), SHARED_DATA):
+        if (candidate / "styles" / "starry_night.jpg").exists():
+            return candidate
+    pytest.skip("no image data: run 'python -m fastst data fetch'")
+
+
+@pytest.fixture(scope="session")
+def imagenet_vgg():
+    from fastst.vgg import loss_network
+    return loss_network("imagenet")
