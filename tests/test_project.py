@@ -1,0 +1,52 @@
+"""The project's own files agree with each other."""
+import re
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CONDA_NAMES = {"torch": "pytorch"}
+
+
+def _requirements():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    reqs = list(project["dependencies"])
+    for extra in project["optional-dependencies"].values():
+        reqs += extra
+    return {re.split(r"[<>=!~ \[]", r, maxsplit=1)[0].lower(): r for r in reqs}
+
+
+def _environment():
+    text = (ROOT / "environment.yml").read_text()
+    names = {}
+    for line in text.splitlines():
+        m = re.match(r"\s*-\s+([A-Za-z0-9_.-]+)\s*(.*)$", line)
+        if m and m.group(1) not in ("pip", "-e"):
+            names[m.group(1).lower()] = m.group(2).strip()
+    return text, names
+
+
+def test_environment_yml_holds_every_dependency_with_the_same_bounds():
+    text, env = _environment()
+    assert re.search(r"^\s*-\s+python=3\.11\s*$", text, re.M)
+    assert re.search(r"^\s*-\s+-e \.\s*$", text, re.M), "the package itself through pip"
+    for name, requirement in _requirements().items():
+        conda = CONDA_NAMES.get(name, name)
+        assert conda in env, f"{conda} missing from environment.yml"
+        bound = requirement[len(name):].strip()
+        assert env[conda] == bound, f"{conda}: environment.yml says {env[conda]!r}, pyproject {bound!r}"
+
+
+def test_environment_yml_has_what_the_notebooks_need():
+    _, env = _environment()
+    assert {"python", "pytorch", "torchvision", "jupyterlab", "matplotlib", "pillow", "nbconvert",
+            "pandas", "tqdm"} <= set(env)
+
+
+def test_notebooks_are_committed_without_outputs():
+    import json
+    for nb in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        cells = json.loads(nb.read_text())["cells"]
+        for cell in cells:
+            if cell["cell_type"] == "code":
+                assert cell.get("outputs") == [] and cell.get("execution_count") is None, \
+                    f"{nb.name} has outputs: run 'python -m fastst notebooks strip'"
