@@ -188,7 +188,7 @@ def git_commit() -> str | None:
 
 def environment(device: torch.device, precision: str) -> dict:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
-    return {"fastst": fastst.__version__, "torch": torch.__version__, "python": platform.python_version(),
+    return {"fastst": fastst.__version__, "torch": str(torch.__version__), "python": platform.python_version(),
             "device": str(device), "device_name": name, "precision": precision,
             "threads": torch.get_num_threads(), "git_commit": git_commit()}
 
@@ -420,17 +420,22 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True,
             for key in sums:
                 sums[key] += float(getattr(terms, key).detach())
             count += 1
-            if main_process and (iteration % config.log_every == 0 or iteration == config.iterations):
+            if iteration % config.log_every == 0 or iteration == config.iterations:
+                if world > 1:  # log the global batch's losses, not rank 0's share
+                    values = torch.tensor(list(sums.values()), dtype=torch.float64, device=device)
+                    torch.distributed.all_reduce(values)
+                    sums = dict(zip(sums, (values / world).tolist()))
                 now = time.perf_counter()
                 row = {"iteration": iteration, **{k: v / count for k, v in sums.items()},
                        "lr": scheduler.get_last_lr()[0],
                        "images_per_s": count * config.batch_size / max(now - window_start, 1e-9),
                        "elapsed_s": round(elapsed, 3)}
-                run.append_loss(row)
-                bar.set_postfix(content=f"{row['content']:.3g}", style=f"{row['style']:.3g}",
-                                tv=f"{row['tv']:.3g}", img_s=f"{row['images_per_s']:.1f}")
-                if callback:
-                    callback(iteration, row)
+                if main_process:
+                    run.append_loss(row)
+                    bar.set_postfix(content=f"{row['content']:.3g}", style=f"{row['style']:.3g}",
+                                    tv=f"{row['tv']:.3g}", img_s=f"{row['images_per_s']:.1f}")
+                    if callback:
+                        callback(iteration, row)
                 sums = dict.fromkeys(sums, 0.0)
                 count, window_start = 0, now
             if main_process and iteration in schedule:

@@ -1,0 +1,122 @@
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from fastst.train import TrainConfig, snapshot_table, train
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _config(tmp_path, data_root, name="run", **kw):
+    return TrainConfig.from_preset("smoke", style=str(data_root / "styles" / "starry_night.jpg"),
+                                   data=str(data_root / "train" / "bsds500_trainval"),
+                                   snapshots=str(data_root / "test" / "bsds500_test_subset"),
+                                   out=str(tmp_path / name), device="cpu", precision="fp32", **kw)
+
+
+def _fastst(*args, **kw):
+    return subprocess.run([sys.executable, "-m", "fastst", *map(str, args)], capture_output=True, text=True,
+                          cwd=ROOT, timeout=300, **kw)
+
+
+def test_smoke_run_leaves_config_losses_snapshots_and_model(tmp_path, data_root):
+    config = _config(tmp_path, data_root)
+    result = train(config, progress=False)
+    run = result.run
+    assert {p.name for p in run.iterdir()} >= {"config.json", "losses.csv", "checkpoint.pth", "model.pth", "snapshots"}
+    losses = pd.read_csv(run / "losses.csv")
+    assert list(losses.columns) == ["iteration", "content", "style", "tv", "total", "lr", "images_per_s", "elapsed_s"]
+    assert losses["iteration"].tolist() == list(range(1, config.iterations + 1))
+    assert ((losses["content"] + losses["style"] + losses["tv"] - losses["total"]).abs() < 1e-3 * losses["total"]).all()
+    table = snapshot_table(run)
+    assert sorted(table) == config.schedule() == [0, 6]
+    assert all(len(photos) == 2 for photos in table.values())
+    model = torch.load(run / "model.pth", weights_only=True)
+    assert model["iteration"] == 6 and model["net"]["width"] == 0.25
+    import json
+    meta = json.loads((run / "config.json").read_text())
+    assert meta["config"]["style_weight"] == config.style_weight and meta["environment"]["device"] == "cpu"
+
+
+def test_resuming_gives_the_same_weights_as_one_go(tmp_path, data_root):
+    whole = train(_config(tmp_path, data_root, "whole", iterations=8, checkpoint_every=4), progress=False)
+    half = _config(tmp_path, data_root, "split", iterations=4, checkpoint_every=4)
+    train(half, progress=False)
+    train(_config(tmp_path, data_root, "split", iterations=8, checkpoint_every=4), resume=True, progress=False)
+    a = torch.load(whole.run / "model.pth", weights_only=True)["model"]
+    b = torch.load(tmp_path / "split" / "model.pth", weights_only=True)["model"]
+    assert max((a[k].float() - b[k].float()).abs().max().item() for k in a) <= 1e-6
+    rows = [int(r["iteration"]) for r in csv.DictReader(open(tmp_path / "split" / "losses.csv"))]
+    assert rows == list(range(1, 9))
+
+
+def test_a_finished_run_is_reused_and_a_changed_one_refused(tmp_path, data_root):
+    config = _config(tmp_path, data_root)
+    train(config, progress=False)
+    stamp = (tmp_path / "run" / "model.pth").stat().st_mtime_ns
+    assert train(config, resume=True, progress=False).iterations == 6
+    assert (tmp_path / "run" / "model.pth").stat().st_mtime_ns == stamp
+    from fastst.errors import FaststError
+    with pytest.raises(FaststError, match="already holds a run"):
+        train(config, progress=False)
+    with pytest.raises(FaststError, match="style_weight"):
+        train(_config(tmp_path, data_root, style_weight=1.0), resume=True, progress=False)
+
+
+@pytest.mark.parametrize("case", ["missing", "empty", "no images", "bad style", "style is a folder"])
+def test_bad_data_or_style_is_one_line_and_nonzero(tmp_path, data_root, case):
+    style, data = data_root / "styles" / "starry_night.jpg", data_root / "train" / "bsds500_trainval"
+    if case == "missing":
+        data = tmp_path / "absent"
+    elif case == "empty":
+        data = tmp_path / "empty"
+        data.mkdir()
+    elif case == "no images":
+        data = tmp_path / "texts"
+        data.mkdir()
+        (data / "a.txt").write_text("x")
+        (data / "b.jpg").write_text("not a jpeg")
+    elif case == "bad style":
+        style = tmp_path / "style.jpg"
+        style.write_text("not a jpeg")
+    else:
+        style = tmp_path
+    r = _fastst("train", "--preset", "smoke", "--style", style, "--data", data, "--out", tmp_path / "run",
+                "--device", "cpu", "--quiet")
+    assert r.returncode == 1, r.stderr
+    errors = [line for line in r.stderr.splitlines() if line.startswith("fastst: error:")]
+    assert len(errors) == 1 and "Traceback" not in r.stderr, r.stderr
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_match_one_process(tmp_path, data_root):
+    common = ["--preset", "smoke", "--style", data_root / "styles" / "starry_night.jpg",
+              "--data", data_root / "train" / "bsds500_trainval", "--device", "cpu", "--precision", "fp32",
+              "--iterations", "4", "--batch-size", "4", "--num-workers", "0", "--quiet",
+              "--snapshots", data_root / "test" / "bsds500_test_subset"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    one = _fastst("train", *common, "--out", tmp_path / "one", env=env)
+    assert one.returncode == 0, one.stderr
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                          "-m", "fastst", "train", *map(str, common), "--out", str(tmp_path / "two")],
+                         capture_output=True, text=True, cwd=ROOT, timeout=300, env=env)
+    assert two.returncode == 0, two.stderr[-3000:]
+    # Instance norm makes many parameters irrelevant to the output (a conv bias before a norm, a
+    # constant shift of the residual stream): their gradients are rounding noise that Adam scales
+    # up to +-lr steps. So compare what the weights compute, and the logged global-batch losses.
+    from fastst.stylize import load_model
+    photo = torch.rand(1, 3, 40, 56)
+    with torch.no_grad():
+        a, b = load_model(tmp_path / "one" / "model.pth")(photo), load_model(tmp_path / "two" / "model.pth")(photo)
+    assert (a - b).abs().max().item() <= 1e-4
+    la, lb = pd.read_csv(tmp_path / "one" / "losses.csv"), pd.read_csv(tmp_path / "two" / "losses.csv")
+    for column in ("content", "style", "tv", "total"):
+        assert (la[column] - lb[column]).abs().max() <= 1e-4 * la[column].abs().max()
+    import json
+    assert json.loads((tmp_path / "two" / "config.json").read_text())["world_size"] == 2
