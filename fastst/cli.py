@@ -14,7 +14,7 @@ def _train(args) -> int:
     overrides = {k: getattr(args, k) for k in (
         "iterations", "image_size", "batch_size", "lr", "content_weight", "style_weight", "tv_weight",
         "content_layer", "style_size", "seed", "device", "precision", "width", "snapshots", "num_workers",
-        "checkpoint_every", "log_every")}
+        "checkpoint_every", "log_every", "input_skip")}
     config = TrainConfig.from_preset(args.preset, style=args.style, data=args.data, out=args.out, **overrides)
     result = train(config, resume=args.resume, progress=not args.quiet)
     last = result.losses
@@ -41,6 +41,21 @@ def _data_fetch(args) -> int:
     return 0
 
 
+def _notebooks_run(args) -> int:
+    from fastst.notebooks import run
+    seconds = run(preset=args.preset, html=args.html, only=args.only)
+    print(f"ran {len(seconds)} notebooks in {sum(seconds.values()) / 60:.1f} min: "
+          + ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items()))
+    return 0
+
+
+def _notebooks_strip(args) -> int:
+    from fastst.notebooks import strip
+    changed = strip()
+    print(f"cleared outputs of {len(changed)} notebooks")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from fastst.train import PRESET_NAMES
     parser = argparse.ArgumentParser(prog="fastst", description="Real-time neural style transfer (Johnson et al., 2016).")
@@ -61,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--content-layer", choices=["relu1_2", "relu2_2", "relu3_3", "relu4_3"])
     t.add_argument("--style-size", type=int)
     t.add_argument("--width", type=float, help="channel multiplier (0.5: half-width network)")
+    t.add_argument("--input-skip", action=argparse.BooleanOptionalAction, default=None,
+                   help="add the input to the output (identity at the start)")
     t.add_argument("--seed", type=int)
     t.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
     t.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"])
@@ -83,6 +100,15 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--dest", help="target folder (default: data/ or $FASTST_DATA)")
     f.add_argument("--coco", action="store_true", help="MS-COCO 2014 train instead (13.5 GB)")
     f.set_defaults(func=_data_fetch)
+
+    n = commands.add_parser("notebooks", help="run the notebooks (the main job) or clear their outputs")
+    n_sub = n.add_subparsers(dest="action", required=True, metavar="ACTION")
+    r = n_sub.add_parser("run", help="execute the notebooks in order on fresh kernels")
+    r.add_argument("--preset", choices=PRESET_NAMES, help="default: $FASTST_PRESET or auto")
+    r.add_argument("--html", action="store_true", help="also export HTML into html/")
+    r.add_argument("--only", nargs="*", help="notebook number prefixes, e.g. 01 03")
+    r.set_defaults(func=_notebooks_run)
+    n_sub.add_parser("strip", help="clear the notebooks' outputs").set_defaults(func=_notebooks_strip)
     return parser
 
 

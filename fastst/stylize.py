@@ -31,3 +31,23 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> T
     except (RuntimeError, ValueError, TypeError) as e:
         raise FaststError(f"model {path} does not match the network it declares: {str(e).splitlines()[0][:160]}") from None
     return model.eval().to(device)
+
+
+def runs_precision(precision: str, device: torch.device) -> str:
+    """Inference precision: fp32 unless asked (bf16 changes outputs; see the benchmarks)."""
+    from fastst.train import resolve_precision
+    return "fp32" if precision == "auto" else resolve_precision(precision, device)
+
+
+@torch.inference_mode()
+def stylize(model: TransformerNet, image: torch.Tensor, device: str | torch.device | None = None,
+            precision: str = "fp32") -> torch.Tensor:
+    """Stylise one (3, H, W) image (or a batch) in [0, 1]; returns the same shape on the CPU."""
+    from fastst.train import autocast
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    single = image.dim() == 3
+    batch = (image.unsqueeze(0) if single else image).to(device)
+    with autocast(device, runs_precision(precision, device)):
+        out = model(batch)
+    out = out.float().clamp(0, 1).cpu()
+    return out[0] if single else out

@@ -92,12 +92,18 @@ class TrainConfig:
     snapshot_size: int = 256
     snapshot_iterations: tuple | None = None  # default: 0, 50, 100, 200, 500, 1000, ... and the last
 
-    @classmethod
-    def from_preset(cls, preset: str = "auto", **overrides) -> "TrainConfig":
+    @staticmethod
+    def resolve_preset(preset: str = "auto") -> str:
+        """The concrete preset: "auto" is "report" on a CUDA GPU and "cpu" otherwise."""
         if preset == "auto":
-            preset = "report" if torch.cuda.is_available() else "cpu"
+            return "report" if torch.cuda.is_available() else "cpu"
         if preset not in PRESETS:
             raise FaststError(f"unknown preset {preset!r}; choose from {', '.join(PRESET_NAMES)}")
+        return preset
+
+    @classmethod
+    def from_preset(cls, preset: str = "auto", **overrides) -> "TrainConfig":
+        preset = cls.resolve_preset(preset)
         unknown = set(overrides) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
             raise TypeError(f"unknown TrainConfig fields: {sorted(unknown)}")
@@ -515,3 +521,11 @@ def snapshot_table(run: str | os.PathLike) -> dict[int, dict[str, Path]]:
         if sub.is_dir() and sub.name.isdigit():
             table[int(sub.name)] = {p.stem: p for p in sorted(sub.glob("*.jpg"))}
     return table
+
+
+def runs_dir() -> Path:
+    """``$FASTST_RUNS``, else ``runs/`` of the project checkout, else ``./runs``."""
+    if os.environ.get("FASTST_RUNS"):
+        return Path(os.environ["FASTST_RUNS"])
+    checkout = Path(__file__).resolve().parent.parent
+    return checkout / "runs" if (checkout / "pyproject.toml").exists() else Path("runs").resolve()

@@ -1,0 +1,82 @@
+"""Running the project's notebooks in order (the main job), exporting HTML, clearing outputs."""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from fastst.errors import FaststError
+from fastst.io import atomic_path
+
+
+def notebooks_dir() -> Path:
+    checkout = Path(__file__).resolve().parent.parent
+    return checkout / "notebooks"
+
+
+def notebook_paths() -> list[Path]:
+    paths = sorted(notebooks_dir().glob("[0-9][0-9]_*.ipynb"))
+    if not paths:
+        raise FaststError(f"no notebooks found in {notebooks_dir()}")
+    return paths
+
+
+def run(preset: str | None = None, html: bool = False, only: list[str] | None = None,
+        timeout: int = 3600, out: str | os.PathLike | None = None) -> dict[str, float]:
+    """Execute the notebooks in order on fresh kernels; executed copies go to ``notebooks/executed``
+    (and HTML to ``html/`` with ``html``). Returns seconds per notebook; raises FaststError naming
+    the notebook and cell that failed."""
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    if preset:
+        os.environ["FASTST_PRESET"] = preset
+    out = Path(out) if out else notebooks_dir() / "executed"
+    out.mkdir(parents=True, exist_ok=True)
+    html_dir = notebooks_dir().parent / "html"
+    seconds = {}
+    paths = [p for p in notebook_paths() if not only or any(p.name.startswith(o) for o in only)]
+    for path in tqdm(paths, desc="notebooks", unit="nb"):
+        nb = nbformat.read(path, as_version=4)
+        client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                                resources={"metadata": {"path": str(path.parent)}})
+        start = time.perf_counter()
+        try:
+            client.execute()
+        except CellExecutionError as e:
+            lines = [line for line in str(e).splitlines() if line.strip()]
+            raise FaststError(f"{path.name} failed: {lines[-1] if lines else e}") from None
+        finally:
+            seconds[path.name] = time.perf_counter() - start
+            with atomic_path(out / path.name) as tmp:
+                nbformat.write(nb, tmp)
+        if html:
+            from nbconvert import HTMLExporter
+            html_dir.mkdir(exist_ok=True)
+            body, _ = HTMLExporter().from_notebook_node(nb)
+            with atomic_path(html_dir / path.with_suffix(".html").name) as tmp:
+                tmp.write_text(body)
+        tqdm.write(f"{path.name}: {seconds[path.name]:.0f} s")
+    return seconds
+
+
+def strip(paths: list[Path] | None = None) -> list[Path]:
+    """Clear outputs and execution counts (notebooks are committed clean)."""
+    import nbformat
+    changed = []
+    for path in paths or notebook_paths():
+        nb = nbformat.read(path, as_version=4)
+        dirty = False
+        for cell in nb.cells:
+            if cell.cell_type == "code" and (cell.outputs or cell.execution_count is not None):
+                cell.outputs, cell.execution_count, dirty = [], None, True
+            if cell.get("metadata", {}).pop("execution", None) is not None:
+                dirty = True
+        if dirty:
+            with atomic_path(path) as tmp:
+                nbformat.write(nb, tmp)
+            changed.append(path)
+    return changed

@@ -1,0 +1,141 @@
+"""Figures: one helper saves every figure the same way; plots for the report's Fig. 2 and Fig. 3."""
+from __future__ import annotations
+
+import datetime
+import json
+import os
+from pathlib import Path
+
+import matplotlib
+import matplotlib.pyplot as plt
+import torch
+
+from fastst.io import atomic_path, load_image
+
+FIGURES_ENV = "FASTST_FIGURES"
+
+
+def figures_dir() -> Path:
+    """``$FASTST_FIGURES``, else ``figures/`` of the project checkout, else ``./figures``."""
+    if os.environ.get(FIGURES_ENV):
+        return Path(os.environ[FIGURES_ENV])
+    checkout = Path(__file__).resolve().parent.parent
+    return checkout / "figures" if (checkout / "pyproject.toml").exists() else Path("figures").resolve()
+
+
+def save_fig(fig: matplotlib.figure.Figure, name: str, meta: dict | None = None,
+             folder: str | os.PathLike | None = None) -> list[Path]:
+    """Write ``fig`` as ``name.png`` and ``name.pdf`` with a ``name.json`` sidecar (preset, device,
+    git commit, date, and whatever ``meta`` adds) into the figures folder, atomically, and close it.
+    Figures of the smoke preset go to a ``smoke/`` subfolder that git ignores."""
+    from fastst.train import git_commit
+    folder = Path(folder) if folder is not None else figures_dir()
+    if (meta or {}).get("preset") == "smoke":
+        folder = folder / "smoke"  # smoke figures never mix with (or overwrite) a real run's
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for suffix, kwargs in ((".png", {"dpi": 150}), (".pdf", {})):
+        path = folder / f"{name}{suffix}"
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=suffix[1:], bbox_inches="tight", **kwargs)
+        written.append(path)
+    sidecar = {"figure": name, "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+               "git_commit": git_commit(), **(meta or {})}
+    path = folder / f"{name}.json"
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(sidecar, indent=2, default=str) + "\n")
+    written.append(path)
+    return written
+
+
+def _to_numpy(image: torch.Tensor):
+    return image.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
+
+
+def show_images(images, titles=None, ncols: int | None = None, size: float = 3.0):
+    """A row (or grid) of (3, H, W) tensors or image paths, with titles."""
+    images = [load_image(i) if isinstance(i, (str, Path)) else i for i in images]
+    ncols = ncols or len(images)
+    nrows = -(-len(images) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, image, title in zip(axes.flat, images, titles or [None] * len(images)):
+        ax.imshow(_to_numpy(image))
+        if title:
+            ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_losses(runs: dict[str, "pandas.DataFrame"], smooth: int = 1, log: bool = True):
+    """The report's Fig. 2: weighted content, style and TV losses and their total against iteration,
+    one panel per term, one line per run (``{label: losses DataFrame}``)."""
+    fig, axes = plt.subplots(1, 4, figsize=(16, 3.6))
+    for label, df in runs.items():
+        for ax, column in zip(axes, ("content", "style", "tv", "total")):
+            values = df[column].rolling(smooth, min_periods=1).mean() if smooth > 1 else df[column]
+            ax.plot(df["iteration"], values, label=label, linewidth=1.2)
+    for ax, title in zip(axes, ("content  $\\lambda_c\\mathcal{L}_{content}$", "style  $\\lambda_s\\mathcal{L}_{style}$",
+                                "total variation  $\\lambda_{TV}\\mathcal{L}_{TV}$", "total (eq. 5)")):
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("iteration")
+        if log:
+            ax.set_yscale("log")
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].legend(fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def snapshot_grid(table: dict[int, dict[str, Path]], photos: dict[str, torch.Tensor] | None = None,
+                  iterations: list[int] | None = None, title: str | None = None, size: float = 2.2):
+    """The report's Fig. 3: rows are test photos, columns training iterations (plus the photo itself
+    when ``photos`` is given). ``table`` is ``{iteration: {photo: path}}`` (see ``train.snapshot_table``)."""
+    iterations = iterations or sorted(table)
+    stems = sorted(set.intersection(*(set(table[i]) for i in iterations)))
+    extra = 1 if photos else 0
+    fig, axes = plt.subplots(len(stems), len(iterations) + extra,
+                             figsize=(size * (len(iterations) + extra), size * 0.75 * len(stems)), squeeze=False)
+    for r, stem in enumerate(stems):
+        if photos:
+            axes[r, 0].imshow(_to_numpy(photos[stem]))
+        for c, it in enumerate(iterations):
+            axes[r, c + extra].imshow(_to_numpy(load_image(table[it][stem])))
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if photos:
+        axes[0, 0].set_title("content", fontsize=10)
+    for c, it in enumerate(iterations):
+        axes[0, c + extra].set_title(f"iteration {it:,}", fontsize=10)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def heatmaps(matrices: dict[str, torch.Tensor], cmap: str = "magma", size: float = 3.2):
+    """One heat map per (C, C) matrix, e.g. Gram matrices by layer."""
+    fig, axes = plt.subplots(1, len(matrices), figsize=(size * len(matrices), size), squeeze=False)
+    for ax, (name, m) in zip(axes[0], matrices.items()):
+        im = ax.imshow(m.detach().float().cpu().numpy(), cmap=cmap)
+        ax.set_title(f"{name} ({m.shape[-1]}x{m.shape[-1]})", fontsize=10)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    fig.tight_layout()
+    return fig
+
+
+def feature_maps(features: dict[str, torch.Tensor], channels: int = 6, size: float = 1.6):
+    """The first ``channels`` activation maps of each layer, one row per layer."""
+    fig, axes = plt.subplots(len(features), channels, figsize=(size * channels, size * len(features)), squeeze=False)
+    for r, (name, f) in enumerate(features.items()):
+        for c in range(channels):
+            axes[r, c].imshow(f[0, c].detach().float().cpu().numpy(), cmap="viridis")
+            axes[r, c].set_xticks([])
+            axes[r, c].set_yticks([])
+        axes[r, 0].set_ylabel(name, fontsize=10)
+    fig.tight_layout()
+    return fig
