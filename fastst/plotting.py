@@ -26,7 +26,7 @@ def figures_dir() -> Path:
 def save_fig(fig: matplotlib.figure.Figure, name: str, meta: dict | None = None,
              folder: str | os.PathLike | None = None) -> list[Path]:
     """Write ``fig`` as ``name.png`` and ``name.pdf`` with a ``name.json`` sidecar (preset, device,
-    git commit, date, and whatever ``meta`` adds) into the figures folder, atomically, and close it.
+    git commit, date, and whatever ``meta`` adds) into the figures folder, atomically.
     Figures of the smoke preset go to a ``smoke/`` subfolder that git ignores."""
     from fastst.train import git_commit
     folder = Path(folder) if folder is not None else figures_dir()
