@@ -23,6 +23,21 @@ def _train(args) -> int:
     return 0
 
 
+def _stylize(args) -> int:
+    from fastst.stylize import stylize_paths
+    written, failures = stylize_paths(args.model, args.input, args.output, args.max_size, args.strength,
+                                      args.preserve_color, args.device, args.precision, args.overwrite)
+    print(f"stylised {written} image{'s' if written != 1 else ''} into {args.output}"
+          + (f"; {len(failures)} failed" if failures else ""))
+    return 1 if failures else 0
+
+
+def _export(args) -> int:
+    from fastst.export import export_onnx
+    print(f"wrote {export_onnx(args.model, args.onnx)}")
+    return 0
+
+
 def _weights_fetch(args) -> int:
     from fastst.vgg import cache_dir, imagenet_state_dict
     state = imagenet_state_dict(progress=True)
@@ -88,6 +103,23 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true", help="continue the run in --out")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=_train)
+
+    s = commands.add_parser("stylize", help="stylise images with a trained model")
+    s.add_argument("--model", required=True, help="model.pth of a training run")
+    s.add_argument("--input", required=True, help="an image, a folder or a glob")
+    s.add_argument("--output", required=True, help="an image file (one input) or a folder")
+    s.add_argument("--max-size", type=int, help="shrink the longer side to at most this")
+    s.add_argument("--strength", type=float, default=1.0, help="blend with the content, 0..1")
+    s.add_argument("--preserve-color", action="store_true", help="keep the content's colours")
+    s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    s.add_argument("--precision", default="fp32", choices=["auto", "fp32", "bf16", "fp16"])
+    s.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    s.set_defaults(func=_stylize)
+
+    e = commands.add_parser("export", help="export a trained model to ONNX")
+    e.add_argument("--model", required=True)
+    e.add_argument("--onnx", required=True, help="output .onnx file")
+    e.set_defaults(func=_export)
 
     w = commands.add_parser("weights", help="the VGG-16 loss network's weights")
     w_sub = w.add_subparsers(dest="action", required=True, metavar="ACTION")

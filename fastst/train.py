@@ -471,10 +471,11 @@ def _lr_lambda(config: TrainConfig):
 
 
 def _load_checkpoint(path: Path) -> dict:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise FaststError(f"cannot read checkpoint {path}: {str(e).splitlines()[0]}") from None
+    from fastst.stylize import load_checkpoint_file
+    state = load_checkpoint_file(path)
+    if not isinstance(state, dict) or not {"model", "optimizer", "iteration", "config"} <= set(state):
+        raise FaststError(f"not a fastst training checkpoint: {path}")
+    return state
 
 
 def _check_same_run(saved: dict, config: TrainConfig) -> None:

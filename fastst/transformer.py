@@ -87,9 +87,14 @@ class TransformerNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
-        ph = max(_MIN_SIZE, -(-h // _MULTIPLE) * _MULTIPLE) - h
-        pw = max(_MIN_SIZE, -(-w // _MULTIPLE) * _MULTIPLE) - w
-        padded = F.pad(x, (0, pw, 0, ph), mode="replicate") if ph or pw else x
+        if torch.onnx.is_in_onnx_export():
+            # traced: padding must stay arithmetic on the (symbolic) size, not a constant
+            ph, pw = (_MULTIPLE - h % _MULTIPLE) % _MULTIPLE, (_MULTIPLE - w % _MULTIPLE) % _MULTIPLE
+            padded = F.pad(x, (0, pw, 0, ph), mode="replicate")
+        else:
+            ph = max(_MIN_SIZE, -(-h // _MULTIPLE) * _MULTIPLE) - h
+            pw = max(_MIN_SIZE, -(-w // _MULTIPLE) * _MULTIPLE) - w
+            padded = F.pad(x, (0, pw, 0, ph), mode="replicate") if ph or pw else x
         y = self.decoder(self.residuals(self.encoder(padded)))[..., :h, :w]
         if self.input_skip:
             y = y + x

@@ -1,0 +1,134 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from fastst import TransformerNet
+from fastst.errors import FaststError
+from fastst.io import load_image
+from fastst.stylize import load_model, preserve_color, stylize, stylize_image
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    torch.manual_seed(0)
+    net = TransformerNet(width=0.25, input_skip=True)
+    for p in net.parameters():  # a network that changes images, unlike the identity it starts as
+        p.data.add_(0.05 * torch.randn_like(p))
+    path = tmp_path_factory.mktemp("model") / "model.pth"
+    torch.save({"model": net.state_dict(), "net": net.config}, path)
+    return path
+
+
+def _fastst(*args):
+    return subprocess.run([sys.executable, "-m", "fastst", *map(str, args)], capture_output=True, text=True,
+                          cwd=ROOT, timeout=300)
+
+
+@pytest.mark.parametrize("size", [(1, 1), (7, 3), (33, 65), (101, 57)])
+def test_output_size_equals_input_size(model_file, size):
+    out = stylize(load_model(model_file), torch.rand(3, *size))
+    assert out.shape == (3, *size)
+
+
+def test_preserve_color_keeps_the_contents_chroma():
+    # mid-range colours, so that the mixture needs no clamping
+    content, stylised = torch.rand(3, 20, 30) * 0.2 + 0.4, torch.rand(3, 20, 30) * 0.2 + 0.4
+    mixed = preserve_color(stylised, content)
+    yuv = torch.tensor([[0.299, 0.587, 0.114], [-0.14713, -0.28886, 0.436], [0.615, -0.51499, -0.10001]])
+    to = lambda t: torch.einsum("ij,jhw->ihw", yuv, t)
+    assert torch.allclose(to(mixed)[1:], to(content)[1:], atol=1e-5)   # chroma of the content
+    assert torch.allclose(to(mixed)[0], to(stylised)[0], atol=1e-5)    # luminance of the stylisation
+
+
+def test_strength_blends_with_the_content(model_file):
+    model, image = load_model(model_file), torch.rand(3, 24, 24)
+    assert torch.allclose(stylize_image(model, image, strength=0.0), image)
+    full = stylize_image(model, image)
+    assert torch.allclose(stylize_image(model, image, strength=0.5), 0.5 * full + 0.5 * image, atol=1e-6)
+    with pytest.raises(FaststError):
+        stylize_image(model, image, strength=1.5)
+
+
+def test_cli_stylises_a_file_and_a_folder_keeping_names_and_sizes(model_file, tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.new("RGB", (31, 17), (10, 200, 30)).save(src / "a.png")
+    Image.new("RGB", (12, 40), (200, 10, 30)).save(src / "b.jpg")
+    r = _fastst("stylize", "--model", model_file, "--input", src / "a.png", "--output", tmp_path / "one.webp")
+    assert r.returncode == 0, r.stderr
+    assert Image.open(tmp_path / "one.webp").size == (31, 17)
+    r = _fastst("stylize", "--model", model_file, "--input", src, "--output", tmp_path / "out")
+    assert r.returncode == 0, r.stderr
+    assert {p.name: Image.open(p).size for p in (tmp_path / "out").iterdir()} == {"a.png": (31, 17), "b.jpg": (12, 40)}
+
+
+def test_a_folder_with_bad_files_processes_the_good_ones_and_fails(model_file, tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.new("RGB", (16, 16)).save(src / "good.png")
+    (src / "bad.jpg").write_text("no")
+    (src / "empty.png").write_bytes(b"")
+    r = _fastst("stylize", "--model", model_file, "--input", src, "--output", tmp_path / "out")
+    assert r.returncode == 1
+    assert (tmp_path / "out" / "good.png").exists() and not (tmp_path / "out" / "bad.jpg").exists()
+    assert "bad.jpg" in r.stderr and "empty.png" in r.stderr and "2 failed" in r.stdout
+    assert "Traceback" not in r.stderr
+
+
+def test_existing_output_is_kept_unless_overwrite(model_file, tmp_path):
+    Image.new("RGB", (16, 16)).save(tmp_path / "in.png")
+    (tmp_path / "out.png").write_bytes(b"precious")
+    r = _fastst("stylize", "--model", model_file, "--input", tmp_path / "in.png", "--output", tmp_path / "out.png")
+    assert r.returncode == 1 and (tmp_path / "out.png").read_bytes() == b"precious"
+    r = _fastst("stylize", "--model", model_file, "--input", tmp_path / "in.png", "--output", tmp_path / "out.png",
+                "--overwrite")
+    assert r.returncode == 0 and Image.open(tmp_path / "out.png").size == (16, 16)
+
+
+class _Exploit:
+    def __reduce__(self):
+        return (eval, ("__import__('os').system('touch /tmp/fastst-pwned')",))
+
+
+@pytest.mark.parametrize("case", ["text", "truncated", "other width", "code", "folder", "missing"])
+def test_bad_model_files_are_refused_in_one_line(model_file, tmp_path, case):
+    path = tmp_path / "model.pth"
+    if case == "text":
+        path.write_text("hello")
+    elif case == "truncated":
+        path.write_bytes(model_file.read_bytes()[:5000])
+    elif case == "other width":
+        saved = torch.load(model_file, weights_only=True)
+        saved["net"]["width"] = 0.5
+        torch.save(saved, path)
+    elif case == "code":
+        import pickle
+        torch.save({"model": _Exploit()}, path, pickle_module=pickle)
+    elif case == "folder":
+        path = tmp_path
+    else:
+        path = tmp_path / "absent.pth"
+    Image.new("RGB", (16, 16)).save(tmp_path / "in.png")
+    r = _fastst("stylize", "--model", path, "--input", tmp_path / "in.png", "--output", tmp_path / "o.png")
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr, r.stderr
+    assert not Path("/tmp/fastst-pwned").exists()
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_onnx_export_matches_pytorch_at_two_sizes(model_file, tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    from fastst.export import export_onnx
+    session = ort.InferenceSession(str(export_onnx(model_file, tmp_path / "m.onnx")))
+    model = load_model(model_file)
+    for size in [(37, 53), (128, 96)]:
+        x = torch.rand(1, 3, *size)
+        got = session.run(None, {"image": x.numpy()})[0]
+        assert got.shape == (1, 3, *size)
+        assert np.abs(got - stylize(model, x).numpy()).max() <= 1e-3
