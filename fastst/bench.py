@@ -39,3 +39,268 @@ def time_inference(model: TransformerNet, sizes=(256, 512, 1024), repeats: int =
                      "max_s": max(times), "repeats": repeats, "device": str(device), "precision": precision,
                      "threads": torch.get_num_threads()})
     return rows
+
+
+# ---------------------------------------------------------------- the benchmark suite
+# Every figure is printed beside a plain baseline measured in the same run: eager, fp32,
+# contiguous tensors, the content target through the full VGG forward, Gram targets recomputed.
+
+def _median_time(fn, repeats: int, warmup: int = 1, device: torch.device = torch.device("cpu")) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        _sync(device)
+        t0 = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def matmul_gflops(dtype: torch.dtype, n: int = 2048, repeats: int = 5, device: torch.device = torch.device("cpu")) -> float:
+    """Measured dense matrix-multiply throughput (GFLOP/s): the machine's practical limit."""
+    a = torch.randn(n, n, device=device).to(dtype)
+    b = torch.randn(n, n, device=device).to(dtype)
+    seconds = _median_time(lambda: a @ b, repeats, warmup=2, device=device)
+    return 2 * n ** 3 / seconds / 1e9
+
+
+def inference_flops(model: TransformerNet, size: int) -> int:
+    from torch.utils.flop_counter import FlopCounterMode
+    x = torch.rand(1, 3, size, size, device=next(model.parameters()).device)
+    with FlopCounterMode(display=False) as counter, torch.inference_mode():
+        model(x)
+    return counter.get_total_flops()
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    mse = (a.float() - b.float()).pow(2).mean().item()
+    return float("inf") if mse == 0 else 10 * torch.log10(torch.tensor(1.0 / mse)).item()
+
+
+def bench_inference(model: TransformerNet, sizes=(256, 512, 1024), repeats: int = 5, compile: bool = False) -> list[dict]:
+    """Plain (eager fp32, no_grad) against fast (inference_mode, channels_last, bf16 autocast where
+    the device has it); PSNR of fast against the fp32 output."""
+    from fastst.train import autocast, resolve_precision
+    device = next(model.parameters()).device
+    precision = resolve_precision("auto", device)
+    fast_model = model.to(memory_format=torch.channels_last) if device.type != "mps" else model
+    runner = torch.compile(fast_model) if compile else fast_model
+    rows = []
+    for size in tqdm(sizes, desc="inference", unit="size", leave=False):
+        x = torch.rand(1, 3, size, size, device=device)
+        x_cl = x.contiguous(memory_format=torch.channels_last)
+        with torch.no_grad():
+            model.to(memory_format=torch.contiguous_format)
+            reference = model(x)
+            plain = _median_time(lambda: model(x), repeats, device=device)
+        fast_model.to(memory_format=torch.channels_last)
+
+        def fast():
+            with torch.inference_mode(), autocast(device, precision):
+                return runner(x_cl)
+        out = fast()
+        t_fast = _median_time(fast, repeats, device=device)
+        flops = inference_flops(model, size)
+        rows.append({"size": size, "plain_s": plain, "fast_s": t_fast, "speedup": plain / t_fast,
+                     "precision": precision, "psnr_db": psnr(out.float(), reference),
+                     "gflop": flops / 1e9, "fast_gflops": flops / t_fast / 1e9, "plain_gflops": flops / plain / 1e9})
+    model.to(memory_format=torch.contiguous_format)
+    return rows
+
+
+def bench_fp32_fast_inference(model: TransformerNet, size: int = 512, repeats: int = 5) -> dict:
+    """The fast path without reduced precision (what stylize uses by default)."""
+    device = next(model.parameters()).device
+    x = torch.rand(1, 3, size, size, device=device)
+    with torch.no_grad():
+        plain = _median_time(lambda: model(x), repeats, device=device)
+    model.to(memory_format=torch.channels_last)
+    x_cl = x.contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        fast = _median_time(lambda: model(x_cl), repeats, device=device)
+    model.to(memory_format=torch.contiguous_format)
+    return {"size": size, "plain_s": plain, "fp32_channels_last_s": fast, "speedup": plain / fast}
+
+
+def peak_memory_mb(fn) -> float:
+    """Peak resident memory growth of ``fn`` (CPU: sampled RSS; CUDA: the allocator's peak)."""
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        fn()
+        return (torch.cuda.max_memory_allocated() - base) / 2**20
+    import threading
+
+    import psutil
+    proc = psutil.Process()
+    base = proc.memory_info().rss
+    peak = [base]
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], proc.memory_info().rss)
+            time.sleep(0.005)
+    t = threading.Thread(target=sample, daemon=True)
+    t.start()
+    try:
+        fn()
+    finally:
+        done.set()
+        t.join()
+    return (peak[0] - base) / 2**20
+
+
+def _plain_step(model, vgg, style, batch, optimizer, config):
+    """The plain training step: fp32, the content target through the full VGG forward, the Gram
+    targets of the style recomputed every iteration."""
+    from fastst.losses import content_loss, gram_matrix, style_loss, tv_loss
+    y_hat = model(batch)
+    f_out = vgg(y_hat)
+    f_content = vgg(batch)
+    f_style = vgg(style[None])
+    loss = (config.content_weight * content_loss(f_out[config.content_layer], f_content[config.content_layer].detach())
+            + config.style_weight * style_loss([gram_matrix(f_out[k]) for k in config.style_layers],
+                                               [gram_matrix(f_style[k]).detach() for k in config.style_layers])
+            + config.tv_weight * tv_loss(y_hat))
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def _fast_step(model, criterion, batch, optimizer, device, precision):
+    from fastst.train import autocast
+    with autocast(device, precision):
+        target = criterion.content_features(batch)
+        y_hat = model(batch)
+        total = criterion(y_hat, content_features=target).total
+    optimizer.zero_grad(set_to_none=True)
+    total.backward()
+    optimizer.step()
+    return total.item()
+
+
+def bench_training(preset: str, style_path, data_dir, iterations: int = 10, loss_iterations: int = 0) -> dict:
+    """Seconds per training iteration at a preset's size: plain against fast, split into data
+    loading, the transformation network and the VGG loss; with ``loss_iterations`` both run that
+    many iterations from the same seed and batches and their losses are compared."""
+    from fastst.data import PhotoDataset, ResumableBatchSampler, usable_images
+    from fastst.io import load_image
+    from fastst.losses import PerceptualLoss
+    from fastst.train import TrainConfig, build_model, resolve_precision
+    from fastst.vgg import loss_network
+
+    config = TrainConfig.from_preset(preset, style=str(style_path), data=str(data_dir))
+    device = torch.device("cpu")
+    precision = resolve_precision("auto", device)
+    paths = usable_images(data_dir, warn=False)
+    dataset = PhotoDataset(paths, config.image_size, config.seed)
+    n = max(iterations, loss_iterations) + 2
+    sampler = lambda: ResumableBatchSampler(len(paths), config.batch_size, config.seed, 0, n)
+    # data: decoding in the main process (plain) against worker processes that prefetch (fast)
+    t0 = time.perf_counter()
+    batches = [torch.stack([dataset[i] for i in b]) for b in list(sampler())[:iterations]]
+    data_plain = (time.perf_counter() - t0) / iterations
+    loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler(), num_workers=config.num_workers,
+                                         prefetch_factor=4 if config.num_workers else None)
+    it = iter(loader)
+    next(it)
+    t0 = time.perf_counter()
+    for _ in range(iterations):
+        next(it)
+    data_fast_wait = (time.perf_counter() - t0) / iterations
+    del it, loader
+    if loss_iterations > len(batches):
+        batches = [torch.stack([dataset[i] for i in b]) for b in list(sampler())[:loss_iterations]]
+
+    vgg = loss_network()
+    style = load_image(style_path, config.style_size)
+
+    def fresh():
+        torch.manual_seed(config.seed)
+        model = build_model(config)
+        return model, torch.optim.Adam(model.parameters(), lr=config.lr)
+
+    model, opt = fresh()
+    plain = _median_time(lambda: _plain_step(model, vgg, style, batches[0], opt, config), iterations)
+    criterion = PerceptualLoss(vgg, style, config.content_weight, config.style_weight, config.tv_weight,
+                               config.content_layer, config.style_layers)
+    model, opt = fresh()
+    fast = _median_time(lambda: _fast_step(model, criterion, batches[0], opt, device, precision), iterations)
+
+    def net_only():
+        with torch.autocast("cpu", torch.bfloat16, enabled=precision == "bf16"):
+            out = model(batches[0])
+        out.float().mean().backward()
+    t_net = _median_time(net_only, max(3, iterations // 2))
+    row = {"preset": preset, "image_size": config.image_size, "batch_size": config.batch_size,
+           "precision": precision, "plain_s": plain + data_plain, "fast_s": fast + data_fast_wait,
+           "speedup": (plain + data_plain) / (fast + data_fast_wait),
+           "data_plain_s": data_plain, "data_fast_wait_s": data_fast_wait,
+           "network_fwd_bwd_s": t_net, "vgg_and_rest_fast_s": fast - t_net}
+    if loss_iterations:
+        plain_losses, fast_losses = [], []
+        model, opt = fresh()
+        for b in batches[:loss_iterations]:
+            plain_losses.append(_plain_step(model, vgg, style, b, opt, config))
+        model, opt = fresh()
+        for b in batches[:loss_iterations]:
+            fast_losses.append(_fast_step(model, criterion, b, opt, device, precision))
+        tail = max(1, loss_iterations // 5)
+        a, b = statistics.mean(plain_losses[-tail:]), statistics.mean(fast_losses[-tail:])
+        row.update(loss_plain=a, loss_fast=b, loss_rel_diff=abs(b - a) / a, loss_iterations=loss_iterations)
+    return row
+
+
+def run_suite(model_path=None, style_path=None, data_dir=None, quick: bool = False, compile: bool = False) -> dict:
+    """The whole suite; returns the tables and prints them."""
+    import pandas as pd
+
+    from fastst.data import STYLES, TRAIN_DIR, data_dir as default_data
+    from fastst.stylize import load_model
+    root = default_data()
+    style_path = style_path or root / STYLES["starry_night"]
+    data_dir = data_dir or root / TRAIN_DIR
+    torch.manual_seed(0)
+    model = load_model(model_path) if model_path else TransformerNet()
+    sizes = (256, 512) if quick else (256, 512, 1024)
+    results = {"machine": {"device": "cpu", "threads": torch.get_num_threads(), "torch": str(torch.__version__),
+                           "matmul_fp32_gflops": matmul_gflops(torch.float32),
+                           "matmul_bf16_gflops": matmul_gflops(torch.bfloat16)}}
+    results["inference"] = bench_inference(model, sizes, repeats=3 if quick else 5, compile=compile)
+    results["inference_fp32_fast"] = bench_fp32_fast_inference(model)
+    for row in results["inference"]:
+        row["fraction_of_matmul_peak"] = row["fast_gflops"] / (
+            results["machine"]["matmul_bf16_gflops"] if row["precision"] == "bf16" else results["machine"]["matmul_fp32_gflops"])
+    results["throughput"] = bench_folder_throughput(model_path, root) if model_path else None
+    results["training"] = [bench_training("cpu", style_path, data_dir, iterations=3 if quick else 8,
+                                          loss_iterations=0 if quick else 50)]
+    if not quick:
+        results["training"].append(bench_training("report", style_path, data_dir, iterations=3))
+    x1024 = torch.rand(1, 3, 1024, 1024)
+    with torch.inference_mode():
+        results["memory"] = {"inference_1024_fp32_mb": peak_memory_mb(lambda: model(x1024))}
+    for key in ("inference", "training"):
+        print(f"\n{key}:\n" + pd.DataFrame(results[key]).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    print("\nfp32 fast path at 512 px:", {k: round(v, 4) if isinstance(v, float) else v for k, v in results["inference_fp32_fast"].items()})
+    if results["throughput"]:
+        print("folder throughput:", results["throughput"])
+    print("machine:", {k: round(v, 1) if isinstance(v, float) else v for k, v in results["machine"].items()})
+    print("memory:", {k: round(v) for k, v in results["memory"].items()})
+    return results
+
+
+def bench_folder_throughput(model_path, root) -> dict:
+    """Mixed-size held-out photos from disk to disk: images per second of ``stylize_paths``."""
+    import tempfile
+
+    from fastst.data import TEST_DIR
+    from fastst.stylize import stylize_paths
+    with tempfile.TemporaryDirectory() as out:
+        t0 = time.perf_counter()
+        written, _ = stylize_paths(model_path, str(root / TEST_DIR), out, progress=False, device="cpu")
+        seconds = time.perf_counter() - t0
+    return {"images": written, "seconds": seconds, "images_per_s": written / seconds}

@@ -38,6 +38,18 @@ def _export(args) -> int:
     return 0
 
 
+def _bench(args) -> int:
+    import json
+
+    from fastst.bench import run_suite
+    results = run_suite(args.model, quick=args.quick, compile=args.compile)
+    if args.json:
+        from fastst.io import atomic_path
+        with atomic_path(args.json) as tmp:
+            tmp.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    return 0
+
+
 def _weights_fetch(args) -> int:
     from fastst.vgg import cache_dir, imagenet_state_dict
     state = imagenet_state_dict(progress=True)
@@ -120,6 +132,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--model", required=True)
     e.add_argument("--onnx", required=True, help="output .onnx file")
     e.set_defaults(func=_export)
+
+    b = commands.add_parser("bench", help="speed benchmarks against a plain baseline, in one run")
+    b.add_argument("--model", help="a trained model.pth (default: an untrained network)")
+    b.add_argument("--quick", action="store_true", help="fewer sizes and repeats")
+    b.add_argument("--compile", action="store_true", help="also torch.compile the fast path")
+    b.add_argument("--json", help="write the results here as JSON")
+    b.set_defaults(func=_bench)
 
     w = commands.add_parser("weights", help="the VGG-16 loss network's weights")
     w_sub = w.add_subparsers(dest="action", required=True, metavar="ACTION")
