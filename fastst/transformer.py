@@ -9,7 +9,7 @@ from torch import nn
 # needs at least 5 pixels. Inputs are padded up to this and cropped back.
 _MULTIPLE = 4
 _MIN_SIZE = 16
-SKIP_INIT_SCALE = float(__import__('os').environ.get('FASTST_SKIP_INIT', '0.1'))
+SKIP_INIT_SCALE = 0.1  # the last layer's default initialisation, scaled down
 
 
 def _norm(kind: str, channels: int) -> nn.Module:

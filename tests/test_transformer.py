@@ -32,11 +32,12 @@ def test_ablation_variants_keep_the_size(options):
     assert y.shape == (2, 3, 30, 22)
 
 
-def test_input_skip_starts_as_the_identity():
-    net = TransformerNet(input_skip=True).eval()
-    x = torch.rand(1, 3, 21, 13)
+def test_input_skip_starts_near_the_identity():
+    torch.manual_seed(0)
+    plain, skip = TransformerNet().eval(), TransformerNet(input_skip=True).eval()
+    x = torch.rand(1, 3, 48, 40) * 0.8 + 0.1
     with torch.no_grad():
-        assert torch.equal(net(x), x)
+        assert (skip(x) - x).abs().mean() < 0.1 * (plain(x) - x).abs().mean()
 
 
 def test_unknown_options_are_refused():
