@@ -67,9 +67,87 @@ def stylize(model: TransformerNet, image: torch.Tensor, device: str | torch.devi
     return out[0] if single else out
 
 
-# One pass holds about a dozen 32-channel float maps of the image's size: 4096 x 4096 needs
-# roughly 10 GB. Larger images are refused with the limit named (use --max-size).
-MAX_PIXELS_ONE_PASS = 4096 * 4096
+# Above this many pixels an image is stylised in overlapping tiles: one pass holds about a dozen
+# 32-channel float maps of the image's size (about 0.6 GB per megapixel), tiles hold one tile's.
+MAX_PIXELS_ONE_PASS = 2048 * 2048
+TILE, OVERLAP, STATS_SIZE = 1024, 128, 1024
+
+
+class _FixedInstanceNorm:
+    """Instance norm with statistics recorded once from the whole (downscaled) image, so that every
+    tile is normalised alike and no seam shows where tiles meet."""
+
+    def __init__(self, model: TransformerNet):
+        self.norms = [m for m in model.modules() if isinstance(m, torch.nn.InstanceNorm2d)]
+        self.stats: dict = {}
+
+    def record(self, model: TransformerNet, image: torch.Tensor) -> None:
+        hooks = [m.register_forward_hook(self._recorder(m)) for m in self.norms]
+        try:
+            model(image)
+        finally:
+            for h in hooks:
+                h.remove()
+
+    def _recorder(self, module):
+        def hook(m, inputs, output):
+            x = inputs[0].float()
+            self.stats[module] = (x.mean(dim=(2, 3), keepdim=True), x.var(dim=(2, 3), keepdim=True, unbiased=False))
+        return hook
+
+    def __enter__(self):
+        for m in self.norms:
+            mean, var = self.stats[m]
+            m.forward = lambda x, m=m, mean=mean, var=var: (
+                (x - mean.to(x.dtype)) / torch.sqrt(var.to(x.dtype) + m.eps) * m.weight.view(1, -1, 1, 1)
+                + m.bias.view(1, -1, 1, 1))
+        return self
+
+    def __exit__(self, *exc):
+        for m in self.norms:
+            del m.forward  # back to the class's forward
+
+
+def _ramp(length: int, overlap: int, at_start: bool, at_end: bool) -> torch.Tensor:
+    w = torch.ones(length)
+    if overlap and not at_start:
+        w[:overlap] = torch.linspace(0, 1, overlap + 2)[1:-1]
+    if overlap and not at_end:
+        w[-overlap:] = torch.minimum(w[-overlap:], torch.linspace(1, 0, overlap + 2)[1:-1])
+    return w
+
+
+@torch.inference_mode()
+def stylize_tiled(model: TransformerNet, image: torch.Tensor, tile: int = TILE, overlap: int = OVERLAP,
+                  stats_size: int = STATS_SIZE, progress: bool = False) -> torch.Tensor:
+    """Stylise a (3, H, W) image of any size in overlapping tiles blended with linear ramps.
+
+    Instance-norm statistics come from the whole image shrunk to at most ``stats_size`` pixels on
+    its longer side (exact for images no larger), so the tiles agree with each other.
+    """
+    import torch.nn.functional as F
+    from tqdm.auto import tqdm
+    device = next(model.parameters()).device
+    h, w = image.shape[-2:]
+    scale = min(1.0, stats_size / max(h, w))
+    small = image[None] if scale == 1.0 else F.interpolate(image[None], scale_factor=scale, mode="area")
+    fixed = _FixedInstanceNorm(model)
+    fixed.record(model, small.to(device))
+    out = torch.zeros(3, h, w)
+    weight = torch.zeros(1, h, w)
+    step = tile - overlap
+    tops = list(range(0, max(h - overlap, 1), step))
+    lefts = list(range(0, max(w - overlap, 1), step))
+    with fixed:
+        for top, left in tqdm([(t, l) for t in tops for l in lefts], desc="tiles", disable=not progress, leave=False):
+            bottom, right = min(top + tile, h), min(left + tile, w)
+            piece = model(image[None, :, top:bottom, left:right].to(device))[0].float().cpu()
+            ramp = (_ramp(bottom - top, overlap, top == 0, bottom == h)[:, None]
+                    * _ramp(right - left, overlap, left == 0, right == w)[None, :])
+            out[:, top:bottom, left:right] += piece * ramp
+            weight[:, top:bottom, left:right] += ramp
+    return (out / weight.clamp_min(1e-8)).clamp(0, 1)
+
 
 _RGB_TO_YUV = torch.tensor([[0.299, 0.587, 0.114], [-0.14713, -0.28886, 0.436], [0.615, -0.51499, -0.10001]])
 
@@ -90,10 +168,10 @@ def stylize_image(model: TransformerNet, image: torch.Tensor, strength: float = 
     if not 0.0 <= strength <= 1.0:
         raise FaststError(f"strength must be between 0 and 1, not {strength}")
     h, w = image.shape[-2:]
-    if h * w > MAX_PIXELS_ONE_PASS:
-        raise FaststError(f"image of {w}x{h} is above the one-pass limit of {MAX_PIXELS_ONE_PASS:,} pixels; "
-                          "pass --max-size to shrink it")
-    out = stylize(model, image, precision=precision)
+    if h * w > MAX_PIXELS_ONE_PASS and any(isinstance(m, torch.nn.InstanceNorm2d) for m in model.modules()):
+        out = stylize_tiled(model, image)
+    else:
+        out = stylize(model, image, precision=precision)
     if keep_color:
         out = preserve_color(out, image)
     if strength < 1.0:
