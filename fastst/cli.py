@@ -50,6 +50,41 @@ def _bench(args) -> int:
     return 0
 
 
+def _gatys(args) -> int:
+    import csv
+
+    from fastst.gatys import gatys
+    from fastst.io import atomic_path, load_image, save_image
+    from fastst.train import TrainConfig
+    defaults = TrainConfig()
+    output = Path(args.output)
+    if output.exists() and not args.overwrite:
+        raise FaststError(f"{output} exists (pass --overwrite to replace it)")
+    content, style = load_image(args.content, args.size), load_image(args.style, args.size)
+    result = gatys(content, style, args.iterations, args.optimizer,
+                   content_weight=args.content_weight if args.content_weight is not None else defaults.content_weight,
+                   style_weight=args.style_weight if args.style_weight is not None else defaults.style_weight,
+                   tv_weight=args.tv_weight if args.tv_weight is not None else defaults.tv_weight,
+                   init=args.init)
+    save_image(result.image, output)
+    log = output.with_suffix(".csv")
+    with atomic_path(log) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["iteration", "objective"])
+        writer.writerows(enumerate(result.objective, start=1))
+    print(f"wrote {output} and {log}: objective {result.objective[0]:.4g} -> {result.objective[-1]:.4g}")
+    return 0
+
+
+def _compare(args) -> int:
+    from fastst.data import TEST_DIR, data_dir
+    from fastst.evaluate import run_comparison
+    photos = Path(args.photos) if args.photos else data_dir() / TEST_DIR
+    run_comparison(args.model, photos, args.out, sizes=tuple(args.sizes), iterations=args.iterations,
+                   photo_count=args.photos_count, photo_size=args.photo_size)
+    return 0
+
+
 def _weights_fetch(args) -> int:
     from fastst.vgg import cache_dir, imagenet_state_dict
     state = imagenet_state_dict(progress=True)
@@ -132,6 +167,30 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--model", required=True)
     e.add_argument("--onnx", required=True, help="output .onnx file")
     e.set_defaults(func=_export)
+
+    g = commands.add_parser("gatys", help="optimisation-based style transfer (the baseline)")
+    g.add_argument("--content", required=True)
+    g.add_argument("--style", required=True)
+    g.add_argument("--output", default="gatys.png", help="image to write (the objective goes beside it as .csv)")
+    g.add_argument("--iterations", type=int, default=300)
+    g.add_argument("--optimizer", choices=["lbfgs", "adam"], default="lbfgs")
+    g.add_argument("--size", type=int, default=512, help="longer side of content and style")
+    g.add_argument("--init", choices=["content", "noise"], default="content")
+    g.add_argument("--content-weight", type=float)
+    g.add_argument("--style-weight", type=float)
+    g.add_argument("--tv-weight", type=float)
+    g.add_argument("--overwrite", action="store_true")
+    g.set_defaults(func=_gatys)
+
+    c = commands.add_parser("compare", help="speed and quality of a trained model against the baseline")
+    c.add_argument("--model", required=True)
+    c.add_argument("--photos", help="held-out photos (default: the test set)")
+    c.add_argument("--photos-count", type=int, default=3)
+    c.add_argument("--photo-size", type=int, default=256)
+    c.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024])
+    c.add_argument("--iterations", type=int, default=300, help="baseline iterations for the quality curve")
+    c.add_argument("--out", default="runs/compare", help="folder for the CSV tables")
+    c.set_defaults(func=_compare)
 
     b = commands.add_parser("bench", help="speed benchmarks against a plain baseline, in one run")
     b.add_argument("--model", help="a trained model.pth (default: an untrained network)")

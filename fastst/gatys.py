@@ -41,7 +41,7 @@ def gatys(content: torch.Tensor, style: torch.Tensor, iterations: int = 300, opt
                                content_layer, style_layers)
     target = criterion.content_features(content)
     generator = torch.Generator().manual_seed(seed)
-    start = content.clone() if init == "content" else torch.rand(content.shape, generator=generator).to(device)
+    start = content.clone(memory_format=torch.contiguous_format) if init == "content" else torch.rand(content.shape, generator=generator).to(device)
     image = start.requires_grad_(True)
     if optimizer == "lbfgs":
         opt = torch.optim.LBFGS([image], lr=lr or 1.0, max_iter=1, history_size=50)

@@ -110,7 +110,7 @@ def to_rgb(im: Image.Image) -> Image.Image:
 def pil_to_tensor(im: Image.Image) -> torch.Tensor:
     """RGB PIL image -> (3, H, W) float32 tensor in [0, 1]."""
     a = np.asarray(im.convert("RGB"), dtype=np.uint8)
-    return torch.from_numpy(a.copy()).permute(2, 0, 1).float().div_(255.0)
+    return torch.from_numpy(a.copy()).permute(2, 0, 1).float().div_(255.0).contiguous()
 
 
 def tensor_to_pil(t: torch.Tensor) -> Image.Image:

@@ -1,0 +1,126 @@
+"""The method against the baseline it replaced: speed (Johnson et al.'s Table 1) and quality
+(their Fig. 5: the objective one forward pass reaches, in baseline iterations)."""
+from __future__ import annotations
+
+import time
+
+import torch
+from tqdm.auto import tqdm
+
+from fastst.bench import time_inference
+from fastst.gatys import gatys
+from fastst.losses import STYLE_LAYERS, PerceptualLoss
+from fastst.stylize import stylize
+from fastst.transformer import TransformerNet
+from fastst.vgg import loss_network
+
+
+def _weights(saved_config: dict) -> dict:
+    """The loss settings a model was trained with, as keyword arguments of eq. 5."""
+    keys = ("content_weight", "style_weight", "tv_weight", "content_layer")
+    return {**{k: saved_config[k] for k in keys},
+            "style_layers": tuple(saved_config.get("style_layers") or STYLE_LAYERS)}
+
+
+def speed_table(model: TransformerNet, style: torch.Tensor, config: dict, sizes=(256, 512, 1024),
+                baseline_iterations=(100, 300, 500), measured: int = 5, progress: bool = True) -> list[dict]:
+    """Seconds per image: the baseline at 100/300/500 L-BFGS iterations and the network, per size.
+
+    The baseline's per-iteration cost is measured over ``measured`` iterations (after one warm-up
+    iteration) and multiplied out; cells beyond what was run are marked extrapolated.
+    """
+    network = {row["size"]: row["median_s"] for row in time_inference(model, sizes, repeats=3, progress=False)}
+    rows = []
+    for size in tqdm(sizes, desc="baseline timing", disable=not progress, leave=False):
+        content = torch.rand(3, size, size)
+        gatys(content, style, 1, "lbfgs", progress=False, **_weights(config))  # warm-up
+        t0 = time.perf_counter()
+        gatys(content, style, measured, "lbfgs", progress=False, **_weights(config))
+        per_iteration = (time.perf_counter() - t0) / measured
+        row = {"size": size, "network_s": network[size], "baseline_s_per_iteration": per_iteration}
+        for n in baseline_iterations:
+            row[f"baseline_{n}_s"] = per_iteration * n
+            row[f"baseline_{n}_extrapolated"] = n > measured
+            row[f"speedup_{n}"] = per_iteration * n / network[size]
+        rows.append(row)
+    return rows
+
+
+def objective(model_output: torch.Tensor, content: torch.Tensor, criterion: PerceptualLoss) -> float:
+    with torch.no_grad():
+        return criterion(model_output[None], content[None]).total.item()
+
+
+def baseline_equivalence(model: TransformerNet, style: torch.Tensor, photos: dict[str, torch.Tensor],
+                         config: dict, iterations: int = 300, init: str = "content",
+                         progress: bool = True) -> tuple[list[dict], dict[str, list[float]]]:
+    """For each photo: eq. 5 of the network's single pass, the baseline's objective curve, and the
+    first baseline iteration whose objective is at or below the network's ("baseline-equivalent
+    iterations"; None if the baseline never gets there within ``iterations``)."""
+    vgg = loss_network()
+    w = _weights(config)
+    criterion = PerceptualLoss(vgg, style, **w)
+    rows, curves = [], {}
+    for name, photo in tqdm(photos.items(), desc="baseline quality", disable=not progress, leave=False):
+        net_obj = objective(stylize(model, photo), photo, criterion)
+        result = gatys(photo, style, iterations, "lbfgs", init=init, progress=False, vgg=vgg, **w)
+        curve = result.objective
+        equivalent = next((i + 1 for i, v in enumerate(curve) if v <= net_obj), None)
+        rows.append({"photo": name, "network_objective": net_obj, "baseline_final_objective": curve[-1],
+                     "baseline_equivalent_iterations": equivalent, "baseline_iterations": iterations,
+                     "size": f"{photo.shape[-1]}x{photo.shape[-2]}"})
+        curves[name] = curve
+    return rows, curves
+
+
+def run_comparison(model_path, photos_dir, out, sizes=(256, 512, 1024), iterations: int = 300,
+                   photo_count: int = 3, photo_size: int = 256, figures: bool = True) -> dict:
+    """Both measurements for a trained model, as CSV tables in ``out`` and figures."""
+    from pathlib import Path
+
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from fastst.io import atomic_path, list_images, load_image
+    from fastst.plotting import save_fig
+    from fastst.stylize import load_checkpoint_file, load_model
+    model = load_model(model_path)
+    saved = load_checkpoint_file(Path(model_path), "model")
+    config = saved["config"]
+    style = load_image(config["style"], config.get("style_size"))
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    speed = pd.DataFrame(speed_table(model, style, config, sizes))
+    photos = {p.stem: load_image(p, photo_size) for p in list_images(photos_dir)[:photo_count]}
+    rows, curves = baseline_equivalence(model, style, photos, config, iterations)
+    quality = pd.DataFrame(rows)
+    for name, df in (("speed", speed), ("quality", quality)):
+        with atomic_path(out / f"{name}.csv") as tmp:
+            df.to_csv(tmp, index=False)
+    print("speed (seconds per image):\n" + speed.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    print("\nquality against the baseline:\n" + quality.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    if figures:
+        preset = config.get("preset")
+        fig, ax = plt.subplots(figsize=(6.5, 4))
+        for (name, curve), row in zip(curves.items(), rows):
+            line, = ax.plot(range(1, len(curve) + 1), curve, label=f"baseline, {name}")
+            ax.axhline(row["network_objective"], color=line.get_color(), linestyle="--", linewidth=1)
+        ax.set_yscale("log")
+        ax.set_xlabel("baseline L-BFGS iteration")
+        ax.set_ylabel("objective (eq. 5)")
+        ax.set_title("Baseline objective; dashed: one forward pass of the network")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+        save_fig(fig, f"05_baseline_quality_{Path(config['style']).stem}", {"preset": preset, "rows": rows})
+        fig, ax = plt.subplots(figsize=(6.5, 4))
+        for n in (100, 300, 500):
+            ax.plot(speed["size"], speed[f"baseline_{n}_s"], "o-", label=f"baseline, {n} iterations")
+        ax.plot(speed["size"], speed["network_s"], "s-", color="black", label="network (one pass)")
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("image size (px, square)")
+        ax.set_ylabel("seconds per image")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+        save_fig(fig, f"05_speed_{Path(config['style']).stem}", {"preset": preset, "rows": speed.to_dict("records")})
+    return {"speed": speed, "quality": quality}

@@ -1,0 +1,51 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from fastst.errors import FaststError
+from fastst.gatys import gatys, reconstruct
+from fastst.io import load_image
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("optimizer,init", [("lbfgs", "content"), ("adam", "noise")])
+def test_the_baseline_lowers_the_objective(data_root, imagenet_vgg, optimizer, init):
+    content = load_image(data_root / "test" / "demo" / "chicago.jpg", 64)
+    style = load_image(data_root / "styles" / "starry_night.jpg", 64)
+    result = gatys(content, style, 15, optimizer, init=init, vgg=imagenet_vgg, progress=False)
+    assert len(result.objective) == 15
+    assert result.objective[-1] < 0.7 * result.objective[0]
+    assert result.image.shape == content.shape and 0 <= result.image.min() and result.image.max() <= 1
+
+
+def test_a_content_reconstruction_moves_noise_towards_the_photo(data_root, imagenet_vgg):
+    photo = load_image(data_root / "test" / "demo" / "chicago.jpg", 48)
+    torch.manual_seed(0)
+    noise_error = (torch.rand_like(photo) - photo).abs().mean()
+    rebuilt = reconstruct(photo, "relu1_2", "content", iterations=30, vgg=imagenet_vgg, progress=False)
+    assert (rebuilt - photo).abs().mean() < 0.6 * noise_error
+
+
+def test_bad_options_are_refused(data_root):
+    x = torch.rand(3, 8, 8)
+    with pytest.raises(FaststError):
+        gatys(x, x, 1, "sgd")
+    with pytest.raises(FaststError):
+        gatys(x, x, 0)
+
+
+def test_cli_writes_the_image_and_its_objective(tmp_path, data_root):
+    out = tmp_path / "g.png"
+    r = subprocess.run([sys.executable, "-m", "fastst", "gatys", "--content", data_root / "test" / "demo" / "chicago.jpg",
+                        "--style", data_root / "styles" / "starry_night.jpg", "--iterations", "3", "--size", "48",
+                        "--output", out], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert out.exists() and len((tmp_path / "g.csv").read_text().splitlines()) == 4
+    r = subprocess.run([sys.executable, "-m", "fastst", "gatys", "--content", tmp_path / "nope.jpg",
+                        "--style", data_root / "styles" / "starry_night.jpg", "--output", tmp_path / "h.png"],
+                       capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert r.returncode == 1 and r.stderr.startswith("fastst: error: no such file") and "Traceback" not in r.stderr
