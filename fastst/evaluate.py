@@ -74,7 +74,7 @@ def baseline_equivalence(model: TransformerNet, style: torch.Tensor, photos: dic
 
 
 def run_comparison(model_path, photos_dir, out, sizes=(256, 512, 1024), iterations: int = 300,
-                   photo_count: int = 3, photo_size: int = 256, figures: bool = True) -> dict:
+                   photo_count: int = 3, photo_size: int = 256, measured: int = 5, figures: bool = True) -> dict:
     """Both measurements for a trained model, as CSV tables in ``out`` and figures."""
     from pathlib import Path
 
@@ -90,7 +90,7 @@ def run_comparison(model_path, photos_dir, out, sizes=(256, 512, 1024), iteratio
     style = load_image(config["style"], config.get("style_size"))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    speed = pd.DataFrame(speed_table(model, style, config, sizes))
+    speed = pd.DataFrame(speed_table(model, style, config, sizes, measured=measured))
     photos = {p.stem: load_image(p, photo_size) for p in list_images(photos_dir)[:photo_count]}
     rows, curves = baseline_equivalence(model, style, photos, config, iterations)
     quality = pd.DataFrame(rows)
