@@ -1,0 +1,27 @@
+"""The measuring instruments themselves (no timing is asserted here)."""
+import math
+
+import pytest
+import torch
+
+from fastst import TransformerNet
+from fastst.bench import inference_flops, psnr, time_inference
+
+
+def test_flop_count_matches_the_networks_arithmetic():
+    # 20.2 GFLOP at 256 px and four times that at 512 px (published for this network's layout)
+    net = TransformerNet()
+    assert inference_flops(net, 256) / 1e9 == pytest.approx(20.16, abs=0.05)
+    assert inference_flops(net, 512) / inference_flops(net, 256) == pytest.approx(4.0, rel=1e-3)
+
+
+def test_psnr_by_hand():
+    a = torch.zeros(3, 4, 4)
+    assert psnr(a, a) == math.inf
+    assert psnr(a, torch.full((3, 4, 4), 0.1)) == pytest.approx(20.0, abs=1e-4)  # mse 0.01 -> 20 dB
+
+
+def test_timing_rows_have_the_stated_fields():
+    rows = time_inference(TransformerNet(width=0.25), sizes=(32,), repeats=2, warmup=1, progress=False)
+    assert rows[0]["size"] == 32 and rows[0]["repeats"] == 2
+    assert 0 < rows[0]["min_s"] <= rows[0]["median_s"] <= rows[0]["max_s"]
