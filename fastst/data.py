@@ -18,7 +18,7 @@ from PIL import Image, ImageOps
 from tqdm.auto import tqdm
 
 from fastst.errors import FaststError
-from fastst.io import IMAGE_SUFFIXES, atomic_path, list_images, load_image, pil_to_tensor, to_rgb
+from fastst.io import IMAGE_SUFFIXES, atomic_path, list_images, load_image, pil_to_tensor, project_folder, to_rgb
 
 MIRROR_ENV = "FASTST_DATA_MIRROR"
 DATA_ENV = "FASTST_DATA"
@@ -34,13 +34,8 @@ COCO_TRAIN2014 = {"url": "http://images.cocodataset.org/zips/train2014.zip",
 
 
 def data_dir() -> Path:
-    """``$FASTST_DATA``, else ``data/`` of the project checkout this package lives in, else ``./data``."""
-    if os.environ.get(DATA_ENV):
-        return Path(os.environ[DATA_ENV])
-    checkout = Path(__file__).resolve().parent.parent
-    if (checkout / "pyproject.toml").exists():
-        return checkout / "data"
-    return Path("data").resolve()
+    """``$FASTST_DATA``, else ``data/`` of the project checkout, else ``./data``."""
+    return project_folder("data", DATA_ENV)
 
 
 @dataclass(frozen=True)

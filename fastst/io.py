@@ -57,6 +57,14 @@ def atomic_torch_save(obj, path: str | os.PathLike) -> None:
         torch.save(obj, tmp)
 
 
+def project_folder(name: str, env: str) -> Path:
+    """``$env`` if set, else ``name/`` in the project checkout this package runs from, else ``./name``."""
+    if os.environ.get(env):
+        return Path(os.environ[env])
+    checkout = Path(__file__).resolve().parent.parent
+    return checkout / name if (checkout / "pyproject.toml").exists() else Path(name).resolve()
+
+
 def is_image_file(path: str | os.PathLike) -> bool:
     return Path(path).suffix.lower() in IMAGE_SUFFIXES
 

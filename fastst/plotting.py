@@ -10,17 +10,14 @@ import matplotlib
 import matplotlib.pyplot as plt
 import torch
 
-from fastst.io import atomic_path, load_image
+from fastst.io import atomic_path, load_image, project_folder
 
 FIGURES_ENV = "FASTST_FIGURES"
 
 
 def figures_dir() -> Path:
     """``$FASTST_FIGURES``, else ``figures/`` of the project checkout, else ``./figures``."""
-    if os.environ.get(FIGURES_ENV):
-        return Path(os.environ[FIGURES_ENV])
-    checkout = Path(__file__).resolve().parent.parent
-    return checkout / "figures" if (checkout / "pyproject.toml").exists() else Path("figures").resolve()
+    return project_folder("figures", FIGURES_ENV)
 
 
 def save_fig(fig: matplotlib.figure.Figure, name: str, meta: dict | None = None,
@@ -68,7 +65,7 @@ def show_images(images, titles=None, ncols: int | None = None, size: float = 3.0
     return fig
 
 
-def plot_losses(runs: dict[str, "pandas.DataFrame"], smooth: int = 1, log: bool = True):
+def plot_losses(runs: dict, smooth: int = 1, log: bool = True):
     """The report's Fig. 2: weighted content, style and TV losses and their total against iteration,
     one panel per term, one line per run (``{label: losses DataFrame}``)."""
     fig, axes = plt.subplots(1, 4, figsize=(16, 3.6))

@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 import fastst
 from fastst.data import PhotoDataset, ResumableBatchSampler, usable_images
 from fastst.errors import FaststError
-from fastst.io import atomic_path, atomic_torch_save, list_images, load_image, save_image
+from fastst.io import atomic_path, atomic_torch_save, list_images, load_image, project_folder, save_image
 from fastst.losses import STYLE_LAYERS, PerceptualLoss
 from fastst.transformer import TransformerNet
 from fastst.vgg import LAYERS, loss_network
@@ -532,7 +532,4 @@ def snapshot_table(run: str | os.PathLike) -> dict[int, dict[str, Path]]:
 
 def runs_dir() -> Path:
     """``$FASTST_RUNS``, else ``runs/`` of the project checkout, else ``./runs``."""
-    if os.environ.get("FASTST_RUNS"):
-        return Path(os.environ["FASTST_RUNS"])
-    checkout = Path(__file__).resolve().parent.parent
-    return checkout / "runs" if (checkout / "pyproject.toml").exists() else Path("runs").resolve()
+    return project_folder("runs", "FASTST_RUNS")

@@ -1,6 +1,5 @@
 """The four notebooks run top to bottom on fresh kernels (smoke preset) and write their figures."""
 import json
-import os
 
 import pytest
 

@@ -9,7 +9,6 @@ from PIL import Image
 
 from fastst import TransformerNet
 from fastst.errors import FaststError
-from fastst.io import load_image
 from fastst.stylize import load_model, preserve_color, stylize, stylize_image
 
 ROOT = Path(__file__).resolve().parent.parent
