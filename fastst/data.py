@@ -30,7 +30,7 @@ TEST_DIR = "test/bsds500_test_subset"
 
 # MS-COCO 2014 train, what Johnson et al. trained on (82,783 images, 13.5 GB).
 COCO_TRAIN2014 = {"url": "http://images.cocodataset.org/zips/train2014.zip",
-                  "md5": "0da8c0bd3d6becc4dcb32757491aca88", "bytes": 13510573713}
+                  "md5": "0da8c0bd3d6becc4dcb32757491aca88"}
 
 
 def data_dir() -> Path:
@@ -184,8 +184,7 @@ def fetch_archive(url: str, dest: str | os.PathLike, checksum: str, algorithm: s
 def fetch_coco(dest: str | os.PathLike | None = None, progress: bool = True) -> Path:
     """MS-COCO 2014 train into ``dest/coco`` (13.5 GB download, md5-verified, resumable)."""
     dest = Path(dest) if dest is not None else data_dir() / "coco"
-    return fetch_archive(COCO_TRAIN2014["url"], dest, COCO_TRAIN2014["md5"], "md5",
-                         size=COCO_TRAIN2014["bytes"], progress=progress)
+    return fetch_archive(COCO_TRAIN2014["url"], dest, COCO_TRAIN2014["md5"], "md5", progress=progress)
 
 
 # ---------------------------------------------------------------- training photos
