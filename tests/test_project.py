@@ -50,3 +50,17 @@ def test_notebooks_are_committed_without_outputs():
             if cell["cell_type"] == "code":
                 assert cell.get("outputs") == [] and cell.get("execution_count") is None, \
                     f"{nb.name} has outputs: run 'python -m fastst notebooks strip'"
+
+
+def test_strip_clears_outputs(tmp_path):
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook, new_output
+
+    from fastst.notebooks import strip
+    nb = new_notebook(cells=[new_code_cell("1 + 1", execution_count=3, outputs=[new_output("execute_result", {"text/plain": "2"}, execution_count=3)])])
+    path = tmp_path / "01_x.ipynb"
+    nbformat.write(nb, path)
+    assert strip([path]) == [path]
+    cell = nbformat.read(path, as_version=4).cells[0]
+    assert cell.outputs == [] and cell.execution_count is None and cell.source == "1 + 1"
+    assert strip([path]) == []
