@@ -81,31 +81,39 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def bench_inference(model: TransformerNet, sizes=(256, 512, 1024), repeats: int = 5, compile: bool = False) -> list[dict]:
     """Plain (eager fp32, no_grad) against fast (inference_mode, channels_last, bf16 autocast where
-    the device has it); PSNR of fast against the fp32 output."""
+    the device has it) and, with ``compile``, the fast path under ``torch.compile``; PSNR of each
+    against the plain fp32 output."""
     from fastst.train import autocast, resolve_precision
     device = next(model.parameters()).device
     precision = resolve_precision("auto", device)
-    fast_model = model.to(memory_format=torch.channels_last) if device.type != "mps" else model
-    runner = torch.compile(fast_model) if compile else fast_model
+    compiled = None
     rows = []
     for size in tqdm(sizes, desc="inference", unit="size", leave=False):
         x = torch.rand(1, 3, size, size, device=device)
         x_cl = x.contiguous(memory_format=torch.channels_last)
+        model.to(memory_format=torch.contiguous_format)
         with torch.no_grad():
-            model.to(memory_format=torch.contiguous_format)
             reference = model(x)
             plain = _median_time(lambda: model(x), repeats, device=device)
-        fast_model.to(memory_format=torch.channels_last)
+        model.to(memory_format=torch.channels_last)
 
-        def fast():
+        def fast(runner=model):
             with torch.inference_mode(), autocast(device, precision):
                 return runner(x_cl)
-        out = fast()
-        t_fast = _median_time(fast, repeats, device=device)
         flops = inference_flops(model, size)
-        rows.append({"size": size, "plain_s": plain, "fast_s": t_fast, "speedup": plain / t_fast,
-                     "precision": precision, "psnr_db": psnr(out.float(), reference),
-                     "gflop": flops / 1e9, "fast_gflops": flops / t_fast / 1e9, "plain_gflops": flops / plain / 1e9})
+        t_fast = _median_time(fast, repeats, device=device)
+        row = {"size": size, "precision": precision, "plain_s": plain, "fast_s": t_fast, "speedup": plain / t_fast,
+               "psnr_db": psnr(fast().float(), reference), "gflop": flops / 1e9,
+               "plain_gflops": flops / plain / 1e9, "fast_gflops": flops / t_fast / 1e9}
+        if compile:
+            compiled = torch.compile(model) if compiled is None else compiled
+            t0 = time.perf_counter()
+            out = fast(compiled)  # the first call at a new size compiles
+            row["compile_s"] = time.perf_counter() - t0
+            t_comp = _median_time(lambda: fast(compiled), repeats, device=device)
+            row.update(compiled_s=t_comp, compiled_speedup=plain / t_comp, compiled_psnr_db=psnr(out.float(), reference),
+                       compiled_gflops=flops / t_comp / 1e9)
+        rows.append(row)
     model.to(memory_format=torch.contiguous_format)
     return rows
 
@@ -273,8 +281,10 @@ def run_suite(model_path=None, style_path=None, data_dir=None, quick: bool = Fal
     results["inference"] = bench_inference(model, sizes, repeats=3 if quick else 5, compile=compile)
     results["inference_fp32_fast"] = bench_fp32_fast_inference(model)
     for row in results["inference"]:
-        row["fraction_of_matmul_peak"] = row["fast_gflops"] / (
-            results["machine"]["matmul_bf16_gflops"] if row["precision"] == "bf16" else results["machine"]["matmul_fp32_gflops"])
+        peak = results["machine"]["matmul_bf16_gflops" if row["precision"] == "bf16" else "matmul_fp32_gflops"]
+        row["fast_fraction_of_peak"] = row["fast_gflops"] / peak
+        if "compiled_gflops" in row:
+            row["compiled_fraction_of_peak"] = row["compiled_gflops"] / peak
     results["throughput"] = bench_folder_throughput(model_path, root) if model_path else None
     results["training"] = [bench_training("cpu", style_path, data_dir, iterations=3 if quick else 8,
                                           loss_iterations=0 if quick else 50)]
@@ -283,8 +293,14 @@ def run_suite(model_path=None, style_path=None, data_dir=None, quick: bool = Fal
     x1024 = torch.rand(1, 3, 1024, 1024)
     with torch.inference_mode():
         results["memory"] = {"inference_1024_fp32_mb": peak_memory_mb(lambda: model(x1024))}
+    if not quick:
+        from fastst.stylize import stylize_tiled
+        x4096 = torch.rand(3, 4096, 4096)
+        t0 = time.perf_counter()
+        results["memory"]["tiled_4096_fp32_mb"] = peak_memory_mb(lambda: stylize_tiled(model, x4096))
+        results["memory"]["tiled_4096_seconds"] = time.perf_counter() - t0
     for key in ("inference", "training"):
-        print(f"\n{key}:\n" + pd.DataFrame(results[key]).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+        print(f"\n{key}:\n" + pd.DataFrame(results[key]).T.to_string(header=False, float_format=lambda v: f"{v:.4g}"))
     print("\nfp32 fast path at 512 px:", {k: round(v, 4) if isinstance(v, float) else v for k, v in results["inference_fp32_fast"].items()})
     if results["throughput"]:
         print("folder throughput:", results["throughput"])

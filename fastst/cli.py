@@ -26,7 +26,8 @@ def _train(args) -> int:
 def _stylize(args) -> int:
     from fastst.stylize import stylize_paths
     written, failures = stylize_paths(args.model, args.input, args.output, args.max_size, args.strength,
-                                      args.preserve_color, args.device, args.precision, args.overwrite)
+                                      args.preserve_color, args.device, args.precision, args.overwrite,
+                                      compile=args.compile)
     print(f"stylised {written} image{'s' if written != 1 else ''} into {args.output}"
           + (f"; {len(failures)} failed" if failures else ""))
     return 1 if failures else 0
@@ -159,7 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--strength", type=float, default=1.0, help="blend with the content, 0..1")
     s.add_argument("--preserve-color", action="store_true", help="keep the content's colours")
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
-    s.add_argument("--precision", default="fp32", choices=["auto", "fp32", "bf16", "fp16"])
+    s.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+                   help="auto: bf16 where the device runs it natively (50 dB PSNR against fp32)")
+    s.add_argument("--compile", action="store_true", help="torch.compile the network (for many images)")
     s.add_argument("--overwrite", action="store_true", help="replace existing output files")
     s.set_defaults(func=_stylize)
 
@@ -195,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     b = commands.add_parser("bench", help="speed benchmarks against a plain baseline, in one run")
     b.add_argument("--model", help="a trained model.pth (default: an untrained network)")
     b.add_argument("--quick", action="store_true", help="fewer sizes and repeats")
-    b.add_argument("--compile", action="store_true", help="also torch.compile the fast path")
+    b.add_argument("--no-compile", dest="compile", action="store_false", help="skip the torch.compile'd fast path")
     b.add_argument("--json", help="write the results here as JSON")
     b.set_defaults(func=_bench)
 

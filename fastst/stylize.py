@@ -48,9 +48,11 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> T
 
 
 def runs_precision(precision: str, device: torch.device) -> str:
-    """Inference precision: fp32 unless asked (bf16 changes outputs; see the benchmarks)."""
+    """Inference precision. "auto" takes bf16 where the device runs it natively (CUDA, CPUs with
+    AVX-512 BF16 or AMX): measured at 50 dB PSNR against fp32 on trained models (``fastst bench``),
+    well inside the 40 dB bound, at 1.3-1.9x the speed."""
     from fastst.train import resolve_precision
-    return "fp32" if precision == "auto" else resolve_precision(precision, device)
+    return resolve_precision(precision, device)
 
 
 @torch.inference_mode()
@@ -197,7 +199,8 @@ def _inputs(spec: str) -> list[Path]:
 
 def stylize_paths(model_path: str, input_spec: str, output: str, max_size: int | None = None,
                   strength: float = 1.0, keep_color: bool = False, device: str = "auto",
-                  precision: str = "fp32", overwrite: bool = False, progress: bool = True) -> tuple[int, list[str]]:
+                  precision: str = "auto", overwrite: bool = False, progress: bool = True,
+                  compile: bool = False) -> tuple[int, list[str]]:
     """Stylise a file, a folder or a glob into a file or a folder; returns (written, failures).
 
     A bad input file is reported and skipped; the others are still written.
@@ -210,6 +213,9 @@ def stylize_paths(model_path: str, input_spec: str, output: str, max_size: int |
     from fastst.train import resolve_device
     dev = resolve_device(device)
     model = load_model(model_path, dev)
+    if compile:  # pays off for many images or large ones: about 20 s to compile per new size
+        model.to(memory_format=torch.channels_last)
+        model.forward = torch.compile(model.forward)
     inputs = _inputs(input_spec)
     out = Path(output)
     single = len(inputs) == 1 and Path(input_spec).is_file() and out.suffix != ""
