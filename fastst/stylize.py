@@ -41,9 +41,17 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> T
     options = saved.get("net") or {k: saved.get("config", {}).get(k) for k in ("norm", "upsample", "width", "input_skip")}
     try:
         model = TransformerNet(**{k: v for k, v in options.items() if v is not None})
-        model.load_state_dict(saved["model"])
-    except (RuntimeError, ValueError, TypeError) as e:
-        raise FaststError(f"model {path} does not match the network it declares: {str(e).splitlines()[0][:160]}") from None
+    except (ValueError, TypeError) as e:
+        raise FaststError(f"model {path} declares an unknown network: {e}") from None
+    expected, weights = model.state_dict(), saved["model"]
+    if not isinstance(weights, dict) or set(weights) != set(expected):
+        raise FaststError(f"model {path} does not hold the weights of the network it declares ({options})")
+    for key, tensor in weights.items():
+        if not isinstance(tensor, torch.Tensor) or tensor.shape != expected[key].shape:
+            got = tuple(tensor.shape) if isinstance(tensor, torch.Tensor) else type(tensor).__name__
+            raise FaststError(f"model {path} does not match the network it declares ({options}): "
+                              f"{key} is {got}, expected {tuple(expected[key].shape)}")
+    model.load_state_dict(weights)
     return model.eval().to(device)
 
 
