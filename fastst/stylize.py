@@ -81,6 +81,8 @@ def stylize(model: TransformerNet, image: torch.Tensor, device: str | torch.devi
 # 32-channel float maps of the image's size (about 0.6 GB per megapixel), tiles hold one tile's.
 MAX_PIXELS_ONE_PASS = 2048 * 2048
 TILE, OVERLAP, STATS_SIZE = 1024, 128, 1024
+# Photos of one size are stylised together up to this many pixels a batch.
+BATCH_PIXELS = 2048 * 2048
 
 
 class _FixedInstanceNorm:
@@ -182,6 +184,10 @@ def stylize_image(model: TransformerNet, image: torch.Tensor, strength: float = 
         out = stylize_tiled(model, image)
     else:
         out = stylize(model, image, precision=precision)
+    return _finish(out, image, strength, keep_color)
+
+
+def _finish(out: torch.Tensor, image: torch.Tensor, strength: float, keep_color: bool) -> torch.Tensor:
     if keep_color:
         out = preserve_color(out, image)
     if strength < 1.0:
@@ -238,19 +244,50 @@ def stylize_paths(model_path: str, input_spec: str, output: str, max_size: int |
             raise FaststError(f"cannot create output folder {out}: {e.strerror}") from None
         targets = [out / p.name for p in inputs]
     failures, written = [], 0
+    pending: dict[tuple, list] = {}  # images of one size wait to be stylised as a batch
+
+    def fail(message: str) -> None:
+        failures.append(message)
+        warnings.warn(message, stacklevel=3)
+
+    def flush(shape) -> int:
+        group = pending.pop(shape)
+        outs = stylize(model, torch.stack([image for image, _ in group]), precision=precision)
+        done = 0
+        for (image, target), out in zip(group, outs):
+            try:
+                save_image(_finish(out, image, strength, keep_color), target)
+                done += 1
+            except FaststError as e:
+                fail(str(e))
+        return done
+
     for source, target in tqdm(list(zip(inputs, targets)), desc="stylise", unit="img",
                                disable=not progress or single):
         if target.exists() and not overwrite:
-            failures.append(f"{target} exists (pass --overwrite to replace it)")
-            warnings.warn(failures[-1], stacklevel=2)
+            fail(f"{target} exists (pass --overwrite to replace it)")
             continue
         try:
             image = load_image(source, max_size)
-            save_image(stylize_image(model, image, strength, keep_color, precision), target)
-            written += 1
         except FaststError as e:
             if single:
                 raise
-            failures.append(str(e))
-            warnings.warn(str(e), stacklevel=2)
+            fail(str(e))
+            continue
+        h, w = image.shape[-2:]
+        if h * w > BATCH_PIXELS or single:
+            try:
+                save_image(stylize_image(model, image, strength, keep_color, precision), target)
+                written += 1
+            except FaststError as e:
+                if single:
+                    raise
+                fail(str(e))
+            continue
+        group = pending.setdefault(tuple(image.shape), [])
+        group.append((image, target))
+        if len(group) * h * w > BATCH_PIXELS - h * w:  # the next one would not fit
+            written += flush(tuple(image.shape))
+    for shape in list(pending):
+        written += flush(shape)
     return written, failures

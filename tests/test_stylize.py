@@ -144,3 +144,22 @@ def test_tiled_and_untiled_outputs_agree(model_file):
     assert (tiled - whole).abs().mean() < 0.01
     from fastst.bench import psnr
     assert psnr(tiled, whole) > 30
+
+
+def test_a_folder_is_batched_by_size_without_changing_results(model_file, tmp_path):
+    from fastst.stylize import stylize_paths
+    src = tmp_path / "in"
+    src.mkdir()
+    torch.manual_seed(2)
+    images = {f"{i}.png": torch.rand(3, 20, 28) if i < 3 else torch.rand(3, 28, 20) for i in range(4)}
+    from fastst.io import save_image
+    for name, image in images.items():
+        save_image(image, src / name)
+    written, failures = stylize_paths(str(model_file), str(src), str(tmp_path / "out"), device="cpu",
+                                      precision="fp32", progress=False)
+    assert (written, failures) == (4, [])
+    model = load_model(model_file)
+    from fastst.io import load_image as load
+    for name in images:
+        expected = stylize(model, load(src / name))
+        assert (load(tmp_path / "out" / name) - expected).abs().max() <= 1 / 255 + 1e-6
