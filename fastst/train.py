@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 import fastst
 from fastst.data import PhotoDataset, ResumableBatchSampler, usable_images
 from fastst.errors import FaststError
-from fastst.io import atomic_path, atomic_torch_save, list_images, load_image, project_folder, save_image
+from fastst.io import atomic_path, atomic_torch_save, load_image, project_folder, save_image
 from fastst.losses import STYLE_LAYERS, PerceptualLoss
 from fastst.transformer import TransformerNet
 from fastst.vgg import LAYERS, loss_network
@@ -218,12 +218,9 @@ def load_style(config: TrainConfig) -> torch.Tensor:
 
 
 def _snapshot_photos(config: TrainConfig) -> dict[str, torch.Tensor]:
-    from fastst.data import TEST_DIR, data_dir
+    from fastst.data import TEST_DIR, data_dir, test_photos
     folder = Path(config.snapshots) if config.snapshots else data_dir() / TEST_DIR
-    if not folder.is_dir():
-        return {}
-    paths = list_images(folder)[: config.snapshot_count]
-    return {p.stem: load_image(p, config.snapshot_size) for p in paths}
+    return test_photos(folder, config.snapshot_count, config.snapshot_size) if folder.is_dir() else {}
 
 
 # ---------------------------------------------------------------- the run folder
