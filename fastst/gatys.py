@@ -60,11 +60,12 @@ def gatys(content: torch.Tensor, style: torch.Tensor, iterations: int = 300, opt
 
     for _ in tqdm(range(iterations), desc=f"gatys {optimizer}", unit="it", disable=not progress, leave=False):
         opt.step(closure)
-        with torch.no_grad():
-            image.clamp_(0, 1)
+        if optimizer == "adam":  # L-BFGS is left unconstrained: clamping would break its curvature pairs
+            with torch.no_grad():
+                image.clamp_(0, 1)
         result.objective.append(last["total"])
-    with torch.no_grad():
-        final = criterion(image, content_features=target)
+    with torch.no_grad():  # the terms of the image as returned, in [0, 1]
+        final = criterion(image.clamp(0, 1), content_features=target)
     result.terms = {"content": final.content.item(), "style": final.style.item(), "tv": final.tv.item(),
                     "total": final.total.item()}
     result.image = image.detach()[0].clamp(0, 1).cpu()
