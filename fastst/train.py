@@ -530,3 +530,28 @@ def snapshot_table(run: str | os.PathLike) -> dict[int, dict[str, Path]]:
 def runs_dir() -> Path:
     """``$FASTST_RUNS``, else ``runs/`` of the project checkout, else ``./runs``."""
     return project_folder("runs", "FASTST_RUNS")
+
+
+def config_digest(config: TrainConfig) -> str:
+    """Eight hex digits that change with every setting that changes the trained weights."""
+    import hashlib
+    settings = {k: _normalise(v) for k, v in asdict(config).items() if k not in TrainConfig.RESUMABLE_CHANGES}
+    settings["style"], settings["data"] = Path(settings["style"]).name, Path(settings["data"]).name
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+
+def style_configs(preset: str = "auto", **overrides) -> dict[str, TrainConfig]:
+    """One config per style of the report, on the project's data, with the given preset.
+
+    Each run folder is ``runs/<preset>/<style>-<digest>``: a finished run with the same settings is
+    reused, and changed settings train a new run instead of colliding with the old one.
+    """
+    from fastst.data import STYLES, TRAIN_DIR, data_dir
+    preset = TrainConfig.resolve_preset(preset)
+    root = data_dir()
+    configs = {}
+    for name, path in STYLES.items():
+        config = TrainConfig.from_preset(preset, style=str(root / path), data=str(root / TRAIN_DIR), **overrides)
+        config.out = str(runs_dir() / preset / f"{name}-{config_digest(config)}")
+        configs[name] = config
+    return configs

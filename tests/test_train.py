@@ -120,3 +120,14 @@ def test_two_gloo_processes_match_one_process(tmp_path, data_root):
         assert (la[column] - lb[column]).abs().max() <= 1e-4 * la[column].abs().max()
     import json
     assert json.loads((tmp_path / "two" / "config.json").read_text())["world_size"] == 2
+
+
+def test_run_folders_are_named_by_the_settings_that_change_the_weights(tmp_path, monkeypatch):
+    from fastst.train import config_digest, style_configs
+    monkeypatch.setenv("FASTST_RUNS", str(tmp_path))
+    a, b = style_configs("smoke")["starry_night"], style_configs("smoke", style_weight=3.0)["starry_night"]
+    c = style_configs("smoke", iterations=99, device="cpu")["starry_night"]
+    assert a.out.startswith(str(tmp_path / "smoke" / "starry_night-"))
+    assert config_digest(a) != config_digest(b)     # a new run, not a clash with the old one
+    assert config_digest(a) == config_digest(c)     # more iterations continue the same run
+    assert set(style_configs("smoke")) == {"starry_night", "woman_with_a_parasol"}
