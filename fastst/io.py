@@ -43,14 +43,6 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None):
         raise
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-
-
 def atomic_torch_save(obj, path: str | os.PathLike) -> None:
     """``torch.save`` through a temporary file and a rename (a full disk keeps the old file)."""
     with atomic_path(path) as tmp:
