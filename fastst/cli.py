@@ -62,11 +62,9 @@ def _gatys(args) -> int:
     if output.exists() and not args.overwrite:
         raise FaststError(f"{output} exists (pass --overwrite to replace it)")
     content, style = load_image(args.content, args.size), load_image(args.style, args.size)
-    result = gatys(content, style, args.iterations, args.optimizer,
-                   content_weight=args.content_weight if args.content_weight is not None else defaults.content_weight,
-                   style_weight=args.style_weight if args.style_weight is not None else defaults.style_weight,
-                   tv_weight=args.tv_weight if args.tv_weight is not None else defaults.tv_weight,
-                   init=args.init)
+    weights = {k: getattr(args, k) if getattr(args, k) is not None else getattr(defaults, k)
+               for k in ("content_weight", "style_weight", "tv_weight")}  # the training defaults
+    result = gatys(content, style, args.iterations, args.optimizer, init=args.init, **weights)
     save_image(result.image, output)
     log = output.with_suffix(".csv")
     with atomic_path(log) as tmp, open(tmp, "w", newline="") as f:

@@ -122,7 +122,7 @@ def fetch(dest: str | os.PathLike | None = None, mirror: str | os.PathLike | Non
         mirror = Path(mirror)
         if not mirror.is_dir():
             raise FaststError(f"mirror folder not found: {mirror}")
-    entries = [e for e in manifest() if e.path.split("/", 1)[0] in prefixes or e.path.startswith(prefixes)]
+    entries = [e for e in manifest() if e.path.startswith(prefixes)]
     counts = {"kept": 0, "copied": 0, "downloaded": 0}
     for entry in tqdm(entries, desc="data", unit="file", disable=not progress):
         target = dest / entry.path

@@ -83,9 +83,10 @@ def run_comparison(model_path, photos_dir, out, sizes=(256, 512, 1024), iteratio
 
     from fastst.io import atomic_path, list_images, load_image
     from fastst.plotting import save_fig
-    from fastst.stylize import load_checkpoint_file, load_model
+    from fastst.io import load_checkpoint
+    from fastst.stylize import load_model
     model = load_model(model_path)
-    saved = load_checkpoint_file(Path(model_path), "model")
+    saved = load_checkpoint(Path(model_path), "model")
     config = saved["config"]
     style = load_image(config["style"], config.get("style_size"))
     out = Path(out)

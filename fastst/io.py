@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pickle
 import tempfile
 import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +57,21 @@ def project_folder(name: str, env: str) -> Path:
         return Path(os.environ[env])
     checkout = Path(__file__).resolve().parent.parent
     return checkout / name if (checkout / "pyproject.toml").exists() else Path(name).resolve()
+
+
+def load_checkpoint(path: Path, what: str = "checkpoint") -> dict:
+    """``torch.load(weights_only=True)`` with one-line errors for files that are not, or no longer,
+    checkpoints, and for pickles that would run code."""
+    if path.stat().st_size == 0:
+        raise FaststError(f"not a fastst {what}: {path} is empty")
+    if not zipfile.is_zipfile(path):
+        raise FaststError(f"not a fastst {what}: {path} is not a PyTorch checkpoint (or it is truncated)")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise FaststError(f"refusing {path}: it holds objects other than weights (it may run code)") from None
+    except Exception as e:
+        raise FaststError(f"cannot read {what} {path}: {str(e).splitlines()[0][:160]}") from None
 
 
 def is_image_file(path: str | os.PathLike) -> bool:

@@ -28,12 +28,24 @@ def run(preset: str | None = None, html: bool = False, only: list[str] | None = 
     """Execute the notebooks in order on fresh kernels; executed copies go to ``notebooks/executed``
     (and HTML to ``html/`` with ``html``). Returns seconds per notebook; raises FaststError naming
     the notebook and cell that failed."""
+    previous = os.environ.get("FASTST_PRESET")
+    if preset:
+        os.environ["FASTST_PRESET"] = preset  # the kernels inherit it
+    try:
+        return _run(html, only, timeout, out)
+    finally:
+        if preset:
+            if previous is None:
+                os.environ.pop("FASTST_PRESET", None)
+            else:
+                os.environ["FASTST_PRESET"] = previous
+
+
+def _run(html: bool, only, timeout: int, out) -> dict[str, float]:
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
-    if preset:
-        os.environ["FASTST_PRESET"] = preset
     out = Path(out) if out else notebooks_dir() / "executed"
     out.mkdir(parents=True, exist_ok=True)
     html_dir = notebooks_dir().parent / "html"

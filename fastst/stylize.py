@@ -7,24 +7,8 @@ from pathlib import Path
 import torch
 
 from fastst.errors import FaststError
+from fastst.io import load_checkpoint
 from fastst.transformer import TransformerNet
-
-
-def load_checkpoint_file(path: Path, what: str = "checkpoint") -> dict:
-    """``torch.load(weights_only=True)`` with one-line errors for files that are not, or no longer,
-    checkpoints, and for pickles that would run code."""
-    import pickle
-    import zipfile
-    if path.stat().st_size == 0:
-        raise FaststError(f"not a fastst {what}: {path} is empty")
-    if not zipfile.is_zipfile(path):
-        raise FaststError(f"not a fastst {what}: {path} is not a PyTorch checkpoint (or it is truncated)")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        raise FaststError(f"refusing {path}: it holds objects other than weights (it may run code)") from None
-    except Exception as e:
-        raise FaststError(f"cannot read {what} {path}: {str(e).splitlines()[0][:160]}") from None
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> TransformerNet:
@@ -35,7 +19,7 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> T
     path = Path(path)
     if not path.is_file():
         raise FaststError(f"no such model file: {path}" if not path.is_dir() else f"expected a model file, got a folder: {path}")
-    saved = load_checkpoint_file(path, "model")
+    saved = load_checkpoint(path, "model")
     if not isinstance(saved, dict) or "model" not in saved:
         raise FaststError(f"not a fastst model: {path} (no network weights in it)")
     options = saved.get("net") or {k: saved.get("config", {}).get(k) for k in ("norm", "upsample", "width", "input_skip")}

@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 import fastst
 from fastst.data import PhotoDataset, ResumableBatchSampler, usable_images
 from fastst.errors import FaststError
-from fastst.io import atomic_path, atomic_torch_save, load_image, project_folder, save_image
+from fastst.io import atomic_path, atomic_torch_save, load_checkpoint, load_image, project_folder, save_image
 from fastst.losses import STYLE_LAYERS, PerceptualLoss
 from fastst.transformer import TransformerNet
 from fastst.vgg import LAYERS, loss_network
@@ -474,8 +474,7 @@ def _lr_lambda(config: TrainConfig):
 
 
 def _load_checkpoint(path: Path) -> dict:
-    from fastst.stylize import load_checkpoint_file
-    state = load_checkpoint_file(path)
+    state = load_checkpoint(path)
     if not isinstance(state, dict) or not {"model", "optimizer", "iteration", "config"} <= set(state):
         raise FaststError(f"not a fastst training checkpoint: {path}")
     return state
