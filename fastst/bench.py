@@ -58,20 +58,23 @@ def _median_time(fn, repeats: int, warmup: int = 1, device: torch.device = torch
     return statistics.median(times)
 
 
-def matmul_gflops(dtype: torch.dtype, n: int = 4096, repeats: int = 7, device: torch.device = torch.device("cpu")) -> float:
-    """Dense matrix-multiply throughput (GFLOP/s), the best of ``repeats``: the machine's practical limit."""
-    a = torch.randn(n, n, device=device).to(dtype)
-    b = torch.randn(n, n, device=device).to(dtype)
-    for _ in range(2):
-        a @ b
-    best = float("inf")
-    for _ in range(repeats):
-        _sync(device)
-        t0 = time.perf_counter()
-        a @ b
-        _sync(device)
-        best = min(best, time.perf_counter() - t0)
-    return 2 * n ** 3 / best / 1e9
+def matmul_gflops(dtype: torch.dtype, sizes=(1024, 2048, 4096), repeats: int = 7,
+                  device: torch.device = torch.device("cpu")) -> float:
+    """Dense square matrix-multiply throughput (GFLOP/s), the best over ``sizes`` and ``repeats``:
+    the machine's practical limit."""
+    best_rate = 0.0
+    for n in sizes:
+        a = torch.randn(n, n, device=device).to(dtype)
+        b = torch.randn(n, n, device=device).to(dtype)
+        for _ in range(2):
+            a @ b
+        for _ in range(repeats):
+            _sync(device)
+            t0 = time.perf_counter()
+            a @ b
+            _sync(device)
+            best_rate = max(best_rate, 2 * n ** 3 / (time.perf_counter() - t0) / 1e9)
+    return best_rate
 
 
 def inference_flops(model: TransformerNet, size: int) -> int:
@@ -88,24 +91,25 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def bench_inference(model: TransformerNet, sizes=(256, 512, 1024), repeats: int = 5, compile: bool = False) -> list[dict]:
-    """Plain (eager fp32, no_grad) against fast (inference_mode, channels_last, bf16 autocast where
-    the device has it) and, with ``compile``, the fast path under ``torch.compile``; PSNR of each
-    against the plain fp32 output."""
+    """Plain (eager fp32, no_grad, contiguous) against fast (``for_inference``'s re-expressed
+    network, inference_mode, channels_last, bf16 autocast where the device has it) and, with
+    ``compile``, the fast path under ``torch.compile`` for each size; PSNR of each against the
+    plain fp32 output. FLOPs are those of the plain network (the fast one does 1% more)."""
     from fastst.train import autocast, resolve_precision
+    from fastst.transformer import for_inference
     device = next(model.parameters()).device
     precision = resolve_precision("auto", device)
-    compiled = None
+    model.to(memory_format=torch.contiguous_format)
+    fast_model = for_inference(model).to(memory_format=torch.channels_last)
     rows = []
     for size in tqdm(sizes, desc="inference", unit="size", leave=False):
         x = torch.rand(1, 3, size, size, device=device)
         x_cl = x.contiguous(memory_format=torch.channels_last)
-        model.to(memory_format=torch.contiguous_format)
         with torch.no_grad():
             reference = model(x)
             plain = _median_time(lambda: model(x), repeats, device=device)
-        model.to(memory_format=torch.channels_last)
 
-        def fast(runner=model):
+        def fast(runner=fast_model):
             with torch.inference_mode(), autocast(device, precision):
                 return runner(x_cl)
         flops = inference_flops(model, size)
@@ -114,17 +118,18 @@ def bench_inference(model: TransformerNet, sizes=(256, 512, 1024), repeats: int 
                "psnr_db": psnr(fast().float(), reference), "gflop": flops / 1e9,
                "plain_gflops": flops / plain / 1e9, "fast_gflops": flops / t_fast / 1e9}
         if compile:
-            # autotuning picks the fastest kernels per shape; on a GPU it also records CUDA graphs
+            # compiled for this size (as for a folder of same-size photos); autotuning picks the
+            # fastest kernels per shape, and on a GPU it also records CUDA graphs
             mode = "max-autotune" if device.type == "cuda" else "max-autotune-no-cudagraphs"
-            compiled = torch.compile(model, mode=mode) if compiled is None else compiled
+            compiled = torch.compile(fast_model, mode=mode, dynamic=False)
             t0 = time.perf_counter()
-            out = fast(compiled)  # the first call at a new size compiles
+            out = fast(compiled)  # the first call compiles
             row["compile_s"] = time.perf_counter() - t0
             t_comp = _median_time(lambda: fast(compiled), repeats, device=device)
             row.update(compiled_s=t_comp, compiled_speedup=plain / t_comp, compiled_psnr_db=psnr(out.float(), reference),
                        compiled_gflops=flops / t_comp / 1e9)
+            torch._dynamo.reset()
         rows.append(row)
-    model.to(memory_format=torch.contiguous_format)
     return rows
 
 
@@ -169,6 +174,33 @@ def peak_memory_mb(fn) -> float:
         done.set()
         t.join()
     return (peak[0] - base) / 2**20
+
+
+def _memory_job(net: dict, weights: dict, tiled: bool) -> dict:
+    from fastst.stylize import stylize_tiled
+    from fastst.train import reuse_freed_memory
+    reuse_freed_memory()  # as stylising runs
+    model = TransformerNet(**net)
+    model.load_state_dict(weights)
+    model.eval()
+    x1024 = torch.rand(1, 3, 1024, 1024)
+    with torch.inference_mode():
+        result = {"inference_1024_fp32_mb": peak_memory_mb(lambda: model(x1024))}
+    if tiled:
+        x4096 = torch.rand(3, 4096, 4096)
+        t0 = time.perf_counter()
+        result["tiled_4096_fp32_mb"] = peak_memory_mb(lambda: stylize_tiled(model, x4096))
+        result["tiled_4096_seconds"] = time.perf_counter() - t0
+    return result
+
+
+def memory_in_fresh_process(model: TransformerNet, tiled: bool = True) -> dict:
+    """Peak memory of a 1024 px image and (with ``tiled``) of a tiled 4096 px one, each measured
+    as the growth of a fresh process, where no memory freed by earlier work can be reused."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(_memory_job, model.config, model.cpu().state_dict(), tiled).result()
 
 
 def _plain_step(model, vgg, style, batch, optimizer, config):
@@ -273,22 +305,27 @@ def bench_training(preset: str, style_path, data_dir, iterations: int = 10, loss
     return row
 
 
-def run_suite(model_path=None, style_path=None, data_dir=None, quick: bool = False, compile: bool = False) -> dict:
+def run_suite(model_path=None, style_path=None, data_dir=None, quick: bool = False, compile: bool = False,
+              repeats: int | None = None) -> dict:
     """The whole suite; returns the tables and prints them."""
     import pandas as pd
 
     from fastst.data import STYLES, TRAIN_DIR, data_dir as default_data
     from fastst.stylize import load_model
+    from fastst.train import reuse_freed_memory
     root = default_data()
     style_path = style_path or root / STYLES["starry_night"]
     data_dir = data_dir or root / TRAIN_DIR
     torch.manual_seed(0)
     model = load_model(model_path) if model_path else TransformerNet()
     sizes = (256, 512) if quick else (256, 512, 1024)
+    # process-wide, so the plain baseline gets it too: the ratios measure the code alone
+    reused = reuse_freed_memory()
     results = {"machine": {"device": "cpu", "threads": torch.get_num_threads(), "torch": str(torch.__version__),
+                           "glibc_reuse_freed_memory": reused,
                            "matmul_fp32_gflops": matmul_gflops(torch.float32),
                            "matmul_bf16_gflops": matmul_gflops(torch.bfloat16)}}
-    results["inference"] = bench_inference(model, sizes, repeats=3 if quick else 5, compile=compile)
+    results["inference"] = bench_inference(model, sizes, repeats=repeats or (3 if quick else 9), compile=compile)
     results["inference_fp32_fast"] = bench_fp32_fast_inference(model)
     for row in results["inference"]:
         peak = results["machine"]["matmul_bf16_gflops" if row["precision"] == "bf16" else "matmul_fp32_gflops"]
@@ -300,15 +337,7 @@ def run_suite(model_path=None, style_path=None, data_dir=None, quick: bool = Fal
                                           loss_iterations=0 if quick else 50)]
     if not quick:
         results["training"].append(bench_training("report", style_path, data_dir, iterations=3))
-    x1024 = torch.rand(1, 3, 1024, 1024)
-    with torch.inference_mode():
-        results["memory"] = {"inference_1024_fp32_mb": peak_memory_mb(lambda: model(x1024))}
-    if not quick:
-        from fastst.stylize import stylize_tiled
-        x4096 = torch.rand(3, 4096, 4096)
-        t0 = time.perf_counter()
-        results["memory"]["tiled_4096_fp32_mb"] = peak_memory_mb(lambda: stylize_tiled(model, x4096))
-        results["memory"]["tiled_4096_seconds"] = time.perf_counter() - t0
+    results["memory"] = memory_in_fresh_process(model, tiled=not quick)
     for key in ("inference", "training"):
         print(f"\n{key}:\n" + pd.DataFrame(results[key]).T.to_string(header=False, float_format=lambda v: f"{v:.4g}"))
     print("\nfp32 fast path at 512 px:", {k: round(v, 4) if isinstance(v, float) else v for k, v in results["inference_fp32_fast"].items()})

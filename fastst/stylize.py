@@ -8,7 +8,7 @@ import torch
 
 from fastst.errors import FaststError
 from fastst.io import load_checkpoint
-from fastst.transformer import TransformerNet
+from fastst.transformer import TransformerNet, for_inference
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> TransformerNet:
@@ -202,11 +202,13 @@ def stylize_paths(model_path: str, input_spec: str, output: str, max_size: int |
     from tqdm.auto import tqdm
 
     from fastst.io import load_image, save_image
-    from fastst.train import resolve_device
+    from fastst.train import resolve_device, resolve_precision, reuse_freed_memory
     dev = resolve_device(device)
-    model = load_model(model_path, dev)
+    reuse_freed_memory()
+    model = for_inference(load_model(model_path, dev))
+    if resolve_precision(precision, dev) != "fp32" or compile:
+        model.to(memory_format=torch.channels_last)  # faster in bf16 (fastst bench); not in fp32
     if compile:  # pays off for many images or large ones: about 20 s to compile per new size
-        model.to(memory_format=torch.channels_last)
         model.forward = torch.compile(model.forward)
     inputs = _inputs(input_spec)
     out = Path(output)

@@ -189,6 +189,26 @@ def autocast(device: torch.device, precision: str):
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
+def reuse_freed_memory() -> bool:
+    """Let glibc keep freed memory for reuse instead of handing it back to the system.
+
+    The networks allocate and free maps of tens of megabytes at every image or iteration. glibc
+    serves each from fresh ``mmap`` pages and unmaps it on free, so every pass pays the page faults
+    again: a fifth of the time of a 1024 px image (``fastst bench``). With mmap off and trimming
+    only above 2 GB, freed blocks are reused. Process-wide; returns False where libc is not glibc.
+    """
+    import ctypes
+    import sys
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_mmap_max = -1, -4  # from malloc.h
+        return bool(libc.mallopt(m_mmap_max, 0)) and bool(libc.mallopt(m_trim_threshold, 2**31 - 1))
+    except (OSError, AttributeError):
+        return False
+
+
 def git_commit() -> str | None:
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
@@ -325,6 +345,8 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True,
     config.validate()
     rank, local_rank, world = _distributed()
     device = resolve_device(config.device)
+    if device.type == "cpu":
+        reuse_freed_memory()
     if device.type == "cuda" and world > 1:
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)

@@ -131,3 +131,37 @@ def test_run_folders_are_named_by_the_settings_that_change_the_weights(tmp_path,
     assert config_digest(a) != config_digest(b)     # a new run, not a clash with the old one
     assert config_digest(a) == config_digest(c)     # more iterations continue the same run
     assert set(style_configs("smoke")) == {"starry_night", "woman_with_a_parasol"}
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
+def test_reuse_freed_memory_serves_large_blocks_from_the_reused_heap():
+    # in a fresh process, since the setting is process-wide
+    code = """
+import torch
+from fastst.train import reuse_freed_memory
+
+def heap():
+    for line in open("/proc/self/maps"):
+        if line.rstrip().endswith("[heap]"):
+            start, end = (int(v, 16) for v in line.split()[0].split("-"))
+            return end - start
+    return 0
+
+def grows(mb):
+    before = heap()
+    x = torch.empty(mb * 2**20, dtype=torch.uint8).fill_(1)
+    return (heap() - before) // 2**20, x
+
+default, x = grows(256)
+del x
+assert reuse_freed_memory()
+first, x = grows(256)
+del x
+again, x = grows(256)
+print(default, first, again)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    default, first, again = map(int, out)
+    assert default < 16  # by default a block this large is mapped apart from the heap, and unmapped when freed
+    assert first > 200  # now it comes from the heap (less what was free there)...
+    assert again < 16  # ...and a freed block is reused, not requested (and faulted in) again

@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from fastst import TransformerNet
-from fastst.transformer import count_parameters
+from fastst.transformer import (SpaceToDepthConv, SubPixelUpsample, _from_phases, _to_phases, count_parameters,
+                                for_inference)
 
 
 def test_default_network_has_johnsons_parameter_count():
@@ -51,3 +52,44 @@ def test_gradients_reach_every_parameter():
     net = TransformerNet(width=0.25)
     net(torch.rand(2, 3, 16, 16)).mean().backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in net.parameters())
+
+
+@pytest.mark.parametrize("options", [{}, {"width": 0.5}, {"upsample": "transpose"}, {"norm": "batch"},
+                                     {"input_skip": True}])
+# not 1x1: padded, it is a constant map, whose instance norm magnifies rounding by 1/sqrt(eps)
+@pytest.mark.parametrize("size", [(3, 7), (17, 31), (64, 48)])
+def test_inference_form_computes_the_same_function(options, size):
+    torch.manual_seed(0)
+    net = TransformerNet(**options)
+    with torch.no_grad():  # perturbed weights (the norms' too), and batch-norm statistics of real use
+        for p in net.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+        for m in net.modules():
+            m.momentum = None  # a plain average of the batches below
+        for _ in range(3):
+            net(torch.rand(4, 3, 32, 32))
+    net.eval()
+    fast = for_inference(net)
+    x = torch.rand(2, 3, *size)
+    with torch.no_grad():
+        assert (fast(x) - net(x)).abs().max() < 1e-5
+    assert not fast.training and not any(p.requires_grad for p in fast.parameters())
+
+
+def test_inference_form_replaces_the_full_resolution_layers():
+    fast = for_inference(TransformerNet())
+    assert isinstance(fast.decoder[0], SubPixelUpsample) and isinstance(fast.decoder[3], SubPixelUpsample)
+    assert isinstance(fast.decoder[-1], SpaceToDepthConv)
+    # the multiply-adds of the upsampling layers are unchanged: 4x the outputs at a quarter of the pixels
+    assert fast.decoder[0].conv.weight.shape == (4 * 64, 128, 3, 3)
+    # the 9x9 convolution becomes 5x5 over 4x the channels on both sides
+    assert fast.decoder[-1].conv.weight.shape == (12, 128, 5, 5)
+
+
+def test_phase_shuffles_invert_each_other():
+    x = torch.arange(2 * 3 * 4 * 6, dtype=torch.float32).reshape(2, 3, 4, 6)
+    phases = _to_phases(x)
+    assert phases.shape == (2, 12, 2, 3)
+    # channel block (a, b) holds the pixels of row parity a and column parity b
+    assert torch.equal(phases[:, 3:6], x[:, :, 0::2, 1::2])
+    assert torch.equal(_from_phases(phases), x)
