@@ -17,15 +17,20 @@ def _sync(device: torch.device) -> None:
 
 @torch.inference_mode()
 def time_inference(model: TransformerNet, sizes=(256, 512, 1024), repeats: int = 5, warmup: int = 2,
-                   precision: str = "fp32", progress: bool = True) -> list[dict]:
+                   precision: str = "fp32", fast: bool = False, progress: bool = True) -> list[dict]:
     """Seconds per image for square inputs of each size on the model's device: ``warmup`` runs,
-    then the median (and min, max) of ``repeats`` timed runs."""
-    from fastst.train import autocast
+    then the median (and min, max) of ``repeats`` timed runs. With ``fast``, the path of
+    ``fastst stylize``: the network's inference form in channels-last memory (and ``precision``
+    "auto" takes bf16 where the device runs it natively)."""
+    from fastst.train import autocast, resolve_precision
+    from fastst.transformer import for_inference
     device = next(model.parameters()).device
-    model.eval()
+    precision = resolve_precision(precision, device)
+    model = for_inference(model).to(memory_format=torch.channels_last) if fast else model.eval()
+    memory_format = torch.channels_last if fast else torch.contiguous_format
     rows = []
     for size in tqdm(sizes, desc="timing", unit="size", disable=not progress, leave=False):
-        x = torch.rand(1, 3, size, size, device=device)
+        x = torch.rand(1, 3, size, size, device=device).contiguous(memory_format=memory_format)
         times = []
         for i in range(warmup + repeats):
             _sync(device)
@@ -37,7 +42,7 @@ def time_inference(model: TransformerNet, sizes=(256, 512, 1024), repeats: int =
                 times.append(time.perf_counter() - t0)
         rows.append({"size": size, "median_s": statistics.median(times), "min_s": min(times),
                      "max_s": max(times), "repeats": repeats, "device": str(device), "precision": precision,
-                     "threads": torch.get_num_threads()})
+                     "path": "fast" if fast else "plain", "threads": torch.get_num_threads()})
     return rows
 
 
@@ -45,20 +50,7 @@ def time_inference(model: TransformerNet, sizes=(256, 512, 1024), repeats: int =
 # Every figure is printed beside a plain baseline measured in the same run: eager, fp32,
 # contiguous tensors, the content target through the full VGG forward, Gram targets recomputed.
 
-def _median_time(fn, repeats: int, warmup: int = 1, device: torch.device = torch.device("cpu")) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        _sync(device)
-        t0 = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
-def matmul_gflops(dtype: torch.dtype, sizes=(1024, 2048, 4096), repeats: int = 7,
+def matmul_gflops(dtype: torch.dtype, sizes=(1024, 2048, 4096), repeats: int = 15,
                   device: torch.device = torch.device("cpu")) -> float:
     """Dense square matrix-multiply throughput (GFLOP/s), the best over ``sizes`` and ``repeats``:
     the machine's practical limit."""
@@ -90,11 +82,35 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     return float("inf") if mse == 0 else 10 * torch.log10(torch.tensor(1.0 / mse)).item()
 
 
+def _interleaved_medians(fns: dict, rounds: int, device: torch.device, slice_s: float = 0.25) -> dict:
+    """Median seconds per call of each function, timed in interleaved rounds (each function for
+    about ``slice_s`` a round), so a slow spell of a shared machine falls on all of them alike."""
+    estimate = {}
+    for name, fn in fns.items():
+        fn()  # warm-up
+        _sync(device)
+        t0 = time.perf_counter()
+        fn()
+        _sync(device)
+        estimate[name] = time.perf_counter() - t0
+    times = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            for _ in range(max(1, int(slice_s / estimate[name]))):
+                _sync(device)
+                t0 = time.perf_counter()
+                fn()
+                _sync(device)
+                times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
 def bench_inference(model: TransformerNet, sizes=(256, 512, 1024), repeats: int = 5, compile: bool = False) -> list[dict]:
     """Plain (eager fp32, no_grad, contiguous) against fast (``for_inference``'s re-expressed
     network, inference_mode, channels_last, bf16 autocast where the device has it) and, with
-    ``compile``, the fast path under ``torch.compile`` for each size; PSNR of each against the
-    plain fp32 output. FLOPs are those of the plain network (the fast one does 1% more)."""
+    ``compile``, the fast path under ``torch.compile`` for each size, timed in ``repeats``
+    interleaved rounds; PSNR of each against the plain fp32 output. FLOPs are those of the plain
+    network (the fast one does 1% more)."""
     from fastst.train import autocast, resolve_precision
     from fastst.transformer import for_inference
     device = next(model.parameters()).device
@@ -105,18 +121,18 @@ def bench_inference(model: TransformerNet, sizes=(256, 512, 1024), repeats: int 
     for size in tqdm(sizes, desc="inference", unit="size", leave=False):
         x = torch.rand(1, 3, size, size, device=device)
         x_cl = x.contiguous(memory_format=torch.channels_last)
-        with torch.no_grad():
-            reference = model(x)
-            plain = _median_time(lambda: model(x), repeats, device=device)
+
+        def plain():
+            with torch.no_grad():
+                return model(x)
 
         def fast(runner=fast_model):
             with torch.inference_mode(), autocast(device, precision):
                 return runner(x_cl)
+        runners = {"plain": plain, "fast": fast}
+        reference = plain()
         flops = inference_flops(model, size)
-        t_fast = _median_time(fast, repeats, device=device)
-        row = {"size": size, "precision": precision, "plain_s": plain, "fast_s": t_fast, "speedup": plain / t_fast,
-               "psnr_db": psnr(fast().float(), reference), "gflop": flops / 1e9,
-               "plain_gflops": flops / plain / 1e9, "fast_gflops": flops / t_fast / 1e9}
+        row = {"size": size, "precision": precision, "psnr_db": psnr(fast().float(), reference), "gflop": flops / 1e9}
         if compile:
             # compiled for this size (as for a folder of same-size photos); autotuning picks the
             # fastest kernels per shape, and on a GPU it also records CUDA graphs
@@ -124,27 +140,34 @@ def bench_inference(model: TransformerNet, sizes=(256, 512, 1024), repeats: int 
             compiled = torch.compile(fast_model, mode=mode, dynamic=False)
             t0 = time.perf_counter()
             out = fast(compiled)  # the first call compiles
-            row["compile_s"] = time.perf_counter() - t0
-            t_comp = _median_time(lambda: fast(compiled), repeats, device=device)
-            row.update(compiled_s=t_comp, compiled_speedup=plain / t_comp, compiled_psnr_db=psnr(out.float(), reference),
-                       compiled_gflops=flops / t_comp / 1e9)
-            torch._dynamo.reset()
+            row.update(compile_s=time.perf_counter() - t0, compiled_psnr_db=psnr(out.float(), reference))
+            runners["compiled"] = lambda compiled=compiled: fast(compiled)
+        seconds = _interleaved_medians(runners, repeats, device)
+        for name, t in seconds.items():
+            row[f"{name}_s"] = t
+            row[f"{name}_gflops"] = flops / t / 1e9
+            if name != "plain":
+                row[f"{name}_speedup"] = seconds["plain"] / t
         rows.append(row)
+        torch._dynamo.reset()
     return rows
 
 
 def bench_fp32_fast_inference(model: TransformerNet, size: int = 512, repeats: int = 5) -> dict:
-    """The fast path without reduced precision (what stylize uses by default)."""
+    """Without reduced precision (``--precision fp32``, and the library's ``stylize`` default):
+    the inference form in contiguous and in channels-last memory against the plain network."""
+    from fastst.transformer import for_inference
     device = next(model.parameters()).device
     x = torch.rand(1, 3, size, size, device=device)
-    with torch.no_grad():
-        plain = _median_time(lambda: model(x), repeats, device=device)
-    model.to(memory_format=torch.channels_last)
     x_cl = x.contiguous(memory_format=torch.channels_last)
-    with torch.inference_mode():
-        fast = _median_time(lambda: model(x_cl), repeats, device=device)
     model.to(memory_format=torch.contiguous_format)
-    return {"size": size, "plain_s": plain, "fp32_channels_last_s": fast, "speedup": plain / fast}
+    fast = for_inference(model)
+    fast_cl = for_inference(model).to(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        t = _interleaved_medians({"plain": lambda: model(x), "form": lambda: fast(x), "form_cl": lambda: fast_cl(x_cl)},
+                                 repeats, device)
+    return {"size": size, "plain_s": t["plain"], "inference_form_s": t["form"], "speedup": t["plain"] / t["form"],
+            "channels_last_s": t["form_cl"], "channels_last_speedup": t["plain"] / t["form_cl"]}
 
 
 def peak_memory_mb(fn) -> float:
@@ -176,31 +199,37 @@ def peak_memory_mb(fn) -> float:
     return (peak[0] - base) / 2**20
 
 
-def _memory_job(net: dict, weights: dict, tiled: bool) -> dict:
+def _memory_job(net: dict, weights: dict, what: str, reuse: bool) -> float:
     from fastst.stylize import stylize_tiled
-    from fastst.train import reuse_freed_memory
-    reuse_freed_memory()  # as stylising runs
+    from fastst.train import autocast, resolve_precision, reuse_freed_memory
+    from fastst.transformer import for_inference
+    if reuse:
+        reuse_freed_memory()
     model = TransformerNet(**net)
     model.load_state_dict(weights)
     model.eval()
-    x1024 = torch.rand(1, 3, 1024, 1024)
-    with torch.inference_mode():
-        result = {"inference_1024_fp32_mb": peak_memory_mb(lambda: model(x1024))}
-    if tiled:
-        x4096 = torch.rand(3, 4096, 4096)
-        t0 = time.perf_counter()
-        result["tiled_4096_fp32_mb"] = peak_memory_mb(lambda: stylize_tiled(model, x4096))
-        result["tiled_4096_seconds"] = time.perf_counter() - t0
-    return result
+    if what == "tiled_4096":
+        x = torch.rand(3, 4096, 4096)
+        return peak_memory_mb(lambda: stylize_tiled(model, x))
+    x = torch.rand(1, 3, 1024, 1024)
+    if what == "plain_1024":
+        with torch.inference_mode():
+            return peak_memory_mb(lambda: model(x))
+    fast = for_inference(model).to(memory_format=torch.channels_last)
+    x = x.contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode(), autocast(x.device, resolve_precision("auto", x.device)):
+        return peak_memory_mb(lambda: fast(x))
 
 
-def memory_in_fresh_process(model: TransformerNet, tiled: bool = True) -> dict:
-    """Peak memory of a 1024 px image and (with ``tiled``) of a tiled 4096 px one, each measured
-    as the growth of a fresh process, where no memory freed by earlier work can be reused."""
+def memory_in_fresh_process(model: TransformerNet, what: str, reuse: bool = True) -> float:
+    """Peak memory (MB) of ``what``: "plain_1024" (the network in fp32 on a 1024 px image),
+    "fast_1024" (stylize's path) or "tiled_4096" (a 4096 px image in tiles), as the growth of the
+    resident set of a fresh process. ``reuse`` as stylising runs (``reuse_freed_memory``): freed
+    blocks stay in the heap, where fragmentation can make the first image's peak larger."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(_memory_job, model.config, model.cpu().state_dict(), tiled).result()
+        return pool.submit(_memory_job, model.config, model.cpu().state_dict(), what, reuse).result()
 
 
 def _plain_step(model, vgg, style, batch, optimizer, config):
@@ -274,18 +303,20 @@ def bench_training(preset: str, style_path, data_dir, iterations: int = 10, loss
         model = build_model(config)
         return model, torch.optim.Adam(model.parameters(), lr=config.lr)
 
-    model, opt = fresh()
-    plain = _median_time(lambda: _plain_step(model, vgg, style, batches[0], opt, config), iterations)
     criterion = PerceptualLoss(vgg, style, config.content_weight, config.style_weight, config.tv_weight,
                                config.content_layer, config.style_layers)
+    plain_model, plain_opt = fresh()
     model, opt = fresh()
-    fast = _median_time(lambda: _fast_step(model, criterion, batches[0], opt, device, precision), iterations)
 
     def net_only():
         with torch.autocast("cpu", torch.bfloat16, enabled=precision == "bf16"):
             out = model(batches[0])
         out.float().mean().backward()
-    t_net = _median_time(net_only, max(3, iterations // 2))
+    t = _interleaved_medians({
+        "plain": lambda: _plain_step(plain_model, vgg, style, batches[0], plain_opt, config),
+        "fast": lambda: _fast_step(model, criterion, batches[0], opt, device, precision),
+        "net": net_only}, iterations, device, slice_s=0)
+    plain, fast, t_net = t["plain"], t["fast"], t["net"]
     row = {"preset": preset, "image_size": config.image_size, "batch_size": config.batch_size,
            "precision": precision, "plain_s": plain + data_plain, "fast_s": fast + data_fast_wait,
            "speedup": (plain + data_plain) / (fast + data_fast_wait),
@@ -337,10 +368,15 @@ def run_suite(model_path=None, style_path=None, data_dir=None, quick: bool = Fal
                                           loss_iterations=0 if quick else 50)]
     if not quick:
         results["training"].append(bench_training("report", style_path, data_dir, iterations=3))
-    results["memory"] = memory_in_fresh_process(model, tiled=not quick)
+    results["memory"] = {f"{what}_mb{'' if reuse else '_glibc_default'}": memory_in_fresh_process(model, what, reuse)
+                         for what in ("plain_1024", "fast_1024") for reuse in (True, False)}
+    if not quick:
+        t0 = time.perf_counter()
+        results["memory"]["tiled_4096_mb"] = memory_in_fresh_process(model, "tiled_4096")
+        results["memory"]["tiled_4096_s"] = time.perf_counter() - t0
     for key in ("inference", "training"):
         print(f"\n{key}:\n" + pd.DataFrame(results[key]).T.to_string(header=False, float_format=lambda v: f"{v:.4g}"))
-    print("\nfp32 fast path at 512 px:", {k: round(v, 4) if isinstance(v, float) else v for k, v in results["inference_fp32_fast"].items()})
+    print("\nfp32 at 512 px:", {k: round(v, 4) if isinstance(v, float) else v for k, v in results["inference_fp32_fast"].items()})
     if results["throughput"]:
         print("folder throughput:", results["throughput"])
     print("machine:", {k: round(v, 1) if isinstance(v, float) else v for k, v in results["machine"].items()})

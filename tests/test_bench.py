@@ -6,6 +6,7 @@ import torch
 
 from fastst import TransformerNet
 from fastst.bench import inference_flops, psnr, time_inference
+from fastst.train import cpu_has_bf16
 
 
 def test_flop_count_matches_the_networks_arithmetic():
@@ -25,3 +26,10 @@ def test_timing_rows_have_the_stated_fields():
     rows = time_inference(TransformerNet(width=0.25), sizes=(32,), repeats=2, warmup=1, progress=False)
     assert rows[0]["size"] == 32 and rows[0]["repeats"] == 2
     assert 0 < rows[0]["min_s"] <= rows[0]["median_s"] <= rows[0]["max_s"]
+
+
+def test_fast_timing_takes_the_stylize_path():
+    rows = time_inference(TransformerNet(width=0.25), sizes=(32,), repeats=1, warmup=0, precision="auto",
+                          fast=True, progress=False)
+    assert rows[0]["path"] == "fast"
+    assert rows[0]["precision"] == ("bf16" if cpu_has_bf16() else "fp32")
