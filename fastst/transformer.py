@@ -185,16 +185,46 @@ class SpaceToDepthConv(nn.Module):
         return _from_phases(self.conv(_to_phases(self.pad(x))))
 
 
+class TwoTermInputConv(nn.Module):
+    """The first ``ConvLayer``, keeping the image's precision under bf16/fp16 autocast.
+
+    Rounding the input image to bf16 (8 significant bits) is the one rounding the network cannot
+    absorb: it amplifies the rounding pattern like fine texture, down to 28 dB PSNR against fp32
+    on smooth photos at 1024 px, while rounding every other layer's input costs little. So the
+    image is carried as two reduced-precision terms, x = hi + lo, stacked as 6 channels against the
+    weights stacked twice: twice the cost of this layer (5% of the network) instead of computing
+    it in fp32. In fp32 it is the plain layer.
+    """
+
+    def __init__(self, layer: ConvLayer):
+        super().__init__()
+        self.pad, self.conv = layer
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pad(x)
+        if not torch.is_autocast_enabled(x.device.type):
+            return self.conv(x)
+        hi = x.to(torch.get_autocast_dtype(x.device.type))
+        lo = (x - hi.float()).to(hi.dtype)
+        weight = self.conv.weight.repeat(1, 2, 1, 1)
+        return F.conv2d(torch.cat([hi, lo], dim=1), weight, self.conv.bias)
+
+
 def for_inference(model: TransformerNet) -> TransformerNet:
     """An eval-mode copy of ``model`` computing the same function faster: the upsampling layers
     and the last convolution re-expressed at half resolution (see above). For stylising only: its
     weights are derived, not trained, and it is not saved."""
     fast = copy.deepcopy(model).eval().requires_grad_(False)
+    fast.encoder[0] = TwoTermInputConv(fast.encoder[0])
     if model.config["upsample"] == "resize":
         for i in (0, 3):
             fast.decoder[i] = SubPixelUpsample(fast.decoder[i])
     fast.decoder[-1] = SpaceToDepthConv(fast.decoder[-1])
     return fast.requires_grad_(False)
+
+
+def is_inference_form(model: nn.Module) -> bool:
+    return isinstance(model, TransformerNet) and isinstance(model.encoder[0], TwoTermInputConv)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -10,6 +10,7 @@ from PIL import Image
 from fastst import TransformerNet
 from fastst.errors import FaststError
 from fastst.stylize import load_model, preserve_color, stylize, stylize_image
+from fastst.train import cpu_has_bf16
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -163,3 +164,18 @@ def test_a_folder_is_batched_by_size_without_changing_results(model_file, tmp_pa
     for name in images:
         expected = stylize(model, load(src / name))
         assert (load(tmp_path / "out" / name) - expected).abs().max() <= 1 / 255 + 1e-6
+
+
+def test_tiling_works_with_the_inference_form_and_in_bf16(model_file):
+    from fastst.bench import psnr
+    from fastst.stylize import stylize_tiled
+    from fastst.transformer import for_inference
+    model = load_model(model_file)
+    fast = for_inference(model).to(memory_format=torch.channels_last)
+    torch.manual_seed(1)
+    image = torch.nn.functional.interpolate(torch.rand(1, 3, 30, 40), size=(300, 400), mode="bilinear")[0]
+    reference = stylize_tiled(model, image, tile=256, overlap=128)
+    assert (stylize_tiled(fast, image, tile=256, overlap=128) - reference).abs().max() < 1e-4
+    if cpu_has_bf16():  # tiles agree with the whole image as in fp32
+        tiled = stylize_tiled(fast, image, tile=256, overlap=128, precision="bf16")
+        assert psnr(tiled, stylize(fast, image, precision="bf16")) > 30

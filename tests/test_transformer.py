@@ -1,9 +1,12 @@
+import copy
+
 import pytest
 import torch
+import torch.nn.functional as F
 
 from fastst import TransformerNet
-from fastst.transformer import (SpaceToDepthConv, SubPixelUpsample, _from_phases, _to_phases, count_parameters,
-                                for_inference)
+from fastst.transformer import (SpaceToDepthConv, SubPixelUpsample, TwoTermInputConv, _from_phases, _to_phases,
+                                count_parameters, for_inference)
 
 
 def test_default_network_has_johnsons_parameter_count():
@@ -93,3 +96,20 @@ def test_phase_shuffles_invert_each_other():
     # channel block (a, b) holds the pixels of row parity a and column parity b
     assert torch.equal(phases[:, 3:6], x[:, :, 0::2, 1::2])
     assert torch.equal(_from_phases(phases), x)
+
+
+def test_first_layer_keeps_the_input_exact_under_bf16_autocast():
+    torch.manual_seed(0)
+    layer = TransformerNet().encoder[0]
+    two_term = TwoTermInputConv(copy.deepcopy(layer))
+    x = torch.rand(1, 3, 40, 40)
+    # the exact input against bf16 weights, in fp64, then rounded to bf16 as autocast's output is
+    conv = layer[1]
+    exact_input = F.conv2d(layer[0](x).double(), conv.weight.detach().bfloat16().double(),
+                           conv.bias.detach().bfloat16().double()).bfloat16()
+    with torch.no_grad(), torch.autocast("cpu", torch.bfloat16):
+        ours, plain = two_term(x), layer(x)
+    assert (ours == exact_input).float().mean() > 0.99  # the rest: ties of the fp32 sum's order
+    assert (plain == exact_input).float().mean() < 0.8  # the plain layer rounds the image to 8 bits
+    with torch.no_grad():  # in fp32 it is the plain layer
+        assert torch.equal(two_term(x), layer(x))
