@@ -1,6 +1,7 @@
 """Measurements: inference timing (warm-up, then the median of repeats)."""
 from __future__ import annotations
 
+import copy
 import statistics
 import time
 
@@ -105,12 +106,17 @@ def _interleaved_medians(fns: dict, rounds: int, device: torch.device, slice_s: 
     return {name: statistics.median(t) for name, t in times.items()}
 
 
-def bench_inference(model: TransformerNet, sizes=(256, 512, 1024), repeats: int = 5, compile: bool = False) -> list[dict]:
+def bench_inference(model: TransformerNet, sizes=(256, 512, 1024), repeats: int = 5, compile: bool = False,
+                    photos: list[torch.Tensor] | None = None) -> list[dict]:
     """Plain (eager fp32, no_grad, contiguous) against fast (``for_inference``'s re-expressed
     network, inference_mode, channels_last, bf16 autocast where the device has it) and, with
     ``compile``, the fast path under ``torch.compile`` for each size, timed in ``repeats``
-    interleaved rounds; PSNR of each against the plain fp32 output. FLOPs are those of the plain
+    interleaved rounds. Quality: PSNR against the plain fp32 output on each of ``photos`` (resized
+    to the size; the lowest is reported) or, without photos, on noise. FLOPs are those of the plain
     network (the fast one does 1% more)."""
+    import torch.nn.functional as F
+
+    from fastst.stylize import compile_model
     from fastst.train import autocast, resolve_precision
     from fastst.transformer import for_inference
     device = next(model.parameters()).device
@@ -119,28 +125,35 @@ def bench_inference(model: TransformerNet, sizes=(256, 512, 1024), repeats: int 
     fast_model = for_inference(model).to(memory_format=torch.channels_last)
     rows = []
     for size in tqdm(sizes, desc="inference", unit="size", leave=False):
-        x = torch.rand(1, 3, size, size, device=device)
+        inputs = [F.interpolate(p[None], size=(size, size), mode="bilinear", antialias=True).clamp(0, 1)
+                  for p in photos] if photos else [torch.rand(1, 3, size, size)]
+        inputs = [x.to(device) for x in inputs]
+        x = inputs[0]
         x_cl = x.contiguous(memory_format=torch.channels_last)
 
-        def plain():
+        def plain(x=x):
             with torch.no_grad():
                 return model(x)
 
-        def fast(runner=fast_model):
+        def fast(runner=fast_model, x=x_cl):
             with torch.inference_mode(), autocast(device, precision):
-                return runner(x_cl)
+                return runner(x)
+
+        references = [plain(x) for x in inputs]
+
+        def lowest_psnr(runner):
+            return min(psnr(fast(runner, x.contiguous(memory_format=torch.channels_last)).float(), reference)
+                       for x, reference in zip(inputs, references))
         runners = {"plain": plain, "fast": fast}
-        reference = plain()
         flops = inference_flops(model, size)
-        row = {"size": size, "precision": precision, "psnr_db": psnr(fast().float(), reference), "gflop": flops / 1e9}
+        row = {"size": size, "precision": precision, "psnr_photos": len(photos) if photos else 0,
+               "psnr_db": lowest_psnr(fast_model), "gflop": flops / 1e9}
         if compile:
-            # compiled for this size (as for a folder of same-size photos); autotuning picks the
-            # fastest kernels per shape, and on a GPU it also records CUDA graphs
-            mode = "max-autotune" if device.type == "cuda" else "max-autotune-no-cudagraphs"
-            compiled = torch.compile(fast_model, mode=mode, dynamic=False)
+            # for this size, as for a folder of same-size photos
+            compiled = compile_model(copy.deepcopy(fast_model), dynamic=False)
             t0 = time.perf_counter()
-            out = fast(compiled)  # the first call compiles
-            row.update(compile_s=time.perf_counter() - t0, compiled_psnr_db=psnr(out.float(), reference))
+            fast(compiled)  # the first call compiles
+            row.update(compile_s=time.perf_counter() - t0, compiled_psnr_db=lowest_psnr(compiled))
             runners["compiled"] = lambda compiled=compiled: fast(compiled)
         seconds = _interleaved_medians(runners, repeats, device)
         for name, t in seconds.items():
@@ -341,7 +354,8 @@ def run_suite(model_path=None, style_path=None, data_dir=None, quick: bool = Fal
     """The whole suite; returns the tables and prints them."""
     import pandas as pd
 
-    from fastst.data import STYLES, TRAIN_DIR, data_dir as default_data
+    from fastst.data import STYLES, TEST_DIR, TRAIN_DIR, test_photos
+    from fastst.data import data_dir as default_data
     from fastst.stylize import load_model
     from fastst.train import reuse_freed_memory
     root = default_data()
@@ -356,7 +370,9 @@ def run_suite(model_path=None, style_path=None, data_dir=None, quick: bool = Fal
                            "glibc_reuse_freed_memory": reused,
                            "matmul_fp32_gflops": matmul_gflops(torch.float32),
                            "matmul_bf16_gflops": matmul_gflops(torch.bfloat16)}}
-    results["inference"] = bench_inference(model, sizes, repeats=repeats or (3 if quick else 9), compile=compile)
+    photos = list(test_photos(limit=3 if quick else None).values()) if (root / TEST_DIR).is_dir() else None
+    results["inference"] = bench_inference(model, sizes, repeats=repeats or (3 if quick else 9), compile=compile,
+                                           photos=photos)
     results["inference_fp32_fast"] = bench_fp32_fast_inference(model)
     for row in results["inference"]:
         peak = results["machine"]["matmul_bf16_gflops" if row["precision"] == "bf16" else "matmul_fp32_gflops"]
@@ -371,9 +387,11 @@ def run_suite(model_path=None, style_path=None, data_dir=None, quick: bool = Fal
     results["memory"] = {f"{what}_mb{'' if reuse else '_glibc_default'}": memory_in_fresh_process(model, what, reuse)
                          for what in ("plain_1024", "fast_1024") for reuse in (True, False)}
     if not quick:
-        t0 = time.perf_counter()
-        results["memory"]["tiled_4096_mb"] = memory_in_fresh_process(model, "tiled_4096")
-        results["memory"]["tiled_4096_s"] = time.perf_counter() - t0
+        for reuse in (True, False):
+            t0 = time.perf_counter()
+            results["memory"][f"tiled_4096_mb{'' if reuse else '_glibc_default'}"] = memory_in_fresh_process(
+                model, "tiled_4096", reuse)
+            results["memory"][f"tiled_4096_s{'' if reuse else '_glibc_default'}"] = time.perf_counter() - t0
     for key in ("inference", "training"):
         print(f"\n{key}:\n" + pd.DataFrame(results[key]).T.to_string(header=False, float_format=lambda v: f"{v:.4g}"))
     print("\nfp32 at 512 px:", {k: round(v, 4) if isinstance(v, float) else v for k, v in results["inference_fp32_fast"].items()})

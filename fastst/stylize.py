@@ -39,6 +39,19 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> T
     return model.eval().to(device)
 
 
+def compile_model(model: TransformerNet, dynamic: bool | None = None) -> TransformerNet:
+    """Compile ``model``'s forward in place with ``torch.compile``, autotuned kernels (and CUDA
+    graphs on a GPU). Precision casts are emulated as in eager mode: otherwise fusion drops the
+    rounding that splits the image into two bf16 terms in the first layer (``TwoTermInputConv``),
+    and PSNR against fp32 falls from 47 to 35 dB on a 1024 px photo."""
+    from torch._inductor import list_mode_options
+    device = next(model.parameters()).device
+    mode = "max-autotune" if device.type == "cuda" else "max-autotune-no-cudagraphs"
+    model.forward = torch.compile(model.forward, dynamic=dynamic,
+                                  options={**list_mode_options(mode), "emulate_precision_casts": True})
+    return model
+
+
 @torch.inference_mode()
 def stylize(model: TransformerNet, image: torch.Tensor, device: str | torch.device | None = None,
             precision: str = "fp32") -> torch.Tensor:
@@ -221,7 +234,7 @@ def stylize_paths(model_path: str, input_spec: str, output: str, max_size: int |
     if resolve_precision(precision, dev) != "fp32" or compile:
         model.to(memory_format=torch.channels_last)  # faster in bf16 (fastst bench); not in fp32
     if compile:  # pays off for many images or large ones: about 20 s to compile per new size
-        model.forward = torch.compile(model.forward)
+        compile_model(model)
     inputs = _inputs(input_spec)
     out = Path(output)
     single = len(inputs) == 1 and Path(input_spec).is_file() and out.suffix != ""
