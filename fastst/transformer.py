@@ -193,7 +193,7 @@ class TwoTermInputConv(nn.Module):
     on smooth photos at 1024 px, while rounding every other layer's input costs little. So the
     image is carried as two reduced-precision terms, x = hi + lo, stacked as 6 channels against the
     weights stacked twice: twice the cost of this layer (5% of the network) instead of computing
-    it in fp32. In fp32 it is the plain layer.
+    it in fp32. For images in [0, 1]; in fp32 it is the plain layer.
     """
 
     def __init__(self, layer: ConvLayer):
@@ -204,10 +204,12 @@ class TwoTermInputConv(nn.Module):
         x = self.pad(x)
         if not torch.is_autocast_enabled(x.device.type):
             return self.conv(x)
-        hi = x.to(torch.get_autocast_dtype(x.device.type))
-        lo = (x - hi.float()).to(hi.dtype)
-        weight = self.conv.weight.repeat(1, 2, 1, 1)
-        return F.conv2d(torch.cat([hi, lo], dim=1), weight, self.conv.bias)
+        # hi: x in [0, 1] to 8 bits, exact in bf16 and fp16; lo = x - hi < 2^-8 keeps 8 more. The
+        # rounding is explicit arithmetic: a cast pair (x -> bf16 -> fp32) would be removed by
+        # compiler fusion, which keeps intermediate values in fp32.
+        hi = torch.floor(x.float() * 256) / 256
+        pair = torch.cat([hi, x - hi], dim=1).to(torch.get_autocast_dtype(x.device.type))
+        return F.conv2d(pair, self.conv.weight.repeat(1, 2, 1, 1), self.conv.bias)
 
 
 def for_inference(model: TransformerNet) -> TransformerNet:
