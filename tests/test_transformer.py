@@ -113,3 +113,17 @@ def test_first_layer_keeps_the_input_exact_under_bf16_autocast():
     assert (plain == exact_input).float().mean() < 0.8  # the plain layer rounds the image to 8 bits
     with torch.no_grad():  # in fp32 it is the plain layer
         assert torch.equal(two_term(x), layer(x))
+
+
+def test_first_layer_keeps_the_input_exact_when_compiled():
+    # compiler fusion keeps intermediates in fp32: the split must not rely on a cast pair
+    torch.manual_seed(0)
+    layer = TransformerNet(width=0.25).encoder[0]
+    x = torch.rand(1, 3, 24, 24)
+    conv = layer[1]
+    exact_input = F.conv2d(layer[0](x).double(), conv.weight.detach().bfloat16().double(),
+                           conv.bias.detach().bfloat16().double()).bfloat16()
+    compiled = torch.compile(TwoTermInputConv(copy.deepcopy(layer)))
+    with torch.no_grad(), torch.autocast("cpu", torch.bfloat16):
+        ours = compiled(x)
+    assert (ours == exact_input).float().mean() > 0.99
