@@ -159,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--preserve-color", action="store_true", help="keep the content's colours")
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     s.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
-                   help="auto: bf16 where the device runs it natively (50 dB PSNR against fp32)")
+                   help="auto: bf16 where the device runs it natively (46 to 51 dB PSNR against fp32 on held-out photos)")
     s.add_argument("--compile", action="store_true", help="torch.compile the network (for many images)")
     s.add_argument("--overwrite", action="store_true", help="replace existing output files")
     s.set_defaults(func=_stylize)

@@ -223,7 +223,7 @@ def stylize_paths(model_path: str, input_spec: str, output: str, max_size: int |
     from tqdm.auto import tqdm
 
     from fastst.io import load_image, save_image
-    from fastst.train import resolve_device, resolve_precision, reuse_freed_memory
+    from fastst.train import release_freed_memory, resolve_device, resolve_precision, reuse_freed_memory
     dev = resolve_device(device)
     reuse_freed_memory()
     model = for_inference(load_model(model_path, dev))
@@ -251,8 +251,16 @@ def stylize_paths(model_path: str, input_spec: str, output: str, max_size: int |
         failures.append(message)
         warnings.warn(message, stacklevel=3)
 
+    last_shape = [None]
+
+    def new_shape(shape) -> None:  # same-shape work reuses freed memory; other shapes would fragment it
+        if shape != last_shape[0]:
+            release_freed_memory()
+            last_shape[0] = shape
+
     def flush(shape) -> int:
         group = pending.pop(shape)
+        new_shape((len(group), *shape))
         outs = stylize(model, torch.stack([image for image, _ in group]), precision=precision)
         done = 0
         for (image, target), out in zip(group, outs):
@@ -277,6 +285,7 @@ def stylize_paths(model_path: str, input_spec: str, output: str, max_size: int |
             continue
         h, w = image.shape[-2:]
         if h * w > BATCH_PIXELS or single:
+            new_shape(tuple(image.shape))
             try:
                 save_image(stylize_image(model, image, strength, keep_color, precision), target)
                 written += 1
