@@ -216,12 +216,23 @@ def reuse_freed_memory() -> bool:
     return bool(libc and libc.mallopt(m_mmap_max, 0) and libc.mallopt(m_trim_threshold, 2**31 - 1))
 
 
-def release_freed_memory() -> None:
-    """Hand the memory that is free back to the system (glibc ``malloc_trim``): between work of
-    different shapes, so that memory kept by :func:`reuse_freed_memory` stays bounded."""
+def release_freed_memory(keep_mb: int = 1024) -> None:
+    """Hand the heap's free memory back to the system (glibc ``malloc_trim``) once more than
+    ``keep_mb`` of it is kept: call it between work of different shapes, so that memory kept by
+    :func:`reuse_freed_memory` stays bounded while small changes of shape still reuse it."""
+    import ctypes
     libc = _glibc()
-    if libc:
-        libc.malloc_trim(0)
+    if not libc:
+        return
+    if hasattr(libc, "mallinfo2"):  # glibc 2.33+: the free bytes of the heap
+        class Info(ctypes.Structure):
+            _fields_ = [(name, ctypes.c_size_t) for name in (
+                "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
+                "keepcost")]
+        libc.mallinfo2.restype = Info
+        if libc.mallinfo2().fordblks <= keep_mb * 2**20:
+            return
+    libc.malloc_trim(0)
 
 
 def git_commit() -> str | None:
