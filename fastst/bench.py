@@ -236,7 +236,7 @@ def _memory_job(net: dict, weights: dict, what: str, reuse: bool) -> float:
 
 def memory_in_fresh_process(model: TransformerNet, what: str, reuse: bool = True) -> float:
     """Peak memory (MB) of ``what``: "plain_1024" (the network in fp32 on a 1024 px image),
-    "fast_1024" (stylize's path) or "tiled_4096" (a 4096 px image in tiles), as the growth of the
+    "fast_1024" (stylize's path) or "tiled_4096" (a 4096 px image in tiles, fp32), as the growth of the
     resident set of a fresh process. ``reuse`` as stylising runs (``reuse_freed_memory``): freed
     blocks stay in the heap, where fragmentation can make the first image's peak larger."""
     import multiprocessing
@@ -349,8 +349,7 @@ def bench_training(preset: str, style_path, data_dir, iterations: int = 10, loss
     return row
 
 
-def run_suite(model_path=None, style_path=None, data_dir=None, quick: bool = False, compile: bool = False,
-              repeats: int | None = None) -> dict:
+def run_suite(model_path=None, style_path=None, data_dir=None, quick: bool = False, compile: bool = False) -> dict:
     """The whole suite; returns the tables and prints them."""
     import pandas as pd
 
@@ -371,8 +370,7 @@ def run_suite(model_path=None, style_path=None, data_dir=None, quick: bool = Fal
                            "matmul_fp32_gflops": matmul_gflops(torch.float32),
                            "matmul_bf16_gflops": matmul_gflops(torch.bfloat16)}}
     photos = list(test_photos(limit=3 if quick else None).values()) if (root / TEST_DIR).is_dir() else None
-    results["inference"] = bench_inference(model, sizes, repeats=repeats or (3 if quick else 9), compile=compile,
-                                           photos=photos)
+    results["inference"] = bench_inference(model, sizes, repeats=3 if quick else 9, compile=compile, photos=photos)
     results["inference_fp32_fast"] = bench_fp32_fast_inference(model)
     for row in results["inference"]:
         peak = results["machine"]["matmul_bf16_gflops" if row["precision"] == "bf16" else "matmul_fp32_gflops"]

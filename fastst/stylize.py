@@ -8,7 +8,7 @@ import torch
 
 from fastst.errors import FaststError
 from fastst.io import load_checkpoint
-from fastst.transformer import TransformerNet, for_inference, is_inference_form
+from fastst.transformer import TransformerNet, for_inference
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> TransformerNet:
@@ -60,7 +60,7 @@ def stylize(model: TransformerNet, image: torch.Tensor, device: str | torch.devi
     from fastst.train import autocast, resolve_precision
     device = torch.device(device) if device is not None else next(model.parameters()).device
     precision = resolve_precision(precision, device)
-    if precision != "fp32" and not is_inference_form(model):
+    if precision != "fp32":
         model = for_inference(model)
     single = image.dim() == 3
     batch = (image.unsqueeze(0) if single else image).to(device)
@@ -136,7 +136,7 @@ def stylize_tiled(model: TransformerNet, image: torch.Tensor, tile: int = TILE, 
     from fastst.train import autocast, resolve_precision
     device = next(model.parameters()).device
     precision = resolve_precision(precision, device)
-    if precision != "fp32" and not is_inference_form(model):
+    if precision != "fp32":
         model = for_inference(model)  # keeps the input exact, as in stylize
     h, w = image.shape[-2:]
     scale = min(1.0, stats_size / max(h, w))

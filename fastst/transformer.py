@@ -214,8 +214,11 @@ class TwoTermInputConv(nn.Module):
 
 def for_inference(model: TransformerNet) -> TransformerNet:
     """An eval-mode copy of ``model`` computing the same function faster: the upsampling layers
-    and the last convolution re-expressed at half resolution (see above). For stylising only: its
-    weights are derived, not trained, and it is not saved."""
+    and the last convolution re-expressed at half resolution (see above), and the image kept exact
+    under reduced precision (``TwoTermInputConv``). For stylising only: its weights are derived, not
+    trained, and it is not saved. A model already in this form is returned as it is."""
+    if isinstance(model.encoder[0], TwoTermInputConv):
+        return model
     fast = copy.deepcopy(model).eval().requires_grad_(False)
     fast.encoder[0] = TwoTermInputConv(fast.encoder[0])
     if model.config["upsample"] == "resize":
@@ -223,10 +226,6 @@ def for_inference(model: TransformerNet) -> TransformerNet:
             fast.decoder[i] = SubPixelUpsample(fast.decoder[i])
     fast.decoder[-1] = SpaceToDepthConv(fast.decoder[-1])
     return fast.requires_grad_(False)
-
-
-def is_inference_form(model: nn.Module) -> bool:
-    return isinstance(model, TransformerNet) and isinstance(model.encoder[0], TwoTermInputConv)
 
 
 def count_parameters(model: nn.Module) -> int:

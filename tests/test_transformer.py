@@ -83,6 +83,7 @@ def test_inference_form_replaces_the_full_resolution_layers():
     fast = for_inference(TransformerNet())
     assert isinstance(fast.decoder[0], SubPixelUpsample) and isinstance(fast.decoder[3], SubPixelUpsample)
     assert isinstance(fast.decoder[-1], SpaceToDepthConv)
+    assert for_inference(fast) is fast  # already in this form: nothing to redo
     # the multiply-adds of the upsampling layers are unchanged: 4x the outputs at a quarter of the pixels
     assert fast.decoder[0].conv.weight.shape == (4 * 64, 128, 3, 3)
     # the 9x9 convolution becomes 5x5 over 4x the channels on both sides
