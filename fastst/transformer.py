@@ -219,13 +219,14 @@ def for_inference(model: TransformerNet) -> TransformerNet:
     trained, and it is not saved. A model already in this form is returned as it is."""
     if isinstance(model.encoder[0], TwoTermInputConv):
         return model
-    fast = copy.deepcopy(model).eval().requires_grad_(False)
+    device = next(model.parameters()).device
+    fast = copy.deepcopy(model).cpu().eval().requires_grad_(False)  # derived on the CPU, then moved back
     fast.encoder[0] = TwoTermInputConv(fast.encoder[0])
     if model.config["upsample"] == "resize":
         for i in (0, 3):
             fast.decoder[i] = SubPixelUpsample(fast.decoder[i])
     fast.decoder[-1] = SpaceToDepthConv(fast.decoder[-1])
-    return fast.requires_grad_(False)
+    return fast.requires_grad_(False).to(device)
 
 
 def count_parameters(model: nn.Module) -> int:
