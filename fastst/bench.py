@@ -1,6 +1,7 @@
 """Measurements: inference timing (warm-up, then the median of repeats)."""
 from __future__ import annotations
 
+import contextlib
 import copy
 import statistics
 import time
@@ -21,14 +22,15 @@ def time_inference(model: TransformerNet, sizes=(256, 512, 1024), repeats: int =
                    precision: str = "fp32", fast: bool = False, progress: bool = True) -> list[dict]:
     """Seconds per image for square inputs of each size on the model's device: ``warmup`` runs,
     then the median (and min, max) of ``repeats`` timed runs. With ``fast``, the path of
-    ``fastst stylize``: the network's inference form in channels-last memory (and ``precision``
-    "auto" takes bf16 where the device runs it natively)."""
-    from fastst.train import autocast, resolve_precision
+    ``fastst stylize``: the network's inference form, in the precision and memory format of
+    :func:`fastst.stylize.fast_path` ("auto": its choice for the device)."""
+    from fastst.stylize import fast_path
+    from fastst.train import autocast
     from fastst.transformer import for_inference
     device = next(model.parameters()).device
-    precision = resolve_precision(precision, device)
-    model = for_inference(model).to(memory_format=torch.channels_last) if fast else model.eval()
-    memory_format = torch.channels_last if fast else torch.contiguous_format
+    precision, channels_last = fast_path(precision, device)
+    memory_format = torch.channels_last if fast and channels_last else torch.contiguous_format
+    model = for_inference(model).to(memory_format=memory_format) if fast else model.eval()
     rows = []
     for size in tqdm(sizes, desc="timing", unit="size", disable=not progress, leave=False):
         x = torch.rand(1, 3, size, size, device=device).contiguous(memory_format=memory_format)
@@ -51,10 +53,11 @@ def time_inference(model: TransformerNet, sizes=(256, 512, 1024), repeats: int =
 # Every figure is printed beside a plain baseline measured in the same run: eager, fp32,
 # contiguous tensors, the content target through the full VGG forward, Gram targets recomputed.
 
-def matmul_gflops(dtype: torch.dtype, sizes=(1024, 2048, 4096), repeats: int = 15,
+def matmul_gflops(dtype: torch.dtype, sizes=None, repeats: int = 15,
                   device: torch.device = torch.device("cpu")) -> float:
     """Dense square matrix-multiply throughput (GFLOP/s), the best over ``sizes`` and ``repeats``:
-    the machine's practical limit."""
+    the machine's practical limit (PyTorch's defaults: no TF32 for fp32 products)."""
+    sizes = sizes or ((4096, 8192) if device.type == "cuda" else (1024, 2048, 4096))
     best_rate = 0.0
     for n in sizes:
         a = torch.randn(n, n, device=device).to(dtype)
@@ -108,53 +111,61 @@ def _interleaved_medians(fns: dict, rounds: int, device: torch.device, slice_s: 
 
 def bench_inference(model: TransformerNet, sizes=(256, 512, 1024), repeats: int = 5, compile: bool = False,
                     photos: list[torch.Tensor] | None = None) -> list[dict]:
-    """Plain (eager fp32, no_grad, contiguous) against fast (``for_inference``'s re-expressed
-    network, inference_mode, channels_last, bf16 autocast where the device has it) and, with
-    ``compile``, the fast path under ``torch.compile`` for each size, timed in ``repeats``
-    interleaved rounds. Quality: PSNR against the plain fp32 output on each of ``photos`` (resized
+    """Plain (eager fp32, no_grad, contiguous, PyTorch's defaults) against fast (``fastst stylize``'s
+    path: ``for_inference``'s re-expressed network under inference_mode, in the precision and memory
+    format of :func:`fastst.stylize.fast_path`) and, with ``compile``, its compiled path under
+    ``torch.compile`` for each size, timed in ``repeats`` interleaved rounds. Quality: PSNR against the plain fp32 output on each of ``photos`` (resized
     to the size; the lowest is reported) or, without photos, on noise. FLOPs are those of the plain
     network (the fast one does 1% more)."""
     import torch.nn.functional as F
 
-    from fastst.stylize import compile_model
-    from fastst.train import autocast, resolve_precision
+    from fastst.stylize import compile_model, fast_path
+    from fastst.train import autocast
     from fastst.transformer import for_inference
     device = next(model.parameters()).device
-    precision = resolve_precision("auto", device)
+    formats = {True: torch.channels_last, False: torch.contiguous_format}
+    precision, channels_last = fast_path("auto", device)  # stylize's eager path
+    compiled_precision, compiled_channels_last = fast_path("auto", device, compiled=True)
     model.to(memory_format=torch.contiguous_format)
-    fast_model = for_inference(model).to(memory_format=torch.channels_last)
+    fast_model = for_inference(model).to(memory_format=formats[channels_last])
     rows = []
     for size in tqdm(sizes, desc="inference", unit="size", leave=False):
         inputs = [F.interpolate(p[None], size=(size, size), mode="bilinear", antialias=True).clamp(0, 1)
                   for p in photos] if photos else [torch.rand(1, 3, size, size)]
         inputs = [x.to(device) for x in inputs]
         x = inputs[0]
-        x_cl = x.contiguous(memory_format=torch.channels_last)
 
         def plain(x=x):
+            torch.backends.cudnn.benchmark = False  # PyTorch's defaults
             with torch.no_grad():
                 return model(x)
 
-        def fast(runner=fast_model, x=x_cl):
+        def fast(runner=fast_model, x=x.contiguous(memory_format=formats[channels_last]), precision=precision):
+            torch.backends.cudnn.benchmark = True
             with torch.inference_mode(), autocast(device, precision):
                 return runner(x)
 
-        references = [plain(x) for x in inputs]
+        with _true_fp32():  # the reference, also where the baseline's defaults use TF32
+            references = [plain(x) for x in inputs]
 
-        def lowest_psnr(runner):
-            return min(psnr(fast(runner, x.contiguous(memory_format=torch.channels_last)).float(), reference)
-                       for x, reference in zip(inputs, references))
+        def lowest_psnr(runner, precision, channels_last):
+            return min(psnr(fast(runner, x.contiguous(memory_format=formats[channels_last]), precision).float(),
+                            reference) for x, reference in zip(inputs, references))
         runners = {"plain": plain, "fast": fast}
         flops = inference_flops(model, size)
-        row = {"size": size, "precision": precision, "psnr_photos": len(photos) if photos else 0,
-               "psnr_db": lowest_psnr(fast_model), "gflop": flops / 1e9}
+        row = {"size": size, "precision": precision, "channels_last": channels_last,
+               "psnr_photos": len(photos) if photos else 0,
+               "psnr_db": lowest_psnr(fast_model, precision, channels_last), "gflop": flops / 1e9}
         if compile:
             # for this size, as for a folder of same-size photos
-            compiled = compile_model(copy.deepcopy(fast_model), dynamic=False)
+            compiled = compile_model(for_inference(model).to(memory_format=formats[compiled_channels_last]),
+                                     dynamic=False)
+            x_compiled = x.contiguous(memory_format=formats[compiled_channels_last])
             t0 = time.perf_counter()
-            fast(compiled)  # the first call compiles
-            row.update(compile_s=time.perf_counter() - t0, compiled_psnr_db=lowest_psnr(compiled))
-            runners["compiled"] = lambda compiled=compiled: fast(compiled)
+            fast(compiled, x_compiled, compiled_precision)  # the first call compiles
+            row.update(compiled_precision=compiled_precision, compile_s=time.perf_counter() - t0,
+                       compiled_psnr_db=lowest_psnr(compiled, compiled_precision, compiled_channels_last))
+            runners["compiled"] = lambda c=compiled, x=x_compiled: fast(c, x, compiled_precision)
         seconds = _interleaved_medians(runners, repeats, device)
         for name, t in seconds.items():
             row[f"{name}_s"] = t
@@ -164,6 +175,17 @@ def bench_inference(model: TransformerNet, sizes=(256, 512, 1024), repeats: int 
         rows.append(row)
         torch._dynamo.reset()
     return rows
+
+
+@contextlib.contextmanager
+def _true_fp32():
+    """No TF32 in cuDNN convolutions and cuBLAS products (PyTorch enables it for convolutions)."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
 def bench_fp32_fast_inference(model: TransformerNet, size: int = 512, repeats: int = 5) -> dict:
@@ -183,13 +205,15 @@ def bench_fp32_fast_inference(model: TransformerNet, size: int = 512, repeats: i
             "channels_last_s": t["form_cl"], "channels_last_speedup": t["plain"] / t["form_cl"]}
 
 
-def peak_memory_mb(fn) -> float:
-    """Peak resident memory growth of ``fn`` (CPU: sampled RSS; CUDA: the allocator's peak)."""
-    if torch.cuda.is_available():
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
+def peak_memory_mb(fn, device: torch.device = torch.device("cpu")) -> float:
+    """Peak memory growth of ``fn`` on ``device`` (CPU: sampled RSS; CUDA: the allocator's peak)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device)
         fn()
-        return (torch.cuda.max_memory_allocated() - base) / 2**20
+        torch.cuda.synchronize(device)
+        return (torch.cuda.max_memory_allocated(device) - base) / 2**20
     import threading
 
     import psutil
@@ -212,37 +236,41 @@ def peak_memory_mb(fn) -> float:
     return (peak[0] - base) / 2**20
 
 
-def _memory_job(net: dict, weights: dict, what: str, reuse: bool) -> float:
+def _memory_job(net: dict, weights: dict, what: str, reuse: bool, device: str = "cpu") -> float:
     from fastst.stylize import stylize_tiled
     from fastst.train import autocast, resolve_precision, reuse_freed_memory
     from fastst.transformer import for_inference
+    device = torch.device(device)
     if reuse:
         reuse_freed_memory()
     model = TransformerNet(**net)
     model.load_state_dict(weights)
-    model.eval()
+    model.to(device).eval()
     if what == "tiled_4096":
         x = torch.rand(3, 4096, 4096)
-        return peak_memory_mb(lambda: stylize_tiled(model, x))
-    x = torch.rand(1, 3, 1024, 1024)
+        return peak_memory_mb(lambda: stylize_tiled(model, x), device)
+    x = torch.rand(1, 3, 1024, 1024, device=device)
     if what == "plain_1024":
         with torch.inference_mode():
-            return peak_memory_mb(lambda: model(x))
+            return peak_memory_mb(lambda: model(x), device)
     fast = for_inference(model).to(memory_format=torch.channels_last)
     x = x.contiguous(memory_format=torch.channels_last)
-    with torch.inference_mode(), autocast(x.device, resolve_precision("auto", x.device)):
-        return peak_memory_mb(lambda: fast(x))
+    with torch.inference_mode(), autocast(device, resolve_precision("auto", device)):
+        return peak_memory_mb(lambda: fast(x), device)
 
 
-def memory_in_fresh_process(model: TransformerNet, what: str, reuse: bool = True) -> float:
+def memory_in_fresh_process(model: TransformerNet, what: str, reuse: bool = True,
+                            device: torch.device = torch.device("cpu")) -> float:
     """Peak memory (MB) of ``what``: "plain_1024" (the network in fp32 on a 1024 px image),
     "fast_1024" (stylize's path) or "tiled_4096" (a 4096 px image in tiles, fp32), as the growth of the
     resident set of a fresh process. ``reuse`` as stylising runs (``reuse_freed_memory``): freed
-    blocks stay in the heap, where fragmentation can make the first image's peak larger."""
+    blocks stay in the heap, where fragmentation can make the first image's peak larger. On a GPU,
+    the CUDA allocator's peak (``reuse`` does not apply)."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(_memory_job, model.config, model.cpu().state_dict(), what, reuse).result()
+        return pool.submit(_memory_job, model.config, {k: v.cpu() for k, v in model.state_dict().items()},
+                           what, reuse, str(device)).result()
 
 
 def _plain_step(model, vgg, style, batch, optimizer, config):
@@ -275,19 +303,21 @@ def _fast_step(model, criterion, batch, optimizer, device, precision):
     return total.item()
 
 
-def bench_training(preset: str, style_path, data_dir, iterations: int = 10, loss_iterations: int = 0) -> dict:
+def bench_training(preset: str, style_path, data_dir, iterations: int = 10, loss_iterations: int = 0,
+                   device: torch.device = torch.device("cpu")) -> dict:
     """Seconds per training iteration at a preset's size: plain against fast, split into data
     loading, the transformation network and the VGG loss; with ``loss_iterations`` both run that
-    many iterations from the same seed and batches and their losses are compared."""
+    many iterations from the same seed and batches and their losses are compared. On a GPU the
+    fast step is ``train``'s: channels-last memory and cuDNN's benchmark mode, besides autocast."""
     from fastst.data import PhotoDataset, ResumableBatchSampler, usable_images
     from fastst.io import load_image
     from fastst.losses import PerceptualLoss
-    from fastst.train import TrainConfig, build_model, resolve_precision
+    from fastst.train import TrainConfig, autocast, build_model, resolve_precision
     from fastst.vgg import loss_network
 
     config = TrainConfig.from_preset(preset, style=str(style_path), data=str(data_dir))
-    device = torch.device("cpu")
     precision = resolve_precision("auto", device)
+    cuda = device.type == "cuda"
     paths = usable_images(data_dir, warn=False)
     dataset = PhotoDataset(paths, config.image_size, config.seed)
     n = max(iterations, loss_iterations) + 2
@@ -297,110 +327,143 @@ def bench_training(preset: str, style_path, data_dir, iterations: int = 10, loss
     batches = [torch.stack([dataset[i] for i in b]) for b in list(sampler())[:iterations]]
     data_plain = (time.perf_counter() - t0) / iterations
     loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler(), num_workers=config.num_workers,
-                                         prefetch_factor=4 if config.num_workers else None)
+                                         pin_memory=cuda, prefetch_factor=4 if config.num_workers else None)
     it = iter(loader)
     next(it)
     t0 = time.perf_counter()
     for _ in range(iterations):
-        next(it)
+        next(it).to(device, non_blocking=True)
+    _sync(device)
     data_fast_wait = (time.perf_counter() - t0) / iterations
     del it, loader
     if loss_iterations > len(batches):
         batches = [torch.stack([dataset[i] for i in b]) for b in list(sampler())[:loss_iterations]]
+    plain_batches = [b.to(device) for b in batches]
+    fast_batches = [b.contiguous(memory_format=torch.channels_last) for b in plain_batches] if cuda else plain_batches
 
-    vgg = loss_network()
-    style = load_image(style_path, config.style_size)
+    vgg = loss_network().to(device)
+    style = load_image(style_path, config.style_size).to(device)
 
-    def fresh():
+    def fresh(fast: bool):
         torch.manual_seed(config.seed)
-        model = build_model(config)
+        model = build_model(config).to(device)
+        if fast and cuda:
+            model.to(memory_format=torch.channels_last)
         return model, torch.optim.Adam(model.parameters(), lr=config.lr)
 
-    criterion = PerceptualLoss(vgg, style, config.content_weight, config.style_weight, config.tv_weight,
-                               config.content_layer, config.style_layers)
-    plain_model, plain_opt = fresh()
-    model, opt = fresh()
+    vgg_cl = copy.deepcopy(vgg).to(memory_format=torch.channels_last) if cuda else vgg
+    fast_criterion = PerceptualLoss(vgg_cl, style, config.content_weight, config.style_weight, config.tv_weight,
+                                    config.content_layer, config.style_layers).to(device)
+    plain_model, plain_opt = fresh(False)
+    model, opt = fresh(True)
 
-    def net_only():
-        with torch.autocast("cpu", torch.bfloat16, enabled=precision == "bf16"):
-            out = model(batches[0])
+    def plain(batch=plain_batches[0]):
+        torch.backends.cudnn.benchmark = False
+        return _plain_step(plain_model, vgg, style, batch, plain_opt, config)
+
+    def fast(batch=fast_batches[0]):
+        torch.backends.cudnn.benchmark = True
+        return _fast_step(model, fast_criterion, batch, opt, device, precision)
+
+    def net_only(batch=fast_batches[0]):
+        torch.backends.cudnn.benchmark = True
+        with autocast(device, precision):
+            out = model(batch)
         out.float().mean().backward()
-    t = _interleaved_medians({
-        "plain": lambda: _plain_step(plain_model, vgg, style, batches[0], plain_opt, config),
-        "fast": lambda: _fast_step(model, criterion, batches[0], opt, device, precision),
-        "net": net_only}, iterations, device, slice_s=0)
-    plain, fast, t_net = t["plain"], t["fast"], t["net"]
+    t = _interleaved_medians({"plain": plain, "fast": fast, "net": net_only}, iterations, device,
+                             slice_s=0.25 if cuda else 0)
+    plain_s, fast_s, t_net = t["plain"], t["fast"], t["net"]
     row = {"preset": preset, "image_size": config.image_size, "batch_size": config.batch_size,
-           "precision": precision, "plain_s": plain + data_plain, "fast_s": fast + data_fast_wait,
-           "speedup": (plain + data_plain) / (fast + data_fast_wait),
+           "precision": precision, "plain_s": plain_s + data_plain, "fast_s": fast_s + data_fast_wait,
+           "speedup": (plain_s + data_plain) / (fast_s + data_fast_wait),
+           "fast_iterations_per_s": 1 / (fast_s + data_fast_wait),
            "data_plain_s": data_plain, "data_fast_wait_s": data_fast_wait,
-           "network_fwd_bwd_s": t_net, "vgg_and_rest_fast_s": fast - t_net}
+           "network_fwd_bwd_s": t_net, "vgg_and_rest_fast_s": fast_s - t_net}
     if loss_iterations:
         plain_losses, fast_losses = [], []
-        model, opt = fresh()
-        for b in batches[:loss_iterations]:
-            plain_losses.append(_plain_step(model, vgg, style, b, opt, config))
-        model, opt = fresh()
-        for b in batches[:loss_iterations]:
-            fast_losses.append(_fast_step(model, criterion, b, opt, device, precision))
+        plain_model, plain_opt = fresh(False)
+        for b in plain_batches[:loss_iterations]:
+            plain_losses.append(plain(b))
+        model, opt = fresh(True)
+        for b in fast_batches[:loss_iterations]:
+            fast_losses.append(fast(b))
         tail = max(1, loss_iterations // 5)
         a, b = statistics.mean(plain_losses[-tail:]), statistics.mean(fast_losses[-tail:])
         row.update(loss_plain=a, loss_fast=b, loss_rel_diff=abs(b - a) / a, loss_iterations=loss_iterations)
     return row
 
 
-def run_suite(model_path=None, style_path=None, data_dir=None, quick: bool = False, compile: bool = False) -> dict:
-    """The whole suite; returns the tables and prints them."""
-    import pandas as pd
-
+def run_suite(model_path=None, style_path=None, data_dir=None, quick: bool = False, compile: bool = False,
+              device: str = "auto") -> dict:
+    """The whole suite on ``device`` ("auto": a CUDA GPU where there is one); prints each table as it
+    is measured and returns them all."""
     from fastst.data import STYLES, TEST_DIR, TRAIN_DIR, test_photos
     from fastst.data import data_dir as default_data
     from fastst.stylize import load_model
-    from fastst.train import reuse_freed_memory
+    from fastst.train import resolve_device, reuse_freed_memory
+    device = resolve_device(device)
+    cuda = device.type == "cuda"
     root = default_data()
     style_path = style_path or root / STYLES["starry_night"]
     data_dir = data_dir or root / TRAIN_DIR
     torch.manual_seed(0)
-    model = load_model(model_path) if model_path else TransformerNet()
+    model = (load_model(model_path) if model_path else TransformerNet()).to(device)
     sizes = (256, 512) if quick else (256, 512, 1024)
     # process-wide, so the plain baseline gets it too: the ratios measure the code alone
     reused = reuse_freed_memory()
-    results = {"machine": {"device": "cpu", "threads": torch.get_num_threads(), "torch": str(torch.__version__),
-                           "glibc_reuse_freed_memory": reused,
-                           "matmul_fp32_gflops": matmul_gflops(torch.float32),
-                           "matmul_bf16_gflops": matmul_gflops(torch.bfloat16)}}
+    machine = {"device": str(device), "device_name": torch.cuda.get_device_name(device) if cuda else "cpu",
+               "threads": torch.get_num_threads(), "torch": str(torch.__version__),
+               "glibc_reuse_freed_memory": reused}
+    machine["matmul_fp32_gflops"] = matmul_gflops(torch.float32, device=device)
+    machine["matmul_bf16_gflops"] = matmul_gflops(torch.bfloat16, device=device)
+    if cuda:  # the rate of fp32 convolutions with cuDNN's TF32 (PyTorch's default)
+        saved, torch.backends.cuda.matmul.allow_tf32 = torch.backends.cuda.matmul.allow_tf32, True
+        machine["matmul_tf32_gflops"] = matmul_gflops(torch.float32, device=device)
+        torch.backends.cuda.matmul.allow_tf32 = saved
+    results = {"machine": machine}
+    print("machine:", {k: round(v, 1) if isinstance(v, float) else v for k, v in machine.items()}, flush=True)
     photos = list(test_photos(limit=3 if quick else None).values()) if (root / TEST_DIR).is_dir() else None
     results["inference"] = bench_inference(model, sizes, repeats=3 if quick else 9, compile=compile, photos=photos)
     results["inference_fp32_fast"] = bench_fp32_fast_inference(model)
     for row in results["inference"]:
-        peak = results["machine"]["matmul_bf16_gflops" if row["precision"] == "bf16" else "matmul_fp32_gflops"]
-        row["fast_fraction_of_peak"] = row["fast_gflops"] / peak
-        if "compiled_gflops" in row:
-            row["compiled_fraction_of_peak"] = row["compiled_gflops"] / peak
-    results["throughput"] = bench_folder_throughput(model_path, root) if model_path else None
+        for path, key in (("fast", "precision"), ("compiled", "compiled_precision")):
+            if f"{path}_gflops" in row:
+                fp32 = "matmul_tf32_gflops" if cuda and torch.backends.cudnn.allow_tf32 else "matmul_fp32_gflops"
+                peak = machine["matmul_bf16_gflops" if row[key] == "bf16" else fp32]
+                row[f"{path}_fraction_of_peak"] = row[f"{path}_gflops"] / peak
+    _print_table("inference", results["inference"])
+    print("fp32 at 512 px:", {k: round(v, 4) if isinstance(v, float) else v
+                              for k, v in results["inference_fp32_fast"].items()}, flush=True)
+    results["throughput"] = bench_folder_throughput(model_path, root, device) if model_path else None
+    if results["throughput"]:
+        print("folder throughput:", results["throughput"], flush=True)
+    # the cpu preset's losses are compared on every device; the report preset is the GPU's
     results["training"] = [bench_training("cpu", style_path, data_dir, iterations=3 if quick else 8,
-                                          loss_iterations=0 if quick else 50)]
+                                          loss_iterations=0 if quick else 50, device=device)]
     if not quick:
-        results["training"].append(bench_training("report", style_path, data_dir, iterations=3))
-    results["memory"] = {f"{what}_mb{'' if reuse else '_glibc_default'}": memory_in_fresh_process(model, what, reuse)
-                         for what in ("plain_1024", "fast_1024") for reuse in (True, False)}
+        results["training"].append(bench_training("report", style_path, data_dir, iterations=3,
+                                                   loss_iterations=50 if cuda else 0, device=device))
+    _print_table("training", results["training"])
+    variants = (True,) if cuda else (True, False)  # glibc's settings do not touch GPU memory
+    results["memory"] = {f"{what}_mb{'' if reuse else '_glibc_default'}": memory_in_fresh_process(
+        model, what, reuse, device) for what in ("plain_1024", "fast_1024") for reuse in variants}
     if not quick:
-        for reuse in (True, False):
+        for reuse in variants:
             t0 = time.perf_counter()
             results["memory"][f"tiled_4096_mb{'' if reuse else '_glibc_default'}"] = memory_in_fresh_process(
-                model, "tiled_4096", reuse)
+                model, "tiled_4096", reuse, device)
             results["memory"][f"tiled_4096_s{'' if reuse else '_glibc_default'}"] = time.perf_counter() - t0
-    for key in ("inference", "training"):
-        print(f"\n{key}:\n" + pd.DataFrame(results[key]).T.to_string(header=False, float_format=lambda v: f"{v:.4g}"))
-    print("\nfp32 at 512 px:", {k: round(v, 4) if isinstance(v, float) else v for k, v in results["inference_fp32_fast"].items()})
-    if results["throughput"]:
-        print("folder throughput:", results["throughput"])
-    print("machine:", {k: round(v, 1) if isinstance(v, float) else v for k, v in results["machine"].items()})
-    print("memory:", {k: round(v) for k, v in results["memory"].items()})
+    print("memory:", {k: round(v) for k, v in results["memory"].items()}, flush=True)
     return results
 
 
-def bench_folder_throughput(model_path, root) -> dict:
+def _print_table(name: str, rows: list[dict]) -> None:
+    import pandas as pd
+    table = pd.DataFrame(rows).T.to_string(header=False, float_format=lambda v: f"{v:.4g}")
+    print(f"\n{name}:\n{table}\n", flush=True)
+
+
+def bench_folder_throughput(model_path, root, device: torch.device = torch.device("cpu")) -> dict:
     """Mixed-size held-out photos from disk to disk: images per second of ``stylize_paths``."""
     import tempfile
 
@@ -408,6 +471,6 @@ def bench_folder_throughput(model_path, root) -> dict:
     from fastst.stylize import stylize_paths
     with tempfile.TemporaryDirectory() as out:
         t0 = time.perf_counter()
-        written, _ = stylize_paths(model_path, str(root / TEST_DIR), out, progress=False, device="cpu")
+        written, _ = stylize_paths(model_path, str(root / TEST_DIR), out, progress=False, device=str(device))
         seconds = time.perf_counter() - t0
     return {"images": written, "seconds": seconds, "images_per_s": written / seconds}
