@@ -11,6 +11,8 @@ from tqdm.auto import tqdm
 
 from fastst.transformer import TransformerNet
 
+CPU = torch.device("cpu")
+
 
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
@@ -54,7 +56,7 @@ def time_inference(model: TransformerNet, sizes=(256, 512, 1024), repeats: int =
 # contiguous tensors, the content target through the full VGG forward, Gram targets recomputed.
 
 def matmul_gflops(dtype: torch.dtype, sizes=None, repeats: int = 15,
-                  device: torch.device = torch.device("cpu")) -> float:
+                  device: torch.device = CPU) -> float:
     """Dense square matrix-multiply throughput (GFLOP/s), the best over ``sizes`` and ``repeats``:
     the machine's practical limit (PyTorch's defaults: no TF32 for fp32 products)."""
     sizes = sizes or ((4096, 8192) if device.type == "cuda" else (1024, 2048, 4096))
@@ -134,13 +136,14 @@ def bench_inference(model: TransformerNet, sizes=(256, 512, 1024), repeats: int 
                   for p in photos] if photos else [torch.rand(1, 3, size, size)]
         inputs = [x.to(device) for x in inputs]
         x = inputs[0]
+        x_fast = x.contiguous(memory_format=formats[channels_last])
 
         def plain(x=x):
             torch.backends.cudnn.benchmark = False  # PyTorch's defaults
             with torch.no_grad():
                 return model(x)
 
-        def fast(runner=fast_model, x=x.contiguous(memory_format=formats[channels_last]), precision=precision):
+        def fast(runner=fast_model, x=x_fast, precision=precision):
             torch.backends.cudnn.benchmark = True
             with torch.inference_mode(), autocast(device, precision):
                 return runner(x)
@@ -148,7 +151,7 @@ def bench_inference(model: TransformerNet, sizes=(256, 512, 1024), repeats: int 
         with _true_fp32():  # the reference, also where the baseline's defaults use TF32
             references = [plain(x) for x in inputs]
 
-        def lowest_psnr(runner, precision, channels_last):
+        def lowest_psnr(runner, precision, channels_last, inputs=inputs, references=references):
             return min(psnr(fast(runner, x.contiguous(memory_format=formats[channels_last]), precision).float(),
                             reference) for x, reference in zip(inputs, references))
         runners = {"plain": plain, "fast": fast}
@@ -205,7 +208,7 @@ def bench_fp32_fast_inference(model: TransformerNet, size: int = 512, repeats: i
             "channels_last_s": t["form_cl"], "channels_last_speedup": t["plain"] / t["form_cl"]}
 
 
-def peak_memory_mb(fn, device: torch.device = torch.device("cpu")) -> float:
+def peak_memory_mb(fn, device: torch.device = CPU) -> float:
     """Peak memory growth of ``fn`` on ``device`` (CPU: sampled RSS; CUDA: the allocator's peak)."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -260,7 +263,7 @@ def _memory_job(net: dict, weights: dict, what: str, reuse: bool, device: str = 
 
 
 def memory_in_fresh_process(model: TransformerNet, what: str, reuse: bool = True,
-                            device: torch.device = torch.device("cpu")) -> float:
+                            device: torch.device = CPU) -> float:
     """Peak memory (MB) of ``what``: "plain_1024" (the network in fp32 on a 1024 px image),
     "fast_1024" (stylize's path) or "tiled_4096" (a 4096 px image in tiles, fp32), as the growth of the
     resident set of a fresh process. ``reuse`` as stylising runs (``reuse_freed_memory``): freed
@@ -304,7 +307,7 @@ def _fast_step(model, criterion, batch, optimizer, device, precision):
 
 
 def bench_training(preset: str, style_path, data_dir, iterations: int = 10, loss_iterations: int = 0,
-                   device: torch.device = torch.device("cpu")) -> dict:
+                   device: torch.device = CPU) -> dict:
     """Seconds per training iteration at a preset's size: plain against fast, split into data
     loading, the transformation network and the VGG loss; with ``loss_iterations`` both run that
     many iterations from the same seed and batches and their losses are compared. On a GPU the
@@ -463,7 +466,7 @@ def _print_table(name: str, rows: list[dict]) -> None:
     print(f"\n{name}:\n{table}\n", flush=True)
 
 
-def bench_folder_throughput(model_path, root, device: torch.device = torch.device("cpu")) -> dict:
+def bench_folder_throughput(model_path, root, device: torch.device = CPU) -> dict:
     """Mixed-size held-out photos from disk to disk: images per second of ``stylize_paths``."""
     import tempfile
 

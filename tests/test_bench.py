@@ -33,3 +33,13 @@ def test_fast_timing_takes_the_stylize_path():
                           fast=True, progress=False)
     assert rows[0]["path"] == "fast"
     assert rows[0]["precision"] == ("bf16" if cpu_has_bf16() else "fp32")
+
+
+def test_training_bench_steps_minimise_the_same_objective(data_root):
+    from fastst.bench import bench_training
+    row = bench_training("smoke", data_root / "styles" / "starry_night.jpg", data_root / "train", iterations=2,
+                         loss_iterations=1)
+    # the first iteration: the fast step's objective (precomputed Gram targets, a content pass that
+    # stops at the content layer, reduced precision) against the plain one, same weights and batch
+    assert row["loss_rel_diff"] < 0.01, row
+    assert row["plain_s"] > 0 and row["fast_s"] > 0 and row["fast_iterations_per_s"] == 1 / row["fast_s"]
