@@ -212,10 +212,42 @@ class TwoTermInputConv(nn.Module):
         return F.conv2d(pair, self.conv.weight.repeat(1, 2, 1, 1), self.conv.bias)
 
 
+class SinglePassInstanceNorm(nn.InstanceNorm2d):
+    """Instance norm whose statistics, compiled for a CPU, come from one pass of plain sums.
+
+    The mean and the mean square of x - x[..., :1, :1] (the shift by one pixel of the channel keeps
+    the difference well conditioned) give the mean and variance. For the original, Inductor
+    generates a Welford reduction, whose divisions cost more on a CPU and which it does not split
+    over threads for 32 channels. This form cut the time of the compiled network's fused kernels by
+    a quarter to a third at 256 and 512 px (torch.profiler), and it stays exact where the mean is far
+    from zero (tests). In eager mode and on a GPU it is the library kernel, unchanged.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if (not torch.compiler.is_compiling() or x.device.type != "cpu" or self.track_running_stats
+                or not self.affine):
+            return super().forward(x)
+        xf = x.float()
+        origin = xf[:, :, :1, :1]
+        d = xf - origin
+        mean = d.mean((2, 3), keepdim=True)
+        var = ((d * d).mean((2, 3), keepdim=True) - mean * mean).clamp_min(0)
+        scale = self.weight.view(1, -1, 1, 1) * torch.rsqrt(var + self.eps)
+        return ((d - mean) * scale + self.bias.view(1, -1, 1, 1)).to(x.dtype)
+
+
+def _single_pass(norm: nn.InstanceNorm2d) -> SinglePassInstanceNorm:
+    new = SinglePassInstanceNorm(norm.num_features, eps=norm.eps, affine=norm.affine,
+                                 track_running_stats=norm.track_running_stats)
+    new.load_state_dict(norm.state_dict())
+    return new
+
+
 def for_inference(model: TransformerNet) -> TransformerNet:
     """An eval-mode copy of ``model`` computing the same function faster: the upsampling layers
-    and the last convolution re-expressed at half resolution (see above), and the image kept exact
-    under reduced precision (``TwoTermInputConv``). For stylising only: its weights are derived, not
+    and the last convolution re-expressed at half resolution (see above), the image kept exact
+    under reduced precision (``TwoTermInputConv``), and instance norms that compile to one pass
+    (``SinglePassInstanceNorm``). For stylising only: its weights are derived, not
     trained, and it is not saved. A model already in this form is returned as it is."""
     if isinstance(model.encoder[0], TwoTermInputConv):
         return model
@@ -226,6 +258,10 @@ def for_inference(model: TransformerNet) -> TransformerNet:
         for i in (0, 3):
             fast.decoder[i] = SubPixelUpsample(fast.decoder[i])
     fast.decoder[-1] = SpaceToDepthConv(fast.decoder[-1])
+    for module in fast.modules():
+        for name, child in module.named_children():
+            if type(child) is nn.InstanceNorm2d:
+                setattr(module, name, _single_pass(child))
     return fast.requires_grad_(False).to(device)
 
 

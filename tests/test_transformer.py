@@ -5,8 +5,8 @@ import torch
 import torch.nn.functional as F
 
 from fastst import TransformerNet
-from fastst.transformer import (SpaceToDepthConv, SubPixelUpsample, TwoTermInputConv, _from_phases, _to_phases,
-                                count_parameters, for_inference)
+from fastst.transformer import (SinglePassInstanceNorm, SpaceToDepthConv, SubPixelUpsample, TwoTermInputConv,
+                                _from_phases, _single_pass, _to_phases, count_parameters, for_inference)
 
 
 def test_default_network_has_johnsons_parameter_count():
@@ -128,3 +128,33 @@ def test_first_layer_keeps_the_input_exact_when_compiled():
     with torch.no_grad(), torch.autocast("cpu", torch.bfloat16):
         ours = compiled(x)
     assert (ours == exact_input).float().mean() > 0.99
+
+
+def test_single_pass_instance_norm_compiled_is_exact_also_far_from_zero():
+    torch.manual_seed(0)
+    norm = torch.nn.InstanceNorm2d(8, affine=True)
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 2)
+        norm.bias.uniform_(-1, 1)
+    ours = torch.compile(_single_pass(norm))
+    # a mean 10^5 times the spread: plain sums of x would cancel to noise, the shifted ones do not
+    x = 1000 + 0.01 * torch.randn(2, 8, 13, 17)
+    with torch.no_grad():
+        exact = copy.deepcopy(norm).double()(x.double())
+        assert (ours(x).double() - exact).abs().max() < 1e-4
+        y = torch.randn(2, 8, 13, 17)  # and as close as the library on centred data
+        assert (ours(y) - norm(y)).abs().max() < 1e-5
+    assert isinstance(_single_pass(norm), SinglePassInstanceNorm)
+
+
+def test_compiled_inference_form_computes_the_same_function():
+    torch.manual_seed(0)
+    net = TransformerNet()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    net.eval()
+    compiled = torch.compile(for_inference(net))
+    x = torch.rand(1, 3, 40, 56)
+    with torch.no_grad():
+        assert (compiled(x) - net(x)).abs().max() < 1e-4
