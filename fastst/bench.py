@@ -112,13 +112,15 @@ def _interleaved_medians(fns: dict, rounds: int, device: torch.device, slice_s: 
 
 
 def bench_inference(model: TransformerNet, sizes=(256, 512, 1024), repeats: int = 5, compile: bool = False,
-                    photos: list[torch.Tensor] | None = None) -> list[dict]:
+                    photos: list[torch.Tensor] | None = None, matmul_n: int | None = None) -> list[dict]:
     """Plain (eager fp32, no_grad, contiguous, PyTorch's defaults) against fast (``fastst stylize``'s
     path: ``for_inference``'s re-expressed network under inference_mode, in the precision and memory
     format of :func:`fastst.stylize.fast_path`) and, with ``compile``, its compiled path under
     ``torch.compile`` for each size, timed in ``repeats`` interleaved rounds. Quality: PSNR against the plain fp32 output on each of ``photos`` (resized
     to the size; the lowest is reported) or, without photos, on noise. FLOPs are those of the plain
-    network (the fast one does 1% more)."""
+    network (the fast one does 1% more). With ``matmul_n``, a bf16 matrix product of that size is
+    timed in the same interleaved rounds, so the fraction of the machine's limit compares two medians
+    measured under the same conditions (``matmul_interleaved_gflops``)."""
     import torch.nn.functional as F
 
     from fastst.stylize import compile_model, fast_path
@@ -128,8 +130,10 @@ def bench_inference(model: TransformerNet, sizes=(256, 512, 1024), repeats: int 
     formats = {True: torch.channels_last, False: torch.contiguous_format}
     precision, channels_last = fast_path("auto", device)  # stylize's eager path
     compiled_precision, compiled_channels_last = fast_path("auto", device, compiled=True)
-    model.to(memory_format=torch.contiguous_format)
+    model.eval().to(memory_format=torch.contiguous_format)
     fast_model = for_inference(model).to(memory_format=formats[channels_last])
+    if matmul_n:
+        a, b = (torch.randn(matmul_n, matmul_n, device=device, dtype=torch.bfloat16) for _ in range(2))
     rows = []
     for size in tqdm(sizes, desc="inference", unit="size", leave=False):
         inputs = [F.interpolate(p[None], size=(size, size), mode="bilinear", antialias=True).clamp(0, 1)
@@ -169,7 +173,11 @@ def bench_inference(model: TransformerNet, sizes=(256, 512, 1024), repeats: int 
             row.update(compiled_precision=compiled_precision, compile_s=time.perf_counter() - t0,
                        compiled_psnr_db=lowest_psnr(compiled, compiled_precision, compiled_channels_last))
             runners["compiled"] = lambda c=compiled, x=x_compiled: fast(c, x, compiled_precision)
+        if matmul_n:
+            runners["matmul"] = lambda: a @ b
         seconds = _interleaved_medians(runners, repeats, device)
+        if matmul_n:
+            row["matmul_interleaved_gflops"] = 2 * matmul_n ** 3 / seconds.pop("matmul") / 1e9
         for name, t in seconds.items():
             row[f"{name}_s"] = t
             row[f"{name}_gflops"] = flops / t / 1e9
@@ -198,7 +206,7 @@ def bench_fp32_fast_inference(model: TransformerNet, size: int = 512, repeats: i
     device = next(model.parameters()).device
     x = torch.rand(1, 3, size, size, device=device)
     x_cl = x.contiguous(memory_format=torch.channels_last)
-    model.to(memory_format=torch.contiguous_format)
+    model.eval().to(memory_format=torch.contiguous_format)
     fast = for_inference(model)
     fast_cl = for_inference(model).to(memory_format=torch.channels_last)
     with torch.inference_mode():
@@ -425,7 +433,8 @@ def run_suite(model_path=None, style_path=None, data_dir=None, quick: bool = Fal
         torch.backends.cuda.matmul.allow_tf32 = saved
     results = {"machine": machine}
     photos = list(test_photos(limit=3 if quick else None).values()) if (root / TEST_DIR).is_dir() else None
-    results["inference"] = bench_inference(model, sizes, repeats=3 if quick else 9, compile=compile, photos=photos)
+    results["inference"] = bench_inference(model, sizes, repeats=3 if quick else 9, compile=compile, photos=photos,
+                                           matmul_n=8192 if cuda else 2048)
     results["inference_fp32_fast"] = bench_fp32_fast_inference(model)
     # the limit again, after the inference runs: a slow spell of a shared machine during the first
     # measurement would flatter the fractions below, so the higher of the two counts
@@ -438,6 +447,9 @@ def run_suite(model_path=None, style_path=None, data_dir=None, quick: bool = Fal
                 fp32 = "matmul_tf32_gflops" if cuda and torch.backends.cudnn.allow_tf32 else "matmul_fp32_gflops"
                 peak = machine["matmul_bf16_gflops" if row[key] == "bf16" else fp32]
                 row[f"{path}_fraction_of_peak"] = row[f"{path}_gflops"] / peak
+        if row["compiled_precision" if "compiled_gflops" in row else "precision"] == "bf16":
+            path = "compiled" if "compiled_gflops" in row else "fast"
+            row[f"{path}_fraction_of_interleaved_matmul"] = row[f"{path}_gflops"] / row["matmul_interleaved_gflops"]
     _print_table("inference", results["inference"])
     print("fp32 at 512 px:", {k: round(v, 4) if isinstance(v, float) else v
                               for k, v in results["inference_fp32_fast"].items()}, flush=True)

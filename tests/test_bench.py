@@ -43,3 +43,13 @@ def test_training_bench_steps_minimise_the_same_objective(data_root):
     # stops at the content layer, reduced precision) against the plain one, same weights and batch
     assert row["loss_rel_diff"] < 0.01, row
     assert row["plain_s"] > 0 and row["fast_s"] > 0 and row["fast_iterations_per_s"] == 1 / row["fast_s"]
+
+
+def test_inference_bench_times_plain_fast_and_the_matmul_limit_in_the_same_rounds():
+    from fastst.bench import bench_inference
+    torch.manual_seed(0)
+    (row,) = bench_inference(TransformerNet(width=0.25), sizes=(32,), repeats=1, matmul_n=64)
+    assert row["size"] == 32 and row["psnr_photos"] == 0  # no photos: PSNR on noise
+    assert math.isfinite(row["psnr_db"]) and row["psnr_db"] > 20
+    assert row["fast_speedup"] == pytest.approx(row["plain_s"] / row["fast_s"])
+    assert row["matmul_interleaved_gflops"] > 0
