@@ -24,15 +24,14 @@ def time_inference(model: TransformerNet, sizes=(256, 512, 1024), repeats: int =
                    precision: str = "fp32", fast: bool = False, progress: bool = True) -> list[dict]:
     """Seconds per image for square inputs of each size on the model's device: ``warmup`` runs,
     then the median (and min, max) of ``repeats`` timed runs. With ``fast``, the path of
-    ``fastst stylize``: the network's inference form, in the precision and memory format of
-    :func:`fastst.stylize.fast_path` ("auto": its choice for the device)."""
-    from fastst.stylize import fast_path
-    from fastst.train import autocast
-    from fastst.transformer import for_inference
+    ``fastst stylize`` (:func:`fastst.stylize.fast_model`; "auto": its choice for the device)."""
+    from fastst.stylize import fast_model
+    from fastst.train import autocast, resolve_precision
     device = next(model.parameters()).device
-    precision, channels_last = fast_path(precision, device)
-    memory_format = torch.channels_last if fast and channels_last else torch.contiguous_format
-    model = for_inference(model).to(memory_format=memory_format) if fast else model.eval()
+    if fast:
+        model, precision, memory_format = fast_model(model, precision)
+    else:
+        model, precision, memory_format = model.eval(), resolve_precision(precision, device), torch.contiguous_format
     rows = []
     for size in tqdm(sizes, desc="timing", unit="size", disable=not progress, leave=False):
         x = torch.rand(1, 3, size, size, device=device).contiguous(memory_format=memory_format)
@@ -114,8 +113,7 @@ def _interleaved_medians(fns: dict, rounds: int, device: torch.device, slice_s: 
 def bench_inference(model: TransformerNet, sizes=(256, 512, 1024), repeats: int = 5, compile: bool = False,
                     photos: list[torch.Tensor] | None = None, matmul_n: int | None = None) -> list[dict]:
     """Plain (eager fp32, no_grad, contiguous, PyTorch's defaults) against fast (``fastst stylize``'s
-    path: ``for_inference``'s re-expressed network under inference_mode, in the precision and memory
-    format of :func:`fastst.stylize.fast_path`) and, with ``compile``, its compiled path under
+    path, :func:`fastst.stylize.fast_model`, under inference_mode) and, with ``compile``, its compiled path under
     ``torch.compile`` for each size, timed in ``repeats`` interleaved rounds. Quality: PSNR against the plain fp32 output on each of ``photos`` (resized
     to the size; the lowest is reported) or, without photos, on noise. FLOPs are those of the plain
     network (the fast one does 1% more). With ``matmul_n``, a bf16 matrix product of that size is
@@ -123,15 +121,11 @@ def bench_inference(model: TransformerNet, sizes=(256, 512, 1024), repeats: int 
     measured under the same conditions (``matmul_interleaved_gflops``)."""
     import torch.nn.functional as F
 
-    from fastst.stylize import compile_model, fast_path
+    from fastst.stylize import compile_model, fast_model
     from fastst.train import autocast
-    from fastst.transformer import for_inference
     device = next(model.parameters()).device
-    formats = {True: torch.channels_last, False: torch.contiguous_format}
-    precision, channels_last = fast_path("auto", device)  # stylize's eager path
-    compiled_precision, compiled_channels_last = fast_path("auto", device, compiled=True)
     model.eval().to(memory_format=torch.contiguous_format)
-    fast_model = for_inference(model).to(memory_format=formats[channels_last])
+    eager, precision, memory_format = fast_model(model)  # stylize's eager path
     if matmul_n:
         a, b = (torch.randn(matmul_n, matmul_n, device=device, dtype=torch.bfloat16) for _ in range(2))
     rows = []
@@ -140,39 +134,39 @@ def bench_inference(model: TransformerNet, sizes=(256, 512, 1024), repeats: int 
                   for p in photos] if photos else [torch.rand(1, 3, size, size)]
         inputs = [x.to(device) for x in inputs]
         x = inputs[0]
-        x_fast = x.contiguous(memory_format=formats[channels_last])
+        x_fast = x.contiguous(memory_format=memory_format)
 
         def plain(x=x):
             torch.backends.cudnn.benchmark = False  # PyTorch's defaults
             with torch.no_grad():
                 return model(x)
 
-        def fast(runner=fast_model, x=x_fast, precision=precision):
+        def fast(runner=eager, x=x_fast, precision=precision):
             torch.backends.cudnn.benchmark = True
             with torch.inference_mode(), autocast(device, precision):
                 return runner(x)
 
-        with _true_fp32():  # the reference, also where the baseline's defaults use TF32
+        with _tf32(False):  # the reference, also where the baseline's defaults use TF32
             references = [plain(x) for x in inputs]
 
-        def lowest_psnr(runner, precision, channels_last, inputs=inputs, references=references):
-            return min(psnr(fast(runner, x.contiguous(memory_format=formats[channels_last]), precision).float(),
-                            reference) for x, reference in zip(inputs, references))
+        def lowest_psnr(runner, precision, memory_format, inputs=inputs, references=references):
+            return min(psnr(fast(runner, x.contiguous(memory_format=memory_format), precision).float(), reference)
+                       for x, reference in zip(inputs, references))
         runners = {"plain": plain, "fast": fast}
         flops = inference_flops(model, size)
-        row = {"size": size, "precision": precision, "channels_last": channels_last,
+        row = {"size": size, "precision": precision, "channels_last": memory_format == torch.channels_last,
                "psnr_photos": len(photos) if photos else 0,
-               "psnr_db": lowest_psnr(fast_model, precision, channels_last), "gflop": flops / 1e9}
+               "psnr_db": lowest_psnr(eager, precision, memory_format), "gflop": flops / 1e9}
         if compile:
             # for this size, as for a folder of same-size photos
-            compiled = compile_model(for_inference(model).to(memory_format=formats[compiled_channels_last]),
-                                     dynamic=False)
-            x_compiled = x.contiguous(memory_format=formats[compiled_channels_last])
+            compiled, compiled_precision, compiled_format = fast_model(model, compiled=True)
+            compile_model(compiled, dynamic=False)
+            x_compiled = x.contiguous(memory_format=compiled_format)
             t0 = time.perf_counter()
             fast(compiled, x_compiled, compiled_precision)  # the first call compiles
             row.update(compiled_precision=compiled_precision, compile_s=time.perf_counter() - t0,
-                       compiled_psnr_db=lowest_psnr(compiled, compiled_precision, compiled_channels_last))
-            runners["compiled"] = lambda c=compiled, x=x_compiled: fast(c, x, compiled_precision)
+                       compiled_psnr_db=lowest_psnr(compiled, compiled_precision, compiled_format))
+            runners["compiled"] = lambda c=compiled, x=x_compiled, p=compiled_precision: fast(c, x, p)
         if matmul_n:
             runners["matmul"] = lambda: a @ b
         seconds = _interleaved_medians(runners, repeats, device)
@@ -189,10 +183,11 @@ def bench_inference(model: TransformerNet, sizes=(256, 512, 1024), repeats: int 
 
 
 @contextlib.contextmanager
-def _true_fp32():
-    """No TF32 in cuDNN convolutions and cuBLAS products (PyTorch enables it for convolutions)."""
+def _tf32(enabled: bool):
+    """TF32 on or off in cuDNN convolutions and cuBLAS products (PyTorch's defaults: on for
+    convolutions, off for products)."""
     saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = enabled
     try:
         yield
     finally:
@@ -248,9 +243,8 @@ def peak_memory_mb(fn, device: torch.device = CPU) -> float:
 
 
 def _memory_job(net: dict, weights: dict, what: str, reuse: bool, device: str = "cpu") -> float:
-    from fastst.stylize import stylize_tiled
-    from fastst.train import autocast, resolve_precision, reuse_freed_memory
-    from fastst.transformer import for_inference
+    from fastst.stylize import fast_model, stylize_tiled
+    from fastst.train import autocast, reuse_freed_memory
     device = torch.device(device)
     if reuse:
         reuse_freed_memory()
@@ -264,9 +258,9 @@ def _memory_job(net: dict, weights: dict, what: str, reuse: bool, device: str = 
     if what == "plain_1024":
         with torch.inference_mode():
             return peak_memory_mb(lambda: model(x), device)
-    fast = for_inference(model).to(memory_format=torch.channels_last)
-    x = x.contiguous(memory_format=torch.channels_last)
-    with torch.inference_mode(), autocast(device, resolve_precision("auto", device)):
+    fast, precision, memory_format = fast_model(model)
+    x = x.contiguous(memory_format=memory_format)
+    with torch.inference_mode(), autocast(device, precision):
         return peak_memory_mb(lambda: fast(x), device)
 
 
@@ -428,9 +422,8 @@ def run_suite(model_path=None, style_path=None, data_dir=None, quick: bool = Fal
     machine["matmul_fp32_gflops"] = matmul_gflops(torch.float32, device=device)
     machine["matmul_bf16_gflops"] = matmul_gflops(torch.bfloat16, device=device)
     if cuda:  # the rate of fp32 convolutions with cuDNN's TF32 (PyTorch's default)
-        saved, torch.backends.cuda.matmul.allow_tf32 = torch.backends.cuda.matmul.allow_tf32, True
-        machine["matmul_tf32_gflops"] = matmul_gflops(torch.float32, device=device)
-        torch.backends.cuda.matmul.allow_tf32 = saved
+        with _tf32(True):
+            machine["matmul_tf32_gflops"] = matmul_gflops(torch.float32, device=device)
     results = {"machine": machine}
     photos = list(test_photos(limit=3 if quick else None).values()) if (root / TEST_DIR).is_dir() else None
     results["inference"] = bench_inference(model, sizes, repeats=3 if quick else 9, compile=compile, photos=photos,
@@ -441,15 +434,15 @@ def run_suite(model_path=None, style_path=None, data_dir=None, quick: bool = Fal
     for dtype, key in ((torch.float32, "matmul_fp32_gflops"), (torch.bfloat16, "matmul_bf16_gflops")):
         machine[key] = max(machine[key], matmul_gflops(dtype, device=device))
     print("machine:", {k: round(v, 1) if isinstance(v, float) else v for k, v in machine.items()}, flush=True)
+    fp32_peak = "matmul_tf32_gflops" if cuda and torch.backends.cudnn.allow_tf32 else "matmul_fp32_gflops"
     for row in results["inference"]:
         for path, key in (("fast", "precision"), ("compiled", "compiled_precision")):
-            if f"{path}_gflops" in row:
-                fp32 = "matmul_tf32_gflops" if cuda and torch.backends.cudnn.allow_tf32 else "matmul_fp32_gflops"
-                peak = machine["matmul_bf16_gflops" if row[key] == "bf16" else fp32]
-                row[f"{path}_fraction_of_peak"] = row[f"{path}_gflops"] / peak
-        if row["compiled_precision" if "compiled_gflops" in row else "precision"] == "bf16":
-            path = "compiled" if "compiled_gflops" in row else "fast"
-            row[f"{path}_fraction_of_interleaved_matmul"] = row[f"{path}_gflops"] / row["matmul_interleaved_gflops"]
+            if f"{path}_gflops" not in row:
+                continue
+            bf16 = row[key] == "bf16"
+            row[f"{path}_fraction_of_peak"] = row[f"{path}_gflops"] / machine["matmul_bf16_gflops" if bf16 else fp32_peak]
+            if bf16:  # the interleaved matmul is bf16
+                row[f"{path}_fraction_of_interleaved_matmul"] = row[f"{path}_gflops"] / row["matmul_interleaved_gflops"]
     _print_table("inference", results["inference"])
     print("fp32 at 512 px:", {k: round(v, 4) if isinstance(v, float) else v
                               for k, v in results["inference_fp32_fast"].items()}, flush=True)

@@ -64,6 +64,15 @@ def fast_path(precision: str, device: torch.device, compiled: bool = False) -> t
     return precision, compiled or (device.type == "cpu" and precision != "fp32")
 
 
+def fast_model(model: TransformerNet, precision: str = "auto",
+               compiled: bool = False) -> tuple[TransformerNet, str, torch.memory_format]:
+    """The network as ``fastst stylize`` runs it on the model's device: its inference form in the
+    precision and memory format of :func:`fast_path`. Returns (network, precision, memory format)."""
+    precision, channels_last = fast_path(precision, next(model.parameters()).device, compiled)
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    return for_inference(model).to(memory_format=memory_format), precision, memory_format
+
+
 @torch.inference_mode()
 def stylize(model: TransformerNet, image: torch.Tensor, device: str | torch.device | None = None,
             precision: str = "fp32") -> torch.Tensor:
@@ -119,7 +128,7 @@ class _FixedInstanceNorm:
     def __enter__(self):
         for m in self.norms:
             mean, var = self.stats[m]
-            # in fp32 like instance norm under autocast
+            # in fp32 from the recorded fp32 statistics; under autocast the next convolution rounds it
             m.forward = lambda x, m=m, mean=mean, var=var: (
                 (x.float() - mean) / torch.sqrt(var + m.eps) * m.weight.view(1, -1, 1, 1) + m.bias.view(1, -1, 1, 1))
         return self
@@ -242,12 +251,9 @@ def stylize_paths(model_path: str, input_spec: str, output: str, max_size: int |
     from fastst.train import release_freed_memory, resolve_device, reuse_freed_memory
     dev = resolve_device(device)
     reuse_freed_memory()
-    model = for_inference(load_model(model_path, dev))
-    precision, channels_last = fast_path(precision, dev, compile)
+    model, precision, _ = fast_model(load_model(model_path, dev), precision, compile)
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True  # each new size is timed once, then runs the fastest kernels
-    if channels_last:
-        model.to(memory_format=torch.channels_last)
     if compile:  # pays off for many images or large ones: about 20 s to compile per new size
         compile_model(model)
     inputs = _inputs(input_spec)
