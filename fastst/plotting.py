@@ -136,3 +136,29 @@ def feature_maps(features: dict[str, torch.Tensor], channels: int = 6, size: flo
         axes[r, 0].set_ylabel(name, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def plot_quality_curves(curves: dict[str, list[dict]], title: str | None = None, reference: float | None = None):
+    """Time to quality: the optimality ratio (left, lower is better) and Johnson et al.'s Fig. 5
+    iterations (right, higher is better) against training seconds, one line per run
+    (``{label: rows of fastst.quality.curve}``); ``reference`` draws a ratio to reach as a line."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4))
+    for label, rows in curves.items():
+        rows = [r for r in rows if r["iteration"] > 0]
+        minutes = [r["elapsed_s"] / 60 for r in rows]
+        left.plot(minutes, [r["optimality_ratio"] for r in rows], "o-", markersize=3, label=label)
+        right.plot(minutes, [r["lbfgs_equivalent"] if r["lbfgs_equivalent"] is not None else float("nan")
+                             for r in rows], "o-", markersize=3, label=label)
+    if reference is not None:
+        left.axhline(reference, color="grey", linestyle=":", label="today's recipe after its 2,000 iterations")
+    left.set_ylabel("optimality ratio (network / L-BFGS optimum)")
+    right.set_ylabel("L-BFGS iterations from noise matched (Fig. 5)")
+    for ax in (left, right):
+        ax.set_xlabel("training time (minutes)")
+        ax.grid(True, which="both", alpha=0.3)
+    left.set_yscale("log")
+    left.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -29,6 +30,8 @@ from fastst.data import PhotoDataset, ResumableBatchSampler, usable_images
 from fastst.errors import FaststError
 from fastst.io import atomic_path, atomic_torch_save, load_checkpoint, load_image, project_folder, save_image
 from fastst.losses import STYLE_LAYERS, PerceptualLoss
+from fastst.strength import calibrated_style_weight
+from fastst.stylize import load_model
 from fastst.transformer import TransformerNet
 from fastst.vgg import LAYERS, loss_network
 
@@ -58,6 +61,7 @@ PRESETS: dict[str, dict] = {
                   snapshot_size=48, snapshot_count=2, num_workers=0),
 }
 PRESET_NAMES = ("auto", *PRESETS)
+LR_SCHEDULES = ("constant", "cosine", "onecycle")
 
 
 @dataclass
@@ -70,8 +74,14 @@ class TrainConfig:
     iterations: int = 2000
     image_size: int = 128                # square training crops
     batch_size: int = 4
-    lr: float = 1e-3                     # Adam
-    lr_schedule: str = "constant"        # "constant" or "cosine"
+    lr: float = 1e-3                     # Adam (the peak, with a schedule)
+    lr_schedule: str = "constant"        # "constant", "cosine", or "onecycle" (warm-up, then cosine to 0)
+    warmup: float = 0.0                  # onecycle: fraction of the iterations spent warming up
+    adam_beta1: float = 0.9
+    crop_schedule: tuple = ()            # progressive crops: ((fraction of iterations, size), ...)
+    init: str | None = None              # start from this trained model.pth instead of random weights
+    train_only: str = "all"              # "all" weights, or "norms": only the instance norms' scale and shift
+    style_strength: float | None = None  # if set, lambda_s is the style's calibrated weight times this
     # Loss weights, chosen with the real VGG-16 on The Starry Night (128 px crops, 400 iterations,
     # held-out photos compared by eye): lambda_s / lambda_c = 10 or 3 paints the texture over the
     # photos (content loss rising as training goes on); 1 keeps the objects recognisable under
@@ -97,6 +107,7 @@ class TrainConfig:
     snapshot_count: int = 4
     snapshot_size: int = 256
     snapshot_iterations: tuple | None = None  # default: 0, 50, 100, 200, 500, 1000, ... and the last
+    keep_weights_every: int = 0          # also keep the network's weights every N iterations (weights/)
 
     @staticmethod
     def resolve_preset(preset: str = "auto") -> str:
@@ -113,8 +124,16 @@ class TrainConfig:
         unknown = set(overrides) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
             raise TypeError(f"unknown TrainConfig fields: {sorted(unknown)}")
-        values = {**PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None}}
+        values = {**PRESETS[preset], **overrides}  # None is a value too (style_size=None: as it is)
         return cls(preset=preset, **values)
+
+    def crop_steps(self) -> tuple:
+        """((first iteration, crop size), ...) of the progressive crops."""
+        return tuple((int(fraction * self.iterations), size) for fraction, size in self.crop_schedule)
+
+    def depends_on_length(self) -> bool:
+        """Whether the schedule is laid over ``iterations`` (so a resumed run cannot change them)."""
+        return self.lr_schedule != "constant" or bool(self.crop_schedule)
 
     def schedule(self) -> list[int]:
         if self.snapshot_iterations is not None:
@@ -136,15 +155,24 @@ class TrainConfig:
                 raise FaststError(f"{name.replace('_', '-')} must be at least 1")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise FaststError("lr must be a positive number")
-        if self.lr_schedule not in ("constant", "cosine"):
-            raise FaststError(f"lr schedule must be 'constant' or 'cosine', not {self.lr_schedule!r}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise FaststError(f"lr schedule must be one of {', '.join(LR_SCHEDULES)}, not {self.lr_schedule!r}")
+        if not 0 <= self.warmup < 1:
+            raise FaststError("warmup must be a fraction of the iterations, in [0, 1)")
+        if self.train_only not in ("all", "norms"):
+            raise FaststError(f"train-only must be 'all' or 'norms', not {self.train_only!r}")
+        for fraction, size in self.crop_schedule:
+            if not 0 <= fraction < 1 or size < 16:
+                raise FaststError(f"crop schedule entries are (fraction in [0, 1), size >= 16), not {(fraction, size)}")
+        if self.style_strength is not None and not (self.style_strength > 0 and math.isfinite(self.style_strength)):
+            raise FaststError("style-strength must be a positive number")
         for name in ("content_weight", "style_weight", "tv_weight"):
             if not (getattr(self, name) >= 0 and math.isfinite(getattr(self, name))):
                 raise FaststError(f"{name.replace('_', '-')} must be a non-negative number")
 
     # fields that may change between a run and its resumption
     RESUMABLE_CHANGES = ("iterations", "device", "precision", "num_workers", "out", "log_every",
-                         "checkpoint_every", "snapshot_iterations", "preset")
+                         "checkpoint_every", "snapshot_iterations", "preset", "keep_weights_every")
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -256,6 +284,21 @@ def build_model(config: TrainConfig | dict) -> TransformerNet:
     return TransformerNet(norm=c["norm"], upsample=c["upsample"], width=c["width"], input_skip=c["input_skip"])
 
 
+def effective_style_weight(config: TrainConfig, style: torch.Tensor) -> float:
+    """lambda_s as trained: the raw ``style_weight``, or the calibrated weight at ``style_strength``."""
+    if config.style_strength is None:
+        return config.style_weight
+    return calibrated_style_weight(style.cpu(), config.style_strength, config.style_layers)
+
+
+def trained_parameters(model: TransformerNet, which: str = "all") -> list[torch.nn.Parameter]:
+    """The parameters a run trains: all, or only the instance norms' scale and shift (Dumoulin et al.)."""
+    if which == "all":
+        return list(model.parameters())
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.InstanceNorm2d)]
+    return [p for m in norms for p in m.parameters()]
+
+
 def load_style(config: TrainConfig) -> torch.Tensor:
     path = Path(config.style)
     if not config.style:
@@ -282,6 +325,7 @@ class RunFolder:
         self.checkpoint = self.root / "checkpoint.pth"
         self.model = self.root / "model.pth"
         self.snapshots = self.root / "snapshots"
+        self.weights = self.root / "weights"
 
     def create(self) -> None:
         try:
@@ -397,12 +441,19 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True,
 
     paths = usable_images(config.data, warn=main_process)
     style = load_style(config).to(device)
+    style_weight = effective_style_weight(config, style)
     torch.manual_seed(config.seed)
-    model = build_model(config).to(device)
+    model = (load_model(config.init).train() if config.init else build_model(config)).to(device)
     vgg = loss_network().to(device)
-    criterion = PerceptualLoss(vgg, style, config.content_weight, config.style_weight, config.tv_weight,
+    criterion = PerceptualLoss(vgg, style, config.content_weight, style_weight, config.tv_weight,
                                config.content_layer, config.style_layers).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    trained = trained_parameters(model, config.train_only)
+    if config.train_only != "all":  # no weight gradients for what stays fixed
+        model.requires_grad_(False)
+        for p in trained:
+            p.requires_grad_(True)
+    optimizer = torch.optim.Adam(trained, lr=config.lr,
+                                 betas=(config.adam_beta1, 0.999))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(config))
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     if device.type == "cuda":
@@ -421,15 +472,17 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True,
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
     meta = {"config": asdict(config), "environment": environment(device, precision), "world_size": world,
-            "photos": len(paths)}
+            "photos": len(paths), "style_weight": style_weight, "net": model.config}
     snapshots = _snapshot_photos(config) if main_process else {}
     if main_process:
         run.write_json(run.config, meta)
         run.truncate_losses(start)
         if start == 0:
             _write_snapshots(model, snapshots, run, 0, device)
+            if config.keep_weights_every:
+                _keep_weights(model, run, 0, 0.0)
 
-    dataset = PhotoDataset(paths, config.image_size, config.seed)
+    dataset = PhotoDataset(paths, config.image_size, config.seed, config.crop_steps(), config.batch_size)
     sampler = ResumableBatchSampler(len(paths), config.batch_size, config.seed, start, config.iterations,
                                     rank, world)
     workers = config.num_workers if device.type != "mps" else 0
@@ -498,6 +551,9 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True,
             if main_process and iteration in schedule:
                 _write_snapshots(model, snapshots, run, iteration, device)
                 release_freed_memory()  # the snapshots' shapes are not the training batch's
+            if main_process and config.keep_weights_every and (
+                    iteration % config.keep_weights_every == 0 or iteration == config.iterations):
+                _keep_weights(model, run, iteration, elapsed)
             if iteration % config.checkpoint_every == 0 or iteration == config.iterations:
                 save_checkpoint(iteration)
             bar.update(1)
@@ -509,17 +565,29 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True,
 
     if main_process:
         atomic_torch_save({"model": model.state_dict(), "net": model.config, "config": asdict(config),
-                           "iteration": iteration, "environment": meta["environment"]}, run.model)
+                           "style_weight": style_weight, "iteration": iteration,
+                           "environment": meta["environment"]}, run.model)
     if world > 1:
         torch.distributed.barrier()
     per_iteration = elapsed / iteration if iteration else None
     return TrainResult(run.root, iteration, row, per_iteration)
 
 
-def _lr_lambda(config: TrainConfig):
+def lr_factor(config: TrainConfig, step: int) -> float:
+    """The learning rate at ``step`` as a fraction of ``config.lr``."""
+    n = config.iterations
     if config.lr_schedule == "cosine":
-        return lambda step: 0.5 * (1 + math.cos(math.pi * min(step, config.iterations) / config.iterations))
-    return lambda step: 1.0
+        return 0.5 * (1 + math.cos(math.pi * min(step, n) / n))
+    if config.lr_schedule == "onecycle":
+        warm = max(1, int(config.warmup * n))
+        if step < warm:
+            return (step + 1) / warm
+        return 0.5 * (1 + math.cos(math.pi * min(step - warm, n - warm) / max(1, n - warm)))
+    return 1.0
+
+
+def _lr_lambda(config: TrainConfig):
+    return functools.partial(lr_factor, config)
 
 
 def _load_checkpoint(path: Path) -> dict:
@@ -533,6 +601,9 @@ def _check_same_run(saved: dict, config: TrainConfig) -> None:
     current = asdict(config)
     differ = [k for k in current if k not in TrainConfig.RESUMABLE_CHANGES
               and _normalise(saved.get(k)) != _normalise(current[k])]
+    if config.depends_on_length() and saved.get("iterations") != config.iterations:
+        raise FaststError(f"cannot resume with --iterations {config.iterations}: this run's learning-rate or crop "
+                          f"schedule is laid over its {saved.get('iterations')} iterations")
     if differ:
         k = differ[0]
         raise FaststError(f"cannot resume: {k} was {saved.get(k)!r} and is now {current[k]!r} "
@@ -540,7 +611,7 @@ def _check_same_run(saved: dict, config: TrainConfig) -> None:
 
 
 def _normalise(value):
-    return list(value) if isinstance(value, tuple) else value
+    return [_normalise(v) for v in value] if isinstance(value, (tuple, list)) else value
 
 
 def _last_row(run: RunFolder) -> dict:
@@ -549,6 +620,13 @@ def _last_row(run: RunFolder) -> dict:
     with open(run.losses, newline="") as f:
         rows = list(csv.DictReader(f))
     return {k: float(v) for k, v in rows[-1].items()} if rows else {}
+
+
+def _keep_weights(model: TransformerNet, run: RunFolder, iteration: int, elapsed: float) -> None:
+    """The network at ``iteration``, with the training seconds spent to reach it (for quality curves)."""
+    run.weights.mkdir(exist_ok=True)
+    atomic_torch_save({"model": model.state_dict(), "net": model.config, "iteration": iteration,
+                       "elapsed_s": elapsed}, run.weights / f"{iteration:06d}.pth")
 
 
 @torch.inference_mode()

@@ -17,7 +17,7 @@ def test_the_baseline_lowers_the_objective(data_root, imagenet_vgg, optimizer, i
     content = load_image(data_root / "test" / "demo" / "chicago.jpg", 64)
     style = load_image(data_root / "styles" / "starry_night.jpg", 64)
     result = gatys(content, style, 15, optimizer, init=init, vgg=imagenet_vgg, progress=False)
-    assert len(result.objective) == 15
+    assert len(result.objective) == 16  # the start and each of 15 iterations
     assert result.objective[-1] < 0.7 * result.objective[0]
     assert result.image.shape == content.shape and 0 <= result.image.min() and result.image.max() <= 1
 
@@ -44,7 +44,7 @@ def test_cli_writes_the_image_and_its_objective(tmp_path, data_root):
                         "--style", data_root / "styles" / "starry_night.jpg", "--iterations", "3", "--size", "48",
                         "--output", out], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert r.returncode == 0, r.stderr
-    assert out.exists() and len((tmp_path / "g.csv").read_text().splitlines()) == 4
+    assert out.exists() and len((tmp_path / "g.csv").read_text().splitlines()) == 5  # header, the start, 3 iterations
     r = subprocess.run([sys.executable, "-m", "fastst", "gatys", "--content", tmp_path / "nope.jpg",
                         "--style", data_root / "styles" / "starry_night.jpg", "--output", tmp_path / "h.png"],
                        capture_output=True, text=True, cwd=ROOT, timeout=300)

@@ -1,0 +1,89 @@
+"""Result files: every measured number the project quotes lives in ``results/<name>.json``, written
+by the command that measured it, beside the command line, the machine and the git commit."""
+from __future__ import annotations
+
+import datetime
+import functools
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from fastst.io import atomic_path, project_folder
+
+RESULTS_ENV = "FASTST_RESULTS"
+
+
+def results_dir() -> Path:
+    """``$FASTST_RESULTS``, else ``results/`` of the project checkout, else ``./results``."""
+    return project_folder("results", RESULTS_ENV)
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cpu_flags() -> list[str]:
+    """The vector extensions that decide the CPU's speed in fp32 and bf16."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return []
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    return sorted(f for f in set(flags) if f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "fma"))
+
+
+@functools.lru_cache(maxsize=None)
+def matmul_rate(dtype: torch.dtype = torch.float32, n: int = 1024, repeats: int = 5) -> float:
+    """Dense n x n matrix-multiply GFLOP/s on the CPU, the best of ``repeats``: the figure to record
+    beside any absolute time, so that times from other machines can be scaled."""
+    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n ** 3 / best / 1e9
+
+
+def machine(measure: bool = True) -> dict:
+    """What a time depends on: CPU, threads, vector extensions, matmul rates, GPU, versions."""
+    from fastst.train import git_commit
+    info = {"cpu": cpu_model(), "cpu_flags": cpu_flags(), "threads": torch.get_num_threads(),
+            "torch": str(torch.__version__), "python": platform.python_version(),
+            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "git_commit": git_commit()}
+    if measure:
+        info["matmul_fp32_gflops"] = round(matmul_rate(torch.float32), 1)
+        info["matmul_bf16_gflops"] = round(matmul_rate(torch.bfloat16, n=512, repeats=2), 1)
+    return info
+
+
+def write_result(name: str, data: dict, folder: str | os.PathLike | None = None,
+                 machine_info: dict | None = None) -> Path:
+    """Write ``results/<name>.json`` atomically with the command, machine and date around ``data``."""
+    folder = Path(folder) if folder is not None else results_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    record = {"name": name, "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+              "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+              "machine": machine_info if machine_info is not None else machine(), **data}
+    path = folder / f"{name}.json"
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(record, indent=1, default=str) + "\n")
+    return path
+
+
+def read_result(name: str, folder: str | os.PathLike | None = None) -> dict:
+    folder = Path(folder) if folder is not None else results_dir()
+    return json.loads((folder / f"{name}.json").read_text())
