@@ -297,15 +297,45 @@ def _plain_step(model, vgg, style, batch, optimizer, config):
 
 
 def _fast_step(model, criterion, batch, optimizer, device, precision):
-    from fastst.train import autocast
-    with autocast(device, precision):
-        target = criterion.content_features(batch)
-        y_hat = model(batch)
-        total = criterion(y_hat, content_features=target).total
-    optimizer.zero_grad(set_to_none=True)
-    total.backward()
-    optimizer.step()
-    return total.item()
+    """``train``'s own step (fastst.train.train_step)."""
+    from fastst.train import train_step
+    scaler = torch.amp.GradScaler(device.type, enabled=False)
+    return train_step(model, criterion, batch, optimizer, scaler, device, precision).total.item()
+
+
+def bench_recipes(configs: dict, rounds: int = 5, device: torch.device = CPU) -> list[dict]:
+    """Seconds per training step of each recipe at each of its crop sizes, timed in interleaved rounds
+    (median) in one process, so that their ratios hold whatever the machine's load; with the FLOPs
+    of one step and their share of the fp32 matmul rate measured in the same run. ``configs`` maps a
+    name to a TrainConfig; the step is ``train``'s (fastst.train.train_step)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from fastst.io import load_image
+    from fastst.losses import PerceptualLoss
+    from fastst.results import matmul_rate
+    from fastst.train import build_model, resolve_precision, trained_parameters
+    from fastst.vgg import loss_network
+    precision = resolve_precision("auto", device)
+    vgg = loss_network().to(device)
+    steps, flops = {}, {}
+    for name, config in configs.items():
+        style = load_image(config.style, config.style_size).to(device)
+        criterion = PerceptualLoss(vgg, style, config.content_weight, config.style_weight, config.tv_weight,
+                                   config.content_layer, config.style_layers).to(device)
+        torch.manual_seed(config.seed)
+        model = build_model(config).to(device).train()
+        optimizer = torch.optim.Adam(trained_parameters(model, config.train_only), lr=1e-4)
+        for size in sorted({size for _, size in config.crop_steps()} or {config.image_size}):
+            batch = torch.rand(config.batch_size, 3, size, size, device=device)
+            key = f"{name} @ {size} px"
+            steps[key] = (lambda m=model, c=criterion, b=batch, o=optimizer: _fast_step(m, c, b, o, device, precision))
+            with FlopCounterMode(display=False) as counter:
+                steps[key]()
+            flops[key] = counter.get_total_flops()
+    times = _interleaved_medians(steps, rounds, device, slice_s=0)
+    rate = matmul_rate(torch.float32) * 1e9
+    return [{"step": key, "seconds": times[key], "gflop": flops[key] / 1e9,
+             "fraction_of_fp32_matmul": flops[key] / times[key] / rate} for key in steps]
 
 
 def bench_training(preset: str, style_path, data_dir, iterations: int = 10, loss_iterations: int = 0,

@@ -125,6 +125,68 @@ def _quality(args) -> int:
     return 0
 
 
+def _time_to_quality(args) -> int:
+    from fastst.recipes import check_recipes, time_to_quality
+    weights = {"style_weight": args.style_weight} if args.style_weight is not None else {"style_strength": 1.0}
+    recipes = {preset: {"preset": preset, **weights} for preset in args.recipes}
+    for item in args.set or []:
+        target, _, value = item.partition("=")
+        recipe, _, field = target.partition(".")
+        if recipe not in recipes or not field or not value:
+            raise FaststError(f"--set takes RECIPE.FIELD=VALUE for a recipe being compared, not {item!r}")
+        recipes[recipe][field] = int(value) if value.isdigit() else float(value)
+    if args.init:
+        recipes["finetune"] = {"preset": "finetune", "from": args.init, **weights}
+    check_recipes(recipes, args.recipes[0])
+    overrides = {k: getattr(args, k) for k in ("iterations", "noise_iterations") if getattr(args, k)}
+    result = time_to_quality(args.style, recipes, Path(args.runs), args.recipes[0], args.count, overrides,
+                             name=args.name)
+    for label, row in result["summary"].items():
+        reached = row["seconds_to_reference_quality"]
+        print(f"{label:>12}: final ratio {row['final_optimality_ratio']:.3f} after {row['total_seconds'] / 60:.1f} min; "
+              + (f"reaches {args.recipes[0]}'s final ratio at {reached / 60:.1f} min" if reached is not None
+                 else f"never reaches {args.recipes[0]}'s final ratio"))
+    return 0
+
+
+def _report_tables(args) -> int:
+    from fastst.io import project_folder
+    from fastst.report import update_readme
+    readme = Path(args.readme) if args.readme else project_folder("README.md", "FASTST_README")
+    changed = update_readme(readme, check=args.check)
+    if args.check and changed:
+        raise FaststError(f"{readme} disagrees with results/ in: {', '.join(changed)} (run fastst report-tables)")
+    print(f"{readme}: " + (f"{'would update' if args.check else 'updated'} {', '.join(changed)}" if changed
+                           else "every table matches results/"))
+    return 0
+
+
+def _preview(args) -> int:
+    from fastst.data import TEST_DIR, data_dir
+    from fastst.io import list_images, load_image
+    from fastst.plotting import save_fig, show_images
+    from fastst.strength import calibrated_style_weight, preview
+    out = Path(args.out)
+    if not out.parent.is_dir():
+        raise FaststError(f"output folder does not exist: {out.parent}")
+    style = load_image(args.style, args.style_size)
+    folder = Path(args.photos) if args.photos else data_dir() / TEST_DIR
+    paths = list_images(folder)[: args.count] if folder.is_dir() else []
+    if not paths:
+        raise FaststError(f"no photos in {folder}")
+    photos = {p.stem: load_image(p, args.size) for p in paths}
+    images = preview(style, photos, args.strengths, args.iterations)
+    grid = [photos[stem] for stem in photos] + [images[(s, stem)] for s in args.strengths for stem in photos]
+    titles = list(photos) + [f"strength {s:g} (lambda_s {calibrated_style_weight(style, s):.3g})"
+                             for s in args.strengths for _ in photos]
+    fig = show_images(grid, titles, ncols=len(photos), size=2.6)
+    written = save_fig(fig, out.stem, {"style": str(args.style), "strengths": args.strengths,
+                                       "iterations": args.iterations}, folder=out.parent)
+    print(f"wrote {written[0]}: rows are strengths {', '.join(f'{s:g}' for s in args.strengths)}; "
+          f"train with --style-strength S")
+    return 0
+
+
 def _trained_style(path: str) -> str:
     """The style image a model or a run folder was trained on."""
     import json
@@ -299,6 +361,42 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--noise-iterations", type=int, help="L-BFGS iterations from noise, Fig. 5 (default 500)")
     q.add_argument("--json", help="write the result here (with the machine and command)")
     q.set_defaults(func=_quality)
+
+    tq = commands.add_parser("time-to-quality", help="train recipes on a style and draw quality against time",
+                             description="Train each recipe (a preset) on one style, keeping its weights; score them "
+                                         "(fastst quality); time every recipe's step in one benchmark; write "
+                                         "results/time_to_quality_NAME.json and figures/quality_vs_time_NAME.")
+    tq.add_argument("--style", required=True, help="style image")
+    tq.add_argument("--recipes", nargs="+", default=["cpu_classic", "cpu"], choices=PRESET_NAMES[1:],
+                    help="presets to compare; the first is the reference")
+    tq.add_argument("--from", dest="init", metavar="MODEL", help="also fine-tune from this trained model")
+    tq.add_argument("--style-weight", type=float, help="raw lambda_s for every recipe (default: calibrated, strength 1)")
+    tq.add_argument("--set", nargs="+", metavar="RECIPE.FIELD=N",
+                    help="change one recipe's setting, e.g. cpu_classic.iterations=430 (equal time)")
+    tq.add_argument("--count", type=int, default=3, help="held-out photos to score on")
+    tq.add_argument("--iterations", type=int, help="L-BFGS iterations of the reference optimum (default 500)")
+    tq.add_argument("--noise-iterations", type=int, help="L-BFGS iterations from noise, Fig. 5 (default 500)")
+    tq.add_argument("--runs", default="runs/ttq", help="folder of the run folders")
+    tq.add_argument("--name", help="name of the result (default: the style's file name)")
+    tq.set_defaults(func=_time_to_quality)
+
+    rt = commands.add_parser("report-tables", help="regenerate the README's tables from results/")
+    rt.add_argument("--readme", help="default: the checkout's README.md")
+    rt.add_argument("--check", action="store_true", help="only check; exit 1 if a table differs")
+    rt.set_defaults(func=_report_tables)
+
+    v = commands.add_parser("preview", help="see what each style strength gives before training",
+                            description="Short per-image optimisation of a few held-out photos at several "
+                                        "style strengths, shown as a strip (rows: strengths).")
+    v.add_argument("--style", required=True, help="style image")
+    v.add_argument("--strengths", type=float, nargs="+", default=[0.5, 1.0, 2.0])
+    v.add_argument("--photos", help="photos to try (default: the test set)")
+    v.add_argument("--count", type=int, default=2, help="how many photos")
+    v.add_argument("--size", type=int, default=128, help="longer side of each photo")
+    v.add_argument("--style-size", type=int, default=256, help="longer side of the style image, as in training")
+    v.add_argument("--iterations", type=int, default=40, help="L-BFGS iterations per photo and strength")
+    v.add_argument("--out", default="preview.png", help="where to write the strip (PNG, with PDF and JSON beside)")
+    v.set_defaults(func=_preview)
 
     w = commands.add_parser("weights", help="the VGG-16 loss network's weights")
     w_sub = w.add_subparsers(dest="action", required=True, metavar="ACTION")

@@ -291,19 +291,20 @@ class PhotoDataset(torch.utils.data.Dataset):
             path = self.paths[(index + attempt) % len(self.paths)]
             try:
                 with Image.open(path) as im:
-                    im.draft("RGB", (size, size))  # JPEG: decode at reduced scale, much faster
+                    im.draft("RGB", (max(size, self.size),) * 2)  # JPEG: decode at reduced scale, much faster
                     im = to_rgb(ImageOps.exif_transpose(im))
                 break
             except (OSError, ValueError, SyntaxError, FaststError):
                 continue  # a file that broke after the header check: take the next one
         else:
             raise FaststError("no training image could be decoded")
-        return random_crop(im, size, g)
+        return random_crop(im, size, g, scale_to=self.size)
 
 
-def random_crop(im: Image.Image, size: int, g: torch.Generator) -> torch.Tensor:
-    """Resize the shorter side to ``size``, take a random ``size`` x ``size`` crop, random h-flip."""
-    scale = size / min(im.size)
+def random_crop(im: Image.Image, size: int, g: torch.Generator, scale_to: int | None = None) -> torch.Tensor:
+    """Resize the shorter side to ``scale_to`` (default ``size``), take a random ``size`` x ``size``
+    crop, random h-flip. Smaller crops at the same scale show the network the same content scale."""
+    scale = max(size, scale_to or size) / min(im.size)
     w, h = max(size, round(im.width * scale)), max(size, round(im.height * scale))
     im = im.resize((w, h), Image.Resampling.BILINEAR, reducing_gap=2.0)
     x = int(torch.randint(0, w - size + 1, (1,), generator=g))

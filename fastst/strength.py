@@ -55,10 +55,12 @@ def _distance_weight(style: torch.Tensor, photos: list[torch.Tensor], strength: 
 WEIGHTINGS = ("raw", "energy", "distance")
 
 
-def optimum_balance(styles: dict, photos: dict, iterations: int = 80, progress: bool = True) -> list[dict]:
+def optimum_balance(styles: dict, photos: dict, iterations: int = 80, progress: bool = True,
+                    images: dict | None = None) -> list[dict]:
     """Per style, photo and weighting: the weighted style and content terms of eq. 5 at the per-image
     L-BFGS optimum (from the content image). A weighting that means the same for every style keeps
-    their ratio alike across styles."""
+    their ratio alike across styles. ``images``, if given, receives each optimum by (weighting,
+    style, photo)."""
     rows = []
     reference_photos = list(photos.values())
     anchor = None
@@ -78,6 +80,8 @@ def optimum_balance(styles: dict, photos: dict, iterations: int = 80, progress: 
         rows.append({"weighting": weighting, "style": name, "photo": stem, "style_weight": weight,
                      **{f"{k}_term": v for k, v in result.terms.items()},
                      "style_to_content": result.terms["style"] / result.terms["content"]})
+        if images is not None:
+            images[(weighting, name, stem)] = result.image
     return rows
 
 
@@ -94,4 +98,17 @@ def spread(rows: list[dict]) -> dict:
         logs = [math.log10(v) for v in medians.values()]
         out[weighting] = {"per_style": medians, "max_over_min": max(medians.values()) / min(medians.values()),
                           "std_log10": statistics.pstdev(logs)}
+    return out
+
+
+def preview(style: torch.Tensor, photos: dict, strengths=(0.5, 1.0, 2.0), iterations: int = 40,
+            progress: bool = True) -> dict:
+    """Per-image optimisation of each photo at each strength: what a strength gives, in about a
+    minute, before minutes of training. Returns {(strength, photo): image}."""
+    out = {}
+    jobs = [(s, stem) for s in strengths for stem in photos]
+    for strength, stem in tqdm(jobs, desc="preview", disable=not progress):
+        weight = calibrated_style_weight(style, strength)
+        out[(strength, stem)] = gatys(photos[stem], style, iterations, "lbfgs", progress=False,
+                                      **{**DEFAULT_WEIGHTS, "style_weight": weight}).image
     return out

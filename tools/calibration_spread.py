@@ -1,12 +1,36 @@
-"""Measures the spread across styles of the style-to-content ratio at the per-image optimum, for the raw
-weights and two calibrations (results/calibration_spread.json)."""
-import json, sys, glob
+"""The style weights across paintings: for every style of the data mirror and the extra painting, the
+per-image L-BFGS optimum of two held-out photos under today's raw weights and two calibrations; the spread
+across styles of the style-to-content ratio at that optimum (results/calibration_spread.json) and the
+optima side by side (figures/strength_grid)."""
+import glob
+import sys
 from pathlib import Path
-from fastst.io import load_image, list_images
-from fastst.strength import optimum_balance, spread
+
+from fastst.data import EXTRA_DIR, data_dir
+from fastst.io import list_images, load_image
+from fastst.plotting import save_fig, show_images
 from fastst.results import write_result
-styles = {Path(p).stem: load_image(p, 256) for p in sorted(glob.glob("data/styles/*.jpg"))}
-photos = {p.stem: load_image(p, 128) for p in [Path("data/test/demo/chicago.jpg"), *list_images("data/test/bsds500_test_subset")[:1]]}
-rows = optimum_balance(styles, photos, iterations=80)
-write_result("calibration_spread", {"rows": rows, "spread": spread(rows), "photo_size": 128, "style_size": 256, "iterations": 80})
-print(json.dumps(spread(rows), indent=1))
+from fastst.strength import optimum_balance, spread
+
+ITERATIONS, PHOTO_SIZE, STYLE_SIZE = 80, 128, 256
+root = data_dir()
+paths = sorted(glob.glob(str(root / "styles" / "*.jpg"))) + sorted(glob.glob(str(root / EXTRA_DIR / "*.jpg")))
+if not any("great_wave" in p for p in paths):
+    sys.exit("run 'python -m fastst data fetch --extra' first")
+styles = {Path(p).stem: load_image(p, STYLE_SIZE) for p in paths}
+photo_paths = [root / "test" / "demo" / "chicago.jpg", list_images(root / "test" / "bsds500_test_subset")[0]]
+photos = {p.stem: load_image(p, PHOTO_SIZE) for p in photo_paths}
+images = {}
+rows = optimum_balance(styles, photos, iterations=ITERATIONS, images=images)
+result = spread(rows)
+write_result("calibration_spread", {"rows": rows, "spread": result, "photo_size": PHOTO_SIZE,
+                                    "style_size": STYLE_SIZE, "iterations": ITERATIONS})
+stem = photo_paths[0].stem
+shown = [w for w in ("raw", "energy") if any(k[0] == w for k in images)]
+grid = [img for name in styles for img in (styles[name], *(images[(w, name, stem)] for w in shown))]
+titles = [t for name in styles for t in (name.replace("_", " "), *(f"{w}" + (" (today)" if w == "raw" else " (calibrated)")
+                                                                      for w in shown))]
+fig = show_images(grid, titles, ncols=3 * 2, size=2.4)
+save_fig(fig, "strength_grid", {"photo": stem, "iterations": ITERATIONS, "photo_size": PHOTO_SIZE})
+for weighting, s in result.items():
+    print(f"{weighting:>9}: max/min {s['max_over_min']:.2f}, std log10 {s['std_log10']:.3f}")

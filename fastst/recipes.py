@@ -1,0 +1,123 @@
+"""Training recipes compared by time to quality (``python -m fastst time-to-quality``).
+
+Each recipe trains the same style with its weights kept along the run; every kept set is scored
+with the quality measure (fastst.quality); and the training step of every recipe, at each of its
+crop sizes, is timed in one interleaved benchmark (fastst.bench.bench_recipes). A recipe's time at
+iteration k is the sum of its step times up to k: times measured together in one run, so that their
+ratios hold on any machine, where times logged by runs made at different moments would not.
+"""
+from __future__ import annotations
+
+import bisect
+import os
+from pathlib import Path
+
+from fastst import quality
+from fastst.bench import bench_recipes
+from fastst.data import TRAIN_DIR, data_dir
+from fastst.errors import FaststError
+from fastst.plotting import plot_quality_curves, save_fig
+from fastst.results import machine, write_result
+from fastst.train import TrainConfig, train
+
+
+def recipe_config(recipe: str, style: str, out: Path, init: str | None = None, **overrides) -> TrainConfig:
+    """The TrainConfig of a named recipe (a preset) for ``style``, keeping its weights for scoring."""
+    config = TrainConfig.from_preset(recipe, style=str(style), data=str(data_dir() / TRAIN_DIR), out=str(out),
+                                     **overrides)
+    config.init = init
+    config.keep_weights_every = config.keep_weights_every or max(10, config.iterations // 12)
+    return config
+
+
+def step_clock(config: TrainConfig, seconds_at_size: dict[int, float]):
+    """A function of the iteration count giving the training seconds spent to reach it."""
+    steps = config.crop_steps() or ((0, config.image_size),)
+    firsts = [first for first, _ in steps]
+
+    def clock(iteration: int) -> float:
+        total = 0.0
+        for k, (first, size) in enumerate(steps):
+            end = steps[k + 1][0] if k + 1 < len(steps) else config.iterations
+            total += max(0, min(iteration, end) - first) * seconds_at_size[size]
+        return total
+    clock.firsts = firsts
+    return clock
+
+
+def crossing(rows: list[dict], target: float, key: str = "optimality_ratio") -> float | None:
+    """The first time a curve reaches ``target`` (lower is better), interpolated between kept weights."""
+    previous = None
+    for row in rows:
+        value = row[key]
+        if value <= target:
+            if previous is None:
+                return row["seconds"]
+            (t0, v0), t1 = previous, row["seconds"]
+            return t0 + (t1 - t0) * (v0 - target) / (v0 - value) if v0 != value else t1
+        previous = (row["seconds"], value)
+    return None
+
+
+def at_time(rows: list[dict], seconds: float, key: str = "optimality_ratio") -> float | None:
+    """The value of the last kept weights at or before ``seconds``."""
+    times = [r["seconds"] for r in rows]
+    i = bisect.bisect_right(times, seconds + 1e-9) - 1
+    return rows[i][key] if i >= 0 else None
+
+
+def time_to_quality(style: str | os.PathLike, recipes: dict[str, dict], runs: Path, reference_recipe: str,
+                    photos_count: int | None = None, protocol_overrides: dict | None = None,
+                    name: str | None = None, progress: bool = True) -> dict:
+    """Train (or resume) each recipe on ``style``, score its kept weights, time its steps, and write
+    ``results/time_to_quality_<name>.json`` and ``figures/quality_vs_time_<name>``.
+
+    ``recipes`` maps a label to ``{"preset": ..., "from": model or None, **overrides}``; the targets are
+    read against ``reference_recipe``'s final quality."""
+    style = str(style)
+    name = name or Path(style).stem
+    configs = {}
+    for label, spec in recipes.items():
+        spec = dict(spec)
+        preset, init = spec.pop("preset"), spec.pop("from", None)
+        configs[label] = recipe_config(preset, style, runs / f"{name}-{label}", init, **spec)
+    for label, config in configs.items():
+        train(config, resume=True, progress=progress)
+    timing = bench_recipes(configs)
+    protocol = quality.evaluation_protocol(style, **(protocol_overrides or {}))
+    ref = quality.reference(protocol, count=photos_count, progress=progress)
+    curves = {}
+    for label, config in configs.items():
+        seconds = {int(row["step"].rsplit("@", 1)[1].split()[0]): row["seconds"] for row in timing
+                   if row["step"].rsplit(" @ ", 1)[0] == label}
+        clock = step_clock(config, seconds)
+        rows = quality.curve(config.out, ref, progress=progress)
+        curves[label] = [{**row, "seconds": clock(row["iteration"])} for row in rows]
+    final = curves[reference_recipe][-1]
+    summary = {}
+    for label, rows in curves.items():
+        reached = crossing(rows, final["optimality_ratio"])
+        summary[label] = {
+            "iterations": configs[label].iterations, "total_seconds": rows[-1]["seconds"],
+            "final_optimality_ratio": rows[-1]["optimality_ratio"], "final_lbfgs_equivalent": rows[-1]["lbfgs_equivalent"],
+            "seconds_to_reference_quality": reached,
+            "fraction_of_reference_time": reached / final["seconds"] if reached is not None else None,
+            "optimality_ratio_at_reference_time": at_time(rows, final["seconds"]),
+            "settings": {k: v for k, v in vars(configs[label]).items() if k not in ("style", "data", "out")}}
+    result = {"style": Path(style).name, "reference_recipe": reference_recipe,
+              "protocol": {**protocol.__dict__, "style_layers": list(protocol.style_layers)},
+              "photos": list(ref.photos), "step_timing": timing, "summary": summary, "curves": curves}
+    info = machine()
+    path = write_result(f"time_to_quality_{name}", result, machine_info=info)
+    fig = plot_quality_curves({label: [{**r, "elapsed_s": r["seconds"]} for r in rows] for label, rows in curves.items()},
+                              title=f"{Path(style).stem.replace('_', ' ')}: quality against training time "
+                                    f"({info['cpu']}, {info['threads']} threads, fp32 matmul "
+                                    f"{info['matmul_fp32_gflops']:.0f} GFLOP/s)",
+                              reference=final["optimality_ratio"])
+    save_fig(fig, f"quality_vs_time_{name}", {"result": str(path)}, folder=runs)
+    return result
+
+
+def check_recipes(recipes: dict, reference_recipe: str) -> None:
+    if reference_recipe not in recipes:
+        raise FaststError(f"the reference recipe {reference_recipe!r} is not among the recipes")

@@ -1,0 +1,101 @@
+"""The README's tables, generated from ``results/*.json`` (``python -m fastst report-tables``).
+
+A table sits in the README between ``<!-- results:NAME -->`` and ``<!-- /results -->``, where NAME
+is a result file's name; this module renders it again from that file, so that a number in the
+README is the number a command wrote, and the test suite fails when the two disagree.
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from fastst.errors import FaststError
+from fastst.results import read_result, results_dir
+
+BLOCK = re.compile(r"(<!-- results:(?P<name>[\w.-]+) -->\n)(?P<body>.*?)(<!-- /results -->)", re.S)
+
+
+def _minutes(seconds) -> str:
+    return "never" if seconds is None else f"{seconds / 60:.1f} min"
+
+
+def _ratio(value) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+def _machine(result: dict) -> str:
+    m = result["machine"]
+    rate = m.get("matmul_fp32_gflops")
+    return (f"{m['cpu']}, {m['threads']} threads" + (f", fp32 matmul {rate:.0f} GFLOP/s" if rate else "")
+            + f"; `{result['command']}`")
+
+
+def time_to_quality_table(result: dict) -> str:
+    reference = result["reference_recipe"]
+    lines = [f"| recipe | iterations | training time | optimality ratio (final) | Fig. 5 iterations (final) "
+             f"| time to `{reference}`'s final ratio | ratio at `{reference}`'s time |",
+             "|---|---|---|---|---|---|---|"]
+    for label, row in result["summary"].items():
+        fraction = row["fraction_of_reference_time"]
+        reached = _minutes(row["seconds_to_reference_quality"]) + (
+            f" ({fraction:.0%})" if fraction is not None and label != reference else "")
+        equivalent = row["final_lbfgs_equivalent"]
+        lines.append(f"| `{label}` | {row['iterations']:,} | {_minutes(row['total_seconds'])} "
+                     f"| {_ratio(row['final_optimality_ratio'])} "
+                     f"| {'beyond the budget' if equivalent is None else f'{equivalent:g}'} | {reached} "
+                     f"| {_ratio(row['optimality_ratio_at_reference_time'])} |")
+    protocol = result["protocol"]
+    lines.append("")
+    lines.append(f"Median over {len(result['photos'])} held-out photos at {protocol['photo_size']} px; L-BFGS optimum "
+                 f"after {protocol['iterations']} iterations, Fig. 5 from noise within {protocol['noise_iterations']}; "
+                 f"times from one interleaved step benchmark on {_machine(result)} "
+                 f"(`results/{result['name']}.json`).")
+    return "\n".join(lines)
+
+
+def calibration_table(result: dict) -> str:
+    lines = ["| weighting | style / content term at the optimum, max over min across styles | std of log10 |",
+             "|---|---|---|"]
+    labels = {"raw": "today's raw weights", "energy": "calibrated (Gram energy), the default",
+              "distance": "calibrated (distance of photos to the style)"}
+    for weighting, row in result["spread"].items():
+        lines.append(f"| {labels.get(weighting, weighting)} | {row['max_over_min']:.1f} | {row['std_log10']:.2f} |")
+    lines.append("")
+    lines.append(f"{len({r['style'] for r in result['rows']})} styles, {len({r['photo'] for r in result['rows']})} "
+                 f"photos at {result['photo_size']} px, {result['iterations']} L-BFGS iterations; "
+                 f"{_machine(result)} (`results/{result['name']}.json`).")
+    return "\n".join(lines)
+
+
+def render(name: str, folder: str | os.PathLike | None = None) -> str:
+    """The table of result ``name``."""
+    try:
+        result = read_result(name, folder)
+    except FileNotFoundError:
+        raise FaststError(f"the README cites results/{name}.json, which does not exist") from None
+    if name.startswith("time_to_quality_"):
+        return time_to_quality_table(result)
+    if name == "calibration_spread":
+        return calibration_table(result)
+    raise FaststError(f"no table is defined for results/{name}.json")
+
+
+def update_readme(readme: str | os.PathLike, folder: str | os.PathLike | None = None,
+                  check: bool = False) -> list[str]:
+    """Render every table of ``readme`` again; write them (or, with ``check``, only report). Returns
+    the names of the tables that differed."""
+    readme = Path(readme)
+    text = readme.read_text()
+    changed = []
+
+    def replace(match: re.Match) -> str:
+        body = render(match["name"], folder or results_dir()) + "\n"
+        if body != match["body"]:
+            changed.append(match["name"])
+        return match[1] + body + match[4]
+
+    new = BLOCK.sub(replace, text)
+    if changed and not check:
+        readme.write_text(new)
+    return changed
