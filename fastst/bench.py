@@ -513,6 +513,6 @@ def bench_folder_throughput(model_path, root, device: torch.device = CPU) -> dic
     from fastst.stylize import stylize_paths
     with tempfile.TemporaryDirectory() as out:
         t0 = time.perf_counter()
-        written, _ = stylize_paths(model_path, str(root / TEST_DIR), out, progress=False, device=str(device))
+        written, _, _ = stylize_paths(model_path, str(root / TEST_DIR), out, progress=False, device=str(device))
         seconds = time.perf_counter() - t0
     return {"images": written, "seconds": seconds, "images_per_s": written / seconds}

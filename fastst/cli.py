@@ -32,10 +32,11 @@ def _train(args) -> int:
 
 def _stylize(args) -> int:
     from fastst.stylize import stylize_paths
-    written, failures = stylize_paths(args.model, args.input, args.output, args.max_size, args.strength,
+    written, failures, skipped = stylize_paths(args.model, args.input, args.output, args.max_size, args.strength,
                                       args.preserve_color, args.device, args.precision, args.overwrite,
                                       compile=args.compile)
     print(f"stylised {written} image{'s' if written != 1 else ''} into {args.output}"
+          + (f"; {skipped} skipped (exist; --overwrite to replace)" if skipped else "")
           + (f"; {len(failures)} failed" if failures else ""))
     return 1 if failures else 0
 

@@ -14,6 +14,10 @@ from fastst.stylize import load_model
 
 def export_onnx(model_path: str | os.PathLike, onnx_path: str | os.PathLike, opset: int = 17) -> Path:
     """Write ``model_path``'s network as ONNX: input ``image`` (N, 3, H, W) in [0, 1], any N, H, W."""
+    try:
+        import onnx  # noqa: F401  (the exporter needs it; say so in one line, not a traceback)
+    except ImportError:
+        raise FaststError('ONNX export needs the export extra: pip install "fastst[export]"') from None
     model = load_model(model_path)
     onnx_path = Path(onnx_path)
     example = torch.rand(1, 3, 64, 96)

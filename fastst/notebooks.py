@@ -51,6 +51,8 @@ def _run(html: bool, only, timeout: int, out) -> dict[str, float]:
     html_dir = notebooks_dir().parent / "html"
     seconds = {}
     paths = [p for p in notebook_paths() if not only or any(p.name.startswith(o) for o in only)]
+    if any(p.name.startswith("03") for p in paths):
+        tqdm.write(training_estimate())
     for path in tqdm(paths, desc="notebooks", unit="nb"):
         nb = nbformat.read(path, as_version=4)
         client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
@@ -73,6 +75,25 @@ def _run(html: bool, only, timeout: int, out) -> dict[str, float]:
                 tmp.write_text(body)
         tqdm.write(f"{path.name}: {seconds[path.name]:.0f} s")
     return seconds
+
+
+def training_estimate() -> str:
+    """A line saying how long notebook 03's training will take here, measured on the spot."""
+    from fastst.recipes import estimate_seconds
+    from fastst.results import matmul_rate
+    from fastst.train import style_configs
+    configs = style_configs(os.environ.get("FASTST_PRESET", "auto"))
+    todo = [c for c in configs.values() if not (Path(c.out) / "model.pth").exists()]
+    if not todo:
+        return "training: every style's run is already finished (notebook 03 reuses it)"
+    seconds = estimate_seconds(todo[0]) * len(todo)
+    return (f"training: {len(todo)} style(s) of the {todo[0].preset} preset, about {seconds / 60:.0f} min on this machine "
+            f"({torch_threads()} threads, fp32 matmul {matmul_rate():.0f} GFLOP/s), measured now")
+
+
+def torch_threads() -> int:
+    import torch
+    return torch.get_num_threads()
 
 
 def strip(paths: list[Path] | None = None) -> list[Path]:

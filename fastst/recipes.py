@@ -118,6 +118,13 @@ def time_to_quality(style: str | os.PathLike, recipes: dict[str, dict], runs: Pa
     return result
 
 
+def estimate_seconds(config: TrainConfig, steps: int = 2) -> float:
+    """The training time of ``config`` on this machine, from a few steps timed now at each crop size."""
+    timing = bench_recipes({"run": config}, rounds=steps)
+    seconds = {int(row["step"].rsplit("@", 1)[1].split()[0]): row["seconds"] for row in timing}
+    return step_clock(config, seconds)(config.iterations)
+
+
 def check_recipes(recipes: dict, reference_recipe: str) -> None:
     if reference_recipe not in recipes:
         raise FaststError(f"the reference recipe {reference_recipe!r} is not among the recipes")

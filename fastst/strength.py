@@ -33,8 +33,11 @@ def style_energy(style: torch.Tensor, layers=STYLE_LAYERS) -> float:
 
 
 def calibrated_style_weight(style: torch.Tensor, strength: float = 1.0, layers=STYLE_LAYERS) -> float:
-    """lambda_s for ``style`` (a (3, H, W) image at the size it is trained with) at ``strength``."""
-    return strength * DEFAULT_WEIGHTS["style_weight"] * REFERENCE_ENERGY / style_energy(style, layers)
+    """lambda_s for ``style`` (a (3, H, W) image at the size it is trained with) at ``strength``,
+    to 4 significant digits: the same on every machine and thread count, whose float sums differ
+    in the last bits."""
+    weight = strength * DEFAULT_WEIGHTS["style_weight"] * REFERENCE_ENERGY / style_energy(style, layers)
+    return float(f"{weight:.4g}")
 
 
 def resolve_style_weight(style_path: str | os.PathLike, style_size: int | None, strength: float) -> float:

@@ -11,12 +11,25 @@ from fastst.io import load_checkpoint
 from fastst.transformer import TransformerNet, for_inference
 
 
+PRETRAINED_DIR = Path(__file__).parent / "pretrained"
+
+
+def pretrained_path(name: str | os.PathLike) -> Path:
+    """A shipped model's file for its style name (``fastst/pretrained/NAME.pth``); any other path as it is."""
+    candidate = PRETRAINED_DIR / f"{name}.pth"
+    return candidate if not Path(name).exists() and candidate.exists() else Path(name)
+
+
+def pretrained_styles() -> list[str]:
+    return sorted(p.stem for p in PRETRAINED_DIR.glob("*.pth"))
+
+
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> TransformerNet:
     """A trained network from ``model.pth`` (or a training checkpoint), in eval mode.
 
     Loaded with ``weights_only=True``: a file that tries to run code is refused.
     """
-    path = Path(path)
+    path = pretrained_path(path)
     if not path.is_file():
         raise FaststError(f"no such model file: {path}" if not path.is_dir() else f"expected a model file, got a folder: {path}")
     saved = load_checkpoint(path, "model")
@@ -35,7 +48,7 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> T
             got = tuple(tensor.shape) if isinstance(tensor, torch.Tensor) else type(tensor).__name__
             raise FaststError(f"model {path} does not match the network it declares ({options}): "
                               f"{key} is {got}, expected {tuple(expected[key].shape)}")
-    model.load_state_dict(weights)
+    model.load_state_dict({k: v.float() for k, v in weights.items()})  # shipped models are stored in fp16
     return model.eval().to(device)
 
 
@@ -224,7 +237,10 @@ def _inputs(spec: str) -> list[Path]:
     from fastst.io import is_image_file, list_images
     path = Path(spec)
     if path.is_dir():
-        return list_images(path)
+        images = list_images(path)
+        if not images:
+            raise FaststError(f"no images in the folder {spec}")
+        return images
     if path.exists():
         return [path]
     if any(ch in spec for ch in "*?["):
@@ -238,10 +254,11 @@ def _inputs(spec: str) -> list[Path]:
 def stylize_paths(model_path: str, input_spec: str, output: str, max_size: int | None = None,
                   strength: float = 1.0, keep_color: bool = False, device: str = "auto",
                   precision: str = "auto", overwrite: bool = False, progress: bool = True,
-                  compile: bool = False) -> tuple[int, list[str]]:
-    """Stylise a file, a folder or a glob into a file or a folder; returns (written, failures).
+                  compile: bool = False) -> tuple[int, list[str], int]:
+    """Stylise a file, a folder or a glob into a file or a folder; returns (written, failures, skipped).
 
-    A bad input file is reported and skipped; the others are still written.
+    A bad input file is reported and skipped; the others are still written. Outputs that exist are
+    kept and counted as skipped unless ``overwrite``.
     """
     import warnings
 
@@ -269,7 +286,7 @@ def stylize_paths(model_path: str, input_spec: str, output: str, max_size: int |
         except OSError as e:
             raise FaststError(f"cannot create output folder {out}: {e.strerror}") from None
         targets = [out / p.name for p in inputs]
-    failures, written = [], 0
+    failures, written, skipped = [], 0, 0
     pending: dict[tuple, list] = {}  # images of one size wait to be stylised as a batch
 
     def fail(message: str) -> None:
@@ -299,7 +316,9 @@ def stylize_paths(model_path: str, input_spec: str, output: str, max_size: int |
     for source, target in tqdm(list(zip(inputs, targets)), desc="stylise", unit="img",
                                disable=not progress or single):
         if target.exists() and not overwrite:
-            fail(f"{target} exists (pass --overwrite to replace it)")
+            if single:
+                raise FaststError(f"{target} exists (pass --overwrite to replace it)")
+            skipped += 1
             continue
         try:
             image = load_image(source, max_size)
@@ -325,4 +344,4 @@ def stylize_paths(model_path: str, input_spec: str, output: str, max_size: int |
             written += flush(tuple(image.shape))
     for shape in list(pending):
         written += flush(shape)
-    return written, failures
+    return written, failures, skipped

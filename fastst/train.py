@@ -404,13 +404,15 @@ class _StopFlag:
             signal.signal(sig, handler)
 
 
-def _distributed() -> tuple[int, int, int]:
-    """(rank, local rank, world size) under torchrun, else (0, 0, 1)."""
+def _distributed(device: torch.device) -> tuple[int, int, int, bool]:
+    """(rank, local rank, world size, whether this call started the process group) under torchrun,
+    else (0, 0, 1, False). The backend follows the training device: NCCL for CUDA, gloo otherwise."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
+    started = False
     if world > 1 and not torch.distributed.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        torch.distributed.init_process_group(backend)
-    return int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0")), world
+        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        started = True
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0")), world, started
 
 
 def train(config: TrainConfig, resume: bool = False, progress: bool = True,
@@ -422,8 +424,17 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True,
     at every logged iteration.
     """
     config.validate()
-    rank, local_rank, world = _distributed()
     device = resolve_device(config.device)
+    rank, local_rank, world, started = _distributed(device)
+    try:
+        return _train(config, resume, progress, callback, device, rank, local_rank, world)
+    finally:
+        if started:
+            torch.distributed.destroy_process_group()
+
+
+def _train(config: TrainConfig, resume: bool, progress: bool, callback, device: torch.device, rank: int,
+           local_rank: int, world: int) -> TrainResult:
     if device.type == "cpu":
         reuse_freed_memory()
     if device.type == "cuda" and world > 1:
@@ -445,7 +456,11 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True,
     if main_process:
         run.create()
     start = state["iteration"] if state else 0
-    if start >= config.iterations:
+    if start >= config.iterations:  # finished; a stop between its last checkpoint and model.pth is completed here
+        if main_process and not run.model.exists():
+            net = state.get("net") or build_model(config).config
+            _write_model(run, state["model"], net, state["config"], state.get("style_weight", config.style_weight),
+                         start, state.get("environment", {}))
         return TrainResult(run.root, start, _last_row(run))
 
     paths = usable_images(config.data, warn=main_process)
@@ -503,8 +518,9 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True,
         if main_process:
             atomic_torch_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                "scheduler": scheduler.state_dict(), "rng": torch.get_rng_state(),
-                               "iteration": iteration, "elapsed": elapsed, "config": asdict(config)},
-                              run.checkpoint)
+                               "iteration": iteration, "elapsed": elapsed, "config": asdict(config),
+                               "net": model.config, "style_weight": style_weight,
+                               "environment": meta["environment"]}, run.checkpoint)
 
     sums = {"content": 0.0, "style": 0.0, "tv": 0.0, "total": 0.0}
     count, window_start, row = 0, time.perf_counter(), _last_row(run)
@@ -559,16 +575,15 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True,
             if iteration % config.checkpoint_every == 0 or iteration == config.iterations:
                 save_checkpoint(iteration)
             bar.update(1)
-            if stop.signal is not None:
+            if stop.signal is not None and iteration < config.iterations:  # at the last one, finish instead
                 save_checkpoint(iteration)
                 bar.close()
                 raise KeyboardInterrupt(f"stopped at iteration {iteration}; checkpoint saved in {run.root}; "
                                         "continue with --resume")
 
     if main_process:
-        atomic_torch_save({"model": model.state_dict(), "net": model.config, "config": asdict(config),
-                           "style_weight": style_weight, "iteration": iteration,
-                           "environment": meta["environment"]}, run.model)
+        _write_model(run, model.state_dict(), model.config, asdict(config), style_weight, iteration,
+                     meta["environment"])
     if world > 1:
         torch.distributed.barrier()
     per_iteration = elapsed / iteration if iteration else None
@@ -649,6 +664,13 @@ def _last_row(run: RunFolder) -> dict:
     with open(run.losses, newline="") as f:
         rows = list(csv.DictReader(f))
     return {k: float(v) for k, v in rows[-1].items()} if rows else {}
+
+
+def _write_model(run: RunFolder, state_dict: dict, net: dict, config: dict, style_weight: float, iteration: int,
+                 environment: dict) -> None:
+    """The finished run's ``model.pth``: the weights and what built and trained them."""
+    atomic_torch_save({"model": state_dict, "net": net, "config": config, "style_weight": style_weight,
+                       "iteration": iteration, "environment": environment}, run.model)
 
 
 def _keep_weights(model: TransformerNet, run: RunFolder, iteration: int, elapsed: float) -> None:

@@ -92,6 +92,24 @@ def test_existing_output_is_kept_unless_overwrite(model_file, tmp_path):
     assert r.returncode == 0 and Image.open(tmp_path / "out.png").size == (16, 16)
 
 
+def test_a_folder_run_again_skips_what_exists_and_succeeds(model_file, tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.new("RGB", (16, 16)).save(src / "a.png")
+    Image.new("RGB", (20, 16)).save(src / "b.png")
+    assert _fastst("stylize", "--model", model_file, "--input", src, "--output", tmp_path / "out").returncode == 0
+    r = _fastst("stylize", "--model", model_file, "--input", src, "--output", tmp_path / "out")
+    assert r.returncode == 0, r.stderr
+    assert "stylised 0 images" in r.stdout and "2 skipped (exist; --overwrite to replace)" in r.stdout
+
+
+@pytest.mark.parametrize("folder", ["empty", "photo.jpg"])
+def test_no_input_images_is_an_error(model_file, tmp_path, folder):
+    (tmp_path / folder).mkdir()
+    r = _fastst("stylize", "--model", model_file, "--input", tmp_path / folder, "--output", tmp_path / "out")
+    assert r.returncode == 1 and "no images in the folder" in r.stderr and "Traceback" not in r.stderr
+
+
 class _Exploit:
     def __reduce__(self):
         return (eval, ("__import__('os').system('touch /tmp/fastst-pwned')",))
@@ -156,7 +174,7 @@ def test_a_folder_is_batched_by_size_without_changing_results(model_file, tmp_pa
     from fastst.io import save_image
     for name, image in images.items():
         save_image(image, src / name)
-    written, failures = stylize_paths(str(model_file), str(src), str(tmp_path / "out"), device="cpu",
+    written, failures, _ = stylize_paths(str(model_file), str(src), str(tmp_path / "out"), device="cpu",
                                       precision="fp32", progress=False)
     assert (written, failures) == (4, [])
     model = load_model(model_file)

@@ -167,3 +167,48 @@ print(faults[2] + faults[3], (kept - still) // 2**20, (still - psutil.Process().
     assert reuse_faults < 0.05 * default_faults  # kept blocks are served again, already in memory
     assert kept_released_mb < 50  # below the amount it may keep, release keeps it
     assert released_mb > 100  # above, the kept memory goes back to the system
+
+
+def test_a_stop_at_the_last_iteration_still_writes_the_model(tmp_path, data_root, monkeypatch):
+    """A signal during the last iteration finishes the run instead of leaving a finished checkpoint
+    without model.pth; a finished checkpoint without model.pth (a SIGKILL between the two) is completed
+    by --resume."""
+    import fastst.train as train_module
+    config = _config(tmp_path, data_root)
+    real = train_module.train_step
+
+    def step_then_signal(*args, **kw):  # the signal arrives while the last step runs
+        terms = real(*args, **kw)
+        train_module.signal.raise_signal(train_module.signal.SIGTERM)
+        return terms
+    monkeypatch.setattr(train_module, "train_step", step_then_signal)
+    config.iterations = 1
+    result = train(config, progress=False)
+    assert (result.run / "model.pth").exists() and result.iterations == 1
+    monkeypatch.setattr(train_module, "train_step", real)
+    (result.run / "model.pth").unlink()
+    again = train(config, resume=True, progress=False)
+    saved = torch.load(again.run / "model.pth", weights_only=True)
+    assert saved["iteration"] == 1 and set(saved["model"]) == set(TrainNet().state_dict())
+
+
+def TrainNet():
+    from fastst.transformer import TransformerNet
+    return TransformerNet(width=0.25, input_skip=True)
+
+
+def test_schedules_laid_over_the_run_refuse_a_changed_length(tmp_path, data_root):
+    from fastst.errors import FaststError
+    config = _config(tmp_path, data_root, lr_schedule="onecycle", warmup=0.2)
+    train(config, progress=False)
+    longer = _config(tmp_path, data_root, lr_schedule="onecycle", warmup=0.2, iterations=config.iterations + 4)
+    with pytest.raises(FaststError, match="schedule"):
+        train(longer, resume=True, progress=False)
+    constant = _config(tmp_path, data_root, name="constant")
+    train(constant, progress=False)
+    train(_config(tmp_path, data_root, name="constant", iterations=constant.iterations + 2), resume=True,
+          progress=False)
+
+
+def test_style_size_none_can_be_set():
+    assert TrainConfig.from_preset("smoke", style_size=None).style_size is None

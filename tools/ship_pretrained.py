@@ -1,0 +1,22 @@
+"""Ship a trained network with the package: fastst/pretrained/NAME.pth in half precision, with what trained it.
+
+    python tools/ship_pretrained.py runs/ttq/starry_night-cpu/model.pth starry_night
+"""
+import sys
+from pathlib import Path
+
+import torch
+
+from fastst.io import atomic_torch_save, load_checkpoint
+from fastst.stylize import PRETRAINED_DIR
+
+source, name = Path(sys.argv[1]), sys.argv[2]
+saved = load_checkpoint(source, "model")
+shipped = {"model": {k: v.half() for k, v in saved["model"].items()}, "net": saved["net"],
+           "config": {**saved["config"], "style": Path(saved["config"]["style"]).name, "data": "data/train",
+                      "out": None, "init": saved["config"].get("init") and Path(saved["config"]["init"]).name},
+           "style_weight": saved.get("style_weight"), "iteration": saved["iteration"],
+           "environment": saved.get("environment")}
+PRETRAINED_DIR.mkdir(exist_ok=True)
+atomic_torch_save(shipped, PRETRAINED_DIR / f"{name}.pth")
+print(f"wrote {PRETRAINED_DIR / f'{name}.pth'} ({(PRETRAINED_DIR / f'{name}.pth').stat().st_size / 1e6:.2f} MB)")
