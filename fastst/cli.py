@@ -304,7 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--preserve-color", action="store_true", help="keep the content's colours")
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     s.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
-                   help="auto: bf16 on a CPU that runs it natively (46 to 51 dB PSNR against fp32 on held-out "
+                   help="auto: bf16 on a CPU that runs it natively (its PSNR against fp32: fastst bench); "
                         "photos); on a GPU fp32, and bf16 with --compile")
     s.add_argument("--compile", action="store_true", help="torch.compile the network (for many images)")
     s.add_argument("--overwrite", action="store_true", help="replace existing output files")

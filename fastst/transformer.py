@@ -189,7 +189,7 @@ class TwoTermInputConv(nn.Module):
     """The first ``ConvLayer``, keeping the image's precision under bf16/fp16 autocast.
 
     Rounding the input image to bf16 (8 significant bits) is the one rounding the network cannot
-    absorb: it amplifies the rounding pattern like fine texture, down to 28 dB PSNR against fp32
+    absorb: it amplifies the rounding pattern like fine texture, far below the PSNR of the rest
     on smooth photos at 1024 px, while rounding every other layer's input costs little. So the
     image is carried as two reduced-precision terms, x = hi + lo, stacked as 6 channels against the
     weights stacked twice: twice the cost of this layer (5% of the network) instead of computing
@@ -219,7 +219,7 @@ class SinglePassInstanceNorm(nn.InstanceNorm2d):
     the difference well conditioned) give the mean and variance. For the original, Inductor
     generates a Welford reduction, whose divisions cost more on a CPU and which it does not split
     over threads for 32 channels. This form cut the time of the compiled network's fused kernels by
-    a quarter to a third at 256 and 512 px (torch.profiler), and it stays exact where the mean is far
+    noticeably at 256 and 512 px (torch.profiler), and it stays exact where the mean is far
     from zero (tests). In eager mode and on a GPU it is the library kernel, unchanged.
     """
 

@@ -66,3 +66,15 @@ def test_a_perfect_output_has_no_content_loss():
     loss = PerceptualLoss(vgg, torch.rand(3, 16, 16), 1.0, 1.0, 0.0)
     x = torch.rand(1, 3, 16, 16)
     assert loss(x, x).content.item() == 0.0
+
+
+def test_gram_matrices_stay_fp32_under_autocast():
+    """Autocast runs bmm in bf16 where the CPU has it; the Gram matrices and the style loss must not."""
+    from fastst.losses import gram_matrix
+    torch.manual_seed(0)
+    f = torch.rand(2, 16, 24, 24) + 1.0  # far from zero: bf16's 8 bits would show
+    exact = torch.einsum("bchw,bdhw->bcd", f.double(), f.double()) / (16 * 24 * 24)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        g = gram_matrix(f)
+    assert g.dtype == torch.float32
+    assert torch.allclose(g.double(), exact, rtol=1e-5)

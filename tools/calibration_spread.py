@@ -12,7 +12,7 @@ from fastst.plotting import save_fig, show_images
 from fastst.results import write_result
 from fastst.strength import optimum_balance, spread
 
-ITERATIONS, PHOTO_SIZE, STYLE_SIZE = 80, 128, 256
+ITERATIONS, PHOTO_SIZE, STYLE_SIZE = 60, 128, 256
 root = data_dir()
 paths = sorted(glob.glob(str(root / "styles" / "*.jpg"))) + sorted(glob.glob(str(root / EXTRA_DIR / "*.jpg")))
 if not any("great_wave" in p for p in paths):

@@ -1,0 +1,20 @@
+"""A style the recipes were not tuned on: The Great Wave (python -m fastst data fetch --extra), fine-tuned from
+the cpu preset's Starry Night network for the finetune preset's iterations, at the calibrated strength.
+Writes results/time_to_quality_great_wave.json.
+
+    python tools/great_wave.py BASE_MODEL
+"""
+import sys
+
+from fastst.data import EXTRA_DIR, data_dir
+from fastst.recipes import time_to_quality
+from fastst.train import runs_dir
+
+base = sys.argv[1] if len(sys.argv) > 1 else "starry_night"
+recipes = {"finetune": {"preset": "finetune", "from": base, "style_strength": 1.0}}
+result = time_to_quality(data_dir() / EXTRA_DIR / "great_wave.jpg", recipes, runs_dir() / "ttq", "finetune",
+                         photos_count=3, protocol_overrides={"iterations": 200, "noise_iterations": 200},
+                         name="great_wave")
+for label, rows in result["curves"].items():
+    for row in rows:
+        print(label, row["iteration"], round(row["seconds"], 1), round(row["optimality_ratio"], 3), row["lbfgs_equivalent"])
