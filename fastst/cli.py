@@ -32,13 +32,26 @@ def _train(args) -> int:
 
 def _stylize(args) -> int:
     from fastst.stylize import stylize_paths
-    written, failures, skipped = stylize_paths(args.model, args.input, args.output, args.max_size, args.strength,
+    if bool(args.model) == bool(args.style):
+        raise FaststError("give --model (a trained model.pth) or --style (a shipped style; see fastst styles)")
+    if args.style:
+        from fastst.stylize import pretrained_styles
+        if args.style not in pretrained_styles():
+            raise FaststError(f"no shipped style {args.style!r}; shipped: {', '.join(pretrained_styles()) or 'none'}")
+    written, failures, skipped = stylize_paths(args.model or args.style, args.input, args.output, args.max_size, args.strength,
                                       args.preserve_color, args.device, args.precision, args.overwrite,
                                       compile=args.compile)
     print(f"stylised {written} image{'s' if written != 1 else ''} into {args.output}"
           + (f"; {skipped} skipped (exist; --overwrite to replace)" if skipped else "")
           + (f"; {len(failures)} failed" if failures else ""))
     return 1 if failures else 0
+
+
+def _styles(args) -> int:
+    from fastst.stylize import PRETRAINED_DIR, pretrained_styles
+    names = pretrained_styles()
+    print("\n".join(names) if names else f"no shipped styles in {PRETRAINED_DIR}")
+    return 0
 
 
 def _export(args) -> int:
@@ -296,7 +309,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=_train)
 
     s = commands.add_parser("stylize", help="stylise images with a trained model")
-    s.add_argument("--model", required=True, help="model.pth of a training run")
+    s.add_argument("--model", help="model.pth of a training run")
+    s.add_argument("--style", help="a style shipped with fastst, no training needed (see fastst styles)")
     s.add_argument("--input", required=True, help="an image, a folder or a glob")
     s.add_argument("--output", required=True, help="an image file (one input) or a folder")
     s.add_argument("--max-size", type=int, help="shrink the longer side to at most this")
@@ -309,6 +323,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--compile", action="store_true", help="torch.compile the network (for many images)")
     s.add_argument("--overwrite", action="store_true", help="replace existing output files")
     s.set_defaults(func=_stylize)
+
+    commands.add_parser("styles", help="list the styles shipped with fastst").set_defaults(func=_styles)
 
     e = commands.add_parser("export", help="export a trained model to ONNX")
     e.add_argument("--model", required=True)

@@ -9,6 +9,7 @@ from tqdm.auto import tqdm
 
 from fastst.errors import FaststError
 from fastst.io import atomic_path
+from fastst.train import TERMINAL_PROGRESS_ENV
 
 
 def notebooks_dir() -> Path:
@@ -28,6 +29,7 @@ def run(preset: str | None = None, html: bool = False, only: list[str] | None = 
     """Execute the notebooks in order on fresh kernels; executed copies go to ``notebooks/executed``
     (and HTML to ``html/`` with ``html``). Returns seconds per notebook; raises FaststError naming
     the notebook and cell that failed."""
+    os.environ.setdefault(TERMINAL_PROGRESS_ENV, "1")  # training in the kernels reports to this terminal
     previous = os.environ.get("FASTST_PRESET")
     if preset:
         os.environ["FASTST_PRESET"] = preset  # the kernels inherit it
@@ -43,6 +45,7 @@ def run(preset: str | None = None, html: bool = False, only: list[str] | None = 
 
 def _run(html: bool, only, timeout: int, out) -> dict[str, float]:
     import nbformat
+    from jupyter_client import KernelManager
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
@@ -55,8 +58,10 @@ def _run(html: bool, only, timeout: int, out) -> dict[str, float]:
         tqdm.write(training_estimate())
     for path in tqdm(paths, desc="notebooks", unit="nb"):
         nb = nbformat.read(path, as_version=4)
-        client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                                resources={"metadata": {"path": str(path.parent)}})
+        # ipc: the kernel talks over local sockets, not TCP (no unencrypted-TCP warning, nothing to bind)
+        client = NotebookClient(nb, timeout=timeout, km=KernelManager(kernel_name="python3", transport="ipc"),
+                                resources={"metadata": {"path": str(path.parent)}},
+                                on_cell_execute=_announce(path.name, nb))
         start = time.perf_counter()
         try:
             client.execute()
@@ -75,6 +80,16 @@ def _run(html: bool, only, timeout: int, out) -> dict[str, float]:
                 tmp.write_text(body)
         tqdm.write(f"{path.name}: {seconds[path.name]:.0f} s")
     return seconds
+
+
+def _announce(name: str, nb):
+    """A hook that names each code cell as it starts, so a long job shows where it is."""
+    code = [i for i, cell in enumerate(nb.cells) if cell.cell_type == "code"]
+
+    def hook(cell, cell_index):
+        first = cell.source.strip().splitlines()[0][:60] if cell.source.strip() else ""
+        tqdm.write(f"{name}: cell {code.index(cell_index) + 1}/{len(code)}  {first}")
+    return hook
 
 
 def training_estimate() -> str:

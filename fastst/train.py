@@ -527,6 +527,8 @@ def _train(config: TrainConfig, resume: bool, progress: bool, callback, device: 
     iteration = start
     bar = tqdm(total=config.iterations, initial=start, desc=f"train {Path(config.style).stem}",
                unit="it", disable=not (progress and main_process), dynamic_ncols=True)
+    terminal_progress = bool(os.environ.get(TERMINAL_PROGRESS_ENV))
+    t_start = time.perf_counter()
     with _StopFlag() as stop, bar:
         model.train()
         schedule = set(config.schedule())
@@ -564,6 +566,9 @@ def _train(config: TrainConfig, resume: bool, progress: bool, callback, device: 
                                     tv=f"{row['tv']:.3g}", img_s=f"{row['images_per_s']:.1f}")
                     if callback:
                         callback(iteration, row)
+                    if terminal_progress and (iteration % (config.log_every * 10) == 0
+                                              or iteration == config.iterations):
+                        _print_progress(config, iteration, row, start, t_start)
                 sums = dict.fromkeys(sums, 0.0)
                 count, window_start = 0, now
             if main_process and iteration in schedule:
@@ -664,6 +669,20 @@ def _last_row(run: RunFolder) -> dict:
     with open(run.losses, newline="") as f:
         rows = list(csv.DictReader(f))
     return {k: float(v) for k, v in rows[-1].items()} if rows else {}
+
+
+TERMINAL_PROGRESS_ENV = "FASTST_TERMINAL_PROGRESS"
+
+
+def _print_progress(config: TrainConfig, iteration: int, row: dict, start: int, t_start: float) -> None:
+    """One line on the process's own stderr (the terminal of ``make``, also from inside a notebook's
+    kernel): iterations, loss, speed and the time left."""
+    import sys
+    done = iteration - start
+    per_iteration = (time.perf_counter() - t_start) / max(done, 1)
+    left = (config.iterations - iteration) * per_iteration
+    print(f"  train {Path(config.style).stem}: {iteration}/{config.iterations} iterations, loss {row['total']:.4g}, "
+          f"{per_iteration:.2f} s/it, {left / 60:.1f} min left", file=sys.__stderr__, flush=True)
 
 
 def _write_model(run: RunFolder, state_dict: dict, net: dict, config: dict, style_weight: float, iteration: int,
