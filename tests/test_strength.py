@@ -59,3 +59,20 @@ def test_raw_weights_reproduce_the_default_objective_exactly(data_root, imagenet
     assert raw.item() == today.item()
     calibrated = TrainConfig.from_preset("smoke", style="x", data="y", style_strength=1.0)
     assert effective_style_weight(calibrated, style) == pytest.approx(calibrated_style_weight(style))
+
+
+def test_preview_writes_a_strip_of_strengths(data_root, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+    out = tmp_path / "strip.png"
+    r = subprocess.run([sys.executable, "-m", "fastst", "preview", "--style", data_root / "styles" / "the_scream.jpg",
+                        "--photos", data_root / "test" / "bsds500_test_subset", "--count", "1", "--size", "32",
+                        "--style-size", "64", "--iterations", "2", "--strengths", "0.5", "2", "--out", out],
+                       capture_output=True, text=True, timeout=300, cwd=Path(__file__).resolve().parent.parent)
+    assert r.returncode == 0, r.stderr
+    assert out.stat().st_size > 0 and out.with_suffix(".json").exists()
+    assert "strengths 0.5, 2" in r.stdout
+    bad = subprocess.run([sys.executable, "-m", "fastst", "preview", "--style", tmp_path / "missing.jpg",
+                          "--out", out], capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 1 and "Traceback" not in bad.stderr

@@ -197,3 +197,17 @@ def test_tiling_works_with_the_inference_form_and_in_bf16(model_file):
     if cpu_has_bf16():  # tiles agree with the whole image as in fp32
         tiled = stylize_tiled(fast, image, tile=256, overlap=128, precision="bf16")
         assert psnr(tiled, stylize(fast, image, precision="bf16")) > 30
+
+
+def test_a_shipped_style_stylizes_with_no_training(tmp_path):
+    from fastst.stylize import PRETRAINED_DIR, pretrained_styles
+    assert "starry_night" in pretrained_styles()
+    assert all(p.stat().st_size < 5e6 for p in PRETRAINED_DIR.glob("*.pth"))
+    Image.new("RGB", (40, 24), (120, 160, 200)).save(tmp_path / "in.png")
+    r = _fastst("stylize", "--style", "starry_night", "--input", tmp_path / "in.png", "--output", tmp_path / "out.png")
+    assert r.returncode == 0, r.stderr
+    out = Image.open(tmp_path / "out.png")
+    assert out.size == (40, 24) and out.getextrema() != Image.open(tmp_path / "in.png").getextrema()
+    r = _fastst("stylize", "--style", "no_such_style", "--input", tmp_path / "in.png", "--output", tmp_path / "x.png")
+    assert r.returncode == 1 and "starry_night" in r.stderr and "Traceback" not in r.stderr
+    assert _fastst("styles").stdout.split() == pretrained_styles()
