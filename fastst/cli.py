@@ -100,7 +100,8 @@ def _compare(args) -> int:
     from fastst.data import TEST_DIR, data_dir
     from fastst.evaluate import run_comparison
     photos = Path(args.photos) if args.photos else data_dir() / TEST_DIR
-    run_comparison(args.model, photos, args.out, sizes=tuple(args.sizes), iterations=args.iterations,
+    run_comparison(args.model, photos, args.out, figures_folder=args.out, sizes=tuple(args.sizes),
+                   iterations=args.iterations,
                    photo_count=args.photos_count, photo_size=args.photo_size)
     return 0
 
@@ -353,7 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--photo-size", type=int, default=256)
     c.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024])
     c.add_argument("--iterations", type=int, default=300, help="baseline iterations for the quality curve")
-    c.add_argument("--out", default="runs/compare", help="folder for the CSV tables")
+    c.add_argument("--out", default="runs/compare", help="folder for the CSV tables and the figures")
     c.set_defaults(func=_compare)
 
     b = commands.add_parser("bench", help="speed benchmarks against a plain baseline, in one run")

@@ -2,7 +2,6 @@
 (their Fig. 5: the objective one forward pass reaches, in baseline iterations)."""
 from __future__ import annotations
 
-import time
 
 import torch
 from tqdm.auto import tqdm
@@ -34,9 +33,8 @@ def speed_table(model: TransformerNet, style: torch.Tensor, config: dict, sizes=
     for size in tqdm(sizes, desc="baseline timing", disable=not progress, leave=False):
         content = torch.rand(3, size, size)
         gatys(content, style, 1, "lbfgs", progress=False, **_weights(config))  # warm-up
-        t0 = time.perf_counter()
-        gatys(content, style, measured, "lbfgs", progress=False, **_weights(config))
-        per_iteration = (time.perf_counter() - t0) / measured
+        per_iteration = gatys(content, style, measured, "lbfgs", progress=False,
+                              **_weights(config)).seconds_per_iteration  # the iterations alone
         row = {"size": size, "network_s": network[size], "baseline_s_per_iteration": per_iteration}
         for n in baseline_iterations:
             row[f"baseline_{n}_s"] = per_iteration * n
@@ -74,8 +72,10 @@ def baseline_equivalence(model: TransformerNet, style: torch.Tensor, photos: dic
 
 
 def run_comparison(model_path, photos_dir, out, sizes=(256, 512, 1024), iterations: int = 300,
-                   photo_count: int = 3, photo_size: int = 256, measured: int = 5, figures: bool = True) -> dict:
-    """Both measurements for a trained model, as CSV tables in ``out`` and figures."""
+                   photo_count: int = 3, photo_size: int = 256, measured: int = 5, figures: bool = True,
+                   figures_folder=None) -> dict:
+    """Both measurements for a trained model, as CSV tables in ``out`` and figures (in ``figures_folder``,
+    default the project's figures/: the notebooks' place)."""
     from pathlib import Path
 
     import matplotlib.pyplot as plt
@@ -112,7 +112,8 @@ def run_comparison(model_path, photos_dir, out, sizes=(256, 512, 1024), iteratio
         ax.set_title("Baseline objective; dashed: one forward pass of the network")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
-        save_fig(fig, f"05_baseline_quality_{Path(config['style']).stem}", {"preset": preset, "rows": rows})
+        save_fig(fig, f"05_baseline_quality_{Path(config['style']).stem}", {"preset": preset, "rows": rows},
+                 folder=figures_folder)
         fig, ax = plt.subplots(figsize=(6.5, 4))
         for n in (100, 300, 500):
             ax.plot(speed["size"], speed[f"baseline_{n}_s"], "o-", label=f"baseline, {n} iterations")
@@ -123,5 +124,6 @@ def run_comparison(model_path, photos_dir, out, sizes=(256, 512, 1024), iteratio
         ax.set_ylabel("seconds per image")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
-        save_fig(fig, f"05_speed_{Path(config['style']).stem}", {"preset": preset, "rows": speed.to_dict("records")})
+        save_fig(fig, f"05_speed_{Path(config['style']).stem}", {"preset": preset, "rows": speed.to_dict("records")},
+                 folder=figures_folder)
     return {"speed": speed, "quality": quality}

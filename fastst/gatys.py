@@ -1,6 +1,7 @@
 """The optimisation-based baseline (Gatys et al., 2015): minimise eq. 5 over the image itself."""
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import torch
@@ -16,6 +17,7 @@ class GatysResult:
     image: torch.Tensor                           # (3, H, W) in [0, 1]
     objective: list = field(default_factory=list)  # eq. 5 of the image after 0, 1, ..., N iterations
     terms: dict = field(default_factory=dict)      # the last weighted terms
+    seconds_per_iteration: float = 0.0             # the iterations alone (no set-up, no final evaluation)
 
 
 INITS = ("content", "noise", "uniform")
@@ -78,11 +80,15 @@ def gatys(content: torch.Tensor, style: torch.Tensor, iterations: int = 300, opt
         result.objective.append(total.item())  # the objective of the current iterate, before the step
         return total
 
+    t0 = time.perf_counter()
     for _ in tqdm(range(iterations), desc=f"gatys {optimizer}", unit="it", disable=not progress, leave=False):
         opt.step(closure)
         if optimizer == "adam":
             with torch.no_grad():
                 image.clamp_(0, 1)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    result.seconds_per_iteration = (time.perf_counter() - t0) / iterations
     with torch.no_grad():  # the image after the last step
         final = criterion(image.clamp(0, 1), content_features=target)
     result.objective.append(final.total.item())

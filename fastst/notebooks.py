@@ -8,13 +8,14 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from fastst.errors import FaststError
-from fastst.io import atomic_path
+from fastst.io import atomic_path, project_folder
 from fastst.train import TERMINAL_PROGRESS_ENV
 
 
 def notebooks_dir() -> Path:
-    checkout = Path(__file__).resolve().parent.parent
-    return checkout / "notebooks"
+    """``$FASTST_NOTEBOOKS``, else ``notebooks/`` of the checkout this package runs from, else ``./notebooks``
+    (an installed, non-editable package runs the notebooks of the folder it is called from)."""
+    return project_folder("notebooks", "FASTST_NOTEBOOKS")
 
 
 def notebook_paths() -> list[Path]:
@@ -51,7 +52,7 @@ def _run(html: bool, only, timeout: int, out) -> dict[str, float]:
 
     out = Path(out) if out else notebooks_dir() / "executed"
     out.mkdir(parents=True, exist_ok=True)
-    html_dir = notebooks_dir().parent / "html"
+    html_dir = notebooks_dir().resolve().parent / "html"
     seconds = {}
     paths = [p for p in notebook_paths() if not only or any(p.name.startswith(o) for o in only)]
     if any(p.name.startswith("03") for p in paths):

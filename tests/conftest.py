@@ -1,10 +1,12 @@
+import os
 from pathlib import Path
 
 import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED_DATA = ROOT.parent / "shared" / "data"
+# the image mirror, only through the variable that `make` and CI set (never a path guessed here)
+SHARED_DATA = Path(os.environ["FASTST_DATA_MIRROR"]) if os.environ.get("FASTST_DATA_MIRROR") else None
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
 
@@ -13,7 +15,7 @@ def data_root() -> Path:
     """The project's fetched data (``python -m fastst data fetch``), else the mirror itself."""
     from fastst.data import data_dir
     for candidate in (data_dir(), SHARED_DATA):
-        if (candidate / "styles" / "starry_night.jpg").exists():
+        if candidate and (candidate / "styles" / "starry_night.jpg").exists():
             return candidate
     pytest.skip("no image data: run 'python -m fastst data fetch'")
 
