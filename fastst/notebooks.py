@@ -46,7 +46,6 @@ def run(preset: str | None = None, html: bool = False, only: list[str] | None = 
 
 def _run(html: bool, only, timeout: int, out) -> dict[str, float]:
     import nbformat
-    from jupyter_client import KernelManager
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
@@ -59,8 +58,8 @@ def _run(html: bool, only, timeout: int, out) -> dict[str, float]:
         tqdm.write(training_estimate())
     for path in tqdm(paths, desc="notebooks", unit="nb"):
         nb = nbformat.read(path, as_version=4)
-        # ipc: the kernel talks over local sockets, not TCP (no unencrypted-TCP warning, nothing to bind)
-        client = NotebookClient(nb, timeout=timeout, km=KernelManager(kernel_name="python3", transport="ipc"),
+        # the kernel's own log stays quiet (its unencrypted-TCP notice on every start is noise on localhost)
+        client = NotebookClient(nb, timeout=timeout, kernel_name="python3", extra_arguments=["--log-level=ERROR"],
                                 resources={"metadata": {"path": str(path.parent)}},
                                 on_cell_execute=_announce(path.name, nb))
         start = time.perf_counter()

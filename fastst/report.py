@@ -45,6 +45,10 @@ def time_to_quality_table(result: dict) -> str:
                      f"| {_ratio(row['final_optimality_ratio'])} "
                      f"| {'beyond the budget' if equivalent is None else f'{equivalent:g}'} | {reached} "
                      f"| {_ratio(row['optimality_ratio_at_reference_time'])} |")
+    lines += ["", "| training step | seconds | GFLOP | share of the fp32 matmul rate |", "|---|---|---|---|"]
+    for row in result["step_timing"]:
+        lines.append(f"| {row['step']} | {row['seconds']:.3f} | {row['gflop']:.0f} "
+                     f"| {row['fraction_of_fp32_matmul']:.0%} |")
     protocol = result["protocol"]
     lines.append("")
     lines.append(f"Median over {len(result['photos'])} held-out photos at {protocol['photo_size']} px; L-BFGS optimum "
