@@ -50,11 +50,12 @@ def objective(model_output: torch.Tensor, content: torch.Tensor, criterion: Perc
 
 
 def baseline_equivalence(model: TransformerNet, style: torch.Tensor, photos: dict[str, torch.Tensor],
-                         config: dict, iterations: int = 300, init: str = "content",
+                         config: dict, iterations: int = 300, init: str = "noise",
                          progress: bool = True) -> tuple[list[dict], dict[str, list[float]]]:
     """For each photo: eq. 5 of the network's single pass, the baseline's objective curve, and the
     first baseline iteration whose objective is at or below the network's ("baseline-equivalent
-    iterations"; None if the baseline never gets there within ``iterations``)."""
+    iterations"; None if the baseline never gets there within ``iterations``). ``init`` "noise" starts
+    as Johnson et al.'s ``slow_neural_style.lua`` does (their Fig. 5); "content" from the photo."""
     vgg = loss_network()
     w = _weights(config)
     criterion = PerceptualLoss(vgg, style, **w)
@@ -93,7 +94,11 @@ def run_comparison(model_path, photos_dir, out, sizes=(256, 512, 1024), iteratio
     out.mkdir(parents=True, exist_ok=True)
     speed = pd.DataFrame(speed_table(model, style, config, sizes, measured=measured))
     photos = {p.stem: load_image(p, photo_size) for p in list_images(photos_dir)[:photo_count]}
-    rows, curves = baseline_equivalence(model, style, photos, config, iterations)
+    config = {**config, "style_weight": saved.get("style_weight", config["style_weight"])}  # as trained
+    rows, curves = baseline_equivalence(model, style, photos, config, iterations, init="noise")
+    content_rows, content_curves = baseline_equivalence(model, style, photos, config, iterations, init="content")
+    for row, other in zip(rows, content_rows):
+        row["baseline_equivalent_iterations_from_content"] = other["baseline_equivalent_iterations"]
     quality = pd.DataFrame(rows)
     for name, df in (("speed", speed), ("quality", quality)):
         with atomic_path(out / f"{name}.csv") as tmp:
@@ -104,12 +109,14 @@ def run_comparison(model_path, photos_dir, out, sizes=(256, 512, 1024), iteratio
         preset = config.get("preset")
         fig, ax = plt.subplots(figsize=(6.5, 4))
         for (name, curve), row in zip(curves.items(), rows):
-            line, = ax.plot(range(len(curve)), curve, label=f"baseline, {name}")
+            line, = ax.plot(range(len(curve)), curve, label=f"{name}: from noise (Johnson et al.)")
+            ax.plot(range(len(content_curves[name])), content_curves[name], color=line.get_color(), linestyle=":",
+                    label=f"{name}: from the photo")
             ax.axhline(row["network_objective"], color=line.get_color(), linestyle="--", linewidth=1)
         ax.set_yscale("log")
         ax.set_xlabel("baseline L-BFGS iteration")
         ax.set_ylabel("objective (eq. 5)")
-        ax.set_title("Baseline objective; dashed: one forward pass of the network")
+        ax.set_title("Baseline objective, both starts; dashed: one forward pass of the network")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
         save_fig(fig, f"05_baseline_quality_{Path(config['style']).stem}", {"preset": preset, "rows": rows},
