@@ -385,12 +385,12 @@ def build_parser() -> argparse.ArgumentParser:
                                          "(fastst quality); time every recipe's step in one benchmark; write "
                                          "results/time_to_quality_NAME.json and figures/quality_vs_time_NAME.")
     tq.add_argument("--style", required=True, help="style image")
-    tq.add_argument("--recipes", nargs="+", default=["cpu_classic", "cpu"], choices=PRESET_NAMES[1:],
+    tq.add_argument("--recipes", nargs="+", default=["cpu", "cpu_half"], choices=PRESET_NAMES[1:],
                     help="presets to compare; the first is the reference")
     tq.add_argument("--from", dest="init", metavar="MODEL", help="also fine-tune from this trained model")
     tq.add_argument("--style-weight", type=float, help="raw lambda_s for every recipe (default: calibrated, strength 1)")
     tq.add_argument("--set", nargs="+", metavar="RECIPE.FIELD=N",
-                    help="change one recipe's setting, e.g. cpu_classic.iterations=430 (equal time)")
+                    help="change one recipe's setting, e.g. cpu.iterations=500 (equal time)")
     tq.add_argument("--count", type=int, default=3, help="held-out photos to score on")
     tq.add_argument("--iterations", type=int, help="L-BFGS iterations of the reference optimum (default 500)")
     tq.add_argument("--noise-iterations", type=int, help="L-BFGS iterations from noise, Fig. 5 (default 500)")

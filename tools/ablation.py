@@ -1,4 +1,4 @@
-"""The time-to-quality ablation on The Starry Night: today's recipe (cpu_classic) against the levers tried,
+"""The time-to-quality ablation on The Starry Night: the cpu preset against the levers tried,
 on the objective of the cpu preset (lambda_s 2). Writes results/time_to_quality_starry_night.json.
 
     python tools/ablation.py        # trains what is missing (runs/ttq/), then benchmarks and scores
@@ -10,20 +10,20 @@ from fastst.recipes import time_to_quality
 from fastst.train import runs_dir
 
 RECIPES = {
-    # today's recipe: full width, constant learning rate, 2,000 iterations at 128 px
-    "cpu_classic": {"preset": "cpu_classic", "style_weight": 2.0},
-    # the cpu preset: half width, identity start, one-cycle learning rate (peak 3e-3), 1,200 iterations,
-    # 64 px crops (at the 128 px scale) for the first 3/4, then 128 px
+    # the cpu preset: full width, constant learning rate 1e-3, 2,000 iterations at 128 px (the reference)
     "cpu": {"preset": "cpu", "style_weight": 2.0},
+    # cpu_half: half width, identity start, one-cycle learning rate (peak 3e-3), 1,200 iterations,
+    # 64 px crops (at the 128 px scale) for the first 3/4, then 128 px
+    "half_progressive": {"preset": "cpu_half", "style_weight": 2.0},
     # the same with 128 px crops throughout, 800 iterations
-    "all128": {"preset": "cpu", "style_weight": 2.0, "iterations": 800, "crop_schedule": ()},
+    "half_all128": {"preset": "cpu_half", "style_weight": 2.0, "iterations": 800, "crop_schedule": ()},
     # 64 px crops for the first half of only 300 iterations
-    "progressive64_short": {"preset": "cpu", "style_strength": 1.0, "iterations": 300,
-                            "crop_schedule": ((0.0, 64), (0.5, 128))},
+    "half_progressive_short": {"preset": "cpu_half", "style_strength": 1.0, "iterations": 300,
+                               "crop_schedule": ((0.0, 64), (0.5, 128))},
 }
 
 if __name__ == "__main__":
-    result = time_to_quality(data_dir() / "styles" / "starry_night.jpg", RECIPES, runs_dir() / "ttq", "cpu_classic",
+    result = time_to_quality(data_dir() / "styles" / "starry_night.jpg", RECIPES, runs_dir() / "ttq", "cpu",
                              photos_count=3, protocol_overrides={"iterations": 200, "noise_iterations": 200},
                              name="starry_night")
     for label, row in result["summary"].items():

@@ -1,5 +1,6 @@
 """A style the recipes were not tuned on: The Great Wave (python -m fastst data fetch --extra), fine-tuned from
-the cpu preset's Starry Night network for the finetune preset's iterations, at the calibrated strength.
+the cpu_half recipe's Starry Night network (shipped as starry_night) for the finetune preset's iterations, at
+the calibrated strength.
 Writes results/time_to_quality_great_wave.json.
 
     python tools/great_wave.py BASE_MODEL

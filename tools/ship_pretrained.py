@@ -1,6 +1,6 @@
 """Ship a trained network with the package: fastst/pretrained/NAME.pth in half precision, with what trained it.
 
-    python tools/ship_pretrained.py runs/ttq/starry_night-cpu/model.pth starry_night
+    python tools/ship_pretrained.py runs/ttq/starry_night-half_progressive/model.pth starry_night cpu_half
 """
 import sys
 from pathlib import Path
@@ -17,6 +17,8 @@ shipped = {"model": {k: v.half() for k, v in saved["model"].items()}, "net": sav
                       "out": None, "init": saved["config"].get("init") and Path(saved["config"]["init"]).name},
            "style_weight": saved.get("style_weight"), "iteration": saved["iteration"],
            "environment": saved.get("environment")}
+if len(sys.argv) > 3:  # the preset's name now, where it was renamed since the run
+    shipped["config"]["preset"] = sys.argv[3]
 PRETRAINED_DIR.mkdir(exist_ok=True)
 atomic_torch_save(shipped, PRETRAINED_DIR / f"{name}.pth")
 print(f"wrote {PRETRAINED_DIR / f'{name}.pth'} ({(PRETRAINED_DIR / f'{name}.pth').stat().st_size / 1e6:.2f} MB)")
