@@ -100,7 +100,8 @@ class TrainConfig:
     # only damps single-pixel noise.
     content_weight: float = 1.0          # lambda_c (eq. 5)
     style_weight: float = 2.0            # lambda_s (eq. 5)
-    tv_weight: float = 1e-4              # lambda_TV (eq. 5)
+    tv_weight: float = 1e-4              # lambda_TV (eq. 5); eq. 4 sums over pixels, so at 256 px crops the
+                                         # same weight weighs 4x what it does at 128 px (not normalised)
     content_layer: str = "relu3_3"       # the report's choice; relu2_2 keeps more detail
     style_layers: tuple = STYLE_LAYERS
     style_size: int | None = 256         # longer side of the style image (None: as it is)
