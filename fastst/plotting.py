@@ -138,7 +138,8 @@ def feature_maps(features: dict[str, torch.Tensor], channels: int = 6, size: flo
     return fig
 
 
-def plot_quality_curves(curves: dict[str, list[dict]], title: str | None = None, reference: float | None = None):
+def plot_quality_curves(curves: dict[str, list[dict]], title: str | None = None, reference: float | None = None,
+                        reference_label: str = "the reference's final quality"):
     """Time to quality: the optimality ratio (left, lower is better) and Johnson et al.'s Fig. 5
     iterations (right, higher is better) against training seconds, one line per run
     (``{label: rows of fastst.quality.curve}``); ``reference`` draws a ratio to reach as a line."""
@@ -150,7 +151,7 @@ def plot_quality_curves(curves: dict[str, list[dict]], title: str | None = None,
         right.plot(minutes, [r["lbfgs_equivalent"] if r["lbfgs_equivalent"] is not None else float("nan")
                              for r in rows], "o-", markersize=3, label=label)
     if reference is not None:
-        left.axhline(reference, color="grey", linestyle=":", label="today's recipe after its 2,000 iterations")
+        left.axhline(reference, color="grey", linestyle=":", label=reference_label)
     left.set_ylabel("optimality ratio (network / L-BFGS optimum)")
     right.set_ylabel("L-BFGS iterations from noise matched (Fig. 5)")
     for ax in (left, right):

@@ -113,7 +113,8 @@ def time_to_quality(style: str | os.PathLike, recipes: dict[str, dict], runs: Pa
                               title=f"{Path(style).stem.replace('_', ' ')}: quality against training time "
                                     f"({info['cpu']}, {info['threads']} threads, fp32 matmul "
                                     f"{info['matmul_fp32_gflops']:.0f} GFLOP/s)",
-                              reference=final["optimality_ratio"])
+                              reference=final["optimality_ratio"],
+                              reference_label=f"{reference_recipe}'s final quality")
     save_fig(fig, f"quality_vs_time_{name}", {"result": str(path)}, folder=runs)
     return result
 
