@@ -50,7 +50,7 @@ PRESETS: dict[str, dict] = {
     "report": dict(iterations=40_000, image_size=256, batch_size=4, lr=1e-3, width=1.0,
                    input_skip=False, style_size=512, log_every=50, checkpoint_every=1000,
                    snapshot_size=256, num_workers=4),
-    # The best from-scratch recipe measured on a CPU (README, "A new style in minutes on a CPU"): 128 px
+    # The best from-scratch recipe measured on a CPU (README, "Time to quality on a CPU"): 128 px
     # crops (4x cheaper than 256 px) and a style image scaled to match them, 2,000 iterations at a
     # constant learning rate.
     "cpu": dict(iterations=2000, image_size=128, batch_size=4, lr=1e-3, width=1.0,
