@@ -317,7 +317,7 @@ def bench_recipes(configs: dict, rounds: int = 5, device: torch.device = CPU) ->
     from fastst.vgg import loss_network
     precision = resolve_precision("auto", device)
     vgg = loss_network().to(device)
-    steps, flops = {}, {}
+    steps, flops, labels = {}, {}, {}
     for name, config in configs.items():
         style = load_image(config.style, config.style_size).to(device)
         criterion = PerceptualLoss(vgg, style, config.content_weight, config.style_weight, config.tv_weight,
@@ -328,13 +328,15 @@ def bench_recipes(configs: dict, rounds: int = 5, device: torch.device = CPU) ->
         for size in sorted({size for _, size in config.crop_steps()} or {config.image_size}):
             batch = torch.rand(config.batch_size, 3, size, size, device=device)
             key = f"{name} @ {size} px"
+            labels[key] = (name, size)
             steps[key] = (lambda m=model, c=criterion, b=batch, o=optimizer: _fast_step(m, c, b, o, device, precision))
             with FlopCounterMode(display=False) as counter:
                 steps[key]()
             flops[key] = counter.get_total_flops()
     times = _interleaved_medians(steps, rounds, device, slice_s=0)
     rate = matmul_rate(torch.float32) * 1e9
-    return [{"step": key, "seconds": times[key], "gflop": flops[key] / 1e9,
+    return [{"step": key, "recipe": labels[key][0], "size": labels[key][1], "seconds": times[key],
+             "gflop": flops[key] / 1e9,
              "fraction_of_fp32_matmul": flops[key] / times[key] / rate} for key in steps]
 
 

@@ -107,8 +107,6 @@ def _compare(args) -> int:
 
 
 def _quality(args) -> int:
-    import json
-
     from fastst import quality
     from fastst.results import write_result
     if bool(args.model) == bool(args.run):

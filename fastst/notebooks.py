@@ -94,6 +94,8 @@ def _announce(name: str, nb):
 
 def training_estimate() -> str:
     """A line saying how long notebook 03's training will take here, measured on the spot."""
+    import torch
+
     from fastst.recipes import estimate_seconds
     from fastst.results import matmul_rate
     from fastst.train import style_configs
@@ -103,12 +105,7 @@ def training_estimate() -> str:
         return "training: every style's run is already finished (notebook 03 reuses it)"
     seconds = estimate_seconds(todo[0]) * len(todo)
     return (f"training: {len(todo)} style(s) of the {todo[0].preset} preset, about {seconds / 60:.0f} min on this machine "
-            f"({torch_threads()} threads, fp32 matmul {matmul_rate():.0f} GFLOP/s), measured now")
-
-
-def torch_threads() -> int:
-    import torch
-    return torch.get_num_threads()
+            f"({torch.get_num_threads()} threads, fp32 matmul {matmul_rate():.0f} GFLOP/s), measured now")
 
 
 def strip(paths: list[Path] | None = None) -> list[Path]:

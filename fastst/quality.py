@@ -69,8 +69,9 @@ def evaluation_protocol(style: str | os.PathLike, **overrides) -> Protocol:
 def cache_dir() -> Path:
     """``$FASTST_LBFGS_CACHE``, else ``results/lbfgs/`` of the checkout (committed, so that scoring a
     model needs no L-BFGS run where its curves already exist)."""
-    return project_folder("results", CACHE_ENV) / "lbfgs" if not os.environ.get(CACHE_ENV) \
-        else Path(os.environ[CACHE_ENV])
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    return project_folder("results", "FASTST_RESULTS") / "lbfgs"
 
 
 def _sha256(path: str | os.PathLike) -> str:

@@ -88,8 +88,7 @@ def time_to_quality(style: str | os.PathLike, recipes: dict[str, dict], runs: Pa
     ref = quality.reference(protocol, count=photos_count, progress=progress)
     curves = {}
     for label, config in configs.items():
-        seconds = {int(row["step"].rsplit("@", 1)[1].split()[0]): row["seconds"] for row in timing
-                   if row["step"].rsplit(" @ ", 1)[0] == label}
+        seconds = {row["size"]: row["seconds"] for row in timing if row["recipe"] == label}
         clock = step_clock(config, seconds)
         rows = quality.curve(config.out, ref, progress=progress)
         curves[label] = [{**row, "seconds": clock(row["iteration"])} for row in rows]
@@ -122,7 +121,7 @@ def time_to_quality(style: str | os.PathLike, recipes: dict[str, dict], runs: Pa
 def estimate_seconds(config: TrainConfig, steps: int = 2) -> float:
     """The training time of ``config`` on this machine, from a few steps timed now at each crop size."""
     timing = bench_recipes({"run": config}, rounds=steps)
-    seconds = {int(row["step"].rsplit("@", 1)[1].split()[0]): row["seconds"] for row in timing}
+    seconds = {row["size"]: row["seconds"] for row in timing}
     return step_clock(config, seconds)(config.iterations)
 
 

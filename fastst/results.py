@@ -8,11 +8,11 @@ import json
 import os
 import platform
 import sys
-import time
 from pathlib import Path
 
 import torch
 
+from fastst.bench import matmul_gflops
 from fastst.io import atomic_path, project_folder
 
 RESULTS_ENV = "FASTST_RESULTS"
@@ -45,16 +45,9 @@ def cpu_flags() -> list[str]:
 
 @functools.lru_cache(maxsize=None)
 def matmul_rate(dtype: torch.dtype = torch.float32, n: int = 1024, repeats: int = 5) -> float:
-    """Dense n x n matrix-multiply GFLOP/s on the CPU, the best of ``repeats``: the figure to record
-    beside any absolute time, so that times from other machines can be scaled."""
-    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
-    a @ b
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - t0)
-    return 2 * n ** 3 / best / 1e9
+    """The fp32 (or ``dtype``) matmul rate to record beside any absolute time (``bench.matmul_gflops`` at
+    one size, once per process), so that times from other machines can be scaled."""
+    return matmul_gflops(dtype, sizes=(n,), repeats=repeats)
 
 
 def machine(measure: bool = True) -> dict:

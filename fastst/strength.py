@@ -9,14 +9,12 @@ today's default objective for that painting and the same relative pull towards e
 from __future__ import annotations
 
 import math
-import os
 import statistics
 
 import torch
 from tqdm.auto import tqdm
 
 from fastst.gatys import gatys
-from fastst.io import load_image
 from fastst.losses import DEFAULT_WEIGHTS, STYLE_LAYERS, gram_matrix, style_loss
 from fastst.vgg import loss_network
 
@@ -38,10 +36,6 @@ def calibrated_style_weight(style: torch.Tensor, strength: float = 1.0, layers=S
     in the last bits."""
     weight = strength * DEFAULT_WEIGHTS["style_weight"] * REFERENCE_ENERGY / style_energy(style, layers)
     return float(f"{weight:.4g}")
-
-
-def resolve_style_weight(style_path: str | os.PathLike, style_size: int | None, strength: float) -> float:
-    return calibrated_style_weight(load_image(style_path, style_size), strength)
 
 
 def _distance_weight(style: torch.Tensor, photos: list[torch.Tensor], strength: float = 1.0) -> float:
