@@ -8,7 +8,12 @@ PY     := $(VENV)/bin/python
 TORCH  ?= torch==2.14.1 torchvision==0.29.1
 MIRROR ?= $(wildcard ../shared/data)
 
-.PHONY: all setup data test notebooks clean-outputs
+.PHONY: all setup data test notebooks clean-outputs base
+
+# The multi-style base that ships (fastst/pretrained/base.pth): every style image of the data
+# set in one network, on the cpu_half recipe; resumable (run it again to continue).
+BASE_ITERATIONS ?= 4200
+BASE_LR ?= 1e-3
 
 all: setup data notebooks
 
@@ -32,6 +37,11 @@ notebooks: data
 
 test: setup data
 	$(PY) -m pytest -q
+
+base: data
+	$(PY) -m fastst train --preset cpu_half --iterations $(BASE_ITERATIONS) --lr $(BASE_LR) --data data/train --out runs/base --resume \
+		$(foreach f,$(sort $(wildcard data/styles/*.jpg)),--style $(f))
+	$(PY) tools/ship_pretrained.py runs/base/model.pth base
 
 clean-outputs:
 	$(PY) -m fastst notebooks strip

@@ -297,10 +297,11 @@ def _plain_step(model, vgg, style, batch, optimizer, config):
 
 
 def _fast_step(model, criterion, batch, optimizer, device, precision):
-    """``train``'s own step (fastst.train.train_step)."""
+    """``train``'s own step (fastst.train.train_step); a multi-style network trains its first style."""
     from fastst.train import train_step
     scaler = torch.amp.GradScaler(device.type, enabled=False)
-    return train_step(model, criterion, batch, optimizer, scaler, device, precision).total.item()
+    style = 0 if model.styles > 1 else None
+    return train_step(model, criterion, batch, optimizer, scaler, device, precision, style).total.item()
 
 
 def bench_recipes(configs: dict, rounds: int = 5, device: torch.device = CPU) -> list[dict]:
@@ -319,7 +320,7 @@ def bench_recipes(configs: dict, rounds: int = 5, device: torch.device = CPU) ->
     vgg = loss_network().to(device)
     steps, flops, labels = {}, {}, {}
     for name, config in configs.items():
-        style = load_image(config.style, config.style_size).to(device)
+        style = load_image(config.style_paths()[0], config.style_size).to(device)  # each style's step costs the same
         criterion = PerceptualLoss(vgg, style, config.content_weight, config.style_weight, config.tv_weight,
                                    config.content_layer, config.style_layers).to(device)
         torch.manual_seed(config.seed)

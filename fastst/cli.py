@@ -22,7 +22,8 @@ def _train(args) -> int:
     elif args.style_strength is not None:
         raise FaststError("give --style-weight (raw lambda_s) or --style-strength (calibrated), not both")
     overrides = {k: v for k, v in overrides.items() if v is not None}  # options not given keep the preset's
-    config = TrainConfig.from_preset(args.preset, style=args.style, data=args.data, out=args.out, **overrides)
+    style = args.style[0] if len(args.style) == 1 else tuple(args.style)
+    config = TrainConfig.from_preset(args.preset, style=style, data=args.data, out=args.out, **overrides)
     result = train(config, resume=args.resume, progress=not args.quiet)
     last = result.losses
     summary = ", ".join(f"{k} {last[k]:.4g}" for k in ("content", "style", "tv", "total") if k in last)
@@ -31,16 +32,13 @@ def _train(args) -> int:
 
 
 def _stylize(args) -> int:
-    from fastst.stylize import stylize_paths
-    if bool(args.model) == bool(args.style):
-        raise FaststError("give --model (a trained model.pth) or --style (a shipped style; see fastst styles)")
-    if args.style:
-        from fastst.stylize import pretrained_styles
-        if args.style not in pretrained_styles():
-            raise FaststError(f"no shipped style {args.style!r}; shipped: {', '.join(pretrained_styles()) or 'none'}")
-    written, failures, skipped = stylize_paths(args.model or args.style, args.input, args.output, args.max_size, args.strength,
-                                      args.preserve_color, args.device, args.precision, args.overwrite,
-                                      compile=args.compile)
+    from fastst.stylize import resolve_shipped_style, stylize_paths
+    if not args.model and not args.style:
+        raise FaststError("give --model (a trained model.pth) or --style (a shipped style or mix; see fastst styles)")
+    model = args.model or resolve_shipped_style(args.style)
+    written, failures, skipped = stylize_paths(model, args.input, args.output, args.max_size, args.strength,
+                                               args.preserve_color, args.device, args.precision, args.overwrite,
+                                               compile=args.compile, style=args.style)
     print(f"stylised {written} image{'s' if written != 1 else ''} into {args.output}"
           + (f"; {skipped} skipped (exist; --overwrite to replace)" if skipped else "")
           + (f"; {len(failures)} failed" if failures else ""))
@@ -48,9 +46,18 @@ def _stylize(args) -> int:
 
 
 def _styles(args) -> int:
-    from fastst.stylize import PRETRAINED_DIR, pretrained_styles
-    names = pretrained_styles()
-    print("\n".join(names) if names else f"no shipped styles in {PRETRAINED_DIR}")
+    from fastst.stylize import PRETRAINED_DIR, model_styles, pretrained_path, pretrained_styles
+    if args.model:
+        path = pretrained_path(args.model)
+        if not path.is_file():
+            raise FaststError(f"no such model file: {path}")
+        print("\n".join(model_styles(path)))
+        return 0
+    shipped = pretrained_styles()
+    if not shipped:
+        print(f"no shipped styles in {PRETRAINED_DIR}")
+    for name, path in shipped.items():
+        print(f"{name}\t{path.name}")
     return 0
 
 
@@ -111,19 +118,21 @@ def _quality(args) -> int:
     from fastst.results import write_result
     if bool(args.model) == bool(args.run):
         raise FaststError("give --model (one network) or --run (the curve of one or more runs)")
-    style = args.style or _trained_style(args.model or args.run[0])
+    style = args.style or _trained_style(args.model or args.run[0], args.style_name)
     overrides = {k: getattr(args, k) for k in ("photo_size", "iterations", "noise_iterations") if getattr(args, k)}
     protocol = quality.evaluation_protocol(style, **overrides)
     ref = quality.reference(protocol, args.photos, args.count)
     settings = {"protocol": {**protocol.__dict__, "style_layers": list(protocol.style_layers)},
                 "photos": list(ref.photos)}
     if args.model:
-        result = {**settings, "model": str(args.model), **quality.score_file(args.model, ref)}
+        result = {**settings, "model": str(args.model), "style_name": args.style_name,
+                  **quality.score_file(args.model, ref, args.style_name)}
         for row in result["photos"]:
             print(f"{row['photo']:>12}: objective {row['network_objective']:.4g}, L-BFGS best {row['lbfgs_best']:.4g}, "
                   f"ratio {row['optimality_ratio']:.3f}, Fig. 5 iterations {row['lbfgs_equivalent']}")
     else:
-        result = {**settings, "runs": {str(run): quality.curve(run, ref) for run in args.run}}
+        result = {**settings, "style_name": args.style_name,
+                  "runs": {str(run): quality.curve(run, ref, style=args.style_name) for run in args.run}}
         for run, rows in result["runs"].items():
             print(run)
             for row in rows:
@@ -200,21 +209,32 @@ def _preview(args) -> int:
     return 0
 
 
-def _trained_style(path: str) -> str:
-    """The style image a model or a run folder was trained on."""
+def _trained_style(path: str, name: str | None = None) -> str:
+    """The style image a model or a run folder was trained on (the one called ``name`` of several)."""
     import json
 
     from fastst.io import load_checkpoint
-    path = Path(path)
+    from fastst.stylize import pretrained_path
+    path = pretrained_path(path)
     if path.is_dir():
         config = path / "config.json"
         if not config.is_file():
             raise FaststError(f"{path} is not a training run (no config.json); pass --style")
-        return json.loads(config.read_text())["config"]["style"]
-    if not path.is_file():
+        style = json.loads(config.read_text())["config"]["style"]
+    elif not path.is_file():
         raise FaststError(f"no such model file: {path}")
-    saved = load_checkpoint(path, "model")
-    style = saved.get("config", {}).get("style") if isinstance(saved, dict) else None
+    else:
+        saved = load_checkpoint(path, "model")
+        style = saved.get("config", {}).get("style") if isinstance(saved, dict) else None
+    if isinstance(style, list):  # several styles: the one named
+        chosen = [s for s in style if Path(s).stem == name]
+        if not chosen:
+            raise FaststError(f"{path} holds several styles; choose one with --style-name "
+                              f"({', '.join(Path(s).stem for s in style)})")
+        style = chosen[0]
+        if not Path(style).exists():  # a shipped model names its images only: look in the data folder
+            from fastst.data import data_dir
+            style = str(next((p for p in data_dir().glob(f"styles*/{Path(style).name}")), style))
     if not style:
         raise FaststError(f"{path} does not say which style it was trained on; pass --style")
     return style
@@ -271,7 +291,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     t = commands.add_parser("train", help="train a style network", description="Train one style network (eq. 5).")
-    t.add_argument("--style", required=True, help="style image")
+    t.add_argument("--style", required=True, action="append",
+                   help="style image; repeat it to train one network on several styles (one scale and shift "
+                        "per style in every instance norm)")
     t.add_argument("--data", required=True, help="folder of training photos (recursive)")
     t.add_argument("--out", required=True, help="run folder")
     t.add_argument("--preset", default="auto", choices=PRESET_NAMES, help="auto: report on a GPU, cpu otherwise")
@@ -309,7 +331,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = commands.add_parser("stylize", help="stylise images with a trained model")
     s.add_argument("--model", help="model.pth of a training run")
-    s.add_argument("--style", help="a style shipped with fastst, no training needed (see fastst styles)")
+    s.add_argument("--style", help='a shipped style, no training needed (see fastst styles), or a mix of them '
+                                   '"a:0.5,b:0.5"; with --model, a style or mix of that multi-style model')
     s.add_argument("--input", required=True, help="an image, a folder or a glob")
     s.add_argument("--output", required=True, help="an image file (one input) or a folder")
     s.add_argument("--max-size", type=int, help="shrink the longer side to at most this")
@@ -318,12 +341,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     s.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
                    help="auto: bf16 on a CPU that runs it natively (its PSNR against fp32: fastst bench); "
-                        "photos); on a GPU fp32, and bf16 with --compile")
+                        "on a GPU fp32, and bf16 with --compile")
     s.add_argument("--compile", action="store_true", help="torch.compile the network (for many images)")
     s.add_argument("--overwrite", action="store_true", help="replace existing output files")
     s.set_defaults(func=_stylize)
 
-    commands.add_parser("styles", help="list the styles shipped with fastst").set_defaults(func=_styles)
+    st = commands.add_parser("styles", help="list the styles shipped with fastst, or those a model holds")
+    st.add_argument("--model", help="a model file: list the styles it holds")
+    st.set_defaults(func=_styles)
 
     e = commands.add_parser("export", help="export a trained model to ONNX")
     e.add_argument("--model", required=True)
@@ -370,6 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--model", help="a trained model.pth")
     q.add_argument("--run", nargs="+", help="run folders trained with --keep-weights-every: quality against time")
     q.add_argument("--style", help="style image (default: the one the model was trained on)")
+    q.add_argument("--style-name", help="for a multi-style model: which of its styles (see fastst styles --model)")
     q.add_argument("--photos", help="held-out photos (default: the test set)")
     q.add_argument("--count", type=int, help="use the first N photos only")
     q.add_argument("--photo-size", type=int, help="longer side of each photo (default 256)")

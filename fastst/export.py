@@ -12,22 +12,38 @@ from fastst.io import atomic_path
 from fastst.stylize import load_model
 
 
+class _MixInput(torch.nn.Module):
+    """A multi-style network with the mix as the graph's second input."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, image: torch.Tensor, mix: torch.Tensor) -> torch.Tensor:
+        return self.model(image, mix)
+
+
 def export_onnx(model_path: str | os.PathLike, onnx_path: str | os.PathLike, opset: int = 17) -> Path:
-    """Write ``model_path``'s network as ONNX: input ``image`` (N, 3, H, W) in [0, 1], any N, H, W."""
+    """Write ``model_path``'s network as ONNX: input ``image`` (N, 3, H, W) in [0, 1], any N, H, W.
+    A multi-style network takes a second input ``mix`` (1 or N, styles): the weight of each style
+    (one-hot for a single style), in the order of ``fastst styles --model``."""
     try:
         import onnx  # noqa: F401  (the exporter needs it; say so in one line, not a traceback)
     except ImportError:
         raise FaststError('ONNX export needs the export extra: pip install "fastst[export]"') from None
     model = load_model(model_path)
     onnx_path = Path(onnx_path)
-    example = torch.rand(1, 3, 64, 96)
+    inputs, names = (torch.rand(1, 3, 64, 96),), ["image"]
+    axes = {"image": {0: "batch", 2: "height", 3: "width"}, "stylised": {0: "batch", 2: "height", 3: "width"}}
+    if model.styles > 1:
+        model = _MixInput(model)
+        inputs, names = (*inputs, torch.full((1, model.model.styles), 1.0 / model.model.styles)), [*names, "mix"]
+        axes["mix"] = {0: "mix_batch"}
     try:
         with atomic_path(onnx_path) as tmp, warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the exporter's notes on constant folding
-            torch.onnx.export(model, (example,), str(tmp), input_names=["image"], output_names=["stylised"],
-                              dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"},
-                                            "stylised": {0: "batch", 2: "height", 3: "width"}},
-                              opset_version=opset, dynamo=False)
+            torch.onnx.export(model, inputs, str(tmp), input_names=names, output_names=["stylised"],
+                              dynamic_axes=axes, opset_version=opset, dynamo=False)
     except ImportError as e:
         raise FaststError(f"ONNX export needs the onnx package ({e.name}): pip install onnx") from None
     return onnx_path

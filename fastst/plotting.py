@@ -163,3 +163,42 @@ def plot_quality_curves(curves: dict[str, list[dict]], title: str | None = None,
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def style_mix_grid(model, photo: torch.Tensor, pairs: list[tuple[str, str]],
+                   weights=(0.0, 0.25, 0.5, 0.75, 1.0), size: float = 2.4):
+    """One photo through a multi-style ``model``: a row per pair of styles (a, b), a column per
+    weight w of b in the mix (1 - w) a + w b (Dumoulin et al.'s interpolation of the norms'
+    scale and shift)."""
+    from fastst.stylize import stylize
+    from fastst.transformer import single_style
+    names = model.style_names
+    images, titles = [], []
+    for a, b in pairs:
+        for w in weights:
+            mix = [0.0] * len(names)
+            mix[names.index(a)] += 1 - w
+            mix[names.index(b)] += w
+            images.append(stylize(single_style(model, mix), photo))
+            titles.append(a if w == 0 else b if w == 1 else f"{1 - w:g} {a}\n+ {w:g} {b}")
+    fig = show_images(images, titles, ncols=len(weights), size=size)
+    for ax in fig.axes:
+        ax.title.set_fontsize(7)
+    return fig
+
+
+def styles_grid(model, photos: dict[str, torch.Tensor], size: float = 2.2):
+    """Every style of a multi-style ``model`` on each photo: a row per photo (the photo first),
+    a column per style."""
+    from fastst.stylize import stylize
+    from fastst.transformer import single_style
+    names = model.style_names
+    nets = [single_style(model, k) for k in range(len(names))]
+    images, titles = [], []
+    for stem, photo in photos.items():
+        images += [photo, *(stylize(net, photo) for net in nets)]
+        titles += [stem, *(n.replace("_", " ") for n in names)]
+    fig = show_images(images, titles, ncols=len(names) + 1, size=size)
+    for ax in fig.axes:
+        ax.title.set_fontsize(7)
+    return fig

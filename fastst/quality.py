@@ -171,12 +171,14 @@ def score(model: TransformerNet, ref: Reference) -> dict:
             "lbfgs_equivalent_beyond_budget": beaten, "photos": rows}
 
 
-def score_file(model_path: str | os.PathLike, ref: Reference) -> dict:
-    return score(load_model(model_path), ref)
+def score_file(model_path: str | os.PathLike, ref: Reference, style: str | None = None) -> dict:
+    """The quality of a model file (of one of its styles, for a multi-style model)."""
+    return score(load_model(model_path, style=style), ref)
 
 
-def curve(run: str | os.PathLike, ref: Reference, progress: bool = True) -> list[dict]:
-    """Quality against training time: every kept set of weights of a run (``weights/``), scored."""
+def curve(run: str | os.PathLike, ref: Reference, progress: bool = True, style: str | None = None) -> list[dict]:
+    """Quality against training time: every kept set of weights of a run (``weights/``), scored
+    (for ``style`` of a multi-style run)."""
     from fastst.train import RunFolder
     folder = RunFolder(run).weights
     paths = sorted(folder.glob("*.pth")) if folder.is_dir() else []
@@ -185,7 +187,7 @@ def curve(run: str | os.PathLike, ref: Reference, progress: bool = True) -> list
     rows = []
     for path in tqdm(paths, desc=f"scoring {Path(run).name}", unit="ckpt", disable=not progress):
         saved = torch.load(path, map_location="cpu", weights_only=True)
-        result = score_file(path, ref)
+        result = score_file(path, ref, style)
         rows.append({"iteration": saved["iteration"], "elapsed_s": saved["elapsed_s"],
                      **{k: v for k, v in result.items() if k != "photos"}})
     return rows

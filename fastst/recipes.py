@@ -68,12 +68,13 @@ def at_time(rows: list[dict], seconds: float, key: str = "optimality_ratio") -> 
 
 def time_to_quality(style: str | os.PathLike, recipes: dict[str, dict], runs: Path, reference_recipe: str,
                     photos_count: int | None = None, protocol_overrides: dict | None = None,
-                    name: str | None = None, progress: bool = True) -> dict:
+                    name: str | None = None, progress: bool = True, train_only: bool = False) -> dict | None:
     """Train (or resume) each recipe on ``style``, score its kept weights, time its steps, and write
     ``results/time_to_quality_<name>.json`` and ``figures/quality_vs_time_<name>``.
 
     ``recipes`` maps a label to ``{"preset": ..., "from": model or None, **overrides}``; the targets are
-    read against ``reference_recipe``'s final quality."""
+    read against ``reference_recipe``'s final quality. With ``train_only`` it stops after training
+    (the step timing and scoring can then run later, alone on the machine)."""
     style = str(style)
     name = name or Path(style).stem
     configs = {}
@@ -83,6 +84,8 @@ def time_to_quality(style: str | os.PathLike, recipes: dict[str, dict], runs: Pa
         configs[label] = recipe_config(preset, style, runs / f"{name}-{label}", init, **spec)
     for label, config in configs.items():
         train(config, resume=True, progress=progress)
+    if train_only:
+        return None
     timing = bench_recipes(configs)
     protocol = quality.evaluation_protocol(style, **(protocol_overrides or {}))
     ref = quality.reference(protocol, count=photos_count, progress=progress)

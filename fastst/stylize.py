@@ -8,7 +8,7 @@ import torch
 
 from fastst.errors import FaststError
 from fastst.io import load_checkpoint
-from fastst.transformer import TransformerNet, for_inference
+from fastst.transformer import TransformerNet, for_inference, single_style
 
 
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"
@@ -20,14 +20,79 @@ def pretrained_path(name: str | os.PathLike) -> Path:
     return candidate if not Path(name).exists() and candidate.exists() else Path(name)
 
 
-def pretrained_styles() -> list[str]:
-    return sorted(p.stem for p in PRETRAINED_DIR.glob("*.pth"))
+def _style_names(saved: dict, path: Path) -> list[str]:
+    names = saved.get("styles")
+    if names:
+        return list(names)
+    style = (saved.get("config") or {}).get("style")
+    if isinstance(style, (list, tuple)):
+        return [Path(p).stem for p in style]
+    return [Path(style).stem] if isinstance(style, str) and style else [path.stem]
 
 
-def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> TransformerNet:
+def model_styles(path: str | os.PathLike) -> list[str]:
+    """The names of the styles a model file holds (a single-style model: its style image's name)."""
+    path = pretrained_path(path)
+    saved = load_checkpoint(path, "model")
+    return _style_names(saved, path) if isinstance(saved, dict) else []
+
+
+def pretrained_styles() -> dict[str, Path]:
+    """{style name: shipped model file holding it}. A model named after its style wins over a
+    multi-style model that also holds it."""
+    found: dict[str, Path] = {}
+    for path in sorted(PRETRAINED_DIR.glob("*.pth"), key=lambda p: p.stem in model_styles(p)):
+        for name in model_styles(path):
+            found[name] = path
+    return dict(sorted(found.items()))
+
+
+def parse_style(spec: str, names: list[str]) -> int | list[float]:
+    """A style of a multi-style network from its name, its index, or a mix written
+    ``"name:weight,name:weight"`` (the weights need not sum to 1; missing styles weigh 0)."""
+    spec = spec.strip()
+    if ":" not in spec and "," not in spec:
+        if spec in names:
+            return names.index(spec)
+        if spec.isdigit() and int(spec) < len(names):
+            return int(spec)
+        raise FaststError(f"unknown style {spec!r}; this model knows: {', '.join(names)}")
+    weights = [0.0] * len(names)
+    for part in spec.split(","):
+        name, _, value = part.partition(":")
+        name = name.strip()
+        if name not in names:
+            raise FaststError(f"unknown style {name!r} in {spec!r}; this model knows: {', '.join(names)}")
+        try:
+            weights[names.index(name)] += float(value) if value.strip() else 1.0
+        except ValueError:
+            raise FaststError(f"not a weight: {value!r} in {spec!r} (write name:weight,name:weight)") from None
+    return weights
+
+
+def resolve_shipped_style(spec: str) -> str:
+    """The shipped model file for a style name or a mix of shipped styles (all in one model)."""
+    shipped = pretrained_styles()
+    names = [part.partition(":")[0].strip() for part in spec.split(",")]
+    missing = [n for n in names if n not in shipped]
+    if missing:
+        raise FaststError(f"no shipped style {missing[0]!r}; shipped: {', '.join(shipped) or 'none'}")
+    if len(names) == 1:
+        return str(shipped[names[0]])
+    holders = [p for p in sorted(PRETRAINED_DIR.glob("*.pth")) if set(names) <= set(model_styles(p))]
+    if not holders:
+        raise FaststError(f"no shipped model holds all of {', '.join(names)}, so they cannot be mixed")
+    return str(holders[0])
+
+
+def load_model(path: str | os.PathLike, device: str | torch.device = "cpu",
+               style: str | int | list | None = None) -> TransformerNet:
     """A trained network from ``model.pth`` (or a training checkpoint), in eval mode.
 
-    Loaded with ``weights_only=True``: a file that tries to run code is refused.
+    For a multi-style model, ``style`` (a name, an index, a mix "a:0.5,b:0.5" or mix weights)
+    gives the one-style network of that style or mix (:func:`fastst.transformer.single_style`);
+    without it the multi-style network itself is returned. Loaded with ``weights_only=True``: a
+    file that tries to run code is refused.
     """
     path = pretrained_path(path)
     if not path.is_file():
@@ -49,6 +114,16 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> T
             raise FaststError(f"model {path} does not match the network it declares ({options}): "
                               f"{key} is {got}, expected {tuple(expected[key].shape)}")
     model.load_state_dict({k: v.float() for k, v in weights.items()})  # shipped models are stored in fp16
+    model.style_names = _style_names(saved, path)
+    if model.styles > 1 and len(model.style_names) != model.styles:
+        raise FaststError(f"model {path} holds {model.styles} styles but names {len(model.style_names)}")
+    if style is not None and model.styles > 1:
+        names = model.style_names
+        chosen = parse_style(style, names) if isinstance(style, str) else style
+        model = single_style(model, chosen)
+        model.style_names = [style if isinstance(style, str) else str(chosen)]
+    elif isinstance(style, str) and style not in model.style_names:
+        parse_style(style, model.style_names)  # a one-style model takes only its own name
     return model.eval().to(device)
 
 
@@ -254,11 +329,12 @@ def _inputs(spec: str) -> list[Path]:
 def stylize_paths(model_path: str, input_spec: str, output: str, max_size: int | None = None,
                   strength: float = 1.0, keep_color: bool = False, device: str = "auto",
                   precision: str = "auto", overwrite: bool = False, progress: bool = True,
-                  compile: bool = False) -> tuple[int, list[str], int]:
+                  compile: bool = False, style: str | None = None) -> tuple[int, list[str], int]:
     """Stylise a file, a folder or a glob into a file or a folder; returns (written, failures, skipped).
 
     A bad input file is reported and skipped; the others are still written. Outputs that exist are
-    kept and counted as skipped unless ``overwrite``.
+    kept and counted as skipped unless ``overwrite``. ``style`` picks a style or mix of a multi-style
+    model (see :func:`load_model`).
     """
     import warnings
 
@@ -268,7 +344,11 @@ def stylize_paths(model_path: str, input_spec: str, output: str, max_size: int |
     from fastst.train import release_freed_memory, resolve_device, reuse_freed_memory
     dev = resolve_device(device)
     reuse_freed_memory()
-    model, precision, _ = fast_model(load_model(model_path, dev), precision, compile)
+    model = load_model(model_path, dev, style)
+    if model.styles > 1:
+        raise FaststError(f"{model_path} holds {model.styles} styles: choose one or a mix with --style "
+                          f"({', '.join(model.style_names)})")
+    model, precision, _ = fast_model(model, precision, compile)
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True  # each new size is timed once, then runs the fastest kernels
     if compile:  # pays off for many images or large ones: about 20 s to compile per new size

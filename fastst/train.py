@@ -32,7 +32,7 @@ from fastst.io import atomic_path, atomic_torch_save, load_checkpoint, load_imag
 from fastst.losses import STYLE_LAYERS, PerceptualLoss
 from fastst.strength import calibrated_style_weight
 from fastst.stylize import load_model
-from fastst.transformer import TransformerNet
+from fastst.transformer import ConditionalInstanceNorm2d, TransformerNet, single_style
 from fastst.vgg import LAYERS, loss_network
 
 # Each preset fills every field it names; explicit arguments override it.
@@ -78,7 +78,7 @@ LR_SCHEDULES = ("constant", "cosine", "onecycle")
 @dataclass
 class TrainConfig:
     """Everything that defines a training run. Build with :meth:`from_preset`."""
-    style: str = ""                      # style image y_s
+    style: str | tuple = ""              # style image y_s, or several: one network for all (conditional norms)
     data: str = ""                       # folder of training photos (searched recursively)
     out: str = "runs/run"                # run folder
     preset: str = "cpu"
@@ -139,6 +139,13 @@ class TrainConfig:
         values = {**PRESETS[preset], **overrides}  # None is a value too (style_size=None: as it is)
         return cls(preset=preset, **values)
 
+    def style_paths(self) -> list[str]:
+        """The style images, one or several."""
+        return [self.style] if isinstance(self.style, str) else [str(p) for p in self.style]
+
+    def style_names(self) -> list[str]:
+        return [Path(p).stem for p in self.style_paths()]
+
     def crop_steps(self) -> tuple:
         """((first iteration, crop size), ...) of the progressive crops."""
         return tuple((int(fraction * self.iterations), size) for fraction, size in self.crop_schedule)
@@ -157,6 +164,11 @@ class TrainConfig:
         return sorted(s for s in steps if s <= self.iterations)
 
     def validate(self) -> None:
+        names = self.style_names()
+        if len(names) > 1 and self.norm != "instance":
+            raise FaststError("several styles need --norm instance (a scale and shift per style)")
+        if len(set(names)) != len(names):
+            raise FaststError(f"two style images have the same name: {', '.join(names)}")
         if self.content_layer not in LAYERS:
             raise FaststError(f"unknown content layer {self.content_layer!r}; choose from {', '.join(LAYERS)}")
         for name in self.style_layers:
@@ -293,7 +305,24 @@ def environment(device: torch.device, precision: str) -> dict:
 
 def build_model(config: TrainConfig | dict) -> TransformerNet:
     c = config if isinstance(config, dict) else asdict(config)
-    return TransformerNet(norm=c["norm"], upsample=c["upsample"], width=c["width"], input_skip=c["input_skip"])
+    styles = 1 if isinstance(c["style"], str) else len(c["style"])
+    return TransformerNet(norm=c["norm"], upsample=c["upsample"], width=c["width"], input_skip=c["input_skip"],
+                          styles=styles)
+
+
+def initial_model(config: TrainConfig) -> TransformerNet:
+    """The network a run starts from: random weights, or the trained model ``config.init``. A
+    multi-style model starts a one-style run as the mean of its styles (every style's scale and
+    shift averaged), from which a new style is learnt."""
+    if not config.init:
+        return build_model(config)
+    model = load_model(config.init)
+    if model.styles > 1 and len(config.style_paths()) == 1:
+        model = single_style(model, [1.0 / model.styles] * model.styles)
+    elif model.styles != len(config.style_paths()):
+        raise FaststError(f"--from {config.init} holds {model.styles} styles; this run trains "
+                          f"{len(config.style_paths())}")
+    return model.train()
 
 
 def effective_style_weight(config: TrainConfig, style: torch.Tensor) -> float:
@@ -307,15 +336,14 @@ def trained_parameters(model: TransformerNet, which: str = "all") -> list[torch.
     """The parameters a run trains: all, or only the instance norms' scale and shift (Dumoulin et al.)."""
     if which == "all":
         return list(model.parameters())
-    norms = [m for m in model.modules() if isinstance(m, torch.nn.InstanceNorm2d)]
+    norms = [m for m in model.modules() if isinstance(m, (torch.nn.InstanceNorm2d, ConditionalInstanceNorm2d))]
     return [p for m in norms for p in m.parameters()]
 
 
-def load_style(config: TrainConfig) -> torch.Tensor:
-    path = Path(config.style)
+def load_styles(config: TrainConfig) -> list[torch.Tensor]:
     if not config.style:
         raise FaststError("no style image given (--style)")
-    return load_image(path, config.style_size)
+    return [load_image(Path(p), config.style_size) for p in config.style_paths()]
 
 
 def _snapshot_photos(config: TrainConfig) -> dict[str, torch.Tensor]:
@@ -326,7 +354,7 @@ def _snapshot_photos(config: TrainConfig) -> dict[str, torch.Tensor]:
 
 # ---------------------------------------------------------------- the run folder
 
-CSV_FIELDS = ["iteration", "content", "style", "tv", "total", "lr", "images_per_s", "elapsed_s"]
+CSV_FIELDS = ["iteration", "style_name", "content", "style", "tv", "total", "lr", "images_per_s", "elapsed_s"]
 
 
 class RunFolder:
@@ -463,17 +491,21 @@ def _train(config: TrainConfig, resume: bool, progress: bool, callback, device: 
         if main_process and not run.model.exists():
             net = state.get("net") or build_model(config).config
             _write_model(run, state["model"], net, state["config"], state.get("style_weight", config.style_weight),
-                         start, state.get("environment", {}))
+                         start, state.get("environment", {}), config.style_names())
         return TrainResult(run.root, start, _last_row(run))
 
     paths = usable_images(config.data, warn=main_process)
-    style = load_style(config).to(device)
-    style_weight = effective_style_weight(config, style)
+    styles = [image.to(device) for image in load_styles(config)]
+    names = config.style_names()
+    multi = len(styles) > 1
+    weights = [effective_style_weight(config, image) for image in styles]
+    style_weight = weights if multi else weights[0]
     torch.manual_seed(config.seed)
-    model = (load_model(config.init).train() if config.init else build_model(config)).to(device)
+    model = initial_model(config).to(device)
     vgg = loss_network().to(device)
-    criterion = PerceptualLoss(vgg, style, config.content_weight, style_weight, config.tv_weight,
+    criteria = [PerceptualLoss(vgg, image, config.content_weight, weight, config.tv_weight,
                                config.content_layer, config.style_layers).to(device)
+                for image, weight in zip(styles, weights)]
     trained = trained_parameters(model, config.train_only)
     if config.train_only != "all":  # no weight gradients for what stays fixed
         model.requires_grad_(False)
@@ -499,15 +531,15 @@ def _train(config: TrainConfig, resume: bool, progress: bool, callback, device: 
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
     meta = {"config": asdict(config), "environment": environment(device, precision), "world_size": world,
-            "photos": len(paths), "style_weight": style_weight, "net": model.config}
+            "photos": len(paths), "style_weight": style_weight, "net": model.config, "styles": names}
     snapshots = _snapshot_photos(config) if main_process else {}
     if main_process:
         run.write_json(run.config, meta)
         run.truncate_losses(start)
         if start == 0:
-            _write_snapshots(model, snapshots, run, 0, device)
+            _write_snapshots(model, snapshots, run, 0, device, names)
             if config.keep_weights_every:
-                _keep_weights(model, run, 0, 0.0)
+                _keep_weights(model, run, 0, 0.0, names)
 
     dataset = PhotoDataset(paths, config.image_size, config.seed, config.crop_steps(), config.batch_size)
     sampler = ResumableBatchSampler(len(paths), config.batch_size, config.seed, start, config.iterations,
@@ -522,13 +554,15 @@ def _train(config: TrainConfig, resume: bool, progress: bool, callback, device: 
             atomic_torch_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                "scheduler": scheduler.state_dict(), "rng": torch.get_rng_state(),
                                "iteration": iteration, "elapsed": elapsed, "config": asdict(config),
-                               "net": model.config, "style_weight": style_weight,
+                               "net": model.config, "style_weight": style_weight, "styles": names,
                                "environment": meta["environment"]}, run.checkpoint)
 
-    sums = {"content": 0.0, "style": 0.0, "tv": 0.0, "total": 0.0}
-    count, window_start, row = 0, time.perf_counter(), _last_row(run)
+    terms_names = ("content", "style", "tv", "total")
+    sums = torch.zeros(len(styles), len(terms_names), dtype=torch.float64)  # per style: sums of the terms
+    counts = [0] * len(styles)
+    window_start, row = time.perf_counter(), _last_row(run)
     iteration = start
-    bar = tqdm(total=config.iterations, initial=start, desc=f"train {Path(config.style).stem}",
+    bar = tqdm(total=config.iterations, initial=start, desc=f"train {_run_title(config)}",
                unit="it", disable=not (progress and main_process), dynamic_ncols=True)
     terminal_progress = bool(os.environ.get(TERMINAL_PROGRESS_ENV))
     t_start = time.perf_counter()
@@ -540,8 +574,9 @@ def _train(config: TrainConfig, resume: bool, progress: bool, callback, device: 
             batch = batch.to(device, non_blocking=True)
             if device.type == "cuda":
                 batch = batch.contiguous(memory_format=torch.channels_last)
+            k = iteration % len(styles)  # one style a step, in turn
             try:
-                terms = train_step(net, criterion, batch, optimizer, scaler, device, precision)
+                terms = train_step(net, criteria[k], batch, optimizer, scaler, device, precision, k if multi else None)
             except NonFiniteLoss as e:
                 raise FaststError(
                     f"the loss became {e} at iteration {iteration + 1}; the last checkpoint "
@@ -550,40 +585,43 @@ def _train(config: TrainConfig, resume: bool, progress: bool, callback, device: 
             iteration += 1
             t1 = time.perf_counter()
             elapsed, t0 = elapsed + (t1 - t0), t1
-            for key in sums:
-                sums[key] += float(getattr(terms, key).detach())
-            count += 1
+            sums[k] += torch.tensor([float(getattr(terms, key).detach()) for key in terms_names], dtype=torch.float64)
+            counts[k] += 1
             if iteration % config.log_every == 0 or iteration == config.iterations:
                 if world > 1:  # log the global batch's losses, not rank 0's share
-                    values = torch.tensor(list(sums.values()), dtype=torch.float64, device=device)
+                    values = sums.to(device)
                     torch.distributed.all_reduce(values)
-                    sums = dict(zip(sums, (values / world).tolist()))
+                    sums = (values / world).cpu()
                 now = time.perf_counter()
-                row = {"iteration": iteration, **{k: v / count for k, v in sums.items()},
-                       "lr": scheduler.get_last_lr()[0],
-                       "images_per_s": count * config.batch_size / max(now - window_start, 1e-9),
-                       "elapsed_s": round(elapsed, 3)}
+                images_per_s = sum(counts) * config.batch_size / max(now - window_start, 1e-9)
+                for j in (j for j in range(len(styles)) if counts[j]):  # a row per style trained in the window
+                    row = {"iteration": iteration, "style_name": names[j],
+                           **{key: float(v) / counts[j] for key, v in zip(terms_names, sums[j])},
+                           "lr": scheduler.get_last_lr()[0], "images_per_s": images_per_s,
+                           "elapsed_s": round(elapsed, 3)}
+                    if main_process:
+                        run.append_loss(row)
+                        if callback:
+                            callback(iteration, row)
                 if main_process:
-                    run.append_loss(row)
                     bar.set_postfix(content=f"{row['content']:.3g}", style=f"{row['style']:.3g}",
                                     tv=f"{row['tv']:.3g}", img_s=f"{row['images_per_s']:.1f}")
-                    if callback:
-                        callback(iteration, row)
                     if terminal_progress and (iteration % (config.log_every * 10) == 0
                                               or iteration == config.iterations):
                         _print_progress(config, iteration, row, start, t_start)
-                sums = dict.fromkeys(sums, 0.0)
-                count, window_start = 0, now
+                sums.zero_()
+                counts, window_start = [0] * len(styles), now
             if main_process and iteration in schedule:
-                _write_snapshots(model, snapshots, run, iteration, device)
+                _write_snapshots(model, snapshots, run, iteration, device, names)
                 release_freed_memory()  # the snapshots' shapes are not the training batch's
             if main_process and config.keep_weights_every and (
                     iteration % config.keep_weights_every == 0 or iteration == config.iterations):
-                _keep_weights(model, run, iteration, elapsed)
+                _keep_weights(model, run, iteration, elapsed, names)
             if iteration % config.checkpoint_every == 0 or iteration == config.iterations:
                 save_checkpoint(iteration)
             bar.update(1)
-            if stop.signal is not None and iteration < config.iterations:  # at the last one, finish instead
+            if _agreed_stop(stop.signal is not None, world) and iteration < config.iterations:
+                # at the last one, finish instead
                 save_checkpoint(iteration)
                 bar.close()
                 raise KeyboardInterrupt(f"stopped at iteration {iteration}; checkpoint saved in {run.root}; "
@@ -591,7 +629,7 @@ def _train(config: TrainConfig, resume: bool, progress: bool, callback, device: 
 
     if main_process:
         _write_model(run, model.state_dict(), model.config, asdict(config), style_weight, iteration,
-                     meta["environment"])
+                     meta["environment"], names)
     if world > 1:
         torch.distributed.barrier()
     per_iteration = elapsed / iteration if iteration else None
@@ -616,21 +654,40 @@ class NonFiniteLoss(ArithmeticError):
 
 
 def train_step(net: torch.nn.Module, criterion: PerceptualLoss, batch: torch.Tensor, optimizer: torch.optim.Optimizer,
-               scaler: torch.amp.GradScaler, device: torch.device, precision: str):
+               scaler: torch.amp.GradScaler, device: torch.device, precision: str, style: int | None = None):
     """One iteration of eq. 5's minimisation on a batch of photos; returns the weighted terms.
-    The content target runs only as deep as its layer and without gradients."""
+    The content target runs only as deep as its layer and without gradients. ``style`` is the
+    style's index in a multi-style network (``criterion`` holds that style's targets)."""
     with autocast(device, precision):
         content_features = criterion.content_features(batch)
-        y_hat = net(batch)
+        y_hat = net(batch) if style is None else net(batch, style)
         terms = criterion(y_hat, content_features=content_features)
         total = terms.total
-    if not torch.isfinite(total):
-        raise NonFiniteLoss(total.item())
+    finite = bool(torch.isfinite(total))
+    if not _all_ranks(finite):  # every rank raises together, or the others would wait in backward's all-reduce
+        raise NonFiniteLoss(total.item() if not finite else "non-finite on another process")
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(total).backward()
     scaler.step(optimizer)
     scaler.update()
     return terms
+
+
+def _all_ranks(ok: bool) -> bool:
+    """Whether ``ok`` holds on every process of a distributed run (this one alone otherwise)."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return ok
+    backend = torch.distributed.get_backend()
+    device = torch.device("cuda", torch.cuda.current_device()) if backend == "nccl" else torch.device("cpu")
+    flag = torch.tensor([1.0 if ok else 0.0], device=device)
+    torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MIN)
+    return bool(flag.item())
+
+
+def _agreed_stop(requested: bool, world: int) -> bool:
+    """Whether to stop after this iteration: asked on this process, or on any other one of a
+    distributed run, so that all stop at the same iteration (one checkpoint, nobody left waiting)."""
+    return requested if world == 1 else not _all_ranks(not requested)
 
 
 def _lr_lambda(config: TrainConfig):
@@ -648,8 +705,12 @@ def _check_same_run(saved: dict, config: TrainConfig) -> None:
     current = asdict(config)
     # a run saved before a field existed ran with that field's default
     defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
-    for k in ("style", "data"):  # the same files, named relatively or absolutely
-        if saved.get(k) and current[k] and Path(saved[k]).resolve() == Path(current[k]).resolve():
+    def same_files(a, b) -> bool:  # the same files, named relatively or absolutely
+        a, b = ([a] if isinstance(a, str) else list(a)), ([b] if isinstance(b, str) else list(b))
+        return len(a) == len(b) and all(Path(x).resolve() == Path(y).resolve() for x, y in zip(a, b))
+
+    for k in ("style", "data"):
+        if saved.get(k) and current[k] and same_files(saved[k], current[k]):
             current[k] = saved[k]
     differ = [k for k in current if k not in TrainConfig.RESUMABLE_CHANGES
               and _normalise(saved.get(k, defaults[k])) != _normalise(current[k])]
@@ -671,7 +732,7 @@ def _last_row(run: RunFolder) -> dict:
         return {}
     with open(run.losses, newline="") as f:
         rows = list(csv.DictReader(f))
-    return {k: float(v) for k, v in rows[-1].items()} if rows else {}
+    return {k: (v if k == "style_name" else float(v)) for k, v in rows[-1].items() if v not in ("", None)} if rows else {}
 
 
 TERMINAL_PROGRESS_ENV = "FASTST_TERMINAL_PROGRESS"
@@ -684,41 +745,51 @@ def _print_progress(config: TrainConfig, iteration: int, row: dict, start: int, 
     done = iteration - start
     per_iteration = (time.perf_counter() - t_start) / max(done, 1)
     left = (config.iterations - iteration) * per_iteration
-    print(f"  train {Path(config.style).stem}: {iteration}/{config.iterations} iterations, loss {row['total']:.4g}, "
+    print(f"  train {_run_title(config)}: {iteration}/{config.iterations} iterations, loss {row['total']:.4g}, "
           f"{per_iteration:.2f} s/it, {left / 60:.1f} min left", file=sys.__stderr__, flush=True)
 
 
-def _write_model(run: RunFolder, state_dict: dict, net: dict, config: dict, style_weight: float, iteration: int,
-                 environment: dict) -> None:
-    """The finished run's ``model.pth``: the weights and what built and trained them."""
+def _run_title(config: TrainConfig) -> str:
+    names = config.style_names()
+    return names[0] if len(names) == 1 else f"{len(names)} styles"
+
+
+def _write_model(run: RunFolder, state_dict: dict, net: dict, config: dict, style_weight, iteration: int,
+                 environment: dict, styles: list[str]) -> None:
+    """The finished run's ``model.pth``: the weights, what built and trained them, and its styles' names."""
     atomic_torch_save({"model": state_dict, "net": net, "config": config, "style_weight": style_weight,
-                       "iteration": iteration, "environment": environment}, run.model)
+                       "iteration": iteration, "environment": environment, "styles": styles}, run.model)
 
 
-def _keep_weights(model: TransformerNet, run: RunFolder, iteration: int, elapsed: float) -> None:
+def _keep_weights(model: TransformerNet, run: RunFolder, iteration: int, elapsed: float, styles: list[str]) -> None:
     """The network at ``iteration``, with the training seconds spent to reach it (for quality curves)."""
     run.weights.mkdir(exist_ok=True)
     atomic_torch_save({"model": model.state_dict(), "net": model.config, "iteration": iteration,
-                       "elapsed_s": elapsed}, run.weights / f"{iteration:06d}.pth")
+                       "elapsed_s": elapsed, "styles": styles}, run.weights / f"{iteration:06d}.pth")
 
 
 @torch.inference_mode()
 def _write_snapshots(model: TransformerNet, photos: dict, run: RunFolder, iteration: int,
-                     device: torch.device) -> None:
+                     device: torch.device, styles: list[str]) -> None:
+    """The held-out photos at ``iteration``: ``snapshots/<iteration>/``, or per style
+    ``snapshots/<style>/<iteration>/`` for a multi-style network."""
     if not photos:
         return
     was_training = model.training
     model.eval()
-    folder = run.snapshots / f"{iteration:06d}"
-    folder.mkdir(parents=True, exist_ok=True)
-    for stem, photo in photos.items():
-        save_image(model(photo.unsqueeze(0).to(device))[0].float().cpu(), folder / f"{stem}.jpg")
+    for k, name in enumerate(styles):
+        folder = run.snapshots / (f"{iteration:06d}" if len(styles) == 1 else f"{name}/{iteration:06d}")
+        folder.mkdir(parents=True, exist_ok=True)
+        for stem, photo in photos.items():
+            out = model(photo.unsqueeze(0).to(device), k) if len(styles) > 1 else model(photo.unsqueeze(0).to(device))
+            save_image(out[0].float().cpu(), folder / f"{stem}.jpg")
     model.train(was_training)
 
 
-def snapshot_table(run: str | os.PathLike) -> dict[int, dict[str, Path]]:
-    """{iteration: {photo stem: snapshot path}} of a run, for the Fig. 3 grids."""
-    folder = RunFolder(run).snapshots
+def snapshot_table(run: str | os.PathLike, style: str | None = None) -> dict[int, dict[str, Path]]:
+    """{iteration: {photo stem: snapshot path}} of a run, for the Fig. 3 grids (of ``style`` in a
+    multi-style run)."""
+    folder = RunFolder(run).snapshots / (style or "")
     table = {}
     for sub in sorted(folder.iterdir()) if folder.exists() else []:
         if sub.is_dir() and sub.name.isdigit():
@@ -735,7 +806,9 @@ def config_digest(config: TrainConfig) -> str:
     """Eight hex digits that change with every setting that changes the trained weights."""
     import hashlib
     settings = {k: _normalise(v) for k, v in asdict(config).items() if k not in TrainConfig.RESUMABLE_CHANGES}
-    settings["style"], settings["data"] = Path(settings["style"]).name, Path(settings["data"]).name
+    settings["style"] = [Path(p).name for p in config.style_paths()] if len(config.style_paths()) > 1 \
+        else Path(config.style).name
+    settings["data"] = Path(settings["data"]).name
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 

@@ -14,11 +14,39 @@ _MIN_SIZE = 16
 SKIP_INIT_SCALE = 0.1  # the last layer's default initialisation, scaled down
 
 
-def _norm(kind: str, channels: int) -> nn.Module:
+class ConditionalInstanceNorm2d(nn.Module):
+    """Instance norm with one scale and shift per style (Dumoulin, Shlens & Kudlur, 2017).
+
+    ``weight`` and ``bias`` are (styles, channels). The pass uses the mix of styles set in
+    ``mix`` by :class:`TransformerNet` (a (batch or 1, styles) weight matrix): the scale and shift
+    are the mix's weighted sums, so a one-hot mix is that style's own instance norm.
+    """
+
+    def __init__(self, channels: int, styles: int, eps: float = 1e-5):
+        super().__init__()
+        self.num_features, self.styles, self.eps = channels, styles, eps
+        self.weight = nn.Parameter(torch.ones(styles, channels))
+        self.bias = nn.Parameter(torch.zeros(styles, channels))
+        self.mix: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.mix is None:
+            raise RuntimeError("a multi-style network needs a style: call it as net(x, style)")
+        mix = self.mix.to(self.weight.dtype)
+        scale, shift = mix @ self.weight, mix @ self.bias
+        y = F.instance_norm(x, eps=self.eps)
+        return y * scale[:, :, None, None].to(y.dtype) + shift[:, :, None, None].to(y.dtype)
+
+
+def _norm(kind: str, channels: int, styles: int = 1) -> nn.Module:
+    if kind == "instance" and styles > 1:
+        return ConditionalInstanceNorm2d(channels, styles)
     if kind == "instance":
         return nn.InstanceNorm2d(channels, affine=True)
-    if kind == "batch":
+    if kind == "batch" and styles == 1:
         return nn.BatchNorm2d(channels)
+    if kind == "batch":
+        raise ValueError("several styles need instance norm")
     raise ValueError(f"norm must be 'instance' or 'batch', not {kind!r}")
 
 
@@ -32,11 +60,11 @@ class ConvLayer(nn.Sequential):
 class ResidualBlock(nn.Module):
     """Two 3x3 convolutions with normalisation and a skip (He et al., as in Johnson et al.)."""
 
-    def __init__(self, channels: int, norm: str):
+    def __init__(self, channels: int, norm: str, styles: int = 1):
         super().__init__()
         self.body = nn.Sequential(
-            ConvLayer(channels, channels, 3), _norm(norm, channels), nn.ReLU(inplace=True),
-            ConvLayer(channels, channels, 3), _norm(norm, channels))
+            ConvLayer(channels, channels, 3), _norm(norm, channels, styles), nn.ReLU(inplace=True),
+            ConvLayer(channels, channels, 3), _norm(norm, channels, styles))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.body(x)
@@ -63,26 +91,36 @@ class TransformerNet(nn.Module):
         width: channel multiplier; 0.5 is Johnson et al.'s half-width model.
         input_skip: add the input to the output, with the last convolution starting at zero, so the
             untrained network is the identity instead of a black image (faster start of training).
+        styles: how many styles the network holds. With more than one, every instance norm has a
+            scale and shift per style (:class:`ConditionalInstanceNorm2d`) and the pass takes the
+            style: ``net(x, style)`` with an index, a batch of indices, or weights over the styles (a
+            mix). One style is the single-style network, parameter for parameter.
 
     Training uses the unclamped output (so gradients do not vanish at the range's edges); in eval
     mode the output is clamped to [0, 1].
     """
 
     def __init__(self, norm: str = "instance", upsample: str = "resize", width: float = 1.0,
-                 input_skip: bool = False, residual_blocks: int = 5):
+                 input_skip: bool = False, residual_blocks: int = 5, styles: int = 1):
         super().__init__()
+        if styles < 1:
+            raise ValueError(f"styles must be at least 1, not {styles}")
         c1, c2, c3 = (max(1, round(c * width)) for c in (32, 64, 128))
         self.config = {"norm": norm, "upsample": upsample, "width": width,
                        "input_skip": input_skip, "residual_blocks": residual_blocks}
+        if styles > 1:
+            self.config["styles"] = styles
+        self.styles = styles
+        self.style_names: list[str] | None = None  # set by load_model from the model file
         self.input_skip = input_skip
         self.encoder = nn.Sequential(
-            ConvLayer(3, c1, 9), _norm(norm, c1), nn.ReLU(inplace=True),
-            ConvLayer(c1, c2, 3, stride=2), _norm(norm, c2), nn.ReLU(inplace=True),
-            ConvLayer(c2, c3, 3, stride=2), _norm(norm, c3), nn.ReLU(inplace=True))
-        self.residuals = nn.Sequential(*(ResidualBlock(c3, norm) for _ in range(residual_blocks)))
+            ConvLayer(3, c1, 9), _norm(norm, c1, styles), nn.ReLU(inplace=True),
+            ConvLayer(c1, c2, 3, stride=2), _norm(norm, c2, styles), nn.ReLU(inplace=True),
+            ConvLayer(c2, c3, 3, stride=2), _norm(norm, c3, styles), nn.ReLU(inplace=True))
+        self.residuals = nn.Sequential(*(ResidualBlock(c3, norm, styles) for _ in range(residual_blocks)))
         self.decoder = nn.Sequential(
-            UpsampleLayer(c3, c2, upsample), _norm(norm, c2), nn.ReLU(inplace=True),
-            UpsampleLayer(c2, c1, upsample), _norm(norm, c1), nn.ReLU(inplace=True),
+            UpsampleLayer(c3, c2, upsample), _norm(norm, c2, styles), nn.ReLU(inplace=True),
+            UpsampleLayer(c2, c1, upsample), _norm(norm, c1, styles), nn.ReLU(inplace=True),
             ConvLayer(c1, 3, 9))
         if input_skip:
             # start near the identity; a small (not zero) last layer lets gradients reach every layer
@@ -91,7 +129,33 @@ class TransformerNet(nn.Module):
                 self.decoder[-1][1].weight.mul_(SKIP_INIT_SCALE)
             nn.init.zeros_(self.decoder[-1][1].bias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def conditional_norms(self) -> list[ConditionalInstanceNorm2d]:
+        return [m for m in self.modules() if isinstance(m, ConditionalInstanceNorm2d)]
+
+    def style_mix(self, style) -> torch.Tensor:
+        """The (batch or 1, styles) weights of ``style``: an index, a batch of indices, or weights
+        over the styles ((styles,) or (batch, styles); used as given, so they may sum to anything)."""
+        device = next(self.parameters()).device
+        if isinstance(style, int) or (isinstance(style, torch.Tensor) and style.dtype in (torch.int64, torch.int32)):
+            index = torch.as_tensor(style, device=device).reshape(-1)
+            if ((index < 0) | (index >= self.styles)).any():
+                raise ValueError(f"style index out of range: the network holds {self.styles} styles")
+            return F.one_hot(index, self.styles).float()
+        mix = torch.as_tensor(style, dtype=torch.float32, device=device)
+        mix = mix.reshape(1, -1) if mix.dim() == 1 else mix
+        if mix.shape[-1] != self.styles:
+            raise ValueError(f"a mix needs {self.styles} weights, got {mix.shape[-1]}")
+        return mix
+
+    def forward(self, x: torch.Tensor, style=None) -> torch.Tensor:
+        if self.styles > 1:
+            if style is None:
+                raise ValueError(f"this network holds {self.styles} styles: call it as net(x, style)")
+            mix = self.style_mix(style)
+            for norm in self.conditional_norms():
+                norm.mix = mix
+        elif style is not None and not (isinstance(style, int) and style == 0):
+            raise ValueError("this network holds one style")
         h, w = x.shape[-2:]
         if torch.onnx.is_in_onnx_export():
             # traced: padding must stay arithmetic on the (symbolic) size, not a constant
@@ -263,6 +327,26 @@ def for_inference(model: TransformerNet) -> TransformerNet:
             if type(child) is nn.InstanceNorm2d:
                 setattr(module, name, _single_pass(child))
     return fast.requires_grad_(False).to(device)
+
+
+def single_style(model: TransformerNet, style) -> TransformerNet:
+    """The one-style network of ``style`` (an index or a mix) of a multi-style ``model``: the same
+    weights, with each conditional norm's scale and shift replaced by the style's (or the mix's
+    weighted sums). It computes what ``model(x, style)`` computes, and everything built for one
+    style (the inference form, reduced precision, compiling, tiles) applies to it unchanged."""
+    if model.styles == 1:
+        return model
+    mix = model.style_mix(style).detach()
+    if mix.shape[0] != 1:
+        raise ValueError("single_style takes one style or one mix, not a batch")
+    options = {k: v for k, v in model.config.items() if k != "styles"}
+    one = TransformerNet(**options).to(next(model.parameters()).device)
+    state = {}
+    for key, value in model.state_dict().items():
+        module = model.get_submodule(key.rsplit(".", 1)[0])
+        state[key] = (mix @ value)[0] if isinstance(module, ConditionalInstanceNorm2d) else value
+    one.load_state_dict(state)
+    return one.train(model.training)
 
 
 def count_parameters(model: nn.Module) -> int:

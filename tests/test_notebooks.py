@@ -11,6 +11,7 @@ EXPECTED = {
     "03_training.ipynb": ["fig2_losses", "fig3_starry_night", "fig3_woman_with_a_parasol"],
     "04_evaluation.ipynb": ["04_results_starry_night", "04_test_set_woman_with_a_parasol", "04_inference_time"],
     "05_time_to_quality.ipynb": ["quality_vs_time_starry_night"],
+    "06_many_styles.ipynb": ["06_base_styles", "06_style_mixing"],
 }
 
 

@@ -199,6 +199,21 @@ def test_tiling_works_with_the_inference_form_and_in_bf16(model_file):
         assert psnr(tiled, stylize(fast, image, precision="bf16")) > 30
 
 
+def test_shipped_mixes_and_their_errors(tmp_path):
+    from fastst.stylize import pretrained_styles
+    shipped = pretrained_styles()
+    multi = sorted({p for p in shipped.values() if list(shipped.values()).count(p) > 1})
+    if not multi:
+        pytest.skip("no multi-style model ships")
+    a, b = [name for name, p in shipped.items() if p == multi[0]][:2]
+    Image.new("RGB", (40, 24), (120, 160, 200)).save(tmp_path / "in.png")
+    r = _fastst("stylize", "--style", f"{a}:0.5,{b}:0.5", "--input", tmp_path / "in.png", "--output", tmp_path / "mix.png")
+    assert r.returncode == 0, r.stderr
+    r = _fastst("stylize", "--style", f"{a}:0.5,nobody:0.5", "--input", tmp_path / "in.png", "--output", tmp_path / "x.png")
+    assert r.returncode == 1 and "nobody" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "x.png").exists()
+
+
 def test_a_shipped_style_stylizes_with_no_training(tmp_path):
     from fastst.stylize import PRETRAINED_DIR, pretrained_styles
     assert "starry_night" in pretrained_styles()
@@ -210,4 +225,5 @@ def test_a_shipped_style_stylizes_with_no_training(tmp_path):
     assert out.size == (40, 24) and out.getextrema() != Image.open(tmp_path / "in.png").getextrema()
     r = _fastst("stylize", "--style", "no_such_style", "--input", tmp_path / "in.png", "--output", tmp_path / "x.png")
     assert r.returncode == 1 and "starry_night" in r.stderr and "Traceback" not in r.stderr
-    assert _fastst("styles").stdout.split() == pretrained_styles()
+    listed = [line.split("\t")[0] for line in _fastst("styles").stdout.splitlines()]
+    assert listed == list(pretrained_styles())

@@ -31,7 +31,9 @@ def test_smoke_run_leaves_config_losses_snapshots_and_model(tmp_path, data_root)
     run = result.run
     assert {p.name for p in run.iterdir()} >= {"config.json", "losses.csv", "checkpoint.pth", "model.pth", "snapshots"}
     losses = pd.read_csv(run / "losses.csv")
-    assert list(losses.columns) == ["iteration", "content", "style", "tv", "total", "lr", "images_per_s", "elapsed_s"]
+    assert list(losses.columns) == ["iteration", "style_name", "content", "style", "tv", "total", "lr", "images_per_s",
+                                    "elapsed_s"]
+    assert set(losses["style_name"]) == {"starry_night"}
     assert losses["iteration"].tolist() == list(range(1, config.iterations + 1))
     assert ((losses["content"] + losses["style"] + losses["tv"] - losses["total"]).abs() < 1e-3 * losses["total"]).all()
     table = snapshot_table(run)
@@ -126,6 +128,58 @@ def test_two_gloo_processes_match_one_process(tmp_path, data_root):
         assert (la[column] - lb[column]).abs().max() <= 1e-4 * la[column].abs().max()
     import json
     assert json.loads((tmp_path / "two" / "config.json").read_text())["world_size"] == 2
+
+
+@pytest.mark.slow
+def test_sigterm_on_one_of_two_gloo_processes_stops_both_with_one_checkpoint_and_resumes(tmp_path, data_root):
+    import signal
+    import time
+
+    import psutil
+    common = ["--preset", "smoke", "--style", data_root / "styles" / "starry_night.jpg",
+              "--data", data_root / "train" / "bsds500_trainval", "--device", "cpu", "--precision", "fp32",
+              "--iterations", "400", "--batch-size", "4", "--num-workers", "0", "--quiet", "--style-weight", "2",
+              "--checkpoint-every", "1000", "--log-every", "1", "--snapshots", tmp_path / "no_snapshots"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                "-m", "fastst", "train", *map(str, common), "--out", str(tmp_path / "run")]
+    agent = subprocess.Popen(torchrun, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        losses = tmp_path / "run" / "losses.csv"
+        deadline = time.monotonic() + 120
+        while not (losses.exists() and len(losses.read_text().splitlines()) > 3):
+            assert agent.poll() is None and time.monotonic() < deadline, agent.stderr.read()[-2000:]
+            time.sleep(0.2)
+        workers = [p for p in psutil.Process(agent.pid).children(recursive=True) if "fastst" in " ".join(p.cmdline())]
+        assert len(workers) == 2
+        workers[1].send_signal(signal.SIGTERM)  # one rank only
+        t0 = time.monotonic()
+        _, stderr = agent.communicate(timeout=60)  # a hang fails here instead of blocking
+        assert time.monotonic() - t0 < 30, "the ranks took too long to stop together"
+    finally:
+        if agent.poll() is None:
+            for p in psutil.Process(agent.pid).children(recursive=True):
+                p.kill()
+            agent.kill()
+    assert all(not p.is_running() or p.status() == psutil.STATUS_ZOMBIE for p in workers)
+    saved = torch.load(tmp_path / "run" / "checkpoint.pth", weights_only=False)
+    stopped = saved["iteration"]
+    assert 3 <= stopped < 400 and stderr.count("continue with --resume") >= 1
+    assert not (tmp_path / "run" / "model.pth").exists()
+    # resume to a short end (the constant schedule allows it) and compare with one uninterrupted run
+    end = stopped + 3
+    shorter = [str(a) if a != "400" else str(end) for a in map(str, common)]
+    resumed = subprocess.run([*torchrun[:5], "-m", "fastst", "train", *shorter, "--out", str(tmp_path / "run"),
+                              "--resume"], capture_output=True, text=True, cwd=ROOT, timeout=300, env=env)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    whole = subprocess.run([*torchrun[:5], "-m", "fastst", "train", *shorter, "--out", str(tmp_path / "whole")],
+                           capture_output=True, text=True, cwd=ROOT, timeout=300, env=env)
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    rows = pd.read_csv(tmp_path / "run" / "losses.csv")
+    assert rows["iteration"].tolist() == list(range(1, end + 1))
+    reference = pd.read_csv(tmp_path / "whole" / "losses.csv")
+    # gloo's reduction order varies between runs: the same losses to rounding, not bit for bit
+    assert ((rows["total"] - reference["total"]).abs() <= 1e-3 * reference["total"].abs()).all()
 
 
 def test_run_folders_are_named_by_the_settings_that_change_the_weights(tmp_path, monkeypatch):

@@ -1,9 +1,9 @@
-"""A style the recipes were not tuned on: The Great Wave (python -m fastst data fetch --extra), fine-tuned from
-the cpu_half recipe's Starry Night network (shipped as starry_night) for the finetune preset's iterations, at
-the calibrated strength.
+"""A style the recipes were not tuned on: The Great Wave (python -m fastst data fetch --extra), at its calibrated
+strength: the cpu preset (the reference), the cpu_half preset from scratch, and the finetune preset from the
+cpu_half recipe's Starry Night network (shipped as starry_night).
 Writes results/time_to_quality_great_wave.json.
 
-    python tools/great_wave.py BASE_MODEL
+    python tools/great_wave.py BASE_MODEL [--train-only]
 """
 import sys
 
@@ -12,10 +12,15 @@ from fastst.recipes import time_to_quality
 from fastst.train import runs_dir
 
 base = sys.argv[1] if len(sys.argv) > 1 else "starry_night"
-recipes = {"finetune": {"preset": "finetune", "from": base, "style_strength": 1.0}}
-result = time_to_quality(data_dir() / EXTRA_DIR / "great_wave.jpg", recipes, runs_dir() / "ttq", "finetune",
+train_only = "--train-only" in sys.argv
+recipes = {"cpu": {"preset": "cpu", "style_strength": 1.0},
+           "half": {"preset": "cpu_half", "style_strength": 1.0},
+           "finetune": {"preset": "finetune", "from": base, "style_strength": 1.0}}
+result = time_to_quality(data_dir() / EXTRA_DIR / "great_wave.jpg", recipes, runs_dir() / "ttq", "cpu",
                          photos_count=3, protocol_overrides={"iterations": 200, "noise_iterations": 200},
-                         name="great_wave")
+                         name="great_wave", train_only=train_only)
+if train_only:
+    sys.exit()
 for label, rows in result["curves"].items():
     for row in rows:
         print(label, row["iteration"], round(row["seconds"], 1), round(row["optimality_ratio"], 3), row["lbfgs_equivalent"])

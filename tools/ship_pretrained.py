@@ -1,4 +1,5 @@
-"""Ship a trained network with the package: fastst/pretrained/NAME.pth in half precision, with what trained it.
+"""Ship a trained network (one style or several) with the package: fastst/pretrained/NAME.pth in half
+precision, with what trained it.
 
     python tools/ship_pretrained.py runs/ttq/starry_night-half_progressive/model.pth starry_night cpu_half
 """
@@ -12,8 +13,11 @@ from fastst.stylize import PRETRAINED_DIR
 
 source, name = Path(sys.argv[1]), sys.argv[2]
 saved = load_checkpoint(source, "model")
+style = saved["config"]["style"]
 shipped = {"model": {k: v.half() for k, v in saved["model"].items()}, "net": saved["net"],
-           "config": {**saved["config"], "style": Path(saved["config"]["style"]).name, "data": "data/train",
+           "styles": saved.get("styles"),
+           "config": {**saved["config"], "data": "data/train",
+                      "style": Path(style).name if isinstance(style, str) else [Path(p).name for p in style],
                       "out": None, "init": saved["config"].get("init") and Path(saved["config"]["init"]).name},
            "style_weight": saved.get("style_weight"), "iteration": saved["iteration"],
            "environment": saved.get("environment")}
