@@ -74,6 +74,28 @@ def calibration_table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def base_quality_table(result: dict) -> str:
+    def fig5(value) -> str:
+        return "beyond the budget" if value is None else f"{value:g}"
+
+    lines = ["| style | base: optimality ratio | base: Fig. 5 iterations | `cpu` alone after the same time a style "
+             "| `cpu` alone, final |", "|---|---|---|---|---|"]
+    for name, row in result["quality"].items():
+        base, equal, final = row["base"], row.get("cpu_at_equal_time"), row.get("cpu_final")
+        lines.append(f"| {name.replace('_', ' ')} | {_ratio(base['optimality_ratio'])} | {fig5(base['lbfgs_equivalent'])} "
+                     + (f"| {_ratio(equal['optimality_ratio'])} (iteration {equal['iteration']:,}) " if equal else "| n/a ")
+                     + (f"| {_ratio(final['optimality_ratio'])} ({final['iteration']:,} iterations, "
+                        f"{_minutes(final['seconds'])}) |" if final else "| n/a |"))
+    lines.append("")
+    trained = result.get("trained_seconds")
+    lines.append(f"The base: {len(result['styles'])} styles, {result['iterations']:,} iterations, "
+                 f"{_minutes(result['base_seconds'])} by the step benchmark ({_minutes(result['seconds_per_style'])} "
+                 f"a style)" + (f", {_minutes(trained)} as logged while it trained" if trained else "")
+                 + f". Median over {len(result['photos'])} held-out photos; {_machine(result)} "
+                 f"(`results/{result['name']}.json`).")
+    return "\n".join(lines)
+
+
 def render(name: str, folder: str | os.PathLike | None = None) -> str:
     """The table of result ``name``."""
     try:
@@ -84,6 +106,8 @@ def render(name: str, folder: str | os.PathLike | None = None) -> str:
         return time_to_quality_table(result)
     if name == "calibration_spread":
         return calibration_table(result)
+    if name == "base_quality":
+        return base_quality_table(result)
     raise FaststError(f"no table is defined for results/{name}.json")
 
 

@@ -1,7 +1,9 @@
 """Stylising images with a trained network."""
 from __future__ import annotations
 
+import copy
 import os
+import weakref
 from pathlib import Path
 
 import torch
@@ -191,39 +193,60 @@ TILE, OVERLAP, STATS_SIZE = 1024, 128, 1024
 BATCH_PIXELS = 2048 * 2048
 
 
-class _FixedInstanceNorm:
-    """Instance norm with statistics recorded once from the whole (downscaled) image, so that every
-    tile is normalised alike and no seam shows where tiles meet."""
+class TileNorm(torch.nn.Module):
+    """An instance norm for stylising in tiles. While ``recording`` it normalises with its input's
+    statistics and keeps them (a pass over the whole image, shrunk); afterwards every tile is
+    normalised with the kept statistics, so that tiles agree and no seam shows where they meet."""
 
-    def __init__(self, model: TransformerNet):
-        self.norms = [m for m in model.modules() if isinstance(m, torch.nn.InstanceNorm2d)]
-        self.stats: dict = {}
+    def __init__(self, norm: torch.nn.InstanceNorm2d):
+        super().__init__()
+        self.eps, self.weight, self.bias = norm.eps, norm.weight, norm.bias
+        self.register_buffer("mean", None)
+        self.register_buffer("var", None)
+        self.recording = False
 
-    def record(self, model: TransformerNet, image: torch.Tensor) -> None:
-        hooks = [m.register_forward_hook(self._recorder(m)) for m in self.norms]
-        try:
-            model(image)
-        finally:
-            for h in hooks:
-                h.remove()
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        xf = x.float()  # in fp32 from fp32 statistics; under autocast the next convolution rounds it
+        if self.recording:
+            self.mean = xf.mean(dim=(2, 3), keepdim=True)
+            self.var = xf.var(dim=(2, 3), keepdim=True, unbiased=False)
+        scale = torch.rsqrt(self.var + self.eps) * self.weight.view(1, -1, 1, 1)
+        return ((xf - self.mean) * scale + self.bias.view(1, -1, 1, 1)).to(x.dtype)
 
-    def _recorder(self, module):
-        def hook(m, inputs, output):
-            x = inputs[0].float()
-            self.stats[module] = (x.mean(dim=(2, 3), keepdim=True), x.var(dim=(2, 3), keepdim=True, unbiased=False))
-        return hook
 
-    def __enter__(self):
-        for m in self.norms:
-            mean, var = self.stats[m]
-            # in fp32 from the recorded fp32 statistics; under autocast the next convolution rounds it
-            m.forward = lambda x, m=m, mean=mean, var=var: (
-                (x.float() - mean) / torch.sqrt(var + m.eps) * m.weight.view(1, -1, 1, 1) + m.bias.view(1, -1, 1, 1))
-        return self
+_TILERS: "weakref.WeakKeyDictionary[TransformerNet, TransformerNet]" = weakref.WeakKeyDictionary()
 
-    def __exit__(self, *exc):
-        for m in self.norms:
-            del m.forward  # back to the class's forward
+
+def tiling_network(model: TransformerNet) -> TransformerNet:
+    """A copy of ``model`` whose instance norms are :class:`TileNorm`; compiled too if ``model`` is
+    (:func:`compile_model`). Made once per model and kept while the model lives."""
+    if model in _TILERS:
+        return _TILERS[model]
+    compiled = vars(model).pop("forward", None)  # copy the module, not its compiled forward
+    try:
+        tiler = copy.deepcopy(model)
+    finally:
+        if compiled is not None:
+            model.forward = compiled
+    for module in list(tiler.modules()):
+        for name, child in module.named_children():
+            if isinstance(child, torch.nn.InstanceNorm2d):
+                setattr(module, name, TileNorm(child))
+    if compiled is not None:
+        compile_model(tiler)
+    _TILERS[model] = tiler
+    return tiler
+
+
+def _record_statistics(tiler: TransformerNet, image: torch.Tensor) -> None:
+    norms = [m for m in tiler.modules() if isinstance(m, TileNorm)]
+    for m in norms:
+        m.recording = True
+    try:
+        type(tiler).forward(tiler, image)  # eagerly: the compiled forward is for the tiles
+    finally:
+        for m in norms:
+            m.recording = False
 
 
 def _ramp(length: int, overlap: int, at_start: bool, at_end: bool) -> torch.Tensor:
@@ -254,18 +277,18 @@ def stylize_tiled(model: TransformerNet, image: torch.Tensor, tile: int = TILE, 
     h, w = image.shape[-2:]
     scale = min(1.0, stats_size / max(h, w))
     small = image[None] if scale == 1.0 else F.interpolate(image[None], scale_factor=scale, mode="area")
-    fixed = _FixedInstanceNorm(model)
+    tiler = tiling_network(model)
     with autocast(device, precision):
-        fixed.record(model, small.to(device))
+        _record_statistics(tiler, small.to(device))
     out = torch.zeros(3, h, w)
     weight = torch.zeros(1, h, w)
     step = tile - overlap
     tops = list(range(0, max(h - overlap, 1), step))
     lefts = list(range(0, max(w - overlap, 1), step))
-    with fixed, autocast(device, precision):
+    with autocast(device, precision):
         for top, left in tqdm([(t, l) for t in tops for l in lefts], desc="tiles", disable=not progress, leave=False):
             bottom, right = min(top + tile, h), min(left + tile, w)
-            piece = model(image[None, :, top:bottom, left:right].to(device))[0].float().cpu()
+            piece = tiler(image[None, :, top:bottom, left:right].to(device))[0].float().cpu()
             ramp = (_ramp(bottom - top, overlap, top == 0, bottom == h)[:, None]
                     * _ramp(right - left, overlap, left == 0, right == w)[None, :])
             out[:, top:bottom, left:right] += piece * ramp

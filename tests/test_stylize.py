@@ -152,6 +152,21 @@ def test_onnx_export_matches_pytorch_at_two_sizes(model_file, tmp_path):
         assert np.abs(got - stylize(model, x).numpy()).max() <= 1e-3
 
 
+@pytest.mark.slow
+def test_tiles_of_a_compiled_network_agree_with_eager_tiles(model_file):
+    from fastst.stylize import compile_model, stylize_tiled
+    torch.manual_seed(2)
+    image = torch.nn.functional.interpolate(torch.rand(1, 3, 16, 16), size=(160, 160), mode="bilinear")[0]  # 2 x 2 tiles of one shape
+    eager = stylize_tiled(load_model(model_file), image, tile=96, overlap=32)
+    compiled = compile_model(load_model(model_file))
+    first = stylize_tiled(compiled, image, tile=96, overlap=32)
+    assert (first - eager).abs().max() < 1e-4
+    # another image: the statistics are recorded again, not those of the first image kept by the compiled graph
+    second_image = image.flip(-1) * 0.5
+    assert (stylize_tiled(compiled, second_image, tile=96, overlap=32)
+            - stylize_tiled(load_model(model_file), second_image, tile=96, overlap=32)).abs().max() < 1e-4
+
+
 def test_tiled_and_untiled_outputs_agree(model_file):
     from fastst.stylize import stylize_tiled
     model = load_model(model_file)
