@@ -317,7 +317,7 @@ def bench_recipes(configs: dict, rounds: int = 5, device: torch.device = CPU) ->
     from fastst.train import build_model, resolve_precision, trained_parameters
     from fastst.vgg import loss_network
     precision = resolve_precision("auto", device)
-    vgg = loss_network().to(device)
+    vgg = loss_network(device=device)
     steps, flops, labels = {}, {}, {}
     for name, config in configs.items():
         style = load_image(config.style_paths()[0], config.style_size).to(device)  # each style's step costs the same
@@ -379,7 +379,7 @@ def bench_training(preset: str, style_path, data_dir, iterations: int = 10, loss
     plain_batches = [b.to(device) for b in batches]
     fast_batches = [b.contiguous(memory_format=torch.channels_last) for b in plain_batches] if cuda else plain_batches
 
-    vgg = loss_network().to(device)
+    vgg = loss_network(device=device)
     style = load_image(style_path, config.style_size).to(device)
 
     def fresh(fast: bool):
@@ -389,7 +389,7 @@ def bench_training(preset: str, style_path, data_dir, iterations: int = 10, loss
             model.to(memory_format=torch.channels_last)
         return model, torch.optim.Adam(model.parameters(), lr=config.lr)
 
-    vgg_cl = copy.deepcopy(vgg).to(memory_format=torch.channels_last) if cuda else vgg
+    vgg_cl = loss_network(device=device, channels_last=True) if cuda else vgg
     fast_criterion = PerceptualLoss(vgg_cl, style, config.content_weight, config.style_weight, config.tv_weight,
                                     config.content_layer, config.style_layers).to(device)
     plain_model, plain_opt = fresh(False)

@@ -339,7 +339,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--strength", type=float, default=1.0, help="blend with the content, 0..1")
     s.add_argument("--preserve-color", action="store_true", help="keep the content's colours")
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
-    s.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+    from fastst.stylize import DEFAULT_PRECISION
+    s.add_argument("--precision", default=DEFAULT_PRECISION, choices=["auto", "fp32", "bf16", "fp16"],
                    help="auto: bf16 on a CPU that runs it natively (its PSNR against fp32: fastst bench); "
                         "on a GPU fp32, and bf16 with --compile")
     s.add_argument("--compile", action="store_true", help="torch.compile the network (for many images)")

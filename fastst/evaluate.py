@@ -61,7 +61,7 @@ def baseline_equivalence(model: TransformerNet, style: torch.Tensor, photos: dic
     criterion = PerceptualLoss(vgg, style, **w)
     rows, curves = [], {}
     for name, photo in tqdm(photos.items(), desc="baseline quality", disable=not progress, leave=False):
-        net_obj = objective(stylize(model, photo), photo, criterion)
+        net_obj = objective(stylize(model, photo, precision="fp32"), photo, criterion)
         result = gatys(photo, style, iterations, "lbfgs", init=init, progress=False, vgg=vgg, **w)
         curve = result.objective
         equivalent = next((i for i, v in enumerate(curve) if v <= net_obj), None)  # curve[i]: after i

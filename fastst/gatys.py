@@ -60,7 +60,7 @@ def gatys(content: torch.Tensor, style: torch.Tensor, iterations: int = 300, opt
     if iterations < 1:
         raise FaststError("iterations must be at least 1")
     device = torch.device(device)
-    vgg = (vgg or loss_network()).to(device)
+    vgg = vgg.to(device) if vgg is not None else loss_network(device=device)
     content = content.to(device).unsqueeze(0)
     criterion = PerceptualLoss(vgg, style.to(device), content_weight, style_weight, tv_weight,
                                content_layer, style_layers)

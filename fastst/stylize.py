@@ -14,6 +14,9 @@ from fastst.transformer import TransformerNet, for_inference, single_style
 
 
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"
+# The precision every stylising entry point defaults to, the command line's included: the fastest
+# measured path of the device (fast_path); pass "fp32" for exact arithmetic.
+DEFAULT_PRECISION = "auto"
 
 
 def pretrained_path(name: str | os.PathLike) -> Path:
@@ -165,7 +168,7 @@ def fast_model(model: TransformerNet, precision: str = "auto",
 
 @torch.inference_mode()
 def stylize(model: TransformerNet, image: torch.Tensor, device: str | torch.device | None = None,
-            precision: str = "fp32") -> torch.Tensor:
+            precision: str = DEFAULT_PRECISION) -> torch.Tensor:
     """Stylise one (3, H, W) image (or a batch) in [0, 1]; returns the same shape on the CPU.
 
     ``precision`` "auto" is :func:`fast_path`'s choice for the device. Reduced precision always
@@ -260,7 +263,7 @@ def _ramp(length: int, overlap: int, at_start: bool, at_end: bool) -> torch.Tens
 
 @torch.inference_mode()
 def stylize_tiled(model: TransformerNet, image: torch.Tensor, tile: int = TILE, overlap: int = OVERLAP,
-                  stats_size: int = STATS_SIZE, progress: bool = False, precision: str = "fp32") -> torch.Tensor:
+                  stats_size: int = STATS_SIZE, progress: bool = False, precision: str = DEFAULT_PRECISION) -> torch.Tensor:
     """Stylise a (3, H, W) image of any size in overlapping tiles blended with linear ramps.
 
     Instance-norm statistics come from the whole image shrunk to at most ``stats_size`` pixels on
@@ -310,7 +313,7 @@ def preserve_color(stylised: torch.Tensor, content: torch.Tensor) -> torch.Tenso
 
 
 def stylize_image(model: TransformerNet, image: torch.Tensor, strength: float = 1.0,
-                  keep_color: bool = False, precision: str = "fp32") -> torch.Tensor:
+                  keep_color: bool = False, precision: str = DEFAULT_PRECISION) -> torch.Tensor:
     """Stylise a (3, H, W) image with the options of the command line."""
     if not 0.0 <= strength <= 1.0:
         raise FaststError(f"strength must be between 0 and 1, not {strength}")
@@ -351,7 +354,7 @@ def _inputs(spec: str) -> list[Path]:
 
 def stylize_paths(model_path: str, input_spec: str, output: str, max_size: int | None = None,
                   strength: float = 1.0, keep_color: bool = False, device: str = "auto",
-                  precision: str = "auto", overwrite: bool = False, progress: bool = True,
+                  precision: str = DEFAULT_PRECISION, overwrite: bool = False, progress: bool = True,
                   compile: bool = False, style: str | None = None) -> tuple[int, list[str], int]:
     """Stylise a file, a folder or a glob into a file or a folder; returns (written, failures, skipped).
 
@@ -359,21 +362,26 @@ def stylize_paths(model_path: str, input_spec: str, output: str, max_size: int |
     kept and counted as skipped unless ``overwrite``. ``style`` picks a style or mix of a multi-style
     model (see :func:`load_model`).
     """
+    from fastst.train import process_settings, resolve_device
+    dev = resolve_device(device)
+    with process_settings(dev):
+        return _stylize_paths(model_path, input_spec, output, max_size, strength, keep_color, dev, precision,
+                              overwrite, progress, compile, style)
+
+
+def _stylize_paths(model_path, input_spec, output, max_size, strength, keep_color, dev, precision, overwrite,
+                   progress, compile, style) -> tuple[int, list[str], int]:
     import warnings
 
     from tqdm.auto import tqdm
 
     from fastst.io import load_image, save_image
-    from fastst.train import release_freed_memory, resolve_device, reuse_freed_memory
-    dev = resolve_device(device)
-    reuse_freed_memory()
+    from fastst.train import release_freed_memory
     model = load_model(model_path, dev, style)
     if model.styles > 1:
         raise FaststError(f"{model_path} holds {model.styles} styles: choose one or a mix with --style "
                           f"({', '.join(model.style_names)})")
     model, precision, _ = fast_model(model, precision, compile)
-    if dev.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # each new size is timed once, then runs the fastest kernels
     if compile:  # pays off for many images or large ones: about 20 s to compile per new size
         compile_model(model)
     inputs = _inputs(input_spec)

@@ -268,6 +268,34 @@ def reuse_freed_memory() -> bool:
     return bool(libc and libc.mallopt(m_mmap_max, 0) and libc.mallopt(m_trim_threshold, 2**31 - 1))
 
 
+def _restore_malloc_defaults() -> None:
+    """glibc's documented defaults for what :func:`reuse_freed_memory` changes (its dynamic mmap
+    threshold stays off once a value was set)."""
+    libc = _glibc()
+    if libc:
+        libc.mallopt(-4, 65536)       # M_MMAP_MAX
+        libc.mallopt(-1, 128 * 1024)  # M_TRIM_THRESHOLD
+
+
+@contextlib.contextmanager
+def process_settings(device: torch.device):
+    """What a long run on ``device`` sets for the whole process, for the duration only: glibc's
+    reuse of freed memory on a CPU (:func:`reuse_freed_memory`), cuDNN's benchmark mode on a GPU.
+    On exit the previous cuDNN mode is back, glibc's defaults are back, and the memory it kept
+    is handed back (a notebook's kernel lives on after a call)."""
+    reused = device.type == "cpu" and reuse_freed_memory()
+    previous = torch.backends.cudnn.benchmark
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # each new shape is timed once, then runs the fastest kernels
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = previous
+        if reused:
+            _restore_malloc_defaults()
+            release_freed_memory(keep_mb=0)
+
+
 def release_freed_memory(keep_mb: int = 1024) -> None:
     """Hand the heap's free memory back to the system (glibc ``malloc_trim``) once more than
     ``keep_mb`` of it is kept: call it between work of different shapes, so that memory kept by
@@ -458,7 +486,8 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True,
     device = resolve_device(config.device)
     rank, local_rank, world, started = _distributed(device)
     try:
-        return _train(config, resume, progress, callback, device, rank, local_rank, world)
+        with process_settings(device):
+            return _train(config, resume, progress, callback, device, rank, local_rank, world)
     finally:
         if started:
             torch.distributed.destroy_process_group()
@@ -466,8 +495,6 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True,
 
 def _train(config: TrainConfig, resume: bool, progress: bool, callback, device: torch.device, rank: int,
            local_rank: int, world: int) -> TrainResult:
-    if device.type == "cpu":
-        reuse_freed_memory()
     if device.type == "cuda" and world > 1:
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
@@ -502,7 +529,7 @@ def _train(config: TrainConfig, resume: bool, progress: bool, callback, device: 
     style_weight = weights if multi else weights[0]
     torch.manual_seed(config.seed)
     model = initial_model(config).to(device)
-    vgg = loss_network().to(device)
+    vgg = loss_network(device=device, channels_last=device.type == "cuda")
     criteria = [PerceptualLoss(vgg, image, config.content_weight, weight, config.tv_weight,
                                config.content_layer, config.style_layers).to(device)
                 for image, weight in zip(styles, weights)]
@@ -516,9 +543,7 @@ def _train(config: TrainConfig, resume: bool, progress: bool, callback, device: 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(config))
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
         model = model.to(memory_format=torch.channels_last)
-        vgg.to(memory_format=torch.channels_last)
     elapsed = 0.0
     if state:
         model.load_state_dict(state["model"])

@@ -217,11 +217,21 @@ class VGG16Features(nn.Module):
         return out
 
 
-_SHARED: dict[str, VGG16Features] = {}
+_SHARED: dict[tuple, VGG16Features] = {}
 
 
-def loss_network(weights: str = "imagenet") -> VGG16Features:
-    """A shared, frozen loss network (loaded once per process)."""
-    if weights not in _SHARED:
-        _SHARED[weights] = VGG16Features(weights)
-    return _SHARED[weights]
+def loss_network(weights: str = "imagenet", device: str | torch.device = "cpu",
+                 channels_last: bool = False) -> VGG16Features:
+    """A frozen loss network, loaded once per process and shared, one instance per device and
+    memory format: callers get it where they need it and never move an instance others hold."""
+    device = torch.device(device)
+    key = (weights, str(device), channels_last)
+    if key not in _SHARED:
+        cpu = (weights, "cpu", False)
+        if cpu not in _SHARED:
+            _SHARED[cpu] = VGG16Features(weights)
+        if key != cpu:
+            import copy
+            memory_format = torch.channels_last if channels_last else torch.contiguous_format
+            _SHARED[key] = copy.deepcopy(_SHARED[cpu]).to(device, memory_format=memory_format)
+    return _SHARED[key]

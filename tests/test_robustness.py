@@ -119,3 +119,34 @@ def test_an_unwritable_output_folder_is_one_line(tmp_path, data_root):
     r = subprocess.run(_train_cmd(data_root, target, 2, 1), cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 1 and r.stderr.strip().startswith("fastst: error: cannot create run folder"), r.stderr
     assert r.stderr.count("\n") == 1
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
+def test_stylising_leaves_the_processes_allocator_as_it_found_it(tmp_path):
+    # a kernel that stylised once must not keep every large block it frees afterwards
+    code = f"""
+import psutil, torch
+from PIL import Image
+from fastst.stylize import stylize_paths
+from fastst.transformer import TransformerNet
+net = TransformerNet(width=0.25, input_skip=True)
+torch.save({{"model": net.state_dict(), "net": net.config}}, r"{tmp_path}/m.pth")
+Image.new("RGB", (64, 48)).save(r"{tmp_path}/in.png")
+stylize_paths(r"{tmp_path}/m.pth", r"{tmp_path}/in.png", r"{tmp_path}/out.png", device="cpu", progress=False)
+before = psutil.Process().memory_info().rss
+x = torch.ones(300 * 2**20 // 4)
+del x
+print((psutil.Process().memory_info().rss - before) / 2**20)
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert float(r.stdout.strip()) < 50  # MB kept of the 300 MB freed
+
+
+def test_the_loss_network_is_one_instance_per_device_that_nobody_moves():
+    from fastst.vgg import loss_network
+    cpu = loss_network()
+    meta = loss_network(device="meta")
+    assert meta is not cpu and loss_network(device="meta") is meta
+    assert next(cpu.parameters()).device.type == "cpu" and next(meta.parameters()).device.type == "meta"
+    assert loss_network(device="cpu") is cpu

@@ -149,7 +149,7 @@ def test_onnx_export_matches_pytorch_at_two_sizes(model_file, tmp_path):
         x = torch.rand(1, 3, *size)
         got = session.run(None, {"image": x.numpy()})[0]
         assert got.shape == (1, 3, *size)
-        assert np.abs(got - stylize(model, x).numpy()).max() <= 1e-3
+        assert np.abs(got - stylize(model, x, precision="fp32").numpy()).max() <= 1e-3
 
 
 @pytest.mark.slow
@@ -195,7 +195,7 @@ def test_a_folder_is_batched_by_size_without_changing_results(model_file, tmp_pa
     model = load_model(model_file)
     from fastst.io import load_image as load
     for name in images:
-        expected = stylize(model, load(src / name))
+        expected = stylize(model, load(src / name), precision="fp32")
         assert (load(tmp_path / "out" / name) - expected).abs().max() <= 1 / 255 + 1e-6
 
 
@@ -242,3 +242,14 @@ def test_a_shipped_style_stylizes_with_no_training(tmp_path):
     assert r.returncode == 1 and "starry_night" in r.stderr and "Traceback" not in r.stderr
     listed = [line.split("\t")[0] for line in _fastst("styles").stdout.splitlines()]
     assert listed == list(pretrained_styles())
+
+
+def test_every_stylising_entry_point_has_one_default_precision():
+    import inspect
+
+    from fastst.cli import build_parser
+    from fastst.stylize import DEFAULT_PRECISION, stylize_paths, stylize_tiled
+    for function in (stylize, stylize_image, stylize_tiled, stylize_paths):
+        assert inspect.signature(function).parameters["precision"].default == DEFAULT_PRECISION, function.__name__
+    args = build_parser().parse_args(["stylize", "--model", "m.pth", "--input", "a", "--output", "b"])
+    assert args.precision == DEFAULT_PRECISION
