@@ -39,14 +39,16 @@ from fastst.vgg import LAYERS, loss_network
 #
 # Loss scale. The weights below multiply the report's own equations (1-4) on RGB images in
 # [0, 1]: eq. 1 and eq. 2 divide by C*H*W, eq. 3 sums squared Frobenius norms over the four
-# style layers. The report's "total loss near 0.9e6" comes from the pytorch/examples code,
-# whose objective is 1e5 * eq.1 + 1e10 * sum_j ||G_j(y_hat) - G_j(y_s)||_F^2 / C_j^2: the same
-# content term with a weight of 1e5, and a style term that divides each layer by C_j^2
-# (4,096 for relu1_2 ... 262,144 for relu4_3). So that figure is about 1e5 times the losses
-# printed here and is not comparable term by term: the loss curves' shape, not their
-# height, is what reproduces the report's Fig. 2.
+# style layers. The report's total loss "near 0.9e6" (its section 4) is on a scale it does not
+# define, and it does not say which code it ran. Weights of that order appear in pytorch/examples'
+# fast_neural_style (content 1e5, style 1e10 by default), whose style term also divides each
+# layer's Gram difference differently; so the report's figure is not comparable with the losses
+# printed here term by term: the loss curves' shape, not their height, is what reproduces Fig. 2.
 PRESETS: dict[str, dict] = {
-    # Johnson et al. / the report: 256 px crops, batch 4, Adam 1e-3, 40k iterations, for a GPU.
+    # The GPU setup: 256 px crops, batch 4, Adam 1e-3, 40,000 iterations, on this project's photos
+    # (data/train, or MS-COCO with `data fetch --coco`). The report trained on a 50,000-image ImageNet
+    # subset (its section 3.2) for at least 80,000 iterations (section 4 speaks of the first 20,000
+    # and the last 60,000); Johnson et al.'s own setup is in their paper, not restated here.
     "report": dict(iterations=40_000, image_size=256, batch_size=4, lr=1e-3, width=1.0,
                    input_skip=False, style_size=512, log_every=50, checkpoint_every=1000,
                    snapshot_size=256, num_workers=4),
