@@ -5,6 +5,8 @@ import contextlib
 import copy
 import statistics
 import time
+import weakref
+from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
@@ -167,6 +169,13 @@ def bench_inference(model: TransformerNet, sizes=(256, 512, 1024), repeats: int 
             row.update(compiled_precision=compiled_precision, compile_s=time.perf_counter() - t0,
                        compiled_psnr_db=lowest_psnr(compiled, compiled_precision, compiled_format))
             runners["compiled"] = lambda c=compiled, x=x_compiled, p=compiled_precision: fast(c, x, p)
+        session = _onnxruntime_session(model) if device.type == "cpu" else None
+        if session is not None:  # what a user might pick instead: onnxruntime with its graph optimisations
+            def ort_run(x=x, session=session):
+                return torch.from_numpy(session.run(None, {"image": x.cpu().numpy()})[0])
+            row["onnxruntime_psnr_db"] = min(psnr(torch.from_numpy(session.run(None, {"image": x.numpy()})[0]),
+                                                  reference) for x, reference in zip(inputs, references))
+            runners["onnxruntime"] = ort_run
         if matmul_n:
             runners["matmul"] = lambda: a @ b
         seconds = _interleaved_medians(runners, repeats, device)
@@ -180,6 +189,29 @@ def bench_inference(model: TransformerNet, sizes=(256, 512, 1024), repeats: int 
         rows.append(row)
         torch._dynamo.reset()
     return rows
+
+
+_ORT_SESSIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _onnxruntime_session(model: TransformerNet):
+    """An onnxruntime session of ``model`` (exported once per model) with all graph optimisations and
+    as many threads as torch uses; None without the export extra."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return None
+    if model not in _ORT_SESSIONS:
+        import tempfile
+
+        from fastst.export import export_network
+        with tempfile.TemporaryDirectory() as tmp:
+            path = export_network(copy.deepcopy(model), Path(tmp) / "model.onnx")
+            options = ort.SessionOptions()
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            options.intra_op_num_threads = torch.get_num_threads()
+            _ORT_SESSIONS[model] = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return _ORT_SESSIONS[model]
 
 
 @contextlib.contextmanager

@@ -10,6 +10,7 @@ import torch
 from fastst.errors import FaststError
 from fastst.io import atomic_path
 from fastst.stylize import load_model
+from fastst.transformer import TransformerNet
 
 
 class _MixInput(torch.nn.Module):
@@ -27,11 +28,16 @@ def export_onnx(model_path: str | os.PathLike, onnx_path: str | os.PathLike, ops
     """Write ``model_path``'s network as ONNX: input ``image`` (N, 3, H, W) in [0, 1], any N, H, W.
     A multi-style network takes a second input ``mix`` (1 or N, styles): the weight of each style
     (one-hot for a single style), in the order of ``fastst styles --model``."""
+    return export_network(load_model(model_path), onnx_path, opset)
+
+
+def export_network(model: TransformerNet, onnx_path: str | os.PathLike, opset: int = 17) -> Path:
+    """:func:`export_onnx` for a network in memory."""
     try:
         import onnx  # noqa: F401  (the exporter needs it; say so in one line, not a traceback)
     except ImportError:
         raise FaststError('ONNX export needs the export extra: pip install "fastst[export]"') from None
-    model = load_model(model_path)
+    model = model.cpu().eval()
     onnx_path = Path(onnx_path)
     inputs, names = (torch.rand(1, 3, 64, 96),), ["image"]
     axes = {"image": {0: "batch", 2: "height", 3: "width"}, "stylised": {0: "batch", 2: "height", 3: "width"}}

@@ -1,4 +1,5 @@
 """The measuring instruments themselves (no timing is asserted here)."""
+import importlib.util
 import math
 
 import pytest
@@ -59,6 +60,8 @@ def test_inference_bench_times_plain_fast_and_the_matmul_limit_in_the_same_round
     assert row["size"] == 32 and row["psnr_photos"] == 0  # no photos: PSNR on noise
     assert math.isfinite(row["psnr_db"]) and row["psnr_db"] > 20
     assert row["matmul_interleaved_gflops"] > 0
+    if importlib.util.find_spec("onnxruntime"):  # the exported model under onnxruntime, timed in the same rounds
+        assert row["onnxruntime_s"] > 0 and row["onnxruntime_psnr_db"] > 40
 
 
 def test_the_recipe_bench_counts_the_training_steps_flops(data_root, imagenet_vgg):
