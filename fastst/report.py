@@ -96,6 +96,19 @@ def base_quality_table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def tiling_table(result: dict) -> str:
+    lines = ["| photo | size | tiled against one pass (PSNR) | largest difference | with exact statistics (PSNR) |",
+             "|---|---|---|---|---|"]
+    for row in result["rows"]:
+        lines.append(f"| {row['photo']} | {row['width']} x {row['height']} | {row['psnr_db']:.1f} dB "
+                     f"| {row['max_abs_difference']:.3f} | {row['psnr_db_exact_statistics']:.1f} dB |")
+    lines.append("")
+    lines.append(f"Tiles of {result['tile']} px overlapping by {result['overlap']} px, statistics from the image shrunk "
+                 f"to {result['stats_size']} px, {result['precision']}, model `{result['model']}`; {_machine(result)} "
+                 f"(`results/{result['name']}.json`).")
+    return "\n".join(lines)
+
+
 def render(name: str, folder: str | os.PathLike | None = None) -> str:
     """The table of result ``name``."""
     try:
@@ -106,6 +119,8 @@ def render(name: str, folder: str | os.PathLike | None = None) -> str:
         return time_to_quality_table(result)
     if name == "calibration_spread":
         return calibration_table(result)
+    if name == "tiling_accuracy":
+        return tiling_table(result)
     if name == "base_quality":
         return base_quality_table(result)
     raise FaststError(f"no table is defined for results/{name}.json")

@@ -253,3 +253,16 @@ def test_every_stylising_entry_point_has_one_default_precision():
         assert inspect.signature(function).parameters["precision"].default == DEFAULT_PRECISION, function.__name__
     args = build_parser().parse_args(["stylize", "--model", "m.pth", "--input", "a", "--output", "b"])
     assert args.precision == DEFAULT_PRECISION
+
+
+def test_tiles_of_a_real_photo_above_the_statistics_size_stay_close_to_one_pass(data_root):
+    # the largest photo of the data set is wider than STATS_SIZE, so the tiles' statistics come from a
+    # shrunk copy, as for every image fastst tiles (results/tiling_accuracy.json measures more)
+    from fastst.bench import psnr
+    from fastst.io import load_image
+    from fastst.stylize import STATS_SIZE, stylize_tiled
+    image = load_image(data_root / "train" / "imagenet_sample" / "n02091032_Italian_greyhound.JPEG")
+    assert max(image.shape[-2:]) > STATS_SIZE
+    model = load_model("starry_night")
+    whole = stylize(model, image, precision="fp32")
+    assert psnr(stylize_tiled(model, image, precision="fp32"), whole) > 40
