@@ -11,105 +11,53 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from fastst.transformer import TransformerNet
-
-CPU = torch.device("cpu")
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+from fastst.data import (
+    STYLES,
+    TEST_DIR,
+    TRAIN_DIR,
+    PhotoDataset,
+    ResumableBatchSampler,
+    test_photos,
+    usable_images,
+)
+from fastst.data import data_dir as default_data
+from fastst.export import export_network
+from fastst.io import load_image
+from fastst.losses import PerceptualLoss, content_loss, gram_matrix, style_loss, tv_loss
+from fastst.measure import (
+    CPU,
+    interleaved_medians,
+    matmul_gflops,
+    peak_memory_mb,
+    psnr,
+    sync,
+)
+from fastst.results import matmul_rate
+from fastst.runtime import (
+    autocast,
+    resolve_device,
+    resolve_precision,
+    reuse_freed_memory,
+)
+from fastst.stylize import (
+    compile_model,
+    fast_model,
+    load_model,
+    stylize_paths,
+    stylize_tiled,
+)
+from fastst.train import TrainConfig, build_model, train_step, trained_parameters
+from fastst.transformer import TransformerNet, for_inference
+from fastst.vgg import loss_network
 
 
 @torch.inference_mode()
-def time_inference(model: TransformerNet, sizes=(256, 512, 1024), repeats: int = 5, warmup: int = 2,
-                   precision: str = "fp32", fast: bool = False, progress: bool = True) -> list[dict]:
-    """Seconds per image for square inputs of each size on the model's device: ``warmup`` runs,
-    then the median (and min, max) of ``repeats`` timed runs. With ``fast``, the path of
-    ``fastst stylize`` (:func:`fastst.stylize.fast_model`; "auto": its choice for the device)."""
-    from fastst.stylize import fast_model
-    from fastst.train import autocast, resolve_precision
-    device = next(model.parameters()).device
-    if fast:
-        model, precision, memory_format = fast_model(model, precision)
-    else:
-        model, precision, memory_format = model.eval(), resolve_precision(precision, device), torch.contiguous_format
-    rows = []
-    for size in tqdm(sizes, desc="timing", unit="size", disable=not progress, leave=False):
-        x = torch.rand(1, 3, size, size, device=device).contiguous(memory_format=memory_format)
-        times = []
-        for i in range(warmup + repeats):
-            _sync(device)
-            t0 = time.perf_counter()
-            with autocast(device, precision):
-                model(x)
-            _sync(device)
-            if i >= warmup:
-                times.append(time.perf_counter() - t0)
-        rows.append({"size": size, "median_s": statistics.median(times), "min_s": min(times),
-                     "max_s": max(times), "repeats": repeats, "device": str(device), "precision": precision,
-                     "path": "fast" if fast else "plain", "threads": torch.get_num_threads()})
-    return rows
-
-
-# ---------------------------------------------------------------- the benchmark suite
-# Every figure is printed beside a plain baseline measured in the same run: eager, fp32,
-# contiguous tensors, the content target through the full VGG forward, Gram targets recomputed.
-
-def matmul_gflops(dtype: torch.dtype, sizes=None, repeats: int = 15,
-                  device: torch.device = CPU) -> float:
-    """Dense square matrix-multiply throughput (GFLOP/s), the best over ``sizes`` and ``repeats``:
-    the machine's practical limit (PyTorch's defaults: no TF32 for fp32 products)."""
-    sizes = sizes or ((4096, 8192) if device.type == "cuda" else (1024, 2048, 4096))
-    best_rate = 0.0
-    for n in sizes:
-        a = torch.randn(n, n, device=device).to(dtype)
-        b = torch.randn(n, n, device=device).to(dtype)
-        for _ in range(2):
-            a @ b
-        for _ in range(repeats):
-            _sync(device)
-            t0 = time.perf_counter()
-            a @ b
-            _sync(device)
-            best_rate = max(best_rate, 2 * n ** 3 / (time.perf_counter() - t0) / 1e9)
-    return best_rate
-
-
 def inference_flops(model: TransformerNet, size: int) -> int:
     from torch.utils.flop_counter import FlopCounterMode
     x = torch.rand(1, 3, size, size, device=next(model.parameters()).device)
     with FlopCounterMode(display=False) as counter, torch.inference_mode():
         model(x)
     return counter.get_total_flops()
-
-
-def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    mse = (a.float() - b.float()).pow(2).mean().item()
-    return float("inf") if mse == 0 else 10 * torch.log10(torch.tensor(1.0 / mse)).item()
-
-
-def _interleaved_medians(fns: dict, rounds: int, device: torch.device, slice_s: float = 0.25) -> dict:
-    """Median seconds per call of each function, timed in interleaved rounds (each function for
-    about ``slice_s`` a round), so a slow spell of a shared machine falls on all of them alike."""
-    estimate = {}
-    for name, fn in fns.items():
-        fn()  # warm-up
-        _sync(device)
-        t0 = time.perf_counter()
-        fn()
-        _sync(device)
-        estimate[name] = time.perf_counter() - t0
-    times = {name: [] for name in fns}
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            for _ in range(max(1, int(slice_s / estimate[name]))):
-                _sync(device)
-                t0 = time.perf_counter()
-                fn()
-                _sync(device)
-                times[name].append(time.perf_counter() - t0)
-    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def bench_inference(model: TransformerNet, sizes=(256, 512, 1024), repeats: int = 5, compile: bool = False,
@@ -123,8 +71,6 @@ def bench_inference(model: TransformerNet, sizes=(256, 512, 1024), repeats: int 
     measured under the same conditions (``matmul_interleaved_gflops``)."""
     import torch.nn.functional as F
 
-    from fastst.stylize import compile_model, fast_model
-    from fastst.train import autocast
     device = next(model.parameters()).device
     model.eval().to(memory_format=torch.contiguous_format)
     eager, precision, memory_format = fast_model(model)  # stylize's eager path
@@ -178,7 +124,7 @@ def bench_inference(model: TransformerNet, sizes=(256, 512, 1024), repeats: int 
             runners["onnxruntime"] = ort_run
         if matmul_n:
             runners["matmul"] = lambda: a @ b
-        seconds = _interleaved_medians(runners, repeats, device)
+        seconds = interleaved_medians(runners, repeats, device)
         if matmul_n:
             row["matmul_interleaved_gflops"] = 2 * matmul_n ** 3 / seconds.pop("matmul") / 1e9
         for name, t in seconds.items():
@@ -204,7 +150,6 @@ def _onnxruntime_session(model: TransformerNet):
     if model not in _ORT_SESSIONS:
         import tempfile
 
-        from fastst.export import export_network
         with tempfile.TemporaryDirectory() as tmp:
             path = export_network(copy.deepcopy(model), Path(tmp) / "model.onnx")
             options = ort.SessionOptions()
@@ -229,7 +174,6 @@ def _tf32(enabled: bool):
 def bench_fp32_fast_inference(model: TransformerNet, size: int = 512, repeats: int = 5) -> dict:
     """Without reduced precision (``--precision fp32``, and the library's ``stylize`` default):
     the inference form in contiguous and in channels-last memory against the plain network."""
-    from fastst.transformer import for_inference
     device = next(model.parameters()).device
     x = torch.rand(1, 3, size, size, device=device)
     x_cl = x.contiguous(memory_format=torch.channels_last)
@@ -237,46 +181,13 @@ def bench_fp32_fast_inference(model: TransformerNet, size: int = 512, repeats: i
     fast = for_inference(model)
     fast_cl = for_inference(model).to(memory_format=torch.channels_last)
     with torch.inference_mode():
-        t = _interleaved_medians({"plain": lambda: model(x), "form": lambda: fast(x), "form_cl": lambda: fast_cl(x_cl)},
+        t = interleaved_medians({"plain": lambda: model(x), "form": lambda: fast(x), "form_cl": lambda: fast_cl(x_cl)},
                                  repeats, device)
     return {"size": size, "plain_s": t["plain"], "inference_form_s": t["form"], "speedup": t["plain"] / t["form"],
             "channels_last_s": t["form_cl"], "channels_last_speedup": t["plain"] / t["form_cl"]}
 
 
-def peak_memory_mb(fn, device: torch.device = CPU) -> float:
-    """Peak memory growth of ``fn`` on ``device`` (CPU: sampled RSS; CUDA: the allocator's peak)."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        base = torch.cuda.memory_allocated(device)
-        fn()
-        torch.cuda.synchronize(device)
-        return (torch.cuda.max_memory_allocated(device) - base) / 2**20
-    import threading
-
-    import psutil
-    proc = psutil.Process()
-    base = proc.memory_info().rss
-    peak = [base]
-    done = threading.Event()
-
-    def sample():
-        while not done.is_set():
-            peak[0] = max(peak[0], proc.memory_info().rss)
-            time.sleep(0.005)
-    t = threading.Thread(target=sample, daemon=True)
-    t.start()
-    try:
-        fn()
-    finally:
-        done.set()
-        t.join()
-    return (peak[0] - base) / 2**20
-
-
 def _memory_job(net: dict, weights: dict, what: str, reuse: bool, device: str = "cpu") -> float:
-    from fastst.stylize import fast_model, stylize_tiled
-    from fastst.train import autocast, reuse_freed_memory
     device = torch.device(device)
     if reuse:
         reuse_freed_memory()
@@ -313,7 +224,6 @@ def memory_in_fresh_process(model: TransformerNet, what: str, reuse: bool = True
 def _plain_step(model, vgg, style, batch, optimizer, config):
     """The plain training step: fp32, the content target through the full VGG forward, the Gram
     targets of the style recomputed every iteration."""
-    from fastst.losses import content_loss, gram_matrix, style_loss, tv_loss
     y_hat = model(batch)
     f_out = vgg(y_hat)
     f_content = vgg(batch)
@@ -330,7 +240,6 @@ def _plain_step(model, vgg, style, batch, optimizer, config):
 
 def _fast_step(model, criterion, batch, optimizer, device, precision):
     """``train``'s own step (fastst.train.train_step); a multi-style network trains its first style."""
-    from fastst.train import train_step
     scaler = torch.amp.GradScaler(device.type, enabled=False)
     style = 0 if model.styles > 1 else None
     return train_step(model, criterion, batch, optimizer, scaler, device, precision, style).total.item()
@@ -343,11 +252,6 @@ def bench_recipes(configs: dict, rounds: int = 5, device: torch.device = CPU) ->
     name to a TrainConfig; the step is ``train``'s (fastst.train.train_step)."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from fastst.io import load_image
-    from fastst.losses import PerceptualLoss
-    from fastst.results import matmul_rate
-    from fastst.train import build_model, resolve_precision, trained_parameters
-    from fastst.vgg import loss_network
     precision = resolve_precision("auto", device)
     vgg = loss_network(device=device)
     steps, flops, labels = {}, {}, {}
@@ -366,7 +270,7 @@ def bench_recipes(configs: dict, rounds: int = 5, device: torch.device = CPU) ->
             with FlopCounterMode(display=False) as counter:
                 steps[key]()
             flops[key] = counter.get_total_flops()
-    times = _interleaved_medians(steps, rounds, device, slice_s=0)
+    times = interleaved_medians(steps, rounds, device, slice_s=0)
     rate = matmul_rate(torch.float32) * 1e9
     return [{"step": key, "recipe": labels[key][0], "size": labels[key][1], "seconds": times[key],
              "gflop": flops[key] / 1e9,
@@ -379,11 +283,6 @@ def bench_training(preset: str, style_path, data_dir, iterations: int = 10, loss
     loading, the transformation network and the VGG loss; with ``loss_iterations`` both run that
     many iterations from the same seed and batches and their losses are compared. On a GPU the
     fast step is ``train``'s: channels-last memory and cuDNN's benchmark mode, besides autocast."""
-    from fastst.data import PhotoDataset, ResumableBatchSampler, usable_images
-    from fastst.io import load_image
-    from fastst.losses import PerceptualLoss
-    from fastst.train import TrainConfig, autocast, build_model, resolve_precision
-    from fastst.vgg import loss_network
 
     config = TrainConfig.from_preset(preset, style=str(style_path), data=str(data_dir))
     precision = resolve_precision("auto", device)
@@ -403,7 +302,7 @@ def bench_training(preset: str, style_path, data_dir, iterations: int = 10, loss
     t0 = time.perf_counter()
     for _ in range(iterations):
         next(it).to(device, non_blocking=True)
-    _sync(device)
+    sync(device)
     data_fast_wait = (time.perf_counter() - t0) / iterations
     del it, loader
     if loss_iterations > len(batches):
@@ -440,7 +339,7 @@ def bench_training(preset: str, style_path, data_dir, iterations: int = 10, loss
         with autocast(device, precision):
             out = model(batch)
         out.float().mean().backward()
-    t = _interleaved_medians({"plain": plain, "fast": fast, "net": net_only}, iterations, device,
+    t = interleaved_medians({"plain": plain, "fast": fast, "net": net_only}, iterations, device,
                              slice_s=0.25 if cuda else 0)
     plain_s, fast_s, t_net = t["plain"], t["fast"], t["net"]
     row = {"preset": preset, "image_size": config.image_size, "batch_size": config.batch_size,
@@ -467,10 +366,6 @@ def run_suite(model_path=None, style_path=None, data_dir=None, quick: bool = Fal
               device: str = "auto") -> dict:
     """The whole suite on ``device`` ("auto": a CUDA GPU where there is one); prints each table as it
     is measured and returns them all."""
-    from fastst.data import STYLES, TEST_DIR, TRAIN_DIR, test_photos
-    from fastst.data import data_dir as default_data
-    from fastst.stylize import load_model
-    from fastst.train import resolve_device, reuse_freed_memory
     device = resolve_device(device)
     cuda = device.type == "cuda"
     root = default_data()
@@ -544,8 +439,6 @@ def bench_folder_throughput(model_path, root, device: torch.device = CPU) -> dic
     """Mixed-size held-out photos from disk to disk: images per second of ``stylize_paths``."""
     import tempfile
 
-    from fastst.data import TEST_DIR
-    from fastst.stylize import stylize_paths
     with tempfile.TemporaryDirectory() as out:
         t0 = time.perf_counter()
         written, _, _ = stylize_paths(model_path, str(root / TEST_DIR), out, progress=False, device=str(device))

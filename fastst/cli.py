@@ -6,11 +6,48 @@ import sys
 import warnings
 from pathlib import Path
 
+from fastst import quality
+from fastst.bench import run_suite
+from fastst.data import (
+    EXTRA_DIR,
+    TEST_DIR,
+    data_dir,
+    fetch,
+    fetch_coco,
+    fetch_extra_styles,
+)
 from fastst.errors import FaststError
+from fastst.evaluate import run_comparison
+from fastst.export import export_onnx
+from fastst.gatys import gatys
+from fastst.io import (
+    atomic_path,
+    list_images,
+    load_checkpoint,
+    load_image,
+    project_folder,
+    save_image,
+)
+from fastst.notebooks import run, strip
+from fastst.plotting import save_fig, show_images
+from fastst.recipes import check_recipes, time_to_quality
+from fastst.report import update_readme
+from fastst.results import write_result
+from fastst.strength import calibrated_style_weight, preview
+from fastst.stylize import (
+    DEFAULT_PRECISION,
+    PRETRAINED_DIR,
+    model_styles,
+    pretrained_path,
+    pretrained_styles,
+    resolve_shipped_style,
+    stylize_paths,
+)
+from fastst.train import LR_SCHEDULES, PRESET_NAMES, TrainConfig, train
+from fastst.vgg import cache_dir, imagenet_state_dict
 
 
 def _train(args) -> int:
-    from fastst.train import TrainConfig, train
     overrides = {k: getattr(args, k) for k in (
         "iterations", "image_size", "batch_size", "lr", "content_weight", "style_weight", "tv_weight",
         "content_layer", "style_size", "seed", "device", "precision", "width", "snapshots", "num_workers",
@@ -32,7 +69,6 @@ def _train(args) -> int:
 
 
 def _stylize(args) -> int:
-    from fastst.stylize import resolve_shipped_style, stylize_paths
     if not args.model and not args.style:
         raise FaststError("give --model (a trained model.pth) or --style (a shipped style or mix; see fastst styles)")
     model = args.model or resolve_shipped_style(args.style)
@@ -46,7 +82,6 @@ def _stylize(args) -> int:
 
 
 def _styles(args) -> int:
-    from fastst.stylize import PRETRAINED_DIR, model_styles, pretrained_path, pretrained_styles
     if args.model:
         path = pretrained_path(args.model)
         if not path.is_file():
@@ -62,7 +97,6 @@ def _styles(args) -> int:
 
 
 def _export(args) -> int:
-    from fastst.export import export_onnx
     print(f"wrote {export_onnx(args.model, args.onnx)}")
     return 0
 
@@ -70,10 +104,8 @@ def _export(args) -> int:
 def _bench(args) -> int:
     import json
 
-    from fastst.bench import run_suite
     results = run_suite(args.model, quick=args.quick, compile=args.compile, device=args.device)
     if args.json:
-        from fastst.io import atomic_path
         with atomic_path(args.json) as tmp:
             tmp.write_text(json.dumps(results, indent=2, default=str) + "\n")
     return 0
@@ -82,9 +114,6 @@ def _bench(args) -> int:
 def _gatys(args) -> int:
     import csv
 
-    from fastst.gatys import gatys
-    from fastst.io import atomic_path, load_image, save_image
-    from fastst.train import TrainConfig
     defaults = TrainConfig()
     output = Path(args.output)
     if output.exists() and not args.overwrite:
@@ -104,8 +133,6 @@ def _gatys(args) -> int:
 
 
 def _compare(args) -> int:
-    from fastst.data import TEST_DIR, data_dir
-    from fastst.evaluate import run_comparison
     photos = Path(args.photos) if args.photos else data_dir() / TEST_DIR
     run_comparison(args.model, photos, args.out, figures_folder=args.out, sizes=tuple(args.sizes),
                    iterations=args.iterations,
@@ -114,8 +141,6 @@ def _compare(args) -> int:
 
 
 def _quality(args) -> int:
-    from fastst import quality
-    from fastst.results import write_result
     if bool(args.model) == bool(args.run):
         raise FaststError("give --model (one network) or --run (the curve of one or more runs)")
     style = args.style or _trained_style(args.model or args.run[0], args.style_name)
@@ -148,7 +173,6 @@ def _quality(args) -> int:
 
 
 def _time_to_quality(args) -> int:
-    from fastst.recipes import check_recipes, time_to_quality
     weights = {"style_weight": args.style_weight} if args.style_weight is not None else {"style_strength": 1.0}
     recipes = {preset: {"preset": preset, **weights} for preset in args.recipes}
     for item in args.set or []:
@@ -172,8 +196,6 @@ def _time_to_quality(args) -> int:
 
 
 def _report_tables(args) -> int:
-    from fastst.io import project_folder
-    from fastst.report import update_readme
     readme = Path(args.readme) if args.readme else project_folder("README.md", "FASTST_README")
     changed = update_readme(readme, check=args.check)
     if args.check and changed:
@@ -184,10 +206,6 @@ def _report_tables(args) -> int:
 
 
 def _preview(args) -> int:
-    from fastst.data import TEST_DIR, data_dir
-    from fastst.io import list_images, load_image
-    from fastst.plotting import save_fig, show_images
-    from fastst.strength import calibrated_style_weight, preview
     out = Path(args.out)
     if not out.parent.is_dir():
         raise FaststError(f"output folder does not exist: {out.parent}")
@@ -213,8 +231,6 @@ def _trained_style(path: str, name: str | None = None) -> str:
     """The style image a model or a run folder was trained on (the one called ``name`` of several)."""
     import json
 
-    from fastst.io import load_checkpoint
-    from fastst.stylize import pretrained_path
     path = pretrained_path(path)
     if path.is_dir():
         config = path / "config.json"
@@ -233,7 +249,6 @@ def _trained_style(path: str, name: str | None = None) -> str:
                               f"({', '.join(Path(s).stem for s in style)})")
         style = chosen[0]
         if not Path(style).exists():  # a shipped model names its images only: look in the data folder
-            from fastst.data import data_dir
             style = str(next((p for p in data_dir().glob(f"styles*/{Path(style).name}")), style))
     if not style:
         raise FaststError(f"{path} does not say which style it was trained on; pass --style")
@@ -241,20 +256,17 @@ def _trained_style(path: str, name: str | None = None) -> str:
 
 
 def _weights_fetch(args) -> int:
-    from fastst.vgg import cache_dir, imagenet_state_dict
     state = imagenet_state_dict(progress=True)
     print(f"VGG-16 ImageNet weights ready ({len(state)} tensors, cached in {cache_dir()})")
     return 0
 
 
 def _data_fetch(args) -> int:
-    from fastst.data import data_dir, fetch, fetch_coco
     if args.coco:
         print(f"MS-COCO 2014 train in {fetch_coco(args.dest)}")
         return 0
     dest = Path(args.dest) if args.dest else data_dir()
     if args.extra:
-        from fastst.data import EXTRA_DIR, fetch_extra_styles
         for path in fetch_extra_styles(dest / EXTRA_DIR):
             print(f"style ready: {path}")
         return 0
@@ -264,7 +276,6 @@ def _data_fetch(args) -> int:
 
 
 def _notebooks_run(args) -> int:
-    from fastst.notebooks import run
     seconds = run(preset=args.preset, html=args.html, only=args.only)
     print(f"ran {len(seconds)} notebooks in {sum(seconds.values()) / 60:.1f} min: "
           + ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items()))
@@ -272,7 +283,6 @@ def _notebooks_run(args) -> int:
 
 
 def _notebooks_strip(args) -> int:
-    from fastst.notebooks import strip
     changed = strip()
     print(f"cleared outputs of {len(changed)} notebooks")
     return 0
@@ -286,7 +296,6 @@ def _crop_schedule(text: str) -> tuple:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from fastst.train import LR_SCHEDULES, PRESET_NAMES
     parser = argparse.ArgumentParser(prog="fastst", description="Real-time neural style transfer (Johnson et al., 2016).")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -339,7 +348,6 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--strength", type=float, default=1.0, help="blend with the content, 0..1")
     s.add_argument("--preserve-color", action="store_true", help="keep the content's colours")
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
-    from fastst.stylize import DEFAULT_PRECISION
     s.add_argument("--precision", default=DEFAULT_PRECISION, choices=["auto", "fp32", "bf16", "fp16"],
                    help="auto: bf16 on a CPU that runs it natively (its PSNR against fp32: fastst bench); "
                         "on a GPU fp32, and bf16 with --compile")

@@ -18,7 +18,15 @@ from PIL import Image, ImageOps
 from tqdm.auto import tqdm
 
 from fastst.errors import FaststError
-from fastst.io import IMAGE_SUFFIXES, atomic_path, list_images, load_image, pil_to_tensor, project_folder, to_rgb
+from fastst.io import (
+    IMAGE_SUFFIXES,
+    atomic_path,
+    list_images,
+    load_image,
+    pil_to_tensor,
+    project_folder,
+    to_rgb,
+)
 
 MIRROR_ENV = "FASTST_DATA_MIRROR"
 DATA_ENV = "FASTST_DATA"

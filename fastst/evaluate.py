@@ -2,14 +2,15 @@
 (their Fig. 5: the objective one forward pass reaches, in baseline iterations)."""
 from __future__ import annotations
 
-
 import torch
 from tqdm.auto import tqdm
 
-from fastst.bench import time_inference
 from fastst.gatys import gatys
+from fastst.io import atomic_path, list_images, load_checkpoint, load_image
 from fastst.losses import STYLE_LAYERS, PerceptualLoss
-from fastst.stylize import stylize
+from fastst.measure import time_inference
+from fastst.plotting import save_fig
+from fastst.stylize import load_model, stylize
 from fastst.transformer import TransformerNet
 from fastst.vgg import loss_network
 
@@ -82,10 +83,6 @@ def run_comparison(model_path, photos_dir, out, sizes=(256, 512, 1024), iteratio
     import matplotlib.pyplot as plt
     import pandas as pd
 
-    from fastst.io import atomic_path, list_images, load_image
-    from fastst.plotting import save_fig
-    from fastst.io import load_checkpoint
-    from fastst.stylize import load_model
     model = load_model(model_path)
     saved = load_checkpoint(Path(model_path), "model")
     config = saved["config"]

@@ -9,7 +9,9 @@ from tqdm.auto import tqdm
 
 from fastst.errors import FaststError
 from fastst.io import atomic_path, project_folder
-from fastst.train import TERMINAL_PROGRESS_ENV
+from fastst.recipes import estimate_seconds
+from fastst.results import matmul_rate
+from fastst.train import TERMINAL_PROGRESS_ENV, style_configs
 
 
 def notebooks_dir() -> Path:
@@ -96,9 +98,6 @@ def training_estimate() -> str:
     """A line saying how long notebook 03's training will take here, measured on the spot."""
     import torch
 
-    from fastst.recipes import estimate_seconds
-    from fastst.results import matmul_rate
-    from fastst.train import style_configs
     configs = style_configs(os.environ.get("FASTST_PRESET", "auto"))
     todo = [c for c in configs.values() if not (Path(c.out) / "model.pth").exists()]
     if not todo:

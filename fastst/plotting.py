@@ -11,6 +11,9 @@ import matplotlib.pyplot as plt
 import torch
 
 from fastst.io import atomic_path, load_image, project_folder
+from fastst.runtime import git_commit
+from fastst.stylize import stylize
+from fastst.transformer import single_style
 
 FIGURES_ENV = "FASTST_FIGURES"
 
@@ -25,7 +28,6 @@ def save_fig(fig: matplotlib.figure.Figure, name: str, meta: dict | None = None,
     """Write ``fig`` as ``name.png`` and ``name.pdf`` with a ``name.json`` sidecar (preset, device,
     git commit, date, and whatever ``meta`` adds) into the figures folder, atomically.
     Figures of the smoke preset go to a ``smoke/`` subfolder that git ignores."""
-    from fastst.train import git_commit
     folder = Path(folder) if folder is not None else figures_dir()
     if (meta or {}).get("preset") == "smoke":
         folder = folder / "smoke"  # smoke figures never mix with (or overwrite) a real run's
@@ -170,8 +172,6 @@ def style_mix_grid(model, photo: torch.Tensor, pairs: list[tuple[str, str]],
     """One photo through a multi-style ``model``: a row per pair of styles (a, b), a column per
     weight w of b in the mix (1 - w) a + w b (Dumoulin et al.'s interpolation of the norms'
     scale and shift)."""
-    from fastst.stylize import stylize
-    from fastst.transformer import single_style
     names = model.style_names
     images, titles = [], []
     for a, b in pairs:
@@ -190,8 +190,6 @@ def style_mix_grid(model, photo: torch.Tensor, pairs: list[tuple[str, str]],
 def styles_grid(model, photos: dict[str, torch.Tensor], size: float = 2.2):
     """Every style of a multi-style ``model`` on each photo: a row per photo (the photo first),
     a column per style."""
-    from fastst.stylize import stylize
-    from fastst.transformer import single_style
     names = model.style_names
     nets = [single_style(model, k) for k in range(len(names))]
     images, titles = [], []

@@ -24,12 +24,14 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from fastst.data import TEST_DIR, data_dir
 from fastst.errors import FaststError
 from fastst.gatys import gatys
 from fastst.io import atomic_path, list_images, load_image, project_folder
 from fastst.losses import DEFAULT_WEIGHTS, STYLE_LAYERS, PerceptualLoss
 from fastst.strength import calibrated_style_weight
 from fastst.stylize import load_model, stylize
+from fastst.train import RunFolder
 from fastst.transformer import TransformerNet
 from fastst.vgg import loss_network
 
@@ -133,7 +135,6 @@ class Reference:
 def reference(protocol: Protocol, photos_dir: str | os.PathLike | None = None, count: int | None = None,
               cache: Path | None = None, progress: bool = True) -> Reference:
     """The L-BFGS curves of ``protocol`` on the held-out photos (default: the test set)."""
-    from fastst.data import TEST_DIR, data_dir
     folder = Path(photos_dir) if photos_dir else data_dir() / TEST_DIR
     paths = list_images(folder)[:count] if folder.is_dir() else []
     if not paths:
@@ -179,7 +180,6 @@ def score_file(model_path: str | os.PathLike, ref: Reference, style: str | None 
 def curve(run: str | os.PathLike, ref: Reference, progress: bool = True, style: str | None = None) -> list[dict]:
     """Quality against training time: every kept set of weights of a run (``weights/``), scored
     (for ``style`` of a multi-style run)."""
-    from fastst.train import RunFolder
     folder = RunFolder(run).weights
     paths = sorted(folder.glob("*.pth")) if folder.is_dir() else []
     if not paths:

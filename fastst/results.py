@@ -12,8 +12,9 @@ from pathlib import Path
 
 import torch
 
-from fastst.bench import matmul_gflops
 from fastst.io import atomic_path, project_folder
+from fastst.measure import matmul_gflops
+from fastst.runtime import git_commit
 
 RESULTS_ENV = "FASTST_RESULTS"
 
@@ -45,14 +46,13 @@ def cpu_flags() -> list[str]:
 
 @functools.lru_cache(maxsize=None)
 def matmul_rate(dtype: torch.dtype = torch.float32, n: int = 1024, repeats: int = 5) -> float:
-    """The fp32 (or ``dtype``) matmul rate to record beside any absolute time (``bench.matmul_gflops`` at
+    """The fp32 (or ``dtype``) matmul rate to record beside any absolute time (``measure.matmul_gflops`` at
     one size, once per process), so that times from other machines can be scaled."""
     return matmul_gflops(dtype, sizes=(n,), repeats=repeats)
 
 
 def machine(measure: bool = True) -> dict:
     """What a time depends on: CPU, threads, vector extensions, matmul rates, GPU, versions."""
-    from fastst.train import git_commit
     info = {"cpu": cpu_model(), "cpu_flags": cpu_flags(), "threads": torch.get_num_threads(),
             "torch": str(torch.__version__), "python": platform.python_version(),
             "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,

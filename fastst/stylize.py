@@ -9,9 +9,21 @@ from pathlib import Path
 import torch
 
 from fastst.errors import FaststError
-from fastst.io import load_checkpoint
+from fastst.io import (
+    is_image_file,
+    list_images,
+    load_checkpoint,
+    load_image,
+    save_image,
+)
+from fastst.runtime import (
+    autocast,
+    process_settings,
+    release_freed_memory,
+    resolve_device,
+    resolve_precision,
+)
 from fastst.transformer import TransformerNet, for_inference, single_style
-
 
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"
 # The precision every stylising entry point defaults to, the command line's included: the fastest
@@ -150,7 +162,6 @@ def fast_path(precision: str, device: torch.device, compiled: bool = False) -> t
     exact than bf16 (``fastst bench --device cuda``). Channels-last memory pays on the CPU in reduced precision,
     and compiled on either device.
     """
-    from fastst.train import resolve_precision
     if precision == "auto" and device.type == "cuda" and not compiled:
         return "fp32", False
     precision = resolve_precision(precision, device)
@@ -175,7 +186,6 @@ def stylize(model: TransformerNet, image: torch.Tensor, device: str | torch.devi
     runs the network's inference form (``for_inference``), which keeps the input image exact: the
     PSNR against fp32 over held-out photos is measured by ``fastst bench``.
     """
-    from fastst.train import autocast
     device = torch.device(device) if device is not None else next(model.parameters()).device
     precision, _ = fast_path(precision, device)
     if precision != "fp32":
@@ -276,7 +286,6 @@ def stylize_tiled(model: TransformerNet, image: torch.Tensor, tile: int = TILE, 
     import torch.nn.functional as F
     from tqdm.auto import tqdm
 
-    from fastst.train import autocast
     device = next(model.parameters()).device
     precision, _ = fast_path(precision, device)
     if precision != "fp32":
@@ -339,7 +348,6 @@ def _finish(out: torch.Tensor, image: torch.Tensor, strength: float, keep_color:
 
 def _inputs(spec: str) -> list[Path]:
     import glob
-    from fastst.io import is_image_file, list_images
     path = Path(spec)
     if path.is_dir():
         images = list_images(path)
@@ -366,7 +374,6 @@ def stylize_paths(model_path: str, input_spec: str, output: str, max_size: int |
     kept and counted as skipped unless ``overwrite``. ``style`` picks a style or mix of a multi-style
     model (see :func:`load_model`).
     """
-    from fastst.train import process_settings, resolve_device
     dev = resolve_device(device)
     with process_settings(dev):
         return _stylize_paths(model_path, input_spec, output, max_size, strength, keep_color, dev, precision,
@@ -379,8 +386,6 @@ def _stylize_paths(model_path, input_spec, output, max_size, strength, keep_colo
 
     from tqdm.auto import tqdm
 
-    from fastst.io import load_image, save_image
-    from fastst.train import release_freed_memory
     model = load_model(model_path, dev, style)
     if model.styles > 1:
         raise FaststError(f"{model_path} holds {model.styles} styles: choose one or a mix with --style "

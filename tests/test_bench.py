@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from fastst import TransformerNet
-from fastst.bench import inference_flops, psnr, time_inference
-from fastst.train import cpu_has_bf16
+from fastst.bench import inference_flops
+from fastst.measure import psnr, time_inference
+from fastst.runtime import cpu_has_bf16
 
 
 def _hand_count(size: int) -> int:

@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from fastst.bench import psnr
 from fastst.io import load_image
+from fastst.measure import psnr
 from fastst.stylize import stylize
 from fastst.transformer import TransformerNet, for_inference
 

@@ -6,8 +6,15 @@ import zipfile
 import pytest
 import torch
 
-from fastst.data import (PhotoDataset, ResumableBatchSampler, download, fetch, fetch_archive, manifest,
-                         usable_images)
+from fastst.data import (
+    PhotoDataset,
+    ResumableBatchSampler,
+    download,
+    fetch,
+    fetch_archive,
+    manifest,
+    usable_images,
+)
 from fastst.errors import FaststError
 
 

@@ -9,7 +9,12 @@ import torch
 
 from fastst.stylize import load_model, parse_style
 from fastst.train import TrainConfig, train
-from fastst.transformer import ConditionalInstanceNorm2d, TransformerNet, count_parameters, single_style
+from fastst.transformer import (
+    ConditionalInstanceNorm2d,
+    TransformerNet,
+    count_parameters,
+    single_style,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -9,8 +9,8 @@ from PIL import Image
 
 from fastst import TransformerNet
 from fastst.errors import FaststError
+from fastst.runtime import cpu_has_bf16
 from fastst.stylize import load_model, preserve_color, stylize, stylize_image
-from fastst.train import cpu_has_bf16
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -176,7 +176,7 @@ def test_tiled_and_untiled_outputs_agree(model_file):
     tiled = stylize_tiled(model, image, tile=256, overlap=128)  # 2 x 2 tiles
     assert tiled.shape == whole.shape
     assert (tiled - whole).abs().mean() < 0.01
-    from fastst.bench import psnr
+    from fastst.measure import psnr
     assert psnr(tiled, whole) > 30
 
 
@@ -200,7 +200,7 @@ def test_a_folder_is_batched_by_size_without_changing_results(model_file, tmp_pa
 
 
 def test_tiling_works_with_the_inference_form_and_in_bf16(model_file):
-    from fastst.bench import psnr
+    from fastst.measure import psnr
     from fastst.stylize import stylize_tiled
     from fastst.transformer import for_inference
     model = load_model(model_file)
@@ -258,8 +258,8 @@ def test_every_stylising_entry_point_has_one_default_precision():
 def test_tiles_of_a_real_photo_above_the_statistics_size_stay_close_to_one_pass(data_root):
     # the largest photo of the data set is wider than STATS_SIZE, so the tiles' statistics come from a
     # shrunk copy, as for every image fastst tiles (results/tiling_accuracy.json measures more)
-    from fastst.bench import psnr
     from fastst.io import load_image
+    from fastst.measure import psnr
     from fastst.stylize import STATS_SIZE, stylize_tiled
     image = load_image(data_root / "train" / "imagenet_sample" / "n02091032_Italian_greyhound.JPEG")
     assert max(image.shape[-2:]) > STATS_SIZE

@@ -113,6 +113,7 @@ def test_two_gloo_processes_match_one_process(tmp_path, data_root):
     # constant shift of the residual stream): their gradients are rounding noise that Adam scales
     # up to +-lr steps. So compare what the weights compute, and the logged global-batch losses.
     from fastst.stylize import load_model
+
     # Gloo's reduction order varies from run to run, and on some CPUs that rounding grows to about 1e-3 of
     # the image range within 4 steps; so the two runs must agree far better than training moved the output.
     from fastst.transformer import TransformerNet
@@ -201,7 +202,7 @@ def test_reused_memory_stops_page_faults_and_is_released_on_request():
 import resource, sys
 import psutil, torch
 from fastst import TransformerNet
-from fastst.train import release_freed_memory, reuse_freed_memory
+from fastst.runtime import release_freed_memory, reuse_freed_memory
 if sys.argv[1] == "reuse":
     assert reuse_freed_memory()
 torch.manual_seed(0)

@@ -5,8 +5,17 @@ import torch
 import torch.nn.functional as F
 
 from fastst import TransformerNet
-from fastst.transformer import (SinglePassInstanceNorm, SpaceToDepthConv, SubPixelUpsample, TwoTermInputConv,
-                                _from_phases, _single_pass, _to_phases, count_parameters, for_inference)
+from fastst.transformer import (
+    SinglePassInstanceNorm,
+    SpaceToDepthConv,
+    SubPixelUpsample,
+    TwoTermInputConv,
+    _from_phases,
+    _single_pass,
+    _to_phases,
+    count_parameters,
+    for_inference,
+)
 
 
 def test_default_network_has_johnsons_parameter_count():

@@ -7,7 +7,13 @@ import torch
 import torchvision
 
 from fastst.errors import FaststError
-from fastst.vgg import LAYERS, VGG16Features, _NumpyOnlyUnpickler, flax_to_torchvision, imagenet_state_dict
+from fastst.vgg import (
+    LAYERS,
+    VGG16Features,
+    _NumpyOnlyUnpickler,
+    flax_to_torchvision,
+    imagenet_state_dict,
+)
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@ on the objective of the cpu preset (lambda_s 2). Writes results/time_to_quality_
 
     python tools/ablation.py        # trains what is missing (runs/ttq/), then benchmarks and scores
 """
-from pathlib import Path
 
 from fastst.data import data_dir
 from fastst.recipes import time_to_quality

@@ -6,8 +6,6 @@ precision, with what trained it.
 import sys
 from pathlib import Path
 
-import torch
-
 from fastst.io import atomic_torch_save, load_checkpoint
 from fastst.stylize import PRETRAINED_DIR
 

@@ -1,7 +1,6 @@
 """Held-out photos stylised by two networks trained for the same time on The Great Wave (a painting the
 data mirror does not hold): today's raw weights against the calibrated default (figures/strength_great_wave)."""
 import json
-from pathlib import Path
 
 from fastst import data
 from fastst.io import load_image

@@ -10,12 +10,11 @@ results/tiling_accuracy.json.
 import argparse
 
 import torch
-
 from PIL import Image
 
-from fastst.bench import psnr
 from fastst.data import TRAIN_DIR, data_dir
 from fastst.io import list_images, load_image
+from fastst.measure import psnr
 from fastst.results import write_result
 from fastst.stylize import OVERLAP, STATS_SIZE, TILE, load_model, stylize, stylize_tiled
 
