@@ -1,5 +1,6 @@
 """Measuring primitives: timing in interleaved rounds, the machine's matmul rate, PSNR and peak
 memory. The benchmark suite (``fastst.bench``) and every result file build on them."""
+
 from __future__ import annotations
 
 import statistics
@@ -20,8 +21,15 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_inference(model: TransformerNet, sizes=(256, 512, 1024), repeats: int = 5, warmup: int = 2,
-                   precision: str = "fp32", fast: bool = False, progress: bool = True) -> list[dict]:
+def time_inference(
+    model: TransformerNet,
+    sizes=(256, 512, 1024),
+    repeats: int = 5,
+    warmup: int = 2,
+    precision: str = "fp32",
+    fast: bool = False,
+    progress: bool = True,
+) -> list[dict]:
     """Seconds per image for square inputs of each size on the model's device: ``warmup`` runs,
     then the median (and min, max) of ``repeats`` timed runs. With ``fast``, the path of
     ``fastst stylize`` (:func:`fastst.stylize.fast_model`; "auto": its choice for the device)."""
@@ -29,7 +37,11 @@ def time_inference(model: TransformerNet, sizes=(256, 512, 1024), repeats: int =
     if fast:
         model, precision, memory_format = fast_model(model, precision)
     else:
-        model, precision, memory_format = model.eval(), resolve_precision(precision, device), torch.contiguous_format
+        model, precision, memory_format = (
+            model.eval(),
+            resolve_precision(precision, device),
+            torch.contiguous_format,
+        )
     rows = []
     for size in tqdm(sizes, desc="timing", unit="size", disable=not progress, leave=False):
         x = torch.rand(1, 3, size, size, device=device).contiguous(memory_format=memory_format)
@@ -42,9 +54,19 @@ def time_inference(model: TransformerNet, sizes=(256, 512, 1024), repeats: int =
             sync(device)
             if i >= warmup:
                 times.append(time.perf_counter() - t0)
-        rows.append({"size": size, "median_s": statistics.median(times), "min_s": min(times),
-                     "max_s": max(times), "repeats": repeats, "device": str(device), "precision": precision,
-                     "path": "fast" if fast else "plain", "threads": torch.get_num_threads()})
+        rows.append(
+            {
+                "size": size,
+                "median_s": statistics.median(times),
+                "min_s": min(times),
+                "max_s": max(times),
+                "repeats": repeats,
+                "device": str(device),
+                "precision": precision,
+                "path": "fast" if fast else "plain",
+                "threads": torch.get_num_threads(),
+            }
+        )
     return rows
 
 
@@ -53,8 +75,7 @@ def time_inference(model: TransformerNet, sizes=(256, 512, 1024), repeats: int =
 # contiguous tensors, the content target through the full VGG forward, Gram targets recomputed.
 
 
-def matmul_gflops(dtype: torch.dtype, sizes=None, repeats: int = 15,
-                  device: torch.device = CPU) -> float:
+def matmul_gflops(dtype: torch.dtype, sizes=None, repeats: int = 15, device: torch.device = CPU) -> float:
     """Dense square matrix-multiply throughput (GFLOP/s), the best over ``sizes`` and ``repeats``:
     the machine's practical limit (PyTorch's defaults: no TF32 for fp32 products)."""
     sizes = sizes or ((4096, 8192) if device.type == "cuda" else (1024, 2048, 4096))
@@ -69,7 +90,7 @@ def matmul_gflops(dtype: torch.dtype, sizes=None, repeats: int = 15,
             t0 = time.perf_counter()
             a @ b
             sync(device)
-            best_rate = max(best_rate, 2 * n ** 3 / (time.perf_counter() - t0) / 1e9)
+            best_rate = max(best_rate, 2 * n**3 / (time.perf_counter() - t0) / 1e9)
     return best_rate
 
 
@@ -113,6 +134,7 @@ def peak_memory_mb(fn, device: torch.device = CPU) -> float:
     import threading
 
     import psutil
+
     proc = psutil.Process()
     base = proc.memory_info().rss
     peak = [base]
@@ -122,6 +144,7 @@ def peak_memory_mb(fn, device: torch.device = CPU) -> float:
         while not done.is_set():
             peak[0] = max(peak[0], proc.memory_info().rss)
             time.sleep(0.005)
+
     t = threading.Thread(target=sample, daemon=True)
     t.start()
     try:

@@ -1,5 +1,6 @@
 """Where and how the computation runs: the device, the precision and autocast, the allocator policy of
 long runs, and the facts about the environment recorded beside results."""
+
 from __future__ import annotations
 
 import contextlib
@@ -32,7 +33,9 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 
 def cpu_has_bf16() -> bool:
-    check = getattr(torch.cpu, "_is_avx512_bf16_supported", None) or getattr(torch.cpu, "_is_amx_tile_supported", None)
+    check = getattr(torch.cpu, "_is_avx512_bf16_supported", None) or getattr(
+        torch.cpu, "_is_amx_tile_supported", None
+    )
     return bool(check and check())
 
 
@@ -87,7 +90,7 @@ def _restore_malloc_defaults() -> None:
     threshold stays off once a value was set)."""
     libc = _glibc()
     if libc:
-        libc.mallopt(-4, 65536)       # M_MMAP_MAX
+        libc.mallopt(-4, 65536)  # M_MMAP_MAX
         libc.mallopt(-1, 128 * 1024)  # M_TRIM_THRESHOLD
 
 
@@ -118,10 +121,24 @@ def release_freed_memory(keep_mb: int = 1024) -> None:
     if not libc:
         return
     if hasattr(libc, "mallinfo2"):  # glibc 2.33+: the free bytes of the heap
+
         class Info(ctypes.Structure):
-            _fields_ = [(name, ctypes.c_size_t) for name in (
-                "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
-                "keepcost")]
+            _fields_ = [
+                (name, ctypes.c_size_t)
+                for name in (
+                    "arena",
+                    "ordblks",
+                    "smblks",
+                    "hblks",
+                    "hblkhd",
+                    "usmblks",
+                    "fsmblks",
+                    "uordblks",
+                    "fordblks",
+                    "keepcost",
+                )
+            ]
+
         libc.mallinfo2.restype = Info
         if libc.mallinfo2().fordblks <= keep_mb * 2**20:
             return
@@ -130,15 +147,27 @@ def release_freed_memory(keep_mb: int = 1024) -> None:
 
 def git_commit() -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
-                             text=True, timeout=5)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
+        )
         return out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
 
 
 def environment(device: torch.device, precision: str) -> dict:
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
-    return {"fastst": fastst.__version__, "torch": str(torch.__version__), "python": platform.python_version(),
-            "device": str(device), "device_name": name, "precision": precision,
-            "threads": torch.get_num_threads(), "git_commit": git_commit()}
+    name = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else platform.processor() or platform.machine()
+    )
+    return {
+        "fastst": fastst.__version__,
+        "torch": str(torch.__version__),
+        "python": platform.python_version(),
+        "device": str(device),
+        "device_name": name,
+        "precision": precision,
+        "threads": torch.get_num_threads(),
+        "git_commit": git_commit(),
+    }
