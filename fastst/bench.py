@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from fastst.config import TrainConfig
 from fastst.data import (
     STYLES,
     TEST_DIR,
@@ -47,7 +48,7 @@ from fastst.stylize import (
     stylize_paths,
     stylize_tiled,
 )
-from fastst.train import TrainConfig, build_model, train_step, trained_parameters
+from fastst.train import build_model, train_step, trained_parameters
 from fastst.transformer import TransformerNet, for_inference
 from fastst.vgg import loss_network
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from fastst import quality
 from fastst.bench import run_suite
+from fastst.config import LR_SCHEDULES, PRESET_NAMES, TrainConfig
 from fastst.data import (
     EXTRA_DIR,
     TEST_DIR,
@@ -44,7 +45,7 @@ from fastst.stylize import (
     resolve_shipped_style,
     stylize_paths,
 )
-from fastst.train import LR_SCHEDULES, PRESET_NAMES, TrainConfig, train
+from fastst.train import train
 from fastst.vgg import cache_dir, imagenet_state_dict
 
 

@@ -8,11 +8,12 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from fastst.config import style_configs
 from fastst.errors import FaststError
 from fastst.io import atomic_path, project_folder
 from fastst.recipes import estimate_seconds
 from fastst.results import matmul_rate
-from fastst.train import TERMINAL_PROGRESS_ENV, style_configs
+from fastst.train import TERMINAL_PROGRESS_ENV
 
 
 def notebooks_dir() -> Path:

@@ -30,9 +30,9 @@ from fastst.errors import FaststError
 from fastst.gatys import gatys
 from fastst.io import atomic_path, list_images, load_image, project_folder
 from fastst.losses import DEFAULT_WEIGHTS, STYLE_LAYERS, PerceptualLoss
+from fastst.runs import RunFolder
 from fastst.strength import calibrated_style_weight
 from fastst.stylize import load_model, stylize
-from fastst.train import RunFolder
 from fastst.transformer import TransformerNet
 from fastst.vgg import loss_network
 

@@ -15,11 +15,12 @@ from pathlib import Path
 
 from fastst import quality
 from fastst.bench import bench_recipes
+from fastst.config import TrainConfig
 from fastst.data import TRAIN_DIR, data_dir
 from fastst.errors import FaststError
 from fastst.plotting import plot_quality_curves, save_fig
 from fastst.results import machine, write_result
-from fastst.train import TrainConfig, train
+from fastst.train import train
 
 
 def recipe_config(recipe: str, style: str, out: Path, init: str | None = None, **overrides) -> TrainConfig:
