@@ -1,6 +1,6 @@
 # make        set up .venv, fetch the VGG-16 weights and the images, run the four notebooks
 #             (figures/ and html/ are the result)
-# make test   set up .venv if needed and run the tests (notebooks included, on the smoke preset)
+# make test   set up .venv if needed, lint (ruff) and run the tests (notebooks included, on the smoke preset)
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -36,6 +36,7 @@ notebooks: data
 	$(PY) -m fastst notebooks run --html
 
 test: setup data
+	$(PY) -m ruff check fastst tests tools
 	$(PY) -m pytest -q
 
 base: data

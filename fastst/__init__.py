@@ -1,4 +1,5 @@
 """fastst: real-time neural style transfer with perceptual losses (Johnson, Alahi & Fei-Fei, 2016)."""
+
 from fastst.errors import FaststError
 from fastst.transformer import TransformerNet
 

@@ -1,4 +1,5 @@
 """Measurements: inference timing (warm-up, then the median of repeats)."""
+
 from __future__ import annotations
 
 import contextlib
@@ -11,120 +12,76 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from fastst.transformer import TransformerNet
-
-CPU = torch.device("cpu")
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+from fastst.config import TrainConfig
+from fastst.data import (
+    STYLES,
+    TEST_DIR,
+    TRAIN_DIR,
+    PhotoDataset,
+    ResumableBatchSampler,
+    test_photos,
+    usable_images,
+)
+from fastst.data import data_dir as default_data
+from fastst.export import export_network
+from fastst.io import load_image
+from fastst.losses import PerceptualLoss, content_loss, gram_matrix, style_loss, tv_loss
+from fastst.measure import (
+    CPU,
+    interleaved_medians,
+    matmul_gflops,
+    peak_memory_mb,
+    psnr,
+    sync,
+)
+from fastst.results import matmul_rate
+from fastst.runtime import (
+    autocast,
+    resolve_device,
+    resolve_precision,
+    reuse_freed_memory,
+)
+from fastst.stylize import (
+    compile_model,
+    fast_model,
+    load_model,
+    stylize_paths,
+    stylize_tiled,
+)
+from fastst.train import build_model, train_step, trained_parameters
+from fastst.transformer import TransformerNet, for_inference
+from fastst.vgg import loss_network
 
 
 @torch.inference_mode()
-def time_inference(model: TransformerNet, sizes=(256, 512, 1024), repeats: int = 5, warmup: int = 2,
-                   precision: str = "fp32", fast: bool = False, progress: bool = True) -> list[dict]:
-    """Seconds per image for square inputs of each size on the model's device: ``warmup`` runs,
-    then the median (and min, max) of ``repeats`` timed runs. With ``fast``, the path of
-    ``fastst stylize`` (:func:`fastst.stylize.fast_model`; "auto": its choice for the device)."""
-    from fastst.stylize import fast_model
-    from fastst.train import autocast, resolve_precision
-    device = next(model.parameters()).device
-    if fast:
-        model, precision, memory_format = fast_model(model, precision)
-    else:
-        model, precision, memory_format = model.eval(), resolve_precision(precision, device), torch.contiguous_format
-    rows = []
-    for size in tqdm(sizes, desc="timing", unit="size", disable=not progress, leave=False):
-        x = torch.rand(1, 3, size, size, device=device).contiguous(memory_format=memory_format)
-        times = []
-        for i in range(warmup + repeats):
-            _sync(device)
-            t0 = time.perf_counter()
-            with autocast(device, precision):
-                model(x)
-            _sync(device)
-            if i >= warmup:
-                times.append(time.perf_counter() - t0)
-        rows.append({"size": size, "median_s": statistics.median(times), "min_s": min(times),
-                     "max_s": max(times), "repeats": repeats, "device": str(device), "precision": precision,
-                     "path": "fast" if fast else "plain", "threads": torch.get_num_threads()})
-    return rows
-
-
-# ---------------------------------------------------------------- the benchmark suite
-# Every figure is printed beside a plain baseline measured in the same run: eager, fp32,
-# contiguous tensors, the content target through the full VGG forward, Gram targets recomputed.
-
-def matmul_gflops(dtype: torch.dtype, sizes=None, repeats: int = 15,
-                  device: torch.device = CPU) -> float:
-    """Dense square matrix-multiply throughput (GFLOP/s), the best over ``sizes`` and ``repeats``:
-    the machine's practical limit (PyTorch's defaults: no TF32 for fp32 products)."""
-    sizes = sizes or ((4096, 8192) if device.type == "cuda" else (1024, 2048, 4096))
-    best_rate = 0.0
-    for n in sizes:
-        a = torch.randn(n, n, device=device).to(dtype)
-        b = torch.randn(n, n, device=device).to(dtype)
-        for _ in range(2):
-            a @ b
-        for _ in range(repeats):
-            _sync(device)
-            t0 = time.perf_counter()
-            a @ b
-            _sync(device)
-            best_rate = max(best_rate, 2 * n ** 3 / (time.perf_counter() - t0) / 1e9)
-    return best_rate
-
-
 def inference_flops(model: TransformerNet, size: int) -> int:
     from torch.utils.flop_counter import FlopCounterMode
+
     x = torch.rand(1, 3, size, size, device=next(model.parameters()).device)
     with FlopCounterMode(display=False) as counter, torch.inference_mode():
         model(x)
     return counter.get_total_flops()
 
 
-def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    mse = (a.float() - b.float()).pow(2).mean().item()
-    return float("inf") if mse == 0 else 10 * torch.log10(torch.tensor(1.0 / mse)).item()
-
-
-def _interleaved_medians(fns: dict, rounds: int, device: torch.device, slice_s: float = 0.25) -> dict:
-    """Median seconds per call of each function, timed in interleaved rounds (each function for
-    about ``slice_s`` a round), so a slow spell of a shared machine falls on all of them alike."""
-    estimate = {}
-    for name, fn in fns.items():
-        fn()  # warm-up
-        _sync(device)
-        t0 = time.perf_counter()
-        fn()
-        _sync(device)
-        estimate[name] = time.perf_counter() - t0
-    times = {name: [] for name in fns}
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            for _ in range(max(1, int(slice_s / estimate[name]))):
-                _sync(device)
-                t0 = time.perf_counter()
-                fn()
-                _sync(device)
-                times[name].append(time.perf_counter() - t0)
-    return {name: statistics.median(t) for name, t in times.items()}
-
-
-def bench_inference(model: TransformerNet, sizes=(256, 512, 1024), repeats: int = 5, compile: bool = False,
-                    photos: list[torch.Tensor] | None = None, matmul_n: int | None = None) -> list[dict]:
+def bench_inference(
+    model: TransformerNet,
+    sizes=(256, 512, 1024),
+    repeats: int = 5,
+    compile: bool = False,
+    photos: list[torch.Tensor] | None = None,
+    matmul_n: int | None = None,
+) -> list[dict]:
     """Plain (eager fp32, no_grad, contiguous, PyTorch's defaults) against fast (``fastst stylize``'s
-    path, :func:`fastst.stylize.fast_model`, under inference_mode) and, with ``compile``, its compiled path under
-    ``torch.compile`` for each size, timed in ``repeats`` interleaved rounds. Quality: PSNR against the plain fp32 output on each of ``photos`` (resized
-    to the size; the lowest is reported) or, without photos, on noise. FLOPs are those of the plain
-    network (the fast one does 1% more). With ``matmul_n``, a bf16 matrix product of that size is
-    timed in the same interleaved rounds, so the fraction of the machine's limit compares two medians
-    measured under the same conditions (``matmul_interleaved_gflops``)."""
+    path, :func:`fastst.stylize.fast_model`, under inference_mode), with ``compile`` its compiled path
+    under ``torch.compile``, and onnxruntime on the exported model where the export extra is
+    installed, for each size, timed in ``repeats`` interleaved rounds. Quality: PSNR against the plain
+    fp32 output on each of ``photos`` (resized to the size; the lowest is reported) or, without photos,
+    on noise. FLOPs are those of the plain network (the fast one does slightly more). With
+    ``matmul_n``, a bf16 matrix product of that size is timed in the same interleaved rounds, so the
+    fraction of the machine's limit compares two medians measured under the same conditions
+    (``matmul_interleaved_gflops``)."""
     import torch.nn.functional as F
 
-    from fastst.stylize import compile_model, fast_model
-    from fastst.train import autocast
     device = next(model.parameters()).device
     model.eval().to(memory_format=torch.contiguous_format)
     eager, precision, memory_format = fast_model(model)  # stylize's eager path
@@ -132,8 +89,14 @@ def bench_inference(model: TransformerNet, sizes=(256, 512, 1024), repeats: int 
         a, b = (torch.randn(matmul_n, matmul_n, device=device, dtype=torch.bfloat16) for _ in range(2))
     rows = []
     for size in tqdm(sizes, desc="inference", unit="size", leave=False):
-        inputs = [F.interpolate(p[None], size=(size, size), mode="bilinear", antialias=True).clamp(0, 1)
-                  for p in photos] if photos else [torch.rand(1, 3, size, size)]
+        inputs = (
+            [
+                F.interpolate(p[None], size=(size, size), mode="bilinear", antialias=True).clamp(0, 1)
+                for p in photos
+            ]
+            if photos
+            else [torch.rand(1, 3, size, size)]
+        )
         inputs = [x.to(device) for x in inputs]
         x = inputs[0]
         x_fast = x.contiguous(memory_format=memory_format)
@@ -152,13 +115,21 @@ def bench_inference(model: TransformerNet, sizes=(256, 512, 1024), repeats: int 
             references = [plain(x) for x in inputs]
 
         def lowest_psnr(runner, precision, memory_format, inputs=inputs, references=references):
-            return min(psnr(fast(runner, x.contiguous(memory_format=memory_format), precision).float(), reference)
-                       for x, reference in zip(inputs, references))
+            return min(
+                psnr(fast(runner, x.contiguous(memory_format=memory_format), precision).float(), reference)
+                for x, reference in zip(inputs, references)
+            )
+
         runners = {"plain": plain, "fast": fast}
         flops = inference_flops(model, size)
-        row = {"size": size, "precision": precision, "channels_last": memory_format == torch.channels_last,
-               "psnr_photos": len(photos) if photos else 0,
-               "psnr_db": lowest_psnr(eager, precision, memory_format), "gflop": flops / 1e9}
+        row = {
+            "size": size,
+            "precision": precision,
+            "channels_last": memory_format == torch.channels_last,
+            "psnr_photos": len(photos) if photos else 0,
+            "psnr_db": lowest_psnr(eager, precision, memory_format),
+            "gflop": flops / 1e9,
+        }
         if compile:
             # for this size, as for a folder of same-size photos
             compiled, compiled_precision, compiled_format = fast_model(model, compiled=True)
@@ -166,21 +137,28 @@ def bench_inference(model: TransformerNet, sizes=(256, 512, 1024), repeats: int 
             x_compiled = x.contiguous(memory_format=compiled_format)
             t0 = time.perf_counter()
             fast(compiled, x_compiled, compiled_precision)  # the first call compiles
-            row.update(compiled_precision=compiled_precision, compile_s=time.perf_counter() - t0,
-                       compiled_psnr_db=lowest_psnr(compiled, compiled_precision, compiled_format))
+            row.update(
+                compiled_precision=compiled_precision,
+                compile_s=time.perf_counter() - t0,
+                compiled_psnr_db=lowest_psnr(compiled, compiled_precision, compiled_format),
+            )
             runners["compiled"] = lambda c=compiled, x=x_compiled, p=compiled_precision: fast(c, x, p)
         session = _onnxruntime_session(model) if device.type == "cpu" else None
         if session is not None:  # what a user might pick instead: onnxruntime with its graph optimisations
+
             def ort_run(x=x, session=session):
                 return torch.from_numpy(session.run(None, {"image": x.cpu().numpy()})[0])
-            row["onnxruntime_psnr_db"] = min(psnr(torch.from_numpy(session.run(None, {"image": x.numpy()})[0]),
-                                                  reference) for x, reference in zip(inputs, references))
+
+            row["onnxruntime_psnr_db"] = min(
+                psnr(torch.from_numpy(session.run(None, {"image": x.numpy()})[0]), reference)
+                for x, reference in zip(inputs, references)
+            )
             runners["onnxruntime"] = ort_run
         if matmul_n:
             runners["matmul"] = lambda: a @ b
-        seconds = _interleaved_medians(runners, repeats, device)
+        seconds = interleaved_medians(runners, repeats, device)
         if matmul_n:
-            row["matmul_interleaved_gflops"] = 2 * matmul_n ** 3 / seconds.pop("matmul") / 1e9
+            row["matmul_interleaved_gflops"] = 2 * matmul_n**3 / seconds.pop("matmul") / 1e9
         for name, t in seconds.items():
             row[f"{name}_s"] = t
             row[f"{name}_gflops"] = flops / t / 1e9
@@ -204,13 +182,14 @@ def _onnxruntime_session(model: TransformerNet):
     if model not in _ORT_SESSIONS:
         import tempfile
 
-        from fastst.export import export_network
         with tempfile.TemporaryDirectory() as tmp:
             path = export_network(copy.deepcopy(model), Path(tmp) / "model.onnx")
             options = ort.SessionOptions()
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
             options.intra_op_num_threads = torch.get_num_threads()
-            _ORT_SESSIONS[model] = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            _ORT_SESSIONS[model] = ort.InferenceSession(
+                str(path), options, providers=["CPUExecutionProvider"]
+            )
     return _ORT_SESSIONS[model]
 
 
@@ -229,7 +208,6 @@ def _tf32(enabled: bool):
 def bench_fp32_fast_inference(model: TransformerNet, size: int = 512, repeats: int = 5) -> dict:
     """Without reduced precision (``--precision fp32``, and the library's ``stylize`` default):
     the inference form in contiguous and in channels-last memory against the plain network."""
-    from fastst.transformer import for_inference
     device = next(model.parameters()).device
     x = torch.rand(1, 3, size, size, device=device)
     x_cl = x.contiguous(memory_format=torch.channels_last)
@@ -237,46 +215,22 @@ def bench_fp32_fast_inference(model: TransformerNet, size: int = 512, repeats: i
     fast = for_inference(model)
     fast_cl = for_inference(model).to(memory_format=torch.channels_last)
     with torch.inference_mode():
-        t = _interleaved_medians({"plain": lambda: model(x), "form": lambda: fast(x), "form_cl": lambda: fast_cl(x_cl)},
-                                 repeats, device)
-    return {"size": size, "plain_s": t["plain"], "inference_form_s": t["form"], "speedup": t["plain"] / t["form"],
-            "channels_last_s": t["form_cl"], "channels_last_speedup": t["plain"] / t["form_cl"]}
-
-
-def peak_memory_mb(fn, device: torch.device = CPU) -> float:
-    """Peak memory growth of ``fn`` on ``device`` (CPU: sampled RSS; CUDA: the allocator's peak)."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        base = torch.cuda.memory_allocated(device)
-        fn()
-        torch.cuda.synchronize(device)
-        return (torch.cuda.max_memory_allocated(device) - base) / 2**20
-    import threading
-
-    import psutil
-    proc = psutil.Process()
-    base = proc.memory_info().rss
-    peak = [base]
-    done = threading.Event()
-
-    def sample():
-        while not done.is_set():
-            peak[0] = max(peak[0], proc.memory_info().rss)
-            time.sleep(0.005)
-    t = threading.Thread(target=sample, daemon=True)
-    t.start()
-    try:
-        fn()
-    finally:
-        done.set()
-        t.join()
-    return (peak[0] - base) / 2**20
+        t = interleaved_medians(
+            {"plain": lambda: model(x), "form": lambda: fast(x), "form_cl": lambda: fast_cl(x_cl)},
+            repeats,
+            device,
+        )
+    return {
+        "size": size,
+        "plain_s": t["plain"],
+        "inference_form_s": t["form"],
+        "speedup": t["plain"] / t["form"],
+        "channels_last_s": t["form_cl"],
+        "channels_last_speedup": t["plain"] / t["form_cl"],
+    }
 
 
 def _memory_job(net: dict, weights: dict, what: str, reuse: bool, device: str = "cpu") -> float:
-    from fastst.stylize import fast_model, stylize_tiled
-    from fastst.train import autocast, reuse_freed_memory
     device = torch.device(device)
     if reuse:
         reuse_freed_memory()
@@ -296,8 +250,9 @@ def _memory_job(net: dict, weights: dict, what: str, reuse: bool, device: str = 
         return peak_memory_mb(lambda: fast(x), device)
 
 
-def memory_in_fresh_process(model: TransformerNet, what: str, reuse: bool = True,
-                            device: torch.device = CPU) -> float:
+def memory_in_fresh_process(
+    model: TransformerNet, what: str, reuse: bool = True, device: torch.device = CPU
+) -> float:
     """Peak memory (MB) of ``what``: "plain_1024" (the network in fp32 on a 1024 px image),
     "fast_1024" (stylize's path) or "tiled_4096" (a 4096 px image in tiles, fp32), as the growth of the
     resident set of a fresh process. ``reuse`` as stylising runs (``reuse_freed_memory``): freed
@@ -305,23 +260,35 @@ def memory_in_fresh_process(model: TransformerNet, what: str, reuse: bool = True
     the CUDA allocator's peak (``reuse`` does not apply)."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
+
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(_memory_job, model.config, {k: v.cpu() for k, v in model.state_dict().items()},
-                           what, reuse, str(device)).result()
+        return pool.submit(
+            _memory_job,
+            model.config,
+            {k: v.cpu() for k, v in model.state_dict().items()},
+            what,
+            reuse,
+            str(device),
+        ).result()
 
 
 def _plain_step(model, vgg, style, batch, optimizer, config):
     """The plain training step: fp32, the content target through the full VGG forward, the Gram
     targets of the style recomputed every iteration."""
-    from fastst.losses import content_loss, gram_matrix, style_loss, tv_loss
     y_hat = model(batch)
     f_out = vgg(y_hat)
     f_content = vgg(batch)
     f_style = vgg(style[None])
-    loss = (config.content_weight * content_loss(f_out[config.content_layer], f_content[config.content_layer].detach())
-            + config.style_weight * style_loss([gram_matrix(f_out[k]) for k in config.style_layers],
-                                               [gram_matrix(f_style[k]).detach() for k in config.style_layers])
-            + config.tv_weight * tv_loss(y_hat))
+    loss = (
+        config.content_weight
+        * content_loss(f_out[config.content_layer], f_content[config.content_layer].detach())
+        + config.style_weight
+        * style_loss(
+            [gram_matrix(f_out[k]) for k in config.style_layers],
+            [gram_matrix(f_style[k]).detach() for k in config.style_layers],
+        )
+        + config.tv_weight * tv_loss(y_hat)
+    )
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
@@ -330,7 +297,6 @@ def _plain_step(model, vgg, style, batch, optimizer, config):
 
 def _fast_step(model, criterion, batch, optimizer, device, precision):
     """``train``'s own step (fastst.train.train_step); a multi-style network trains its first style."""
-    from fastst.train import train_step
     scaler = torch.amp.GradScaler(device.type, enabled=False)
     style = 0 if model.styles > 1 else None
     return train_step(model, criterion, batch, optimizer, scaler, device, precision, style).total.item()
@@ -343,18 +309,22 @@ def bench_recipes(configs: dict, rounds: int = 5, device: torch.device = CPU) ->
     name to a TrainConfig; the step is ``train``'s (fastst.train.train_step)."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from fastst.io import load_image
-    from fastst.losses import PerceptualLoss
-    from fastst.results import matmul_rate
-    from fastst.train import build_model, resolve_precision, trained_parameters
-    from fastst.vgg import loss_network
     precision = resolve_precision("auto", device)
     vgg = loss_network(device=device)
     steps, flops, labels = {}, {}, {}
     for name, config in configs.items():
-        style = load_image(config.style_paths()[0], config.style_size).to(device)  # each style's step costs the same
-        criterion = PerceptualLoss(vgg, style, config.content_weight, config.style_weight, config.tv_weight,
-                                   config.content_layer, config.style_layers).to(device)
+        style = load_image(config.style_paths()[0], config.style_size).to(
+            device
+        )  # each style's step costs the same
+        criterion = PerceptualLoss(
+            vgg,
+            style,
+            config.content_weight,
+            config.style_weight,
+            config.tv_weight,
+            config.content_layer,
+            config.style_layers,
+        ).to(device)
         torch.manual_seed(config.seed)
         model = build_model(config).to(device).train()
         optimizer = torch.optim.Adam(trained_parameters(model, config.train_only), lr=1e-4)
@@ -362,28 +332,39 @@ def bench_recipes(configs: dict, rounds: int = 5, device: torch.device = CPU) ->
             batch = torch.rand(config.batch_size, 3, size, size, device=device)
             key = f"{name} @ {size} px"
             labels[key] = (name, size)
-            steps[key] = (lambda m=model, c=criterion, b=batch, o=optimizer: _fast_step(m, c, b, o, device, precision))
+            steps[key] = lambda m=model, c=criterion, b=batch, o=optimizer: _fast_step(
+                m, c, b, o, device, precision
+            )
             with FlopCounterMode(display=False) as counter:
                 steps[key]()
             flops[key] = counter.get_total_flops()
-    times = _interleaved_medians(steps, rounds, device, slice_s=0)
+    times = interleaved_medians(steps, rounds, device, slice_s=0)
     rate = matmul_rate(torch.float32) * 1e9
-    return [{"step": key, "recipe": labels[key][0], "size": labels[key][1], "seconds": times[key],
-             "gflop": flops[key] / 1e9,
-             "fraction_of_fp32_matmul": flops[key] / times[key] / rate} for key in steps]
+    return [
+        {
+            "step": key,
+            "recipe": labels[key][0],
+            "size": labels[key][1],
+            "seconds": times[key],
+            "gflop": flops[key] / 1e9,
+            "fraction_of_fp32_matmul": flops[key] / times[key] / rate,
+        }
+        for key in steps
+    ]
 
 
-def bench_training(preset: str, style_path, data_dir, iterations: int = 10, loss_iterations: int = 0,
-                   device: torch.device = CPU) -> dict:
+def bench_training(
+    preset: str,
+    style_path,
+    data_dir,
+    iterations: int = 10,
+    loss_iterations: int = 0,
+    device: torch.device = CPU,
+) -> dict:
     """Seconds per training iteration at a preset's size: plain against fast, split into data
     loading, the transformation network and the VGG loss; with ``loss_iterations`` both run that
     many iterations from the same seed and batches and their losses are compared. On a GPU the
     fast step is ``train``'s: channels-last memory and cuDNN's benchmark mode, besides autocast."""
-    from fastst.data import PhotoDataset, ResumableBatchSampler, usable_images
-    from fastst.io import load_image
-    from fastst.losses import PerceptualLoss
-    from fastst.train import TrainConfig, autocast, build_model, resolve_precision
-    from fastst.vgg import loss_network
 
     config = TrainConfig.from_preset(preset, style=str(style_path), data=str(data_dir))
     precision = resolve_precision("auto", device)
@@ -396,20 +377,27 @@ def bench_training(preset: str, style_path, data_dir, iterations: int = 10, loss
     t0 = time.perf_counter()
     batches = [torch.stack([dataset[i] for i in b]) for b in list(sampler())[:iterations]]
     data_plain = (time.perf_counter() - t0) / iterations
-    loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler(), num_workers=config.num_workers,
-                                         pin_memory=cuda, prefetch_factor=4 if config.num_workers else None)
+    loader = torch.utils.data.DataLoader(
+        dataset,
+        batch_sampler=sampler(),
+        num_workers=config.num_workers,
+        pin_memory=cuda,
+        prefetch_factor=4 if config.num_workers else None,
+    )
     it = iter(loader)
     next(it)
     t0 = time.perf_counter()
     for _ in range(iterations):
         next(it).to(device, non_blocking=True)
-    _sync(device)
+    sync(device)
     data_fast_wait = (time.perf_counter() - t0) / iterations
     del it, loader
     if loss_iterations > len(batches):
         batches = [torch.stack([dataset[i] for i in b]) for b in list(sampler())[:loss_iterations]]
     plain_batches = [b.to(device) for b in batches]
-    fast_batches = [b.contiguous(memory_format=torch.channels_last) for b in plain_batches] if cuda else plain_batches
+    fast_batches = (
+        [b.contiguous(memory_format=torch.channels_last) for b in plain_batches] if cuda else plain_batches
+    )
 
     vgg = loss_network(device=device)
     style = load_image(style_path, config.style_size).to(device)
@@ -422,8 +410,15 @@ def bench_training(preset: str, style_path, data_dir, iterations: int = 10, loss
         return model, torch.optim.Adam(model.parameters(), lr=config.lr)
 
     vgg_cl = loss_network(device=device, channels_last=True) if cuda else vgg
-    fast_criterion = PerceptualLoss(vgg_cl, style, config.content_weight, config.style_weight, config.tv_weight,
-                                    config.content_layer, config.style_layers).to(device)
+    fast_criterion = PerceptualLoss(
+        vgg_cl,
+        style,
+        config.content_weight,
+        config.style_weight,
+        config.tv_weight,
+        config.content_layer,
+        config.style_layers,
+    ).to(device)
     plain_model, plain_opt = fresh(False)
     model, opt = fresh(True)
 
@@ -440,15 +435,25 @@ def bench_training(preset: str, style_path, data_dir, iterations: int = 10, loss
         with autocast(device, precision):
             out = model(batch)
         out.float().mean().backward()
-    t = _interleaved_medians({"plain": plain, "fast": fast, "net": net_only}, iterations, device,
-                             slice_s=0.25 if cuda else 0)
+
+    t = interleaved_medians(
+        {"plain": plain, "fast": fast, "net": net_only}, iterations, device, slice_s=0.25 if cuda else 0
+    )
     plain_s, fast_s, t_net = t["plain"], t["fast"], t["net"]
-    row = {"preset": preset, "image_size": config.image_size, "batch_size": config.batch_size,
-           "precision": precision, "plain_s": plain_s + data_plain, "fast_s": fast_s + data_fast_wait,
-           "speedup": (plain_s + data_plain) / (fast_s + data_fast_wait),
-           "fast_iterations_per_s": 1 / (fast_s + data_fast_wait),
-           "data_plain_s": data_plain, "data_fast_wait_s": data_fast_wait,
-           "network_fwd_bwd_s": t_net, "vgg_and_rest_fast_s": fast_s - t_net}
+    row = {
+        "preset": preset,
+        "image_size": config.image_size,
+        "batch_size": config.batch_size,
+        "precision": precision,
+        "plain_s": plain_s + data_plain,
+        "fast_s": fast_s + data_fast_wait,
+        "speedup": (plain_s + data_plain) / (fast_s + data_fast_wait),
+        "fast_iterations_per_s": 1 / (fast_s + data_fast_wait),
+        "data_plain_s": data_plain,
+        "data_fast_wait_s": data_fast_wait,
+        "network_fwd_bwd_s": t_net,
+        "vgg_and_rest_fast_s": fast_s - t_net,
+    }
     if loss_iterations:
         plain_losses, fast_losses = [], []
         plain_model, plain_opt = fresh(False)
@@ -463,14 +468,16 @@ def bench_training(preset: str, style_path, data_dir, iterations: int = 10, loss
     return row
 
 
-def run_suite(model_path=None, style_path=None, data_dir=None, quick: bool = False, compile: bool = False,
-              device: str = "auto") -> dict:
+def run_suite(
+    model_path=None,
+    style_path=None,
+    data_dir=None,
+    quick: bool = False,
+    compile: bool = False,
+    device: str = "auto",
+) -> dict:
     """The whole suite on ``device`` ("auto": a CUDA GPU where there is one); prints each table as it
     is measured and returns them all."""
-    from fastst.data import STYLES, TEST_DIR, TRAIN_DIR, test_photos
-    from fastst.data import data_dir as default_data
-    from fastst.stylize import load_model
-    from fastst.train import resolve_device, reuse_freed_memory
     device = resolve_device(device)
     cuda = device.type == "cuda"
     root = default_data()
@@ -481,9 +488,13 @@ def run_suite(model_path=None, style_path=None, data_dir=None, quick: bool = Fal
     sizes = (256, 512) if quick else (256, 512, 1024)
     # process-wide, so the plain baseline gets it too: the ratios measure the code alone
     reused = reuse_freed_memory()
-    machine = {"device": str(device), "device_name": torch.cuda.get_device_name(device) if cuda else "cpu",
-               "threads": torch.get_num_threads(), "torch": str(torch.__version__),
-               "glibc_reuse_freed_memory": reused}
+    machine = {
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if cuda else "cpu",
+        "threads": torch.get_num_threads(),
+        "torch": str(torch.__version__),
+        "glibc_reuse_freed_memory": reused,
+    }
     machine["matmul_fp32_gflops"] = matmul_gflops(torch.float32, device=device)
     machine["matmul_bf16_gflops"] = matmul_gflops(torch.bfloat16, device=device)
     if cuda:  # the rate of fp32 convolutions with cuDNN's TF32 (PyTorch's default)
@@ -491,8 +502,14 @@ def run_suite(model_path=None, style_path=None, data_dir=None, quick: bool = Fal
             machine["matmul_tf32_gflops"] = matmul_gflops(torch.float32, device=device)
     results = {"machine": machine}
     photos = list(test_photos(limit=3 if quick else None).values()) if (root / TEST_DIR).is_dir() else None
-    results["inference"] = bench_inference(model, sizes, repeats=3 if quick else 9, compile=compile, photos=photos,
-                                           matmul_n=8192 if cuda else 2048)
+    results["inference"] = bench_inference(
+        model,
+        sizes,
+        repeats=3 if quick else 9,
+        compile=compile,
+        photos=photos,
+        matmul_n=8192 if cuda else 2048,
+    )
     results["inference_fp32_fast"] = bench_fp32_fast_inference(model)
     # the limit again, after the inference runs: a slow spell of a shared machine during the first
     # measurement would flatter the fractions below, so the higher of the two counts
@@ -505,30 +522,52 @@ def run_suite(model_path=None, style_path=None, data_dir=None, quick: bool = Fal
             if f"{path}_gflops" not in row:
                 continue
             bf16 = row[key] == "bf16"
-            row[f"{path}_fraction_of_peak"] = row[f"{path}_gflops"] / machine["matmul_bf16_gflops" if bf16 else fp32_peak]
+            row[f"{path}_fraction_of_peak"] = (
+                row[f"{path}_gflops"] / machine["matmul_bf16_gflops" if bf16 else fp32_peak]
+            )
             if bf16:  # the interleaved matmul is bf16
-                row[f"{path}_fraction_of_interleaved_matmul"] = row[f"{path}_gflops"] / row["matmul_interleaved_gflops"]
+                row[f"{path}_fraction_of_interleaved_matmul"] = (
+                    row[f"{path}_gflops"] / row["matmul_interleaved_gflops"]
+                )
     _print_table("inference", results["inference"])
-    print("fp32 at 512 px:", {k: round(v, 4) if isinstance(v, float) else v
-                              for k, v in results["inference_fp32_fast"].items()}, flush=True)
+    print(
+        "fp32 at 512 px:",
+        {k: round(v, 4) if isinstance(v, float) else v for k, v in results["inference_fp32_fast"].items()},
+        flush=True,
+    )
     results["throughput"] = bench_folder_throughput(model_path, root, device) if model_path else None
     if results["throughput"]:
         print("folder throughput:", results["throughput"], flush=True)
     # the cpu preset's losses are compared on every device; the report preset is the GPU's
-    results["training"] = [bench_training("cpu", style_path, data_dir, iterations=3 if quick else 8,
-                                          loss_iterations=0 if quick else 50, device=device)]
+    results["training"] = [
+        bench_training(
+            "cpu",
+            style_path,
+            data_dir,
+            iterations=3 if quick else 8,
+            loss_iterations=0 if quick else 50,
+            device=device,
+        )
+    ]
     if not quick:
-        results["training"].append(bench_training("report", style_path, data_dir, iterations=3,
-                                                   loss_iterations=50 if cuda else 0, device=device))
+        results["training"].append(
+            bench_training(
+                "report", style_path, data_dir, iterations=3, loss_iterations=50 if cuda else 0, device=device
+            )
+        )
     _print_table("training", results["training"])
     variants = (True,) if cuda else (True, False)  # glibc's settings do not touch GPU memory
-    results["memory"] = {f"{what}_mb{'' if reuse else '_glibc_default'}": memory_in_fresh_process(
-        model, what, reuse, device) for what in ("plain_1024", "fast_1024") for reuse in variants}
+    results["memory"] = {
+        f"{what}_mb{'' if reuse else '_glibc_default'}": memory_in_fresh_process(model, what, reuse, device)
+        for what in ("plain_1024", "fast_1024")
+        for reuse in variants
+    }
     if not quick:
         for reuse in variants:
             t0 = time.perf_counter()
             results["memory"][f"tiled_4096_mb{'' if reuse else '_glibc_default'}"] = memory_in_fresh_process(
-                model, "tiled_4096", reuse, device)
+                model, "tiled_4096", reuse, device
+            )
             results["memory"][f"tiled_4096_s{'' if reuse else '_glibc_default'}"] = time.perf_counter() - t0
     print("memory:", {k: round(v) for k, v in results["memory"].items()}, flush=True)
     return results
@@ -536,6 +575,7 @@ def run_suite(model_path=None, style_path=None, data_dir=None, quick: bool = Fal
 
 def _print_table(name: str, rows: list[dict]) -> None:
     import pandas as pd
+
     table = pd.DataFrame(rows).T.to_string(header=False, float_format=lambda v: f"{v:.4g}")
     print(f"\n{name}:\n{table}\n", flush=True)
 
@@ -544,10 +584,10 @@ def bench_folder_throughput(model_path, root, device: torch.device = CPU) -> dic
     """Mixed-size held-out photos from disk to disk: images per second of ``stylize_paths``."""
     import tempfile
 
-    from fastst.data import TEST_DIR
-    from fastst.stylize import stylize_paths
     with tempfile.TemporaryDirectory() as out:
         t0 = time.perf_counter()
-        written, _, _ = stylize_paths(model_path, str(root / TEST_DIR), out, progress=False, device=str(device))
+        written, _, _ = stylize_paths(
+            model_path, str(root / TEST_DIR), out, progress=False, device=str(device)
+        )
         seconds = time.perf_counter() - t0
     return {"images": written, "seconds": seconds, "images_per_s": written / seconds}

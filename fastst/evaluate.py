@@ -1,15 +1,17 @@
 """The method against the baseline it replaced: speed (Johnson et al.'s Table 1) and quality
 (their Fig. 5: the objective one forward pass reaches, in baseline iterations)."""
-from __future__ import annotations
 
+from __future__ import annotations
 
 import torch
 from tqdm.auto import tqdm
 
-from fastst.bench import time_inference
 from fastst.gatys import gatys
+from fastst.io import atomic_path, list_images, load_checkpoint, load_image
 from fastst.losses import STYLE_LAYERS, PerceptualLoss
-from fastst.stylize import stylize
+from fastst.measure import time_inference
+from fastst.plotting import save_fig
+from fastst.stylize import load_model, stylize
 from fastst.transformer import TransformerNet
 from fastst.vgg import loss_network
 
@@ -17,24 +19,36 @@ from fastst.vgg import loss_network
 def _weights(saved_config: dict) -> dict:
     """The loss settings a model was trained with, as keyword arguments of eq. 5."""
     keys = ("content_weight", "style_weight", "tv_weight", "content_layer")
-    return {**{k: saved_config[k] for k in keys},
-            "style_layers": tuple(saved_config.get("style_layers") or STYLE_LAYERS)}
+    return {
+        **{k: saved_config[k] for k in keys},
+        "style_layers": tuple(saved_config.get("style_layers") or STYLE_LAYERS),
+    }
 
 
-def speed_table(model: TransformerNet, style: torch.Tensor, config: dict, sizes=(256, 512, 1024),
-                baseline_iterations=(100, 300, 500), measured: int = 5, progress: bool = True) -> list[dict]:
+def speed_table(
+    model: TransformerNet,
+    style: torch.Tensor,
+    config: dict,
+    sizes=(256, 512, 1024),
+    baseline_iterations=(100, 300, 500),
+    measured: int = 5,
+    progress: bool = True,
+) -> list[dict]:
     """Seconds per image: the baseline at 100/300/500 L-BFGS iterations and the network, per size.
 
     The baseline's per-iteration cost is measured over ``measured`` iterations (after one warm-up
     iteration) and multiplied out; cells beyond what was run are marked extrapolated.
     """
-    network = {row["size"]: row["median_s"] for row in time_inference(model, sizes, repeats=3, progress=False)}
+    network = {
+        row["size"]: row["median_s"] for row in time_inference(model, sizes, repeats=3, progress=False)
+    }
     rows = []
     for size in tqdm(sizes, desc="baseline timing", disable=not progress, leave=False):
         content = torch.rand(3, size, size)
         gatys(content, style, 1, "lbfgs", progress=False, **_weights(config))  # warm-up
-        per_iteration = gatys(content, style, measured, "lbfgs", progress=False,
-                              **_weights(config)).seconds_per_iteration  # the iterations alone
+        per_iteration = gatys(
+            content, style, measured, "lbfgs", progress=False, **_weights(config)
+        ).seconds_per_iteration  # the iterations alone
         row = {"size": size, "network_s": network[size], "baseline_s_per_iteration": per_iteration}
         for n in baseline_iterations:
             row[f"baseline_{n}_s"] = per_iteration * n
@@ -49,9 +63,15 @@ def objective(model_output: torch.Tensor, content: torch.Tensor, criterion: Perc
         return criterion(model_output[None], content[None]).total.item()
 
 
-def baseline_equivalence(model: TransformerNet, style: torch.Tensor, photos: dict[str, torch.Tensor],
-                         config: dict, iterations: int = 300, init: str = "noise",
-                         progress: bool = True) -> tuple[list[dict], dict[str, list[float]]]:
+def baseline_equivalence(
+    model: TransformerNet,
+    style: torch.Tensor,
+    photos: dict[str, torch.Tensor],
+    config: dict,
+    iterations: int = 300,
+    init: str = "noise",
+    progress: bool = True,
+) -> tuple[list[dict], dict[str, list[float]]]:
     """For each photo: eq. 5 of the network's single pass, the baseline's objective curve, and the
     first baseline iteration whose objective is at or below the network's ("baseline-equivalent
     iterations"; None if the baseline never gets there within ``iterations``). ``init`` "noise" starts
@@ -65,16 +85,32 @@ def baseline_equivalence(model: TransformerNet, style: torch.Tensor, photos: dic
         result = gatys(photo, style, iterations, "lbfgs", init=init, progress=False, vgg=vgg, **w)
         curve = result.objective
         equivalent = next((i for i, v in enumerate(curve) if v <= net_obj), None)  # curve[i]: after i
-        rows.append({"photo": name, "network_objective": net_obj, "baseline_final_objective": curve[-1],
-                     "baseline_equivalent_iterations": equivalent, "baseline_iterations": iterations,
-                     "size": f"{photo.shape[-1]}x{photo.shape[-2]}"})
+        rows.append(
+            {
+                "photo": name,
+                "network_objective": net_obj,
+                "baseline_final_objective": curve[-1],
+                "baseline_equivalent_iterations": equivalent,
+                "baseline_iterations": iterations,
+                "size": f"{photo.shape[-1]}x{photo.shape[-2]}",
+            }
+        )
         curves[name] = curve
     return rows, curves
 
 
-def run_comparison(model_path, photos_dir, out, sizes=(256, 512, 1024), iterations: int = 300,
-                   photo_count: int = 3, photo_size: int = 256, measured: int = 5, figures: bool = True,
-                   figures_folder=None) -> dict:
+def run_comparison(
+    model_path,
+    photos_dir,
+    out,
+    sizes=(256, 512, 1024),
+    iterations: int = 300,
+    photo_count: int = 3,
+    photo_size: int = 256,
+    measured: int = 5,
+    figures: bool = True,
+    figures_folder=None,
+) -> dict:
     """Both measurements for a trained model, as CSV tables in ``out`` and figures (in ``figures_folder``,
     default the project's figures/: the notebooks' place)."""
     from pathlib import Path
@@ -82,10 +118,6 @@ def run_comparison(model_path, photos_dir, out, sizes=(256, 512, 1024), iteratio
     import matplotlib.pyplot as plt
     import pandas as pd
 
-    from fastst.io import atomic_path, list_images, load_image
-    from fastst.plotting import save_fig
-    from fastst.io import load_checkpoint
-    from fastst.stylize import load_model
     model = load_model(model_path)
     saved = load_checkpoint(Path(model_path), "model")
     config = saved["config"]
@@ -96,7 +128,9 @@ def run_comparison(model_path, photos_dir, out, sizes=(256, 512, 1024), iteratio
     photos = {p.stem: load_image(p, photo_size) for p in list_images(photos_dir)[:photo_count]}
     config = {**config, "style_weight": saved.get("style_weight", config["style_weight"])}  # as trained
     rows, curves = baseline_equivalence(model, style, photos, config, iterations, init="noise")
-    content_rows, content_curves = baseline_equivalence(model, style, photos, config, iterations, init="content")
+    content_rows, content_curves = baseline_equivalence(
+        model, style, photos, config, iterations, init="content"
+    )
     for row, other in zip(rows, content_rows):
         row["baseline_equivalent_iterations_from_content"] = other["baseline_equivalent_iterations"]
     quality = pd.DataFrame(rows)
@@ -104,14 +138,22 @@ def run_comparison(model_path, photos_dir, out, sizes=(256, 512, 1024), iteratio
         with atomic_path(out / f"{name}.csv") as tmp:
             df.to_csv(tmp, index=False)
     print("speed (seconds per image):\n" + speed.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
-    print("\nquality against the baseline:\n" + quality.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    print(
+        "\nquality against the baseline:\n"
+        + quality.to_string(index=False, float_format=lambda v: f"{v:.4g}")
+    )
     if figures:
         preset = config.get("preset")
         fig, ax = plt.subplots(figsize=(6.5, 4))
         for (name, curve), row in zip(curves.items(), rows):
-            line, = ax.plot(range(len(curve)), curve, label=f"{name}: from noise (Johnson et al.)")
-            ax.plot(range(len(content_curves[name])), content_curves[name], color=line.get_color(), linestyle=":",
-                    label=f"{name}: from the photo")
+            (line,) = ax.plot(range(len(curve)), curve, label=f"{name}: from noise (Johnson et al.)")
+            ax.plot(
+                range(len(content_curves[name])),
+                content_curves[name],
+                color=line.get_color(),
+                linestyle=":",
+                label=f"{name}: from the photo",
+            )
             ax.axhline(row["network_objective"], color=line.get_color(), linestyle="--", linewidth=1)
         ax.set_yscale("log")
         ax.set_xlabel("baseline L-BFGS iteration")
@@ -119,8 +161,12 @@ def run_comparison(model_path, photos_dir, out, sizes=(256, 512, 1024), iteratio
         ax.set_title("Baseline objective, both starts; dashed: one forward pass of the network")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
-        save_fig(fig, f"05_baseline_quality_{Path(config['style']).stem}", {"preset": preset, "rows": rows},
-                 folder=figures_folder)
+        save_fig(
+            fig,
+            f"05_baseline_quality_{Path(config['style']).stem}",
+            {"preset": preset, "rows": rows},
+            folder=figures_folder,
+        )
         fig, ax = plt.subplots(figsize=(6.5, 4))
         for n in (100, 300, 500):
             ax.plot(speed["size"], speed[f"baseline_{n}_s"], "o-", label=f"baseline, {n} iterations")
@@ -131,6 +177,10 @@ def run_comparison(model_path, photos_dir, out, sizes=(256, 512, 1024), iteratio
         ax.set_ylabel("seconds per image")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
-        save_fig(fig, f"05_speed_{Path(config['style']).stem}", {"preset": preset, "rows": speed.to_dict("records")},
-                 folder=figures_folder)
+        save_fig(
+            fig,
+            f"05_speed_{Path(config['style']).stem}",
+            {"preset": preset, "rows": speed.to_dict("records")},
+            folder=figures_folder,
+        )
     return {"speed": speed, "quality": quality}

@@ -1,4 +1,5 @@
 """Exporting a trained network to ONNX, with dynamic height and width."""
+
 from __future__ import annotations
 
 import os
@@ -43,13 +44,24 @@ def export_network(model: TransformerNet, onnx_path: str | os.PathLike, opset: i
     axes = {"image": {0: "batch", 2: "height", 3: "width"}, "stylised": {0: "batch", 2: "height", 3: "width"}}
     if model.styles > 1:
         model = _MixInput(model)
-        inputs, names = (*inputs, torch.full((1, model.model.styles), 1.0 / model.model.styles)), [*names, "mix"]
+        inputs, names = (
+            (*inputs, torch.full((1, model.model.styles), 1.0 / model.model.styles)),
+            [*names, "mix"],
+        )
         axes["mix"] = {0: "mix_batch"}
     try:
         with atomic_path(onnx_path) as tmp, warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the exporter's notes on constant folding
-            torch.onnx.export(model, inputs, str(tmp), input_names=names, output_names=["stylised"],
-                              dynamic_axes=axes, opset_version=opset, dynamo=False)
+            torch.onnx.export(
+                model,
+                inputs,
+                str(tmp),
+                input_names=names,
+                output_names=["stylised"],
+                dynamic_axes=axes,
+                opset_version=opset,
+                dynamo=False,
+            )
     except ImportError as e:
         raise FaststError(f"ONNX export needs the onnx package ({e.name}): pip install onnx") from None
     return onnx_path

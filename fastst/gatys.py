@@ -1,4 +1,5 @@
 """The optimisation-based baseline (Gatys et al., 2015): minimise eq. 5 over the image itself."""
+
 from __future__ import annotations
 
 import time
@@ -14,10 +15,10 @@ from fastst.vgg import IMAGENET_MEAN, VGG16Features, loss_network
 
 @dataclass
 class GatysResult:
-    image: torch.Tensor                           # (3, H, W) in [0, 1]
+    image: torch.Tensor  # (3, H, W) in [0, 1]
     objective: list = field(default_factory=list)  # eq. 5 of the image after 0, 1, ..., N iterations
-    terms: dict = field(default_factory=dict)      # the last weighted terms
-    seconds_per_iteration: float = 0.0             # the iterations alone (no set-up, no final evaluation)
+    terms: dict = field(default_factory=dict)  # the last weighted terms
+    seconds_per_iteration: float = 0.0  # the iterations alone (no set-up, no final evaluation)
 
 
 INITS = ("content", "noise", "uniform")
@@ -40,12 +41,23 @@ def starting_image(content: torch.Tensor, init: str, seed: int = 0) -> torch.Ten
     return noise.to(content.device)
 
 
-def gatys(content: torch.Tensor, style: torch.Tensor, iterations: int = 300, optimizer: str = "lbfgs",
-          content_weight: float = DEFAULT_WEIGHTS["content_weight"],
-          style_weight: float = DEFAULT_WEIGHTS["style_weight"], tv_weight: float = DEFAULT_WEIGHTS["tv_weight"],
-          content_layer: str = "relu3_3", style_layers=STYLE_LAYERS, init: str = "content",
-          lr: float | None = None, vgg: VGG16Features | None = None, device: str | torch.device = "cpu",
-          progress: bool = True, seed: int = 0) -> GatysResult:
+def gatys(
+    content: torch.Tensor,
+    style: torch.Tensor,
+    iterations: int = 300,
+    optimizer: str = "lbfgs",
+    content_weight: float = DEFAULT_WEIGHTS["content_weight"],
+    style_weight: float = DEFAULT_WEIGHTS["style_weight"],
+    tv_weight: float = DEFAULT_WEIGHTS["tv_weight"],
+    content_layer: str = "relu3_3",
+    style_layers=STYLE_LAYERS,
+    init: str = "content",
+    lr: float | None = None,
+    vgg: VGG16Features | None = None,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+    seed: int = 0,
+) -> GatysResult:
     """Optimise an image for the objective of eq. 5, the very same loss module the network trains on.
 
     ``content`` and ``style`` are (3, H, W) tensors in [0, 1]. One iteration is one evaluation of
@@ -62,8 +74,9 @@ def gatys(content: torch.Tensor, style: torch.Tensor, iterations: int = 300, opt
     device = torch.device(device)
     vgg = vgg.to(device) if vgg is not None else loss_network(device=device)
     content = content.to(device).unsqueeze(0)
-    criterion = PerceptualLoss(vgg, style.to(device), content_weight, style_weight, tv_weight,
-                               content_layer, style_layers)
+    criterion = PerceptualLoss(
+        vgg, style.to(device), content_weight, style_weight, tv_weight, content_layer, style_layers
+    )
     target = criterion.content_features(content)
     image = starting_image(content, init, seed).requires_grad_(True)
     if optimizer == "lbfgs":
@@ -92,14 +105,25 @@ def gatys(content: torch.Tensor, style: torch.Tensor, iterations: int = 300, opt
     with torch.no_grad():  # the image after the last step
         final = criterion(image.clamp(0, 1), content_features=target)
     result.objective.append(final.total.item())
-    result.terms = {"content": final.content.item(), "style": final.style.item(), "tv": final.tv.item(),
-                    "total": final.total.item()}
+    result.terms = {
+        "content": final.content.item(),
+        "style": final.style.item(),
+        "tv": final.tv.item(),
+        "total": final.total.item(),
+    }
     result.image = image.detach()[0].clamp(0, 1).cpu()
     return result
 
 
-def reconstruct(target_image: torch.Tensor, layer: str, kind: str, iterations: int = 100,
-                vgg: VGG16Features | None = None, progress: bool = True, seed: int = 0) -> torch.Tensor:
+def reconstruct(
+    target_image: torch.Tensor,
+    layer: str,
+    kind: str,
+    iterations: int = 100,
+    vgg: VGG16Features | None = None,
+    progress: bool = True,
+    seed: int = 0,
+) -> torch.Tensor:
     """What one VGG layer keeps of an image: optimise noise to match that layer's content features
     (``kind="content"``) or its Gram matrix (``kind="style"``)."""
     if kind == "content":
@@ -108,6 +132,16 @@ def reconstruct(target_image: torch.Tensor, layer: str, kind: str, iterations: i
         weights = dict(content_weight=0.0, style_weight=1.0, style_layers=(layer,))
     else:
         raise FaststError(f"kind must be 'content' or 'style', not {kind!r}")
-    result = gatys(target_image, target_image, iterations, "lbfgs", tv_weight=0.0, init="uniform", vgg=vgg,
-                   progress=progress, seed=seed, **weights)
+    result = gatys(
+        target_image,
+        target_image,
+        iterations,
+        "lbfgs",
+        tv_weight=0.0,
+        init="uniform",
+        vgg=vgg,
+        progress=progress,
+        seed=seed,
+        **weights,
+    )
     return result.image

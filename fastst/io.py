@@ -1,4 +1,5 @@
 """Reading and writing images and files: any common image in, atomic writes out."""
+
 from __future__ import annotations
 
 import contextlib
@@ -33,7 +34,9 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None):
     path = Path(path)
     if not path.parent.is_dir():
         raise FaststError(f"output folder does not exist: {path.parent}")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or path.suffix + ".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{path.name}.", suffix=suffix or path.suffix + ".tmp", dir=path.parent
+    )
     os.close(fd)
     try:
         yield Path(tmp)
@@ -94,7 +97,8 @@ def open_image(path: str | os.PathLike) -> Image.Image:
                 if im.width * im.height > MAX_PIXELS:
                     raise FaststError(
                         f"image too large: {path} is {im.width}x{im.height}, "
-                        f"above the limit of {MAX_PIXELS:,} pixels")
+                        f"above the limit of {MAX_PIXELS:,} pixels"
+                    )
                 im.seek(0)  # first frame of an animation
                 im = ImageOps.exif_transpose(im)
                 return to_rgb(im)
@@ -161,7 +165,15 @@ def resize_longer_side(im: Image.Image, size: int) -> Image.Image:
     return im.resize(new, Image.Resampling.LANCZOS)
 
 
-_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}
+_FORMATS = {
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".webp": "WEBP",
+    ".bmp": "BMP",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+}
 
 
 def save_image(t: torch.Tensor, path: str | os.PathLike, quality: int = 95) -> Path:
@@ -187,5 +199,10 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
         raise FaststError(f"no such folder: {folder}")
     if not folder.is_dir():
         raise FaststError(f"expected a folder of images, got a file: {folder}")
-    return sorted(p for p in folder.rglob("*")
-                  if p.is_file() and is_image_file(p) and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file()
+        and is_image_file(p)
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    )

@@ -1,4 +1,5 @@
 """Perceptual losses: the report's equations 1-5, each averaged over the batch."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -53,6 +54,7 @@ def tv_loss(img: torch.Tensor) -> torch.Tensor:
 @dataclass
 class LossTerms:
     """The weighted terms of eq. 5 (lambda times each loss) and their sum."""
+
     content: torch.Tensor
     style: torch.Tensor
     tv: torch.Tensor
@@ -70,9 +72,16 @@ class PerceptualLoss(nn.Module):
     as the content layer.
     """
 
-    def __init__(self, vgg: VGG16Features, style_image: torch.Tensor, content_weight: float,
-                 style_weight: float, tv_weight: float, content_layer: str = "relu3_3",
-                 style_layers=STYLE_LAYERS):
+    def __init__(
+        self,
+        vgg: VGG16Features,
+        style_image: torch.Tensor,
+        content_weight: float,
+        style_weight: float,
+        tv_weight: float,
+        content_layer: str = "relu3_3",
+        style_layers=STYLE_LAYERS,
+    ):
         super().__init__()
         self.vgg = vgg
         self.content_weight, self.style_weight, self.tv_weight = content_weight, style_weight, tv_weight
@@ -93,8 +102,12 @@ class PerceptualLoss(nn.Module):
         with torch.no_grad():
             return self.vgg(content, (self.content_layer,))[self.content_layer]
 
-    def forward(self, y_hat: torch.Tensor, content: torch.Tensor | None = None,
-                content_features: torch.Tensor | None = None) -> LossTerms:
+    def forward(
+        self,
+        y_hat: torch.Tensor,
+        content: torch.Tensor | None = None,
+        content_features: torch.Tensor | None = None,
+    ) -> LossTerms:
         if content_features is None:
             content_features = self.content_features(content)
         feats = self.vgg(y_hat, self.layers)
@@ -102,4 +115,5 @@ class PerceptualLoss(nn.Module):
         return LossTerms(
             content=self.content_weight * content_loss(feats[self.content_layer], content_features),
             style=self.style_weight * style_loss(grams, self.style_grams()),
-            tv=self.tv_weight * tv_loss(y_hat))
+            tv=self.tv_weight * tv_loss(y_hat),
+        )

@@ -1,4 +1,5 @@
 """Running the project's notebooks in order (the main job), exporting HTML, clearing outputs."""
+
 from __future__ import annotations
 
 import os
@@ -7,8 +8,11 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from fastst.config import style_configs
 from fastst.errors import FaststError
 from fastst.io import atomic_path, project_folder
+from fastst.recipes import estimate_seconds
+from fastst.results import matmul_rate
 from fastst.train import TERMINAL_PROGRESS_ENV
 
 
@@ -25,8 +29,13 @@ def notebook_paths() -> list[Path]:
     return paths
 
 
-def run(preset: str | None = None, html: bool = False, only: list[str] | None = None,
-        timeout: int = 3600, out: str | os.PathLike | None = None) -> dict[str, float]:
+def run(
+    preset: str | None = None,
+    html: bool = False,
+    only: list[str] | None = None,
+    timeout: int = 3600,
+    out: str | os.PathLike | None = None,
+) -> dict[str, float]:
     """Execute the notebooks in order on fresh kernels; executed copies go to ``notebooks/executed``
     (and HTML to ``html/`` with ``html``). Returns seconds per notebook; raises FaststError naming
     the notebook and cell that failed."""
@@ -59,9 +68,14 @@ def _run(html: bool, only, timeout: int, out) -> dict[str, float]:
     for path in tqdm(paths, desc="notebooks", unit="nb"):
         nb = nbformat.read(path, as_version=4)
         # the kernel's own log stays quiet (its unencrypted-TCP notice on every start is noise on localhost)
-        client = NotebookClient(nb, timeout=timeout, kernel_name="python3", extra_arguments=["--log-level=ERROR"],
-                                resources={"metadata": {"path": str(path.parent)}},
-                                on_cell_execute=_announce(path.name, nb))
+        client = NotebookClient(
+            nb,
+            timeout=timeout,
+            kernel_name="python3",
+            extra_arguments=["--log-level=ERROR"],
+            resources={"metadata": {"path": str(path.parent)}},
+            on_cell_execute=_announce(path.name, nb),
+        )
         start = time.perf_counter()
         try:
             client.execute()
@@ -74,6 +88,7 @@ def _run(html: bool, only, timeout: int, out) -> dict[str, float]:
                 nbformat.write(nb, tmp)
         if html:
             from nbconvert import HTMLExporter
+
             html_dir.mkdir(exist_ok=True)
             body, _ = HTMLExporter().from_notebook_node(nb)
             with atomic_path(html_dir / path.with_suffix(".html").name) as tmp:
@@ -89,6 +104,7 @@ def _announce(name: str, nb):
     def hook(cell, cell_index):
         first = cell.source.strip().splitlines()[0][:60] if cell.source.strip() else ""
         tqdm.write(f"{name}: cell {code.index(cell_index) + 1}/{len(code)}  {first}")
+
     return hook
 
 
@@ -96,21 +112,22 @@ def training_estimate() -> str:
     """A line saying how long notebook 03's training will take here, measured on the spot."""
     import torch
 
-    from fastst.recipes import estimate_seconds
-    from fastst.results import matmul_rate
-    from fastst.train import style_configs
     configs = style_configs(os.environ.get("FASTST_PRESET", "auto"))
     todo = [c for c in configs.values() if not (Path(c.out) / "model.pth").exists()]
     if not todo:
         return "training: every style's run is already finished (notebook 03 reuses it)"
     seconds = estimate_seconds(todo[0]) * len(todo)
-    return (f"training: {len(todo)} style(s) of the {todo[0].preset} preset, about {seconds / 60:.0f} min on this machine "
-            f"({torch.get_num_threads()} threads, fp32 matmul {matmul_rate():.0f} GFLOP/s), measured now")
+    return (
+        f"training: {len(todo)} style(s) of the {todo[0].preset} preset, about {seconds / 60:.0f} "
+        "min on this machine "
+        f"({torch.get_num_threads()} threads, fp32 matmul {matmul_rate():.0f} GFLOP/s), measured now"
+    )
 
 
 def strip(paths: list[Path] | None = None) -> list[Path]:
     """Clear outputs and execution counts (notebooks are committed clean)."""
     import nbformat
+
     changed = []
     for path in paths or notebook_paths():
         nb = nbformat.read(path, as_version=4)

@@ -1,4 +1,5 @@
 """Figures: one helper saves every figure the same way; plots for the report's Fig. 2 and Fig. 3."""
+
 from __future__ import annotations
 
 import datetime
@@ -11,6 +12,9 @@ import matplotlib.pyplot as plt
 import torch
 
 from fastst.io import atomic_path, load_image, project_folder
+from fastst.runtime import git_commit
+from fastst.stylize import stylize
+from fastst.transformer import single_style
 
 FIGURES_ENV = "FASTST_FIGURES"
 
@@ -20,12 +24,15 @@ def figures_dir() -> Path:
     return project_folder("figures", FIGURES_ENV)
 
 
-def save_fig(fig: matplotlib.figure.Figure, name: str, meta: dict | None = None,
-             folder: str | os.PathLike | None = None) -> list[Path]:
+def save_fig(
+    fig: matplotlib.figure.Figure,
+    name: str,
+    meta: dict | None = None,
+    folder: str | os.PathLike | None = None,
+) -> list[Path]:
     """Write ``fig`` as ``name.png`` and ``name.pdf`` with a ``name.json`` sidecar (preset, device,
     git commit, date, and whatever ``meta`` adds) into the figures folder, atomically.
     Figures of the smoke preset go to a ``smoke/`` subfolder that git ignores."""
-    from fastst.train import git_commit
     folder = Path(folder) if folder is not None else figures_dir()
     if (meta or {}).get("preset") == "smoke":
         folder = folder / "smoke"  # smoke figures never mix with (or overwrite) a real run's
@@ -36,8 +43,12 @@ def save_fig(fig: matplotlib.figure.Figure, name: str, meta: dict | None = None,
         with atomic_path(path) as tmp:
             fig.savefig(tmp, format=suffix[1:], bbox_inches="tight", **kwargs)
         written.append(path)
-    sidecar = {"figure": name, "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-               "git_commit": git_commit(), **(meta or {})}
+    sidecar = {
+        "figure": name,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "git_commit": git_commit(),
+        **(meta or {}),
+    }
     path = folder / f"{name}.json"
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(sidecar, indent=2, default=str) + "\n")
@@ -73,8 +84,15 @@ def plot_losses(runs: dict, smooth: int = 1, log: bool = True):
         for ax, column in zip(axes, ("content", "style", "tv", "total")):
             values = df[column].rolling(smooth, min_periods=1).mean() if smooth > 1 else df[column]
             ax.plot(df["iteration"], values, label=label, linewidth=1.2)
-    for ax, title in zip(axes, ("content  $\\lambda_c\\mathcal{L}_{content}$", "style  $\\lambda_s\\mathcal{L}_{style}$",
-                                "total variation  $\\lambda_{TV}\\mathcal{L}_{TV}$", "total (eq. 5)")):
+    for ax, title in zip(
+        axes,
+        (
+            "content  $\\lambda_c\\mathcal{L}_{content}$",
+            "style  $\\lambda_s\\mathcal{L}_{style}$",
+            "total variation  $\\lambda_{TV}\\mathcal{L}_{TV}$",
+            "total (eq. 5)",
+        ),
+    ):
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("iteration")
         if log:
@@ -85,15 +103,24 @@ def plot_losses(runs: dict, smooth: int = 1, log: bool = True):
     return fig
 
 
-def snapshot_grid(table: dict[int, dict[str, Path]], photos: dict[str, torch.Tensor] | None = None,
-                  iterations: list[int] | None = None, title: str | None = None, size: float = 2.2):
+def snapshot_grid(
+    table: dict[int, dict[str, Path]],
+    photos: dict[str, torch.Tensor] | None = None,
+    iterations: list[int] | None = None,
+    title: str | None = None,
+    size: float = 2.2,
+):
     """The report's Fig. 3: rows are test photos, columns training iterations (plus the photo itself
     when ``photos`` is given). ``table`` is ``{iteration: {photo: path}}`` (see ``train.snapshot_table``)."""
     iterations = iterations or sorted(table)
     stems = sorted(set.intersection(*(set(table[i]) for i in iterations)))
     extra = 1 if photos else 0
-    fig, axes = plt.subplots(len(stems), len(iterations) + extra,
-                             figsize=(size * (len(iterations) + extra), size * 0.75 * len(stems)), squeeze=False)
+    fig, axes = plt.subplots(
+        len(stems),
+        len(iterations) + extra,
+        figsize=(size * (len(iterations) + extra), size * 0.75 * len(stems)),
+        squeeze=False,
+    )
     for r, stem in enumerate(stems):
         if photos:
             axes[r, 0].imshow(_to_numpy(photos[stem]))
@@ -127,7 +154,9 @@ def heatmaps(matrices: dict[str, torch.Tensor], cmap: str = "magma", size: float
 
 def feature_maps(features: dict[str, torch.Tensor], channels: int = 6, size: float = 1.6):
     """The first ``channels`` activation maps of each layer, one row per layer."""
-    fig, axes = plt.subplots(len(features), channels, figsize=(size * channels, size * len(features)), squeeze=False)
+    fig, axes = plt.subplots(
+        len(features), channels, figsize=(size * channels, size * len(features)), squeeze=False
+    )
     for r, (name, f) in enumerate(features.items()):
         for c in range(channels):
             axes[r, c].imshow(f[0, c].detach().float().cpu().numpy(), cmap="viridis")
@@ -138,8 +167,12 @@ def feature_maps(features: dict[str, torch.Tensor], channels: int = 6, size: flo
     return fig
 
 
-def plot_quality_curves(curves: dict[str, list[dict]], title: str | None = None, reference: float | None = None,
-                        reference_label: str = "the reference's final quality"):
+def plot_quality_curves(
+    curves: dict[str, list[dict]],
+    title: str | None = None,
+    reference: float | None = None,
+    reference_label: str = "the reference's final quality",
+):
     """Time to quality: the optimality ratio (left, lower is better) and Johnson et al.'s Fig. 5
     iterations (right, higher is better) against training seconds, one line per run
     (``{label: rows of fastst.quality.curve}``); ``reference`` draws a ratio to reach as a line."""
@@ -148,8 +181,13 @@ def plot_quality_curves(curves: dict[str, list[dict]], title: str | None = None,
         rows = [r for r in rows if r["iteration"] > 0]
         minutes = [r["elapsed_s"] / 60 for r in rows]
         left.plot(minutes, [r["optimality_ratio"] for r in rows], "o-", markersize=3, label=label)
-        right.plot(minutes, [r["lbfgs_equivalent"] if r["lbfgs_equivalent"] is not None else float("nan")
-                             for r in rows], "o-", markersize=3, label=label)
+        right.plot(
+            minutes,
+            [r["lbfgs_equivalent"] if r["lbfgs_equivalent"] is not None else float("nan") for r in rows],
+            "o-",
+            markersize=3,
+            label=label,
+        )
     if reference is not None:
         left.axhline(reference, color="grey", linestyle=":", label=reference_label)
     left.set_ylabel("optimality ratio (network / L-BFGS optimum)")
@@ -165,13 +203,16 @@ def plot_quality_curves(curves: dict[str, list[dict]], title: str | None = None,
     return fig
 
 
-def style_mix_grid(model, photo: torch.Tensor, pairs: list[tuple[str, str]],
-                   weights=(0.0, 0.25, 0.5, 0.75, 1.0), size: float = 2.4):
+def style_mix_grid(
+    model,
+    photo: torch.Tensor,
+    pairs: list[tuple[str, str]],
+    weights=(0.0, 0.25, 0.5, 0.75, 1.0),
+    size: float = 2.4,
+):
     """One photo through a multi-style ``model``: a row per pair of styles (a, b), a column per
     weight w of b in the mix (1 - w) a + w b (Dumoulin et al.'s interpolation of the norms'
     scale and shift)."""
-    from fastst.stylize import stylize
-    from fastst.transformer import single_style
     names = model.style_names
     images, titles = [], []
     for a, b in pairs:
@@ -190,8 +231,6 @@ def style_mix_grid(model, photo: torch.Tensor, pairs: list[tuple[str, str]],
 def styles_grid(model, photos: dict[str, torch.Tensor], size: float = 2.2):
     """Every style of a multi-style ``model`` on each photo: a row per photo (the photo first),
     a column per style."""
-    from fastst.stylize import stylize
-    from fastst.transformer import single_style
     names = model.style_names
     nets = [single_style(model, k) for k in range(len(names))]
     images, titles = [], []

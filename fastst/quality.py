@@ -12,6 +12,7 @@ Both sides score images clamped to [0, 1] in fp32. The L-BFGS curves do not depe
 they are computed once per style, photo and setting and kept as JSON files (``results/lbfgs/``),
 so scoring a checkpoint costs one forward pass per photo.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -24,10 +25,12 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from fastst.data import TEST_DIR, data_dir
 from fastst.errors import FaststError
 from fastst.gatys import gatys
 from fastst.io import atomic_path, list_images, load_image, project_folder
 from fastst.losses import DEFAULT_WEIGHTS, STYLE_LAYERS, PerceptualLoss
+from fastst.runs import RunFolder
 from fastst.strength import calibrated_style_weight
 from fastst.stylize import load_model, stylize
 from fastst.transformer import TransformerNet
@@ -39,21 +42,26 @@ CACHE_ENV = "FASTST_LBFGS_CACHE"
 @dataclass(frozen=True)
 class Protocol:
     """What a score means: the objective (eq. 5 weights, style image size) and the baseline's budget."""
-    style: str                         # style image path
-    style_weight: float                # lambda_s of the objective; see `evaluation_protocol`
+
+    style: str  # style image path
+    style_weight: float  # lambda_s of the objective; see `evaluation_protocol`
     content_weight: float = DEFAULT_WEIGHTS["content_weight"]
     tv_weight: float = DEFAULT_WEIGHTS["tv_weight"]
     content_layer: str = "relu3_3"
     style_layers: tuple = STYLE_LAYERS
-    style_size: int = 256              # longer side of the style image
-    photo_size: int = 256              # longer side of each held-out photo
-    iterations: int = 500              # L-BFGS iterations from the content image (the ratio's reference)
-    noise_iterations: int = 500        # L-BFGS iterations from noise (Fig. 5 protocol)
+    style_size: int = 256  # longer side of the style image
+    photo_size: int = 256  # longer side of each held-out photo
+    iterations: int = 500  # L-BFGS iterations from the content image (the ratio's reference)
+    noise_iterations: int = 500  # L-BFGS iterations from noise (Fig. 5 protocol)
 
     def weights(self) -> dict:
-        return {"content_weight": self.content_weight, "style_weight": self.style_weight,
-                "tv_weight": self.tv_weight, "content_layer": self.content_layer,
-                "style_layers": tuple(self.style_layers)}
+        return {
+            "content_weight": self.content_weight,
+            "style_weight": self.style_weight,
+            "tv_weight": self.tv_weight,
+            "content_layer": self.content_layer,
+            "style_layers": tuple(self.style_layers),
+        }
 
 
 def evaluation_protocol(style: str | os.PathLike, **overrides) -> Protocol:
@@ -78,14 +86,26 @@ def _sha256(path: str | os.PathLike) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def lbfgs_curve(protocol: Protocol, photo_path: Path, init: str, iterations: int,
-                cache: Path | None = None, progress: bool = True) -> list[float]:
+def lbfgs_curve(
+    protocol: Protocol,
+    photo_path: Path,
+    init: str,
+    iterations: int,
+    cache: Path | None = None,
+    progress: bool = True,
+) -> list[float]:
     """Eq. 5 after 0, 1, ..., ``iterations`` L-BFGS iterations on one photo, from a cached file
     where one with at least that many iterations exists, else computed and cached."""
     cache = cache or cache_dir()
-    key = {"style_sha256": _sha256(protocol.style), "photo_sha256": _sha256(photo_path), "init": init,
-           **{k: v for k, v in protocol.__dict__.items() if k not in ("style", "iterations", "noise_iterations")},
-           "style_layers": list(protocol.style_layers)}
+    key = {
+        "style_sha256": _sha256(protocol.style),
+        "photo_sha256": _sha256(photo_path),
+        "init": init,
+        **{
+            k: v for k, v in protocol.__dict__.items() if k not in ("style", "iterations", "noise_iterations")
+        },
+        "style_layers": list(protocol.style_layers),
+    }
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:10]
     path = cache / f"{Path(protocol.style).stem}_{photo_path.stem}_{init}_{digest}.json"
     if path.exists():
@@ -94,12 +114,30 @@ def lbfgs_curve(protocol: Protocol, photo_path: Path, init: str, iterations: int
             return saved["objective"][: iterations + 1]
     photo = load_image(photo_path, protocol.photo_size)
     style = load_image(protocol.style, protocol.style_size)
-    result = gatys(photo, style, iterations, "lbfgs", init=init, vgg=loss_network(), progress=progress,
-                   **protocol.weights())
+    result = gatys(
+        photo,
+        style,
+        iterations,
+        "lbfgs",
+        init=init,
+        vgg=loss_network(),
+        progress=progress,
+        **protocol.weights(),
+    )
     cache.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps({**key, "style": Path(protocol.style).name, "photo": photo_path.name,
-                                   "iterations": iterations, "objective": result.objective}) + "\n")
+        tmp.write_text(
+            json.dumps(
+                {
+                    **key,
+                    "style": Path(protocol.style).name,
+                    "photo": photo_path.name,
+                    "iterations": iterations,
+                    "objective": result.objective,
+                }
+            )
+            + "\n"
+        )
     return result.objective
 
 
@@ -123,17 +161,22 @@ def _median(values):
 @dataclass
 class Reference:
     """The baseline's curves for one protocol and photo set: computed once, reused per model."""
+
     protocol: Protocol
-    photos: dict            # stem -> (3, H, W) tensor
-    content_curves: dict    # stem -> objective after 0..N iterations from the content image
-    noise_curves: dict      # stem -> the same from noise
+    photos: dict  # stem -> (3, H, W) tensor
+    content_curves: dict  # stem -> objective after 0..N iterations from the content image
+    noise_curves: dict  # stem -> the same from noise
     criterion: PerceptualLoss
 
 
-def reference(protocol: Protocol, photos_dir: str | os.PathLike | None = None, count: int | None = None,
-              cache: Path | None = None, progress: bool = True) -> Reference:
+def reference(
+    protocol: Protocol,
+    photos_dir: str | os.PathLike | None = None,
+    count: int | None = None,
+    cache: Path | None = None,
+    progress: bool = True,
+) -> Reference:
     """The L-BFGS curves of ``protocol`` on the held-out photos (default: the test set)."""
-    from fastst.data import TEST_DIR, data_dir
     folder = Path(photos_dir) if photos_dir else data_dir() / TEST_DIR
     paths = list_images(folder)[:count] if folder.is_dir() else []
     if not paths:
@@ -143,8 +186,9 @@ def reference(protocol: Protocol, photos_dir: str | os.PathLike | None = None, c
         content[path.stem] = lbfgs_curve(protocol, path, "content", protocol.iterations, cache, progress)
         noise[path.stem] = lbfgs_curve(protocol, path, "noise", protocol.noise_iterations, cache, progress)
     photos = {p.stem: load_image(p, protocol.photo_size) for p in paths}
-    criterion = PerceptualLoss(loss_network(), load_image(protocol.style, protocol.style_size),
-                               **protocol.weights())
+    criterion = PerceptualLoss(
+        loss_network(), load_image(protocol.style, protocol.style_size), **protocol.weights()
+    )
     return Reference(protocol, photos, content, noise, criterion)
 
 
@@ -159,16 +203,27 @@ def score(model: TransformerNet, ref: Reference) -> dict:
         value = network_objective(model, photo, ref.criterion)
         best = min(ref.content_curves[stem])
         noise = ref.noise_curves[stem]
-        rows.append({"photo": stem, "network_objective": value, "lbfgs_best": best,
-                     "optimality_ratio": value / best, "lbfgs_equivalent": first_at_or_below(noise, value),
-                     "unchanged_photo_objective": ref.content_curves[stem][0]})
+        rows.append(
+            {
+                "photo": stem,
+                "network_objective": value,
+                "lbfgs_best": best,
+                "optimality_ratio": value / best,
+                "lbfgs_equivalent": first_at_or_below(noise, value),
+                "unchanged_photo_objective": ref.content_curves[stem][0],
+            }
+        )
     beaten = sum(r["lbfgs_equivalent"] is None for r in rows)
-    equivalents = sorted((r["lbfgs_equivalent"] if r["lbfgs_equivalent"] is not None else float("inf"))
-                         for r in rows)
+    equivalents = sorted(
+        (r["lbfgs_equivalent"] if r["lbfgs_equivalent"] is not None else float("inf")) for r in rows
+    )
     median_equivalent = statistics.median(equivalents)
-    return {"optimality_ratio": _median(r["optimality_ratio"] for r in rows),
-            "lbfgs_equivalent": median_equivalent if median_equivalent != float("inf") else None,
-            "lbfgs_equivalent_beyond_budget": beaten, "photos": rows}
+    return {
+        "optimality_ratio": _median(r["optimality_ratio"] for r in rows),
+        "lbfgs_equivalent": median_equivalent if median_equivalent != float("inf") else None,
+        "lbfgs_equivalent_beyond_budget": beaten,
+        "photos": rows,
+    }
 
 
 def score_file(model_path: str | os.PathLike, ref: Reference, style: str | None = None) -> dict:
@@ -176,10 +231,11 @@ def score_file(model_path: str | os.PathLike, ref: Reference, style: str | None 
     return score(load_model(model_path, style=style), ref)
 
 
-def curve(run: str | os.PathLike, ref: Reference, progress: bool = True, style: str | None = None) -> list[dict]:
+def curve(
+    run: str | os.PathLike, ref: Reference, progress: bool = True, style: str | None = None
+) -> list[dict]:
     """Quality against training time: every kept set of weights of a run (``weights/``), scored
     (for ``style`` of a multi-style run)."""
-    from fastst.train import RunFolder
     folder = RunFolder(run).weights
     paths = sorted(folder.glob("*.pth")) if folder.is_dir() else []
     if not paths:
@@ -188,6 +244,11 @@ def curve(run: str | os.PathLike, ref: Reference, progress: bool = True, style: 
     for path in tqdm(paths, desc=f"scoring {Path(run).name}", unit="ckpt", disable=not progress):
         saved = torch.load(path, map_location="cpu", weights_only=True)
         result = score_file(path, ref, style)
-        rows.append({"iteration": saved["iteration"], "elapsed_s": saved["elapsed_s"],
-                     **{k: v for k, v in result.items() if k != "photos"}})
+        rows.append(
+            {
+                "iteration": saved["iteration"],
+                "elapsed_s": saved["elapsed_s"],
+                **{k: v for k, v in result.items() if k != "photos"},
+            }
+        )
     return rows

@@ -6,6 +6,7 @@ crop sizes, is timed in one interleaved benchmark (fastst.bench.bench_recipes). 
 iteration k is the sum of its step times up to k: times measured together in one run, so that their
 ratios hold on any machine, where times logged by runs made at different moments would not.
 """
+
 from __future__ import annotations
 
 import bisect
@@ -14,17 +15,19 @@ from pathlib import Path
 
 from fastst import quality
 from fastst.bench import bench_recipes
+from fastst.config import TrainConfig
 from fastst.data import TRAIN_DIR, data_dir
 from fastst.errors import FaststError
 from fastst.plotting import plot_quality_curves, save_fig
 from fastst.results import machine, write_result
-from fastst.train import TrainConfig, train
+from fastst.train import train
 
 
 def recipe_config(recipe: str, style: str, out: Path, init: str | None = None, **overrides) -> TrainConfig:
     """The TrainConfig of a named recipe (a preset) for ``style``, keeping its weights for scoring."""
-    config = TrainConfig.from_preset(recipe, style=str(style), data=str(data_dir() / TRAIN_DIR), out=str(out),
-                                     **overrides)
+    config = TrainConfig.from_preset(
+        recipe, style=str(style), data=str(data_dir() / TRAIN_DIR), out=str(out), **overrides
+    )
     config.init = init
     config.keep_weights_every = config.keep_weights_every or max(10, config.iterations // 12)
     return config
@@ -41,6 +44,7 @@ def step_clock(config: TrainConfig, seconds_at_size: dict[int, float]):
             end = steps[k + 1][0] if k + 1 < len(steps) else config.iterations
             total += max(0, min(iteration, end) - first) * seconds_at_size[size]
         return total
+
     clock.firsts = firsts
     return clock
 
@@ -66,9 +70,17 @@ def at_time(rows: list[dict], seconds: float, key: str = "optimality_ratio") -> 
     return rows[i][key] if i >= 0 else None
 
 
-def time_to_quality(style: str | os.PathLike, recipes: dict[str, dict], runs: Path, reference_recipe: str,
-                    photos_count: int | None = None, protocol_overrides: dict | None = None,
-                    name: str | None = None, progress: bool = True, train_only: bool = False) -> dict | None:
+def time_to_quality(
+    style: str | os.PathLike,
+    recipes: dict[str, dict],
+    runs: Path,
+    reference_recipe: str,
+    photos_count: int | None = None,
+    protocol_overrides: dict | None = None,
+    name: str | None = None,
+    progress: bool = True,
+    train_only: bool = False,
+) -> dict | None:
     """Train (or resume) each recipe on ``style``, score its kept weights, time its steps, and write
     ``results/time_to_quality_<name>.json`` and ``figures/quality_vs_time_<name>``.
 
@@ -100,23 +112,34 @@ def time_to_quality(style: str | os.PathLike, recipes: dict[str, dict], runs: Pa
     for label, rows in curves.items():
         reached = crossing(rows, final["optimality_ratio"])
         summary[label] = {
-            "iterations": configs[label].iterations, "total_seconds": rows[-1]["seconds"],
-            "final_optimality_ratio": rows[-1]["optimality_ratio"], "final_lbfgs_equivalent": rows[-1]["lbfgs_equivalent"],
+            "iterations": configs[label].iterations,
+            "total_seconds": rows[-1]["seconds"],
+            "final_optimality_ratio": rows[-1]["optimality_ratio"],
+            "final_lbfgs_equivalent": rows[-1]["lbfgs_equivalent"],
             "seconds_to_reference_quality": reached,
             "fraction_of_reference_time": reached / final["seconds"] if reached is not None else None,
             "optimality_ratio_at_reference_time": at_time(rows, final["seconds"]),
-            "settings": {k: v for k, v in vars(configs[label]).items() if k not in ("style", "data", "out")}}
-    result = {"style": Path(style).name, "reference_recipe": reference_recipe,
-              "protocol": {**protocol.__dict__, "style_layers": list(protocol.style_layers)},
-              "photos": list(ref.photos), "step_timing": timing, "summary": summary, "curves": curves}
+            "settings": {k: v for k, v in vars(configs[label]).items() if k not in ("style", "data", "out")},
+        }
+    result = {
+        "style": Path(style).name,
+        "reference_recipe": reference_recipe,
+        "protocol": {**protocol.__dict__, "style_layers": list(protocol.style_layers)},
+        "photos": list(ref.photos),
+        "step_timing": timing,
+        "summary": summary,
+        "curves": curves,
+    }
     info = machine()
     path = write_result(f"time_to_quality_{name}", result, machine_info=info)
-    fig = plot_quality_curves({label: [{**r, "elapsed_s": r["seconds"]} for r in rows] for label, rows in curves.items()},
-                              title=f"{Path(style).stem.replace('_', ' ')}: quality against training time "
-                                    f"({info['cpu']}, {info['threads']} threads, fp32 matmul "
-                                    f"{info['matmul_fp32_gflops']:.0f} GFLOP/s)",
-                              reference=final["optimality_ratio"],
-                              reference_label=f"{reference_recipe}'s final quality")
+    fig = plot_quality_curves(
+        {label: [{**r, "elapsed_s": r["seconds"]} for r in rows] for label, rows in curves.items()},
+        title=f"{Path(style).stem.replace('_', ' ')}: quality against training time "
+        f"({info['cpu']}, {info['threads']} threads, fp32 matmul "
+        f"{info['matmul_fp32_gflops']:.0f} GFLOP/s)",
+        reference=final["optimality_ratio"],
+        reference_label=f"{reference_recipe}'s final quality",
+    )
     save_fig(fig, f"quality_vs_time_{name}", {"result": str(path)}, folder=runs)
     return result
 

@@ -4,6 +4,7 @@ A table sits in the README between ``<!-- results:NAME -->`` and ``<!-- /results
 is a result file's name; this module renders it again from that file, so that a number in the
 README is the number a command wrote, and the test suite fails when the two disagree.
 """
+
 from __future__ import annotations
 
 import os
@@ -28,49 +29,73 @@ def _ratio(value) -> str:
 def _machine(result: dict) -> str:
     m = result["machine"]
     rate = m.get("matmul_fp32_gflops")
-    return (f"{m['cpu']}, {m['threads']} threads" + (f", fp32 matmul {rate:.0f} GFLOP/s" if rate else "")
-            + f"; `{result['command']}`")
+    return (
+        f"{m['cpu']}, {m['threads']} threads"
+        + (f", fp32 matmul {rate:.0f} GFLOP/s" if rate else "")
+        + f"; `{result['command']}`"
+    )
 
 
 def time_to_quality_table(result: dict) -> str:
     reference = result["reference_recipe"]
-    lines = [f"| recipe | iterations | training time | optimality ratio (final) | Fig. 5 iterations (final) "
-             f"| `{reference}` at the same time | time to `{reference}`'s final ratio |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"| recipe | iterations | training time | optimality ratio (final) | Fig. 5 iterations (final) "
+        f"| `{reference}` at the same time | time to `{reference}`'s final ratio |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for label, row in result["summary"].items():
         fraction = row["fraction_of_reference_time"]
         reached = _minutes(row["seconds_to_reference_quality"]) + (
-            f" ({fraction:.0%})" if fraction is not None and label != reference else "")
+            f" ({fraction:.0%})" if fraction is not None and label != reference else ""
+        )
         equivalent = row["final_lbfgs_equivalent"]
-        same_time = at_time(result["curves"][reference], row["total_seconds"])  # the last kept weights by then
-        lines.append(f"| `{label}` | {row['iterations']:,} | {_minutes(row['total_seconds'])} "
-                     f"| {_ratio(row['final_optimality_ratio'])} "
-                     f"| {'beyond the budget' if equivalent is None else f'{equivalent:g}'} | {_ratio(same_time)} "
-                     f"| {reached} |")
+        same_time = at_time(
+            result["curves"][reference], row["total_seconds"]
+        )  # the last kept weights by then
+        lines.append(
+            f"| `{label}` | {row['iterations']:,} | {_minutes(row['total_seconds'])} "
+            f"| {_ratio(row['final_optimality_ratio'])} "
+            f"| {'beyond the budget' if equivalent is None else f'{equivalent:g}'} | {_ratio(same_time)} "
+            f"| {reached} |"
+        )
     lines += ["", "| training step | seconds | GFLOP | share of the fp32 matmul rate |", "|---|---|---|---|"]
     for row in result["step_timing"]:
-        lines.append(f"| {row['step']} | {row['seconds']:.3f} | {row['gflop']:.0f} "
-                     f"| {row['fraction_of_fp32_matmul']:.0%} |")
+        lines.append(
+            f"| {row['step']} | {row['seconds']:.3f} | {row['gflop']:.0f} "
+            f"| {row['fraction_of_fp32_matmul']:.0%} |"
+        )
     protocol = result["protocol"]
     lines.append("")
-    lines.append(f"Median over {len(result['photos'])} held-out photos at {protocol['photo_size']} px; L-BFGS optimum "
-                 f"after {protocol['iterations']} iterations, Fig. 5 from noise within {protocol['noise_iterations']}; "
-                 f"times from one interleaved step benchmark on {_machine(result)} "
-                 f"(`results/{result['name']}.json`).")
+    lines.append(
+        f"Median over {len(result['photos'])} held-out photos at {protocol['photo_size']} px; L-BFGS optimum "
+        f"after {protocol['iterations']} iterations, Fig. 5 from noise within "
+        f"{protocol['noise_iterations']}; "
+        f"times from one interleaved step benchmark on {_machine(result)} "
+        f"(`results/{result['name']}.json`)."
+    )
     return "\n".join(lines)
 
 
 def calibration_table(result: dict) -> str:
-    lines = ["| weighting | style / content term at the optimum, max over min across styles | std of log10 |",
-             "|---|---|---|"]
-    labels = {"raw": "today's raw weights", "energy": "calibrated (Gram energy), the default",
-              "distance": "calibrated (distance of photos to the style)"}
+    lines = [
+        "| weighting | style / content term at the optimum, max over min across styles | std of log10 |",
+        "|---|---|---|",
+    ]
+    labels = {
+        "raw": "today's raw weights",
+        "energy": "calibrated (Gram energy), the default",
+        "distance": "calibrated (distance of photos to the style)",
+    }
     for weighting, row in result["spread"].items():
-        lines.append(f"| {labels.get(weighting, weighting)} | {row['max_over_min']:.1f} | {row['std_log10']:.2f} |")
+        lines.append(
+            f"| {labels.get(weighting, weighting)} | {row['max_over_min']:.1f} | {row['std_log10']:.2f} |"
+        )
     lines.append("")
-    lines.append(f"{len({r['style'] for r in result['rows']})} styles, {len({r['photo'] for r in result['rows']})} "
-                 f"photos at {result['photo_size']} px, {result['iterations']} L-BFGS iterations; "
-                 f"{_machine(result)} (`results/{result['name']}.json`).")
+    lines.append(
+        f"{len({r['style'] for r in result['rows']})} styles, {len({r['photo'] for r in result['rows']})} "
+        f"photos at {result['photo_size']} px, {result['iterations']} L-BFGS iterations; "
+        f"{_machine(result)} (`results/{result['name']}.json`)."
+    )
     return "\n".join(lines)
 
 
@@ -78,34 +103,60 @@ def base_quality_table(result: dict) -> str:
     def fig5(value) -> str:
         return "beyond the budget" if value is None else f"{value:g}"
 
-    lines = ["| style | base: optimality ratio | base: Fig. 5 iterations | `cpu` alone after the same time a style "
-             "| `cpu` alone, final |", "|---|---|---|---|---|"]
+    lines = [
+        "| style | base: optimality ratio | base: Fig. 5 iterations | `cpu` alone after the same "
+        "time a style "
+        "| `cpu` alone, final |",
+        "|---|---|---|---|---|",
+    ]
     for name, row in result["quality"].items():
         base, equal, final = row["base"], row.get("cpu_at_equal_time"), row.get("cpu_final")
-        lines.append(f"| {name.replace('_', ' ')} | {_ratio(base['optimality_ratio'])} | {fig5(base['lbfgs_equivalent'])} "
-                     + (f"| {_ratio(equal['optimality_ratio'])} (iteration {equal['iteration']:,}) " if equal else "| n/a ")
-                     + (f"| {_ratio(final['optimality_ratio'])} ({final['iteration']:,} iterations, "
-                        f"{_minutes(final['seconds'])}) |" if final else "| n/a |"))
+        lines.append(
+            f"| {name.replace('_', ' ')} | {_ratio(base['optimality_ratio'])} | "
+            f"{fig5(base['lbfgs_equivalent'])} "
+            + (
+                f"| {_ratio(equal['optimality_ratio'])} (iteration {equal['iteration']:,}) "
+                if equal
+                else "| n/a "
+            )
+            + (
+                f"| {_ratio(final['optimality_ratio'])} ({final['iteration']:,} iterations, "
+                f"{_minutes(final['seconds'])}) |"
+                if final
+                else "| n/a |"
+            )
+        )
     lines.append("")
     trained = result.get("trained_seconds")
-    lines.append(f"The base: {len(result['styles'])} styles, {result['iterations']:,} iterations, "
-                 f"{_minutes(result['base_seconds'])} by the step benchmark ({_minutes(result['seconds_per_style'])} "
-                 f"a style)" + (f", {_minutes(trained)} as logged while it trained" if trained else "")
-                 + f". Median over {len(result['photos'])} held-out photos; {_machine(result)} "
-                 f"(`results/{result['name']}.json`).")
+    lines.append(
+        f"The base: {len(result['styles'])} styles, {result['iterations']:,} iterations, "
+        f"{_minutes(result['base_seconds'])} by the step benchmark ({_minutes(result['seconds_per_style'])} "
+        f"a style)"
+        + (f", {_minutes(trained)} as logged while it trained" if trained else "")
+        + f". Median over {len(result['photos'])} held-out photos; {_machine(result)} "
+        f"(`results/{result['name']}.json`)."
+    )
     return "\n".join(lines)
 
 
 def tiling_table(result: dict) -> str:
-    lines = ["| photo | size | tiled against one pass (PSNR) | largest difference | with exact statistics (PSNR) |",
-             "|---|---|---|---|---|"]
+    lines = [
+        "| photo | size | tiled against one pass (PSNR) | largest difference | with exact "
+        "statistics (PSNR) |",
+        "|---|---|---|---|---|",
+    ]
     for row in result["rows"]:
-        lines.append(f"| {row['photo']} | {row['width']} x {row['height']} | {row['psnr_db']:.1f} dB "
-                     f"| {row['max_abs_difference']:.3f} | {row['psnr_db_exact_statistics']:.1f} dB |")
+        lines.append(
+            f"| {row['photo']} | {row['width']} x {row['height']} | {row['psnr_db']:.1f} dB "
+            f"| {row['max_abs_difference']:.3f} | {row['psnr_db_exact_statistics']:.1f} dB |"
+        )
     lines.append("")
-    lines.append(f"Tiles of {result['tile']} px overlapping by {result['overlap']} px, statistics from the image shrunk "
-                 f"to {result['stats_size']} px, {result['precision']}, model `{result['model']}`; {_machine(result)} "
-                 f"(`results/{result['name']}.json`).")
+    lines.append(
+        f"Tiles of {result['tile']} px overlapping by {result['overlap']} px, statistics from the "
+        "image shrunk "
+        f"to {result['stats_size']} px, {result['precision']}, model `{result['model']}`; {_machine(result)} "
+        f"(`results/{result['name']}.json`)."
+    )
     return "\n".join(lines)
 
 
@@ -126,8 +177,9 @@ def render(name: str, folder: str | os.PathLike | None = None) -> str:
     raise FaststError(f"no table is defined for results/{name}.json")
 
 
-def update_readme(readme: str | os.PathLike, folder: str | os.PathLike | None = None,
-                  check: bool = False) -> list[str]:
+def update_readme(
+    readme: str | os.PathLike, folder: str | os.PathLike | None = None, check: bool = False
+) -> list[str]:
     """Render every table of ``readme`` again; write them (or, with ``check``, only report). Returns
     the names of the tables that differed."""
     readme = Path(readme)

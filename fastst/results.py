@@ -1,5 +1,6 @@
 """Result files: every measured number the project quotes lives in ``results/<name>.json``, written
 by the command that measured it, beside the command line, the machine and the git commit."""
+
 from __future__ import annotations
 
 import datetime
@@ -12,8 +13,9 @@ from pathlib import Path
 
 import torch
 
-from fastst.bench import matmul_gflops
 from fastst.io import atomic_path, project_folder
+from fastst.measure import matmul_gflops
+from fastst.runtime import git_commit
 
 RESULTS_ENV = "FASTST_RESULTS"
 
@@ -39,38 +41,51 @@ def cpu_flags() -> list[str]:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
         return []
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
-    return sorted(f for f in set(flags) if f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "fma"))
+    flags = next(
+        (line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), []
+    )
+    return sorted(
+        f for f in set(flags) if f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "fma")
+    )
 
 
 @functools.lru_cache(maxsize=None)
 def matmul_rate(dtype: torch.dtype = torch.float32, n: int = 1024, repeats: int = 5) -> float:
-    """The fp32 (or ``dtype``) matmul rate to record beside any absolute time (``bench.matmul_gflops`` at
+    """The fp32 (or ``dtype``) matmul rate to record beside any absolute time (``measure.matmul_gflops`` at
     one size, once per process), so that times from other machines can be scaled."""
     return matmul_gflops(dtype, sizes=(n,), repeats=repeats)
 
 
 def machine(measure: bool = True) -> dict:
     """What a time depends on: CPU, threads, vector extensions, matmul rates, GPU, versions."""
-    from fastst.train import git_commit
-    info = {"cpu": cpu_model(), "cpu_flags": cpu_flags(), "threads": torch.get_num_threads(),
-            "torch": str(torch.__version__), "python": platform.python_version(),
-            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-            "git_commit": git_commit()}
+    info = {
+        "cpu": cpu_model(),
+        "cpu_flags": cpu_flags(),
+        "threads": torch.get_num_threads(),
+        "torch": str(torch.__version__),
+        "python": platform.python_version(),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "git_commit": git_commit(),
+    }
     if measure:
         info["matmul_fp32_gflops"] = round(matmul_rate(torch.float32), 1)
         info["matmul_bf16_gflops"] = round(matmul_rate(torch.bfloat16, n=512, repeats=2), 1)
     return info
 
 
-def write_result(name: str, data: dict, folder: str | os.PathLike | None = None,
-                 machine_info: dict | None = None) -> Path:
+def write_result(
+    name: str, data: dict, folder: str | os.PathLike | None = None, machine_info: dict | None = None
+) -> Path:
     """Write ``results/<name>.json`` atomically with the command, machine and date around ``data``."""
     folder = Path(folder) if folder is not None else results_dir()
     folder.mkdir(parents=True, exist_ok=True)
-    record = {"name": name, "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-              "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-              "machine": machine_info if machine_info is not None else machine(), **data}
+    record = {
+        "name": name,
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine_info if machine_info is not None else machine(),
+        **data,
+    }
     path = folder / f"{name}.json"
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(record, indent=1, default=str) + "\n")

@@ -6,6 +6,7 @@ weight divides lambda_s by the style image's Gram energy, sum_j ||G_j(y_s)||_F^2
 layers, and scales it so that The Starry Night at 256 px keeps the default lambda_s: strength 1 is
 today's default objective for that painting and the same relative pull towards every other.
 """
+
 from __future__ import annotations
 
 import math
@@ -45,15 +46,18 @@ def _distance_weight(style: torch.Tensor, photos: list[torch.Tensor], strength: 
         vgg = loss_network()
         target = [gram_matrix(f) for f in vgg(style[None], STYLE_LAYERS).values()]
         distance = statistics.mean(
-            style_loss([gram_matrix(f) for f in vgg(p[None], STYLE_LAYERS).values()], target).item() for p in photos)
+            style_loss([gram_matrix(f) for f in vgg(p[None], STYLE_LAYERS).values()], target).item()
+            for p in photos
+        )
     return distance
 
 
 WEIGHTINGS = ("raw", "energy", "distance")
 
 
-def optimum_balance(styles: dict, photos: dict, iterations: int = 80, progress: bool = True,
-                    images: dict | None = None) -> list[dict]:
+def optimum_balance(
+    styles: dict, photos: dict, iterations: int = 80, progress: bool = True, images: dict | None = None
+) -> list[dict]:
     """Per style, photo and weighting: the weighted style and content terms of eq. 5 at the per-image
     L-BFGS optimum (from the content image). A weighting that means the same for every style keeps
     their ratio alike across styles. ``images``, if given, receives each optimum by (weighting,
@@ -72,11 +76,24 @@ def optimum_balance(styles: dict, photos: dict, iterations: int = 80, progress: 
             if anchor is None:  # the same anchor as the energy's: The Starry Night keeps the default
                 anchor = _distance_weight(styles["starry_night"], reference_photos)
             weight = DEFAULT_WEIGHTS["style_weight"] * anchor / _distance_weight(style, reference_photos)
-        result = gatys(photos[stem], style, iterations, "lbfgs", progress=False,
-                       **{**DEFAULT_WEIGHTS, "style_weight": weight})
-        rows.append({"weighting": weighting, "style": name, "photo": stem, "style_weight": weight,
-                     **{f"{k}_term": v for k, v in result.terms.items()},
-                     "style_to_content": result.terms["style"] / result.terms["content"]})
+        result = gatys(
+            photos[stem],
+            style,
+            iterations,
+            "lbfgs",
+            progress=False,
+            **{**DEFAULT_WEIGHTS, "style_weight": weight},
+        )
+        rows.append(
+            {
+                "weighting": weighting,
+                "style": name,
+                "photo": stem,
+                "style_weight": weight,
+                **{f"{k}_term": v for k, v in result.terms.items()},
+                "style_to_content": result.terms["style"] / result.terms["content"],
+            }
+        )
         if images is not None:
             images[(weighting, name, stem)] = result.image
     return rows
@@ -93,19 +110,29 @@ def spread(rows: list[dict]) -> dict:
                 per_style.setdefault(r["style"], []).append(r["style_to_content"])
         medians = {k: statistics.median(v) for k, v in per_style.items()}
         logs = [math.log10(v) for v in medians.values()]
-        out[weighting] = {"per_style": medians, "max_over_min": max(medians.values()) / min(medians.values()),
-                          "std_log10": statistics.pstdev(logs)}
+        out[weighting] = {
+            "per_style": medians,
+            "max_over_min": max(medians.values()) / min(medians.values()),
+            "std_log10": statistics.pstdev(logs),
+        }
     return out
 
 
-def preview(style: torch.Tensor, photos: dict, strengths=(0.5, 1.0, 2.0), iterations: int = 40,
-            progress: bool = True) -> dict:
+def preview(
+    style: torch.Tensor, photos: dict, strengths=(0.5, 1.0, 2.0), iterations: int = 40, progress: bool = True
+) -> dict:
     """Per-image optimisation of each photo at each strength: what a strength gives, in about a
     minute, before minutes of training. Returns {(strength, photo): image}."""
     out = {}
     jobs = [(s, stem) for s in strengths for stem in photos]
     for strength, stem in tqdm(jobs, desc="preview", disable=not progress):
         weight = calibrated_style_weight(style, strength)
-        out[(strength, stem)] = gatys(photos[stem], style, iterations, "lbfgs", progress=False,
-                                      **{**DEFAULT_WEIGHTS, "style_weight": weight}).image
+        out[(strength, stem)] = gatys(
+            photos[stem],
+            style,
+            iterations,
+            "lbfgs",
+            progress=False,
+            **{**DEFAULT_WEIGHTS, "style_weight": weight},
+        ).image
     return out

@@ -1,4 +1,5 @@
 """Stylising images with a trained network."""
+
 from __future__ import annotations
 
 import copy
@@ -9,9 +10,21 @@ from pathlib import Path
 import torch
 
 from fastst.errors import FaststError
-from fastst.io import load_checkpoint
+from fastst.io import (
+    is_image_file,
+    list_images,
+    load_checkpoint,
+    load_image,
+    save_image,
+)
+from fastst.runtime import (
+    autocast,
+    process_settings,
+    release_freed_memory,
+    resolve_device,
+    resolve_precision,
+)
 from fastst.transformer import TransformerNet, for_inference, single_style
-
 
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"
 # The precision every stylising entry point defaults to, the command line's included: the fastest
@@ -71,7 +84,9 @@ def parse_style(spec: str, names: list[str]) -> int | list[float]:
         try:
             weights[names.index(name)] += float(value) if value.strip() else 1.0
         except ValueError:
-            raise FaststError(f"not a weight: {value!r} in {spec!r} (write name:weight,name:weight)") from None
+            raise FaststError(
+                f"not a weight: {value!r} in {spec!r} (write name:weight,name:weight)"
+            ) from None
     return weights
 
 
@@ -90,8 +105,9 @@ def resolve_shipped_style(spec: str) -> str:
     return str(holders[0])
 
 
-def load_model(path: str | os.PathLike, device: str | torch.device = "cpu",
-               style: str | int | list | None = None) -> TransformerNet:
+def load_model(
+    path: str | os.PathLike, device: str | torch.device = "cpu", style: str | int | list | None = None
+) -> TransformerNet:
     """A trained network from ``model.pth`` (or a training checkpoint), in eval mode.
 
     For a multi-style model, ``style`` (a name, an index, a mix "a:0.5,b:0.5" or mix weights)
@@ -101,11 +117,17 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu",
     """
     path = pretrained_path(path)
     if not path.is_file():
-        raise FaststError(f"no such model file: {path}" if not path.is_dir() else f"expected a model file, got a folder: {path}")
+        raise FaststError(
+            f"no such model file: {path}"
+            if not path.is_dir()
+            else f"expected a model file, got a folder: {path}"
+        )
     saved = load_checkpoint(path, "model")
     if not isinstance(saved, dict) or "model" not in saved:
         raise FaststError(f"not a fastst model: {path} (no network weights in it)")
-    options = saved.get("net") or {k: saved.get("config", {}).get(k) for k in ("norm", "upsample", "width", "input_skip")}
+    options = saved.get("net") or {
+        k: saved.get("config", {}).get(k) for k in ("norm", "upsample", "width", "input_skip")
+    }
     try:
         model = TransformerNet(**{k: v for k, v in options.items() if v is not None})
     except (ValueError, TypeError) as e:
@@ -116,8 +138,10 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu",
     for key, tensor in weights.items():
         if not isinstance(tensor, torch.Tensor) or tensor.shape != expected[key].shape:
             got = tuple(tensor.shape) if isinstance(tensor, torch.Tensor) else type(tensor).__name__
-            raise FaststError(f"model {path} does not match the network it declares ({options}): "
-                              f"{key} is {got}, expected {tuple(expected[key].shape)}")
+            raise FaststError(
+                f"model {path} does not match the network it declares ({options}): "
+                f"{key} is {got}, expected {tuple(expected[key].shape)}"
+            )
     model.load_state_dict({k: v.float() for k, v in weights.items()})  # shipped models are stored in fp16
     model.style_names = _style_names(saved, path)
     if model.styles > 1 and len(model.style_names) != model.styles:
@@ -147,18 +171,18 @@ def fast_path(precision: str, device: torch.device, compiled: bool = False) -> t
     "auto" is bf16 where the device runs it natively. In eager mode on a GPU it is fp32 instead
     (with cuDNN's TF32 convolutions, PyTorch's default) in contiguous memory: there every extra
     cast and layout change is a kernel launch, and on an H100 fp32 was both faster and closer to
-    exact than bf16 (``fastst bench --device cuda``). Channels-last memory pays on the CPU in reduced precision,
-    and compiled on either device.
+    exact than bf16 (``fastst bench --device cuda``). Channels-last memory pays on the CPU in reduced
+    precision, and compiled on either device.
     """
-    from fastst.train import resolve_precision
     if precision == "auto" and device.type == "cuda" and not compiled:
         return "fp32", False
     precision = resolve_precision(precision, device)
     return precision, compiled or (device.type == "cpu" and precision != "fp32")
 
 
-def fast_model(model: TransformerNet, precision: str = "auto",
-               compiled: bool = False) -> tuple[TransformerNet, str, torch.memory_format]:
+def fast_model(
+    model: TransformerNet, precision: str = "auto", compiled: bool = False
+) -> tuple[TransformerNet, str, torch.memory_format]:
     """The network as ``fastst stylize`` runs it on the model's device: its inference form in the
     precision and memory format of :func:`fast_path`. Returns (network, precision, memory format)."""
     precision, channels_last = fast_path(precision, next(model.parameters()).device, compiled)
@@ -167,15 +191,18 @@ def fast_model(model: TransformerNet, precision: str = "auto",
 
 
 @torch.inference_mode()
-def stylize(model: TransformerNet, image: torch.Tensor, device: str | torch.device | None = None,
-            precision: str = DEFAULT_PRECISION) -> torch.Tensor:
+def stylize(
+    model: TransformerNet,
+    image: torch.Tensor,
+    device: str | torch.device | None = None,
+    precision: str = DEFAULT_PRECISION,
+) -> torch.Tensor:
     """Stylise one (3, H, W) image (or a batch) in [0, 1]; returns the same shape on the CPU.
 
     ``precision`` "auto" is :func:`fast_path`'s choice for the device. Reduced precision always
     runs the network's inference form (``for_inference``), which keeps the input image exact: the
     PSNR against fp32 over held-out photos is measured by ``fastst bench``.
     """
-    from fastst.train import autocast
     device = torch.device(device) if device is not None else next(model.parameters()).device
     precision, _ = fast_path(precision, device)
     if precision != "fp32":
@@ -266,8 +293,15 @@ def _ramp(length: int, overlap: int, at_start: bool, at_end: bool) -> torch.Tens
 
 
 @torch.inference_mode()
-def stylize_tiled(model: TransformerNet, image: torch.Tensor, tile: int = TILE, overlap: int = OVERLAP,
-                  stats_size: int = STATS_SIZE, progress: bool = False, precision: str = DEFAULT_PRECISION) -> torch.Tensor:
+def stylize_tiled(
+    model: TransformerNet,
+    image: torch.Tensor,
+    tile: int = TILE,
+    overlap: int = OVERLAP,
+    stats_size: int = STATS_SIZE,
+    progress: bool = False,
+    precision: str = DEFAULT_PRECISION,
+) -> torch.Tensor:
     """Stylise a (3, H, W) image of any size in overlapping tiles blended with linear ramps.
 
     Instance-norm statistics come from the whole image shrunk to at most ``stats_size`` pixels on
@@ -276,7 +310,6 @@ def stylize_tiled(model: TransformerNet, image: torch.Tensor, tile: int = TILE, 
     import torch.nn.functional as F
     from tqdm.auto import tqdm
 
-    from fastst.train import autocast
     device = next(model.parameters()).device
     precision, _ = fast_path(precision, device)
     if precision != "fp32":
@@ -293,11 +326,15 @@ def stylize_tiled(model: TransformerNet, image: torch.Tensor, tile: int = TILE, 
     tops = list(range(0, max(h - overlap, 1), step))
     lefts = list(range(0, max(w - overlap, 1), step))
     with autocast(device, precision):
-        for top, left in tqdm([(t, l) for t in tops for l in lefts], desc="tiles", disable=not progress, leave=False):
+        for top, left in tqdm(
+            [(t, l) for t in tops for l in lefts], desc="tiles", disable=not progress, leave=False
+        ):
             bottom, right = min(top + tile, h), min(left + tile, w)
             piece = tiler(image[None, :, top:bottom, left:right].to(device))[0].float().cpu()
-            ramp = (_ramp(bottom - top, overlap, top == 0, bottom == h)[:, None]
-                    * _ramp(right - left, overlap, left == 0, right == w)[None, :])
+            ramp = (
+                _ramp(bottom - top, overlap, top == 0, bottom == h)[:, None]
+                * _ramp(right - left, overlap, left == 0, right == w)[None, :]
+            )
             out[:, top:bottom, left:right] += piece * ramp
             weight[:, top:bottom, left:right] += ramp
     return (out / weight.clamp_min(1e-8)).clamp(0, 1)
@@ -316,8 +353,13 @@ def preserve_color(stylised: torch.Tensor, content: torch.Tensor) -> torch.Tenso
     return torch.einsum("ij,...jhw->...ihw", torch.linalg.inv(to_yuv), mixed).clamp(0, 1)
 
 
-def stylize_image(model: TransformerNet, image: torch.Tensor, strength: float = 1.0,
-                  keep_color: bool = False, precision: str = DEFAULT_PRECISION) -> torch.Tensor:
+def stylize_image(
+    model: TransformerNet,
+    image: torch.Tensor,
+    strength: float = 1.0,
+    keep_color: bool = False,
+    precision: str = DEFAULT_PRECISION,
+) -> torch.Tensor:
     """Stylise a (3, H, W) image with the options of the command line."""
     if not 0.0 <= strength <= 1.0:
         raise FaststError(f"strength must be between 0 and 1, not {strength}")
@@ -339,7 +381,7 @@ def _finish(out: torch.Tensor, image: torch.Tensor, strength: float, keep_color:
 
 def _inputs(spec: str) -> list[Path]:
     import glob
-    from fastst.io import is_image_file, list_images
+
     path = Path(spec)
     if path.is_dir():
         images = list_images(path)
@@ -356,35 +398,68 @@ def _inputs(spec: str) -> list[Path]:
     raise FaststError(f"no such file or folder: {spec}")
 
 
-def stylize_paths(model_path: str, input_spec: str, output: str, max_size: int | None = None,
-                  strength: float = 1.0, keep_color: bool = False, device: str = "auto",
-                  precision: str = DEFAULT_PRECISION, overwrite: bool = False, progress: bool = True,
-                  compile: bool = False, style: str | None = None) -> tuple[int, list[str], int]:
+def stylize_paths(
+    model_path: str,
+    input_spec: str,
+    output: str,
+    max_size: int | None = None,
+    strength: float = 1.0,
+    keep_color: bool = False,
+    device: str = "auto",
+    precision: str = DEFAULT_PRECISION,
+    overwrite: bool = False,
+    progress: bool = True,
+    compile: bool = False,
+    style: str | None = None,
+) -> tuple[int, list[str], int]:
     """Stylise a file, a folder or a glob into a file or a folder; returns (written, failures, skipped).
 
     A bad input file is reported and skipped; the others are still written. Outputs that exist are
     kept and counted as skipped unless ``overwrite``. ``style`` picks a style or mix of a multi-style
     model (see :func:`load_model`).
     """
-    from fastst.train import process_settings, resolve_device
     dev = resolve_device(device)
     with process_settings(dev):
-        return _stylize_paths(model_path, input_spec, output, max_size, strength, keep_color, dev, precision,
-                              overwrite, progress, compile, style)
+        return _stylize_paths(
+            model_path,
+            input_spec,
+            output,
+            max_size,
+            strength,
+            keep_color,
+            dev,
+            precision,
+            overwrite,
+            progress,
+            compile,
+            style,
+        )
 
 
-def _stylize_paths(model_path, input_spec, output, max_size, strength, keep_color, dev, precision, overwrite,
-                   progress, compile, style) -> tuple[int, list[str], int]:
+def _stylize_paths(
+    model_path,
+    input_spec,
+    output,
+    max_size,
+    strength,
+    keep_color,
+    dev,
+    precision,
+    overwrite,
+    progress,
+    compile,
+    style,
+) -> tuple[int, list[str], int]:
     import warnings
 
     from tqdm.auto import tqdm
 
-    from fastst.io import load_image, save_image
-    from fastst.train import release_freed_memory
     model = load_model(model_path, dev, style)
     if model.styles > 1:
-        raise FaststError(f"{model_path} holds {model.styles} styles: choose one or a mix with --style "
-                          f"({', '.join(model.style_names)})")
+        raise FaststError(
+            f"{model_path} holds {model.styles} styles: choose one or a mix with --style "
+            f"({', '.join(model.style_names)})"
+        )
     model, precision, _ = fast_model(model, precision, compile)
     if compile:  # pays off for many images or large ones: about 20 s to compile per new size
         compile_model(model)
@@ -428,8 +503,9 @@ def _stylize_paths(model_path, input_spec, output, max_size, strength, keep_colo
                 fail(str(e))
         return done
 
-    for source, target in tqdm(list(zip(inputs, targets)), desc="stylise", unit="img",
-                               disable=not progress or single):
+    for source, target in tqdm(
+        list(zip(inputs, targets)), desc="stylise", unit="img", disable=not progress or single
+    ):
         if target.exists() and not overwrite:
             if single:
                 raise FaststError(f"{target} exists (pass --overwrite to replace it)")

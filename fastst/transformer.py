@@ -1,4 +1,5 @@
 """The image transformation network f_W of Johnson et al. (2016), Fig. 2 / supplementary Table 1."""
+
 from __future__ import annotations
 
 import copy
@@ -63,8 +64,12 @@ class ResidualBlock(nn.Module):
     def __init__(self, channels: int, norm: str, styles: int = 1):
         super().__init__()
         self.body = nn.Sequential(
-            ConvLayer(channels, channels, 3), _norm(norm, channels, styles), nn.ReLU(inplace=True),
-            ConvLayer(channels, channels, 3), _norm(norm, channels, styles))
+            ConvLayer(channels, channels, 3),
+            _norm(norm, channels, styles),
+            nn.ReLU(inplace=True),
+            ConvLayer(channels, channels, 3),
+            _norm(norm, channels, styles),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.body(x)
@@ -100,28 +105,52 @@ class TransformerNet(nn.Module):
     mode the output is clamped to [0, 1].
     """
 
-    def __init__(self, norm: str = "instance", upsample: str = "resize", width: float = 1.0,
-                 input_skip: bool = False, residual_blocks: int = 5, styles: int = 1):
+    def __init__(
+        self,
+        norm: str = "instance",
+        upsample: str = "resize",
+        width: float = 1.0,
+        input_skip: bool = False,
+        residual_blocks: int = 5,
+        styles: int = 1,
+    ):
         super().__init__()
         if styles < 1:
             raise ValueError(f"styles must be at least 1, not {styles}")
         c1, c2, c3 = (max(1, round(c * width)) for c in (32, 64, 128))
-        self.config = {"norm": norm, "upsample": upsample, "width": width,
-                       "input_skip": input_skip, "residual_blocks": residual_blocks}
+        self.config = {
+            "norm": norm,
+            "upsample": upsample,
+            "width": width,
+            "input_skip": input_skip,
+            "residual_blocks": residual_blocks,
+        }
         if styles > 1:
             self.config["styles"] = styles
         self.styles = styles
         self.style_names: list[str] | None = None  # set by load_model from the model file
         self.input_skip = input_skip
         self.encoder = nn.Sequential(
-            ConvLayer(3, c1, 9), _norm(norm, c1, styles), nn.ReLU(inplace=True),
-            ConvLayer(c1, c2, 3, stride=2), _norm(norm, c2, styles), nn.ReLU(inplace=True),
-            ConvLayer(c2, c3, 3, stride=2), _norm(norm, c3, styles), nn.ReLU(inplace=True))
+            ConvLayer(3, c1, 9),
+            _norm(norm, c1, styles),
+            nn.ReLU(inplace=True),
+            ConvLayer(c1, c2, 3, stride=2),
+            _norm(norm, c2, styles),
+            nn.ReLU(inplace=True),
+            ConvLayer(c2, c3, 3, stride=2),
+            _norm(norm, c3, styles),
+            nn.ReLU(inplace=True),
+        )
         self.residuals = nn.Sequential(*(ResidualBlock(c3, norm, styles) for _ in range(residual_blocks)))
         self.decoder = nn.Sequential(
-            UpsampleLayer(c3, c2, upsample), _norm(norm, c2, styles), nn.ReLU(inplace=True),
-            UpsampleLayer(c2, c1, upsample), _norm(norm, c1, styles), nn.ReLU(inplace=True),
-            ConvLayer(c1, 3, 9))
+            UpsampleLayer(c3, c2, upsample),
+            _norm(norm, c2, styles),
+            nn.ReLU(inplace=True),
+            UpsampleLayer(c2, c1, upsample),
+            _norm(norm, c1, styles),
+            nn.ReLU(inplace=True),
+            ConvLayer(c1, 3, 9),
+        )
         if input_skip:
             # start near the identity; a small (not zero) last layer lets gradients reach every layer
             # from the first iteration
@@ -136,7 +165,9 @@ class TransformerNet(nn.Module):
         """The (batch or 1, styles) weights of ``style``: an index, a batch of indices, or weights
         over the styles ((styles,) or (batch, styles); used as given, so they may sum to anything)."""
         device = next(self.parameters()).device
-        if isinstance(style, int) or (isinstance(style, torch.Tensor) and style.dtype in (torch.int64, torch.int32)):
+        if isinstance(style, int) or (
+            isinstance(style, torch.Tensor) and style.dtype in (torch.int64, torch.int32)
+        ):
             index = torch.as_tensor(style, device=device).reshape(-1)
             if ((index < 0) | (index >= self.styles)).any():
                 raise ValueError(f"style index out of range: the network holds {self.styles} styles")
@@ -179,12 +210,15 @@ class TransformerNet(nn.Module):
 # (row parity a, column parity b) becomes its own output channel, then a pixel shuffle interleaves
 # the phases. The outputs agree with the original's to floating-point rounding (tests).
 
+
 def _to_phases(x: torch.Tensor) -> torch.Tensor:
     """(N, C, 2h, 2w) -> (N, 4C, h, w), channels ordered (row phase, column phase, channel): in
     channels-last memory each pixel's channels stay contiguous, so the copy vectorises (unlike
     ``pixel_unshuffle``'s channel-major order)."""
     n, c, h2, w2 = x.shape
-    return x.reshape(n, c, h2 // 2, 2, w2 // 2, 2).permute(0, 3, 5, 1, 2, 4).reshape(n, 4 * c, h2 // 2, w2 // 2)
+    return (
+        x.reshape(n, c, h2 // 2, 2, w2 // 2, 2).permute(0, 3, 5, 1, 2, 4).reshape(n, 4 * c, h2 // 2, w2 // 2)
+    )
 
 
 def _from_phases(y: torch.Tensor) -> torch.Tensor:
@@ -288,8 +322,12 @@ class SinglePassInstanceNorm(nn.InstanceNorm2d):
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if (not torch.compiler.is_compiling() or x.device.type != "cpu" or self.track_running_stats
-                or not self.affine):
+        if (
+            not torch.compiler.is_compiling()
+            or x.device.type != "cpu"
+            or self.track_running_stats
+            or not self.affine
+        ):
             return super().forward(x)
         xf = x.float()
         origin = xf[:, :, :1, :1]
@@ -301,8 +339,9 @@ class SinglePassInstanceNorm(nn.InstanceNorm2d):
 
 
 def _single_pass(norm: nn.InstanceNorm2d) -> SinglePassInstanceNorm:
-    new = SinglePassInstanceNorm(norm.num_features, eps=norm.eps, affine=norm.affine,
-                                 track_running_stats=norm.track_running_stats)
+    new = SinglePassInstanceNorm(
+        norm.num_features, eps=norm.eps, affine=norm.affine, track_running_stats=norm.track_running_stats
+    )
     new.load_state_dict(norm.state_dict())
     return new
 

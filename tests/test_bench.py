@@ -1,4 +1,5 @@
 """The measuring instruments themselves (no timing is asserted here)."""
+
 import importlib.util
 import math
 
@@ -6,16 +7,22 @@ import pytest
 import torch
 
 from fastst import TransformerNet
-from fastst.bench import inference_flops, psnr, time_inference
-from fastst.train import cpu_has_bf16
+from fastst.bench import inference_flops
+from fastst.measure import psnr, time_inference
+from fastst.runtime import cpu_has_bf16
 
 
 def _hand_count(size: int) -> int:
     """2 x C_in x C_out x k^2 x H_out x W_out for each convolution of Johnson et al.'s layout."""
-    layers = [(3, 32, 9, size), (32, 64, 3, size // 2), (64, 128, 3, size // 4),
-              *[(128, 128, 3, size // 4)] * 10,             # five residual blocks, two convolutions each
-              (128, 64, 3, size // 2), (64, 32, 3, size),     # nearest x2, then a 3x3 convolution
-              (32, 3, 9, size)]
+    layers = [
+        (3, 32, 9, size),
+        (32, 64, 3, size // 2),
+        (64, 128, 3, size // 4),
+        *[(128, 128, 3, size // 4)] * 10,  # five residual blocks, two convolutions each
+        (128, 64, 3, size // 2),
+        (64, 32, 3, size),  # nearest x2, then a 3x3 convolution
+        (32, 3, 9, size),
+    ]
     return sum(2 * c_in * c_out * k * k * s * s for c_in, c_out, k, s in layers)
 
 
@@ -37,16 +44,29 @@ def test_timing_rows_have_the_stated_fields():
 
 
 def test_fast_timing_takes_the_stylize_path():
-    rows = time_inference(TransformerNet(width=0.25), sizes=(32,), repeats=1, warmup=0, precision="auto",
-                          fast=True, progress=False)
+    rows = time_inference(
+        TransformerNet(width=0.25),
+        sizes=(32,),
+        repeats=1,
+        warmup=0,
+        precision="auto",
+        fast=True,
+        progress=False,
+    )
     assert rows[0]["path"] == "fast"
     assert rows[0]["precision"] == ("bf16" if cpu_has_bf16() else "fp32")
 
 
 def test_training_bench_steps_minimise_the_same_objective(data_root):
     from fastst.bench import bench_training
-    row = bench_training("smoke", data_root / "styles" / "starry_night.jpg", data_root / "train", iterations=2,
-                         loss_iterations=1)
+
+    row = bench_training(
+        "smoke",
+        data_root / "styles" / "starry_night.jpg",
+        data_root / "train",
+        iterations=2,
+        loss_iterations=1,
+    )
     # the first iteration: the fast step's objective (precomputed Gram targets, a content pass that
     # stops at the content layer, reduced precision) against the plain one, same weights and batch
     assert row["loss_rel_diff"] < 0.01, row
@@ -55,12 +75,15 @@ def test_training_bench_steps_minimise_the_same_objective(data_root):
 
 def test_inference_bench_times_plain_fast_and_the_matmul_limit_in_the_same_rounds():
     from fastst.bench import bench_inference
+
     torch.manual_seed(0)
     (row,) = bench_inference(TransformerNet(width=0.25), sizes=(32,), repeats=1, matmul_n=64)
     assert row["size"] == 32 and row["psnr_photos"] == 0  # no photos: PSNR on noise
     assert math.isfinite(row["psnr_db"]) and row["psnr_db"] > 20
     assert row["matmul_interleaved_gflops"] > 0
-    if importlib.util.find_spec("onnxruntime"):  # the exported model under onnxruntime, timed in the same rounds
+    if importlib.util.find_spec(
+        "onnxruntime"
+    ):  # the exported model under onnxruntime, timed in the same rounds
         assert row["onnxruntime_s"] > 0 and row["onnxruntime_psnr_db"] > 40
 
 
@@ -69,12 +92,43 @@ def test_the_recipe_bench_counts_the_training_steps_flops(data_root, imagenet_vg
     passes; more crops of the same size cost proportionally more."""
     from fastst.bench import bench_recipes
     from fastst.train import TrainConfig
+
     style = str(data_root / "styles" / "starry_night.jpg")
     one = TrainConfig.from_preset("smoke", style=style, data="d", batch_size=1)
     two = TrainConfig.from_preset("smoke", style=style, data="d", batch_size=2)
     rows = {r["step"]: r for r in bench_recipes({"one": one, "two": two}, rounds=1)}
     assert rows["two @ 32 px"]["gflop"] == pytest.approx(2 * rows["one @ 32 px"]["gflop"], rel=0.02)
-    net_forward = sum(2 * ci * co * k * k * s * s for ci, co, k, s in [
-        (3, 8, 9, 32), (8, 16, 3, 16), (16, 32, 3, 8), *[(32, 32, 3, 8)] * 10, (32, 16, 3, 16), (16, 8, 3, 32),
-        (8, 3, 9, 32)]) / 1e9
+    net_forward = (
+        sum(
+            2 * ci * co * k * k * s * s
+            for ci, co, k, s in [
+                (3, 8, 9, 32),
+                (8, 16, 3, 16),
+                (16, 32, 3, 8),
+                *[(32, 32, 3, 8)] * 10,
+                (32, 16, 3, 16),
+                (16, 8, 3, 32),
+                (8, 3, 9, 32),
+            ]
+        )
+        / 1e9
+    )
     assert rows["one @ 32 px"]["gflop"] > 3 * net_forward  # forward, backward and the loss network on top
+
+
+def test_the_benchmarks_training_step_is_trainings_own(data_root, monkeypatch):
+    """bench_recipes times fastst.train.train_step itself: one function, not a copy that could drift."""
+    from fastst import bench, train
+    from fastst.train import TrainConfig
+
+    assert bench.train_step is train.train_step
+    calls = []
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return train.train_step(*args, **kwargs)
+
+    monkeypatch.setattr(bench, "train_step", counted)
+    config = TrainConfig.from_preset("smoke", style=str(data_root / "styles" / "starry_night.jpg"), data="d")
+    bench.bench_recipes({"smoke": config}, rounds=1)
+    assert calls

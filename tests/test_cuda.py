@@ -1,9 +1,10 @@
 """The GPU paths: skipped where there is no CUDA device."""
+
 import pytest
 import torch
 
-from fastst.bench import psnr
 from fastst.io import load_image
+from fastst.measure import psnr
 from fastst.stylize import stylize
 from fastst.transformer import TransformerNet, for_inference
 
@@ -52,9 +53,15 @@ def test_bf16_on_the_gpu_is_as_close_to_fp32_as_bf16_on_the_cpu(data_root, true_
 
 def test_training_on_the_gpu_logs_finite_losses_and_resumes(tmp_path, data_root):
     from fastst.train import TrainConfig, load_losses, train
-    config = TrainConfig.from_preset("smoke", style=str(data_root / "styles" / "starry_night.jpg"),
-                                     data=str(data_root / "train"), out=str(tmp_path / "run"), device="cuda",
-                                     iterations=4)
+
+    config = TrainConfig.from_preset(
+        "smoke",
+        style=str(data_root / "styles" / "starry_night.jpg"),
+        data=str(data_root / "train"),
+        out=str(tmp_path / "run"),
+        device="cuda",
+        iterations=4,
+    )
     train(config, progress=False)
     config.iterations = 6
     result = train(config, resume=True, progress=False)

@@ -6,14 +6,21 @@ import zipfile
 import pytest
 import torch
 
-from fastst.data import (PhotoDataset, ResumableBatchSampler, download, fetch, fetch_archive, manifest,
-                         usable_images)
+from fastst.data import (
+    PhotoDataset,
+    ResumableBatchSampler,
+    download,
+    fetch,
+    fetch_archive,
+    manifest,
+    usable_images,
+)
 from fastst.errors import FaststError
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     files: dict = {}
-    drop_after: dict = {}   # path -> bytes sent before the connection drops (once)
+    drop_after: dict = {}  # path -> bytes sent before the connection drops (once)
 
     def log_message(self, *args):
         pass
@@ -105,7 +112,9 @@ def test_archive_is_downloaded_and_extracted(server, tmp_path):
         z.writestr("train2014/a.jpg", b"x" * 10)
         z.writestr("train2014/b.jpg", b"y" * 10)
     handler.files["/zips/train2014.zip"] = zpath.read_bytes()
-    folder = fetch_archive(f"{base}/zips/train2014.zip", tmp_path / "coco", _sha(zpath.read_bytes()), progress=False)
+    folder = fetch_archive(
+        f"{base}/zips/train2014.zip", tmp_path / "coco", _sha(zpath.read_bytes()), progress=False
+    )
     assert sorted(p.name for p in folder.iterdir()) == ["a.jpg", "b.jpg"]
     assert folder == tmp_path / "coco" / "train2014"
 
@@ -120,6 +129,7 @@ def test_fetch_from_a_mirror_copies_and_verifies(tmp_path, data_root):
 
 def test_usable_images_skips_and_names_bad_files(tmp_path):
     from PIL import Image
+
     Image.new("RGB", (40, 30)).save(tmp_path / "ok.jpg")
     (tmp_path / "bad.jpg").write_text("text")
     with pytest.warns(UserWarning) as caught:
@@ -153,6 +163,7 @@ def test_ranks_split_each_global_batch():
 
 def test_crops_are_deterministic_square_and_in_range(tmp_path):
     from PIL import Image
+
     Image.effect_noise((90, 60), 50).convert("RGB").save(tmp_path / "n.png")
     ds = PhotoDataset([tmp_path / "n.png"], 32, seed=1)
     a, b, c = ds[(0, 5)], ds[(0, 5)], ds[(0, 6)]

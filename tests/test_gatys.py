@@ -40,12 +40,52 @@ def test_bad_options_are_refused(data_root):
 
 def test_cli_writes_the_image_and_its_objective(tmp_path, data_root):
     out = tmp_path / "g.png"
-    r = subprocess.run([sys.executable, "-m", "fastst", "gatys", "--content", data_root / "test" / "demo" / "chicago.jpg",
-                        "--style", data_root / "styles" / "starry_night.jpg", "--iterations", "3", "--size", "48",
-                        "--output", out], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fastst",
+            "gatys",
+            "--content",
+            data_root / "test" / "demo" / "chicago.jpg",
+            "--style",
+            data_root / "styles" / "starry_night.jpg",
+            "--iterations",
+            "3",
+            "--size",
+            "48",
+            "--output",
+            out,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr
-    assert out.exists() and len((tmp_path / "g.csv").read_text().splitlines()) == 5  # header, the start, 3 iterations
-    r = subprocess.run([sys.executable, "-m", "fastst", "gatys", "--content", tmp_path / "nope.jpg",
-                        "--style", data_root / "styles" / "starry_night.jpg", "--output", tmp_path / "h.png"],
-                       capture_output=True, text=True, cwd=ROOT, timeout=300)
-    assert r.returncode == 1 and r.stderr.startswith("fastst: error: no such file") and "Traceback" not in r.stderr
+    assert (
+        out.exists() and len((tmp_path / "g.csv").read_text().splitlines()) == 5
+    )  # header, the start, 3 iterations
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fastst",
+            "gatys",
+            "--content",
+            tmp_path / "nope.jpg",
+            "--style",
+            data_root / "styles" / "starry_night.jpg",
+            "--output",
+            tmp_path / "h.png",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
+    assert (
+        r.returncode == 1
+        and r.stderr.startswith("fastst: error: no such file")
+        and "Traceback" not in r.stderr
+    )

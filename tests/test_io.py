@@ -22,8 +22,19 @@ def _check_red(t, tol=3 / 255):
     assert (t - expected).abs().max() <= tol
 
 
-@pytest.mark.parametrize("mode,suffix", [("RGB", ".png"), ("RGB", ".jpg"), ("RGB", ".webp"), ("RGB", ".bmp"),
-                                         ("RGBA", ".png"), ("P", ".png"), ("P", ".gif"), ("CMYK", ".jpg")])
+@pytest.mark.parametrize(
+    "mode,suffix",
+    [
+        ("RGB", ".png"),
+        ("RGB", ".jpg"),
+        ("RGB", ".webp"),
+        ("RGB", ".bmp"),
+        ("RGBA", ".png"),
+        ("P", ".png"),
+        ("P", ".gif"),
+        ("CMYK", ".jpg"),
+    ],
+)
 def test_colour_modes_load_as_rgb(tmp_path, mode, suffix):
     path = tmp_path / f"im{suffix}"
     im = _solid(mode)
@@ -109,15 +120,27 @@ def _bad_files(tmp_path):
 
     def chunk(kind, data):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
     (tmp_path / "bomb.png").write_bytes(
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 100000, 100000, 8, 2, 0, 0, 0))
-        + chunk(b"IDAT", zlib.compress(b"\0" * 10)) + chunk(b"IEND", b""))
-    return {"missing": tmp_path / "nope.jpg", "folder": tmp_path, "empty": tmp_path / "empty.jpg",
-            "text": tmp_path / "text.jpg", "truncated jpeg": tmp_path / "trunc.jpg",
-            "truncated png": tmp_path / "trunc.png", "bomb": tmp_path / "bomb.png"}
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", 100000, 100000, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(b"\0" * 10))
+        + chunk(b"IEND", b"")
+    )
+    return {
+        "missing": tmp_path / "nope.jpg",
+        "folder": tmp_path,
+        "empty": tmp_path / "empty.jpg",
+        "text": tmp_path / "text.jpg",
+        "truncated jpeg": tmp_path / "trunc.jpg",
+        "truncated png": tmp_path / "trunc.png",
+        "bomb": tmp_path / "bomb.png",
+    }
 
 
-@pytest.mark.parametrize("case", ["missing", "folder", "empty", "text", "truncated jpeg", "truncated png", "bomb"])
+@pytest.mark.parametrize(
+    "case", ["missing", "folder", "empty", "text", "truncated jpeg", "truncated png", "bomb"]
+)
 def test_bad_files_raise_one_error_type_with_a_one_line_message(tmp_path, case):
     path = _bad_files(tmp_path)[case]
     with pytest.raises(FaststError) as info:

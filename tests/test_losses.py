@@ -8,8 +8,8 @@ from fastst.vgg import VGG16Features
 def test_content_loss_is_squared_distance_over_chw_averaged_over_batch():
     a = torch.zeros(2, 2, 1, 2)
     b = torch.zeros(2, 2, 1, 2)
-    b[0, 0, 0, 0] = 2.0   # image 0: squared distance 4, over C*H*W = 4 -> 1
-    b[1, 1, 0, 1] = 1.0   # image 1: 1 / 4
+    b[0, 0, 0, 0] = 2.0  # image 0: squared distance 4, over C*H*W = 4 -> 1
+    b[1, 1, 0, 1] = 1.0  # image 1: 1 / 4
     assert content_loss(a, b).item() == pytest.approx((1.0 + 0.25) / 2)
 
 
@@ -58,7 +58,9 @@ def test_perceptual_loss_weights_each_equation():
     fc = vgg(content)
     assert a.content.item() == pytest.approx(content_loss(f["relu2_2"], fc["relu2_2"]).item(), rel=1e-5)
     grams_s = [gram_matrix(v) for v in vgg(style[None]).values()]
-    assert a.style.item() == pytest.approx(style_loss([gram_matrix(v) for v in f.values()], grams_s).item(), rel=1e-5)
+    assert a.style.item() == pytest.approx(
+        style_loss([gram_matrix(v) for v in f.values()], grams_s).item(), rel=1e-5
+    )
 
 
 def test_a_perfect_output_has_no_content_loss():
@@ -71,6 +73,7 @@ def test_a_perfect_output_has_no_content_loss():
 def test_gram_matrices_stay_fp32_under_autocast():
     """Autocast runs bmm in bf16 where the CPU has it; the Gram matrices and the style loss must not."""
     from fastst.losses import gram_matrix
+
     torch.manual_seed(0)
     f = torch.rand(2, 16, 24, 24) + 1.0  # far from zero: bf16's 8 bits would show
     exact = torch.einsum("bchw,bdhw->bcd", f.double(), f.double()) / (16 * 24 * 24)

@@ -1,4 +1,5 @@
 """Several styles in one network (conditional instance norm): the network, its training and its use."""
+
 import csv
 import subprocess
 import sys
@@ -9,7 +10,12 @@ import torch
 
 from fastst.stylize import load_model, parse_style
 from fastst.train import TrainConfig, train
-from fastst.transformer import ConditionalInstanceNorm2d, TransformerNet, count_parameters, single_style
+from fastst.transformer import (
+    ConditionalInstanceNorm2d,
+    TransformerNet,
+    count_parameters,
+    single_style,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -32,7 +38,9 @@ def test_one_style_is_todays_network_parameter_for_parameter():
     assert not any(isinstance(m, ConditionalInstanceNorm2d) for m in one.modules())
     # a style costs two numbers per channel of every norm: 2 x (c1 + c2 + c3 + 10 c3 + c2 + c1)
     three = TransformerNet(width=1.0, styles=3)
-    assert count_parameters(three) - count_parameters(TransformerNet(width=1.0)) == 2 * 2 * (32 + 64 + 128 * 11 + 64 + 32)
+    assert count_parameters(three) - count_parameters(TransformerNet(width=1.0)) == 2 * 2 * (
+        32 + 64 + 128 * 11 + 64 + 32
+    )
 
 
 def test_the_conditional_norm_with_one_hot_weights_is_the_instance_norm():
@@ -66,7 +74,9 @@ def test_a_mix_interpolates_the_scales_and_shifts():
     model = _randomised(TransformerNet(width=0.25, styles=2))
     half = single_style(model, [0.5, 0.5])
     a, b = single_style(model, 0), single_style(model, 1)
-    for (key, mixed), va, vb in zip(half.state_dict().items(), a.state_dict().values(), b.state_dict().values()):
+    for (key, mixed), va, vb in zip(
+        half.state_dict().items(), a.state_dict().values(), b.state_dict().values()
+    ):
         torch.testing.assert_close(mixed, (va + vb) / 2, msg=key)
     with pytest.raises(ValueError, match="2 weights"):
         model(torch.rand(1, 3, 32, 32), [1.0, 0.0, 0.0])
@@ -80,6 +90,7 @@ def test_style_specs_name_index_and_mix():
     assert parse_style("2", names) == 2
     assert parse_style("starry_night:0.25,the_scream:0.75", names) == [0.25, 0.75, 0.0]
     from fastst.errors import FaststError
+
     with pytest.raises(FaststError, match="unknown style 'mona_lisa'"):
         parse_style("mona_lisa:1", names)
     with pytest.raises(FaststError, match="not a weight"):
@@ -88,9 +99,16 @@ def test_style_specs_name_index_and_mix():
 
 def _two_styles(tmp_path, data_root, name="two", **kw):
     styles = (str(data_root / "styles" / "starry_night.jpg"), str(data_root / "styles" / "the_scream.jpg"))
-    return TrainConfig.from_preset("smoke", style=styles, data=str(data_root / "train" / "bsds500_trainval"),
-                                   snapshots=str(data_root / "test" / "bsds500_test_subset"),
-                                   out=str(tmp_path / name), device="cpu", precision="fp32", **kw)
+    return TrainConfig.from_preset(
+        "smoke",
+        style=styles,
+        data=str(data_root / "train" / "bsds500_trainval"),
+        snapshots=str(data_root / "test" / "bsds500_test_subset"),
+        out=str(tmp_path / name),
+        device="cpu",
+        precision="fp32",
+        **kw,
+    )
 
 
 def test_a_two_style_run_learns_two_styles_logs_each_and_loads_by_name(tmp_path, data_root):
@@ -99,7 +117,11 @@ def test_a_two_style_run_learns_two_styles_logs_each_and_loads_by_name(tmp_path,
     with open(run / "losses.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert [(int(r["iteration"]), r["style_name"]) for r in rows[:4]] == [
-        (1, "starry_night"), (2, "the_scream"), (3, "starry_night"), (4, "the_scream")]
+        (1, "starry_night"),
+        (2, "the_scream"),
+        (3, "starry_night"),
+        (4, "the_scream"),
+    ]
     assert {p.name for p in (run / "snapshots").iterdir()} == {"starry_night", "the_scream"}
     model = load_model(run / "model.pth")
     assert model.styles == 2 and model.style_names == ["starry_night", "the_scream"]
@@ -113,7 +135,11 @@ def test_a_two_style_run_learns_two_styles_logs_each_and_loads_by_name(tmp_path,
 def test_resuming_a_two_style_run_is_exact(tmp_path, data_root):
     whole = train(_two_styles(tmp_path, data_root, "whole", iterations=8, checkpoint_every=3), progress=False)
     train(_two_styles(tmp_path, data_root, "split", iterations=5, checkpoint_every=3), progress=False)
-    train(_two_styles(tmp_path, data_root, "split", iterations=8, checkpoint_every=3), resume=True, progress=False)
+    train(
+        _two_styles(tmp_path, data_root, "split", iterations=8, checkpoint_every=3),
+        resume=True,
+        progress=False,
+    )
     a = torch.load(whole.run / "model.pth", weights_only=True)["model"]
     b = torch.load(tmp_path / "split" / "model.pth", weights_only=True)["model"]
     assert max((a[k] - b[k]).abs().max().item() for k in a) <= 1e-6
@@ -121,39 +147,77 @@ def test_resuming_a_two_style_run_is_exact(tmp_path, data_root):
 
 def test_a_new_style_starts_from_a_multi_style_model_as_the_mean_of_its_styles(tmp_path, data_root):
     base = train(_two_styles(tmp_path, data_root, "base", iterations=4, lr=1e-2), progress=False).run
-    config = TrainConfig.from_preset("smoke", style=str(data_root / "styles" / "composition_vii.jpg"),
-                                     data=str(data_root / "train" / "bsds500_trainval"), out=str(tmp_path / "new"),
-                                     device="cpu", precision="fp32", iterations=1, init=str(base / "model.pth"),
-                                     train_only="norms", snapshots=str(tmp_path / "none"))
+    config = TrainConfig.from_preset(
+        "smoke",
+        style=str(data_root / "styles" / "composition_vii.jpg"),
+        data=str(data_root / "train" / "bsds500_trainval"),
+        out=str(tmp_path / "new"),
+        device="cpu",
+        precision="fp32",
+        iterations=1,
+        init=str(base / "model.pth"),
+        train_only="norms",
+        snapshots=str(tmp_path / "none"),
+    )
     new = load_model(train(config, progress=False).run / "model.pth")
     start = single_style(load_model(base / "model.pth"), [0.5, 0.5])
     changed = [k for k, v in new.state_dict().items() if not torch.equal(v, start.state_dict()[k])]
     assert new.styles == 1 and changed and all(k.rsplit(".", 1)[-1] in ("weight", "bias") for k in changed)
-    norm_keys = {f"{n}.{p}" for n, m in start.named_modules() if isinstance(m, torch.nn.InstanceNorm2d)
-                 for p in ("weight", "bias")}
+    norm_keys = {
+        f"{n}.{p}"
+        for n, m in start.named_modules()
+        if isinstance(m, torch.nn.InstanceNorm2d)
+        for p in ("weight", "bias")
+    }
     assert set(changed) <= norm_keys  # only the scale and shift were trained
 
 
 def test_stylize_command_takes_a_style_of_a_multi_style_model(tmp_path, data_root):
     run = train(_two_styles(tmp_path, data_root, iterations=2), progress=False).run
     photo = next((data_root / "test" / "bsds500_test_subset").glob("*.jpg"))
-    cmd = [sys.executable, "-m", "fastst", "stylize", "--model", str(run / "model.pth"), "--input", str(photo)]
-    no_style = subprocess.run([*cmd, "--output", str(tmp_path / "a.png")], capture_output=True, text=True, cwd=ROOT)
-    assert no_style.returncode != 0 and "holds 2 styles" in no_style.stderr and "Traceback" not in no_style.stderr
-    mixed = subprocess.run([*cmd, "--output", str(tmp_path / "b.png"), "--style", "starry_night:0.5,the_scream:0.5"],
-                           capture_output=True, text=True, cwd=ROOT)
+    cmd = [
+        sys.executable,
+        "-m",
+        "fastst",
+        "stylize",
+        "--model",
+        str(run / "model.pth"),
+        "--input",
+        str(photo),
+    ]
+    no_style = subprocess.run(
+        [*cmd, "--output", str(tmp_path / "a.png")], capture_output=True, text=True, cwd=ROOT
+    )
+    assert (
+        no_style.returncode != 0
+        and "holds 2 styles" in no_style.stderr
+        and "Traceback" not in no_style.stderr
+    )
+    mixed = subprocess.run(
+        [*cmd, "--output", str(tmp_path / "b.png"), "--style", "starry_night:0.5,the_scream:0.5"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert mixed.returncode == 0, mixed.stderr
     assert (tmp_path / "b.png").stat().st_size > 0
-    listed = subprocess.run([sys.executable, "-m", "fastst", "styles", "--model", str(run / "model.pth")],
-                            capture_output=True, text=True, cwd=ROOT)
+    listed = subprocess.run(
+        [sys.executable, "-m", "fastst", "styles", "--model", str(run / "model.pth")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert listed.stdout.split() == ["starry_night", "the_scream"]
 
 
 def test_onnx_export_of_a_multi_style_network_takes_the_mix_as_an_input(tmp_path):
     ort = pytest.importorskip("onnxruntime")
     from fastst.export import export_onnx
+
     model = _randomised(TransformerNet(width=0.25, input_skip=True, styles=3))
-    torch.save({"model": model.state_dict(), "net": model.config, "styles": ["a", "b", "c"]}, tmp_path / "m.pth")
+    torch.save(
+        {"model": model.state_dict(), "net": model.config, "styles": ["a", "b", "c"]}, tmp_path / "m.pth"
+    )
     session = ort.InferenceSession(str(export_onnx(tmp_path / "m.pth", tmp_path / "m.onnx")))
     x = torch.rand(1, 3, 45, 61)
     for mix in ([0.2, 0.5, 0.3], [0.0, 1.0, 0.0]):

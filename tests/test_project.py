@@ -1,7 +1,9 @@
 """The project's own files agree with each other."""
+
 import re
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 CONDA_NAMES = {"torch": "pytorch"}
@@ -32,24 +34,35 @@ def test_environment_yml_holds_every_dependency_with_the_same_bounds():
     for name, requirement in _requirements().items():
         conda = CONDA_NAMES.get(name, name)
         assert conda in env, f"{conda} missing from environment.yml"
-        bound = requirement[len(name):].strip()
+        bound = requirement[len(name) :].strip()
         assert env[conda] == bound, f"{conda}: environment.yml says {env[conda]!r}, pyproject {bound!r}"
 
 
 def test_environment_yml_has_what_the_notebooks_need():
     _, env = _environment()
-    assert {"python", "pytorch", "torchvision", "jupyterlab", "matplotlib", "pillow", "nbconvert",
-            "pandas", "tqdm"} <= set(env)
+    assert {
+        "python",
+        "pytorch",
+        "torchvision",
+        "jupyterlab",
+        "matplotlib",
+        "pillow",
+        "nbconvert",
+        "pandas",
+        "tqdm",
+    } <= set(env)
 
 
 def test_notebooks_are_committed_without_outputs():
     import json
+
     for nb in sorted((ROOT / "notebooks").glob("*.ipynb")):
         cells = json.loads(nb.read_text())["cells"]
         for cell in cells:
             if cell["cell_type"] == "code":
-                assert cell.get("outputs") == [] and cell.get("execution_count") is None, \
+                assert cell.get("outputs") == [] and cell.get("execution_count") is None, (
                     f"{nb.name} has outputs: run 'python -m fastst notebooks strip'"
+                )
 
 
 def test_strip_clears_outputs(tmp_path):
@@ -57,7 +70,16 @@ def test_strip_clears_outputs(tmp_path):
     from nbformat.v4 import new_code_cell, new_notebook, new_output
 
     from fastst.notebooks import strip
-    nb = new_notebook(cells=[new_code_cell("1 + 1", execution_count=3, outputs=[new_output("execute_result", {"text/plain": "2"}, execution_count=3)])])
+
+    nb = new_notebook(
+        cells=[
+            new_code_cell(
+                "1 + 1",
+                execution_count=3,
+                outputs=[new_output("execute_result", {"text/plain": "2"}, execution_count=3)],
+            )
+        ]
+    )
     path = tmp_path / "01_x.ipynb"
     nbformat.write(nb, path)
     assert strip([path]) == [path]

@@ -26,8 +26,9 @@ def hand_objective(vgg, image, content, style, content_weight, style_weight, tv_
         g_a = torch.einsum("ihw,jhw->ij", a, a) / (ca * ha * wa)
         g_b = torch.einsum("ihw,jhw->ij", b, b) / (cb * hb * wb)
         l_style = l_style + ((g_a - g_b) ** 2).sum()
-    l_tv = sum(((image[:, i + 1, :] - image[:, i, :]) ** 2).sum() for i in range(image.shape[1] - 1)) + \
-        sum(((image[:, :, j + 1] - image[:, :, j]) ** 2).sum() for j in range(image.shape[2] - 1))
+    l_tv = sum(((image[:, i + 1, :] - image[:, i, :]) ** 2).sum() for i in range(image.shape[1] - 1)) + sum(
+        ((image[:, :, j + 1] - image[:, :, j]) ** 2).sum() for j in range(image.shape[2] - 1)
+    )
     return (content_weight * l_content + style_weight * l_style + tv_weight * l_tv).item()
 
 
@@ -39,8 +40,14 @@ def tiny(data_root, imagenet_vgg, tmp_path, monkeypatch):
     photos.mkdir()
     for name in ("100007.jpg", "108069.jpg"):
         (photos / name).write_bytes((data_root / "test" / "bsds500_test_subset" / name).read_bytes())
-    protocol = quality.Protocol(style=str(data_root / "styles" / "starry_night.jpg"), style_weight=2.0,
-                                style_size=64, photo_size=40, iterations=6, noise_iterations=6)
+    protocol = quality.Protocol(
+        style=str(data_root / "styles" / "starry_night.jpg"),
+        style_weight=2.0,
+        style_size=64,
+        photo_size=40,
+        iterations=6,
+        noise_iterations=6,
+    )
     return protocol, photos
 
 
@@ -53,8 +60,15 @@ def test_the_network_objective_matches_a_hand_written_eq5(tiny, imagenet_vgg):
     got = quality.network_objective(net, photo, ref.criterion)
     with torch.no_grad():
         out = net(photo[None])[0]  # eval mode: clamped to [0, 1]
-        want = hand_objective(imagenet_vgg, out, photo, load_image(protocol.style, protocol.style_size),
-                              protocol.content_weight, protocol.style_weight, protocol.tv_weight)
+        want = hand_objective(
+            imagenet_vgg,
+            out,
+            photo,
+            load_image(protocol.style, protocol.style_size),
+            protocol.content_weight,
+            protocol.style_weight,
+            protocol.tv_weight,
+        )
     assert got == pytest.approx(want, rel=1e-4)
 
 
@@ -87,7 +101,9 @@ def test_the_curve_counts_iterations_from_zero(data_root, imagenet_vgg):
     x1 = x.detach() - min(1.0, 1.0 / g.abs().sum().item()) * g
     with torch.no_grad():
         assert result.objective[0] == pytest.approx(total.item(), rel=1e-5)
-        assert result.objective[1] == pytest.approx(criterion(x1.clamp(0, 1), content[None]).total.item(), rel=1e-4)
+        assert result.objective[1] == pytest.approx(
+            criterion(x1.clamp(0, 1), content[None]).total.item(), rel=1e-4
+        )
 
 
 def test_returning_the_photo_scores_worse_than_a_trained_network(tiny):

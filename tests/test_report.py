@@ -19,8 +19,8 @@ def test_a_number_edited_by_hand_is_caught(tmp_path):
     match = BLOCK.search(text)
     body = match["body"]
     digit = next(i for i, ch in enumerate(body) if ch.isdigit())
-    edited = body[:digit] + str((int(body[digit]) + 1) % 10) + body[digit + 1:]
-    readme.write_text(text[:match.start("body")] + edited + text[match.end("body"):])
+    edited = body[:digit] + str((int(body[digit]) + 1) % 10) + body[digit + 1 :]
+    readme.write_text(text[: match.start("body")] + edited + text[match.end("body") :])
     assert update_readme(readme, ROOT / "results", check=True) == [match["name"]]
     assert update_readme(readme, ROOT / "results") == [match["name"]]
     assert readme.read_text() == text

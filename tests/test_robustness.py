@@ -1,4 +1,5 @@
 """Interruptions and faults: nothing crashes with a traceback, nothing is lost or half-written."""
+
 import csv
 import errno
 import os
@@ -19,11 +20,29 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _train_cmd(data_root, out, iterations, every):
-    return [sys.executable, "-m", "fastst", "train", "--preset", "smoke", "--device", "cpu", "--quiet",
-            "--style", str(data_root / "styles" / "starry_night.jpg"),
-            "--data", str(data_root / "train" / "bsds500_trainval"),
-            "--snapshots", str(data_root / "test" / "bsds500_test_subset"),
-            "--iterations", str(iterations), "--checkpoint-every", str(every), "--out", str(out)]
+    return [
+        sys.executable,
+        "-m",
+        "fastst",
+        "train",
+        "--preset",
+        "smoke",
+        "--device",
+        "cpu",
+        "--quiet",
+        "--style",
+        str(data_root / "styles" / "starry_night.jpg"),
+        "--data",
+        str(data_root / "train" / "bsds500_trainval"),
+        "--snapshots",
+        str(data_root / "test" / "bsds500_test_subset"),
+        "--iterations",
+        str(iterations),
+        "--checkpoint-every",
+        str(every),
+        "--out",
+        str(out),
+    ]
 
 
 def _iterations(out):
@@ -34,7 +53,11 @@ def _iterations(out):
 def _wait_for_rows(out, rows, proc, limit=120):
     deadline = time.time() + limit
     while time.time() < deadline:
-        if (out / "checkpoint.pth").exists() and (out / "losses.csv").exists() and len(_iterations(out)) >= rows:
+        if (
+            (out / "checkpoint.pth").exists()
+            and (out / "losses.csv").exists()
+            and len(_iterations(out)) >= rows
+        ):
             return
         assert proc.poll() is None, proc.stderr.read()
         time.sleep(0.05)
@@ -60,8 +83,13 @@ def test_sigkill_then_resume_keeps_losses_continuous(tmp_path, data_root):
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_saves_a_checkpoint_and_exits_cleanly(tmp_path, data_root, sig):
     out = tmp_path / "run"
-    proc = subprocess.Popen(_train_cmd(data_root, out, 500, 1000), cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        _train_cmd(data_root, out, 500, 1000),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 120
     while not ((out / "losses.csv").exists() and len(_iterations(out)) >= 3):  # no checkpoint yet
         assert time.time() < deadline and proc.poll() is None
@@ -76,15 +104,23 @@ def test_a_signal_saves_a_checkpoint_and_exits_cleanly(tmp_path, data_root, sig)
 
 def test_a_nan_loss_stops_the_run_and_keeps_the_last_checkpoint(tmp_path, data_root, monkeypatch):
     import fastst.losses
-    config = TrainConfig.from_preset("smoke", style=str(data_root / "styles" / "starry_night.jpg"),
-                                     data=str(data_root / "train" / "bsds500_trainval"), out=str(tmp_path / "run"),
-                                     snapshots=str(data_root / "test" / "bsds500_test_subset"),
-                                     iterations=10, checkpoint_every=3, device="cpu")
+
+    config = TrainConfig.from_preset(
+        "smoke",
+        style=str(data_root / "styles" / "starry_night.jpg"),
+        data=str(data_root / "train" / "bsds500_trainval"),
+        out=str(tmp_path / "run"),
+        snapshots=str(data_root / "test" / "bsds500_test_subset"),
+        iterations=10,
+        checkpoint_every=3,
+        device="cpu",
+    )
     real, calls = fastst.losses.tv_loss, []
 
     def poisoned(img):
         calls.append(1)
         return real(img) * (float("nan") if len(calls) == 5 else 1.0)
+
     monkeypatch.setattr(fastst.losses, "tv_loss", poisoned)
     with pytest.raises(FaststError, match="nan at iteration 5") as info:
         train(config, progress=False)
@@ -102,6 +138,7 @@ def test_a_full_disk_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
         with open(f, "wb") as fh:
             fh.write(b"partial")
         raise OSError(errno.ENOSPC, "No space left on device")
+
     monkeypatch.setattr(torch, "save", full)
     with pytest.raises(OSError):
         atomic_torch_save({"iteration": 2}, path)
@@ -116,8 +153,12 @@ def test_an_unwritable_output_folder_is_one_line(tmp_path, data_root):
     else:
         target = tmp_path / "ro" / "run"
         (tmp_path / "ro").mkdir(mode=0o500)
-    r = subprocess.run(_train_cmd(data_root, target, 2, 1), cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 1 and r.stderr.strip().startswith("fastst: error: cannot create run folder"), r.stderr
+    r = subprocess.run(
+        _train_cmd(data_root, target, 2, 1), cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert r.returncode == 1 and r.stderr.strip().startswith("fastst: error: cannot create run folder"), (
+        r.stderr
+    )
     assert r.stderr.count("\n") == 1
 
 
@@ -145,6 +186,7 @@ print((psutil.Process().memory_info().rss - before) / 2**20)
 
 def test_the_loss_network_is_one_instance_per_device_that_nobody_moves():
     from fastst.vgg import loss_network
+
     cpu = loss_network()
     meta = loss_network(device="meta")
     assert meta is not cpu and loss_network(device="meta") is meta

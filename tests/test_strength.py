@@ -28,11 +28,14 @@ def test_the_calibrated_weight_survives_resizing_and_jpeg(data_root, imagenet_vg
         im.save(buffer, "JPEG", quality=75)
         buffer.seek(0)
         recoded = Image.open(buffer).convert("RGB")
+
     def weight(image):
         t = pil_to_tensor(image)
-        t = torch.nn.functional.interpolate(t[None], scale_factor=256 / max(image.size), mode="bilinear",
-                                            antialias=True, align_corners=False)[0]
+        t = torch.nn.functional.interpolate(
+            t[None], scale_factor=256 / max(image.size), mode="bilinear", antialias=True, align_corners=False
+        )[0]
         return calibrated_style_weight(t.clamp(0, 1))
+
     original = weight(im)
     assert weight(big) == pytest.approx(original, rel=0.05)
     assert weight(recoded) == pytest.approx(original, rel=0.05)
@@ -53,8 +56,9 @@ def test_raw_weights_reproduce_the_default_objective_exactly(data_root, imagenet
     assert effective_style_weight(config, style) == config.style_weight == DEFAULT_WEIGHTS["style_weight"]
     photo = load_image(data_root / "test" / "demo" / "chicago.jpg", 48)[None]
     out = torch.rand_like(photo)
-    raw = PerceptualLoss(imagenet_vgg, style, config.content_weight, effective_style_weight(config, style),
-                         config.tv_weight)(out, photo).total
+    raw = PerceptualLoss(
+        imagenet_vgg, style, config.content_weight, effective_style_weight(config, style), config.tv_weight
+    )(out, photo).total
     today = PerceptualLoss(imagenet_vgg, style, 1.0, 2.0, 1e-4)(out, photo).total
     assert raw.item() == today.item()
     calibrated = TrainConfig.from_preset("smoke", style="x", data="y", style_strength=1.0)
@@ -65,14 +69,44 @@ def test_preview_writes_a_strip_of_strengths(data_root, tmp_path):
     import subprocess
     import sys
     from pathlib import Path
+
     out = tmp_path / "strip.png"
-    r = subprocess.run([sys.executable, "-m", "fastst", "preview", "--style", data_root / "styles" / "the_scream.jpg",
-                        "--photos", data_root / "test" / "bsds500_test_subset", "--count", "1", "--size", "32",
-                        "--style-size", "64", "--iterations", "2", "--strengths", "0.5", "2", "--out", out],
-                       capture_output=True, text=True, timeout=300, cwd=Path(__file__).resolve().parent.parent)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fastst",
+            "preview",
+            "--style",
+            data_root / "styles" / "the_scream.jpg",
+            "--photos",
+            data_root / "test" / "bsds500_test_subset",
+            "--count",
+            "1",
+            "--size",
+            "32",
+            "--style-size",
+            "64",
+            "--iterations",
+            "2",
+            "--strengths",
+            "0.5",
+            "2",
+            "--out",
+            out,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
     assert r.returncode == 0, r.stderr
     assert out.stat().st_size > 0 and out.with_suffix(".json").exists()
     assert "strengths 0.5, 2" in r.stdout
-    bad = subprocess.run([sys.executable, "-m", "fastst", "preview", "--style", tmp_path / "missing.jpg",
-                          "--out", out], capture_output=True, text=True, timeout=300)
+    bad = subprocess.run(
+        [sys.executable, "-m", "fastst", "preview", "--style", tmp_path / "missing.jpg", "--out", out],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert bad.returncode == 1 and "Traceback" not in bad.stderr

@@ -9,8 +9,8 @@ from PIL import Image
 
 from fastst import TransformerNet
 from fastst.errors import FaststError
+from fastst.runtime import cpu_has_bf16
 from fastst.stylize import load_model, preserve_color, stylize, stylize_image
-from fastst.train import cpu_has_bf16
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -27,8 +27,13 @@ def model_file(tmp_path_factory):
 
 
 def _fastst(*args):
-    return subprocess.run([sys.executable, "-m", "fastst", *map(str, args)], capture_output=True, text=True,
-                          cwd=ROOT, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "fastst", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
 
 
 @pytest.mark.parametrize("size", [(1, 1), (7, 3), (33, 65), (101, 57)])
@@ -43,8 +48,8 @@ def test_preserve_color_keeps_the_contents_chroma():
     mixed = preserve_color(stylised, content)
     yuv = torch.tensor([[0.299, 0.587, 0.114], [-0.14713, -0.28886, 0.436], [0.615, -0.51499, -0.10001]])
     to = lambda t: torch.einsum("ij,jhw->ihw", yuv, t)
-    assert torch.allclose(to(mixed)[1:], to(content)[1:], atol=1e-5)   # chroma of the content
-    assert torch.allclose(to(mixed)[0], to(stylised)[0], atol=1e-5)    # luminance of the stylisation
+    assert torch.allclose(to(mixed)[1:], to(content)[1:], atol=1e-5)  # chroma of the content
+    assert torch.allclose(to(mixed)[0], to(stylised)[0], atol=1e-5)  # luminance of the stylisation
 
 
 def test_strength_blends_with_the_content(model_file):
@@ -66,7 +71,10 @@ def test_cli_stylises_a_file_and_a_folder_keeping_names_and_sizes(model_file, tm
     assert Image.open(tmp_path / "one.webp").size == (31, 17)
     r = _fastst("stylize", "--model", model_file, "--input", src, "--output", tmp_path / "out")
     assert r.returncode == 0, r.stderr
-    assert {p.name: Image.open(p).size for p in (tmp_path / "out").iterdir()} == {"a.png": (31, 17), "b.jpg": (12, 40)}
+    assert {p.name: Image.open(p).size for p in (tmp_path / "out").iterdir()} == {
+        "a.png": (31, 17),
+        "b.jpg": (12, 40),
+    }
 
 
 def test_a_folder_with_bad_files_processes_the_good_ones_and_fails(model_file, tmp_path):
@@ -85,10 +93,20 @@ def test_a_folder_with_bad_files_processes_the_good_ones_and_fails(model_file, t
 def test_existing_output_is_kept_unless_overwrite(model_file, tmp_path):
     Image.new("RGB", (16, 16)).save(tmp_path / "in.png")
     (tmp_path / "out.png").write_bytes(b"precious")
-    r = _fastst("stylize", "--model", model_file, "--input", tmp_path / "in.png", "--output", tmp_path / "out.png")
+    r = _fastst(
+        "stylize", "--model", model_file, "--input", tmp_path / "in.png", "--output", tmp_path / "out.png"
+    )
     assert r.returncode == 1 and (tmp_path / "out.png").read_bytes() == b"precious"
-    r = _fastst("stylize", "--model", model_file, "--input", tmp_path / "in.png", "--output", tmp_path / "out.png",
-                "--overwrite")
+    r = _fastst(
+        "stylize",
+        "--model",
+        model_file,
+        "--input",
+        tmp_path / "in.png",
+        "--output",
+        tmp_path / "out.png",
+        "--overwrite",
+    )
     assert r.returncode == 0 and Image.open(tmp_path / "out.png").size == (16, 16)
 
 
@@ -97,7 +115,10 @@ def test_a_folder_run_again_skips_what_exists_and_succeeds(model_file, tmp_path)
     src.mkdir()
     Image.new("RGB", (16, 16)).save(src / "a.png")
     Image.new("RGB", (20, 16)).save(src / "b.png")
-    assert _fastst("stylize", "--model", model_file, "--input", src, "--output", tmp_path / "out").returncode == 0
+    assert (
+        _fastst("stylize", "--model", model_file, "--input", src, "--output", tmp_path / "out").returncode
+        == 0
+    )
     r = _fastst("stylize", "--model", model_file, "--input", src, "--output", tmp_path / "out")
     assert r.returncode == 0, r.stderr
     assert "stylised 0 images" in r.stdout and "2 skipped (exist; --overwrite to replace)" in r.stdout
@@ -128,6 +149,7 @@ def test_bad_model_files_are_refused_in_one_line(model_file, tmp_path, case):
         torch.save(saved, path)
     elif case == "code":
         import pickle
+
         torch.save({"model": _Exploit()}, path, pickle_module=pickle)
     elif case == "folder":
         path = tmp_path
@@ -143,6 +165,7 @@ def test_bad_model_files_are_refused_in_one_line(model_file, tmp_path, case):
 def test_onnx_export_matches_pytorch_at_two_sizes(model_file, tmp_path):
     ort = pytest.importorskip("onnxruntime")
     from fastst.export import export_onnx
+
     session = ort.InferenceSession(str(export_onnx(model_file, tmp_path / "m.onnx")))
     model = load_model(model_file)
     for size in [(37, 53), (128, 96)]:
@@ -155,20 +178,26 @@ def test_onnx_export_matches_pytorch_at_two_sizes(model_file, tmp_path):
 @pytest.mark.slow
 def test_tiles_of_a_compiled_network_agree_with_eager_tiles(model_file):
     from fastst.stylize import compile_model, stylize_tiled
+
     torch.manual_seed(2)
-    image = torch.nn.functional.interpolate(torch.rand(1, 3, 16, 16), size=(160, 160), mode="bilinear")[0]  # 2 x 2 tiles of one shape
+    image = torch.nn.functional.interpolate(torch.rand(1, 3, 16, 16), size=(160, 160), mode="bilinear")[
+        0
+    ]  # 2 x 2 tiles of one shape
     eager = stylize_tiled(load_model(model_file), image, tile=96, overlap=32)
     compiled = compile_model(load_model(model_file))
     first = stylize_tiled(compiled, image, tile=96, overlap=32)
     assert (first - eager).abs().max() < 1e-4
-    # another image: the statistics are recorded again, not those of the first image kept by the compiled graph
+    # another image: the statistics are recorded again, not the first image's kept by the compiled graph
     second_image = image.flip(-1) * 0.5
-    assert (stylize_tiled(compiled, second_image, tile=96, overlap=32)
-            - stylize_tiled(load_model(model_file), second_image, tile=96, overlap=32)).abs().max() < 1e-4
+    assert (
+        stylize_tiled(compiled, second_image, tile=96, overlap=32)
+        - stylize_tiled(load_model(model_file), second_image, tile=96, overlap=32)
+    ).abs().max() < 1e-4
 
 
 def test_tiled_and_untiled_outputs_agree(model_file):
     from fastst.stylize import stylize_tiled
+
     model = load_model(model_file)
     torch.manual_seed(1)
     image = torch.nn.functional.interpolate(torch.rand(1, 3, 30, 40), size=(300, 400), mode="bilinear")[0]
@@ -176,33 +205,39 @@ def test_tiled_and_untiled_outputs_agree(model_file):
     tiled = stylize_tiled(model, image, tile=256, overlap=128)  # 2 x 2 tiles
     assert tiled.shape == whole.shape
     assert (tiled - whole).abs().mean() < 0.01
-    from fastst.bench import psnr
+    from fastst.measure import psnr
+
     assert psnr(tiled, whole) > 30
 
 
 def test_a_folder_is_batched_by_size_without_changing_results(model_file, tmp_path):
     from fastst.stylize import stylize_paths
+
     src = tmp_path / "in"
     src.mkdir()
     torch.manual_seed(2)
     images = {f"{i}.png": torch.rand(3, 20, 28) if i < 3 else torch.rand(3, 28, 20) for i in range(4)}
     from fastst.io import save_image
+
     for name, image in images.items():
         save_image(image, src / name)
-    written, failures, _ = stylize_paths(str(model_file), str(src), str(tmp_path / "out"), device="cpu",
-                                      precision="fp32", progress=False)
+    written, failures, _ = stylize_paths(
+        str(model_file), str(src), str(tmp_path / "out"), device="cpu", precision="fp32", progress=False
+    )
     assert (written, failures) == (4, [])
     model = load_model(model_file)
     from fastst.io import load_image as load
+
     for name in images:
         expected = stylize(model, load(src / name), precision="fp32")
         assert (load(tmp_path / "out" / name) - expected).abs().max() <= 1 / 255 + 1e-6
 
 
 def test_tiling_works_with_the_inference_form_and_in_bf16(model_file):
-    from fastst.bench import psnr
+    from fastst.measure import psnr
     from fastst.stylize import stylize_tiled
     from fastst.transformer import for_inference
+
     model = load_model(model_file)
     fast = for_inference(model).to(memory_format=torch.channels_last)
     torch.manual_seed(1)
@@ -216,29 +251,51 @@ def test_tiling_works_with_the_inference_form_and_in_bf16(model_file):
 
 def test_shipped_mixes_and_their_errors(tmp_path):
     from fastst.stylize import pretrained_styles
+
     shipped = pretrained_styles()
     multi = sorted({p for p in shipped.values() if list(shipped.values()).count(p) > 1})
     if not multi:
         pytest.skip("no multi-style model ships")
     a, b = [name for name, p in shipped.items() if p == multi[0]][:2]
     Image.new("RGB", (40, 24), (120, 160, 200)).save(tmp_path / "in.png")
-    r = _fastst("stylize", "--style", f"{a}:0.5,{b}:0.5", "--input", tmp_path / "in.png", "--output", tmp_path / "mix.png")
+    r = _fastst(
+        "stylize",
+        "--style",
+        f"{a}:0.5,{b}:0.5",
+        "--input",
+        tmp_path / "in.png",
+        "--output",
+        tmp_path / "mix.png",
+    )
     assert r.returncode == 0, r.stderr
-    r = _fastst("stylize", "--style", f"{a}:0.5,nobody:0.5", "--input", tmp_path / "in.png", "--output", tmp_path / "x.png")
+    r = _fastst(
+        "stylize",
+        "--style",
+        f"{a}:0.5,nobody:0.5",
+        "--input",
+        tmp_path / "in.png",
+        "--output",
+        tmp_path / "x.png",
+    )
     assert r.returncode == 1 and "nobody" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "x.png").exists()
 
 
 def test_a_shipped_style_stylizes_with_no_training(tmp_path):
     from fastst.stylize import PRETRAINED_DIR, pretrained_styles
+
     assert "starry_night" in pretrained_styles()
     assert all(p.stat().st_size < 5e6 for p in PRETRAINED_DIR.glob("*.pth"))
     Image.new("RGB", (40, 24), (120, 160, 200)).save(tmp_path / "in.png")
-    r = _fastst("stylize", "--style", "starry_night", "--input", tmp_path / "in.png", "--output", tmp_path / "out.png")
+    r = _fastst(
+        "stylize", "--style", "starry_night", "--input", tmp_path / "in.png", "--output", tmp_path / "out.png"
+    )
     assert r.returncode == 0, r.stderr
     out = Image.open(tmp_path / "out.png")
     assert out.size == (40, 24) and out.getextrema() != Image.open(tmp_path / "in.png").getextrema()
-    r = _fastst("stylize", "--style", "no_such_style", "--input", tmp_path / "in.png", "--output", tmp_path / "x.png")
+    r = _fastst(
+        "stylize", "--style", "no_such_style", "--input", tmp_path / "in.png", "--output", tmp_path / "x.png"
+    )
     assert r.returncode == 1 and "starry_night" in r.stderr and "Traceback" not in r.stderr
     listed = [line.split("\t")[0] for line in _fastst("styles").stdout.splitlines()]
     assert listed == list(pretrained_styles())
@@ -249,8 +306,11 @@ def test_every_stylising_entry_point_has_one_default_precision():
 
     from fastst.cli import build_parser
     from fastst.stylize import DEFAULT_PRECISION, stylize_paths, stylize_tiled
+
     for function in (stylize, stylize_image, stylize_tiled, stylize_paths):
-        assert inspect.signature(function).parameters["precision"].default == DEFAULT_PRECISION, function.__name__
+        assert inspect.signature(function).parameters["precision"].default == DEFAULT_PRECISION, (
+            function.__name__
+        )
     args = build_parser().parse_args(["stylize", "--model", "m.pth", "--input", "a", "--output", "b"])
     assert args.precision == DEFAULT_PRECISION
 
@@ -258,9 +318,10 @@ def test_every_stylising_entry_point_has_one_default_precision():
 def test_tiles_of_a_real_photo_above_the_statistics_size_stay_close_to_one_pass(data_root):
     # the largest photo of the data set is wider than STATS_SIZE, so the tiles' statistics come from a
     # shrunk copy, as for every image fastst tiles (results/tiling_accuracy.json measures more)
-    from fastst.bench import psnr
     from fastst.io import load_image
+    from fastst.measure import psnr
     from fastst.stylize import STATS_SIZE, stylize_tiled
+
     image = load_image(data_root / "train" / "imagenet_sample" / "n02091032_Italian_greyhound.JPEG")
     assert max(image.shape[-2:]) > STATS_SIZE
     model = load_model("starry_night")

@@ -14,34 +14,64 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _config(tmp_path, data_root, name="run", **kw):
-    return TrainConfig.from_preset("smoke", style=str(data_root / "styles" / "starry_night.jpg"),
-                                   data=str(data_root / "train" / "bsds500_trainval"),
-                                   snapshots=str(data_root / "test" / "bsds500_test_subset"),
-                                   out=str(tmp_path / name), device="cpu", precision="fp32", **kw)
+    return TrainConfig.from_preset(
+        "smoke",
+        style=str(data_root / "styles" / "starry_night.jpg"),
+        data=str(data_root / "train" / "bsds500_trainval"),
+        snapshots=str(data_root / "test" / "bsds500_test_subset"),
+        out=str(tmp_path / name),
+        device="cpu",
+        precision="fp32",
+        **kw,
+    )
 
 
 def _fastst(*args, **kw):
-    return subprocess.run([sys.executable, "-m", "fastst", *map(str, args)], capture_output=True, text=True,
-                          cwd=ROOT, timeout=300, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "fastst", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+        **kw,
+    )
 
 
 def test_smoke_run_leaves_config_losses_snapshots_and_model(tmp_path, data_root):
     config = _config(tmp_path, data_root)
     result = train(config, progress=False)
     run = result.run
-    assert {p.name for p in run.iterdir()} >= {"config.json", "losses.csv", "checkpoint.pth", "model.pth", "snapshots"}
+    assert {p.name for p in run.iterdir()} >= {
+        "config.json",
+        "losses.csv",
+        "checkpoint.pth",
+        "model.pth",
+        "snapshots",
+    }
     losses = pd.read_csv(run / "losses.csv")
-    assert list(losses.columns) == ["iteration", "style_name", "content", "style", "tv", "total", "lr", "images_per_s",
-                                    "elapsed_s"]
+    assert list(losses.columns) == [
+        "iteration",
+        "style_name",
+        "content",
+        "style",
+        "tv",
+        "total",
+        "lr",
+        "images_per_s",
+        "elapsed_s",
+    ]
     assert set(losses["style_name"]) == {"starry_night"}
     assert losses["iteration"].tolist() == list(range(1, config.iterations + 1))
-    assert ((losses["content"] + losses["style"] + losses["tv"] - losses["total"]).abs() < 1e-3 * losses["total"]).all()
+    assert (
+        (losses["content"] + losses["style"] + losses["tv"] - losses["total"]).abs() < 1e-3 * losses["total"]
+    ).all()
     table = snapshot_table(run)
     assert sorted(table) == config.schedule() == [0, 6]
     assert all(len(photos) == 2 for photos in table.values())
     model = torch.load(run / "model.pth", weights_only=True)
     assert model["iteration"] == 6 and model["net"]["width"] == 0.25
     import json
+
     meta = json.loads((run / "config.json").read_text())
     assert meta["config"]["style_weight"] == config.style_weight and meta["environment"]["device"] == "cpu"
 
@@ -50,7 +80,9 @@ def test_resuming_gives_the_same_weights_as_one_go(tmp_path, data_root):
     whole = train(_config(tmp_path, data_root, "whole", iterations=8, checkpoint_every=4), progress=False)
     half = _config(tmp_path, data_root, "split", iterations=4, checkpoint_every=4)
     train(half, progress=False)
-    train(_config(tmp_path, data_root, "split", iterations=8, checkpoint_every=4), resume=True, progress=False)
+    train(
+        _config(tmp_path, data_root, "split", iterations=8, checkpoint_every=4), resume=True, progress=False
+    )
     a = torch.load(whole.run / "model.pth", weights_only=True)["model"]
     b = torch.load(tmp_path / "split" / "model.pth", weights_only=True)["model"]
     assert max((a[k].float() - b[k].float()).abs().max().item() for k in a) <= 1e-6
@@ -65,6 +97,7 @@ def test_a_finished_run_is_reused_and_a_changed_one_refused(tmp_path, data_root)
     assert train(config, resume=True, progress=False).iterations == 6
     assert (tmp_path / "run" / "model.pth").stat().st_mtime_ns == stamp
     from fastst.errors import FaststError
+
     with pytest.raises(FaststError, match="already holds a run"):
         train(config, progress=False)
     with pytest.raises(FaststError, match="style_weight"):
@@ -89,8 +122,20 @@ def test_bad_data_or_style_is_one_line_and_nonzero(tmp_path, data_root, case):
         style.write_text("not a jpeg")
     else:
         style = tmp_path
-    r = _fastst("train", "--preset", "smoke", "--style", style, "--data", data, "--out", tmp_path / "run",
-                "--device", "cpu", "--quiet")
+    r = _fastst(
+        "train",
+        "--preset",
+        "smoke",
+        "--style",
+        style,
+        "--data",
+        data,
+        "--out",
+        tmp_path / "run",
+        "--device",
+        "cpu",
+        "--quiet",
+    )
     assert r.returncode == 1, r.stderr
     errors = [line for line in r.stderr.splitlines() if line.startswith("fastst: error:")]
     assert len(errors) == 1 and "Traceback" not in r.stderr, r.stderr
@@ -98,35 +143,77 @@ def test_bad_data_or_style_is_one_line_and_nonzero(tmp_path, data_root, case):
 
 @pytest.mark.slow
 def test_two_gloo_processes_match_one_process(tmp_path, data_root):
-    common = ["--preset", "smoke", "--style", data_root / "styles" / "starry_night.jpg",
-              "--data", data_root / "train" / "bsds500_trainval", "--device", "cpu", "--precision", "fp32",
-              "--iterations", "4", "--batch-size", "4", "--num-workers", "0", "--quiet", "--style-weight", "2",
-              "--snapshots", data_root / "test" / "bsds500_test_subset"]
+    common = [
+        "--preset",
+        "smoke",
+        "--style",
+        data_root / "styles" / "starry_night.jpg",
+        "--data",
+        data_root / "train" / "bsds500_trainval",
+        "--device",
+        "cpu",
+        "--precision",
+        "fp32",
+        "--iterations",
+        "4",
+        "--batch-size",
+        "4",
+        "--num-workers",
+        "0",
+        "--quiet",
+        "--style-weight",
+        "2",
+        "--snapshots",
+        data_root / "test" / "bsds500_test_subset",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     one = _fastst("train", *common, "--out", tmp_path / "one", env=env)
     assert one.returncode == 0, one.stderr
-    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                          "-m", "fastst", "train", *map(str, common), "--out", str(tmp_path / "two")],
-                         capture_output=True, text=True, cwd=ROOT, timeout=300, env=env)
+    two = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            "-m",
+            "fastst",
+            "train",
+            *map(str, common),
+            "--out",
+            str(tmp_path / "two"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+        env=env,
+    )
     assert two.returncode == 0, two.stderr[-3000:]
     # Instance norm makes many parameters irrelevant to the output (a conv bias before a norm, a
     # constant shift of the residual stream): their gradients are rounding noise that Adam scales
     # up to +-lr steps. So compare what the weights compute, and the logged global-batch losses.
     from fastst.stylize import load_model
+
     # Gloo's reduction order varies from run to run, and on some CPUs that rounding grows to about 1e-3 of
     # the image range within 4 steps; so the two runs must agree far better than training moved the output.
     from fastst.transformer import TransformerNet
+
     photo = torch.rand(1, 3, 40, 56)
     torch.manual_seed(0)  # train() seeds with the config's seed (0) before building the network
     start = TransformerNet(width=0.25, input_skip=True).eval()
     with torch.no_grad():
-        a, b = load_model(tmp_path / "one" / "model.pth")(photo), load_model(tmp_path / "two" / "model.pth")(photo)
+        a, b = (
+            load_model(tmp_path / "one" / "model.pth")(photo),
+            load_model(tmp_path / "two" / "model.pth")(photo),
+        )
         moved = (a - start(photo)).abs().max().item()
     assert (a - b).abs().max().item() <= 0.05 * moved
     la, lb = pd.read_csv(tmp_path / "one" / "losses.csv"), pd.read_csv(tmp_path / "two" / "losses.csv")
     for column in ("content", "style", "tv", "total"):
         assert (la[column] - lb[column]).abs().max() <= 1e-4 * la[column].abs().max()
     import json
+
     assert json.loads((tmp_path / "two" / "config.json").read_text())["world_size"] == 2
 
 
@@ -136,21 +223,60 @@ def test_sigterm_on_one_of_two_gloo_processes_stops_both_with_one_checkpoint_and
     import time
 
     import psutil
-    common = ["--preset", "smoke", "--style", data_root / "styles" / "starry_night.jpg",
-              "--data", data_root / "train" / "bsds500_trainval", "--device", "cpu", "--precision", "fp32",
-              "--iterations", "400", "--batch-size", "4", "--num-workers", "0", "--quiet", "--style-weight", "2",
-              "--checkpoint-every", "1000", "--log-every", "1", "--snapshots", tmp_path / "no_snapshots"]
+
+    common = [
+        "--preset",
+        "smoke",
+        "--style",
+        data_root / "styles" / "starry_night.jpg",
+        "--data",
+        data_root / "train" / "bsds500_trainval",
+        "--device",
+        "cpu",
+        "--precision",
+        "fp32",
+        "--iterations",
+        "400",
+        "--batch-size",
+        "4",
+        "--num-workers",
+        "0",
+        "--quiet",
+        "--style-weight",
+        "2",
+        "--checkpoint-every",
+        "1000",
+        "--log-every",
+        "1",
+        "--snapshots",
+        tmp_path / "no_snapshots",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                "-m", "fastst", "train", *map(str, common), "--out", str(tmp_path / "run")]
-    agent = subprocess.Popen(torchrun, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    torchrun = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "fastst",
+        "train",
+        *map(str, common),
+        "--out",
+        str(tmp_path / "run"),
+    ]
+    agent = subprocess.Popen(
+        torchrun, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         losses = tmp_path / "run" / "losses.csv"
         deadline = time.monotonic() + 120
         while not (losses.exists() and len(losses.read_text().splitlines()) > 3):
             assert agent.poll() is None and time.monotonic() < deadline, agent.stderr.read()[-2000:]
             time.sleep(0.2)
-        workers = [p for p in psutil.Process(agent.pid).children(recursive=True) if "fastst" in " ".join(p.cmdline())]
+        workers = [
+            p for p in psutil.Process(agent.pid).children(recursive=True) if "fastst" in " ".join(p.cmdline())
+        ]
         assert len(workers) == 2
         workers[1].send_signal(signal.SIGTERM)  # one rank only
         t0 = time.monotonic()
@@ -169,11 +295,23 @@ def test_sigterm_on_one_of_two_gloo_processes_stops_both_with_one_checkpoint_and
     # resume to a short end (the constant schedule allows it) and compare with one uninterrupted run
     end = stopped + 3
     shorter = [str(a) if a != "400" else str(end) for a in map(str, common)]
-    resumed = subprocess.run([*torchrun[:5], "-m", "fastst", "train", *shorter, "--out", str(tmp_path / "run"),
-                              "--resume"], capture_output=True, text=True, cwd=ROOT, timeout=300, env=env)
+    resumed = subprocess.run(
+        [*torchrun[:5], "-m", "fastst", "train", *shorter, "--out", str(tmp_path / "run"), "--resume"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+        env=env,
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    whole = subprocess.run([*torchrun[:5], "-m", "fastst", "train", *shorter, "--out", str(tmp_path / "whole")],
-                           capture_output=True, text=True, cwd=ROOT, timeout=300, env=env)
+    whole = subprocess.run(
+        [*torchrun[:5], "-m", "fastst", "train", *shorter, "--out", str(tmp_path / "whole")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+        env=env,
+    )
     assert whole.returncode == 0, whole.stderr[-3000:]
     rows = pd.read_csv(tmp_path / "run" / "losses.csv")
     assert rows["iteration"].tolist() == list(range(1, end + 1))
@@ -184,12 +322,13 @@ def test_sigterm_on_one_of_two_gloo_processes_stops_both_with_one_checkpoint_and
 
 def test_run_folders_are_named_by_the_settings_that_change_the_weights(tmp_path, monkeypatch):
     from fastst.train import config_digest, style_configs
+
     monkeypatch.setenv("FASTST_RUNS", str(tmp_path))
     a, b = style_configs("smoke")["starry_night"], style_configs("smoke", style_weight=3.0)["starry_night"]
     c = style_configs("smoke", iterations=99, device="cpu")["starry_night"]
     assert a.out.startswith(str(tmp_path / "smoke" / "starry_night-"))
-    assert config_digest(a) != config_digest(b)     # a new run, not a clash with the old one
-    assert config_digest(a) == config_digest(c)     # more iterations continue the same run
+    assert config_digest(a) != config_digest(b)  # a new run, not a clash with the old one
+    assert config_digest(a) == config_digest(c)  # more iterations continue the same run
     assert set(style_configs("smoke")) == {"starry_night", "woman_with_a_parasol"}
 
 
@@ -201,7 +340,7 @@ def test_reused_memory_stops_page_faults_and_is_released_on_request():
 import resource, sys
 import psutil, torch
 from fastst import TransformerNet
-from fastst.train import release_freed_memory, reuse_freed_memory
+from fastst.runtime import release_freed_memory, reuse_freed_memory
 if sys.argv[1] == "reuse":
     assert reuse_freed_memory()
 torch.manual_seed(0)
@@ -218,9 +357,11 @@ still = psutil.Process().memory_info().rss
 release_freed_memory(keep_mb=0)
 print(faults[2] + faults[3], (kept - still) // 2**20, (still - psutil.Process().memory_info().rss) // 2**20)
 """
+
     def run(mode):
         out = subprocess.run([sys.executable, "-c", code, mode], capture_output=True, text=True, check=True)
         return [int(v) for v in out.stdout.split()]
+
     default_faults, _, _ = run("default")
     reuse_faults, kept_released_mb, released_mb = run("reuse")
     assert default_faults > 100_000  # by default every pass maps its large blocks afresh and faults them in
@@ -234,6 +375,7 @@ def test_a_stop_at_the_last_iteration_still_writes_the_model(tmp_path, data_root
     without model.pth; a finished checkpoint without model.pth (a SIGKILL between the two) is completed
     by --resume."""
     import fastst.train as train_module
+
     config = _config(tmp_path, data_root)
     real = train_module.train_step
 
@@ -241,6 +383,7 @@ def test_a_stop_at_the_last_iteration_still_writes_the_model(tmp_path, data_root
         terms = real(*args, **kw)
         train_module.signal.raise_signal(train_module.signal.SIGTERM)
         return terms
+
     monkeypatch.setattr(train_module, "train_step", step_then_signal)
     config.iterations = 1
     result = train(config, progress=False)
@@ -254,20 +397,27 @@ def test_a_stop_at_the_last_iteration_still_writes_the_model(tmp_path, data_root
 
 def TrainNet():
     from fastst.transformer import TransformerNet
+
     return TransformerNet(width=0.25, input_skip=True)
 
 
 def test_schedules_laid_over_the_run_refuse_a_changed_length(tmp_path, data_root):
     from fastst.errors import FaststError
+
     config = _config(tmp_path, data_root, lr_schedule="onecycle", warmup=0.2)
     train(config, progress=False)
-    longer = _config(tmp_path, data_root, lr_schedule="onecycle", warmup=0.2, iterations=config.iterations + 4)
+    longer = _config(
+        tmp_path, data_root, lr_schedule="onecycle", warmup=0.2, iterations=config.iterations + 4
+    )
     with pytest.raises(FaststError, match="schedule"):
         train(longer, resume=True, progress=False)
     constant = _config(tmp_path, data_root, name="constant")
     train(constant, progress=False)
-    train(_config(tmp_path, data_root, name="constant", iterations=constant.iterations + 2), resume=True,
-          progress=False)
+    train(
+        _config(tmp_path, data_root, name="constant", iterations=constant.iterations + 2),
+        resume=True,
+        progress=False,
+    )
 
 
 def test_style_size_none_can_be_set():

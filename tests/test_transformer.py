@@ -5,8 +5,17 @@ import torch
 import torch.nn.functional as F
 
 from fastst import TransformerNet
-from fastst.transformer import (SinglePassInstanceNorm, SpaceToDepthConv, SubPixelUpsample, TwoTermInputConv,
-                                _from_phases, _single_pass, _to_phases, count_parameters, for_inference)
+from fastst.transformer import (
+    SinglePassInstanceNorm,
+    SpaceToDepthConv,
+    SubPixelUpsample,
+    TwoTermInputConv,
+    _from_phases,
+    _single_pass,
+    _to_phases,
+    count_parameters,
+    for_inference,
+)
 
 
 def test_default_network_has_johnsons_parameter_count():
@@ -57,8 +66,9 @@ def test_gradients_reach_every_parameter():
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in net.parameters())
 
 
-@pytest.mark.parametrize("options", [{}, {"width": 0.5}, {"upsample": "transpose"}, {"norm": "batch"},
-                                     {"input_skip": True}])
+@pytest.mark.parametrize(
+    "options", [{}, {"width": 0.5}, {"upsample": "transpose"}, {"norm": "batch"}, {"input_skip": True}]
+)
 # not 1x1: padded, it is a constant map, whose instance norm magnifies rounding by 1/sqrt(eps)
 @pytest.mark.parametrize("size", [(3, 7), (17, 31), (64, 48)])
 def test_inference_form_computes_the_same_function(options, size):
@@ -106,8 +116,9 @@ def test_first_layer_keeps_the_input_exact_under_bf16_autocast():
     x = torch.rand(1, 3, 40, 40)
     # the exact input against bf16 weights, in fp64, then rounded to bf16 as autocast's output is
     conv = layer[1]
-    exact_input = F.conv2d(layer[0](x).double(), conv.weight.detach().bfloat16().double(),
-                           conv.bias.detach().bfloat16().double()).bfloat16()
+    exact_input = F.conv2d(
+        layer[0](x).double(), conv.weight.detach().bfloat16().double(), conv.bias.detach().bfloat16().double()
+    ).bfloat16()
     with torch.no_grad(), torch.autocast("cpu", torch.bfloat16):
         ours, plain = two_term(x), layer(x)
     assert (ours == exact_input).float().mean() > 0.99  # the rest: ties of the fp32 sum's order
@@ -122,8 +133,9 @@ def test_first_layer_keeps_the_input_exact_when_compiled():
     layer = TransformerNet(width=0.25).encoder[0]
     x = torch.rand(1, 3, 24, 24)
     conv = layer[1]
-    exact_input = F.conv2d(layer[0](x).double(), conv.weight.detach().bfloat16().double(),
-                           conv.bias.detach().bfloat16().double()).bfloat16()
+    exact_input = F.conv2d(
+        layer[0](x).double(), conv.weight.detach().bfloat16().double(), conv.bias.detach().bfloat16().double()
+    ).bfloat16()
     compiled = torch.compile(TwoTermInputConv(copy.deepcopy(layer)))
     with torch.no_grad(), torch.autocast("cpu", torch.bfloat16):
         ours = compiled(x)

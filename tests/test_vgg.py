@@ -7,7 +7,13 @@ import torch
 import torchvision
 
 from fastst.errors import FaststError
-from fastst.vgg import LAYERS, VGG16Features, _NumpyOnlyUnpickler, flax_to_torchvision, imagenet_state_dict
+from fastst.vgg import (
+    LAYERS,
+    VGG16Features,
+    _NumpyOnlyUnpickler,
+    flax_to_torchvision,
+    imagenet_state_dict,
+)
 
 
 @pytest.fixture(scope="module")
@@ -18,9 +24,10 @@ def state():
 def test_imagenet_weights_match_torchvisions_published_tensors(state):
     # spot values of torchvision's vgg16-397923af.pth (see the weights documentation)
     for key, shape, first, last, total in [
-            ("0.weight", (64, 3, 3, 3), -0.5537306, -0.4273236, -3.2429295),
-            ("0.bias", (64,), 0.4033880, 0.2108327, -4.1603023),
-            ("28.bias", (512,), 0.1229901, 0.3459411, 37.1958842)]:
+        ("0.weight", (64, 3, 3, 3), -0.5537306, -0.4273236, -3.2429295),
+        ("0.bias", (64,), 0.4033880, 0.2108327, -4.1603023),
+        ("28.bias", (512,), 0.1229901, 0.3459411, 37.1958842),
+    ]:
         t = state[key]
         assert tuple(t.shape) == shape
         assert t.flatten()[0].item() == pytest.approx(first, abs=1e-6)
@@ -62,8 +69,15 @@ def test_loss_network_is_frozen():
 
 def test_flax_layout_is_transposed_to_torchvision_layout():
     rng = np.random.default_rng(0)
-    tree = {"VGG16_0": {f"Conv_{i}": {"kernel": rng.standard_normal((3, 3, 2, 4)).astype(np.float32),
-                                      "bias": np.arange(4, dtype=np.float32)} for i in range(13)}}
+    tree = {
+        "VGG16_0": {
+            f"Conv_{i}": {
+                "kernel": rng.standard_normal((3, 3, 2, 4)).astype(np.float32),
+                "bias": np.arange(4, dtype=np.float32),
+            }
+            for i in range(13)
+        }
+    }
     state = flax_to_torchvision(tree)
     k = tree["VGG16_0"]["Conv_0"]["kernel"]
     # weight[out, in, kh, kw] = kernel[kh, kw, in, out]

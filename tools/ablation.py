@@ -3,7 +3,6 @@ on the objective of the cpu preset (lambda_s 2). Writes results/time_to_quality_
 
     python tools/ablation.py        # trains what is missing (runs/ttq/), then benchmarks and scores
 """
-from pathlib import Path
 
 from fastst.data import data_dir
 from fastst.recipes import time_to_quality
@@ -18,13 +17,23 @@ RECIPES = {
     # the same with 128 px crops throughout, 800 iterations
     "half_all128": {"preset": "cpu_half", "style_weight": 2.0, "iterations": 800, "crop_schedule": ()},
     # 64 px crops for the first half of only 300 iterations
-    "half_progressive_short": {"preset": "cpu_half", "style_strength": 1.0, "iterations": 300,
-                               "crop_schedule": ((0.0, 64), (0.5, 128))},
+    "half_progressive_short": {
+        "preset": "cpu_half",
+        "style_strength": 1.0,
+        "iterations": 300,
+        "crop_schedule": ((0.0, 64), (0.5, 128)),
+    },
 }
 
 if __name__ == "__main__":
-    result = time_to_quality(data_dir() / "styles" / "starry_night.jpg", RECIPES, runs_dir() / "ttq", "cpu",
-                             photos_count=3, protocol_overrides={"iterations": 200, "noise_iterations": 200},
-                             name="starry_night")
+    result = time_to_quality(
+        data_dir() / "styles" / "starry_night.jpg",
+        RECIPES,
+        runs_dir() / "ttq",
+        "cpu",
+        photos_count=3,
+        protocol_overrides={"iterations": 200, "noise_iterations": 200},
+        name="starry_night",
+    )
     for label, row in result["summary"].items():
         print(label, {k: v for k, v in row.items() if k != "settings"})

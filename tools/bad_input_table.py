@@ -1,7 +1,8 @@
 """Try every bad input on the command line; print a markdown table of exit status and message.
 
-    python tools/bad_input_table.py [--data data]
+python tools/bad_input_table.py [--data data]
 """
+
 import argparse
 import shutil
 import struct
@@ -26,9 +27,16 @@ def make_cases(tmp: Path, data: Path) -> dict:
     (tmp / "trunc.png").write_bytes((tmp / "good.png").read_bytes()[:60])
 
     def chunk(kind, payload):
-        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
-    (tmp / "bomb.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 100000, 100000, 8, 2, 0, 0, 0))
-                                   + chunk(b"IDAT", zlib.compress(b"\0" * 10)) + chunk(b"IEND", b""))
+        return (
+            struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+        )
+
+    (tmp / "bomb.png").write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", 100000, 100000, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(b"\0" * 10))
+        + chunk(b"IEND", b"")
+    )
     odd = tmp / "odd"
     odd.mkdir()
     Image.new("CMYK", (40, 30), (0, 100, 200, 10)).save(odd / "cmyk.jpg")
@@ -59,6 +67,7 @@ def make_cases(tmp: Path, data: Path) -> dict:
     import torch
 
     from fastst import TransformerNet
+
     net = TransformerNet(width=0.25)
     torch.save({"model": net.state_dict(), "net": net.config}, tmp / "model.pth")
     (tmp / "notmodel.pth").write_text("hello")
@@ -70,6 +79,7 @@ def make_cases(tmp: Path, data: Path) -> dict:
     class Evil:
         def __reduce__(self):
             return (eval, ("print('owned')",))
+
     torch.save({"model": Evil()}, tmp / "evil.pth", pickle_module=pickle)
     (tmp / "exists.png").write_bytes(b"keep me")
     style = data / "styles" / "starry_night.jpg"
@@ -83,27 +93,72 @@ def make_cases(tmp: Path, data: Path) -> dict:
         "stylize: truncated JPEG": stylize + ["--input", tmp / "trunc.jpg", "--output", tmp / "o.png"],
         "stylize: truncated PNG": stylize + ["--input", tmp / "trunc.png", "--output", tmp / "o.png"],
         "stylize: 100000x100000 header": stylize + ["--input", tmp / "bomb.png", "--output", tmp / "o.png"],
-        "stylize: unusual but valid images (CMYK, 16-bit, L, P+alpha, RGBA, EXIF, 1x1, 3x7, 4097x3)":
-            stylize + ["--input", odd, "--output", tmp / "odd_out"],
-        "stylize: folder of mostly bad files": stylize + ["--input", tmp / "mixed", "--output", tmp / "mixed_out"],
-        "stylize: output file exists": stylize + ["--input", tmp / "good.jpg", "--output", tmp / "exists.png"],
+        "stylize: unusual but valid images (CMYK, 16-bit, L, P+alpha, RGBA, EXIF, 1x1, 3x7, 4097x3)": stylize
+        + ["--input", odd, "--output", tmp / "odd_out"],
+        "stylize: folder of mostly bad files": stylize
+        + ["--input", tmp / "mixed", "--output", tmp / "mixed_out"],
+        "stylize: output file exists": stylize
+        + ["--input", tmp / "good.jpg", "--output", tmp / "exists.png"],
         "stylize: output folder not writable": stylize + ["--input", tmp / "mixed", "--output", "/proc/x"],
-        "stylize: model is a text file": ["stylize", "--model", tmp / "notmodel.pth", "--input", good, "--output", tmp / "o.png"],
-        "stylize: truncated model": ["stylize", "--model", tmp / "trunc.pth", "--input", good, "--output", tmp / "o.png"],
-        "stylize: model of another width": ["stylize", "--model", tmp / "otherwidth.pth", "--input", good, "--output", tmp / "o.png"],
-        "stylize: pickle that runs code": ["stylize", "--model", tmp / "evil.pth", "--input", good, "--output", tmp / "o.png"],
+        "stylize: model is a text file": [
+            "stylize",
+            "--model",
+            tmp / "notmodel.pth",
+            "--input",
+            good,
+            "--output",
+            tmp / "o.png",
+        ],
+        "stylize: truncated model": [
+            "stylize",
+            "--model",
+            tmp / "trunc.pth",
+            "--input",
+            good,
+            "--output",
+            tmp / "o.png",
+        ],
+        "stylize: model of another width": [
+            "stylize",
+            "--model",
+            tmp / "otherwidth.pth",
+            "--input",
+            good,
+            "--output",
+            tmp / "o.png",
+        ],
+        "stylize: pickle that runs code": [
+            "stylize",
+            "--model",
+            tmp / "evil.pth",
+            "--input",
+            good,
+            "--output",
+            tmp / "o.png",
+        ],
         "stylize: model is a folder": ["stylize", "--model", tmp, "--input", good, "--output", tmp / "o.png"],
         "train: --data missing": train + ["--style", style, "--data", tmp / "absent", "--out", tmp / "r1"],
         "train: --data is a file": train + ["--style", style, "--data", good, "--out", tmp / "r2"],
         "train: --data empty": train + ["--style", style, "--data", empty, "--out", tmp / "r3"],
-        "train: --data with no usable images": train + ["--style", style, "--data", allbad, "--out", tmp / "r4"],
-        "train: --style missing": train + ["--style", tmp / "nope.jpg", "--data", photos, "--out", tmp / "r5"],
+        "train: --data with no usable images": train
+        + ["--style", style, "--data", allbad, "--out", tmp / "r4"],
+        "train: --style missing": train
+        + ["--style", tmp / "nope.jpg", "--data", photos, "--out", tmp / "r5"],
         "train: --style a folder": train + ["--style", tmp, "--data", photos, "--out", tmp / "r6"],
-        "train: --style a text file": train + ["--style", tmp / "text.jpg", "--data", photos, "--out", tmp / "r7"],
+        "train: --style a text file": train
+        + ["--style", tmp / "text.jpg", "--data", photos, "--out", tmp / "r7"],
         "train: --out not writable": train + ["--style", style, "--data", photos, "--out", "/proc/run"],
-        "train: negative --lr": train + ["--style", style, "--data", photos, "--out", tmp / "r8", "--lr", "-1"],
+        "train: negative --lr": train
+        + ["--style", style, "--data", photos, "--out", tmp / "r8", "--lr", "-1"],
         "data fetch: mirror missing": ["data", "fetch", "--mirror", tmp / "nomirror", "--dest", tmp / "d"],
-        "data fetch: mirror with wrong files": ["data", "fetch", "--mirror", tmp / "mixed", "--dest", tmp / "d2"],
+        "data fetch: mirror with wrong files": [
+            "data",
+            "fetch",
+            "--mirror",
+            tmp / "mixed",
+            "--dest",
+            tmp / "d2",
+        ],
         "export: model is a text file": ["export", "--model", tmp / "notmodel.pth", "--onnx", tmp / "m.onnx"],
     }
     return cases
@@ -116,8 +171,13 @@ def main():
     rows, tracebacks = [], 0
     with tempfile.TemporaryDirectory() as tmp:
         for name, argv in make_cases(Path(tmp), Path(args.data)).items():
-            r = subprocess.run([sys.executable, "-m", "fastst", *map(str, argv)], capture_output=True, text=True,
-                               cwd=ROOT, timeout=600)
+            r = subprocess.run(
+                [sys.executable, "-m", "fastst", *map(str, argv)],
+                capture_output=True,
+                text=True,
+                cwd=ROOT,
+                timeout=600,
+            )
             lines = [l for l in (r.stderr + r.stdout).splitlines() if l.strip()]
             tracebacks += "Traceback" in r.stderr
             shown = " / ".join(l.replace(tmp, "$TMP") for l in lines[-3:])

@@ -5,6 +5,7 @@ are timed in one interleaved benchmark. Writes results/base_quality.json.
 
     python tools/base_quality.py [--base MODEL] [--cpu-run STYLE=RUN ...] [--styles NAME ...]
 """
+
 import argparse
 from pathlib import Path
 
@@ -20,46 +21,78 @@ from fastst.transformer import single_style
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--base", default="base")
-parser.add_argument("--cpu-run", nargs="*", default=[f"starry_night={runs_dir() / 'ttq' / 'starry_night-today'}"])
+parser.add_argument(
+    "--cpu-run", nargs="*", default=[f"starry_night={runs_dir() / 'ttq' / 'starry_night-today'}"]
+)
 parser.add_argument("--styles", nargs="*", help="styles to score (default: those with a cpu run)")
 parser.add_argument("--count", type=int, default=3)
-parser.add_argument("--run", default=str(runs_dir() / "base"), help="the base's run folder (its logged training time)")
+parser.add_argument(
+    "--run", default=str(runs_dir() / "base"), help="the base's run folder (its logged training time)"
+)
 args = parser.parse_args()
 
 saved = load_checkpoint(pretrained_path(args.base), "model")
 base = load_model(args.base)
 names = base.style_names
-config = TrainConfig(**{**saved["config"], "style": tuple(str(data_dir() / "styles" / Path(p).name)
-                                                           for p in saved["config"]["style"]), "crop_schedule":
-                        tuple(tuple(step) for step in saved["config"]["crop_schedule"])})
+config = TrainConfig(
+    **{
+        **saved["config"],
+        "style": tuple(str(data_dir() / "styles" / Path(p).name) for p in saved["config"]["style"]),
+        "crop_schedule": tuple(tuple(step) for step in saved["config"]["crop_schedule"]),
+    }
+)
 cpu_runs = dict(item.split("=", 1) for item in args.cpu_run)
 configs = {"base": config}
 for name, run in cpu_runs.items():
-    configs[f"cpu {name}"] = TrainConfig.from_preset("cpu", style=str(data_dir() / "styles" / f"{name}.jpg"), out=run)
+    configs[f"cpu {name}"] = TrainConfig.from_preset(
+        "cpu", style=str(data_dir() / "styles" / f"{name}.jpg"), out=run
+    )
 timing = bench_recipes(configs)
-seconds = {label: {row["size"]: row["seconds"] for row in timing if row["recipe"] == label} for label in configs}
+seconds = {
+    label: {row["size"]: row["seconds"] for row in timing if row["recipe"] == label} for label in configs
+}
 base_seconds = step_clock(config, seconds["base"])(config.iterations)
 per_style = base_seconds / len(names)
-print(f"base: {config.iterations} iterations, {base_seconds / 60:.1f} min here, {per_style / 60:.1f} min a style")
+print(
+    f"base: {config.iterations} iterations, {base_seconds / 60:.1f} min here, {per_style / 60:.1f} "
+    "min a style"
+)
 
 rows = {}
 for name in args.styles or list(cpu_runs):
-    protocol = quality.evaluation_protocol(data_dir() / "styles" / f"{name}.jpg", iterations=200, noise_iterations=200)
+    protocol = quality.evaluation_protocol(
+        data_dir() / "styles" / f"{name}.jpg", iterations=200, noise_iterations=200
+    )
     ref = quality.reference(protocol, count=args.count)
     row = {"base": {k: v for k, v in quality.score(single_style(base, names.index(name)), ref).items()}}
     if name in cpu_runs:
         clock = step_clock(configs[f"cpu {name}"], seconds[f"cpu {name}"])
         curve = [{**r, "seconds": clock(r["iteration"])} for r in quality.curve(cpu_runs[name], ref)]
-        row["cpu_at_equal_time"] = {"seconds": per_style, "optimality_ratio": at_time(curve, per_style),
-                                    "lbfgs_equivalent": at_time(curve, per_style, "lbfgs_equivalent"),
-                                    "iteration": at_time(curve, per_style, "iteration")}
-        row["cpu_final"] = {k: curve[-1][k] for k in ("iteration", "seconds", "optimality_ratio", "lbfgs_equivalent")}
+        row["cpu_at_equal_time"] = {
+            "seconds": per_style,
+            "optimality_ratio": at_time(curve, per_style),
+            "lbfgs_equivalent": at_time(curve, per_style, "lbfgs_equivalent"),
+            "iteration": at_time(curve, per_style, "iteration"),
+        }
+        row["cpu_final"] = {
+            k: curve[-1][k] for k in ("iteration", "seconds", "optimality_ratio", "lbfgs_equivalent")
+        }
     rows[name] = row
     print(name, {k: {kk: vv for kk, vv in v.items() if kk != "photos"} for k, v in row.items()})
 
 losses = Path(args.run) / "losses.csv"
 trained = float(losses.read_text().strip().splitlines()[-1].split(",")[-1]) if losses.exists() else None
-write_result("base_quality", {"base": str(pretrained_path(args.base)), "styles": names, "trained_seconds": trained,
-                              "iterations": config.iterations, "step_timing": timing,
-                              "base_seconds": base_seconds, "seconds_per_style": per_style,
-                              "photos": list(ref.photos), "quality": rows})
+write_result(
+    "base_quality",
+    {
+        "base": str(pretrained_path(args.base)),
+        "styles": names,
+        "trained_seconds": trained,
+        "iterations": config.iterations,
+        "step_timing": timing,
+        "base_seconds": base_seconds,
+        "seconds_per_style": per_style,
+        "photos": list(ref.photos),
+        "quality": rows,
+    },
+)

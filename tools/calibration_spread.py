@@ -2,6 +2,7 @@
 per-image L-BFGS optimum of two held-out photos under today's raw weights and two calibrations; the spread
 across styles of the style-to-content ratio at that optimum (results/calibration_spread.json) and the
 optima side by side (figures/strength_grid)."""
+
 import glob
 import sys
 from pathlib import Path
@@ -23,13 +24,27 @@ photos = {p.stem: load_image(p, PHOTO_SIZE) for p in photo_paths}
 images = {}
 rows = optimum_balance(styles, photos, iterations=ITERATIONS, images=images)
 result = spread(rows)
-write_result("calibration_spread", {"rows": rows, "spread": result, "photo_size": PHOTO_SIZE,
-                                    "style_size": STYLE_SIZE, "iterations": ITERATIONS})
+write_result(
+    "calibration_spread",
+    {
+        "rows": rows,
+        "spread": result,
+        "photo_size": PHOTO_SIZE,
+        "style_size": STYLE_SIZE,
+        "iterations": ITERATIONS,
+    },
+)
 stem = photo_paths[0].stem
 shown = [w for w in ("raw", "energy") if any(k[0] == w for k in images)]
 grid = [img for name in styles for img in (styles[name], *(images[(w, name, stem)] for w in shown))]
-titles = [t for name in styles for t in (name.replace("_", " "), *(f"{w}" + (" (today)" if w == "raw" else " (calibrated)")
-                                                                      for w in shown))]
+titles = [
+    t
+    for name in styles
+    for t in (
+        name.replace("_", " "),
+        *(f"{w}" + (" (today)" if w == "raw" else " (calibrated)") for w in shown),
+    )
+]
 fig = show_images(grid, titles, ncols=3 * 2, size=2.4)
 save_fig(fig, "strength_grid", {"photo": stem, "iterations": ITERATIONS, "photo_size": PHOTO_SIZE})
 for weighting, s in result.items():

@@ -1,10 +1,12 @@
-"""A style the recipes were not tuned on: The Great Wave (python -m fastst data fetch --extra), at its calibrated
-strength: the cpu preset (the reference), the cpu_half preset from scratch, and the finetune preset from the
-shipped multi-style base and from the cpu_half recipe's Starry Night network (shipped as starry_night).
+"""A style the recipes were not tuned on: The Great Wave (python -m fastst data fetch --extra), at its
+calibrated strength: the cpu preset (the reference), the cpu_half preset from scratch, and the finetune
+preset from the shipped multi-style base and from the cpu_half recipe's Starry Night network (shipped as
+starry_night).
 Writes results/time_to_quality_great_wave.json.
 
     python tools/great_wave.py [STARRY_NIGHT_MODEL] [--train-only] [--skip cpu]
 """
+
 import sys
 
 from fastst.data import EXTRA_DIR, data_dir
@@ -18,7 +20,13 @@ skipped = set(sys.argv[sys.argv.index("--skip") + 1].split(",")) if "--skip" in 
 recipes = {
     # the multi-style base (fastst/pretrained/base.pth), started as the mean of its styles: only the
     # norms' scale and shift (a higher learning rate, as for Dumoulin et al.'s new styles), or all weights
-    "base_norms": {"preset": "finetune", "from": "base", "style_strength": 1.0, "train_only": "norms", "lr": 1e-2},
+    "base_norms": {
+        "preset": "finetune",
+        "from": "base",
+        "style_strength": 1.0,
+        "train_only": "norms",
+        "lr": 1e-2,
+    },
     "base_all": {"preset": "finetune", "from": "base", "style_strength": 1.0},
     # the shipped Starry Night network (cpu_half recipe), all weights
     "finetune": {"preset": "finetune", "from": base, "style_strength": 1.0},
@@ -28,11 +36,24 @@ recipes = {
 }
 recipes = {label: spec for label, spec in recipes.items() if label not in skipped}
 reference = "cpu" if "cpu" in recipes else "half"
-result = time_to_quality(data_dir() / EXTRA_DIR / "great_wave.jpg", recipes, runs_dir() / "ttq", reference,
-                         photos_count=3, protocol_overrides={"iterations": 200, "noise_iterations": 200},
-                         name="great_wave", train_only=train_only)
+result = time_to_quality(
+    data_dir() / EXTRA_DIR / "great_wave.jpg",
+    recipes,
+    runs_dir() / "ttq",
+    reference,
+    photos_count=3,
+    protocol_overrides={"iterations": 200, "noise_iterations": 200},
+    name="great_wave",
+    train_only=train_only,
+)
 if train_only:
     sys.exit()
 for label, rows in result["curves"].items():
     for row in rows:
-        print(label, row["iteration"], round(row["seconds"], 1), round(row["optimality_ratio"], 3), row["lbfgs_equivalent"])
+        print(
+            label,
+            row["iteration"],
+            round(row["seconds"], 1),
+            round(row["optimality_ratio"], 3),
+            row["lbfgs_equivalent"],
+        )

@@ -1,7 +1,8 @@
 """Regenerate fastst/manifest.tsv (origin URL and sha256 of every data file) from a mirror's MANIFEST.tsv.
 
-    python tools/make_manifest.py ../shared/data/MANIFEST.tsv > fastst/manifest.tsv
+python tools/make_manifest.py ../shared/data/MANIFEST.tsv > fastst/manifest.tsv
 """
+
 import csv
 import sys
 import urllib.parse
@@ -14,13 +15,23 @@ BSDS = ("Sisso16/ssn_pytorch", "c4f9ac8c43397cbacbf2e2ba1505efafa769435d")
 def origin(path: str) -> tuple[str, str, str]:
     folder, name = path.rsplit("/", 1)
     if path == "styles/starry_night_google.jpg":
-        return "jcjohnson/neural-style", "07c4b8299f8fbdafec0c514fc820ff1d7ff62e46", "examples/inputs/starry_night_google.jpg"
+        return (
+            "jcjohnson/neural-style",
+            "07c4b8299f8fbdafec0c514fc820ff1d7ff62e46",
+            "examples/inputs/starry_night_google.jpg",
+        )
     if path == "styles/shipwreck_of_the_minotaur.jpg":
-        return ("lengstrom/fast-style-transfer", "0d3d981f7ab948253d355585bdbdfa914247b4d0",
-                "examples/style/the_shipwreck_of_the_minotaur.jpg")
+        return (
+            "lengstrom/fast-style-transfer",
+            "0d3d981f7ab948253d355585bdbdfa914247b4d0",
+            "examples/style/the_shipwreck_of_the_minotaur.jpg",
+        )
     if path == "styles/woman_with_a_parasol.jpg":
-        return ("versat13/VRC_AI_Samples", "3d9bfc9460ecf330a385cbdf9559b42f127e3294",
-                "images/Claude_Monet_-_Woman_with_a_Parasol_-_Madame_Monet_and_Her_Son_-_Google_Art_Project.jpg")
+        return (
+            "versat13/VRC_AI_Samples",
+            "3d9bfc9460ecf330a385cbdf9559b42f127e3294",
+            "images/Claude_Monet_-_Woman_with_a_Parasol_-_Madame_Monet_and_Her_Son_-_Google_Art_Project.jpg",
+        )
     if folder == "styles":
         return (*FNS, f"images/styles/{name}")
     if folder == "test/demo":

@@ -7,15 +7,15 @@ results/tiling_accuracy.json.
 
     python tools/tiling_accuracy.py [MODEL] [--count N]
 """
+
 import argparse
 
 import torch
-
 from PIL import Image
 
-from fastst.bench import psnr
 from fastst.data import TRAIN_DIR, data_dir
 from fastst.io import list_images, load_image
+from fastst.measure import psnr
 from fastst.results import write_result
 from fastst.stylize import OVERLAP, STATS_SIZE, TILE, load_model, stylize, stylize_tiled
 
@@ -28,7 +28,7 @@ sizes = {}
 for path in list_images(data_dir() / TRAIN_DIR):
     with Image.open(path) as im:
         sizes[path] = im.size
-largest = sorted(sizes, key=lambda p: sizes[p][0] * sizes[p][1], reverse=True)[:args.count]
+largest = sorted(sizes, key=lambda p: sizes[p][0] * sizes[p][1], reverse=True)[: args.count]
 model = load_model(args.model)
 cases = [(path.name, load_image(path)) for path in largest]
 upscaled = torch.nn.functional.interpolate(cases[0][1][None], scale_factor=2, mode="bicubic").clamp(0, 1)[0]
@@ -38,10 +38,26 @@ for name, image in cases:
     whole = stylize(model, image, precision="fp32")
     tiled = stylize_tiled(model, image, precision="fp32", progress=True)
     exact_statistics = stylize_tiled(model, image, precision="fp32", stats_size=max(image.shape[-2:]))
-    rows.append({"photo": name, "width": image.shape[-1], "height": image.shape[-2],
-                 "psnr_db": psnr(tiled, whole), "max_abs_difference": float((tiled - whole).abs().max()),
-                 "psnr_db_exact_statistics": psnr(exact_statistics, whole)})
+    rows.append(
+        {
+            "photo": name,
+            "width": image.shape[-1],
+            "height": image.shape[-2],
+            "psnr_db": psnr(tiled, whole),
+            "max_abs_difference": float((tiled - whole).abs().max()),
+            "psnr_db_exact_statistics": psnr(exact_statistics, whole),
+        }
+    )
     print(rows[-1], flush=True)
-write_result("tiling_accuracy", {"model": args.model, "tile": TILE, "overlap": OVERLAP, "stats_size": STATS_SIZE,
-                                 "precision": "fp32", "rows": rows,
-                                 "min_psnr_db": min(r["psnr_db"] for r in rows)})
+write_result(
+    "tiling_accuracy",
+    {
+        "model": args.model,
+        "tile": TILE,
+        "overlap": OVERLAP,
+        "stats_size": STATS_SIZE,
+        "precision": "fp32",
+        "rows": rows,
+        "min_psnr_db": min(r["psnr_db"] for r in rows),
+    },
+)
