@@ -1,4 +1,4 @@
-# make        set up .venv, fetch the VGG-16 weights and the images, run the four notebooks
+# make        set up .venv, fetch the VGG-16 weights and the images, run the notebooks in order
 #             (figures/ and html/ are the result)
 # make test   set up .venv if needed, lint (ruff) and run the tests (notebooks included, on the smoke preset)
 PYTHON ?= python3

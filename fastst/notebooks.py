@@ -56,7 +56,7 @@ def run(
 def _run(html: bool, only, timeout: int, out) -> dict[str, float]:
     import nbformat
     from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError
+    from nbclient.exceptions import CellExecutionError, DeadKernelError
 
     out = Path(out) if out else notebooks_dir() / "executed"
     out.mkdir(parents=True, exist_ok=True)
@@ -82,6 +82,13 @@ def _run(html: bool, only, timeout: int, out) -> dict[str, float]:
         except CellExecutionError as e:
             lines = [line for line in str(e).splitlines() if line.strip()]
             raise FaststError(f"{path.name} failed: {lines[-1] if lines else e}") from None
+        except Exception as e:  # nbclient's cleanup after a dead kernel raises its own error on top
+            if not any(isinstance(x, DeadKernelError) for x in (e, e.__context__, e.__cause__)):
+                raise
+            raise FaststError(
+                f"{path.name}: the kernel died (out of memory, or a crash in a cell); "
+                "run the notebook in JupyterLab to see where"
+            ) from None
         finally:
             seconds[path.name] = time.perf_counter() - start
             with atomic_path(out / path.name) as tmp:

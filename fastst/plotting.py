@@ -228,7 +228,7 @@ def style_mix_grid(
     return fig
 
 
-def styles_grid(model, photos: dict[str, torch.Tensor], size: float = 2.2):
+def styles_grid(model, photos: dict[str, torch.Tensor], size: float = 1.8):
     """Every style of a multi-style ``model`` on each photo: a row per photo (the photo first),
     a column per style."""
     names = model.style_names

@@ -30,7 +30,7 @@ def _machine(result: dict) -> str:
     m = result["machine"]
     rate = m.get("matmul_fp32_gflops")
     return (
-        f"{m['cpu']}, {m['threads']} threads"
+        f"{m['cpu']}, {m['threads']} thread{'s' if m['threads'] != 1 else ''}"
         + (f", fp32 matmul {rate:.0f} GFLOP/s" if rate else "")
         + f"; `{result['command']}`"
     )
@@ -127,13 +127,10 @@ def base_quality_table(result: dict) -> str:
             )
         )
     lines.append("")
-    trained = result.get("trained_seconds")
     lines.append(
         f"The base: {len(result['styles'])} styles, {result['iterations']:,} iterations, "
         f"{_minutes(result['base_seconds'])} by the step benchmark ({_minutes(result['seconds_per_style'])} "
-        f"a style)"
-        + (f", {_minutes(trained)} as logged while it trained" if trained else "")
-        + f". Median over {len(result['photos'])} held-out photos; {_machine(result)} "
+        f"a style)" + f". Median over {len(result['photos'])} held-out photos; {_machine(result)} "
         f"(`results/{result['name']}.json`)."
     )
     return "\n".join(lines)
