@@ -102,13 +102,18 @@ def effective_style_weight(config: TrainConfig, style: torch.Tensor) -> float:
 
 
 def trained_parameters(model: TransformerNet, which: str = "all") -> list[torch.nn.Parameter]:
-    """The parameters a run trains: all, or only the instance norms' scale and shift (Dumoulin et al.)."""
+    """The parameters a run trains: all, or only the instance norms' scale and shift (Dumoulin et al.).
+    The others stop asking for gradients, so that the backward pass skips their weight gradients."""
     if which == "all":
         return list(model.parameters())
     norms = [
         m for m in model.modules() if isinstance(m, (torch.nn.InstanceNorm2d, ConditionalInstanceNorm2d))
     ]
-    return [p for m in norms for p in m.parameters()]
+    trained = [p for m in norms for p in m.parameters()]
+    model.requires_grad_(False)
+    for p in trained:
+        p.requires_grad_(True)
+    return trained
 
 
 def load_styles(config: TrainConfig) -> list[torch.Tensor]:
@@ -260,10 +265,6 @@ def _train(
         for image, weight in zip(styles, weights)
     ]
     trained = trained_parameters(model, config.train_only)
-    if config.train_only != "all":  # no weight gradients for what stays fixed
-        model.requires_grad_(False)
-        for p in trained:
-            p.requires_grad_(True)
     optimizer = torch.optim.Adam(trained, lr=config.lr, betas=(config.adam_beta1, 0.999))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(config))
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
