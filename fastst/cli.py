@@ -47,6 +47,7 @@ from fastst.stylize import (
 )
 from fastst.train import train
 from fastst.vgg import cache_dir, imagenet_state_dict
+from fastst.video import DEFAULT_TEMPORAL, TEMPORAL_MODES, stylize_video_paths, video_inputs
 
 
 def _train(args) -> int:
@@ -101,25 +102,23 @@ def _stylize(args) -> int:
             "give --model (a trained model.pth) or --style (a shipped style or mix; see fastst styles)"
         )
     model = args.model or resolve_shipped_style(args.style)
-    written, failures, skipped = stylize_paths(
-        model,
-        args.input,
-        args.output,
-        args.max_size,
-        args.strength,
-        args.preserve_color,
-        args.device,
-        args.precision,
-        args.overwrite,
-        compile=args.compile,
-        style=args.style,
-    )
-    print(
-        f"stylised {written} image{'s' if written != 1 else ''} into {args.output}"
-        + (f"; {skipped} skipped (exist; --overwrite to replace)" if skipped else "")
-        + (f"; {len(failures)} failed" if failures else "")
-    )
-    return 1 if failures else 0
+    common = (args.max_size, args.strength, args.preserve_color, args.device, args.precision, args.overwrite)
+    options = {"compile": args.compile, "style": args.style}
+    counts = {}
+    clips = video_inputs(args.input)
+    if clips:
+        counts["clip"] = stylize_video_paths(
+            model, args.input, args.output, *common, **options, temporal=args.temporal, anchor=args.anchor
+        )
+    if not clips or (Path(args.input).is_dir() and set(list_images(args.input)) - set(clips)):
+        counts["image"] = stylize_paths(model, args.input, args.output, *common, **options)
+    for kind, (written, failures, skipped) in counts.items():
+        print(
+            f"stylised {written} {kind}{'s' if written != 1 else ''} into {args.output}"
+            + (f"; {skipped} skipped (exist; --overwrite to replace)" if skipped else "")
+            + (f"; {len(failures)} failed" if failures else "")
+        )
+    return 1 if any(failures for _, failures, _ in counts.values()) else 0
 
 
 def _styles(args) -> int:
@@ -473,8 +472,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="a shipped style, no training needed (see fastst styles), or a mix of them "
         '"a:0.5,b:0.5"; with --model, a style or mix of that multi-style model',
     )
-    s.add_argument("--input", required=True, help="an image, a folder or a glob")
-    s.add_argument("--output", required=True, help="an image file (one input) or a folder")
+    s.add_argument("--input", required=True, help="an image or a video clip, a folder or a glob")
+    s.add_argument("--output", required=True, help="an image or clip file (one input) or a folder")
     s.add_argument("--max-size", type=int, help="shrink the longer side to at most this")
     s.add_argument("--strength", type=float, default=1.0, help="blend with the content, 0..1")
     s.add_argument("--preserve-color", action="store_true", help="keep the content's colours")
@@ -488,6 +487,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--compile", action="store_true", help="torch.compile the network (for many images)")
     s.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    s.add_argument(
+        "--temporal",
+        default=DEFAULT_TEMPORAL,
+        choices=TEMPORAL_MODES,
+        help="video: instance-norm statistics per frame, a moving average over frames, or fixed "
+        "from a sample of the clip (fastst.video; flicker measured by tools/video_bench.py)",
+    )
+    s.add_argument(
+        "--no-anchor",
+        dest="anchor",
+        action="store_false",
+        help="video: do not keep the network's sampling grid fixed to the scene as the camera moves",
+    )
     s.set_defaults(func=_stylize)
 
     st = commands.add_parser("styles", help="list the styles shipped with fastst, or those a model holds")
