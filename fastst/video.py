@@ -691,15 +691,21 @@ def make_pan_clip(
     return output
 
 
-def warped_error(frames: torch.Tensor, step: tuple[int, int] = PAN_STEP) -> float:
+def warped_errors(frames: torch.Tensor, step: tuple[int, int] = PAN_STEP) -> torch.Tensor:
     """Mean absolute difference between each frame of a pan by ``step`` and the previous frame moved
-    by the same step, over the part both see ((T, 3, H, W) in [0, 1]). With the motion known exactly,
-    what remains is the change that motion does not explain: noise in the input, flicker in the output."""
+    by the same step, over the part both see ((T, 3, H, W) in [0, 1]; one value per pair). With the
+    motion known exactly, what remains is the change that motion does not explain: noise in the
+    input, flicker in the output."""
     dx, dy = step
     h, w = frames.shape[-2:]
     now = frames[1:, :, : h - dy, : w - dx]
     before = frames[:-1, :, dy:, dx:]
-    return float((now - before).abs().mean())
+    return (now - before).abs().mean((1, 2, 3))
+
+
+def warped_error(frames: torch.Tensor, step: tuple[int, int] = PAN_STEP) -> float:
+    """:func:`warped_errors` averaged over the clip."""
+    return float(warped_errors(frames, step).mean())
 
 
 def read_frames(path: str | os.PathLike, max_size: int | None = None) -> torch.Tensor:

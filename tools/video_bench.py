@@ -18,8 +18,7 @@ from pathlib import Path
 import av
 import torch
 
-from fastst.data import TEST_DIR, data_dir
-from fastst.io import list_images
+from fastst.data import data_dir
 from fastst.results import write_result
 from fastst.stylize import load_model, stylize
 from fastst.video import (
@@ -38,7 +37,7 @@ parser.add_argument("--frames", type=int, default=12, help="frames of each speed
 args = parser.parse_args()
 
 model = load_model(args.model)
-photo = list_images(data_dir() / TEST_DIR / "demo")[0]
+photo = data_dir() / "test" / "demo" / "chicago.jpg"
 work = Path(tempfile.mkdtemp(prefix="fastst-video-"))
 
 
@@ -48,7 +47,8 @@ def plain(clip: Path, out: Path) -> float:
     with av.open(str(clip)) as src, av.open(str(out), "w") as dst:
         stream = src.streams.video[0]
         enc = dst.add_stream("libx264", rate=stream.average_rate)
-        enc.width, enc.height, enc.pix_fmt = stream.codec_context.width, stream.codec_context.height, "yuv420p"
+        enc.width, enc.height = stream.codec_context.width, stream.codec_context.height
+        enc.pix_fmt = "yuv420p"
         for frame in src.decode(stream):
             image = torch.from_numpy(frame.to_ndarray(format="rgb24")).permute(2, 0, 1).float() / 255
             styled = stylize(model, image, precision="fp32")
