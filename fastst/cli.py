@@ -8,6 +8,7 @@ import warnings
 from pathlib import Path
 
 from fastst import quality
+from fastst.app import serve
 from fastst.bench import run_suite
 from fastst.config import LR_SCHEDULES, PRESET_NAMES, TrainConfig
 from fastst.data import (
@@ -119,6 +120,11 @@ def _stylize(args) -> int:
             + (f"; {len(failures)} failed" if failures else "")
         )
     return 1 if any(failures for _, failures, _ in counts.values()) else 0
+
+
+def _app(args) -> int:
+    serve(args.host, args.port, args.device, args.precision, args.compile, args.open)
+    return 0
 
 
 def _styles(args) -> int:
@@ -501,6 +507,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="video: do not keep the network's sampling grid fixed to the scene as the camera moves",
     )
     s.set_defaults(func=_stylize)
+
+    a = commands.add_parser("app", help="a web app in the browser: photos and the webcam (needs fastst[app])")
+    a.add_argument(
+        "--host", default="127.0.0.1", help="the address to listen on (default: this machine only)"
+    )
+    a.add_argument("--port", type=int, default=7860)
+    a.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    a.add_argument("--precision", default=DEFAULT_PRECISION, choices=["auto", "fp32", "bf16", "fp16"])
+    a.add_argument("--compile", action="store_true", help="torch.compile the networks")
+    a.add_argument("--open", action="store_true", help="open the page in the default browser")
+    a.set_defaults(func=_app)
 
     st = commands.add_parser("styles", help="list the styles shipped with fastst, or those a model holds")
     st.add_argument("--model", help="a model file: list the styles it holds")

@@ -157,6 +157,40 @@ def tiling_table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def video_table(result: dict) -> str:
+    lines = [
+        "| clip | frames | frame by frame, eager fp32 | `fastst stylize` | speed-up |",
+        "|---|---|---|---|---|",
+    ]
+    for row in result["speed"]:
+        lines.append(
+            f"| {row['size']} ({row['width']} x {row['height']}) | {row['frames']} "
+            f"| {row['plain_fps']:.2f} frames/s | {row['fastst_fps']:.2f} frames/s | {row['speedup']:.2f}x |"
+        )
+    lines += [
+        "",
+        "| instance-norm statistics | grid anchored to the scene | flicker | against frame by frame |",
+        "|---|---|---|---|",
+    ]
+    default = result["default"]
+    for row in result["flicker"]:
+        chosen = row["temporal"] == default["temporal"] and row["anchor"] == default["anchor"]
+        lines.append(
+            f"| {row['temporal']}{' (default)' if chosen else ''} | {'yes' if row['anchor'] else 'no'} "
+            f"| {row['flicker']:.2f} | {row['relative']:.2f} |"
+        )
+    clip = result["flicker_clip"]
+    lines.append("")
+    lines.append(
+        f"Model `{result['model']}`; flicker on a {clip['frames']}-frame "
+        f"{clip['width']} x {clip['height']} pan "
+        f"over {result['photo']} moving {result['pan_step'][0]} and {result['pan_step'][1]} px a frame; "
+        + _machine(result)
+        + " (`results/video.json`)."
+    )
+    return "\n".join(lines)
+
+
 def render(name: str, folder: str | os.PathLike | None = None) -> str:
     """The table of result ``name``."""
     try:
@@ -171,6 +205,8 @@ def render(name: str, folder: str | os.PathLike | None = None) -> str:
         return tiling_table(result)
     if name == "base_quality":
         return base_quality_table(result)
+    if name == "video":
+        return video_table(result)
     raise FaststError(f"no table is defined for results/{name}.json")
 
 

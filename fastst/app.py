@@ -1,0 +1,221 @@
+"""``python -m fastst app``: a local web app (Gradio) to stylise a photo or the webcam in the browser.
+
+It runs the command line's path: the network's inference form in the device's default precision
+(:func:`fastst.stylize.fast_model`), tiles for very large photos (:func:`fastst.stylize.stylize_image`).
+Uploads are read by :func:`fastst.io.load_image`, which refuses what is not an image and decompression
+bombs; files above ``max_file_size`` are refused by the server before they reach it.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fastst.config import runs_dir
+from fastst.errors import FaststError
+from fastst.io import load_image, pil_to_tensor, save_image, tensor_to_pil
+from fastst.runtime import resolve_device
+from fastst.stylize import (
+    DEFAULT_PRECISION,
+    compile_model,
+    fast_model,
+    load_model,
+    pretrained_styles,
+    resolve_shipped_style,
+    stylize_image,
+)
+
+NO_MIX = "none"
+# The webcam's frames are shrunk to this on their longer side, to keep up with the stream on a CPU.
+LIVE_SIZE = 320
+MAX_FILE_SIZE = "25mb"
+
+
+def _gradio():
+    try:
+        import gradio as gr
+    except ImportError:
+        raise FaststError('the app needs Gradio: pip install "fastst[app]"') from None
+    return gr
+
+
+def model_choices(extra: list[str | os.PathLike] = ()) -> dict[str, tuple[str, str | None]]:
+    """{label: (model file, style)}: the shipped styles, then the trained models under the runs folder
+    (and ``extra`` model files)."""
+    choices = {name: (name, name) for name in pretrained_styles()}
+    trained = sorted(runs_dir().glob("**/model.pth")) if runs_dir().is_dir() else []
+    for path in [*trained, *map(Path, extra)]:
+        try:
+            label = str(path.parent.relative_to(runs_dir()))
+        except ValueError:
+            label = str(path)
+        choices[f"trained: {label}"] = (str(path), None)
+    return choices
+
+
+class Stylist:
+    """The models the app has loaded, one per (file, style or mix), in their fast form."""
+
+    def __init__(self, device: str = "auto", precision: str = DEFAULT_PRECISION, compile: bool = False):
+        self.device, self.precision, self.compile = resolve_device(device), precision, compile
+        self.choices = model_choices()
+
+    @functools.lru_cache(maxsize=8)
+    def network(self, label: str, mix_with: str = NO_MIX, mix: float = 0.0):
+        if label not in self.choices:
+            raise FaststError(f"unknown style or model: {label}")
+        path, style = self.choices[label]
+        if style is not None and mix_with != NO_MIX and mix > 0:
+            style = f"{style}:{1 - mix},{mix_with}:{mix}" if mix < 1 else mix_with
+        if style is not None:
+            path = resolve_shipped_style(style)
+        model = load_model(path, self.device, style)
+        if model.styles > 1:
+            raise FaststError(f"{path} holds {model.styles} styles; pick one of them")
+        model, precision, _ = fast_model(model, self.precision, self.compile)
+        if self.compile:
+            compile_model(model)
+        return model, precision
+
+    def photo(self, upload, snap, label, mix_with, mix, strength, keep_color, max_size):
+        path = upload or snap
+        if path is None:
+            raise FaststError("upload a photo or take one with the webcam first")
+        try:
+            image = load_image(path, int(max_size) if max_size else None)
+        except FaststError as e:  # the upload's temporary path means nothing to the user
+            raise FaststError(str(e).replace(str(path), Path(path).name)) from None
+        model, precision = self.network(label, mix_with, float(mix))
+        out = stylize_image(model, image, float(strength), bool(keep_color), precision)
+        name = f"{Path(path).stem}-{label.split(':')[-1].strip().replace('/', '-')}.png"
+        target = Path(tempfile.mkdtemp(prefix="fastst-app-")) / name
+        save_image(out, target)
+        return str(target)
+
+    def frame(self, frame: np.ndarray, label, mix_with, mix, strength, keep_color):
+        image = pil_to_tensor(_shrunk(frame))
+        model, precision = self.network(label, mix_with, float(mix))
+        return np.asarray(
+            tensor_to_pil(stylize_image(model, image, float(strength), bool(keep_color), precision))
+        )
+
+
+def _shrunk(frame: np.ndarray):
+    from PIL import Image
+
+    from fastst.io import resize_longer_side
+
+    im = Image.fromarray(frame).convert("RGB")
+    return resize_longer_side(im, LIVE_SIZE) if max(im.size) > LIVE_SIZE else im
+
+
+class _Rate:
+    """Frames per second of the live stream, over its last frames."""
+
+    def __init__(self, window: int = 10):
+        self.times: list[float] = []
+        self.window = window
+
+    def tick(self) -> str:
+        self.times = [*self.times[-self.window :], time.perf_counter()]
+        if len(self.times) < 2:
+            return "frames per second: measuring"
+        return f"frames per second: {(len(self.times) - 1) / (self.times[-1] - self.times[0]):.1f}"
+
+
+def build_app(device: str = "auto", precision: str = DEFAULT_PRECISION, compile: bool = False):
+    """The app's page (a ``gradio.Blocks``)."""
+    gr = _gradio()
+    stylist = Stylist(device, precision, compile)
+    labels = list(stylist.choices)
+    shipped = [label for label, (_, style) in stylist.choices.items() if style is not None]
+    rate = _Rate()
+
+    def shown_errors(fn):
+        @functools.wraps(fn)
+        def wrapped(*args):
+            try:
+                return fn(*args)
+            except FaststError as e:
+                raise gr.Error(str(e), print_exception=False) from None
+
+        return wrapped
+
+    def live(frame, *args):
+        if frame is None:
+            return None, "frames per second: waiting for the camera"
+        out = shown_errors(stylist.frame)(frame, *args)
+        return out, rate.tick()
+
+    with gr.Blocks(title="fastst") as page:
+        gr.Markdown("# fastst\nFast neural style transfer: pick a style, upload a photo or use the webcam.")
+        with gr.Row():
+            style = gr.Radio(
+                labels, value=labels[0] if labels else None, label="Style or model", elem_id="style"
+            )
+        with gr.Row():
+            mix_with = gr.Dropdown(
+                [NO_MIX, *shipped], value=NO_MIX, label="Mix with (shipped styles)", elem_id="mix-with"
+            )
+            mix = gr.Slider(0, 1, value=0.5, step=0.05, label="Mix weight", elem_id="mix")
+            strength = gr.Slider(0, 1, value=1, step=0.05, label="Strength", elem_id="strength")
+            keep_color = gr.Checkbox(label="Preserve colours", elem_id="keep-color")
+        controls = [style, mix_with, mix, strength, keep_color]
+        with gr.Tab("Photo"):
+            with gr.Row():
+                with gr.Column():
+                    # a file box, not an image box: the upload reaches fastst's own reader, which
+                    # explains what is wrong with a file that is not an image
+                    upload = gr.File(file_types=["image"], type="filepath", label="Photo", elem_id="upload")
+                    snap = gr.Image(
+                        sources=["webcam"],
+                        type="filepath",
+                        label="Or take one with the webcam",
+                        elem_id="snap",
+                    )
+                result = gr.Image(type="filepath", label="Result (full size)", format="png", elem_id="result")
+            max_size = gr.Number(
+                value=0, precision=0, label="Shrink the longer side to (0: full size)", elem_id="max-size"
+            )
+            button = gr.Button("Stylise", variant="primary", elem_id="go")
+            button.click(shown_errors(stylist.photo), [upload, snap, *controls, max_size], result)
+        with gr.Tab("Live webcam"):
+            with gr.Row():
+                camera = gr.Image(
+                    sources=["webcam"], streaming=True, type="numpy", label="Webcam", elem_id="camera"
+                )
+                styled = gr.Image(label="Stylised", elem_id="live")
+            fps = gr.Markdown("frames per second: waiting for the camera", elem_id="fps")
+            camera.stream(live, [camera, *controls], [styled, fps], stream_every=0.1, concurrency_limit=1)
+    return page
+
+
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    device: str = "auto",
+    precision: str = DEFAULT_PRECISION,
+    compile: bool = False,
+    open_browser: bool = False,
+    block: bool = True,
+):
+    """Start the app on ``host``:``port`` (this machine only, unless told otherwise)."""
+    page = build_app(device, precision, compile)
+    torch.set_grad_enabled(False)
+    page.queue()
+    page.launch(
+        server_name=host,
+        server_port=port,
+        inbrowser=open_browser,
+        max_file_size=MAX_FILE_SIZE,
+        prevent_thread_lock=not block,
+        show_error=True,
+        quiet=False,
+    )
+    return page

@@ -1,0 +1,139 @@
+"""The web app, driven as a person does: a real headless Chromium on the app served on 127.0.0.1."""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+pytest.importorskip("gradio")
+sync_api = pytest.importorskip("playwright.sync_api")
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+if not Path(CHROMIUM).exists():
+    pytest.skip("no Chromium (apt-get install chromium)", allow_module_level=True)
+
+ROOT = Path(__file__).resolve().parent.parent
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--use-fake-device-for-media-stream",  # a generated camera picture
+    "--use-fake-ui-for-media-stream",  # camera permission granted
+]
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app_url():
+    port = _free_port()
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fastst", "app", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            break
+        except OSError:
+            if proc.poll() is not None:
+                pytest.fail(f"the app exited: {proc.stdout.read()}")
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("the app did not answer within 120 s")
+    yield url
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, app_url):
+    context = browser.new_context(viewport={"width": 1280, "height": 1000}, permissions=["camera"])
+    page = context.new_page()
+    page.goto(app_url)
+    page.wait_for_selector("#go")
+    yield page
+    context.close()
+
+
+def _screenshot(page, name):
+    """With FASTST_SCREENSHOTS set, the page as the test left it goes to docs/NAME.png."""
+    if os.environ.get("FASTST_SCREENSHOTS"):
+        page.screenshot(path=str(ROOT / "docs" / f"{name}.png"), full_page=True)
+
+
+def _upload(page, path):
+    page.locator("#upload input[type=file]").set_input_files(str(path))
+
+
+def _result_size(page, tmp_path):
+    img = page.locator("#result img")
+    img.wait_for(timeout=120_000)
+    src = img.get_attribute("src")
+    target = tmp_path / "result.png"
+    target.write_bytes(page.request.get(src).body())
+    with Image.open(target) as im:
+        return im.size
+
+
+def test_a_photo_is_stylised_at_full_size(page, data_root, tmp_path):
+    photo = sorted((data_root / "test" / "bsds500_test_subset").glob("*.jpg"))[0]
+    _upload(page, photo)
+    page.get_by_label("the_scream").check()
+    page.locator("#go").click()
+    with Image.open(photo) as im:
+        assert _result_size(page, tmp_path) == im.size
+    _screenshot(page, "app_photo")
+
+
+def test_a_text_file_named_jpg_gets_a_message_in_the_page(page, tmp_path):
+    fake = tmp_path / "photo.jpg"
+    fake.write_text("this is not an image\n")
+    _upload(page, fake)
+    page.locator("#go").click()
+    message = page.get_by_text("cannot read image photo.jpg: cannot identify image file")
+    message.first.wait_for(timeout=60_000)
+    assert page.get_by_text("Traceback").count() == 0
+    assert page.locator("#result img").count() == 0
+
+
+def test_the_webcam_is_stylised_live_with_its_frame_rate(page):
+    page.get_by_role("tab", name="Live webcam").click()
+    page.get_by_label("starry_night", exact=True).check()
+    camera = page.locator("#camera")
+    # Chromium's fake camera: grant access, then start the stream
+    camera.get_by_text("Click to Access Webcam").click()
+    camera.get_by_role("button", name="capture photo").click()
+    page.locator("#live img").wait_for(timeout=120_000)
+    page.wait_for_function(
+        "() => /frames per second: [0-9.]+/.test(document.querySelector('#fps').innerText)", timeout=120_000
+    )
+    page.wait_for_timeout(3000)  # a few more frames for the screenshot
+    _screenshot(page, "app_webcam")
