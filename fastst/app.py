@@ -1,4 +1,4 @@
-"""``python -m fastst app``: a local web app (Gradio) to stylise a photo or the webcam in the browser.
+"""``python -m fastst app``: a local web app (Gradio) to stylize a photo or the webcam in the browser.
 
 It runs the command line's path: the network's inference form in the device's default precision
 (:func:`fastst.stylize.fast_model`), tiles for very large photos (:func:`fastst.stylize.stylize_image`).
@@ -183,14 +183,14 @@ def build_app(device: str = "auto", precision: str = DEFAULT_PRECISION, compile:
             max_size = gr.Number(
                 value=0, precision=0, label="Shrink the longer side to (0: full size)", elem_id="max-size"
             )
-            button = gr.Button("Stylise", variant="primary", elem_id="go")
+            button = gr.Button("Stylize", variant="primary", elem_id="go")
             button.click(shown_errors(stylist.photo), [upload, snap, *controls, max_size], result)
         with gr.Tab("Live webcam"):
             with gr.Row():
                 camera = gr.Image(
                     sources=["webcam"], streaming=True, type="numpy", label="Webcam", elem_id="camera"
                 )
-                styled = gr.Image(label="Stylised", elem_id="live")
+                styled = gr.Image(label="Stylized", elem_id="live")
             fps = gr.Markdown("frames per second: waiting for the camera", elem_id="fps")
             camera.stream(live, [camera, *controls], [styled, fps], stream_every=0.1, concurrency_limit=1)
     return page

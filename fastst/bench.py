@@ -24,6 +24,7 @@ from fastst.data import (
 )
 from fastst.data import data_dir as default_data
 from fastst.export import export_network
+from fastst.inference import for_inference
 from fastst.io import load_image
 from fastst.losses import PerceptualLoss, content_loss, gram_matrix, style_loss, tv_loss
 from fastst.measure import (
@@ -49,7 +50,7 @@ from fastst.stylize import (
     stylize_tiled,
 )
 from fastst.train import build_model, train_step, trained_parameters
-from fastst.transformer import TransformerNet, for_inference
+from fastst.transformer import TransformerNet
 from fastst.vgg import loss_network
 
 
@@ -255,7 +256,7 @@ def memory_in_fresh_process(
 ) -> float:
     """Peak memory (MB) of ``what``: "plain_1024" (the network in fp32 on a 1024 px image),
     "fast_1024" (stylize's path) or "tiled_4096" (a 4096 px image in tiles, fp32), as the growth of the
-    resident set of a fresh process. ``reuse`` as stylising runs (``reuse_freed_memory``): freed
+    resident set of a fresh process. ``reuse`` as stylizing runs (``reuse_freed_memory``): freed
     blocks stay in the heap, where fragmentation can make the first image's peak larger. On a GPU,
     the CUDA allocator's peak (``reuse`` does not apply)."""
     import multiprocessing

@@ -115,7 +115,7 @@ def _stylize(args) -> int:
         counts["image"] = stylize_paths(model, args.input, args.output, *common, **options)
     for kind, (written, failures, skipped) in counts.items():
         print(
-            f"stylised {written} {kind}{'s' if written != 1 else ''} into {args.output}"
+            f"stylized {written} {kind}{'s' if written != 1 else ''} into {args.output}"
             + (f"; {skipped} skipped (exist; --overwrite to replace)" if skipped else "")
             + (f"; {len(failures)} failed" if failures else "")
         )
@@ -441,7 +441,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--style-strength",
         type=float,
-        help="stylisation strength, comparable across style images (default 1; see fastst preview)",
+        help="stylization strength, comparable across style images (default 1; see fastst preview)",
     )
     t.add_argument("--lr-schedule", choices=LR_SCHEDULES)
     t.add_argument("--warmup", type=float, help="onecycle: fraction of the iterations spent warming up")
@@ -460,7 +460,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int)
     t.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
     t.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"])
-    t.add_argument("--snapshots", help="held-out photos to stylise during training (default: data/test)")
+    t.add_argument("--snapshots", help="held-out photos to stylize during training (default: data/test)")
     t.add_argument("--num-workers", type=int)
     t.add_argument("--checkpoint-every", type=int)
     t.add_argument("--log-every", type=int)
@@ -471,7 +471,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=_train)
 
-    s = commands.add_parser("stylize", help="stylise images with a trained model")
+    s = commands.add_parser("stylize", help="stylize images with a trained model")
     s.add_argument("--model", help="model.pth of a training run")
     s.add_argument(
         "--style",

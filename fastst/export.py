@@ -41,7 +41,7 @@ def export_network(model: TransformerNet, onnx_path: str | os.PathLike, opset: i
     model = model.cpu().eval()
     onnx_path = Path(onnx_path)
     inputs, names = (torch.rand(1, 3, 64, 96),), ["image"]
-    axes = {"image": {0: "batch", 2: "height", 3: "width"}, "stylised": {0: "batch", 2: "height", 3: "width"}}
+    axes = {"image": {0: "batch", 2: "height", 3: "width"}, "stylized": {0: "batch", 2: "height", 3: "width"}}
     if model.styles > 1:
         model = _MixInput(model)
         inputs, names = (
@@ -57,7 +57,7 @@ def export_network(model: TransformerNet, onnx_path: str | os.PathLike, opset: i
                 inputs,
                 str(tmp),
                 input_names=names,
-                output_names=["stylised"],
+                output_names=["stylized"],
                 dynamic_axes=axes,
                 opset_version=opset,
                 dynamo=False,

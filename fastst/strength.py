@@ -1,7 +1,7 @@
 """A style strength that means the same for every style image.
 
 The style term of eq. 5 grows with the style image's own Gram matrices: a dark or smooth painting
-has small ones, so one lambda_s stylises it weakly, and a bright busy one strongly. The calibrated
+has small ones, so one lambda_s stylizes it weakly, and a bright busy one strongly. The calibrated
 weight divides lambda_s by the style image's Gram energy, sum_j ||G_j(y_s)||_F^2 over the style
 layers, and scales it so that The Starry Night at 256 px keeps the default lambda_s: strength 1 is
 today's default objective for that painting and the same relative pull towards every other.

@@ -1,4 +1,4 @@
-"""Stylising images with a trained network."""
+"""Stylizing images with a trained network."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from fastst.errors import FaststError
+from fastst.inference import for_inference
 from fastst.io import (
     is_image_file,
     list_images,
@@ -24,10 +25,10 @@ from fastst.runtime import (
     resolve_device,
     resolve_precision,
 )
-from fastst.transformer import TransformerNet, for_inference, single_style
+from fastst.transformer import TransformerNet, single_style
 
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"
-# The precision every stylising entry point defaults to, the command line's included: the fastest
+# The precision every stylizing entry point defaults to, the command line's included: the fastest
 # measured path of the device (fast_path); pass "fp32" for exact arithmetic.
 DEFAULT_PRECISION = "auto"
 
@@ -197,7 +198,7 @@ def stylize(
     device: str | torch.device | None = None,
     precision: str = DEFAULT_PRECISION,
 ) -> torch.Tensor:
-    """Stylise one (3, H, W) image (or a batch) in [0, 1]; returns the same shape on the CPU.
+    """Stylize one (3, H, W) image (or a batch) in [0, 1]; returns the same shape on the CPU.
 
     ``precision`` "auto" is :func:`fast_path`'s choice for the device. Reduced precision always
     runs the network's inference form (``for_inference``), which keeps the input image exact: the
@@ -215,7 +216,7 @@ def stylize(
     return out[0] if single else out
 
 
-# Above this many pixels an image is stylised in overlapping tiles: one pass holds about a dozen
+# Above this many pixels an image is stylized in overlapping tiles: one pass holds about a dozen
 # 32-channel float maps of the image's size (about 0.6 GB per megapixel), tiles hold one tile's.
 MAX_PIXELS_ONE_PASS = 2048 * 2048
 # The instance-norm statistics of tiles come from one pass over the image shrunk to STATS_SIZE on its
@@ -223,12 +224,12 @@ MAX_PIXELS_ONE_PASS = 2048 * 2048
 # closer to the untiled result (tools/tiling_accuracy.py, results/tiling_accuracy.json).
 TILE, OVERLAP = 1024, 128
 STATS_SIZE = 2048
-# Photos of one size are stylised together up to this many pixels a batch.
+# Photos of one size are stylized together up to this many pixels a batch.
 BATCH_PIXELS = 2048 * 2048
 
 
 class TileNorm(torch.nn.Module):
-    """An instance norm for stylising in tiles. While ``recording`` it normalises with its input's
+    """An instance norm for stylizing in tiles. While ``recording`` it normalises with its input's
     statistics and keeps them (a pass over the whole image, shrunk); afterwards every tile is
     normalised with the kept statistics, so that tiles agree and no seam shows where they meet."""
 
@@ -302,7 +303,7 @@ def stylize_tiled(
     progress: bool = False,
     precision: str = DEFAULT_PRECISION,
 ) -> torch.Tensor:
-    """Stylise a (3, H, W) image of any size in overlapping tiles blended with linear ramps.
+    """Stylize a (3, H, W) image of any size in overlapping tiles blended with linear ramps.
 
     Instance-norm statistics come from the whole image shrunk to at most ``stats_size`` pixels on
     its longer side (exact for images no larger), so the tiles agree with each other.
@@ -343,11 +344,11 @@ def stylize_tiled(
 _RGB_TO_YUV = torch.tensor([[0.299, 0.587, 0.114], [-0.14713, -0.28886, 0.436], [0.615, -0.51499, -0.10001]])
 
 
-def preserve_color(stylised: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
-    """Luminance-only transfer (Gatys et al., 2016): the stylised image's luminance (Y) with the
+def preserve_color(stylized: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
+    """Luminance-only transfer (Gatys et al., 2016): the stylized image's luminance (Y) with the
     content's chroma (U, V)."""
-    to_yuv = _RGB_TO_YUV.to(stylised)
-    ys = torch.einsum("ij,...jhw->...ihw", to_yuv, stylised)
+    to_yuv = _RGB_TO_YUV.to(stylized)
+    ys = torch.einsum("ij,...jhw->...ihw", to_yuv, stylized)
     yc = torch.einsum("ij,...jhw->...ihw", to_yuv, content)
     mixed = torch.cat([ys[..., :1, :, :], yc[..., 1:, :, :]], dim=-3)
     return torch.einsum("ij,...jhw->...ihw", torch.linalg.inv(to_yuv), mixed).clamp(0, 1)
@@ -360,7 +361,7 @@ def stylize_image(
     keep_color: bool = False,
     precision: str = DEFAULT_PRECISION,
 ) -> torch.Tensor:
-    """Stylise a (3, H, W) image with the options of the command line."""
+    """Stylize a (3, H, W) image with the options of the command line."""
     if not 0.0 <= strength <= 1.0:
         raise FaststError(f"strength must be between 0 and 1, not {strength}")
     h, w = image.shape[-2:]
@@ -412,7 +413,7 @@ def stylize_paths(
     compile: bool = False,
     style: str | None = None,
 ) -> tuple[int, list[str], int]:
-    """Stylise a file, a folder or a glob into a file or a folder; returns (written, failures, skipped).
+    """Stylize a file, a folder or a glob into a file or a folder; returns (written, failures, skipped).
 
     A bad input file is reported and skipped; the others are still written. Outputs that exist are
     kept and counted as skipped unless ``overwrite``. ``style`` picks a style or mix of a multi-style
@@ -477,7 +478,7 @@ def _stylize_paths(
             raise FaststError(f"cannot create output folder {out}: {e.strerror}") from None
         targets = [out / p.name for p in inputs]
     failures, written, skipped = [], 0, 0
-    pending: dict[tuple, list] = {}  # images of one size wait to be stylised as a batch
+    pending: dict[tuple, list] = {}  # images of one size wait to be stylized as a batch
 
     def fail(message: str) -> None:
         failures.append(message)
@@ -504,7 +505,7 @@ def _stylize_paths(
         return done
 
     for source, target in tqdm(
-        list(zip(inputs, targets)), desc="stylise", unit="img", disable=not progress or single
+        list(zip(inputs, targets)), desc="stylize", unit="img", disable=not progress or single
     ):
         if target.exists() and not overwrite:
             if single:

@@ -1,4 +1,4 @@
-"""Stylising video: clips read and written with PyAV (FFmpeg), animated GIF and WebP with Pillow.
+"""Stylizing video: clips read and written with PyAV (FFmpeg), animated GIF and WebP with Pillow.
 
 Frames stream through the network in batches; none is kept beyond its batch. The frame rate (each
 frame's timestamp), the audio stream and the rotation tag are carried over to the output, which is
@@ -198,7 +198,7 @@ def _cropped(out: torch.Tensor, offsets: list[tuple[int, int]], h: int, w: int) 
 
 
 def flicker(outputs: torch.Tensor, inputs: torch.Tensor, step: tuple[int, int] = (0, 0)) -> float:
-    """Flicker of a stylised clip: its :func:`warped_error` over the input clip's ((T, 3, H, W) each,
+    """Flicker of a stylized clip: its :func:`warped_error` over the input clip's ((T, 3, H, W) each,
     in [0, 1]; ``step`` the camera's motion a frame, known for :func:`make_pan_clip`'s clips and
     (0, 0) for a still camera). 1 means frames change only as the input does; higher means the
     network adds change of its own from frame to frame."""
@@ -503,7 +503,7 @@ def stylize_video(
     compile: bool = False,
     progress: bool = True,
 ) -> VideoResult:
-    """Stylise the clip ``source`` into ``output`` (.mp4, .mov, .mkv, .webm or .gif) with a one-style
+    """Stylize the clip ``source`` into ``output`` (.mp4, .mov, .mkv, .webm or .gif) with a one-style
     ``model`` on its device. ``temporal`` picks where the instance norms' statistics come from, and
     ``anchor`` keeps the network's grid fixed to the scene (:class:`GridAnchor`); see the module's
     docstring. Frames are batched; the output appears only once complete."""
@@ -531,7 +531,7 @@ def stylize_video(
             if src.info.audio:
                 writer.add_audio(src)
             bar = tqdm(
-                total=src.info.frames, desc=f"stylise {src.path.name}", unit="frame", disable=not progress
+                total=src.info.frames, desc=f"stylize {src.path.name}", unit="frame", disable=not progress
             )
             grid = GridAnchor() if anchor else None
             h, w = src.size[1], src.size[0]
@@ -578,7 +578,7 @@ def stylize_video_paths(
     temporal: str = DEFAULT_TEMPORAL,
     anchor: bool = True,
 ) -> tuple[int, list[str], int]:
-    """Stylise a clip into a file, or the clips of a folder into a folder (same names); returns
+    """Stylize a clip into a file, or the clips of a folder into a folder (same names); returns
     (written, failures, skipped) as :func:`fastst.stylize.stylize_paths` does."""
     import warnings
 

@@ -103,7 +103,7 @@ def _result_size(page, tmp_path):
         return im.size
 
 
-def test_a_photo_is_stylised_at_full_size(page, data_root, tmp_path):
+def test_a_photo_is_stylized_at_full_size(page, data_root, tmp_path):
     photo = sorted((data_root / "test" / "bsds500_test_subset").glob("*.jpg"))[0]
     _upload(page, photo)
     page.get_by_label("the_scream").check()
@@ -124,7 +124,7 @@ def test_a_text_file_named_jpg_gets_a_message_in_the_page(page, tmp_path):
     assert page.locator("#result img").count() == 0
 
 
-def test_the_webcam_is_stylised_live_with_its_frame_rate(page):
+def test_the_webcam_is_stylized_live_with_its_frame_rate(page):
     page.get_by_role("tab", name="Live webcam").click()
     page.get_by_label("starry_night", exact=True).check()
     camera = page.locator("#camera")

@@ -3,10 +3,11 @@
 import pytest
 import torch
 
+from fastst.inference import for_inference
 from fastst.io import load_image
 from fastst.measure import psnr
 from fastst.stylize import stylize
-from fastst.transformer import TransformerNet, for_inference
+from fastst.transformer import TransformerNet
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

@@ -163,8 +163,8 @@ def test_an_unwritable_output_folder_is_one_line(tmp_path, data_root):
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
-def test_stylising_leaves_the_processes_allocator_as_it_found_it(tmp_path):
-    # a kernel that stylised once must not keep every large block it frees afterwards
+def test_stylizing_leaves_the_processes_allocator_as_it_found_it(tmp_path):
+    # a kernel that stylized once must not keep every large block it frees afterwards
     code = f"""
 import psutil, torch
 from PIL import Image

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from fastst import TransformerNet
-from fastst.transformer import (
+from fastst.inference import (
     SinglePassInstanceNorm,
     SpaceToDepthConv,
     SubPixelUpsample,
@@ -13,9 +13,9 @@ from fastst.transformer import (
     _from_phases,
     _single_pass,
     _to_phases,
-    count_parameters,
     for_inference,
 )
+from fastst.transformer import count_parameters
 
 
 def test_default_network_has_johnsons_parameter_count():

@@ -1,4 +1,4 @@
-"""Held-out photos stylised by two networks trained for the same time on The Great Wave (a painting the
+"""Held-out photos stylized by two networks trained for the same time on The Great Wave (a painting the
 data mirror does not hold): today's raw weights against the calibrated default
 (figures/strength_great_wave)."""
 

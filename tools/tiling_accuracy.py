@@ -1,4 +1,4 @@
-"""How far stylising in tiles is from one pass over the whole image: the largest real photos of the data
+"""How far stylizing in tiles is from one pass over the whole image: the largest real photos of the data
 set, and the largest one upscaled 2x (15 MP, above the size where fastst tiles; its instance-norm
 statistics come from a copy shrunk to STATS_SIZE, as for any image that large). PSNR of the tiled output
 (fastst's default tile, overlap and statistics size) against the untiled one, in fp32, and the same with

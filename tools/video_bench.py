@@ -1,7 +1,7 @@
 """Video: frames per second and flicker, in one run on this machine. Writes results/video.json.
 
 - Speed: a camera pan (fastst.video.make_pan_clip) over a held-out photo at 360p, 720p and 1080p,
-  stylised frame by frame in eager fp32 (the network as trained, one frame a pass: what a plain loop
+  stylized frame by frame in eager fp32 (the network as trained, one frame a pass: what a plain loop
   does) against ``fastst stylize`` on a clip (inference form, batches, the default precision and
   temporal mode), decoding and encoding included.
 - Flicker (fastst.video.flicker, the pan's motion known): every temporal mode with and without the

@@ -1,0 +1,176 @@
+"""The inference form of the image transformation network: the same function, re-expressed for speed.
+
+Two layers of the decoder do their work at full resolution in a form that is slow on a CPU: the
+nearest upsampling writes a 4x larger map only for the next convolution to read it, and the last
+9x9 convolution has 3 output channels, too few to fill the vector units. Both are exactly
+re-expressed at half resolution, where each output pixel phase (row parity a, column parity b)
+becomes its own output channel, then a pixel shuffle interleaves the phases. The outputs agree with
+the original's to floating-point rounding (tests/test_transformer.py).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fastst.transformer import ConvLayer, TransformerNet, UpsampleLayer
+
+
+def _to_phases(x: torch.Tensor) -> torch.Tensor:
+    """(N, C, 2h, 2w) -> (N, 4C, h, w), channels ordered (row phase, column phase, channel): in
+    channels-last memory each pixel's channels stay contiguous, so the copy vectorises (unlike
+    ``pixel_unshuffle``'s channel-major order)."""
+    n, c, h2, w2 = x.shape
+    return (
+        x.reshape(n, c, h2 // 2, 2, w2 // 2, 2).permute(0, 3, 5, 1, 2, 4).reshape(n, 4 * c, h2 // 2, w2 // 2)
+    )
+
+
+def _from_phases(y: torch.Tensor) -> torch.Tensor:
+    """The inverse of ``_to_phases``."""
+    n, c4, h, w = y.shape
+    return y.reshape(n, 2, 2, c4 // 4, h, w).permute(0, 3, 4, 1, 5, 2).reshape(n, c4 // 4, 2 * h, 2 * w)
+
+
+class SubPixelUpsample(nn.Module):
+    """``UpsampleLayer("resize")`` computed at the input resolution.
+
+    Nearest x2 upsampling then reflection padding by 1 reads the same pixels as replication
+    padding by 1 at the low resolution, so the 3x3 convolution of the upsampled map is a 3x3
+    convolution of the low-resolution map with 4 outputs per channel (one per phase) and a pixel
+    shuffle: the same multiply-adds, without the upsampled map.
+    """
+
+    def __init__(self, layer: UpsampleLayer):
+        super().__init__()
+        conv = layer[1][1]
+        # output row 2i + a, tap t reads upsampled row 2i + a + t - 1, which is low-resolution row
+        # i + (a + t - 1) // 2: tap q = (a + t - 1) // 2 + 1 of the replication-padded map
+        m = torch.zeros(2, 3, 3)  # (a, q, t)
+        for a in range(2):
+            for t in range(3):
+                m[a, (a + t - 1) // 2 + 1, t] = 1
+        w = torch.einsum("aqy,brx,ocyx->abocqr", m, m, conv.weight.detach().float())
+        self.pad = nn.ReplicationPad2d(1)
+        self.conv = nn.Conv2d(conv.in_channels, 4 * conv.out_channels, 3)
+        with torch.no_grad():
+            self.conv.weight.copy_(w.reshape(self.conv.weight.shape))
+            self.conv.bias.copy_(conv.bias.repeat(4))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _from_phases(self.conv(self.pad(x)))
+
+
+class SpaceToDepthConv(nn.Module):
+    """A reflection-padded stride-1 ``ConvLayer`` on an even-sized map, computed at half resolution:
+    the padded input is split into its 4 pixel phases (pixel unshuffle), a convolution with
+    k // 2 + 1 taps maps them to the 4 output phases, and a pixel shuffle interleaves them. With
+    4x the channels on both sides it runs 3x faster for the 3-channel output layer."""
+
+    def __init__(self, layer: ConvLayer):
+        super().__init__()
+        pad, conv = layer
+        k = conv.kernel_size[0]
+        taps = k // 2 + 1
+        # output row 2i + a, tap t reads padded row 2i + a + t = 2(i + q) + p: phase p, tap q
+        m = torch.zeros(2, 2, taps, k)  # (a, p, q, t)
+        for a in range(2):
+            for t in range(k):
+                m[a, (a + t) % 2, (a + t) // 2, t] = 1
+        w = torch.einsum("apqy,brsx,ocyx->aboprcqs", m, m, conv.weight.detach().float())
+        self.pad = nn.ReflectionPad2d(pad.padding)
+        self.conv = nn.Conv2d(4 * conv.in_channels, 4 * conv.out_channels, taps)
+        with torch.no_grad():
+            self.conv.weight.copy_(w.reshape(self.conv.weight.shape))
+            self.conv.bias.copy_(conv.bias.repeat(4))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _from_phases(self.conv(_to_phases(self.pad(x))))
+
+
+class TwoTermInputConv(nn.Module):
+    """The first ``ConvLayer``, keeping the image's precision under bf16/fp16 autocast.
+
+    Rounding the input image to bf16 (8 significant bits) is the one rounding the network cannot
+    absorb: it amplifies the rounding pattern like fine texture, far below the PSNR of the rest
+    on smooth photos at 1024 px, while rounding every other layer's input costs little. So the
+    image is carried as two reduced-precision terms, x = hi + lo, stacked as 6 channels against the
+    weights stacked twice: twice the cost of this layer (5% of the network) instead of computing
+    it in fp32. For images in [0, 1]; in fp32 it is the plain layer.
+    """
+
+    def __init__(self, layer: ConvLayer):
+        super().__init__()
+        self.pad, self.conv = layer
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pad(x)
+        if not torch.is_autocast_enabled(x.device.type):
+            return self.conv(x)
+        # hi: x in [0, 1] to 8 bits, exact in bf16 and fp16; lo = x - hi < 2^-8 keeps 8 more. The
+        # rounding is explicit arithmetic: a cast pair (x -> bf16 -> fp32) would be removed by
+        # compiler fusion, which keeps intermediate values in fp32.
+        hi = torch.floor(x.float() * 256) / 256
+        pair = torch.cat([hi, x - hi], dim=1).to(torch.get_autocast_dtype(x.device.type))
+        return F.conv2d(pair, self.conv.weight.repeat(1, 2, 1, 1), self.conv.bias)
+
+
+class SinglePassInstanceNorm(nn.InstanceNorm2d):
+    """Instance norm whose statistics, compiled for a CPU, come from one pass of plain sums.
+
+    The mean and the mean square of x - x[..., :1, :1] (the shift by one pixel of the channel keeps
+    the difference well conditioned) give the mean and variance. For the original, Inductor
+    generates a Welford reduction, whose divisions cost more on a CPU and which it does not split
+    over threads for 32 channels. This form cut the time of the compiled network's fused kernels by
+    noticeably at 256 and 512 px (torch.profiler), and it stays exact where the mean is far
+    from zero (tests). In eager mode and on a GPU it is the library kernel, unchanged.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if (
+            not torch.compiler.is_compiling()
+            or x.device.type != "cpu"
+            or self.track_running_stats
+            or not self.affine
+        ):
+            return super().forward(x)
+        xf = x.float()
+        origin = xf[:, :, :1, :1]
+        d = xf - origin
+        mean = d.mean((2, 3), keepdim=True)
+        var = ((d * d).mean((2, 3), keepdim=True) - mean * mean).clamp_min(0)
+        scale = self.weight.view(1, -1, 1, 1) * torch.rsqrt(var + self.eps)
+        return ((d - mean) * scale + self.bias.view(1, -1, 1, 1)).to(x.dtype)
+
+
+def _single_pass(norm: nn.InstanceNorm2d) -> SinglePassInstanceNorm:
+    new = SinglePassInstanceNorm(
+        norm.num_features, eps=norm.eps, affine=norm.affine, track_running_stats=norm.track_running_stats
+    )
+    new.load_state_dict(norm.state_dict())
+    return new
+
+
+def for_inference(model: TransformerNet) -> TransformerNet:
+    """An eval-mode copy of ``model`` computing the same function faster: the upsampling layers
+    and the last convolution re-expressed at half resolution (see above), the image kept exact
+    under reduced precision (``TwoTermInputConv``), and instance norms that compile to one pass
+    (``SinglePassInstanceNorm``). For stylizing only: its weights are derived, not
+    trained, and it is not saved. A model already in this form is returned as it is."""
+    if isinstance(model.encoder[0], TwoTermInputConv):
+        return model
+    device = next(model.parameters()).device
+    fast = copy.deepcopy(model).cpu().eval().requires_grad_(False)  # derived on the CPU, then moved back
+    fast.encoder[0] = TwoTermInputConv(fast.encoder[0])
+    if model.config["upsample"] == "resize":
+        for i in (0, 3):
+            fast.decoder[i] = SubPixelUpsample(fast.decoder[i])
+    fast.decoder[-1] = SpaceToDepthConv(fast.decoder[-1])
+    for module in fast.modules():
+        for name, child in module.named_children():
+            if type(child) is nn.InstanceNorm2d:
+                setattr(module, name, _single_pass(child))
+    return fast.requires_grad_(False).to(device)
