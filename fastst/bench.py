@@ -1,4 +1,8 @@
-"""Measurements: inference timing (warm-up, then the median of repeats)."""
+"""Measurements: inference timing (warm-up, then the median of repeats).
+
+Longer than most modules: it is the whole benchmark suite (inference paths, training recipes,
+memory), one function per part; the measuring primitives are in :mod:`fastst.measure`.
+"""
 
 from __future__ import annotations
 

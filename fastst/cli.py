@@ -1,4 +1,8 @@
-"""The command line: ``python -m fastst <command> ...`` (also installed as ``fastst``)."""
+"""The command line: ``python -m fastst <command> ...`` (also installed as ``fastst``).
+
+Longer than most modules because there are many subcommands: each is a parser and a handler of a
+few lines that calls one function of the package.
+"""
 
 from __future__ import annotations
 
@@ -46,9 +50,10 @@ from fastst.stylize import (
     resolve_shipped_style,
     stylize_paths,
 )
+from fastst.temporal import DEFAULT_TEMPORAL, TEMPORAL_MODES
 from fastst.train import train
 from fastst.vgg import cache_dir, imagenet_state_dict
-from fastst.video import DEFAULT_TEMPORAL, TEMPORAL_MODES, stylize_video_paths, video_inputs
+from fastst.video import stylize_video_paths, video_inputs
 
 
 def _train(args) -> int:
@@ -498,7 +503,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_TEMPORAL,
         choices=TEMPORAL_MODES,
         help="video: instance-norm statistics per frame, a moving average over frames, or fixed "
-        "from a sample of the clip (fastst.video; flicker measured by tools/video_bench.py)",
+        "from a sample of the clip (fastst.temporal; flicker measured by tools/video_bench.py)",
     )
     s.add_argument(
         "--no-anchor",

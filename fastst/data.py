@@ -1,4 +1,8 @@
-"""The project's images: a manifest with origin URLs and checksums, fetching, and training sets."""
+"""The project's images: a manifest with origin URLs and checksums, fetching, and training sets.
+
+Longer than most modules: the manifest, downloads that resume and verify, the mirror, MS-COCO, the
+extra paintings and the training crops all belong to the one question of where images come from.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""Stylizing images with a trained network."""
+"""Stylizing images with a trained network.
+
+Longer than most modules: loading and validating models, the fast path's settings, tiles for large
+images, and the driver for files, folders and globs, which all share the same defaults.
+"""
 
 from __future__ import annotations
 

@@ -2,7 +2,8 @@
 
 One function (:func:`train`) that the command line and the notebooks share, configured by a
 :class:`fastst.config.TrainConfig` and writing a run folder (:mod:`fastst.runs`); one training step
-(:func:`train_step`) that the benchmarks time too.
+(:func:`train_step`) that the benchmarks time too. Longer than most modules: the loop keeps runs
+resumable, stoppable by a signal on every rank, and safe against a loss that stops being finite.
 """
 
 from __future__ import annotations

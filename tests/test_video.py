@@ -11,7 +11,7 @@ from fastst.cli import main
 from fastst.stylize import load_model
 
 av = pytest.importorskip("av")
-from fastst import video  # noqa: E402  (needs PyAV)
+from fastst import temporal, video  # noqa: E402  (needs PyAV)
 
 
 @pytest.fixture(scope="module")
@@ -92,8 +92,8 @@ def test_the_rotation_tag_is_kept(photo, model, tmp_path):
 
 def test_global_shift_finds_the_camera_motion(pan):
     frames = video.read_frames(pan)
-    assert video.global_shift(frames[3], frames[4]) == video.PAN_STEP
-    assert video.global_shift(frames[4], frames[4]) == (0, 0)
+    assert temporal.global_shift(frames[3], frames[4]) == temporal.PAN_STEP
+    assert temporal.global_shift(frames[4], frames[4]) == (0, 0)
 
 
 def test_stream_norm_per_frame_is_instance_norm():
@@ -101,12 +101,12 @@ def test_stream_norm_per_frame_is_instance_norm():
     torch.nn.init.normal_(norm.weight)
     torch.nn.init.normal_(norm.bias)
     x = torch.randn(3, 8, 9, 7) * 3 + 1
-    torch.testing.assert_close(video.StreamNorm(norm, "frame")(x), norm(x), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(temporal.StreamNorm(norm, "frame")(x), norm(x), atol=1e-5, rtol=1e-5)
 
 
 def test_ema_statistics_follow_the_frames_in_order():
     norm = torch.nn.InstanceNorm2d(1)
-    stream = video.StreamNorm(norm, "ema", ema_weight=0.5)
+    stream = temporal.StreamNorm(norm, "ema", ema_weight=0.5)
     checker = torch.tensor([[0.0, 1], [1, 0]])
     frames = torch.stack([torch.full((1, 2, 2), v) + checker for v in (0.0, 4.0, 8.0)])
     out = torch.cat([stream(frames[:2]), stream(frames[2:])])  # two batches, one stream
@@ -125,7 +125,7 @@ def test_stabilised_clip_flickers_less_than_frame_by_frame(pan, model, tmp_path)
     for label, options in {"plain": {"temporal": "frame", "anchor": False}, "stable": {}}.items():
         out = tmp_path / f"{label}.mp4"
         video.stylize_video(model, pan, out, progress=False, **options)
-        scores[label] = video.flicker(video.read_frames(out), source, video.PAN_STEP)
+        scores[label] = temporal.flicker(video.read_frames(out), source, temporal.PAN_STEP)
     # the pan moves the picture by 2 and 1 px, off the network's 4-px grid: frame by frame, its
     # texture changes with each frame; with the grid anchored to the scene it does not
     assert scores["stable"] < 0.6 * scores["plain"], scores

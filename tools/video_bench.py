@@ -4,7 +4,7 @@
   stylized frame by frame in eager fp32 (the network as trained, one frame a pass: what a plain loop
   does) against ``fastst stylize`` on a clip (inference form, batches, the default precision and
   temporal mode), decoding and encoding included.
-- Flicker (fastst.video.flicker, the pan's motion known): every temporal mode with and without the
+- Flicker (fastst.temporal.flicker, the pan's motion known): every temporal mode with and without the
   grid anchor, against frame by frame.
 
     python tools/video_bench.py [MODEL] [--frames N]
@@ -21,15 +21,8 @@ import torch
 from fastst.data import data_dir
 from fastst.results import write_result
 from fastst.stylize import load_model, stylize
-from fastst.video import (
-    DEFAULT_TEMPORAL,
-    PAN_STEP,
-    TEMPORAL_MODES,
-    flicker,
-    make_pan_clip,
-    read_frames,
-    stylize_video,
-)
+from fastst.temporal import DEFAULT_TEMPORAL, PAN_STEP, TEMPORAL_MODES, flicker
+from fastst.video import make_pan_clip, read_frames, stylize_video
 
 parser = argparse.ArgumentParser()
 parser.add_argument("model", nargs="?", default="starry_night")

@@ -1,0 +1,177 @@
+"""Temporal stability of stylized video, and how flicker is measured.
+
+Frame by frame, a network of this kind flickers for two reasons. It samples its input on a grid of
+:data:`GRID` pixels, so its texture changes whenever the picture moves by anything else:
+:class:`GridAnchor` keeps the grid fixed to the scene as the camera moves. And its instance norms
+normalise each frame with that frame's own statistics: :class:`StreamNorm` takes them instead from
+
+- ``"frame"``: each frame (the network as trained);
+- ``"ema"``: an exponential moving average over the frames so far (one pass, any length);
+- ``"clip"``: a sample of frames spread over the whole clip, fixed for every frame (two passes).
+
+:func:`flicker` measures what the motion does not explain, on a clip whose motion is known
+(:func:`fastst.video.make_pan_clip`); ``tools/video_bench.py`` compares the modes.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+
+from fastst.errors import FaststError
+from fastst.transformer import TransformerNet
+
+TEMPORAL_MODES = ("frame", "ema", "clip")
+DEFAULT_TEMPORAL = "clip"
+# "ema": the weight of each new frame in the moving average of the statistics.
+EMA_WEIGHT = 0.1
+
+
+class StreamNorm(torch.nn.Module):
+    """An instance norm for consecutive frames (a batch in frame order, batch after batch).
+
+    ``mode`` "frame" normalises each frame by its own statistics (exactly ``InstanceNorm2d``);
+    "ema" by a moving average of the statistics over the frames so far; "clip" by statistics
+    recorded beforehand (``recording``) over a sample of the clip's frames and then fixed. The
+    statistics kept are the mean and the mean square per channel.
+    """
+
+    def __init__(self, norm: torch.nn.InstanceNorm2d, mode: str, ema_weight: float = EMA_WEIGHT):
+        super().__init__()
+        if mode not in TEMPORAL_MODES:
+            raise FaststError(f"unknown temporal mode {mode!r}: choose from {', '.join(TEMPORAL_MODES)}")
+        self.eps, self.weight, self.bias = norm.eps, norm.weight, norm.bias
+        self.mode, self.ema_weight = mode, ema_weight
+        self.recording = False
+        self.reset()
+
+    def reset(self) -> None:
+        self.moments: torch.Tensor | None = None  # (2, 1, C, 1, 1): mean and mean square
+        self.recorded: list[torch.Tensor] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        xf = x.float()
+        mean = xf.mean((2, 3), keepdim=True)
+        square = (xf * xf).mean((2, 3), keepdim=True)
+        if self.recording:
+            self.recorded.append(torch.stack([mean, square]).mean(1, keepdim=True))
+            self.moments = torch.stack(self.recorded).mean(0)
+        elif self.mode == "ema":
+            smoothed = []
+            state = self.moments
+            for i in range(x.shape[0]):
+                now = torch.stack([mean[i : i + 1], square[i : i + 1]])
+                state = now if state is None else state + self.ema_weight * (now - state)
+                smoothed.append(state)
+            self.moments = state
+            mean, square = torch.cat(smoothed, dim=1)
+        elif self.mode == "clip":
+            if self.moments is None:
+                raise RuntimeError("clip statistics were not recorded")
+            mean, square = self.moments
+        var = (square - mean * mean).clamp_min(0)
+        out = (xf - mean) * torch.rsqrt(var + self.eps)
+        if self.weight is not None:
+            out = out * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
+        return out.to(x.dtype)
+
+
+def stream_network(model: TransformerNet, mode: str = DEFAULT_TEMPORAL) -> TransformerNet:
+    """A copy of ``model`` (a one-style network, any form) whose instance norms are
+    :class:`StreamNorm` of ``mode``. Call :func:`reset_stream` before each new clip."""
+    net = copy.deepcopy(model)
+    vars(net).pop("forward", None)  # a compiled forward belongs to the original
+    for module in list(net.modules()):
+        for name, child in module.named_children():
+            if isinstance(child, torch.nn.InstanceNorm2d):
+                setattr(module, name, StreamNorm(child, mode))
+    return net
+
+
+def _norms(net: torch.nn.Module) -> list[StreamNorm]:
+    return [m for m in net.modules() if isinstance(m, StreamNorm)]
+
+
+def reset_stream(net: torch.nn.Module) -> None:
+    for m in _norms(net):
+        m.reset()
+
+
+# The network samples its input on a grid of this many pixels (two stride-2 convolutions): its output
+# for a picture moved by other than a multiple of it differs in texture, not just in place.
+GRID = 4
+
+
+def global_shift(before: torch.Tensor, now: torch.Tensor) -> tuple[int, int]:
+    """The whole-pixel translation (dx, dy) of the camera between two frames ((3, H, W) each), by
+    phase correlation: ``now`` at p shows what ``before`` showed at p + (dx, dy)."""
+    a, b = before.float().mean(0), now.float().mean(0)
+    fa, fb = torch.fft.rfft2(a - a.mean()), torch.fft.rfft2(b - b.mean())
+    cross = fb * fa.conj()
+    peak = int(torch.fft.irfft2(cross / cross.abs().clamp_min(1e-12), s=a.shape).argmax())
+    h, w = a.shape
+    y, x = divmod(peak, w)
+    return -(x - w if x > w // 2 else x), -(y - h if y > h // 2 else y)
+
+
+class GridAnchor:
+    """Keeps the network's sampling grid fixed to the scene as the camera moves: each frame is padded
+    by the camera's travel so far, modulo :data:`GRID`, before the network, and cropped after. Under a
+    pure translation, the network then sees the same pixels on the same grid in every frame."""
+
+    def __init__(self):
+        self.previous: torch.Tensor | None = None
+        self.x = self.y = 0
+
+    def offsets(self, frames: torch.Tensor) -> list[tuple[int, int]]:
+        out = []
+        for frame in frames:
+            if self.previous is not None:
+                dx, dy = global_shift(self.previous, frame)
+                self.x, self.y = self.x + dx, self.y + dy
+            self.previous = frame
+            out.append((self.x % GRID, self.y % GRID))
+        return out
+
+
+def _padded(frames: torch.Tensor, offsets: list[tuple[int, int]]) -> torch.Tensor:
+    return torch.cat(
+        [
+            F.pad(f[None], (a, GRID - 1 - a, b, GRID - 1 - b), mode="reflect")
+            for f, (a, b) in zip(frames, offsets)
+        ]
+    )
+
+
+def _cropped(out: torch.Tensor, offsets: list[tuple[int, int]], h: int, w: int) -> torch.Tensor:
+    return torch.stack([o[:, b : b + h, a : a + w] for o, (a, b) in zip(out, offsets)])
+
+
+def flicker(outputs: torch.Tensor, inputs: torch.Tensor, step: tuple[int, int] = (0, 0)) -> float:
+    """Flicker of a stylized clip: its :func:`warped_error` over the input clip's ((T, 3, H, W) each,
+    in [0, 1]; ``step`` the camera's motion a frame, known for :func:`make_pan_clip`'s clips and
+    (0, 0) for a still camera). 1 means frames change only as the input does; higher means the
+    network adds change of its own from frame to frame."""
+    return warped_error(outputs, step) / max(warped_error(inputs, step), 1e-8)
+
+
+PAN_STEP = (2, 1)  # pixels a frame, right and down: whole pixels, so frames can be aligned exactly
+
+
+def warped_errors(frames: torch.Tensor, step: tuple[int, int] = PAN_STEP) -> torch.Tensor:
+    """Mean absolute difference between each frame of a pan by ``step`` and the previous frame moved
+    by the same step, over the part both see ((T, 3, H, W) in [0, 1]; one value per pair). With the
+    motion known exactly, what remains is the change that motion does not explain: noise in the
+    input, flicker in the output."""
+    dx, dy = step
+    h, w = frames.shape[-2:]
+    now = frames[1:, :, : h - dy, : w - dx]
+    before = frames[:-1, :, dy:, dx:]
+    return (now - before).abs().mean((1, 2, 3))
+
+
+def warped_error(frames: torch.Tensor, step: tuple[int, int] = PAN_STEP) -> float:
+    """:func:`warped_errors` averaged over the clip."""
+    return float(warped_errors(frames, step).mean())
