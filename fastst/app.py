@@ -1,7 +1,7 @@
 """``python -m fastst app``: a local web app (Gradio) to stylize a photo or the webcam in the browser.
 
-It runs the command line's path: the network's inference form in the device's default precision
-(:func:`fastst.stylize.fast_model`), tiles for very large photos (:func:`fastst.stylize.stylize_image`).
+It runs the command line's path, a :class:`fastst.stylize.Stylizer`: the network's inference form in the
+device's default precision, tiles for very large photos.
 Uploads are read by :func:`fastst.io.load_image`, which refuses what is not an image and decompression
 bombs; files above ``max_file_size`` are refused by the server before they reach it.
 """
@@ -23,12 +23,10 @@ from fastst.io import load_image, pil_to_tensor, save_image, tensor_to_pil
 from fastst.runtime import resolve_device
 from fastst.stylize import (
     DEFAULT_PRECISION,
-    compile_model,
-    fast_model,
+    Stylizer,
     load_model,
     pretrained_styles,
     resolve_shipped_style,
-    stylize_image,
 )
 
 NO_MIX = "none"
@@ -75,13 +73,7 @@ class Stylist:
             style = f"{style}:{1 - mix},{mix_with}:{mix}" if mix < 1 else mix_with
         if style is not None:
             path = resolve_shipped_style(style)
-        model = load_model(path, self.device, style)
-        if model.styles > 1:
-            raise FaststError(f"{path} holds {model.styles} styles; pick one of them")
-        model, precision, _ = fast_model(model, self.precision, self.compile)
-        if self.compile:
-            compile_model(model)
-        return model, precision
+        return Stylizer(load_model(path, self.device, style), self.precision, self.compile)
 
     def photo(self, upload, snap, label, mix_with, mix, strength, keep_color, max_size):
         path = upload or snap
@@ -91,19 +83,16 @@ class Stylist:
             image = load_image(path, int(max_size) if max_size else None)
         except FaststError as e:  # the upload's temporary path means nothing to the user
             raise FaststError(str(e).replace(str(path), Path(path).name)) from None
-        model, precision = self.network(label, mix_with, float(mix))
-        out = stylize_image(model, image, float(strength), bool(keep_color), precision)
+        out = self.network(label, mix_with, float(mix))(image, float(strength), bool(keep_color))
         name = f"{Path(path).stem}-{label.split(':')[-1].strip().replace('/', '-')}.png"
         target = Path(tempfile.mkdtemp(prefix="fastst-app-")) / name
         save_image(out, target)
         return str(target)
 
     def frame(self, frame: np.ndarray, label, mix_with, mix, strength, keep_color):
-        image = pil_to_tensor(_shrunk(frame))
-        model, precision = self.network(label, mix_with, float(mix))
-        return np.asarray(
-            tensor_to_pil(stylize_image(model, image, float(strength), bool(keep_color), precision))
-        )
+        stylizer = self.network(label, mix_with, float(mix))
+        out = stylizer(pil_to_tensor(_shrunk(frame)), float(strength), bool(keep_color))
+        return np.asarray(tensor_to_pil(out))
 
 
 def _shrunk(frame: np.ndarray):

@@ -384,6 +384,36 @@ def _finish(out: torch.Tensor, image: torch.Tensor, strength: float, keep_color:
     return out
 
 
+class Stylizer:
+    """A trained one-style network ready to stylize on its device: its inference form in the
+    precision and memory format of :func:`fast_path`, compiled if asked (:func:`compile_model`).
+    The file driver, the app and video all stylize through one.
+
+    Calling it stylizes one (3, H, W) image in [0, 1] with the command line's options (tiles above
+    :data:`MAX_PIXELS_ONE_PASS`); :meth:`batch` stylizes a batch of one size.
+    """
+
+    def __init__(self, model: TransformerNet, precision: str = DEFAULT_PRECISION, compile: bool = False):
+        if model.styles > 1:
+            names = ", ".join(getattr(model, "style_names", None) or [])
+            raise FaststError(
+                f"the network holds {model.styles} styles: choose one or a mix"
+                + (f" ({names})" if names else "")
+            )
+        self.device = next(model.parameters()).device
+        self.network, self.precision, self.memory_format = fast_model(model, precision, compile)
+        self.compiled = compile
+        if compile:  # pays off for many images or large ones: the first of each size compiles
+            compile_model(self.network)
+
+    def batch(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) in [0, 1] -> the same, stylized, on the CPU."""
+        return stylize(self.network, images, precision=self.precision)
+
+    def __call__(self, image: torch.Tensor, strength: float = 1.0, keep_color: bool = False) -> torch.Tensor:
+        return stylize_image(self.network, image, strength, keep_color, self.precision)
+
+
 def _inputs(spec: str) -> list[Path]:
     import glob
 
@@ -465,9 +495,7 @@ def _stylize_paths(
             f"{model_path} holds {model.styles} styles: choose one or a mix with --style "
             f"({', '.join(model.style_names)})"
         )
-    model, precision, _ = fast_model(model, precision, compile)
-    if compile:  # pays off for many images or large ones: about 20 s to compile per new size
-        compile_model(model)
+    stylizer = Stylizer(model, precision, compile)
     inputs = _inputs(input_spec)
     out = Path(output)
     single = len(inputs) == 1 and Path(input_spec).is_file() and out.suffix != ""
@@ -498,7 +526,7 @@ def _stylize_paths(
     def flush(shape) -> int:
         group = pending.pop(shape)
         new_shape((len(group), *shape))
-        outs = stylize(model, torch.stack([image for image, _ in group]), precision=precision)
+        outs = stylizer.batch(torch.stack([image for image, _ in group]))
         done = 0
         for (image, target), out in zip(group, outs):
             try:
@@ -527,7 +555,7 @@ def _stylize_paths(
         if h * w > BATCH_PIXELS or single:
             new_shape(tuple(image.shape))
             try:
-                save_image(stylize_image(model, image, strength, keep_color, precision), target)
+                save_image(stylizer(image, strength, keep_color), target)
                 written += 1
             except FaststError as e:
                 if single:

@@ -26,9 +26,8 @@ from fastst.runtime import autocast, process_settings, resolve_device
 from fastst.stylize import (
     BATCH_PIXELS,
     DEFAULT_PRECISION,
+    Stylizer,
     _finish,
-    compile_model,
-    fast_model,
     load_model,
 )
 from fastst.temporal import (
@@ -385,10 +384,10 @@ def stylize_video(
         raise FaststError(f"unknown temporal mode {temporal!r}: choose from {', '.join(TEMPORAL_MODES)}")
     device = next(model.parameters()).device
     src = _Source(Path(source), max_size)
-    fast, precision, memory_format = fast_model(model, precision, compile)
-    net = stream_network(fast, temporal)
-    if compile and temporal == "frame":
-        compile_model(net)
+    # per-frame statistics are the network's own instance norms, which compile; the others are not
+    stylizer = Stylizer(model, precision, compile and temporal == "frame")
+    precision, memory_format = stylizer.precision, stylizer.memory_format
+    net = stylizer.network if temporal == "frame" else stream_network(stylizer.network, temporal)
     if temporal == "clip":
         _record_clip_statistics(net, src, device, precision)
     output = Path(output)

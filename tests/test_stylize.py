@@ -183,15 +183,15 @@ def test_tiles_of_a_compiled_network_agree_with_eager_tiles(model_file):
     image = torch.nn.functional.interpolate(torch.rand(1, 3, 16, 16), size=(160, 160), mode="bilinear")[
         0
     ]  # 2 x 2 tiles of one shape
-    eager = stylize_tiled(load_model(model_file), image, tile=96, overlap=32)
+    eager = stylize_tiled(load_model(model_file), image, tile=96, overlap=32, precision="fp32")
     compiled = compile_model(load_model(model_file))
-    first = stylize_tiled(compiled, image, tile=96, overlap=32)
+    first = stylize_tiled(compiled, image, tile=96, overlap=32, precision="fp32")
     assert (first - eager).abs().max() < 1e-4
     # another image: the statistics are recorded again, not the first image's kept by the compiled graph
     second_image = image.flip(-1) * 0.5
     assert (
-        stylize_tiled(compiled, second_image, tile=96, overlap=32)
-        - stylize_tiled(load_model(model_file), second_image, tile=96, overlap=32)
+        stylize_tiled(compiled, second_image, tile=96, overlap=32, precision="fp32")
+        - stylize_tiled(load_model(model_file), second_image, tile=96, overlap=32, precision="fp32")
     ).abs().max() < 1e-4
 
 
@@ -329,3 +329,25 @@ def test_tiles_of_a_real_photo_above_the_statistics_size_stay_close_to_one_pass(
     model = load_model("starry_night")
     whole = stylize(model, image, precision="fp32")
     assert psnr(stylize_tiled(model, image, precision="fp32"), whole) > 40
+
+
+def test_the_stylizer_is_the_network_on_its_fast_path(model_file):
+    from fastst.stylize import Stylizer
+
+    model = load_model(model_file)
+    torch.manual_seed(0)
+    image = torch.rand(3, 60, 84)
+    stylizer = Stylizer(model, precision="fp32")
+    expected = stylize(model, image, precision="fp32")
+    assert (stylizer(image) - expected).abs().max() < 1e-4  # the inference form: the same function
+    assert (stylizer.batch(image[None])[0] - expected).abs().max() < 1e-4
+    half = stylizer(image, strength=0.5)
+    assert (half - (0.5 * expected + 0.5 * image)).abs().max() < 1e-4
+
+
+def test_the_stylizer_refuses_a_network_of_several_styles():
+    from fastst.stylize import Stylizer
+    from fastst.transformer import TransformerNet
+
+    with pytest.raises(FaststError, match="holds 2 styles"):
+        Stylizer(TransformerNet(styles=2))
