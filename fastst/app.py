@@ -16,10 +16,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 from fastst.config import runs_dir
 from fastst.errors import FaststError
-from fastst.io import load_image, pil_to_tensor, save_image, tensor_to_pil
+from fastst.io import load_image, pil_to_tensor, resize_longer_side, save_image, tensor_to_pil
 from fastst.runtime import resolve_device
 from fastst.stylize import (
     DEFAULT_PRECISION,
@@ -95,11 +96,7 @@ class Stylist:
         return np.asarray(tensor_to_pil(out))
 
 
-def _shrunk(frame: np.ndarray):
-    from PIL import Image
-
-    from fastst.io import resize_longer_side
-
+def _shrunk(frame: np.ndarray) -> Image.Image:
     im = Image.fromarray(frame).convert("RGB")
     return resize_longer_side(im, LIVE_SIZE) if max(im.size) > LIVE_SIZE else im
 

@@ -8,6 +8,7 @@ resumable, stoppable by a signal on every rank, and safe against a loss that sto
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import os
@@ -162,15 +163,19 @@ class _StopFlag:
             signal.signal(sig, handler)
 
 
-def _distributed(device: torch.device) -> tuple[int, int, int, bool]:
-    """(rank, local rank, world size, whether this call started the process group) under torchrun,
-    else (0, 0, 1, False). The backend follows the training device: NCCL for CUDA, gloo otherwise."""
+@contextlib.contextmanager
+def distributed(device: torch.device):
+    """Yield (rank, local rank, world size) under torchrun, else (0, 0, 1). A process group this
+    starts (NCCL for CUDA, gloo otherwise) is destroyed on the way out, whatever happens."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    started = False
-    if world > 1 and not torch.distributed.is_initialized():
+    started = world > 1 and not torch.distributed.is_initialized()
+    if started:
         torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
-        started = True
-    return int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0")), world, started
+    try:
+        yield int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0")), world
+    finally:
+        if started:
+            torch.distributed.destroy_process_group()
 
 
 def train(
@@ -187,33 +192,22 @@ def train(
     """
     config.validate()
     device = resolve_device(config.device)
-    rank, local_rank, world, started = _distributed(device)
-    try:
-        with process_settings(device):
-            return _train(config, resume, progress, callback, device, rank, local_rank, world)
-    finally:
-        if started:
-            torch.distributed.destroy_process_group()
+    with distributed(device) as (rank, local_rank, world), process_settings(device):
+        if device.type == "cuda" and world > 1:
+            device = torch.device("cuda", local_rank)
+            torch.cuda.set_device(device)
+        run = RunFolder(config.out)
+        state = _resumed_state(run, config, resume, rank == 0)
+        start = state["iteration"] if state else 0
+        if start >= config.iterations:  # finished; a stop before its model.pth is completed here
+            if rank == 0 and not run.model.exists():
+                _write_model_from(run, state, config)
+            return TrainResult(run.root, start, last_row(run))
+        return _train(_Training(config, run, state, device, rank, world), progress, callback)
 
 
-def _train(
-    config: TrainConfig,
-    resume: bool,
-    progress: bool,
-    callback,
-    device: torch.device,
-    rank: int,
-    local_rank: int,
-    world: int,
-) -> TrainResult:
-    if device.type == "cuda" and world > 1:
-        device = torch.device("cuda", local_rank)
-        torch.cuda.set_device(device)
-    precision = resolve_precision(config.precision, device)
-    run = RunFolder(config.out)
-    main_process = rank == 0
-
-    # ---- the run folder: new, or resumed
+def _resumed_state(run: RunFolder, config: TrainConfig, resume: bool, main: bool) -> dict | None:
+    """The checkpoint to continue from (checked to be of this run), or None for a new run."""
     state = None
     if run.checkpoint.exists():
         if not resume:
@@ -224,229 +218,276 @@ def _train(
         check_same_run(state["config"], config)
     elif run.model.exists() and resume:
         raise FaststError(f"{run.root} has a model but no checkpoint to resume from")
-    if main_process:
+    if main:
         run.create()
-    start = state["iteration"] if state else 0
-    if (
-        start >= config.iterations
-    ):  # finished; a stop between its last checkpoint and model.pth is completed here
-        if main_process and not run.model.exists():
-            net = state.get("net") or build_model(config).config
-            write_model(
-                run,
-                state["model"],
-                net,
-                state["config"],
-                state.get("style_weight", config.style_weight),
-                start,
-                state.get("environment", {}),
-                config.style_names(),
-            )
-        return TrainResult(run.root, start, last_row(run))
+    return state
 
-    paths = usable_images(config.data, warn=main_process)
-    styles = [image.to(device) for image in load_styles(config)]
-    names = config.style_names()
-    multi = len(styles) > 1
-    weights = [effective_style_weight(config, image) for image in styles]
-    style_weight = weights if multi else weights[0]
-    torch.manual_seed(config.seed)
-    model = initial_model(config).to(device)
-    vgg = loss_network(device=device, channels_last=device.type == "cuda")
-    criteria = [
-        PerceptualLoss(
-            vgg,
-            image,
-            config.content_weight,
-            weight,
-            config.tv_weight,
-            config.content_layer,
-            config.style_layers,
-        ).to(device)
-        for image, weight in zip(styles, weights)
-    ]
-    trained = trained_parameters(model, config.train_only)
-    optimizer = torch.optim.Adam(trained, lr=config.lr, betas=(config.adam_beta1, 0.999))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(config))
-    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
-    if device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
-    elapsed = 0.0
-    if state:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["rng"])
-        elapsed = state["elapsed"]
-    net = model
-    if world > 1:
-        net = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None
+
+def _write_model_from(run: RunFolder, state: dict, config: TrainConfig) -> None:
+    net = state.get("net") or build_model(config).config
+    style_weight = state.get("style_weight", config.style_weight)
+    environment_ = state.get("environment", {})
+    write_model(
+        run,
+        state["model"],
+        net,
+        state["config"],
+        style_weight,
+        state["iteration"],
+        environment_,
+        config.style_names(),
+    )
+
+
+class _Training:
+    """Everything a run needs, built from its config (and its checkpoint when resumed): the network
+    (wrapped for DDP), one loss per style, the optimiser and schedule, the data loader, the snapshot
+    photos; and the checkpoint it writes."""
+
+    def __init__(
+        self, config: TrainConfig, run: RunFolder, state: dict | None, device, rank: int, world: int
+    ):
+        self.config, self.run, self.device, self.world = config, run, device, world
+        self.main = rank == 0
+        self.precision = resolve_precision(config.precision, device)
+        self.start = state["iteration"] if state else 0
+        paths = usable_images(config.data, warn=self.main)
+        styles = [image.to(device) for image in load_styles(config)]
+        self.names = config.style_names()
+        weights = [effective_style_weight(config, image) for image in styles]
+        self.style_weight = weights if len(styles) > 1 else weights[0]
+        torch.manual_seed(config.seed)
+        model = initial_model(config).to(device)
+        vgg = loss_network(device=device, channels_last=device.type == "cuda")
+        self.criteria = [
+            PerceptualLoss(
+                vgg,
+                image,
+                config.content_weight,
+                weight,
+                config.tv_weight,
+                config.content_layer,
+                config.style_layers,
+            ).to(device)
+            for image, weight in zip(styles, weights)
+        ]
+        trained = trained_parameters(model, config.train_only)
+        self.optimizer = torch.optim.Adam(trained, lr=config.lr, betas=(config.adam_beta1, 0.999))
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, _lr_lambda(config))
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.precision == "fp16")
+        if device.type == "cuda":
+            model = model.to(memory_format=torch.channels_last)
+        self.elapsed = 0.0
+        if state:
+            model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            torch.set_rng_state(state["rng"])
+            self.elapsed = state["elapsed"]
+        self.model, self.net = model, model
+        if world > 1:
+            self.net = torch.nn.parallel.DistributedDataParallel(
+                model, device_ids=[device.index] if device.type == "cuda" else None
+            )
+        self.meta = {
+            "config": asdict(config),
+            "environment": environment(device, self.precision),
+            "world_size": world,
+            "photos": len(paths),
+            "style_weight": self.style_weight,
+            "net": model.config,
+            "styles": self.names,
+        }
+        self.snapshots = _snapshot_photos(config) if self.main else {}
+        self.schedule = set(config.schedule())  # the iterations of the snapshots
+        dataset = PhotoDataset(paths, config.image_size, config.seed, config.crop_steps(), config.batch_size)
+        sampler = ResumableBatchSampler(
+            len(paths), config.batch_size, config.seed, self.start, config.iterations, rank, world
+        )
+        workers = config.num_workers if device.type != "mps" else 0
+        self.loader = torch.utils.data.DataLoader(
+            dataset,
+            batch_sampler=sampler,
+            num_workers=workers,
+            pin_memory=device.type == "cuda",
+            persistent_workers=False,
+            prefetch_factor=4 if workers else None,
         )
 
-    meta = {
-        "config": asdict(config),
-        "environment": environment(device, precision),
-        "world_size": world,
-        "photos": len(paths),
-        "style_weight": style_weight,
-        "net": model.config,
-        "styles": names,
-    }
-    snapshots = _snapshot_photos(config) if main_process else {}
-    if main_process:
-        run.write_json(run.config, meta)
-        run.truncate_losses(start)
-        if start == 0:
-            write_snapshots(model, snapshots, run, 0, device, names)
-            if config.keep_weights_every:
-                keep_weights(model, run, 0, 0.0, names)
+    def begin(self) -> None:
+        """Write the run's config (and, for a new run, the snapshots and weights of iteration 0)."""
+        if not self.main:
+            return
+        self.run.write_json(self.run.config, self.meta)
+        self.run.truncate_losses(self.start)
+        if self.start == 0:
+            write_snapshots(self.model, self.snapshots, self.run, 0, self.device, self.names)
+            if self.config.keep_weights_every:
+                keep_weights(self.model, self.run, 0, 0.0, self.names)
 
-    dataset = PhotoDataset(paths, config.image_size, config.seed, config.crop_steps(), config.batch_size)
-    sampler = ResumableBatchSampler(
-        len(paths), config.batch_size, config.seed, start, config.iterations, rank, world
-    )
-    workers = config.num_workers if device.type != "mps" else 0
-    loader = torch.utils.data.DataLoader(
-        dataset,
-        batch_sampler=sampler,
-        num_workers=workers,
-        pin_memory=device.type == "cuda",
-        persistent_workers=False,
-        prefetch_factor=4 if workers else None,
-    )
+    def step(self, batch: torch.Tensor, iteration: int):
+        """One optimiser step on the style of this iteration (styles take turns)."""
+        batch = batch.to(self.device, non_blocking=True)
+        if self.device.type == "cuda":
+            batch = batch.contiguous(memory_format=torch.channels_last)
+        k = iteration % len(self.criteria)
+        multi = len(self.criteria) > 1
+        try:
+            terms = train_step(
+                self.net,
+                self.criteria[k],
+                batch,
+                self.optimizer,
+                self.scaler,
+                self.device,
+                self.precision,
+                k if multi else None,
+            )
+        except NonFiniteLoss as e:
+            raise FaststError(
+                f"the loss became {e} at iteration {iteration + 1}; the last checkpoint "
+                f"({self.run.checkpoint}) is intact. Lower --lr or the loss weights"
+            ) from None
+        self.scheduler.step()
+        return k, terms
 
-    def save_checkpoint(iteration: int) -> None:
-        if main_process:
+    def after(self, iteration: int) -> None:
+        """The snapshots, kept weights and checkpoint due at ``iteration``."""
+        config = self.config
+        if self.main and iteration in self.schedule:
+            write_snapshots(self.model, self.snapshots, self.run, iteration, self.device, self.names)
+            release_freed_memory()  # the snapshots' shapes are not the training batch's
+        last = iteration == config.iterations
+        if self.main and config.keep_weights_every and (iteration % config.keep_weights_every == 0 or last):
+            keep_weights(self.model, self.run, iteration, self.elapsed, self.names)
+        if iteration % config.checkpoint_every == 0 or last:
+            self.save_checkpoint(iteration)
+
+    def save_checkpoint(self, iteration: int) -> None:
+        if self.main:
             atomic_torch_save(
                 {
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
+                    "model": self.model.state_dict(),
+                    "optimizer": self.optimizer.state_dict(),
+                    "scheduler": self.scheduler.state_dict(),
                     "rng": torch.get_rng_state(),
                     "iteration": iteration,
-                    "elapsed": elapsed,
-                    "config": asdict(config),
-                    "net": model.config,
-                    "style_weight": style_weight,
-                    "styles": names,
-                    "environment": meta["environment"],
+                    "elapsed": self.elapsed,
+                    "config": asdict(self.config),
+                    "net": self.model.config,
+                    "style_weight": self.style_weight,
+                    "styles": self.names,
+                    "environment": self.meta["environment"],
                 },
-                run.checkpoint,
+                self.run.checkpoint,
             )
 
-    terms_names = ("content", "style", "tv", "total")
-    sums = torch.zeros(len(styles), len(terms_names), dtype=torch.float64)  # per style: sums of the terms
-    counts = [0] * len(styles)
-    window_start, row = time.perf_counter(), last_row(run)
-    iteration = start
+    def finish(self, iteration: int) -> None:
+        if self.main:
+            write_model(
+                self.run,
+                self.model.state_dict(),
+                self.model.config,
+                asdict(self.config),
+                self.style_weight,
+                iteration,
+                self.meta["environment"],
+                self.names,
+            )
+        if self.world > 1:
+            torch.distributed.barrier()
+
+
+class _LossLog:
+    """The losses of the steps since the last log line, per style; every ``log_every`` iterations a
+    row per style trained goes to losses.csv (averaged over DDP ranks), the callback and the bar."""
+
+    TERMS = ("content", "style", "tv", "total")
+
+    def __init__(self, t: _Training, bar, callback, t_start: float):
+        self.t, self.bar, self.callback, self.t_start = t, bar, callback, t_start
+        self.sums = torch.zeros(len(t.criteria), len(self.TERMS), dtype=torch.float64)
+        self.counts = [0] * len(t.criteria)
+        self.window_start, self.row = time.perf_counter(), last_row(t.run)
+        self.terminal = bool(os.environ.get(TERMINAL_PROGRESS_ENV))
+
+    def add(self, k: int, terms, iteration: int) -> None:
+        self.sums[k] += torch.tensor(
+            [float(getattr(terms, key).detach()) for key in self.TERMS], dtype=torch.float64
+        )
+        self.counts[k] += 1
+        config = self.t.config
+        if iteration % config.log_every == 0 or iteration == config.iterations:
+            self._write(iteration)
+
+    def _write(self, iteration: int) -> None:
+        t, config = self.t, self.t.config
+        if t.world > 1:  # log the global batch's losses, not rank 0's share
+            values = self.sums.to(t.device)
+            torch.distributed.all_reduce(values)
+            self.sums = (values / t.world).cpu()
+        now = time.perf_counter()
+        images_per_s = sum(self.counts) * config.batch_size / max(now - self.window_start, 1e-9)
+        for j in (j for j in range(len(self.counts)) if self.counts[j]):  # a row per style trained
+            self.row = {
+                "iteration": iteration,
+                "style_name": t.names[j],
+                **{key: float(v) / self.counts[j] for key, v in zip(self.TERMS, self.sums[j])},
+                "lr": t.scheduler.get_last_lr()[0],
+                "images_per_s": images_per_s,
+                "elapsed_s": round(t.elapsed, 3),
+            }
+            if t.main:
+                t.run.append_loss(self.row)
+                if self.callback:
+                    self.callback(iteration, self.row)
+        if t.main:
+            row = self.row
+            self.bar.set_postfix(
+                content=f"{row['content']:.3g}",
+                style=f"{row['style']:.3g}",
+                tv=f"{row['tv']:.3g}",
+                img_s=f"{row['images_per_s']:.1f}",
+            )
+            if self.terminal and (iteration % (config.log_every * 10) == 0 or iteration == config.iterations):
+                _print_progress(config, iteration, row, t.start, self.t_start)
+        self.sums.zero_()
+        self.counts, self.window_start = [0] * len(self.counts), now
+
+
+def _train(t: _Training, progress: bool, callback) -> TrainResult:
+    config, iteration = t.config, t.start
+    t.begin()
     bar = tqdm(
         total=config.iterations,
-        initial=start,
+        initial=t.start,
         desc=f"train {_run_title(config)}",
         unit="it",
-        disable=not (progress and main_process),
+        disable=not (progress and t.main),
         dynamic_ncols=True,
     )
-    terminal_progress = bool(os.environ.get(TERMINAL_PROGRESS_ENV))
-    t_start = time.perf_counter()
+    log = _LossLog(t, bar, callback, time.perf_counter())
     with _StopFlag() as stop, bar:
-        model.train()
-        schedule = set(config.schedule())
+        t.model.train()
         t0 = time.perf_counter()
-        for batch in loader:
-            batch = batch.to(device, non_blocking=True)
-            if device.type == "cuda":
-                batch = batch.contiguous(memory_format=torch.channels_last)
-            k = iteration % len(styles)  # one style a step, in turn
-            try:
-                terms = train_step(
-                    net, criteria[k], batch, optimizer, scaler, device, precision, k if multi else None
-                )
-            except NonFiniteLoss as e:
-                raise FaststError(
-                    f"the loss became {e} at iteration {iteration + 1}; the last checkpoint "
-                    f"({run.checkpoint}) is intact. Lower --lr or the loss weights"
-                ) from None
-            scheduler.step()
+        for batch in t.loader:
+            k, terms = t.step(batch, iteration)
             iteration += 1
             t1 = time.perf_counter()
-            elapsed, t0 = elapsed + (t1 - t0), t1
-            sums[k] += torch.tensor(
-                [float(getattr(terms, key).detach()) for key in terms_names], dtype=torch.float64
-            )
-            counts[k] += 1
-            if iteration % config.log_every == 0 or iteration == config.iterations:
-                if world > 1:  # log the global batch's losses, not rank 0's share
-                    values = sums.to(device)
-                    torch.distributed.all_reduce(values)
-                    sums = (values / world).cpu()
-                now = time.perf_counter()
-                images_per_s = sum(counts) * config.batch_size / max(now - window_start, 1e-9)
-                for j in (
-                    j for j in range(len(styles)) if counts[j]
-                ):  # a row per style trained in the window
-                    row = {
-                        "iteration": iteration,
-                        "style_name": names[j],
-                        **{key: float(v) / counts[j] for key, v in zip(terms_names, sums[j])},
-                        "lr": scheduler.get_last_lr()[0],
-                        "images_per_s": images_per_s,
-                        "elapsed_s": round(elapsed, 3),
-                    }
-                    if main_process:
-                        run.append_loss(row)
-                        if callback:
-                            callback(iteration, row)
-                if main_process:
-                    bar.set_postfix(
-                        content=f"{row['content']:.3g}",
-                        style=f"{row['style']:.3g}",
-                        tv=f"{row['tv']:.3g}",
-                        img_s=f"{row['images_per_s']:.1f}",
-                    )
-                    if terminal_progress and (
-                        iteration % (config.log_every * 10) == 0 or iteration == config.iterations
-                    ):
-                        _print_progress(config, iteration, row, start, t_start)
-                sums.zero_()
-                counts, window_start = [0] * len(styles), now
-            if main_process and iteration in schedule:
-                write_snapshots(model, snapshots, run, iteration, device, names)
-                release_freed_memory()  # the snapshots' shapes are not the training batch's
-            if (
-                main_process
-                and config.keep_weights_every
-                and (iteration % config.keep_weights_every == 0 or iteration == config.iterations)
-            ):
-                keep_weights(model, run, iteration, elapsed, names)
-            if iteration % config.checkpoint_every == 0 or iteration == config.iterations:
-                save_checkpoint(iteration)
+            t.elapsed, t0 = t.elapsed + (t1 - t0), t1
+            log.add(k, terms, iteration)
+            t.after(iteration)
             bar.update(1)
-            if _agreed_stop(stop.signal is not None, world) and iteration < config.iterations:
-                # at the last one, finish instead
-                save_checkpoint(iteration)
+            if _agreed_stop(stop.signal is not None, t.world) and iteration < config.iterations:
+                t.save_checkpoint(iteration)  # at the last iteration, finish instead
                 bar.close()
                 raise KeyboardInterrupt(
-                    f"stopped at iteration {iteration}; checkpoint saved in {run.root}; "
+                    f"stopped at iteration {iteration}; checkpoint saved in {t.run.root}; "
                     "continue with --resume"
                 )
-
-    if main_process:
-        write_model(
-            run,
-            model.state_dict(),
-            model.config,
-            asdict(config),
-            style_weight,
-            iteration,
-            meta["environment"],
-            names,
-        )
-    if world > 1:
-        torch.distributed.barrier()
-    per_iteration = elapsed / iteration if iteration else None
-    return TrainResult(run.root, iteration, row, per_iteration)
+    t.finish(iteration)
+    per_iteration = t.elapsed / iteration if iteration else None
+    return TrainResult(t.run.root, iteration, log.row, per_iteration)
 
 
 def lr_factor(config: TrainConfig, step: int) -> float:
