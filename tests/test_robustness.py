@@ -192,3 +192,14 @@ def test_the_loss_network_is_one_instance_per_device_that_nobody_moves():
     assert meta is not cpu and loss_network(device="meta") is meta
     assert next(cpu.parameters()).device.type == "cpu" and next(meta.parameters()).device.type == "meta"
     assert loss_network(device="cpu") is cpu
+
+
+def test_output_cut_short_by_its_reader_is_no_traceback():
+    # `fastst styles | head -0`: the reader has gone before the first line is written
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fastst", "styles"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    proc.stdout.close()  # long before the interpreter has imported fastst
+    err = proc.stderr.read().decode()
+    proc.wait(timeout=60)
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
