@@ -3,10 +3,12 @@
 import os
 import shutil
 import socket
+import struct
 import subprocess
 import sys
 import time
 import urllib.request
+import zlib
 from pathlib import Path
 
 import pytest
@@ -113,13 +115,37 @@ def test_a_photo_is_stylized_at_full_size(page, data_root, tmp_path):
     _screenshot(page, "app_photo")
 
 
-def test_a_text_file_named_jpg_gets_a_message_in_the_page(page, tmp_path):
-    fake = tmp_path / "photo.jpg"
-    fake.write_text("this is not an image\n")
-    _upload(page, fake)
+def _png_bomb(path, side=30000):
+    """A PNG of a few hundred bytes that declares 30,000 x 30,000 pixels."""
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
+    pixels = zlib.compress(b"\x00" * (1 + side // 8) * 16, 9)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+    )
+
+
+@pytest.mark.parametrize(
+    "name, make, message",
+    [
+        ("photo.jpg", lambda p: p.write_text("this is not an image\n"), "cannot read image photo.jpg"),
+        ("bomb.png", _png_bomb, "image too large: bomb.png"),
+        (
+            "huge.jpg",
+            lambda p: p.write_bytes(os.urandom(26 * 1024 * 1024)),
+            "exceed the maximum allowed size",
+        ),
+    ],
+)
+def test_a_bad_upload_gets_a_message_in_the_page(page, tmp_path, name, make, message):
+    bad = tmp_path / name
+    make(bad)
+    _upload(page, bad)
     page.locator("#go").click()
-    message = page.get_by_text("cannot read image photo.jpg: cannot identify image file")
-    message.first.wait_for(timeout=60_000)
+    page.get_by_text(message).first.wait_for(timeout=60_000)
     assert page.get_by_text("Traceback").count() == 0
     assert page.locator("#result img").count() == 0
 
