@@ -310,7 +310,8 @@ def _fast_step(model, criterion, batch, optimizer, device, precision):
 def bench_recipes(configs: dict, rounds: int = 5, device: torch.device = CPU) -> list[dict]:
     """Seconds per training step of each recipe at each of its crop sizes, timed in interleaved rounds
     (median) in one process, so that their ratios hold whatever the machine's load; with the FLOPs
-    of one step and their share of the fp32 matmul rate measured in the same run. ``configs`` maps a
+    of one step and their share of the matmul rate (fp32, and that of the steps' precision) measured in
+    the same run. ``configs`` maps a
     name to a TrainConfig; the step is ``train``'s (fastst.train.train_step)."""
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -345,14 +346,18 @@ def bench_recipes(configs: dict, rounds: int = 5, device: torch.device = CPU) ->
             flops[key] = counter.get_total_flops()
     times = interleaved_medians(steps, rounds, device, slice_s=0)
     rate = matmul_rate(torch.float32) * 1e9
+    # the steps run in ``precision`` (autocast): their share of that precision's matmul rate too
+    own_rate = matmul_rate(torch.bfloat16) * 1e9 if precision == "bf16" else rate
     return [
         {
             "step": key,
             "recipe": labels[key][0],
             "size": labels[key][1],
+            "precision": precision,
             "seconds": times[key],
             "gflop": flops[key] / 1e9,
             "fraction_of_fp32_matmul": flops[key] / times[key] / rate,
+            "fraction_of_matmul": flops[key] / times[key] / own_rate,
         }
         for key in steps
     ]

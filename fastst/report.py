@@ -28,10 +28,12 @@ def _ratio(value) -> str:
 
 def _machine(result: dict) -> str:
     m = result["machine"]
-    rate = m.get("matmul_fp32_gflops")
+    rate, bf16 = m.get("matmul_fp32_gflops"), m.get("matmul_bf16_gflops")
+    native_bf16 = any(flag in m.get("cpu_flags", []) for flag in ("avx512_bf16", "amx_bf16")) or m.get("gpu")
     return (
         f"{m['cpu']}, {m['threads']} thread{'s' if m['threads'] != 1 else ''}"
         + (f", fp32 matmul {rate:.0f} GFLOP/s" if rate else "")
+        + (f", bf16 {bf16:.0f}" if bf16 and native_bf16 else "")
         + f"; `{result['command']}`"
     )
 
@@ -58,11 +60,15 @@ def time_to_quality_table(result: dict) -> str:
             f"| {'beyond the budget' if equivalent is None else f'{equivalent:g}'} | {_ratio(same_time)} "
             f"| {reached} |"
         )
-    lines += ["", "| training step | seconds | GFLOP | share of the fp32 matmul rate |", "|---|---|---|---|"]
+    lines += [
+        "",
+        "| training step | precision | seconds | GFLOP | share of that precision's matmul rate |",
+        "|---|---|---|---|---|",
+    ]
     for row in result["step_timing"]:
         lines.append(
-            f"| {row['step']} | {row['seconds']:.3f} | {row['gflop']:.0f} "
-            f"| {row['fraction_of_fp32_matmul']:.0%} |"
+            f"| {row['step']} | {row.get('precision', 'fp32')} | {row['seconds']:.3f} | {row['gflop']:.0f} "
+            f"| {row.get('fraction_of_matmul', row['fraction_of_fp32_matmul']):.0%} |"
         )
     protocol = result["protocol"]
     lines.append("")
