@@ -52,30 +52,32 @@ class StreamNorm(torch.nn.Module):
         self.recorded: list[torch.Tensor] = []
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        xf = x.float()
-        mean = xf.mean((2, 3), keepdim=True)
-        square = (xf * xf).mean((2, 3), keepdim=True)
-        if self.recording:
-            self.recorded.append(torch.stack([mean, square]).mean(1, keepdim=True))
-            self.moments = torch.stack(self.recorded).mean(0)
-        elif self.mode == "ema":
-            smoothed = []
-            state = self.moments
-            for i in range(x.shape[0]):
-                now = torch.stack([mean[i : i + 1], square[i : i + 1]])
-                state = now if state is None else state + self.ema_weight * (now - state)
-                smoothed.append(state)
-            self.moments = state
-            mean, square = torch.cat(smoothed, dim=1)
-        elif self.mode == "clip":
+        if self.mode == "clip" and not self.recording:
             if self.moments is None:
                 raise RuntimeError("clip statistics were not recorded")
             mean, square = self.moments
-        var = (square - mean * mean).clamp_min(0)
-        out = (xf - mean) * torch.rsqrt(var + self.eps)
+        else:
+            var, mean = torch.var_mean(x.float(), dim=(2, 3), keepdim=True, unbiased=False)
+            square = var + mean * mean
+            if self.recording:
+                self.recorded.append(torch.stack([mean, square]).mean(1, keepdim=True))
+                self.moments = torch.stack(self.recorded).mean(0)
+            elif self.mode == "ema":
+                smoothed = []
+                state = self.moments
+                for i in range(x.shape[0]):
+                    now = torch.stack([mean[i : i + 1], square[i : i + 1]])
+                    state = now if state is None else state + self.ema_weight * (now - state)
+                    smoothed.append(state)
+                self.moments = state
+                mean, square = torch.cat(smoothed, dim=1)
+        # normalise, scale and shift in one pass over x: x * scale + shift
+        scale = torch.rsqrt((square - mean * mean).clamp_min(0) + self.eps)
+        shift = -mean * scale
         if self.weight is not None:
-            out = out * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
-        return out.to(x.dtype)
+            scale = scale * self.weight.view(1, -1, 1, 1)
+            shift = shift * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
+        return torch.addcmul(shift.to(x.dtype), x, scale.to(x.dtype))
 
 
 def stream_network(model: TransformerNet, mode: str = DEFAULT_TEMPORAL) -> TransformerNet:
