@@ -44,7 +44,7 @@ from fastst.transformer import TransformerNet
 VIDEO_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm"}
 ANIMATED_SUFFIXES = {".gif", ".webp"}
 # "clip": the statistics come from this many frames spread evenly over the clip.
-CLIP_SAMPLE = 16
+CLIP_SAMPLE = 4
 MIN_SIDE = 16
 # Frames go through the network together only while this small: on a CPU a batch of larger frames is
 # slower a frame than one frame at a time (its maps no longer fit the caches).
