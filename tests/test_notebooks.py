@@ -25,7 +25,7 @@ def test_notebooks_execute_and_write_their_figures(tmp_path, data_root, monkeypa
     monkeypatch.setenv("FASTST_FIGURES", str(tmp_path / "figures"))
     monkeypatch.setenv("FASTST_RUNS", str(tmp_path / "runs"))
     monkeypatch.setenv("FASTST_DATA", str(data_root))
-    seconds = run(preset="smoke", out=tmp_path / "executed")
+    seconds = run(preset="smoke", out=tmp_path / "executed", timeout=600)  # a hung cell fails, not blocks
     assert list(seconds) == [p.name for p in notebook_paths()] == list(EXPECTED)
     import nbformat
 
