@@ -54,12 +54,27 @@ def atomic_torch_save(obj, path: str | os.PathLike) -> None:
         torch.save(obj, tmp)
 
 
+def _is_checkout(folder: Path) -> bool:
+    try:
+        return 'name = "fastst"' in (folder / "pyproject.toml").read_text()
+    except OSError:
+        return False
+
+
 def project_folder(name: str, env: str) -> Path:
-    """``$env`` if set, else ``name/`` in the project checkout this package runs from, else ``./name``."""
+    """``$env`` if set, else ``name/`` in the project checkout: the one this package runs from, or (for
+    an installed package) the one the working directory is in, such as its ``notebooks/`` folder where
+    notebook kernels run; else ``./name``."""
     if os.environ.get(env):
         return Path(os.environ[env])
     checkout = Path(__file__).resolve().parent.parent
-    return checkout / name if (checkout / "pyproject.toml").exists() else Path(name).resolve()
+    if _is_checkout(checkout):
+        return checkout / name
+    here = Path.cwd().resolve()
+    for folder in (here, *here.parents):
+        if _is_checkout(folder):
+            return folder / name
+    return here / name
 
 
 def load_checkpoint(path: Path, what: str = "checkpoint") -> dict:

@@ -168,3 +168,21 @@ def test_save_image_refuses_unknown_formats_and_missing_folders(tmp_path):
         save_image(torch.rand(3, 2, 2), tmp_path / "x.xyz")
     with pytest.raises(FaststError, match="does not exist"):
         save_image(torch.rand(3, 2, 2), tmp_path / "no" / "x.png")
+
+
+def test_an_installed_package_finds_the_checkout_it_is_run_in(tmp_path, monkeypatch):
+    # a non-editable install: the package lives elsewhere; a notebook kernel runs in checkout/notebooks
+    import fastst.io
+
+    monkeypatch.setattr(fastst.io, "__file__", str(tmp_path / "site-packages" / "fastst" / "io.py"))
+    monkeypatch.delenv("FASTST_DATA", raising=False)
+    checkout = tmp_path / "clone"
+    (checkout / "notebooks").mkdir(parents=True)
+    (checkout / "pyproject.toml").write_text('[project]\nname = "fastst"\n')
+    monkeypatch.chdir(checkout / "notebooks")
+    assert fastst.io.project_folder("data", "FASTST_DATA") == checkout.resolve() / "data"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "pyproject.toml").write_text('[project]\nname = "other"\n')
+    monkeypatch.chdir(elsewhere)
+    assert fastst.io.project_folder("data", "FASTST_DATA") == elsewhere.resolve() / "data"
