@@ -13,6 +13,7 @@ from fastst.errors import FaststError
 from fastst.io import atomic_path, project_folder
 from fastst.recipes import estimate_seconds
 from fastst.results import matmul_rate
+from fastst.runtime import resolve_device, resolve_precision
 from fastst.train import TERMINAL_PROGRESS_ENV
 
 
@@ -124,10 +125,13 @@ def training_estimate() -> str:
     if not todo:
         return "training: every style's run is already finished (notebook 03 reuses it)"
     seconds = estimate_seconds(todo[0]) * len(todo)
+    precision = resolve_precision(todo[0].precision, resolve_device(todo[0].device))
+    rates = f"fp32 matmul {matmul_rate():.0f} GFLOP/s" + (
+        f", bf16 {matmul_rate(torch.bfloat16, n=512, repeats=2):.0f}" if precision == "bf16" else ""
+    )
     return (
-        f"training: {len(todo)} style(s) of the {todo[0].preset} preset, about {seconds / 60:.0f} "
-        "min on this machine "
-        f"({torch.get_num_threads()} threads, fp32 matmul {matmul_rate():.0f} GFLOP/s), measured now"
+        f"training: {len(todo)} style(s) of the {todo[0].preset} preset in {precision}, about "
+        f"{seconds / 60:.0f} min on this machine ({torch.get_num_threads()} threads, {rates}), measured now"
     )
 
 
