@@ -433,6 +433,32 @@ def _inputs(spec: str) -> list[Path]:
     raise FaststError(f"no such file or folder: {spec}")
 
 
+def load_one_style(model_path: str | os.PathLike, device, style: str | None = None) -> TransformerNet:
+    """:func:`load_model`, refusing a multi-style model unless ``style`` picks one style or mix of it."""
+    model = load_model(model_path, device, style)
+    if model.styles > 1:
+        raise FaststError(
+            f"{model_path} holds {model.styles} styles: choose one or a mix with --style "
+            f"({', '.join(model.style_names)})"
+        )
+    return model
+
+
+def output_targets(inputs: list[Path], output: str | os.PathLike, single: bool) -> list[Path]:
+    """Where each input is written: ``output`` itself for a single input, else ``output/<name>`` (the
+    folder is created)."""
+    out = Path(output)
+    if single:
+        return [out]
+    if out.exists() and not out.is_dir():
+        raise FaststError(f"output must be a folder for several inputs: {out}")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise FaststError(f"cannot create output folder {out}: {e.strerror}") from None
+    return [out / p.name for p in inputs]
+
+
 def stylize_paths(
     model_path: str,
     input_spec: str,
@@ -489,26 +515,10 @@ def _stylize_paths(
 
     from tqdm.auto import tqdm
 
-    model = load_model(model_path, dev, style)
-    if model.styles > 1:
-        raise FaststError(
-            f"{model_path} holds {model.styles} styles: choose one or a mix with --style "
-            f"({', '.join(model.style_names)})"
-        )
-    stylizer = Stylizer(model, precision, compile)
+    stylizer = Stylizer(load_one_style(model_path, dev, style), precision, compile)
     inputs = _inputs(input_spec)
-    out = Path(output)
-    single = len(inputs) == 1 and Path(input_spec).is_file() and out.suffix != ""
-    if single:
-        targets = [out]
-    else:
-        if out.exists() and not out.is_dir():
-            raise FaststError(f"output must be a folder for several inputs: {out}")
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise FaststError(f"cannot create output folder {out}: {e.strerror}") from None
-        targets = [out / p.name for p in inputs]
+    single = len(inputs) == 1 and Path(input_spec).is_file() and Path(output).suffix != ""
+    targets = output_targets(inputs, output, single)
     failures, written, skipped = [], 0, 0
     pending: dict[tuple, list] = {}  # images of one size wait to be stylized as a batch
 

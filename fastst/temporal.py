@@ -82,7 +82,7 @@ class StreamNorm(torch.nn.Module):
 
 def stream_network(model: TransformerNet, mode: str = DEFAULT_TEMPORAL) -> TransformerNet:
     """A copy of ``model`` (a one-style network, any form) whose instance norms are
-    :class:`StreamNorm` of ``mode``. Call :func:`reset_stream` before each new clip."""
+    :class:`StreamNorm` of ``mode``. One network serves one clip."""
     net = copy.deepcopy(model)
     vars(net).pop("forward", None)  # a compiled forward belongs to the original
     for module in list(net.modules()):
@@ -94,11 +94,6 @@ def stream_network(model: TransformerNet, mode: str = DEFAULT_TEMPORAL) -> Trans
 
 def _norms(net: torch.nn.Module) -> list[StreamNorm]:
     return [m for m in net.modules() if isinstance(m, StreamNorm)]
-
-
-def reset_stream(net: torch.nn.Module) -> None:
-    for m in _norms(net):
-        m.reset()
 
 
 # The network samples its input on a grid of this many pixels (two stride-2 convolutions): its output

@@ -27,7 +27,8 @@ from fastst.stylize import (
     DEFAULT_PRECISION,
     Stylizer,
     _finish,
-    load_model,
+    load_one_style,
+    output_targets,
 )
 from fastst.temporal import (
     DEFAULT_TEMPORAL,
@@ -456,21 +457,9 @@ def stylize_video_paths(
     clips = video_inputs(input_spec)
     if not clips:
         raise FaststError(f"no video clips in {input_spec}")
-    out = Path(output)
     single = Path(input_spec).is_file()
-    if single:
-        targets = [out]
-    else:
-        if out.exists() and not out.is_dir():
-            raise FaststError(f"output must be a folder for a folder of clips: {out}")
-        out.mkdir(parents=True, exist_ok=True)
-        targets = [out / p.name for p in clips]
-    model = load_model(model_path, dev, style)
-    if model.styles > 1:
-        raise FaststError(
-            f"{model_path} holds {model.styles} styles: choose one or a mix with --style "
-            f"({', '.join(model.style_names)})"
-        )
+    targets = output_targets(clips, output, single)
+    model = load_one_style(model_path, dev, style)
     written, failures, skipped = 0, [], 0
     with process_settings(dev):
         for clip, target in zip(clips, targets):
