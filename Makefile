@@ -23,7 +23,7 @@ $(PY):
 
 $(VENV)/.installed: $(PY) pyproject.toml
 	$(PY) -m pip install $(TORCH)
-	$(PY) -m pip install -e ".[notebooks,export,video,app,test]"
+	$(PY) -m pip install -e ".[notebooks,export,openvino,video,app,test]"
 	touch $@
 
 setup: $(VENV)/.installed

@@ -49,7 +49,7 @@ def time_inference(
         for i in range(warmup + repeats):
             sync(device)
             t0 = time.perf_counter()
-            with autocast(device, precision):
+            with torch.no_grad(), autocast(device, precision):  # as a user runs it: no autograd graph
                 model(x)
             sync(device)
             if i >= warmup:

@@ -199,6 +199,71 @@ def video_table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def table1_table(result: dict) -> str:
+    counts = sorted(int(k.split("_")[1]) for k in result["rows"][0] if re.fullmatch(r"baseline_\d+_s", k))
+
+    def cell(row, n):
+        mark = "*" if row[f"baseline_{n}_extrapolated"] else ""
+        return f"{row[f'baseline_{n}_s']:,.1f} s{mark} ({row[f'speedup_{n}']:,.0f}x)"
+
+    lines = [
+        "| size | network, one pass | "
+        + " | ".join(f"baseline, {n} iterations (speed-up)" for n in counts)
+        + " |",
+        "|---|---|" + "---|" * len(counts),
+    ]
+    for row in result["rows"]:
+        size = row["size"]
+        lines.append(
+            f"| {size} x {size} | {row['network_s']:.3f} s | "
+            + " | ".join(cell(row, n) for n in counts)
+            + " |"
+        )
+    lines.append("")
+    lines.append(
+        f"\\* the baseline's cost per iteration (measured over {result['measured_iterations']} iterations) "
+        f"multiplied out; the other cells (estimated within {result['full_seconds']:g} s) ran in full. "
+        f"Network: {result['network']}; baseline: "
+        f"{result['baseline']}; {_machine(result)} (`results/{result['name']}.json`)."
+    )
+    return "\n".join(lines)
+
+
+def inference_paths_table(result: dict) -> str:
+    paths = [p for p in ("fast", "compiled", "onnxruntime", "openvino") if f"{p}_s" in result["rows"][0]]
+    names = {
+        "fast": "`fastst stylize`",
+        "compiled": "`--compile`",
+        "onnxruntime": "onnxruntime",
+        "openvino": "OpenVINO",
+    }
+    precision_key = {"fast": "precision", "compiled": "compiled_precision"}
+    psnr_key = {"fast": "psnr_db", "compiled": "compiled_psnr_db"}
+    lines = [
+        "| size | plain (eager fp32) | " + " | ".join(names[p] for p in paths) + " |",
+        "|---|---|" + "---|" * len(paths),
+    ]
+    for row in result["rows"]:
+        cells = [
+            f"{row[f'{p}_s'] * 1e3:,.0f} ms, {row[f'{p}_speedup']:.2f}x, "
+            f"{row[precision_key.get(p, f'{p}_precision')]}, "
+            f"{row[psnr_key.get(p, f'{p}_psnr_db')]:.0f} dB"
+            for p in paths
+        ]
+        lines.append(
+            f"| {row['size']} x {row['size']} | {row['plain_s'] * 1e3:,.0f} ms | " + " | ".join(cells) + " |"
+        )
+    lines.append("")
+    lines.append(
+        "Each cell: the median of one image's time, the speed-up over the plain network, the precision the "
+        "path runs in, and the lowest PSNR against the plain fp32 output over "
+        f"{result['rows'][0]['psnr_photos']} "
+        f"held-out photos. Model `{result['model']}` (width {result['width']}); all paths timed in the same "
+        f"interleaved rounds; {_machine(result)} (`results/{result['name']}.json`)."
+    )
+    return "\n".join(lines)
+
+
 def render(name: str, folder: str | os.PathLike | None = None) -> str:
     """The table of result ``name``."""
     try:
@@ -215,6 +280,10 @@ def render(name: str, folder: str | os.PathLike | None = None) -> str:
         return base_quality_table(result)
     if name == "video":
         return video_table(result)
+    if name == "table1":
+        return table1_table(result)
+    if name == "inference_paths":
+        return inference_paths_table(result)
     raise FaststError(f"no table is defined for results/{name}.json")
 
 

@@ -89,3 +89,21 @@ def test_cli_writes_the_image_and_its_objective(tmp_path, data_root):
         and r.stderr.startswith("fastst: error: no such file")
         and "Traceback" not in r.stderr
     )
+
+
+def test_the_speed_table_runs_affordable_cells_in_full_and_marks_the_rest(imagenet_vgg):
+    from fastst.evaluate import speed_table
+    from fastst.transformer import TransformerNet
+
+    style, weights = torch.rand(3, 32, 32), {"content_weight": 1, "style_weight": 2, "tv_weight": 1e-4}
+    config = {**weights, "content_layer": "relu3_3"}
+    model = TransformerNet(width=0.25).eval()
+    (estimated,) = speed_table(model, style, config, (32,), (2, 6), measured=2, progress=False)
+    (full,) = speed_table(model, style, config, (32,), (2, 6), measured=2, full_seconds=1e6, progress=False)
+    # 2 iterations were measured, so only the 6-iteration cell is an estimate unless it is run in full
+    assert not estimated["baseline_2_extrapolated"] and estimated["baseline_6_extrapolated"]
+    assert not full["baseline_6_extrapolated"]
+    assert estimated["baseline_6_s"] == pytest.approx(3 * estimated["baseline_2_s"])
+    # a run in full is timed, not multiplied out: it agrees with the estimate only roughly
+    assert full["baseline_6_s"] != pytest.approx(3 * full["baseline_2_s"], rel=1e-9)
+    assert 0.2 < full["baseline_6_s"] / estimated["baseline_6_s"] < 5

@@ -30,6 +30,12 @@ recipes = {
     "base_all": {"preset": "finetune", "from": "base", "style_strength": 1.0},
     # the shipped Starry Night network (cpu_half recipe), all weights
     "finetune": {"preset": "finetune", "from": base, "style_strength": 1.0},
+    # the same start, one lever changed: a higher peak learning rate, a heavier training style weight
+    # (the evaluation's weight stays at strength 1), twice the iterations
+    "finetune_lr5e-3": {"preset": "finetune", "from": base, "style_strength": 1.0, "lr": 5e-3},
+    "finetune_lr1e-2": {"preset": "finetune", "from": base, "style_strength": 1.0, "lr": 1e-2},
+    "finetune_strength2": {"preset": "finetune", "from": base, "style_strength": 2.0},
+    "finetune_300": {"preset": "finetune", "from": base, "style_strength": 1.0, "iterations": 300},
     # from scratch: cpu_half, and the cpu preset (the reference)
     "half": {"preset": "cpu_half", "style_strength": 1.0},
     "cpu": {"preset": "cpu", "style_strength": 1.0},
