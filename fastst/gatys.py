@@ -9,7 +9,7 @@ import torch
 from tqdm.auto import tqdm
 
 from fastst.errors import FaststError
-from fastst.losses import DEFAULT_WEIGHTS, STYLE_LAYERS, PerceptualLoss
+from fastst.losses import DEFAULT_WEIGHTS, STYLE_LAYERS, PerceptualLoss, tv_loss
 from fastst.vgg import IMAGENET_MEAN, VGG16Features, loss_network
 
 
@@ -119,29 +119,59 @@ def reconstruct(
     target_image: torch.Tensor,
     layer: str,
     kind: str,
-    iterations: int = 100,
+    iterations: int = 300,
     vgg: VGG16Features | None = None,
     progress: bool = True,
     seed: int = 0,
+    smoothness: float = 0.05,
 ) -> torch.Tensor:
-    """What one VGG layer keeps of an image: optimise noise to match that layer's content features
-    (``kind="content"``) or its Gram matrix (``kind="style"``)."""
+    """What one VGG layer keeps of an image: optimise uniform noise to match that layer's content
+    features (``kind="content"``) or its Gram matrix (``kind="style"``).
+
+    As in Mahendran & Vedaldi's inversions, a small image prior keeps the pixels the layer does not
+    determine from staying noise: the squared neighbour differences (eq. 4), weighted by
+    ``smoothness`` relative to the target image's own, so that the prior costs ``smoothness`` for an
+    image as smooth as the target. The layer's term is divided by its value at the start, which makes
+    the objective scale-free for L-BFGS (with a line search) at any depth.
+    """
     if kind == "content":
         weights = dict(content_weight=1.0, style_weight=0.0, content_layer=layer)
     elif kind == "style":
         weights = dict(content_weight=0.0, style_weight=1.0, style_layers=(layer,))
     else:
         raise FaststError(f"kind must be 'content' or 'style', not {kind!r}")
-    result = gatys(
-        target_image,
-        target_image,
-        iterations,
-        "lbfgs",
-        tv_weight=0.0,
-        init="uniform",
-        vgg=vgg,
-        progress=progress,
-        seed=seed,
-        **weights,
+    vgg = vgg if vgg is not None else loss_network()
+    target = target_image[None].float()
+    criterion = PerceptualLoss(vgg, target, tv_weight=0.0, **weights)
+    target_features = criterion.content_features(target)
+    image = starting_image(target, "uniform", seed).requires_grad_(True)
+
+    def layer_term(x):
+        return criterion(x, content_features=target_features).total
+
+    with torch.no_grad():
+        scale = 1.0 / max(layer_term(image).item(), 1e-12)
+        prior_scale = smoothness / max(tv_loss(target).item(), 1e-12)
+    evaluations = iterations * 5 // 4  # L-BFGS's default budget of evaluations for its line searches
+    opt = torch.optim.LBFGS(
+        [image],
+        lr=1.0,
+        max_iter=iterations,
+        max_eval=evaluations,
+        history_size=50,
+        line_search_fn="strong_wolfe",
+        tolerance_grad=1e-12,  # the objective starts near 1 at every layer: run the whole budget
+        tolerance_change=1e-12,
     )
-    return result.image
+    bar = tqdm(total=evaluations, desc=f"reconstruct {kind} {layer}", disable=not progress, leave=False)
+
+    def closure():
+        opt.zero_grad(set_to_none=True)
+        total = scale * layer_term(image) + prior_scale * tv_loss(image)
+        total.backward()
+        bar.update(1)
+        return total
+
+    opt.step(closure)
+    bar.close()
+    return image.detach()[0].clamp(0, 1)
