@@ -19,8 +19,23 @@ from fastst.transformer import count_parameters
 
 
 def test_default_network_has_johnsons_parameter_count():
-    # 9x9x3x32 conv ... 9x9x32x3 conv with affine instance norms, counted by hand in the docs
-    assert count_parameters(TransformerNet()) == 1_679_235
+    """Counted by hand, layer by layer: every convolution k x k, c_in -> c_out with a bias, every one but
+    the last followed by an instance norm with a scale and shift per channel."""
+
+    def conv(k, c_in, c_out, norm=True):
+        return k * k * c_in * c_out + c_out + (2 * c_out if norm else 0)
+
+    expected = (
+        conv(9, 3, 32)  # 9x9 stride 1
+        + conv(3, 32, 64)  # 3x3 stride 2
+        + conv(3, 64, 128)  # 3x3 stride 2
+        + 5 * 2 * conv(3, 128, 128)  # five residual blocks of two 3x3 convolutions
+        + conv(3, 128, 64)  # upsampling x2, 3x3
+        + conv(3, 64, 32)  # upsampling x2, 3x3
+        + conv(9, 32, 3, norm=False)  # 9x9 to RGB
+    )
+    assert expected == 1_679_235
+    assert count_parameters(TransformerNet()) == expected
 
 
 def test_half_width_network_is_about_a_quarter_the_size():
