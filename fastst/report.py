@@ -112,7 +112,7 @@ def base_quality_table(result: dict) -> str:
     lines = [
         "| style | base: optimality ratio | base: Fig. 5 iterations | `cpu` alone after the same "
         "time a style "
-        "| `cpu` alone, final |",
+        "| `cpu` alone, end of its run |",
         "|---|---|---|---|---|",
     ]
     for name, row in result["quality"].items():
