@@ -339,15 +339,7 @@ def bench_recipes(configs: dict, rounds: int = 5, device: torch.device = CPU) ->
         style = load_image(config.style_paths()[0], config.style_size).to(
             device
         )  # each style's step costs the same
-        criterion = PerceptualLoss(
-            vgg,
-            style,
-            config.content_weight,
-            config.style_weight,
-            config.tv_weight,
-            config.content_layer,
-            config.style_layers,
-        ).to(device)
+        criterion = PerceptualLoss.for_config(vgg, style, config).to(device)
         torch.manual_seed(config.seed)
         model = build_model(config).to(device).train()
         optimizer = torch.optim.Adam(trained_parameters(model, config.train_only), lr=1e-4)
@@ -437,15 +429,7 @@ def bench_training(
         return model, torch.optim.Adam(model.parameters(), lr=config.lr)
 
     vgg_cl = loss_network(device=device, channels_last=True) if cuda else vgg
-    fast_criterion = PerceptualLoss(
-        vgg_cl,
-        style,
-        config.content_weight,
-        config.style_weight,
-        config.tv_weight,
-        config.content_layer,
-        config.style_layers,
-    ).to(device)
+    fast_criterion = PerceptualLoss.for_config(vgg_cl, style, config).to(device)
     plain_model, plain_opt = fresh(False)
     model, opt = fresh(True)
 

@@ -95,6 +95,20 @@ class PerceptualLoss(nn.Module):
             for name in self.style_layers:
                 self.register_buffer(f"gram_{name}", gram_matrix(feats[name]))
 
+    @classmethod
+    def for_config(cls, vgg: VGG16Features, style_image: torch.Tensor, config, style_weight=None):
+        """Eq. 5 with a training config's weights and layers; ``style_weight`` (lambda_s) replaces the
+        config's raw one where it is calibrated."""
+        return cls(
+            vgg,
+            style_image,
+            config.content_weight,
+            config.style_weight if style_weight is None else style_weight,
+            config.tv_weight,
+            config.content_layer,
+            config.style_layers,
+        )
+
     def style_grams(self) -> list[torch.Tensor]:
         return [getattr(self, f"gram_{name}") for name in self.style_layers]
 

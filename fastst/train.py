@@ -260,15 +260,7 @@ class _Training:
         model = initial_model(config).to(device)
         vgg = loss_network(device=device, channels_last=device.type == "cuda")
         self.criteria = [
-            PerceptualLoss(
-                vgg,
-                image,
-                config.content_weight,
-                weight,
-                config.tv_weight,
-                config.content_layer,
-                config.style_layers,
-            ).to(device)
+            PerceptualLoss.for_config(vgg, image, config, weight).to(device)
             for image, weight in zip(styles, weights)
         ]
         trained = trained_parameters(model, config.train_only)

@@ -43,15 +43,7 @@ def autocast_gram(f: torch.Tensor) -> torch.Tensor:
 
 vgg = loss_network(device=device)
 style = load_image(config.style_paths()[0], config.style_size)
-criterion = PerceptualLoss(
-    vgg,
-    style,
-    config.content_weight,
-    config.style_weight,
-    config.tv_weight,
-    config.content_layer,
-    config.style_layers,
-)
+criterion = PerceptualLoss.for_config(vgg, style, config)
 torch.manual_seed(0)
 model = build_model(config).train()
 optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
