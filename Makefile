@@ -11,9 +11,8 @@ MIRROR ?= $(wildcard ../shared/data)
 .PHONY: all setup data test notebooks clean-outputs base
 
 # The multi-style base that ships (fastst/pretrained/base.pth): every style image of the data
-# set in one network, on the cpu_half recipe; resumable (run it again to continue).
-BASE_ITERATIONS ?= 4200
-BASE_LR ?= 1e-3
+# set in one full-width network, on the cpu recipe; resumable (run it again to continue).
+BASE_ITERATIONS ?= 3150
 
 all: setup data notebooks
 
@@ -40,7 +39,7 @@ test: setup data
 	$(PY) -m pytest -q
 
 base: data
-	$(PY) -m fastst train --preset cpu_half --iterations $(BASE_ITERATIONS) --lr $(BASE_LR) --data data/train --out runs/base --resume \
+	$(PY) -m fastst train --preset cpu --iterations $(BASE_ITERATIONS) --data data/train --out runs/base --resume \
 		$(foreach f,$(sort $(wildcard data/styles/*.jpg)),--style $(f))
 	$(PY) tools/ship_pretrained.py runs/base/model.pth base
 

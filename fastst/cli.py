@@ -87,6 +87,7 @@ def _train(args) -> int:
         warmup=args.warmup,
         init=args.init,
         train_only=args.train_only,
+        init_style=args.init_style,
         crop_schedule=args.crop_schedule,
     )
     if args.style_weight is None:  # the calibrated weight, unless raw weights are given
@@ -459,6 +460,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument(
         "--from", dest="init", metavar="MODEL", help="start from this trained model instead of random weights"
+    )
+    t.add_argument(
+        "--from-style",
+        dest="init_style",
+        metavar="STYLE",
+        help="with a multi-style --from: start from the mean of its styles (mean), a style or mix by name "
+        "(name or name:w,name:w), or the one scoring lowest on this run's objective (closest)",
     )
     t.add_argument(
         "--train-only", choices=["all", "norms"], help="norms: train only the instance norms' scale and shift"

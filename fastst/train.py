@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import math
 import os
 import signal
@@ -67,7 +68,7 @@ from fastst.runtime import (
     resolve_precision,
 )
 from fastst.strength import calibrated_style_weight
-from fastst.stylize import load_model
+from fastst.stylize import load_model, parse_style
 from fastst.transformer import ConditionalInstanceNorm2d, TransformerNet, single_style
 from fastst.vgg import loss_network
 
@@ -80,20 +81,38 @@ def build_model(config: TrainConfig | dict) -> TransformerNet:
     )
 
 
-def initial_model(config: TrainConfig) -> TransformerNet:
+def initial_model(config: TrainConfig, objective: Callable | None = None) -> TransformerNet:
     """The network a run starts from: random weights, or the trained model ``config.init``. A
-    multi-style model starts a one-style run as the mean of its styles (every style's scale and
-    shift averaged), from which a new style is learnt."""
+    multi-style model starts a one-style run from one of its styles or a mix of them
+    (:func:`start_style`), from which the new style is learnt; ``objective`` scores a candidate
+    start (a function of the multi-style network and a style) for ``init_style="closest"``."""
     if not config.init:
         return build_model(config)
     model = load_model(config.init)
     if model.styles > 1 and len(config.style_paths()) == 1:
-        model = single_style(model, [1.0 / model.styles] * model.styles)
+        model = single_style(model, start_style(model, config.init_style, objective))
     elif model.styles != len(config.style_paths()):
         raise FaststError(
             f"--from {config.init} holds {model.styles} styles; this run trains {len(config.style_paths())}"
         )
     return model.train()
+
+
+def start_style(model: TransformerNet, spec: str, objective: Callable | None = None) -> int | list[float]:
+    """Where a new style starts in a multi-style network: ``"mean"`` (every style's scale and shift
+    averaged), a style or mix by name, or ``"closest"``: of the styles and their mean, the one whose
+    outputs score lowest by ``objective(model, style)``."""
+    mean = [1.0 / model.styles] * model.styles
+    if spec == "mean":
+        return mean
+    if spec != "closest":
+        return parse_style(spec, model.style_names)
+    if objective is None:  # a resumed run: its checkpoint's weights replace the start
+        return mean
+    candidates = [*range(model.styles), mean]
+    with torch.no_grad():
+        scores = [float(objective(model, c)) for c in candidates]
+    return candidates[min(range(len(candidates)), key=scores.__getitem__)]
 
 
 def effective_style_weight(config: TrainConfig, style: torch.Tensor) -> float:
@@ -256,13 +275,25 @@ class _Training:
         self.names = config.style_names()
         weights = [effective_style_weight(config, image) for image in styles]
         self.style_weight = weights if len(styles) > 1 else weights[0]
-        torch.manual_seed(config.seed)
-        model = initial_model(config).to(device)
         vgg = loss_network(device=device, channels_last=device.type == "cuda")
         self.criteria = [
             PerceptualLoss.for_config(vgg, image, config, weight).to(device)
             for image, weight in zip(styles, weights)
         ]
+        dataset = PhotoDataset(paths, config.image_size, config.seed, config.crop_steps(), config.batch_size)
+
+        starts = {}  # the candidate starts' objectives, for the run's config.json
+
+        def objective(net: TransformerNet, style) -> float:  # eq. 5 on the run's first photos
+            batch = torch.stack([dataset[(i, i)] for i in range(config.batch_size)]).to(device)
+            with autocast(device, self.precision):
+                starts[str(style)] = float(self.criteria[0](net.to(device)(batch, style), batch).total)
+            return starts[str(style)]
+
+        torch.manual_seed(config.seed)
+        chosen = time.perf_counter()
+        model = initial_model(config, objective if state is None else None).to(device)
+        chosen = time.perf_counter() - chosen
         trained = trained_parameters(model, config.train_only)
         self.optimizer = torch.optim.Adam(trained, lr=config.lr, betas=(config.adam_beta1, 0.999))
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, _lr_lambda(config))
@@ -290,9 +321,10 @@ class _Training:
             "net": model.config,
             "styles": self.names,
         }
+        if starts:
+            self.meta["init_style"] = {"objective": starts, "seconds": chosen}
         self.snapshots = _snapshot_photos(config) if self.main else {}
         self.schedule = set(config.schedule())  # the iterations of the snapshots
-        dataset = PhotoDataset(paths, config.image_size, config.seed, config.crop_steps(), config.batch_size)
         sampler = ResumableBatchSampler(
             len(paths), config.batch_size, config.seed, self.start, config.iterations, rank, world
         )
@@ -310,6 +342,9 @@ class _Training:
         """Write the run's config (and, for a new run, the snapshots and weights of iteration 0)."""
         if not self.main:
             return
+        if self.start and self.run.config.exists():  # a resumed run keeps the record of its start
+            started = json.loads(self.run.config.read_text()).get("init_style")
+            self.meta.update({"init_style": started} if started else {})
         self.run.write_json(self.run.config, self.meta)
         self.run.truncate_losses(self.start)
         if self.start == 0:

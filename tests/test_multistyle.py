@@ -1,6 +1,7 @@
 """Several styles in one network (conditional instance norm): the network, its training and its use."""
 
 import csv
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +10,7 @@ import pytest
 import torch
 
 from fastst.stylize import load_model, parse_style
-from fastst.train import TrainConfig, train
+from fastst.train import TrainConfig, start_style, train
 from fastst.transformer import (
     ConditionalInstanceNorm2d,
     TransformerNet,
@@ -170,6 +171,37 @@ def test_a_new_style_starts_from_a_multi_style_model_as_the_mean_of_its_styles(t
         for p in ("weight", "bias")
     }
     assert set(changed) <= norm_keys  # only the scale and shift were trained
+
+
+def test_a_new_style_starts_where_asked_and_closest_is_the_lowest_scoring_start():
+    net = _randomised(TransformerNet(width=0.25, styles=3))
+    net.style_names = ["a", "b", "c"]
+    x = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    assert start_style(net, "mean") == [1 / 3] * 3
+    assert start_style(net, "b") == 1 and start_style(net, "a:1,c:1") == [1.0, 0.0, 1.0]
+    with torch.no_grad():
+        for target in (2, [1 / 3] * 3):  # a style, then the mean: the distance to its own output is 0
+            wanted = net(x, target)
+            assert start_style(net, "closest", lambda m, s: (m(x, s) - wanted).abs().mean()) == target
+
+
+def test_a_closest_start_records_every_candidates_objective(tmp_path, data_root):
+    base = train(_two_styles(tmp_path, data_root, "base", iterations=2, lr=1e-2), progress=False).run
+    config = TrainConfig.from_preset(
+        "smoke",
+        style=str(data_root / "styles" / "composition_vii.jpg"),
+        data=str(data_root / "train" / "bsds500_trainval"),
+        out=str(tmp_path / "new"),
+        device="cpu",
+        precision="fp32",
+        iterations=1,
+        init=str(base / "model.pth"),
+        init_style="closest",
+        snapshots=str(tmp_path / "none"),
+    )
+    run = train(config, progress=False).run
+    scores = json.loads((run / "config.json").read_text())["init_style"]["objective"]
+    assert len(scores) == 3 and all(v > 0 for v in scores.values())  # both styles and their mean
 
 
 def test_stylize_command_takes_a_style_of_a_multi_style_model(tmp_path, data_root):
