@@ -112,6 +112,22 @@ def _two_styles(tmp_path, data_root, name="two", **kw):
     )
 
 
+def _new_style(tmp_path, data_root, base: Path, **kw):
+    """One iteration of a style the two-style ``base`` run does not hold, started from it."""
+    return TrainConfig.from_preset(
+        "smoke",
+        style=str(data_root / "styles" / "composition_vii.jpg"),
+        data=str(data_root / "train" / "bsds500_trainval"),
+        out=str(tmp_path / "new"),
+        device="cpu",
+        precision="fp32",
+        iterations=1,
+        init=str(base / "model.pth"),
+        snapshots=str(tmp_path / "none"),
+        **kw,
+    )
+
+
 def test_a_two_style_run_learns_two_styles_logs_each_and_loads_by_name(tmp_path, data_root):
     config = _two_styles(tmp_path, data_root, iterations=8, lr=1e-2)
     run = train(config, progress=False).run
@@ -148,19 +164,9 @@ def test_resuming_a_two_style_run_is_exact(tmp_path, data_root):
 
 def test_a_new_style_starts_from_a_multi_style_model_as_the_mean_of_its_styles(tmp_path, data_root):
     base = train(_two_styles(tmp_path, data_root, "base", iterations=4, lr=1e-2), progress=False).run
-    config = TrainConfig.from_preset(
-        "smoke",
-        style=str(data_root / "styles" / "composition_vii.jpg"),
-        data=str(data_root / "train" / "bsds500_trainval"),
-        out=str(tmp_path / "new"),
-        device="cpu",
-        precision="fp32",
-        iterations=1,
-        init=str(base / "model.pth"),
-        train_only="norms",
-        snapshots=str(tmp_path / "none"),
+    new = load_model(
+        train(_new_style(tmp_path, data_root, base, train_only="norms"), progress=False).run / "model.pth"
     )
-    new = load_model(train(config, progress=False).run / "model.pth")
     start = single_style(load_model(base / "model.pth"), [0.5, 0.5])
     changed = [k for k, v in new.state_dict().items() if not torch.equal(v, start.state_dict()[k])]
     assert new.styles == 1 and changed and all(k.rsplit(".", 1)[-1] in ("weight", "bias") for k in changed)
@@ -187,19 +193,7 @@ def test_a_new_style_starts_where_asked_and_closest_is_the_lowest_scoring_start(
 
 def test_a_closest_start_records_every_candidates_objective(tmp_path, data_root):
     base = train(_two_styles(tmp_path, data_root, "base", iterations=2, lr=1e-2), progress=False).run
-    config = TrainConfig.from_preset(
-        "smoke",
-        style=str(data_root / "styles" / "composition_vii.jpg"),
-        data=str(data_root / "train" / "bsds500_trainval"),
-        out=str(tmp_path / "new"),
-        device="cpu",
-        precision="fp32",
-        iterations=1,
-        init=str(base / "model.pth"),
-        init_style="closest",
-        snapshots=str(tmp_path / "none"),
-    )
-    run = train(config, progress=False).run
+    run = train(_new_style(tmp_path, data_root, base, init_style="closest"), progress=False).run
     scores = json.loads((run / "config.json").read_text())["init_style"]["objective"]
     assert len(scores) == 3 and all(v > 0 for v in scores.values())  # both styles and their mean
 
