@@ -136,7 +136,14 @@ def base_quality_table(result: dict) -> str:
     lines.append(
         f"The base: {len(result['styles'])} styles, {result['iterations']:,} iterations, "
         f"{_minutes(result['base_seconds'])} by the step benchmark ({_minutes(result['seconds_per_style'])} "
-        f"a style)" + f". Median over {len(result['photos'])} held-out photos; {_machine(result)} "
+        f"a style)"
+        + (
+            f", trained in {_minutes(result['trained_seconds'])} by its own log on the same machine "
+            "(`results/base_training/losses.csv`)"
+            if result.get("trained_seconds")
+            else ""
+        )
+        + f". Median over {len(result['photos'])} held-out photos; {_machine(result)} "
         f"(`results/{result['name']}.json`)."
     )
     return "\n".join(lines)

@@ -20,9 +20,10 @@ skipped = set(sys.argv[sys.argv.index("--skip") + 1].split(",")) if "--skip" in 
 EARLIER = {"iterations": 150, "lr": 2e-3, "warmup": 0.1, "width": 0.5, "input_skip": True}
 recipes = {
     # the shipped base (fastst/pretrained/base.pth), started as the mean of its styles: all weights (the
-    # finetune preset as it is), and only the norms' scale and shift (at a higher rate, as for Dumoulin et
-    # al.'s new styles)
+    # finetune preset as it is, then at twice its peak rate), and only the norms' scale and shift (at a
+    # higher rate, as for Dumoulin et al.'s new styles)
     "base": {"preset": "finetune", "from": "base", "style_strength": 1.0},
+    "base_lr1e-3": {"preset": "finetune", "from": "base", "style_strength": 1.0, "lr": 1e-3},
     "base_norms": {
         "preset": "finetune",
         "from": "base",
