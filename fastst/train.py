@@ -89,6 +89,8 @@ def initial_model(config: TrainConfig, objective: Callable | None = None) -> Tra
     if not config.init:
         return build_model(config)
     model = load_model(config.init)
+    if model.styles == 1 and config.init_style != "mean":
+        raise FaststError(f"--from-style needs a multi-style --from; {config.init} holds one style")
     if model.styles > 1 and len(config.style_paths()) == 1:
         model = single_style(model, start_style(model, config.init_style, objective))
     elif model.styles != len(config.style_paths()):

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from fastst.errors import FaststError
 from fastst.stylize import load_model, parse_style
 from fastst.train import TrainConfig, start_style, train
 from fastst.transformer import (
@@ -196,6 +197,10 @@ def test_a_closest_start_records_every_candidates_objective(tmp_path, data_root)
     run = train(_new_style(tmp_path, data_root, base, init_style="closest"), progress=False).run
     scores = json.loads((run / "config.json").read_text())["init_style"]["objective"]
     assert len(scores) == 3 and all(v > 0 for v in scores.values())  # both styles and their mean
+    one_style = _new_style(tmp_path, data_root, run, init_style="closest")  # the new run holds one style
+    one_style.out = str(tmp_path / "again")
+    with pytest.raises(FaststError, match="multi-style"):
+        train(one_style, progress=False)
 
 
 def test_stylize_command_takes_a_style_of_a_multi_style_model(tmp_path, data_root):
