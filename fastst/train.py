@@ -286,8 +286,12 @@ class _Training:
 
         starts = {}  # the candidate starts' objectives, for the run's config.json
 
+        @functools.cache
+        def first_photos() -> torch.Tensor:  # read once, whatever the number of candidate starts
+            return torch.stack([dataset[(i, i)] for i in range(config.batch_size)]).to(device)
+
         def objective(net: TransformerNet, style) -> float:  # eq. 5 on the run's first photos
-            batch = torch.stack([dataset[(i, i)] for i in range(config.batch_size)]).to(device)
+            batch = first_photos()
             with autocast(device, self.precision):
                 starts[str(style)] = float(self.criteria[0](net.to(device)(batch, style), batch).total)
             return starts[str(style)]

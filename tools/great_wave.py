@@ -16,65 +16,40 @@ from fastst.train import runs_dir
 train_only = "--train-only" in sys.argv
 # --skip cpu: leave out the cpu preset, and read the targets against cpu_half instead
 skipped = set(sys.argv[sys.argv.index("--skip") + 1].split(",")) if "--skip" in sys.argv else set()
-# the finetune preset's settings before the gentle rate, for the shipped half-width starry_night network
-EARLIER = {"iterations": 150, "batch_size": 4, "lr": 2e-3, "warmup": 0.1, "width": 0.5, "input_skip": True}
-# the finetune preset's batches before they were halved
-BATCH4 = {"batch_size": 4, "iterations": 180}
+# the finetune preset from the shipped base (fastst/pretrained/base.pth), started as the mean of its styles
+BASE = {"preset": "finetune", "from": "base", "style_strength": 1.0}
+# the same with the finetune preset's batches before they were halved (4, for half the iterations)
+BASE4 = {**BASE, "batch_size": 4, "iterations": 180}
+# the finetune preset's settings before the gentle rate, from the shipped half-width starry_night network
+SN_HALF = {
+    "preset": "finetune",
+    "from": "starry_night",
+    "style_strength": 1.0,
+    "iterations": 150,
+    "batch_size": 4,
+    "lr": 2e-3,
+    "warmup": 0.1,
+    "width": 0.5,
+    "input_skip": True,
+}
 recipes = {
-    # the shipped base (fastst/pretrained/base.pth), started as the mean of its styles: all weights (the
-    # finetune preset as it is); the earlier batches of 4 for half the iterations, and from there one
-    # change: twice the peak rate; the base's style (or mean) that scores lowest on this painting's
-    # objective as the start; 64 px crops at the 128 px scale for most of a longer run; only the norms'
-    # scale and shift (at a higher rate, as for Dumoulin et al.'s new styles)
-    "base": {"preset": "finetune", "from": "base", "style_strength": 1.0},
-    "base_batch4": {"preset": "finetune", "from": "base", "style_strength": 1.0, **BATCH4},
-    "base_lr1e-3": {"preset": "finetune", "from": "base", "style_strength": 1.0, **BATCH4, "lr": 1e-3},
-    "base_closest": {
-        "preset": "finetune",
-        "from": "base",
-        "style_strength": 1.0,
-        **BATCH4,
-        "init_style": "closest",
-    },
-    "base_64": {
-        "preset": "finetune",
-        "from": "base",
-        "style_strength": 1.0,
-        **BATCH4,
-        "iterations": 400,
-        "crop_schedule": ((0.0, 64), (0.7, 128)),
-    },
-    "base_norms": {
-        "preset": "finetune",
-        "from": "base",
-        "style_strength": 1.0,
-        **BATCH4,
-        "train_only": "norms",
-        "lr": 1e-2,
-    },
-    # the shipped half-width Starry Night network (cpu_half recipe) at the earlier settings, then one of
-    # them changed: a higher peak rate, a heavier training style weight (the evaluation's stays at
-    # strength 1), twice the iterations
-    "sn_half": {"preset": "finetune", "from": "starry_night", "style_strength": 1.0, **EARLIER},
-    "sn_half_lr5e-3": {
-        "preset": "finetune",
-        "from": "starry_night",
-        "style_strength": 1.0,
-        **{**EARLIER, "lr": 5e-3},
-    },
-    "sn_half_lr1e-2": {
-        "preset": "finetune",
-        "from": "starry_night",
-        "style_strength": 1.0,
-        **{**EARLIER, "lr": 1e-2},
-    },
-    "sn_half_strength2": {"preset": "finetune", "from": "starry_night", "style_strength": 2.0, **EARLIER},
-    "sn_half_300": {
-        "preset": "finetune",
-        "from": "starry_night",
-        "style_strength": 1.0,
-        **{**EARLIER, "iterations": 300},
-    },
+    # all weights (the finetune preset as it is); batches of 4, and from there one change: twice the peak
+    # rate; the base's style (or mean) that scores lowest on this painting's objective as the start;
+    # 64 px crops at the 128 px scale for most of a longer run; only the norms' scale and shift (at a
+    # higher rate, as for Dumoulin et al.'s new styles)
+    "base": BASE,
+    "base_batch4": BASE4,
+    "base_lr1e-3": {**BASE4, "lr": 1e-3},
+    "base_closest": {**BASE4, "init_style": "closest"},
+    "base_64": {**BASE4, "iterations": 400, "crop_schedule": ((0.0, 64), (0.7, 128))},
+    "base_norms": {**BASE4, "train_only": "norms", "lr": 1e-2},
+    # the half-width Starry Night network at the earlier settings, then one of them changed: a higher peak
+    # rate, a heavier training style weight (the evaluation's stays at strength 1), twice the iterations
+    "sn_half": SN_HALF,
+    "sn_half_lr5e-3": {**SN_HALF, "lr": 5e-3},
+    "sn_half_lr1e-2": {**SN_HALF, "lr": 1e-2},
+    "sn_half_strength2": {**SN_HALF, "style_strength": 2.0},
+    "sn_half_300": {**SN_HALF, "iterations": 300},
     # from scratch: cpu_half, and the cpu preset (the reference)
     "half": {"preset": "cpu_half", "style_strength": 1.0},
     "cpu": {"preset": "cpu", "style_strength": 1.0},
