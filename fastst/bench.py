@@ -317,11 +317,11 @@ def _plain_step(model, vgg, style, batch, optimizer, config):
     return loss.item()
 
 
-def _fast_step(model, criterion, batch, optimizer, device, precision):
+def _fast_step(model, criterion, batch, optimizer, device, precision, clip=0.0):
     """``train``'s own step (fastst.train.train_step); a multi-style network trains its first style."""
     scaler = torch.amp.GradScaler(device.type, enabled=False)
     style = 0 if model.styles > 1 else None
-    return train_step(model, criterion, batch, optimizer, scaler, device, precision, style).total.item()
+    return train_step(model, criterion, batch, optimizer, scaler, device, precision, style, clip).total.item()
 
 
 def bench_recipes(configs: dict, rounds: int = 5, device: torch.device = CPU) -> list[dict]:
@@ -347,8 +347,8 @@ def bench_recipes(configs: dict, rounds: int = 5, device: torch.device = CPU) ->
             batch = torch.rand(config.batch_size, 3, size, size, device=device)
             key = f"{name} @ {size} px"
             labels[key] = (name, size)
-            steps[key] = lambda m=model, c=criterion, b=batch, o=optimizer: _fast_step(
-                m, c, b, o, device, precision
+            steps[key] = lambda m=model, c=criterion, b=batch, o=optimizer, k=config.clip: _fast_step(
+                m, c, b, o, device, precision, k
             )
             with FlopCounterMode(display=False) as counter:
                 steps[key]()

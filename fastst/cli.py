@@ -87,6 +87,8 @@ def _train(args) -> int:
         warmup=args.warmup,
         init=args.init,
         train_only=args.train_only,
+        average=args.average,
+        clip=args.clip,
         init_style=args.init_style,
         crop_schedule=args.crop_schedule,
     )
@@ -471,6 +473,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--train-only", choices=["all", "norms"], help="norms: train only the instance norms' scale and shift"
     )
+    t.add_argument(
+        "--average",
+        type=float,
+        metavar="DECAY",
+        help="keep, snapshot and save an exponential moving average of the weights with this decay",
+    )
+    t.add_argument("--clip", type=float, metavar="NORM", help="cut the gradient's norm to at most NORM")
     t.add_argument("--seed", type=int)
     t.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
     t.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"])

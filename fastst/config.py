@@ -81,13 +81,16 @@ PRESETS: dict[str, dict] = {
     ),
     # A new style from a trained network (--from base; the width and input skip are the network's): all
     # weights, a one-cycle schedule with a low peak and a long warm-up. A higher peak first undoes what the
-    # network knew, and a network whose output adds its input settles on the tinted photo; batches of 2
-    # (twice the steps in the same time) do better than 4 (README).
+    # network knew, and a network whose output adds its input settles on the tinted photo; one photo a
+    # step (more steps in the same time) does better than batches of 2 or 4; and the gradient's norm is
+    # cut, since a rare outsized step at the peak rate can leave a network that paints flat colour and
+    # never recovers (README).
     "finetune": dict(
-        iterations=360,
+        iterations=720,
         image_size=128,
-        batch_size=2,
+        batch_size=1,
         lr=5e-4,
+        clip=1000.0,
         lr_schedule="onecycle",
         warmup=0.3,
         width=1.0,
@@ -141,6 +144,10 @@ class TrainConfig:
     # ("name" or "name:w,name:w"), or "closest": the style (or the mean) scoring lowest on the run's objective
     init_style: str = "mean"
     train_only: str = "all"  # "all" weights, or "norms": only the instance norms' scale and shift
+    # an exponential moving average of the weights with this decay is what the run keeps, snapshots and
+    # saves (0: the weights as trained)
+    average: float = 0.0
+    clip: float = 0.0  # the gradient's norm is cut to at most this (0: not cut)
     style_strength: float | None = None  # if set, lambda_s is the style's calibrated weight times this
     # Loss weights, chosen with the real VGG-16 on The Starry Night (128 px crops, 400 iterations,
     # held-out photos compared by eye): lambda_s / lambda_c = 10 or 3 paints the texture over the
@@ -238,6 +245,10 @@ class TrainConfig:
             )
         if not 0 <= self.warmup < 1:
             raise FaststError("warmup must be a fraction of the iterations, in [0, 1)")
+        if not (self.clip >= 0 and math.isfinite(self.clip)):
+            raise FaststError("clip must be a non-negative number")
+        if not 0 <= self.average < 1:
+            raise FaststError("average must be a decay in [0, 1)")
         if self.train_only not in ("all", "norms"):
             raise FaststError(f"train-only must be 'all' or 'norms', not {self.train_only!r}")
         for fraction, size in self.crop_schedule:
@@ -289,6 +300,9 @@ def config_digest(config: TrainConfig) -> str:
     settings["data"] = Path(settings["data"]).name
     if not config.init:  # where a fine-tuned run starts in its init has no meaning without one
         settings.pop("init_style")
+    for name in ("average", "clip"):  # runs from before these settings keep their folders
+        if not getattr(config, name):
+            settings.pop(name)
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 

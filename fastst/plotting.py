@@ -9,6 +9,7 @@ from pathlib import Path
 
 import matplotlib
 import matplotlib.pyplot as plt
+import matplotlib.ticker
 import torch
 
 from fastst.io import atomic_path, load_image, project_folder
@@ -172,31 +173,56 @@ def plot_quality_curves(
     title: str | None = None,
     reference: float | None = None,
     reference_label: str = "the reference's final quality",
+    highlight: tuple[str, ...] | None = None,
 ):
     """Time to quality: the optimality ratio (left, lower is better) and Johnson et al.'s Fig. 5
-    iterations (right, higher is better) against training seconds, one line per run
-    (``{label: rows of fastst.quality.curve}``); ``reference`` draws a ratio to reach as a line."""
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4))
+    iterations (right, higher is better) against training minutes on a log scale, one line per run
+    (``{label: rows of fastst.quality.curve}``); ``reference`` draws a ratio to reach as a line. With
+    ``highlight``, only those runs are drawn in colour and named, the others in thin grey."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.5))
+    others = "other recipes tried"
     for label, rows in curves.items():
         rows = [r for r in rows if r["iteration"] > 0]
         minutes = [r["elapsed_s"] / 60 for r in rows]
-        left.plot(minutes, [r["optimality_ratio"] for r in rows], "o-", markersize=3, label=label)
+        shown = highlight is None or label in highlight
+        style = (
+            dict(marker="o", markersize=3, label=label, zorder=3)
+            if shown
+            else dict(color="0.75", linewidth=0.8, label=others, zorder=1)
+        )
+        others = others if shown else "_"  # the grey lines share one legend entry
+        left.plot(minutes, [r["optimality_ratio"] for r in rows], **style)
         right.plot(
             minutes,
             [r["lbfgs_equivalent"] if r["lbfgs_equivalent"] is not None else float("nan") for r in rows],
-            "o-",
-            markersize=3,
-            label=label,
+            **style,
         )
     if reference is not None:
         left.axhline(reference, color="grey", linestyle=":", label=reference_label)
     left.set_ylabel("optimality ratio (network / L-BFGS optimum)")
     right.set_ylabel("L-BFGS iterations from noise matched (Fig. 5)")
     for ax in (left, right):
-        ax.set_xlabel("training time (minutes)")
+        ax.set_xlabel("training time (minutes, log scale)")
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
         ax.grid(True, which="both", alpha=0.3)
     left.set_yscale("log")
-    left.legend(fontsize=8)
+    # ratios named at 1, 2, 3 and 5 of each decade
+    named = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}" if f"{v:.0e}"[0] in "1235" else "")
+    left.yaxis.set_major_formatter(named)
+    left.yaxis.set_minor_formatter(named)
+    handles, labels = right.get_legend_handles_labels()
+    order = sorted(range(len(labels)), key=lambda i: labels[i] == "other recipes tried")  # grey last
+    right.legend(
+        [handles[i] for i in order],
+        [labels[i] for i in order],
+        fontsize=8,
+        loc="upper left",
+        bbox_to_anchor=(1.02, 1.0),
+    )
+    handles, labels = left.get_legend_handles_labels()
+    if reference is not None:
+        left.legend([handles[-1]], [labels[-1]], fontsize=8, loc="upper right")
     if title:
         fig.suptitle(title)
     fig.tight_layout()

@@ -9,6 +9,7 @@ resumable, stoppable by a signal on every rank, and safe against a loss that sto
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import json
 import math
@@ -314,6 +315,10 @@ class _Training:
             torch.set_rng_state(state["rng"])
             self.elapsed = state["elapsed"]
         self.model, self.net = model, model
+        # the weights' moving average (config.average), which the run keeps, snapshots and saves
+        self.averaged = copy.deepcopy(model).requires_grad_(False) if config.average else None
+        if self.averaged is not None and state:
+            self.averaged.load_state_dict(state["averaged"])
         if world > 1:
             self.net = torch.nn.parallel.DistributedDataParallel(
                 model, device_ids=[device.index] if device.type == "cuda" else None
@@ -354,9 +359,9 @@ class _Training:
         self.run.write_json(self.run.config, self.meta)
         self.run.truncate_losses(self.start)
         if self.start == 0:
-            write_snapshots(self.model, self.snapshots, self.run, 0, self.device, self.names)
+            write_snapshots(self.kept, self.snapshots, self.run, 0, self.device, self.names)
             if self.config.keep_weights_every:
-                keep_weights(self.model, self.run, 0, 0.0, self.names)
+                keep_weights(self.kept, self.run, 0, 0.0, self.names)
 
     def step(self, batch: torch.Tensor, iteration: int):
         """One optimiser step on the style of this iteration (styles take turns)."""
@@ -375,6 +380,7 @@ class _Training:
                 self.device,
                 self.precision,
                 k if multi else None,
+                self.config.clip,
             )
         except NonFiniteLoss as e:
             raise FaststError(
@@ -382,17 +388,35 @@ class _Training:
                 f"({self.run.checkpoint}) is intact. Lower --lr or the loss weights"
             ) from None
         self.scheduler.step()
+        if self.averaged is not None:
+            self._average(iteration + 1)
         return k, terms
+
+    @property
+    def kept(self) -> TransformerNet:
+        """The network the run keeps: the weights' moving average, or the weights as trained."""
+        return self.averaged if self.averaged is not None else self.model
+
+    @torch.no_grad()
+    def _average(self, steps: int) -> None:
+        # the decay grows from 0.1 at the first step to config.average, so that the average soon
+        # forgets the start
+        decay = min(self.config.average, (1 + steps) / (10 + steps))
+        for mine, trained in zip(self.averaged.state_dict().values(), self.model.state_dict().values()):
+            if mine.is_floating_point():
+                mine.lerp_(trained, 1 - decay)
+            else:
+                mine.copy_(trained)
 
     def after(self, iteration: int) -> None:
         """The snapshots, kept weights and checkpoint due at ``iteration``."""
         config = self.config
         if self.main and iteration in self.schedule:
-            write_snapshots(self.model, self.snapshots, self.run, iteration, self.device, self.names)
+            write_snapshots(self.kept, self.snapshots, self.run, iteration, self.device, self.names)
             release_freed_memory()  # the snapshots' shapes are not the training batch's
         last = iteration == config.iterations
         if self.main and config.keep_weights_every and (iteration % config.keep_weights_every == 0 or last):
-            keep_weights(self.model, self.run, iteration, self.elapsed, self.names)
+            keep_weights(self.kept, self.run, iteration, self.elapsed, self.names)
         if iteration % config.checkpoint_every == 0 or last:
             self.save_checkpoint(iteration)
 
@@ -401,6 +425,7 @@ class _Training:
             atomic_torch_save(
                 {
                     "model": self.model.state_dict(),
+                    **({"averaged": self.averaged.state_dict()} if self.averaged is not None else {}),
                     "optimizer": self.optimizer.state_dict(),
                     "scheduler": self.scheduler.state_dict(),
                     "rng": torch.get_rng_state(),
@@ -419,7 +444,7 @@ class _Training:
         if self.main:
             write_model(
                 self.run,
-                self.model.state_dict(),
+                self.kept.state_dict(),
                 self.model.config,
                 asdict(self.config),
                 self.style_weight,
@@ -549,10 +574,12 @@ def train_step(
     device: torch.device,
     precision: str,
     style: int | None = None,
+    clip: float = 0.0,
 ):
     """One iteration of eq. 5's minimisation on a batch of photos; returns the weighted terms.
     The content target runs only as deep as its layer and without gradients. ``style`` is the
-    style's index in a multi-style network (``criterion`` holds that style's targets)."""
+    style's index in a multi-style network (``criterion`` holds that style's targets); with ``clip``
+    the gradient's norm is cut to at most that."""
     with autocast(device, precision):
         content_features = criterion.content_features(batch)
         y_hat = net(batch) if style is None else net(batch, style)
@@ -565,6 +592,9 @@ def train_step(
         raise NonFiniteLoss(total.item() if not finite else "non-finite on another process")
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(total).backward()
+    if clip:
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_([p for group in optimizer.param_groups for p in group["params"]], clip)
     scaler.step(optimizer)
     scaler.update()
     return terms

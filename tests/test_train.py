@@ -90,6 +90,22 @@ def test_resuming_gives_the_same_weights_as_one_go(tmp_path, data_root):
     assert rows == list(range(1, 9))
 
 
+def test_the_weight_average_follows_the_trained_weights_and_survives_a_resume(tmp_path, data_root):
+    raw = train(_config(tmp_path, data_root, "raw", keep_weights_every=1), progress=False).run
+    trajectory = [torch.load(raw / "weights" / f"{i:06d}.pth", weights_only=True)["model"] for i in range(7)]
+    expected = trajectory[0]
+    for step in range(1, 7):  # by hand: a decay rising as (1 + step) / (10 + step), capped at 0.3
+        decay = min(0.3, (1 + step) / (10 + step))
+        expected = {k: decay * expected[k] + (1 - decay) * trajectory[step][k] for k in expected}
+    train(_config(tmp_path, data_root, "avg", average=0.3, iterations=3, checkpoint_every=3), progress=False)
+    avg = train(_config(tmp_path, data_root, "avg", average=0.3), resume=True, progress=False).run
+    saved = torch.load(avg / "model.pth", weights_only=True)["model"]
+    trained = torch.load(avg / "checkpoint.pth", weights_only=True)["model"]
+    assert max((saved[k].float() - expected[k]).abs().max().item() for k in saved) <= 1e-5
+    assert max((trained[k] - trajectory[6][k]).abs().max().item() for k in trained) <= 1e-6
+    assert max((saved[k].float() - trained[k]).abs().max().item() for k in saved) > 1e-4
+
+
 def test_a_finished_run_is_reused_and_a_changed_one_refused(tmp_path, data_root):
     config = _config(tmp_path, data_root)
     train(config, progress=False)
@@ -422,3 +438,26 @@ def test_schedules_laid_over_the_run_refuse_a_changed_length(tmp_path, data_root
 
 def test_style_size_none_can_be_set():
     assert TrainConfig.from_preset("smoke", style_size=None).style_size is None
+
+
+def test_clip_cuts_the_gradients_norm_to_the_limit_and_leaves_smaller_ones():
+    from fastst.losses import PerceptualLoss
+    from fastst.train import build_model, train_step
+    from fastst.vgg import VGG16Features
+
+    torch.manual_seed(0)
+    criterion = PerceptualLoss(VGG16Features(weights="random"), torch.rand(3, 32, 32), 1.0, 1.0, 1e-4)
+    batch = torch.rand(2, 3, 32, 32)
+
+    def gradient_norm(clip: float) -> float:
+        torch.manual_seed(1)
+        net = build_model(TrainConfig.from_preset("smoke", style="s.jpg", data="d"))
+        optimizer = torch.optim.Adam(net.parameters(), lr=0.0)  # the weights stay; the gradients are kept
+        scaler = torch.amp.GradScaler("cpu", enabled=False)
+        train_step(net, criterion, batch, optimizer, scaler, torch.device("cpu"), "fp32", clip=clip)
+        return torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in net.parameters()])).item()
+
+    free = gradient_norm(0.0)
+    assert free > 1e-3
+    assert gradient_norm(free / 4) == pytest.approx(free / 4, rel=1e-4)
+    assert gradient_norm(free * 4) == pytest.approx(free, rel=1e-5)

@@ -1,8 +1,8 @@
 """A style the recipes were not tuned on: The Great Wave (python -m fastst data fetch --extra), at its
 calibrated strength. The cpu preset from scratch is the reference; against it, the cpu_half preset from
-scratch, the finetune preset from the shipped multi-style base (which does not hold this painting), and
-the finetune preset as it was before (half width, a higher peak rate) from the shipped half-width Starry
-Night network. Writes results/time_to_quality_great_wave.json.
+scratch, the finetune preset from the shipped multi-style base (which does not hold this painting) with
+the levers tried on it, and the finetune preset as it was before (half width, a higher peak rate) from
+the shipped half-width Starry Night network. Writes results/time_to_quality_great_wave.json.
 
     python tools/great_wave.py [--train-only] [--skip cpu,...]
 """
@@ -18,8 +18,11 @@ train_only = "--train-only" in sys.argv
 skipped = set(sys.argv[sys.argv.index("--skip") + 1].split(",")) if "--skip" in sys.argv else set()
 # the finetune preset from the shipped base (fastst/pretrained/base.pth), started as the mean of its styles
 BASE = {"preset": "finetune", "from": "base", "style_strength": 1.0}
-# the same with the finetune preset's batches before they were halved (4, for half the iterations)
-BASE4 = {**BASE, "batch_size": 4, "iterations": 180}
+# the same without the cut in the gradient's norm, and from there its batches before they were made single
+# photos: 2 or 4, for as many photos in all
+NO_CLIP = {**BASE, "clip": 0.0}
+BASE2 = {**NO_CLIP, "batch_size": 2, "iterations": 360}
+BASE4 = {**NO_CLIP, "batch_size": 4, "iterations": 180}
 # the finetune preset's settings before the gentle rate, from the shipped half-width starry_night network
 SN_HALF = {
     "preset": "finetune",
@@ -31,18 +34,35 @@ SN_HALF = {
     "warmup": 0.1,
     "width": 0.5,
     "input_skip": True,
+    "clip": 0.0,
 }
 recipes = {
-    # all weights (the finetune preset as it is); batches of 4, and from there one change: twice the peak
-    # rate; the base's style (or mean) that scores lowest on this painting's objective as the start;
-    # 64 px crops at the 128 px scale for most of a longer run; only the norms' scale and shift (at a
-    # higher rate, as for Dumoulin et al.'s new styles)
+    # all weights (the finetune preset as it is), and from there: half as many iterations again; 128 px crops
+    # of photos scaled to 171 px (the scale of the scored photos) or 256 px
     "base": BASE,
+    "base_1080": {**BASE, "iterations": 1080},
+    "base_scale171": {**BASE, "image_size": 171, "crop_schedule": ((0.0, 128),)},
+    "base_scale256": {**BASE, "image_size": 256, "crop_schedule": ((0.0, 128),)},
+    # without the cut in the gradient's norm, and from there one change: half as many iterations again; a
+    # lower or higher peak rate; the weights' moving average kept instead of the weights
+    "base_noclip": NO_CLIP,
+    "base_noclip_1080": {**NO_CLIP, "iterations": 1080},
+    "base_noclip_lr3e-4": {**NO_CLIP, "lr": 3e-4},
+    "base_noclip_lr7e-4": {**NO_CLIP, "lr": 7e-4},
+    "base_noclip_avg0.98": {**NO_CLIP, "average": 0.98},
+    "base_noclip_avg0.95": {**NO_CLIP, "average": 0.95},
+    # batches of 2, and from there twice the peak rate, or Adam's beta1 at 0.5
+    "base_batch2": BASE2,
+    "base_batch2_lr1e-3": {**BASE2, "lr": 1e-3},
+    "base_batch2_beta0.5": {**BASE2, "adam_beta1": 0.5},
+    # batches of 4, and from there: twice the peak rate; the base's style (or mean) that scores lowest on
+    # this painting's objective as the start; 64 px crops at the 128 px scale for most of a longer run; only
+    # the norms' scale and shift (at a higher rate, as for Dumoulin et al.'s new styles)
     "base_batch4": BASE4,
-    "base_lr1e-3": {**BASE4, "lr": 1e-3},
-    "base_closest": {**BASE4, "init_style": "closest"},
-    "base_64": {**BASE4, "iterations": 400, "crop_schedule": ((0.0, 64), (0.7, 128))},
-    "base_norms": {**BASE4, "train_only": "norms", "lr": 1e-2},
+    "base_batch4_lr1e-3": {**BASE4, "lr": 1e-3},
+    "base_batch4_closest": {**BASE4, "init_style": "closest"},
+    "base_batch4_64": {**BASE4, "iterations": 400, "crop_schedule": ((0.0, 64), (0.7, 128))},
+    "base_batch4_norms": {**BASE4, "train_only": "norms", "lr": 1e-2},
     # the half-width Starry Night network at the earlier settings, then one of them changed: a higher peak
     # rate, a heavier training style weight (the evaluation's stays at strength 1), twice the iterations
     "sn_half": SN_HALF,
