@@ -36,6 +36,8 @@ SN_HALF = {
     "input_skip": True,
     "clip": 0.0,
 }
+# from scratch on fewer photos a step, with a one-cycle rate, for a quarter of the cpu preset's time
+FROM_SCRATCH = {"preset": "cpu", "style_strength": 1.0, "lr_schedule": "onecycle", "warmup": 0.05}
 recipes = {
     # all weights (the finetune preset as it is), and from there: half as many iterations again; 128 px crops
     # of photos scaled to 171 px (the scale of the scored photos) or 256 px
@@ -72,6 +74,8 @@ recipes = {
     "sn_half_300": {**SN_HALF, "iterations": 300},
     # from scratch: cpu_half, and the cpu preset (the reference)
     "half": {"preset": "cpu_half", "style_strength": 1.0},
+    "cpu_batch1": {**FROM_SCRATCH, "batch_size": 1, "iterations": 2200},
+    "cpu_batch2": {**FROM_SCRATCH, "batch_size": 2, "iterations": 1100},
     "cpu": {"preset": "cpu", "style_strength": 1.0},
 }
 recipes = {label: spec for label, spec in recipes.items() if label not in skipped}
