@@ -399,8 +399,7 @@ class _Training:
 
     @torch.no_grad()
     def _average(self, steps: int) -> None:
-        # the decay grows from 0.1 at the first step to config.average, so that the average soon
-        # forgets the start
+        # the decay grows with the steps up to config.average, so that the average soon forgets the start
         decay = min(self.config.average, (1 + steps) / (10 + steps))
         for mine, trained in zip(self.averaged.state_dict().values(), self.model.state_dict().values()):
             if mine.is_floating_point():

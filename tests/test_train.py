@@ -461,3 +461,18 @@ def test_clip_cuts_the_gradients_norm_to_the_limit_and_leaves_smaller_ones():
     assert free > 1e-3
     assert gradient_norm(free / 4) == pytest.approx(free / 4, rel=1e-4)
     assert gradient_norm(free * 4) == pytest.approx(free, rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    "setting, message",
+    [
+        ({"clip": -1.0}, "clip must be"),
+        ({"clip": float("inf")}, "clip must be"),
+        ({"average": 1.0}, "average"),
+    ],
+)
+def test_a_bad_clip_or_average_is_refused_before_training(setting, message):
+    from fastst.errors import FaststError
+
+    with pytest.raises(FaststError, match=message):
+        TrainConfig.from_preset("smoke", style="s.jpg", data="d", **setting).validate()
