@@ -40,7 +40,7 @@ test: setup data
 	$(PY) -m pytest -q
 
 base: data
-	$(PY) -m fastst train --preset cpu --iterations $(BASE_ITERATIONS) --lr 5e-4 --lr-schedule onecycle --warmup 0.05 \
+	$(PY) -m fastst train --preset cpu_batch4 --iterations $(BASE_ITERATIONS) --lr 5e-4 --lr-schedule onecycle --warmup 0.05 \
 		--data data/train --out runs/base --resume \
 		$(foreach f,$(sort $(wildcard data/styles/*.jpg)),--style $(f))
 	$(PY) tools/ship_pretrained.py runs/base/model.pth base

@@ -45,7 +45,7 @@ cpu_runs = dict(item.split("=", 1) for item in args.cpu_run)
 configs = {"base": config}
 for name, run in cpu_runs.items():
     configs[f"cpu {name}"] = TrainConfig.from_preset(
-        "cpu", style=str(data_dir() / "styles" / f"{name}.jpg"), out=run
+        "cpu_batch4", style=str(data_dir() / "styles" / f"{name}.jpg"), out=run
     )
 timing = bench_recipes(configs)
 seconds = {

@@ -1,7 +1,7 @@
 """What precision costs a training step, on a CPU with native bf16 (where "auto" trains in bf16).
 
-The ``cpu`` preset's training step (128 px, batch 4) timed in interleaved rounds in one process in three
-forms: as fastst trains here (bf16 autocast, the Gram matrices and style loss in fp32, because a Gram
+The ``cpu_batch4`` preset's training step (128 px, batch 4) timed in interleaved rounds in one process in
+three forms: as fastst trains here (bf16 autocast, the Gram matrices and style loss in fp32, because a Gram
 is a sum over every pixel of a feature map), with the Gram matrices left to autocast (bf16 products),
 and all in fp32 (what a CPU without native bf16 runs); and the objectives of the first two on the same
 batch. Writes results/step_precision.json.
@@ -30,7 +30,7 @@ args = parser.parse_args()
 
 device = torch.device("cpu")
 precision = resolve_precision("auto", device)
-config = TrainConfig.from_preset("cpu", style=str(data_dir() / STYLES["starry_night"]))
+config = TrainConfig.from_preset("cpu_batch4", style=str(data_dir() / STYLES["starry_night"]))
 fp32_gram = losses.gram_matrix
 
 
@@ -77,7 +77,7 @@ with torch.no_grad(), autocast(device, precision):
     losses.gram_matrix = fp32_gram
 result = {
     "precision": precision,
-    "preset": "cpu",
+    "preset": "cpu_batch4",
     "image_size": config.image_size,
     "batch_size": config.batch_size,
     "step_seconds_fp32_gram": times["fp32"],
