@@ -26,6 +26,10 @@ from fastst.vgg import LAYERS
 # fast_neural_style (content 1e5, style 1e10 by default), whose style term also divides each
 # layer's Gram difference differently; so the report's figure is not comparable with the losses
 # printed here term by term: the loss curves' shape, not their height, is what reproduces Fig. 2.
+# What every CPU preset shares: 128 px crops (4x cheaper than 256 px) with the style image scaled to match
+# them, a log line every 10 iterations, 256 px snapshots, one data-loading worker.
+_CPU = dict(image_size=128, style_size=256, log_every=10, snapshot_size=256, num_workers=1)
+
 PRESETS: dict[str, dict] = {
     # The GPU setup: 256 px crops, batch 4, Adam 1e-3, 40,000 iterations, on this project's photos
     # (data/train, or MS-COCO with `data fetch --coco`). The report trained on a 50,000-image ImageNet
@@ -44,13 +48,12 @@ PRESETS: dict[str, dict] = {
         snapshot_size=256,
         num_workers=4,
     ),
-    # The best from-scratch recipe measured on a CPU (README, "Time to quality on a CPU"): 128 px
-    # crops (4x cheaper than 256 px) and a style image scaled to match them, one photo a step (more steps
-    # in the same time beat bigger batches) on a one-cycle learning rate, the gradient's norm cut as in
-    # "finetune" (without it a long run collapsed).
+    # The best from-scratch recipe measured on a CPU (README, "Time to quality on a CPU"): one photo a
+    # step (more steps in the same time beat bigger batches) on a one-cycle learning rate, the gradient's
+    # norm cut as in "finetune" (without it a long run collapsed).
     "cpu": dict(
+        **_CPU,
         iterations=8800,
-        image_size=128,
         batch_size=1,
         lr=1e-3,
         lr_schedule="onecycle",
@@ -58,33 +61,19 @@ PRESETS: dict[str, dict] = {
         clip=1000.0,
         width=1.0,
         input_skip=False,
-        style_size=256,
-        log_every=10,
         checkpoint_every=200,
-        snapshot_size=256,
-        num_workers=1,
     ),
     # The cpu preset before it took one photo a step: batches of 4 at a constant rate for 2,000 iterations,
     # in about the same time; the reference of the time-to-quality results, and the base's recipe.
     "cpu_batch4": dict(
-        iterations=2000,
-        image_size=128,
-        batch_size=4,
-        lr=1e-3,
-        width=1.0,
-        input_skip=False,
-        style_size=256,
-        log_every=10,
-        checkpoint_every=100,
-        snapshot_size=256,
-        num_workers=1,
+        **_CPU, iterations=2000, batch_size=4, lr=1e-3, width=1.0, input_skip=False, checkpoint_every=100
     ),
     # A half-width network that starts as the identity, a one-cycle learning rate with a higher peak,
     # and 64 px crops (at the scale of 128 px) for the first three quarters: cheaper steps, ahead of
     # "cpu_batch4" at its own short training time but short of its final quality (README).
     "cpu_half": dict(
+        **_CPU,
         iterations=1200,
-        image_size=128,
         batch_size=4,
         lr=3e-3,
         lr_schedule="onecycle",
@@ -92,11 +81,7 @@ PRESETS: dict[str, dict] = {
         width=0.5,
         input_skip=True,
         crop_schedule=((0.0, 64), (0.75, 128)),
-        style_size=256,
-        log_every=10,
         checkpoint_every=100,
-        snapshot_size=256,
-        num_workers=1,
     ),
     # A new style from a trained network (--from base; the width and input skip are the network's): all
     # weights, a one-cycle schedule with a low peak and a long warm-up. A higher peak first undoes what the
@@ -105,8 +90,8 @@ PRESETS: dict[str, dict] = {
     # cut, since a rare outsized step at the peak rate can leave a network that paints flat colour and
     # never recovers (README).
     "finetune": dict(
+        **_CPU,
         iterations=720,
-        image_size=128,
         batch_size=1,
         lr=5e-4,
         clip=1000.0,
@@ -114,11 +99,7 @@ PRESETS: dict[str, dict] = {
         warmup=0.3,
         width=1.0,
         input_skip=False,
-        style_size=256,
-        log_every=10,
         checkpoint_every=50,
-        snapshot_size=256,
-        num_workers=1,
     ),
     # Seconds: for tests and CI.
     "smoke": dict(

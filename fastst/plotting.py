@@ -180,25 +180,23 @@ def plot_quality_curves(
     (``{label: rows of fastst.quality.curve}``); ``reference`` draws a ratio to reach as a line. With
     ``highlight``, only those runs are drawn in colour and named, the others in thin grey."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.5))
-    others = "other recipes tried"
+    grey = dict(color="0.75", linewidth=0.8, zorder=1)
     for label, rows in curves.items():
         rows = [r for r in rows if r["iteration"] > 0]
         minutes = [r["elapsed_s"] / 60 for r in rows]
-        shown = highlight is None or label in highlight
         style = (
             dict(marker="o", markersize=3, label=label, zorder=3)
-            if shown
-            else dict(color="0.75", linewidth=0.8, label=others, zorder=1)
+            if highlight is None or label in highlight
+            else grey
         )
-        others = others if shown else "_"  # the grey lines share one legend entry
         left.plot(minutes, [r["optimality_ratio"] for r in rows], **style)
         right.plot(
             minutes,
             [r["lbfgs_equivalent"] if r["lbfgs_equivalent"] is not None else float("nan") for r in rows],
             **style,
         )
-    if reference is not None:
-        left.axhline(reference, color="grey", linestyle=":", label=reference_label)
+    if highlight is not None and set(curves) - set(highlight):  # one legend entry for all grey lines
+        right.plot([], [], **grey, label="other recipes tried")
     left.set_ylabel("optimality ratio (network / L-BFGS optimum)")
     right.set_ylabel("L-BFGS iterations from noise matched (Fig. 5)")
     for ax in (left, right):
@@ -211,18 +209,10 @@ def plot_quality_curves(
     named = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}" if f"{v:.0e}"[0] in "1235" else "")
     left.yaxis.set_major_formatter(named)
     left.yaxis.set_minor_formatter(named)
-    handles, labels = right.get_legend_handles_labels()
-    order = sorted(range(len(labels)), key=lambda i: labels[i] == "other recipes tried")  # grey last
-    right.legend(
-        [handles[i] for i in order],
-        [labels[i] for i in order],
-        fontsize=8,
-        loc="upper left",
-        bbox_to_anchor=(1.02, 1.0),
-    )
-    handles, labels = left.get_legend_handles_labels()
+    right.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     if reference is not None:
-        left.legend([handles[-1]], [labels[-1]], fontsize=8, loc="upper right")
+        line = left.axhline(reference, color="grey", linestyle=":", label=reference_label)
+        left.legend(handles=[line], fontsize=8, loc="upper right")
     if title:
         fig.suptitle(title)
     fig.tight_layout()

@@ -18,9 +18,10 @@ from fastst.bench import bench_recipes
 from fastst.config import TrainConfig
 from fastst.data import TRAIN_DIR, data_dir
 from fastst.errors import FaststError
-from fastst.plotting import plot_quality_curves, save_fig
+from fastst.plotting import plot_quality_curves, save_fig, show_images
 from fastst.results import machine, write_result
-from fastst.train import train
+from fastst.stylize import load_model, stylize
+from fastst.train import runs_dir, train
 
 
 def recipe_config(recipe: str, style: str, out: Path, init: str | None = None, **overrides) -> TrainConfig:
@@ -63,11 +64,38 @@ def crossing(rows: list[dict], target: float, key: str = "optimality_ratio") -> 
     return None
 
 
+def row_at(rows: list[dict], seconds: float) -> dict | None:
+    """The row of the last kept weights at or before ``seconds``."""
+    i = bisect.bisect_right([r["seconds"] for r in rows], seconds + 1e-9) - 1
+    return rows[i] if i >= 0 else None
+
+
 def at_time(rows: list[dict], seconds: float, key: str = "optimality_ratio") -> float | None:
     """The value of the last kept weights at or before ``seconds``."""
-    times = [r["seconds"] for r in rows]
-    i = bisect.bisect_right(times, seconds + 1e-9) - 1
-    return rows[i][key] if i >= 0 else None
+    row = row_at(rows, seconds)
+    return row[key] if row is not None else None
+
+
+def held_out_figure(
+    name: str, result: dict, labels, seconds: float, photos: dict, runs: Path | None = None, size: float = 2
+):
+    """Held-out ``photos`` through each recipe's kept weights at or before ``seconds`` of training, a row a
+    recipe, from the runs of ``time_to_quality`` (``runs``: runs/ttq); None, with a line saying so, where
+    those runs are not on this machine."""
+    runs = runs or runs_dir() / "ttq"
+    images, titles = list(photos.values()), list(photos)
+    for label in labels:
+        row = row_at(result["curves"][label], seconds)
+        weights = runs / f"{name}-{label}" / "weights" / f"{row['iteration']:06d}.pth"
+        if not weights.exists():
+            print(f"{name}: no weights of {label} here ({weights}); run fastst time-to-quality to see them")
+            return None
+        model = load_model(weights)
+        images += [stylize(model, p) for p in photos.values()]
+        # one title a row, over its first photo: the panels are narrower than the title
+        titles += [f"{label}, {row['seconds'] / 60:.1f} min, ratio {row['optimality_ratio']:.2f}"]
+        titles += [""] * (len(photos) - 1)
+    return show_images(images, titles, ncols=len(photos), size=size)
 
 
 def time_to_quality(

@@ -26,9 +26,8 @@ BASE2 = {**NO_CLIP, "batch_size": 2, "iterations": 360}
 BASE4 = {**NO_CLIP, "batch_size": 4, "iterations": 180}
 # the finetune preset's settings before the gentle rate, from the shipped half-width starry_night network
 SN_HALF = {
-    "preset": "finetune",
+    **BASE,
     "from": "starry_night",
-    "style_strength": 1.0,
     "iterations": 150,
     "batch_size": 4,
     "lr": 2e-3,
