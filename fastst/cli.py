@@ -89,6 +89,7 @@ def _train(args) -> int:
         train_only=args.train_only,
         average=args.average,
         clip=args.clip,
+        norm_lr=args.norm_lr,
         init_style=args.init_style,
         crop_schedule=args.crop_schedule,
     )
@@ -480,6 +481,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep, snapshot and save an exponential moving average of the weights with this decay",
     )
     t.add_argument("--clip", type=float, metavar="NORM", help="cut the gradient's norm to at most NORM")
+    t.add_argument(
+        "--norm-lr",
+        type=float,
+        metavar="LR",
+        help="the peak learning rate of the instance norms' scale and shift (default: --lr)",
+    )
     t.add_argument("--seed", type=int)
     t.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
     t.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"])

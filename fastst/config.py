@@ -148,6 +148,8 @@ class TrainConfig:
     # saves (0: the weights as trained)
     average: float = 0.0
     clip: float = 0.0  # the gradient's norm is cut to at most this (0: not cut)
+    # the instance norms' scale and shift at this peak rate, on the run's schedule (0: the run's lr)
+    norm_lr: float = 0.0
     style_strength: float | None = None  # if set, lambda_s is the style's calibrated weight times this
     # Loss weights, chosen with the real VGG-16 on The Starry Night (128 px crops, 400 iterations,
     # held-out photos compared by eye): lambda_s / lambda_c = 10 or 3 paints the texture over the
@@ -249,6 +251,8 @@ class TrainConfig:
             raise FaststError("clip must be a non-negative number")
         if not 0 <= self.average < 1:
             raise FaststError("average must be a decay in [0, 1)")
+        if not (self.norm_lr >= 0 and math.isfinite(self.norm_lr)):
+            raise FaststError("norm-lr must be a non-negative number")
         if self.train_only not in ("all", "norms"):
             raise FaststError(f"train-only must be 'all' or 'norms', not {self.train_only!r}")
         for fraction, size in self.crop_schedule:
@@ -300,7 +304,7 @@ def config_digest(config: TrainConfig) -> str:
     settings["data"] = Path(settings["data"]).name
     if not config.init:  # where a fine-tuned run starts in its init has no meaning without one
         settings.pop("init_style")
-    for name in ("average", "clip"):  # runs from before these settings keep their folders
+    for name in ("average", "clip", "norm_lr"):  # runs from before these settings keep their folders
         if not getattr(config, name):
             settings.pop(name)
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:8]

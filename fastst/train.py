@@ -125,19 +125,35 @@ def effective_style_weight(config: TrainConfig, style: torch.Tensor) -> float:
     return calibrated_style_weight(style.cpu(), config.style_strength, config.style_layers)
 
 
+def _norm_parameters(model: TransformerNet) -> list[torch.nn.Parameter]:
+    norms = (torch.nn.InstanceNorm2d, ConditionalInstanceNorm2d)
+    return [p for m in model.modules() if isinstance(m, norms) for p in m.parameters()]
+
+
 def trained_parameters(model: TransformerNet, which: str = "all") -> list[torch.nn.Parameter]:
     """The parameters a run trains: all, or only the instance norms' scale and shift (Dumoulin et al.).
     The others stop asking for gradients, so that the backward pass skips their weight gradients."""
     if which == "all":
         return list(model.parameters())
-    norms = [
-        m for m in model.modules() if isinstance(m, (torch.nn.InstanceNorm2d, ConditionalInstanceNorm2d))
-    ]
-    trained = [p for m in norms for p in m.parameters()]
+    trained = _norm_parameters(model)
     model.requires_grad_(False)
     for p in trained:
         p.requires_grad_(True)
     return trained
+
+
+def parameter_groups(model: TransformerNet, config: TrainConfig) -> list[dict]:
+    """The optimiser's parameter groups: the trained parameters at the run's rate, with the instance
+    norms' scale and shift in a group of their own at ``config.norm_lr`` where that is set."""
+    trained = trained_parameters(model, config.train_only)
+    if not config.norm_lr:
+        return [{"params": trained, "lr": config.lr}]
+    norms = {id(p) for p in _norm_parameters(model)}
+    groups = [
+        {"params": [p for p in trained if id(p) not in norms], "lr": config.lr},
+        {"params": [p for p in trained if id(p) in norms], "lr": config.norm_lr},
+    ]
+    return [group for group in groups if group["params"]]
 
 
 def load_styles(config: TrainConfig) -> list[torch.Tensor]:
@@ -301,8 +317,7 @@ class _Training:
         chosen = time.perf_counter()
         model = initial_model(config, objective if state is None else None).to(device)
         chosen = time.perf_counter() - chosen
-        trained = trained_parameters(model, config.train_only)
-        self.optimizer = torch.optim.Adam(trained, lr=config.lr, betas=(config.adam_beta1, 0.999))
+        self.optimizer = torch.optim.Adam(parameter_groups(model, config), betas=(config.adam_beta1, 0.999))
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, _lr_lambda(config))
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.precision == "fp16")
         if device.type == "cuda":

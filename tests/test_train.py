@@ -463,15 +463,45 @@ def test_clip_cuts_the_gradients_norm_to_the_limit_and_leaves_smaller_ones():
     assert gradient_norm(free * 4) == pytest.approx(free, rel=1e-5)
 
 
+def test_norm_lr_moves_the_norms_at_their_own_rate_and_the_rest_at_the_runs():
+    from fastst.losses import PerceptualLoss
+    from fastst.train import build_model, parameter_groups, train_step
+    from fastst.vgg import VGG16Features
+
+    torch.manual_seed(0)
+    criterion = PerceptualLoss(VGG16Features(weights="random"), torch.rand(3, 32, 32), 1.0, 1.0, 1e-4)
+    config = TrainConfig.from_preset("smoke", style="s.jpg", data="d", lr=1e-3, norm_lr=1e-2)
+    net = build_model(config)
+    norms = {
+        name
+        for name, m in net.named_modules()
+        if isinstance(m, torch.nn.InstanceNorm2d) and m.affine
+        for name in (f"{name}.weight", f"{name}.bias")
+    }
+    before = {k: v.detach().clone() for k, v in net.named_parameters()}
+    optimizer = torch.optim.Adam(parameter_groups(net, config))
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    train_step(net, criterion, torch.rand(2, 3, 32, 32), optimizer, scaler, torch.device("cpu"), "fp32")
+    # Adam's first step moves a weight by its rate where the gradient is far from zero, and never more
+    moved = {k: (v.detach() - before[k]).abs().max().item() for k, v in net.named_parameters()}
+    assert norms and norms < set(moved)
+    for group, rate in ((norms, 1e-2), (set(moved) - norms, 1e-3)):
+        assert max(moved[k] for k in group) == pytest.approx(rate, rel=1e-3)
+        assert all(moved[k] <= rate * (1 + 1e-3) for k in group)
+    plain = parameter_groups(net, TrainConfig.from_preset("smoke", style="s.jpg", data="d", lr=1e-3))
+    assert len(plain) == 1 and len(plain[0]["params"]) == len(moved)
+
+
 @pytest.mark.parametrize(
     "setting, message",
     [
         ({"clip": -1.0}, "clip must be"),
         ({"clip": float("inf")}, "clip must be"),
         ({"average": 1.0}, "average"),
+        ({"norm_lr": -1e-3}, "norm-lr"),
     ],
 )
-def test_a_bad_clip_or_average_is_refused_before_training(setting, message):
+def test_a_bad_clip_average_or_norm_rate_is_refused_before_training(setting, message):
     from fastst.errors import FaststError
 
     with pytest.raises(FaststError, match=message):
