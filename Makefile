@@ -11,9 +11,9 @@ MIRROR ?= $(wildcard ../shared/data)
 .PHONY: all setup data test notebooks clean-outputs base
 
 # The multi-style base that ships (fastst/pretrained/base.pth): every style image of the data
-# set in one full-width network, on the cpu recipe with a one-cycle rate at half its peak (at the cpu
-# preset's constant rate the shared weights blew up part-way); resumable (run it again to continue).
-BASE_ITERATIONS ?= 3150
+# set in one full-width network, on the cpu preset (one photo a step, a style a step in turn) for as many
+# iterations as 1,500 a style; resumable (run it again to continue).
+BASE_ITERATIONS ?= 10500
 
 all: setup data notebooks
 
@@ -40,8 +40,7 @@ test: setup data
 	$(PY) -m pytest -q
 
 base: data
-	$(PY) -m fastst train --preset cpu_batch4 --iterations $(BASE_ITERATIONS) --lr 5e-4 --lr-schedule onecycle --warmup 0.05 \
-		--data data/train --out runs/base --resume \
+	$(PY) -m fastst train --preset cpu --iterations $(BASE_ITERATIONS) --data data/train --out runs/base --resume \
 		$(foreach f,$(sort $(wildcard data/styles/*.jpg)),--style $(f))
 	$(PY) tools/ship_pretrained.py runs/base/model.pth base
 
