@@ -110,9 +110,9 @@ def base_quality_table(result: dict) -> str:
         return "beyond the budget" if value is None else f"{value:g}"
 
     lines = [
-        "| style | base: optimality ratio | base: Fig. 5 iterations | `cpu` alone after the same "
+        "| style | base: optimality ratio | base: Fig. 5 iterations | `cpu_batch4` alone after the same "
         "time a style "
-        "| `cpu` alone, end of its run |",
+        "| `cpu_batch4` alone, end of its run |",
         "|---|---|---|---|---|",
     ]
     for name, row in result["quality"].items():
@@ -271,6 +271,28 @@ def inference_paths_table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def step_profile_table(result: dict) -> str:
+    lines = [
+        "| part of the step | share of its time | GFLOP "
+        "| their rate against the matmul rate of their precision |",
+        "|---|---|---|---|",
+    ]
+    for name, row in result["groups"].items():
+        rate, gflop = row["fraction_of_matmul"], row["gflop"]
+        lines.append(
+            f"| {name} | {row['share_of_step']:.0%} | {f'{gflop:.1f}' if gflop else 'none'} | "
+            + (f"{rate:.0%} |" if rate is not None else "n/a |")
+        )
+    lines.append("")
+    lines.append(
+        f"The `{result['preset']}` preset's step ({result['batch_size']} photo at {result['size']} px, "
+        f"{result['precision']}): {result['seconds']:.3f} s, {result['gflop']:.0f} GFLOP, "
+        f"{result['fraction_of_matmul']:.0%} of the {result['precision']} matmul rate; {_machine(result)} "
+        f"(`results/{result['name']}.json`)."
+    )
+    return "\n".join(lines)
+
+
 def render(name: str, folder: str | os.PathLike | None = None) -> str:
     """The table of result ``name``."""
     try:
@@ -291,6 +313,8 @@ def render(name: str, folder: str | os.PathLike | None = None) -> str:
         return table1_table(result)
     if name == "inference_paths":
         return inference_paths_table(result)
+    if name == "step_profile":
+        return step_profile_table(result)
     raise FaststError(f"no table is defined for results/{name}.json")
 
 

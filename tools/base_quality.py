@@ -1,5 +1,5 @@
 """The shipped multi-style base, style by style: its quality (fastst.quality) on the held-out photos, and,
-where a single-style run of the cpu preset on the same style kept its weights, that run's quality after
+where a single-style run of the cpu_batch4 preset on the same style kept its weights, that run's quality after
 the same training time per style (the base's time divided by its number of styles). Both training steps
 are timed in one interleaved benchmark. Writes results/base_quality.json.
 
@@ -44,7 +44,7 @@ config = TrainConfig(
 cpu_runs = dict(item.split("=", 1) for item in args.cpu_run)
 configs = {"base": config}
 for name, run in cpu_runs.items():
-    configs[f"cpu {name}"] = TrainConfig.from_preset(
+    configs[f"cpu_batch4 {name}"] = TrainConfig.from_preset(
         "cpu_batch4", style=str(data_dir() / "styles" / f"{name}.jpg"), out=run
     )
 timing = bench_recipes(configs)
@@ -66,7 +66,7 @@ for name in args.styles or list(cpu_runs):
     ref = quality.reference(protocol, count=args.count)
     row = {"base": {k: v for k, v in quality.score(single_style(base, names.index(name)), ref).items()}}
     if name in cpu_runs:
-        clock = step_clock(configs[f"cpu {name}"], seconds[f"cpu {name}"])
+        clock = step_clock(configs[f"cpu_batch4 {name}"], seconds[f"cpu_batch4 {name}"])
         curve = [{**r, "seconds": clock(r["iteration"])} for r in quality.curve(cpu_runs[name], ref)]
         row["cpu_at_equal_time"] = {
             "seconds": per_style,

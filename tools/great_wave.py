@@ -1,16 +1,21 @@
 """A style the recipes were not tuned on: The Great Wave (python -m fastst data fetch --extra), at its
 calibrated strength. The cpu preset as it was (now cpu_batch4) from scratch is the reference; against it,
 the recipe the cpu preset now is (cpu_batch1_long) and shorter variants of it, the cpu_half preset from
-scratch, the finetune preset from the shipped multi-style base (which does not hold this painting) with
-the levers tried on it, and the finetune preset as it was before (half width, a higher peak rate) from
-the shipped half-width Starry Night network. Writes results/time_to_quality_great_wave.json.
+scratch, the finetune preset from the shipped multi-style base (which does not hold this painting) and
+from the base shipped before it with the levers tried on that, and the finetune preset as it was before
+(half width, a higher peak rate) from the shipped half-width Starry Night network. Writes
+results/time_to_quality_great_wave.json.
 
     python tools/great_wave.py [--train-only] [--skip cpu,...]
 """
 
+import os
+import subprocess
 import sys
+from pathlib import Path
 
 from fastst.data import EXTRA_DIR, data_dir
+from fastst.io import atomic_path
 from fastst.recipes import time_to_quality
 from fastst.train import runs_dir
 
@@ -18,7 +23,18 @@ train_only = "--train-only" in sys.argv
 # --skip cpu: leave out the cpu preset, and read the targets against cpu_half instead
 skipped = set(sys.argv[sys.argv.index("--skip") + 1].split(",")) if "--skip" in sys.argv else set()
 # the finetune preset from the shipped base (fastst/pretrained/base.pth), started as the mean of its styles
-BASE = {"preset": "finetune", "from": "base", "style_strength": 1.0}
+NEW_BASE = {"preset": "finetune", "from": "base", "style_strength": 1.0}
+# the same from the base shipped before (trained on batches of 4, `make base` then), which the levers below
+# were tried on, taken from the project's history
+OLD_BASE = os.path.relpath(runs_dir() / "base4" / "model.pth")
+if not Path(OLD_BASE).exists():
+    shipped = subprocess.run(
+        ["git", "show", "591bfab:fastst/pretrained/base.pth"], capture_output=True, check=True
+    ).stdout
+    Path(OLD_BASE).parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(OLD_BASE) as tmp:
+        tmp.write_bytes(shipped)
+BASE = {**NEW_BASE, "from": OLD_BASE}
 # the same without the cut in the gradient's norm, and from there its batches before they were made single
 # photos: 2 or 4, for as many photos in all
 NO_CLIP = {**BASE, "clip": 0.0}
@@ -40,32 +56,42 @@ SN_HALF = {
 # single photos for about all of its time, with the finetune preset's cut in the gradient's norm
 FROM_SCRATCH = {"preset": "cpu_batch4", "style_strength": 1.0, "lr_schedule": "onecycle", "warmup": 0.05}
 recipes = {
+    # the shipped base: the finetune preset, and from there half as many iterations again; twice its peak
+    # rate; a schedule of about two minutes (at its rate and at twice it); the norms' scale and shift at a
+    # higher peak rate than the rest
+    "base": NEW_BASE,
+    "base_1080": {**NEW_BASE, "iterations": 1080},
+    "base_lr1e-3": {**NEW_BASE, "lr": 1e-3},
+    "base_600": {**NEW_BASE, "iterations": 600},
+    "base_600_lr1e-3": {**NEW_BASE, "iterations": 600, "lr": 1e-3},
+    "base_normlr2e-3": {**NEW_BASE, "norm_lr": 2e-3},
+    "base_normlr5e-3": {**NEW_BASE, "norm_lr": 5e-3},
     # all weights (the finetune preset as it is), and from there: half as many iterations again; 128 px crops
     # of photos scaled to 171 px (the scale of the scored photos) or 256 px
-    "base": BASE,
-    "base_1080": {**BASE, "iterations": 1080},
-    "base_scale171": {**BASE, "image_size": 171, "crop_schedule": ((0.0, 128),)},
-    "base_scale256": {**BASE, "image_size": 256, "crop_schedule": ((0.0, 128),)},
+    "base4": BASE,
+    "base4_1080": {**BASE, "iterations": 1080},
+    "base4_scale171": {**BASE, "image_size": 171, "crop_schedule": ((0.0, 128),)},
+    "base4_scale256": {**BASE, "image_size": 256, "crop_schedule": ((0.0, 128),)},
     # without the cut in the gradient's norm, and from there one change: half as many iterations again; a
     # lower or higher peak rate; the weights' moving average kept instead of the weights
-    "base_noclip": NO_CLIP,
-    "base_noclip_1080": {**NO_CLIP, "iterations": 1080},
-    "base_noclip_lr3e-4": {**NO_CLIP, "lr": 3e-4},
-    "base_noclip_lr7e-4": {**NO_CLIP, "lr": 7e-4},
-    "base_noclip_avg0.98": {**NO_CLIP, "average": 0.98},
-    "base_noclip_avg0.95": {**NO_CLIP, "average": 0.95},
+    "base4_noclip": NO_CLIP,
+    "base4_noclip_1080": {**NO_CLIP, "iterations": 1080},
+    "base4_noclip_lr3e-4": {**NO_CLIP, "lr": 3e-4},
+    "base4_noclip_lr7e-4": {**NO_CLIP, "lr": 7e-4},
+    "base4_noclip_avg0.98": {**NO_CLIP, "average": 0.98},
+    "base4_noclip_avg0.95": {**NO_CLIP, "average": 0.95},
     # batches of 2, and from there twice the peak rate, or Adam's beta1 at 0.5
-    "base_batch2": BASE2,
-    "base_batch2_lr1e-3": {**BASE2, "lr": 1e-3},
-    "base_batch2_beta0.5": {**BASE2, "adam_beta1": 0.5},
+    "base4_batch2": BASE2,
+    "base4_batch2_lr1e-3": {**BASE2, "lr": 1e-3},
+    "base4_batch2_beta0.5": {**BASE2, "adam_beta1": 0.5},
     # batches of 4, and from there: twice the peak rate; the base's style (or mean) that scores lowest on
     # this painting's objective as the start; 64 px crops at the 128 px scale for most of a longer run; only
     # the norms' scale and shift (at a higher rate, as for Dumoulin et al.'s new styles)
-    "base_batch4": BASE4,
-    "base_batch4_lr1e-3": {**BASE4, "lr": 1e-3},
-    "base_batch4_closest": {**BASE4, "init_style": "closest"},
-    "base_batch4_64": {**BASE4, "iterations": 400, "crop_schedule": ((0.0, 64), (0.7, 128))},
-    "base_batch4_norms": {**BASE4, "train_only": "norms", "lr": 1e-2},
+    "base4_batch4": BASE4,
+    "base4_batch4_lr1e-3": {**BASE4, "lr": 1e-3},
+    "base4_batch4_closest": {**BASE4, "init_style": "closest"},
+    "base4_batch4_64": {**BASE4, "iterations": 400, "crop_schedule": ((0.0, 64), (0.7, 128))},
+    "base4_batch4_norms": {**BASE4, "train_only": "norms", "lr": 1e-2},
     # the half-width Starry Night network at the earlier settings, then one of them changed: a higher peak
     # rate, a heavier training style weight (the evaluation's stays at strength 1), twice the iterations
     "sn_half": SN_HALF,
