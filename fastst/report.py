@@ -285,7 +285,7 @@ def step_profile_table(result: dict) -> str:
         )
     lines.append("")
     lines.append(
-        f"The `{result['preset']}` preset's step ({result['batch_size']} photo at {result['size']} px, "
+        f"The `{result['preset']}` preset's step (batch {result['batch_size']}, {result['size']} px, "
         f"{result['precision']}): {result['seconds']:.3f} s, {result['gflop']:.0f} GFLOP, "
         f"{result['fraction_of_matmul']:.0%} of the {result['precision']} matmul rate; {_machine(result)} "
         f"(`results/{result['name']}.json`)."
