@@ -54,7 +54,7 @@ from fastst.stylize import (
     stylize_paths,
     stylize_tiled,
 )
-from fastst.train import build_model, train_step, trained_parameters
+from fastst.train import build_model, parameter_groups, train_step
 from fastst.transformer import TransformerNet
 from fastst.vgg import loss_network
 
@@ -324,34 +324,41 @@ def _fast_step(model, criterion, batch, optimizer, device, precision, clip=0.0):
     return train_step(model, criterion, batch, optimizer, scaler, device, precision, style, clip).total.item()
 
 
+def recipe_steps(config: TrainConfig, vgg, device: torch.device, precision: str) -> dict:
+    """``train``'s step (fastst.train.train_step, with the run's optimiser groups and clip) of ``config`` on
+    a random batch at each of its crop sizes, keyed by size; a multi-style run's first style (each style's
+    step costs the same)."""
+    style = load_image(config.style_paths()[0], config.style_size).to(device)
+    criterion = PerceptualLoss.for_config(vgg, style, config).to(device)
+    torch.manual_seed(config.seed)
+    model = build_model(config).to(device).train()
+    optimizer = torch.optim.Adam(parameter_groups(model, config))
+    steps = {}
+    for size in sorted({size for _, size in config.crop_steps()} or {config.image_size}):
+        batch = torch.rand(config.batch_size, 3, size, size, device=device)
+        steps[size] = lambda b=batch: _fast_step(
+            model, criterion, b, optimizer, device, precision, config.clip
+        )
+    return steps
+
+
 def bench_recipes(configs: dict, rounds: int = 5, device: torch.device = CPU) -> list[dict]:
     """Seconds per training step of each recipe at each of its crop sizes, timed in interleaved rounds
     (median) in one process, so that their ratios hold whatever the machine's load; with the FLOPs
     of one step and their share of the matmul rate (fp32, and that of the steps' precision) measured in
-    the same run. ``configs`` maps a
-    name to a TrainConfig; the step is ``train``'s (fastst.train.train_step)."""
+    the same run. ``configs`` maps a name to a TrainConfig; the step is ``recipe_steps``'."""
     from torch.utils.flop_counter import FlopCounterMode
 
     precision = resolve_precision("auto", device)
     vgg = loss_network(device=device)
     steps, flops, labels = {}, {}, {}
     for name, config in configs.items():
-        style = load_image(config.style_paths()[0], config.style_size).to(
-            device
-        )  # each style's step costs the same
-        criterion = PerceptualLoss.for_config(vgg, style, config).to(device)
-        torch.manual_seed(config.seed)
-        model = build_model(config).to(device).train()
-        optimizer = torch.optim.Adam(trained_parameters(model, config.train_only), lr=1e-4)
-        for size in sorted({size for _, size in config.crop_steps()} or {config.image_size}):
-            batch = torch.rand(config.batch_size, 3, size, size, device=device)
+        for size, step in recipe_steps(config, vgg, device, precision).items():
             key = f"{name} @ {size} px"
             labels[key] = (name, size)
-            steps[key] = lambda m=model, c=criterion, b=batch, o=optimizer, k=config.clip: _fast_step(
-                m, c, b, o, device, precision, k
-            )
+            steps[key] = step
             with FlopCounterMode(display=False) as counter:
-                steps[key]()
+                step()
             flops[key] = counter.get_total_flops()
     times = interleaved_medians(steps, rounds, device, slice_s=0)
     rate = matmul_rate(torch.float32) * 1e9

@@ -64,7 +64,7 @@ PRESETS: dict[str, dict] = {
         checkpoint_every=200,
     ),
     # The cpu preset before it took one photo a step: batches of 4 at a constant rate for 2,000 iterations,
-    # in about the same time; the reference of the time-to-quality results, and the base's recipe.
+    # in about the same time; the reference of the time-to-quality results.
     "cpu_batch4": dict(
         **_CPU, iterations=2000, batch_size=4, lr=1e-3, width=1.0, input_skip=False, checkpoint_every=100
     ),

@@ -23,21 +23,21 @@ train_only = "--train-only" in sys.argv
 # --skip cpu: leave out the cpu preset, and read the targets against cpu_half instead
 skipped = set(sys.argv[sys.argv.index("--skip") + 1].split(",")) if "--skip" in sys.argv else set()
 # the finetune preset from the shipped base (fastst/pretrained/base.pth), started as the mean of its styles
-NEW_BASE = {"preset": "finetune", "from": "base", "style_strength": 1.0}
+BASE = {"preset": "finetune", "from": "base", "style_strength": 1.0}
 # the same from the base shipped before (trained on batches of 4, `make base` then), which the levers below
 # were tried on, taken from the project's history
-OLD_BASE = os.path.relpath(runs_dir() / "base4" / "model.pth")
-if not Path(OLD_BASE).exists():
+OLD_BASE_FILE = os.path.relpath(runs_dir() / "base4" / "model.pth")
+if not Path(OLD_BASE_FILE).exists():
     shipped = subprocess.run(
         ["git", "show", "591bfab:fastst/pretrained/base.pth"], capture_output=True, check=True
     ).stdout
-    Path(OLD_BASE).parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(OLD_BASE) as tmp:
+    Path(OLD_BASE_FILE).parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(OLD_BASE_FILE) as tmp:
         tmp.write_bytes(shipped)
-BASE = {**NEW_BASE, "from": OLD_BASE}
+OLD_BASE = {**BASE, "from": OLD_BASE_FILE}
 # the same without the cut in the gradient's norm, and from there its batches before they were made single
 # photos: 2 or 4, for as many photos in all
-NO_CLIP = {**BASE, "clip": 0.0}
+NO_CLIP = {**OLD_BASE, "clip": 0.0}
 BASE2 = {**NO_CLIP, "batch_size": 2, "iterations": 360}
 BASE4 = {**NO_CLIP, "batch_size": 4, "iterations": 180}
 # the finetune preset's settings before the gentle rate, from the shipped half-width starry_night network
@@ -59,19 +59,19 @@ recipes = {
     # the shipped base: the finetune preset, and from there half as many iterations again; twice its peak
     # rate; a schedule of about two minutes (at its rate and at twice it); the norms' scale and shift at a
     # higher peak rate than the rest
-    "base": NEW_BASE,
-    "base_1080": {**NEW_BASE, "iterations": 1080},
-    "base_lr1e-3": {**NEW_BASE, "lr": 1e-3},
-    "base_600": {**NEW_BASE, "iterations": 600},
-    "base_600_lr1e-3": {**NEW_BASE, "iterations": 600, "lr": 1e-3},
-    "base_normlr2e-3": {**NEW_BASE, "norm_lr": 2e-3},
-    "base_normlr5e-3": {**NEW_BASE, "norm_lr": 5e-3},
-    # all weights (the finetune preset as it is), and from there: half as many iterations again; 128 px crops
-    # of photos scaled to 171 px (the scale of the scored photos) or 256 px
-    "base4": BASE,
-    "base4_1080": {**BASE, "iterations": 1080},
-    "base4_scale171": {**BASE, "image_size": 171, "crop_schedule": ((0.0, 128),)},
-    "base4_scale256": {**BASE, "image_size": 256, "crop_schedule": ((0.0, 128),)},
+    "base": BASE,
+    "base_1080": {**BASE, "iterations": 1080},
+    "base_lr1e-3": {**BASE, "lr": 1e-3},
+    "base_600": {**BASE, "iterations": 600},
+    "base_600_lr1e-3": {**BASE, "iterations": 600, "lr": 1e-3},
+    "base_normlr2e-3": {**BASE, "norm_lr": 2e-3},
+    "base_normlr5e-3": {**BASE, "norm_lr": 5e-3},
+    # the base shipped before: the finetune preset, and from there: half as many iterations again; 128 px
+    # crops of photos scaled to 171 px (the scale of the scored photos) or 256 px
+    "base4": OLD_BASE,
+    "base4_1080": {**OLD_BASE, "iterations": 1080},
+    "base4_scale171": {**OLD_BASE, "image_size": 171, "crop_schedule": ((0.0, 128),)},
+    "base4_scale256": {**OLD_BASE, "image_size": 256, "crop_schedule": ((0.0, 128),)},
     # without the cut in the gradient's norm, and from there one change: half as many iterations again; a
     # lower or higher peak rate; the weights' moving average kept instead of the weights
     "base4_noclip": NO_CLIP,

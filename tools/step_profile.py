@@ -14,15 +14,11 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
-from fastst.bench import _fast_step
+from fastst.bench import bench_recipes, recipe_steps
 from fastst.config import TrainConfig
 from fastst.data import STYLES, data_dir
-from fastst.io import load_image
-from fastst.losses import PerceptualLoss
-from fastst.measure import interleaved_medians
 from fastst.results import matmul_rate, write_result
 from fastst.runtime import resolve_precision
-from fastst.train import build_model
 from fastst.vgg import loss_network
 
 parser = argparse.ArgumentParser()
@@ -42,39 +38,29 @@ FLOP_GROUPS = {"convolution": "convolution", "convolution_backward": "convolutio
 device = torch.device("cpu")
 precision = resolve_precision("auto", device)
 config = TrainConfig.from_preset("cpu", style=str(data_dir() / STYLES["starry_night"]))
-criterion = PerceptualLoss.for_config(
-    loss_network(device=device), load_image(config.style_paths()[0], config.style_size), config
-)
-torch.manual_seed(config.seed)
-model = build_model(config).train()
-optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
-batch = torch.rand(config.batch_size, 3, config.image_size, config.image_size)
-
-
-def step():
-    _fast_step(model, criterion, batch, optimizer, device, precision, config.clip)
-
+# the step's seconds, FLOPs and share of the matmul rate as the time-to-quality results time it
+timing = bench_recipes({"cpu": config}, rounds=args.steps, device=device)[0]
+step = recipe_steps(config, loss_network(device=device), device, precision)[config.image_size]
 
 with FlopCounterMode(display=False) as counter:
     step()
 flops = defaultdict(int)
 for op, count in counter.get_flop_counts()["Global"].items():
     flops[FLOP_GROUPS.get(str(op).split(".")[1], "other")] += count
-seconds = interleaved_medians({"step": step}, args.steps, device, slice_s=0)["step"]
 with profile(activities=[ProfilerActivity.CPU]) as prof:
     for _ in range(args.steps):
         step()
 own = defaultdict(float)
 for event in prof.key_averages():
-    own[GROUPS.get(event.key, "other")] += event.self_cpu_time_total / 1e6 / args.steps
+    own[GROUPS.get(event.key, "other")] += event.self_cpu_time_total
 profiled = sum(own.values())
-rate = matmul_rate(torch.bfloat16 if precision == "bf16" else torch.float32)
-rates = {"convolution": rate, "gram": matmul_rate(torch.float32)}
+rates = {"convolution": matmul_rate(torch.bfloat16 if precision == "bf16" else torch.float32)}
+rates["gram"] = matmul_rate(torch.float32)
 groups = {
     name: {
         "share_of_step": own[name] / profiled,
         "gflop": flops.get(name, 0) / 1e9,
-        "fraction_of_matmul": flops[name] / 1e9 / (own[name] / profiled * seconds) / rates[name]
+        "fraction_of_matmul": flops[name] / 1e9 / (own[name] / profiled * timing["seconds"]) / rates[name]
         if flops.get(name)
         else None,
     }
@@ -85,12 +71,12 @@ result = {
     "size": config.image_size,
     "batch_size": config.batch_size,
     "precision": precision,
-    "seconds": seconds,
-    "gflop": sum(flops.values()) / 1e9,
-    "fraction_of_matmul": sum(flops.values()) / 1e9 / seconds / rate,
+    "seconds": timing["seconds"],
+    "gflop": timing["gflop"],
+    "fraction_of_matmul": timing["fraction_of_matmul"],
     "groups": groups,
 }
 path = write_result("step_profile", result)
 for name, row in groups.items():
     print(name, {k: round(v, 3) if v is not None else None for k, v in row.items()})
-print(f"step {seconds:.3f} s, {result['fraction_of_matmul']:.0%} of the matmul rate; wrote {path}")
+print(f"step {timing['seconds']:.3f} s, {timing['fraction_of_matmul']:.0%} of the matmul rate; wrote {path}")
