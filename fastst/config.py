@@ -138,6 +138,7 @@ class TrainConfig:
     lr_schedule: str = "constant"  # "constant", "cosine", or "onecycle" (warm-up, then cosine to 0)
     warmup: float = 0.0  # onecycle: fraction of the iterations spent warming up
     adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
     crop_schedule: tuple = ()  # progressive crops: ((fraction of iterations, size), ...)
     init: str | None = None  # start from this trained model.pth instead of random weights
     # where a one-style run starts in a multi-style init: "mean" of its styles, a style or mix by name

@@ -317,7 +317,9 @@ class _Training:
         chosen = time.perf_counter()
         model = initial_model(config, objective if state is None else None).to(device)
         chosen = time.perf_counter() - chosen
-        self.optimizer = torch.optim.Adam(parameter_groups(model, config), betas=(config.adam_beta1, 0.999))
+        self.optimizer = torch.optim.Adam(
+            parameter_groups(model, config), betas=(config.adam_beta1, config.adam_beta2)
+        )
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, _lr_lambda(config))
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.precision == "fp16")
         if device.type == "cuda":
