@@ -113,6 +113,14 @@ recipes = {
     "cpu_batch1": {**FROM_SCRATCH, "batch_size": 1, "iterations": 2200},
     "cpu_batch2": {**FROM_SCRATCH, "batch_size": 2, "iterations": 1100},
     "cpu_batch1_long": {**FROM_SCRATCH, "batch_size": 1, "iterations": 8800, "clip": 1000.0},
+    # the same at twice the peak rate
+    "cpu_batch1_long_lr2e-3": {
+        **FROM_SCRATCH,
+        "batch_size": 1,
+        "iterations": 8800,
+        "clip": 1000.0,
+        "lr": 2e-3,
+    },
     # the same with its last 15% of iterations on 256 px crops (the scored photos' size), fewer iterations
     # in about the same time
     "cpu_batch1_long_256": {
