@@ -9,9 +9,9 @@ results/time_to_quality_great_wave.json.
     python tools/great_wave.py [--train-only] [--skip cpu,...] [--only LABEL,...]
 """
 
+import argparse
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 from fastst.data import EXTRA_DIR, data_dir
@@ -19,11 +19,14 @@ from fastst.io import atomic_path
 from fastst.recipes import time_to_quality
 from fastst.train import runs_dir
 
-train_only = "--train-only" in sys.argv
-# --skip cpu: leave out the cpu preset, and read the targets against cpu_half instead
-skipped = set(sys.argv[sys.argv.index("--skip") + 1].split(",")) if "--skip" in sys.argv else set()
-# --only LABEL,...: train (or score) these recipes alone
-only = set(sys.argv[sys.argv.index("--only") + 1].split(",")) if "--only" in sys.argv else None
+parser = argparse.ArgumentParser()
+parser.add_argument("--train-only", action="store_true", help="train what is missing, then stop")
+parser.add_argument(
+    "--skip", default="", help="labels to leave out; without cpu the targets are read against half"
+)
+parser.add_argument("--only", default="", help="labels to train (or score) alone")
+args = parser.parse_args()
+skipped, only = set(filter(None, args.skip.split(","))), set(filter(None, args.only.split(",")))
 # the finetune preset from the shipped base (fastst/pretrained/base.pth), started as the mean of its styles
 BASE = {"preset": "finetune", "from": "base", "style_strength": 1.0}
 # the same from the base shipped before (trained on batches of 4, `make base` then), which the levers below
@@ -57,6 +60,7 @@ SN_HALF = {
 # from scratch on fewer photos a step, with a one-cycle rate, for a quarter of the cpu preset's time; and on
 # single photos for about all of its time, with the finetune preset's cut in the gradient's norm
 FROM_SCRATCH = {"preset": "cpu_batch4", "style_strength": 1.0, "lr_schedule": "onecycle", "warmup": 0.05}
+CPU_LONG = {**FROM_SCRATCH, "batch_size": 1, "iterations": 8800, "clip": 1000.0}
 recipes = {
     # the shipped base: the finetune preset, and from there half as many iterations again; twice its peak
     # rate; a schedule of about two minutes (at its rate and at twice it); the norms' scale and shift at a
@@ -112,28 +116,16 @@ recipes = {
     "half": {"preset": "cpu_half", "style_strength": 1.0},
     "cpu_batch1": {**FROM_SCRATCH, "batch_size": 1, "iterations": 2200},
     "cpu_batch2": {**FROM_SCRATCH, "batch_size": 2, "iterations": 1100},
-    "cpu_batch1_long": {**FROM_SCRATCH, "batch_size": 1, "iterations": 8800, "clip": 1000.0},
+    "cpu_batch1_long": CPU_LONG,
     # the same at twice the peak rate
-    "cpu_batch1_long_lr2e-3": {
-        **FROM_SCRATCH,
-        "batch_size": 1,
-        "iterations": 8800,
-        "clip": 1000.0,
-        "lr": 2e-3,
-    },
+    "cpu_batch1_long_lr2e-3": {**CPU_LONG, "lr": 2e-3},
     # the same with its last 15% of iterations on 256 px crops (the scored photos' size), fewer iterations
     # in about the same time
-    "cpu_batch1_long_256": {
-        **FROM_SCRATCH,
-        "batch_size": 1,
-        "iterations": 6270,
-        "clip": 1000.0,
-        "crop_schedule": ((0.0, 128), (0.85, 256)),
-    },
+    "cpu_batch1_long_256": {**CPU_LONG, "iterations": 6270, "crop_schedule": ((0.0, 128), (0.85, 256))},
     "cpu": {"preset": "cpu_batch4", "style_strength": 1.0},
 }
 recipes = {
-    label: spec for label, spec in recipes.items() if label not in skipped and (only is None or label in only)
+    label: spec for label, spec in recipes.items() if label not in skipped and (not only or label in only)
 }
 reference = "cpu" if "cpu" in recipes else "half"
 result = time_to_quality(
@@ -144,10 +136,10 @@ result = time_to_quality(
     photos_count=3,
     protocol_overrides={"iterations": 200, "noise_iterations": 200},
     name="great_wave",
-    train_only=train_only,
+    train_only=args.train_only,
 )
-if train_only:
-    sys.exit()
+if args.train_only:
+    raise SystemExit
 for label, rows in result["curves"].items():
     for row in rows:
         print(
