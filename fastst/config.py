@@ -198,6 +198,19 @@ class TrainConfig:
         values = {**PRESETS[preset], **overrides}  # None is a value too (style_size=None: as it is)
         return cls(preset=preset, **values)
 
+    @classmethod
+    def from_saved(cls, saved: dict, **overrides) -> "TrainConfig":
+        """The config a run saved (its config.json's, or a model file's "config"), JSON's lists as tuples."""
+        fields = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in {**saved, **overrides}.items() if k in fields}
+        for key in ("style_layers", "snapshot_iterations"):
+            if isinstance(values.get(key), list):
+                values[key] = tuple(values[key])
+        if isinstance(values.get("style"), list):
+            values["style"] = tuple(values["style"])
+        values["crop_schedule"] = tuple(tuple(step) for step in values.get("crop_schedule", ()))
+        return cls(**values)
+
     def style_paths(self) -> list[str]:
         """The style images, one or several."""
         return [self.style] if isinstance(self.style, str) else [str(p) for p in self.style]

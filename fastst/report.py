@@ -109,10 +109,10 @@ def base_quality_table(result: dict) -> str:
     def fig5(value) -> str:
         return "beyond the budget" if value is None else f"{value:g}"
 
+    alone = f"`{result.get('alone_preset') or 'cpu_batch4'}`"
     lines = [
-        "| style | base: optimality ratio | base: Fig. 5 iterations | `cpu_batch4` alone after the same "
-        "time a style "
-        "| `cpu_batch4` alone, end of its run |",
+        f"| style | base: optimality ratio | base: Fig. 5 iterations | {alone} alone after the same time a "
+        f"style | {alone} alone, end of its run |",
         "|---|---|---|---|---|",
     ]
     for name, row in result["quality"].items():

@@ -74,6 +74,7 @@ def test_smoke_run_leaves_config_losses_snapshots_and_model(tmp_path, data_root)
 
     meta = json.loads((run / "config.json").read_text())
     assert meta["config"]["style_weight"] == config.style_weight and meta["environment"]["device"] == "cpu"
+    assert TrainConfig.from_saved(meta["config"]) == config  # what a tool reads back is what ran
 
 
 def test_resuming_gives_the_same_weights_as_one_go(tmp_path, data_root):

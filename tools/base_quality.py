@@ -1,12 +1,14 @@
 """The shipped multi-style base, style by style: its quality (fastst.quality) on the held-out photos, and,
-where a single-style run of the cpu_batch4 preset on the same style kept its weights, that run's quality after
-the same training time per style (the base's time divided by its number of styles). Both training steps
-are timed in one interleaved benchmark. Writes results/base_quality.json.
+where a single-style run on the same style kept its weights (by default the cpu preset for as many
+iterations as the base gives each style), that run's quality after the same training time per style (the
+base's time divided by its number of styles). The steps of the base and of each run (read from its
+config.json) are timed in one interleaved benchmark. Writes results/base_quality.json.
 
     python tools/base_quality.py [--base MODEL] [--cpu-run STYLE=RUN ...] [--styles NAME ...]
 """
 
 import argparse
+import json
 from pathlib import Path
 
 from fastst import quality
@@ -15,6 +17,7 @@ from fastst.data import data_dir
 from fastst.io import load_checkpoint
 from fastst.recipes import at_time, step_clock
 from fastst.results import write_result
+from fastst.runs import RunFolder
 from fastst.stylize import load_model, pretrained_path
 from fastst.train import TrainConfig, runs_dir
 from fastst.transformer import single_style
@@ -22,7 +25,7 @@ from fastst.transformer import single_style
 parser = argparse.ArgumentParser()
 parser.add_argument("--base", default="base")
 parser.add_argument(
-    "--cpu-run", nargs="*", default=[f"starry_night={runs_dir() / 'ttq' / 'starry_night-today'}"]
+    "--cpu-run", nargs="*", default=[], help="STYLE=RUN: a single-style run that kept weights"
 )
 parser.add_argument("--styles", nargs="*", help="styles to score (default: those with a cpu run)")
 parser.add_argument("--count", type=int, default=3)
@@ -34,19 +37,18 @@ args = parser.parse_args()
 saved = load_checkpoint(pretrained_path(args.base), "model")
 base = load_model(args.base)
 names = base.style_names
-config = TrainConfig(
-    **{
-        **saved["config"],
-        "style": tuple(str(data_dir() / "styles" / Path(p).name) for p in saved["config"]["style"]),
-        "crop_schedule": tuple(tuple(step) for step in saved["config"]["crop_schedule"]),
-    }
+config = TrainConfig.from_saved(
+    saved["config"], style=tuple(str(data_dir() / "styles" / Path(p).name) for p in saved["config"]["style"])
 )
 cpu_runs = dict(item.split("=", 1) for item in args.cpu_run)
 configs = {"base": config}
 for name, run in cpu_runs.items():
-    configs[f"cpu_batch4 {name}"] = TrainConfig.from_preset(
-        "cpu_batch4", style=str(data_dir() / "styles" / f"{name}.jpg"), out=run
+    configs[f"alone {name}"] = TrainConfig.from_saved(
+        json.loads(RunFolder(run).config.read_text())["config"], out=run
     )
+presets = sorted({configs[f"alone {name}"].preset for name in cpu_runs})
+if len(presets) > 1:
+    raise SystemExit(f"the single-style runs come from several presets ({', '.join(presets)}): compare one")
 timing = bench_recipes(configs)
 seconds = {
     label: {row["size"]: row["seconds"] for row in timing if row["recipe"] == label} for label in configs
@@ -66,7 +68,7 @@ for name in args.styles or list(cpu_runs):
     ref = quality.reference(protocol, count=args.count)
     row = {"base": {k: v for k, v in quality.score(single_style(base, names.index(name)), ref).items()}}
     if name in cpu_runs:
-        clock = step_clock(configs[f"cpu_batch4 {name}"], seconds[f"cpu_batch4 {name}"])
+        clock = step_clock(configs[f"alone {name}"], seconds[f"alone {name}"])
         curve = [{**r, "seconds": clock(r["iteration"])} for r in quality.curve(cpu_runs[name], ref)]
         row["cpu_at_equal_time"] = {
             "seconds": per_style,
@@ -92,6 +94,7 @@ write_result(
         "step_timing": timing,
         "base_seconds": base_seconds,
         "seconds_per_style": per_style,
+        "alone_preset": presets[0] if presets else None,
         "photos": list(ref.photos),
         "quality": rows,
     },

@@ -76,9 +76,21 @@ recipes = {
     # moment averaged over fewer steps (beta2 0.99), to follow a new style's gradients sooner
     "base_closest": {**BASE, "init_style": "closest"},
     "base_beta2_0.99": {**BASE, "adam_beta2": 0.99},
+    # the same recipe on other draws of photos and crops: how far apart runs of one recipe end
+    "base_seed1": {**BASE, "seed": 1},
+    "base_seed2": {**BASE, "seed": 2},
+    # 96 px crops (at the scale of 128 px): cheaper steps, more of them in about the same two minutes; and
+    # 128 px crops again for the last 30%
+    "base_96": {**BASE, "iterations": 1150, "crop_schedule": ((0.0, 96),)},
+    "base_96_128": {**BASE, "iterations": 1000, "crop_schedule": ((0.0, 96), (0.7, 128))},
+    # the same at twice the peak rate; 80 px crops
+    "base_96_lr1e-3": {**BASE, "iterations": 1150, "crop_schedule": ((0.0, 96),), "lr": 1e-3},
+    "base_80": {**BASE, "iterations": 1500, "crop_schedule": ((0.0, 80),)},
     # the finetune preset for as many iterations as the cpu preset (about its time): whether the base still
     # helps at equal time
     "base_8800": {**BASE, "iterations": 8800},
+    # the same at the cpu preset's peak rate and warm-up
+    "base_8800_lr1e-3": {**BASE, "iterations": 8800, "lr": 1e-3, "warmup": 0.05},
     # the base shipped before: the finetune preset, and from there: half as many iterations again; 128 px
     # crops of photos scaled to 171 px (the scale of the scored photos) or 256 px
     "base4": OLD_BASE,
