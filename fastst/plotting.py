@@ -178,17 +178,28 @@ def plot_quality_curves(
     """Time to quality: the optimality ratio (left, lower is better) and Johnson et al.'s Fig. 5
     iterations (right, higher is better) against training minutes on a log scale, one line per run
     (``{label: rows of fastst.quality.curve}``); ``reference`` draws a ratio to reach as a line. With
-    ``highlight``, only those runs are drawn in colour and named, the others in thin grey."""
+    ``highlight``, only those runs are drawn in colour and named (solid lines first, in its order), the
+    others in thin grey."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.5))
     grey = dict(color="0.75", linewidth=0.8, zorder=1)
+    # in the order named: the first ones get the palette's colours as solid lines
+    coloured = list(curves) if highlight is None else [label for label in highlight if label in curves]
+    palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for label, rows in curves.items():
         rows = [r for r in rows if r["iteration"] > 0]
         minutes = [r["elapsed_s"] / 60 for r in rows]
-        style = (
-            dict(marker="o", markersize=3, label=label, zorder=3)
-            if highlight is None or label in highlight
-            else grey
-        )
+        if label in coloured:  # each its own colour, and past the palette's end its own dash too
+            k = coloured.index(label)
+            style = dict(
+                marker="o",
+                markersize=3,
+                label=label,
+                zorder=3,
+                color=palette[k % len(palette)],
+                linestyle=("-", "--", ":")[min(k // len(palette), 2)],
+            )
+        else:
+            style = grey
         left.plot(minutes, [r["optimality_ratio"] for r in rows], **style)
         right.plot(
             minutes,

@@ -71,3 +71,20 @@ def test_time_to_quality_end_to_end_on_the_smoke_preset(data_root, imagenet_vgg,
         result["curves"]["fast"][-1]["optimality_ratio"], rel=1e-6
     )
     assert (tmp_path / "runs" / "quality_vs_time_the_scream.png").exists()
+
+
+def test_every_recipe_named_in_the_curves_figure_is_drawn_apart_from_the_others():
+    from fastst.plotting import plot_quality_curves
+
+    rows = [
+        {"iteration": i, "elapsed_s": 60.0 * i, "optimality_ratio": 3.0 / i, "lbfgs_equivalent": i}
+        for i in (1, 2)
+    ]
+    curves = {f"recipe{k}": rows for k in range(14)}
+    highlight = tuple(curves)[:13]  # more than the colour cycle holds; the last one grey
+    fig = plot_quality_curves(curves, highlight=highlight)
+    left = fig.axes[0]
+    looks = {line.get_label(): (line.get_color(), line.get_linestyle()) for line in left.get_lines()}
+    assert len({looks[label] for label in highlight}) == len(highlight)
+    grey = [line for line in left.get_lines() if line.get_label() not in highlight]
+    assert len(grey) == 1 and grey[0].get_color() == "0.75"
