@@ -1,11 +1,13 @@
 """The web app, driven as a person does: a real headless Chromium on the app served on 127.0.0.1."""
 
+import collections
 import os
 import shutil
 import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 import zlib
@@ -37,6 +39,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+_APP_OUTPUT: collections.deque = collections.deque(maxlen=200)  # the app's last lines, for failures
+
+
+def _drain(stream) -> None:
+    """Read the app's output as it comes (a pipe nobody reads fills and stalls the app)."""
+    for line in stream:
+        _APP_OUTPUT.append(line)
+
+
 @pytest.fixture(scope="module")
 def app_url():
     port = _free_port()
@@ -49,6 +60,8 @@ def app_url():
         stderr=subprocess.STDOUT,
         text=True,
     )
+    drain = threading.Thread(target=_drain, args=(proc.stdout,), daemon=True)
+    drain.start()
     url = f"http://127.0.0.1:{port}/"
     deadline = time.time() + 120
     while time.time() < deadline:
@@ -57,7 +70,8 @@ def app_url():
             break
         except OSError:
             if proc.poll() is not None:
-                pytest.fail(f"the app exited: {proc.stdout.read()}")
+                drain.join(timeout=10)  # the rest of what it said before exiting
+                pytest.fail(f"the app exited: {''.join(_APP_OUTPUT)}")
             time.sleep(0.5)
     else:
         proc.kill()
@@ -156,10 +170,18 @@ def test_the_webcam_is_stylized_live_with_its_frame_rate(page):
     camera = page.locator("#camera")
     # Chromium's fake camera: grant access, then start the stream
     camera.get_by_text("Click to Access Webcam").click()
-    camera.get_by_role("button", name="capture photo").click()
-    page.locator("#live img").wait_for(timeout=120_000)
-    page.wait_for_function(
-        "() => /frames per second: [0-9.]+/.test(document.querySelector('#fps').innerText)", timeout=120_000
+    page.wait_for_function(  # the camera's picture is playing before the stream is started
+        "() => { const v = document.querySelector('#camera video'); return v && v.readyState >= 2; }",
+        timeout=60_000,
     )
+    camera.get_by_role("button", name="capture photo").click()
+    try:
+        page.locator("#live img").wait_for(timeout=120_000)
+        page.wait_for_function(
+            "() => /frames per second: [0-9.]+/.test(document.querySelector('#fps').innerText)",
+            timeout=120_000,
+        )
+    except sync_api.TimeoutError:
+        pytest.fail(f"no stylized frame within 120 s; the app's last output:\n{''.join(_APP_OUTPUT)}")
     page.wait_for_timeout(3000)  # a few more frames for the screenshot
     _screenshot(page, "app_webcam")
