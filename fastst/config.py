@@ -200,16 +200,10 @@ class TrainConfig:
 
     @classmethod
     def from_saved(cls, saved: dict, **overrides) -> "TrainConfig":
-        """The config a run saved (its config.json's, or a model file's "config"), JSON's lists as tuples."""
+        """The config a run saved (its config.json's, or a model file's "config"); fields it has that this
+        version lacks are left out."""
         fields = {f.name for f in dataclasses.fields(cls)}
-        values = {k: v for k, v in {**saved, **overrides}.items() if k in fields}
-        for key in ("style_layers", "snapshot_iterations"):
-            if isinstance(values.get(key), list):
-                values[key] = tuple(values[key])
-        if isinstance(values.get("style"), list):
-            values["style"] = tuple(values["style"])
-        values["crop_schedule"] = tuple(tuple(step) for step in values.get("crop_schedule", ()))
-        return cls(**values)
+        return cls(**{k: as_tuples(v) for k, v in {**saved, **overrides}.items() if k in fields})
 
     def style_paths(self) -> list[str]:
         """The style images, one or several."""
@@ -299,6 +293,11 @@ class TrainConfig:
 
 def normalise(value):
     return [normalise(v) for v in value] if isinstance(value, (tuple, list)) else value
+
+
+def as_tuples(value):
+    """The inverse of ``normalise``: JSON's lists back as the config's tuples."""
+    return tuple(as_tuples(v) for v in value) if isinstance(value, (tuple, list)) else value
 
 
 def runs_dir() -> Path:

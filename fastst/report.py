@@ -109,7 +109,7 @@ def base_quality_table(result: dict) -> str:
     def fig5(value) -> str:
         return "beyond the budget" if value is None else f"{value:g}"
 
-    alone = f"`{result.get('alone_preset') or 'cpu_batch4'}`"
+    alone = f"`{result['alone_preset']}`" if result.get("alone_preset") else "one style"
     lines = [
         f"| style | base: optimality ratio | base: Fig. 5 iterations | {alone} alone after the same time a "
         f"style | {alone} alone, end of its run |",
