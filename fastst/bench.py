@@ -342,40 +342,88 @@ def recipe_steps(config: TrainConfig, vgg, device: torch.device, precision: str)
     return steps
 
 
+# TrainConfig fields that do not change what one training step computes: where the run's files are,
+# its schedule and length, its start, the loss weights (the same work at any weight) and the style target
+# (computed once, before the steps). Every other field, including any added later, keeps steps apart.
+STEP_COST_FREE = frozenset(
+    {
+        "style",
+        "data",
+        "out",
+        "preset",
+        "iterations",
+        "image_size",
+        "lr",
+        "lr_schedule",
+        "warmup",
+        "adam_beta1",
+        "adam_beta2",
+        "crop_schedule",
+        "init",
+        "init_style",
+        "style_strength",
+        "content_weight",
+        "style_weight",
+        "style_size",
+        "seed",
+        "num_workers",
+        "log_every",
+        "checkpoint_every",
+        "snapshots",
+        "snapshot_count",
+        "snapshot_size",
+        "snapshot_iterations",
+        "keep_weights_every",
+    }
+)
+
+
+def step_key(config: TrainConfig, size: int) -> tuple:
+    """What decides the cost of ``config``'s training step on ``size`` px crops: recipes with the same key
+    run the same step (the same work on the same shapes), timed once."""
+    settings = {k: v for k, v in vars(config).items() if k not in STEP_COST_FREE}
+    return (size, len(config.style_paths()), *sorted((k, repr(v)) for k, v in settings.items()))
+
+
 def bench_recipes(configs: dict, rounds: int = 5, device: torch.device = CPU) -> list[dict]:
     """Seconds per training step of each recipe at each of its crop sizes, timed in interleaved rounds
     (median) in one process, so that their ratios hold whatever the machine's load; with the FLOPs
     of one step and their share of the matmul rate (fp32, and that of the steps' precision) measured in
-    the same run. ``configs`` maps a name to a TrainConfig; the step is ``recipe_steps``'."""
+    the same run. ``configs`` maps a name to a TrainConfig; the step is ``recipe_steps``'. Recipes whose
+    steps are the same (``step_key``) share one timing, so that they are not told apart by noise."""
     from torch.utils.flop_counter import FlopCounterMode
 
     precision = resolve_precision("auto", device)
     vgg = loss_network(device=device)
-    steps, flops, labels = {}, {}, {}
+    steps, flops, rows = {}, {}, []
     for name, config in configs.items():
-        for size, step in recipe_steps(config, vgg, device, precision).items():
-            key = f"{name} @ {size} px"
-            labels[key] = (name, size)
-            steps[key] = step
-            with FlopCounterMode(display=False) as counter:
-                step()
-            flops[key] = counter.get_total_flops()
+        sizes = sorted({size for _, size in config.crop_steps()} or {config.image_size})
+        keys = {size: step_key(config, size) for size in sizes}
+        if any(key not in steps for key in keys.values()):
+            built = recipe_steps(config, vgg, device, precision)
+        for size, key in keys.items():
+            if key not in steps:
+                steps[key] = built[size]
+                with FlopCounterMode(display=False) as counter:
+                    steps[key]()
+                flops[key] = counter.get_total_flops()
+            rows.append((f"{name} @ {size} px", name, size, key))
     times = interleaved_medians(steps, rounds, device, slice_s=0)
     rate = matmul_rate(torch.float32) * 1e9
     # the steps run in ``precision`` (autocast): their share of that precision's matmul rate too
     own_rate = matmul_rate(torch.bfloat16) * 1e9 if precision == "bf16" else rate
     return [
         {
-            "step": key,
-            "recipe": labels[key][0],
-            "size": labels[key][1],
+            "step": label,
+            "recipe": name,
+            "size": size,
             "precision": precision,
             "seconds": times[key],
             "gflop": flops[key] / 1e9,
             "fraction_of_fp32_matmul": flops[key] / times[key] / rate,
             "fraction_of_matmul": flops[key] / times[key] / own_rate,
         }
-        for key in steps
+        for label, name, size, key in rows
     ]
 
 

@@ -1,5 +1,6 @@
 """The measuring instruments themselves (no timing is asserted here)."""
 
+import dataclasses
 import importlib.util
 import math
 
@@ -116,6 +117,28 @@ def test_the_recipe_bench_counts_the_training_steps_flops(data_root, imagenet_vg
         / 1e9
     )
     assert rows["one @ 32 px"]["gflop"] > 3 * net_forward  # forward, backward and the loss network on top
+
+
+def test_recipes_running_the_same_step_share_one_timing(data_root, imagenet_vgg):
+    """Recipes that differ only in schedule, seed or start run the same step: one timing for all of them
+    (runs of one recipe are not told apart by noise); a different batch or clip is timed on its own."""
+    from fastst.bench import STEP_COST_FREE, bench_recipes
+    from fastst.train import TrainConfig
+
+    assert STEP_COST_FREE <= {f.name for f in dataclasses.fields(TrainConfig)}
+    style = str(data_root / "styles" / "starry_night.jpg")
+    smoke = TrainConfig.from_preset("smoke", style=style, data="d", batch_size=1)
+    configs = {
+        "a": smoke,
+        "b": dataclasses.replace(smoke, lr=3e-3, seed=5, iterations=7, out="elsewhere"),
+        "c": dataclasses.replace(smoke, batch_size=2),
+        "d": dataclasses.replace(smoke, clip=1.0),
+    }
+    rows = {r["recipe"]: r for r in bench_recipes(configs, rounds=3)}
+    assert rows["a"]["seconds"] == rows["b"]["seconds"]
+    assert rows["a"]["gflop"] == rows["b"]["gflop"]
+    assert rows["c"]["gflop"] == pytest.approx(2 * rows["a"]["gflop"], rel=0.02)
+    assert len({rows[k]["seconds"] for k in "acd"}) == 3
 
 
 def test_the_benchmarks_training_step_is_trainings_own(data_root, monkeypatch):
