@@ -127,7 +127,7 @@ def training_estimate() -> str:
     seconds = estimate_seconds(todo[0]) * len(todo)
     precision = resolve_precision(todo[0].precision, resolve_device(todo[0].device))
     rates = f"fp32 matmul {matmul_rate():.0f} GFLOP/s" + (
-        f", bf16 {matmul_rate(torch.bfloat16, n=512, repeats=2):.0f}" if precision == "bf16" else ""
+        f", bf16 {matmul_rate(torch.bfloat16):.0f}" if precision == "bf16" else ""
     )
     return (
         f"training: {len(todo)} style(s) of the {todo[0].preset} preset in {precision}, about "

@@ -50,10 +50,11 @@ def cpu_flags() -> list[str]:
 
 
 @functools.lru_cache(maxsize=None)
-def matmul_rate(dtype: torch.dtype = torch.float32, n: int = 1024, repeats: int = 5) -> float:
-    """The fp32 (or ``dtype``) matmul rate to record beside any absolute time (``measure.matmul_gflops`` at
-    one size, once per process), so that times from other machines can be scaled."""
-    return matmul_gflops(dtype, sizes=(n,), repeats=repeats)
+def matmul_rate(dtype: torch.dtype = torch.float32) -> float:
+    """The fp32 (or ``dtype``) matmul rate to record beside any absolute time (``measure.matmul_gflops``:
+    the best over two sizes and a few repeats, once per process), so that times from other machines can
+    be scaled. Every record and every share of the rate in one process uses this one measurement."""
+    return matmul_gflops(dtype, sizes=(512, 1024), repeats=5)
 
 
 def machine(measure: bool = True) -> dict:
@@ -69,7 +70,7 @@ def machine(measure: bool = True) -> dict:
     }
     if measure:
         info["matmul_fp32_gflops"] = round(matmul_rate(torch.float32), 1)
-        info["matmul_bf16_gflops"] = round(matmul_rate(torch.bfloat16, n=512, repeats=2), 1)
+        info["matmul_bf16_gflops"] = round(matmul_rate(torch.bfloat16), 1)
     return info
 
 

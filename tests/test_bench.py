@@ -94,6 +94,7 @@ def test_the_recipe_bench_counts_the_training_steps_flops(data_root, imagenet_vg
     """One step of the smoke preset at 32 px: the FLOPs of the network forward and backward and of the VGG
     passes; more crops of the same size cost proportionally more."""
     from fastst.bench import bench_recipes
+    from fastst.results import machine
     from fastst.train import TrainConfig
 
     style = str(data_root / "styles" / "starry_night.jpg")
@@ -117,6 +118,14 @@ def test_the_recipe_bench_counts_the_training_steps_flops(data_root, imagenet_vg
         / 1e9
     )
     assert rows["one @ 32 px"]["gflop"] > 3 * net_forward  # forward, backward and the loss network on top
+    # the shares are of the very rates the result file records beside the times
+    recorded = machine()
+    row = rows["one @ 32 px"]
+    own = recorded["matmul_bf16_gflops" if row["precision"] == "bf16" else "matmul_fp32_gflops"]
+    assert row["gflop"] / row["seconds"] / row["fraction_of_matmul"] == pytest.approx(own, rel=1e-2)
+    assert row["gflop"] / row["seconds"] / row["fraction_of_fp32_matmul"] == pytest.approx(
+        recorded["matmul_fp32_gflops"], rel=1e-2
+    )
 
 
 def test_recipes_running_the_same_step_share_one_timing(data_root, imagenet_vgg):
