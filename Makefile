@@ -12,8 +12,8 @@ MIRROR ?= $(wildcard ../shared/data)
 
 # The multi-style base that ships (fastst/pretrained/base.pth): every style image of the data
 # set in one full-width network, on the cpu preset (one photo a step, a style a step in turn) for as many
-# iterations as 1,500 a style; resumable (run it again to continue).
-BASE_ITERATIONS ?= 10500
+# iterations as 3,000 a style; resumable (run it again to continue).
+BASE_ITERATIONS ?= 21000
 
 all: setup data notebooks
 

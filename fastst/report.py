@@ -123,7 +123,7 @@ def base_quality_table(result: dict) -> str:
             + (
                 f"| {_ratio(equal['optimality_ratio'])} (iteration {equal['iteration']:,}) "
                 if equal
-                else "| n/a "
+                else ("| its run is shorter " if final else "| n/a ")
             )
             + (
                 f"| {_ratio(final['optimality_ratio'])} ({final['iteration']:,} iterations, "

@@ -29,17 +29,25 @@ args = parser.parse_args()
 skipped, only = set(filter(None, args.skip.split(","))), set(filter(None, args.only.split(",")))
 # the finetune preset from the shipped base (fastst/pretrained/base.pth), started as the mean of its styles
 BASE = {"preset": "finetune", "from": "base", "style_strength": 1.0}
-# the same from the base shipped before (trained on batches of 4, `make base` then), which the levers below
-# were tried on, taken from the project's history
-OLD_BASE_FILE = os.path.relpath(runs_dir() / "base4" / "model.pth")
-if not Path(OLD_BASE_FILE).exists():
-    shipped = subprocess.run(
-        ["git", "show", "591bfab:fastst/pretrained/base.pth"], capture_output=True, check=True
-    ).stdout
-    Path(OLD_BASE_FILE).parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(OLD_BASE_FILE) as tmp:
-        tmp.write_bytes(shipped)
-OLD_BASE = {**BASE, "from": OLD_BASE_FILE}
+
+
+def shipped_at(commit: str, label: str) -> str:
+    """The base shipped at ``commit`` (taken from the project's history) as runs/LABEL/model.pth."""
+    path = os.path.relpath(runs_dir() / label / "model.pth")
+    if not Path(path).exists():
+        shipped = subprocess.run(
+            ["git", "show", f"{commit}:fastst/pretrained/base.pth"], capture_output=True, check=True
+        ).stdout
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(shipped)
+    return path
+
+
+# the same from the bases shipped before: trained on the cpu preset for half as many iterations (10,500),
+# and before that on batches of 4 (`make base` then), which the levers below were tried on
+BASE10K = {**BASE, "from": shipped_at("2b6671b", "base10k")}
+OLD_BASE = {**BASE, "from": shipped_at("591bfab", "base4")}
 # the same without the cut in the gradient's norm, and from there its batches before they were made single
 # photos: 2 or 4, for as many photos in all
 NO_CLIP = {**OLD_BASE, "clip": 0.0}
@@ -62,37 +70,43 @@ SN_HALF = {
 FROM_SCRATCH = {"preset": "cpu_batch4", "style_strength": 1.0, "lr_schedule": "onecycle", "warmup": 0.05}
 CPU_LONG = {**FROM_SCRATCH, "batch_size": 1, "iterations": 8800, "clip": 1000.0}
 recipes = {
-    # the shipped base: the finetune preset, and from there half as many iterations again; twice its peak
-    # rate; a schedule of about two minutes (at its rate and at twice it); the norms' scale and shift at a
-    # higher peak rate than the rest
+    # the shipped base: the finetune preset, on three draws of photos and crops (how far apart runs of one
+    # recipe end), and for half as many iterations again
     "base": BASE,
-    "base_1080": {**BASE, "iterations": 1080},
-    "base_lr1e-3": {**BASE, "lr": 1e-3},
-    "base_600": {**BASE, "iterations": 600},
-    "base_600_lr1e-3": {**BASE, "iterations": 600, "lr": 1e-3},
-    "base_normlr2e-3": {**BASE, "norm_lr": 2e-3},
-    "base_normlr5e-3": {**BASE, "norm_lr": 5e-3},
-    # the base's style (or mean) that scores lowest on this painting's objective as the start; Adam's second
-    # moment averaged over fewer steps (beta2 0.99), to follow a new style's gradients sooner
-    "base_closest": {**BASE, "init_style": "closest"},
-    "base_beta2_0.99": {**BASE, "adam_beta2": 0.99},
-    # the same recipe on other draws of photos and crops: how far apart runs of one recipe end
     "base_seed1": {**BASE, "seed": 1},
     "base_seed2": {**BASE, "seed": 2},
+    "base_1080": {**BASE, "iterations": 1080},
+    # the base shipped before (10,500 iterations): the finetune preset, and from there half as many
+    # iterations again; twice its peak rate; a schedule of about two minutes (at its rate and at twice it);
+    # the norms' scale and shift at a higher peak rate than the rest
+    "base10k": BASE10K,
+    "base10k_1080": {**BASE10K, "iterations": 1080},
+    "base10k_lr1e-3": {**BASE10K, "lr": 1e-3},
+    "base10k_600": {**BASE10K, "iterations": 600},
+    "base10k_600_lr1e-3": {**BASE10K, "iterations": 600, "lr": 1e-3},
+    "base10k_normlr2e-3": {**BASE10K, "norm_lr": 2e-3},
+    "base10k_normlr5e-3": {**BASE10K, "norm_lr": 5e-3},
+    # the base's style (or mean) that scores lowest on this painting's objective as the start; Adam's second
+    # moment averaged over fewer steps (beta2 0.99), to follow a new style's gradients sooner
+    "base10k_closest": {**BASE10K, "init_style": "closest"},
+    "base10k_beta2_0.99": {**BASE10K, "adam_beta2": 0.99},
+    # the same recipe on other draws of photos and crops: how far apart runs of one recipe end
+    "base10k_seed1": {**BASE10K, "seed": 1},
+    "base10k_seed2": {**BASE10K, "seed": 2},
     # 96 px crops (at the scale of 128 px): cheaper steps, more of them in about the same two minutes; and
     # 128 px crops again for the last 30%
-    "base_96": {**BASE, "iterations": 1150, "crop_schedule": ((0.0, 96),)},
-    "base_96_128": {**BASE, "iterations": 1000, "crop_schedule": ((0.0, 96), (0.7, 128))},
+    "base10k_96": {**BASE10K, "iterations": 1150, "crop_schedule": ((0.0, 96),)},
+    "base10k_96_128": {**BASE10K, "iterations": 1000, "crop_schedule": ((0.0, 96), (0.7, 128))},
     # the same at twice the peak rate; 80 px crops
-    "base_96_lr1e-3": {**BASE, "iterations": 1150, "crop_schedule": ((0.0, 96),), "lr": 1e-3},
-    "base_80": {**BASE, "iterations": 1500, "crop_schedule": ((0.0, 80),)},
+    "base10k_96_lr1e-3": {**BASE10K, "iterations": 1150, "crop_schedule": ((0.0, 96),), "lr": 1e-3},
+    "base10k_80": {**BASE10K, "iterations": 1500, "crop_schedule": ((0.0, 80),)},
     # the finetune preset for as many iterations as the cpu preset (about its time): whether the base still
     # helps at equal time
-    "base_8800": {**BASE, "iterations": 8800},
+    "base10k_8800": {**BASE10K, "iterations": 8800},
     # the same at the cpu preset's peak rate and warm-up
-    "base_8800_lr1e-3": {**BASE, "iterations": 8800, "lr": 1e-3, "warmup": 0.05},
-    # the base shipped before: the finetune preset, and from there: half as many iterations again; 128 px
-    # crops of photos scaled to 171 px (the scale of the scored photos) or 256 px
+    "base10k_8800_lr1e-3": {**BASE10K, "iterations": 8800, "lr": 1e-3, "warmup": 0.05},
+    # the base shipped before that (batches of 4): the finetune preset, and from there: half as many
+    # iterations again; 128 px crops of photos scaled to 171 px (the scale of the scored photos) or 256 px
     "base4": OLD_BASE,
     "base4_1080": {**OLD_BASE, "iterations": 1080},
     "base4_scale171": {**OLD_BASE, "image_size": 171, "crop_schedule": ((0.0, 128),)},
