@@ -70,11 +70,13 @@ SN_HALF = {
 FROM_SCRATCH = {"preset": "cpu_batch4", "style_strength": 1.0, "lr_schedule": "onecycle", "warmup": 0.05}
 CPU_LONG = {**FROM_SCRATCH, "batch_size": 1, "iterations": 8800, "clip": 1000.0}
 recipes = {
-    # the shipped base: the finetune preset, on three draws of photos and crops (how far apart runs of one
+    # the shipped base: the finetune preset, on five draws of photos and crops (how far apart runs of one
     # recipe end), and for half as many iterations again
     "base": BASE,
     "base_seed1": {**BASE, "seed": 1},
     "base_seed2": {**BASE, "seed": 2},
+    "base_seed3": {**BASE, "seed": 3},
+    "base_seed4": {**BASE, "seed": 4},
     "base_1080": {**BASE, "iterations": 1080},
     # the base shipped before (10,500 iterations): the finetune preset, and from there half as many
     # iterations again; twice its peak rate; a schedule of about two minutes (at its rate and at twice it);
