@@ -64,6 +64,19 @@ def crossing(rows: list[dict], target: float, key: str = "optimality_ratio") -> 
     return None
 
 
+def recipe_clock(config: TrainConfig, timing: list[dict], label: str):
+    """``step_clock`` of ``config`` from its rows (``label``) of ``fastst.bench.bench_recipes``."""
+    return step_clock(config, {row["size"]: row["seconds"] for row in timing if row["recipe"] == label})
+
+
+def timed_curve(config: TrainConfig, timing: list[dict], label: str, ref, progress: bool = True) -> list:
+    """``quality.curve`` of the run ``config.out`` against ``ref``, each kept weights with the training
+    seconds it took to reach them (by ``recipe_clock``)."""
+    clock = recipe_clock(config, timing, label)
+    rows = quality.curve(config.out, ref, progress=progress)
+    return [{**row, "seconds": clock(row["iteration"])} for row in rows]
+
+
 def row_at(rows: list[dict], seconds: float) -> dict | None:
     """The row of the last kept weights at or before ``seconds``."""
     i = bisect.bisect_right([r["seconds"] for r in rows], seconds + 1e-9) - 1
@@ -131,10 +144,7 @@ def time_to_quality(
     ref = quality.reference(protocol, count=photos_count, progress=progress)
     curves = {}
     for label, config in configs.items():
-        seconds = {row["size"]: row["seconds"] for row in timing if row["recipe"] == label}
-        clock = step_clock(config, seconds)
-        rows = quality.curve(config.out, ref, progress=progress)
-        curves[label] = [{**row, "seconds": clock(row["iteration"])} for row in rows]
+        curves[label] = timed_curve(config, timing, label, ref, progress)
     final = curves[reference_recipe][-1]
     summary = {}
     for label, rows in curves.items():
@@ -174,9 +184,7 @@ def time_to_quality(
 
 def estimate_seconds(config: TrainConfig, steps: int = 2) -> float:
     """The training time of ``config`` on this machine, from a few steps timed now at each crop size."""
-    timing = bench_recipes({"run": config}, rounds=steps)
-    seconds = {row["size"]: row["seconds"] for row in timing}
-    return step_clock(config, seconds)(config.iterations)
+    return recipe_clock(config, bench_recipes({"run": config}, rounds=steps), "run")(config.iterations)
 
 
 def check_recipes(recipes: dict, reference_recipe: str) -> None:

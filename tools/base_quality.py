@@ -15,7 +15,7 @@ from fastst import quality
 from fastst.bench import bench_recipes
 from fastst.data import data_dir
 from fastst.io import load_checkpoint
-from fastst.recipes import at_time, step_clock
+from fastst.recipes import recipe_clock, row_at, timed_curve
 from fastst.results import write_result
 from fastst.runs import RunFolder
 from fastst.stylize import load_model, pretrained_path
@@ -41,6 +41,7 @@ config = TrainConfig.from_saved(
     saved["config"], style=tuple(str(data_dir() / "styles" / Path(p).name) for p in saved["config"]["style"])
 )
 cpu_runs = dict(item.split("=", 1) for item in args.cpu_run)
+KEPT = ("iteration", "seconds", "optimality_ratio", "lbfgs_equivalent")  # what a row keeps of a curve
 configs = {"base": config}
 for name, run in cpu_runs.items():
     configs[f"alone {name}"] = TrainConfig.from_saved(
@@ -50,10 +51,7 @@ presets = sorted({configs[f"alone {name}"].preset for name in cpu_runs})
 if len(presets) > 1:
     raise SystemExit(f"the single-style runs come from several presets ({', '.join(presets)}): compare one")
 timing = bench_recipes(configs)
-seconds = {
-    label: {row["size"]: row["seconds"] for row in timing if row["recipe"] == label} for label in configs
-}
-base_seconds = step_clock(config, seconds["base"])(config.iterations)
+base_seconds = recipe_clock(config, timing, "base")(config.iterations)
 per_style = base_seconds / len(names)
 print(
     f"base: {config.iterations} iterations, {base_seconds / 60:.1f} min here, {per_style / 60:.1f} "
@@ -66,22 +64,16 @@ for name in args.styles or list(cpu_runs):
         data_dir() / "styles" / f"{name}.jpg", iterations=200, noise_iterations=200
     )
     ref = quality.reference(protocol, count=args.count)
-    row = {"base": {k: v for k, v in quality.score(single_style(base, names.index(name)), ref).items()}}
+    row = {"base": quality.score(single_style(base, names.index(name)), ref)}
     if name in cpu_runs:
-        clock = step_clock(configs[f"alone {name}"], seconds[f"alone {name}"])
-        curve = [{**r, "seconds": clock(r["iteration"])} for r in quality.curve(cpu_runs[name], ref)]
+        alone = configs[f"alone {name}"]
+        curve = timed_curve(alone, timing, f"alone {name}", ref)
         # compared at the base's time a style only where the run trained as many iterations as the base
         # gives a style (a shorter run's end is not that time's quality)
-        if configs[f"alone {name}"].iterations >= config.iterations // len(names):
-            row["cpu_at_equal_time"] = {
-                "seconds": per_style,
-                "optimality_ratio": at_time(curve, per_style),
-                "lbfgs_equivalent": at_time(curve, per_style, "lbfgs_equivalent"),
-                "iteration": at_time(curve, per_style, "iteration"),
-            }
-        row["cpu_final"] = {
-            k: curve[-1][k] for k in ("iteration", "seconds", "optimality_ratio", "lbfgs_equivalent")
-        }
+        if alone.iterations >= config.iterations // len(names):
+            at = row_at(curve, per_style)
+            row["cpu_at_equal_time"] = {"seconds": per_style, **{k: at[k] for k in KEPT if k != "seconds"}}
+        row["cpu_final"] = {k: curve[-1][k] for k in KEPT}
     rows[name] = row
     print(name, {k: {kk: vv for kk, vv in v.items() if kk != "photos"} for k, v in row.items()})
 
