@@ -141,11 +141,17 @@ def lbfgs_curve(
     return result.objective
 
 
-def network_objective(model: TransformerNet, photo: torch.Tensor, criterion: PerceptualLoss) -> float:
-    """Eq. 5 of the network's single pass on one photo, in fp32, output clamped (eval mode)."""
+def network_objective(
+    model: TransformerNet,
+    photo: torch.Tensor,
+    criterion: PerceptualLoss,
+    content_features: torch.Tensor | None = None,
+) -> float:
+    """Eq. 5 of the network's single pass on one photo, in fp32, output clamped (eval mode);
+    ``content_features``: the photo's own, where already computed."""
     out = stylize(model.eval(), photo, precision="fp32")
     with torch.no_grad():
-        return criterion(out[None], photo[None]).total.item()
+        return criterion(out[None], photo[None], content_features).total.item()
 
 
 def first_at_or_below(curve: list[float], value: float) -> int | None:
@@ -167,6 +173,7 @@ class Reference:
     content_curves: dict  # stem -> objective after 0..N iterations from the content image
     noise_curves: dict  # stem -> the same from noise
     criterion: PerceptualLoss
+    content_features: dict  # stem -> the photo's features at the content layer (the same for every model)
 
 
 def reference(
@@ -189,7 +196,8 @@ def reference(
     criterion = PerceptualLoss(
         loss_network(), load_image(protocol.style, protocol.style_size), **protocol.weights()
     )
-    return Reference(protocol, photos, content, noise, criterion)
+    features = {stem: criterion.content_features(photo[None]) for stem, photo in photos.items()}
+    return Reference(protocol, photos, content, noise, criterion, features)
 
 
 def score(model: TransformerNet, ref: Reference) -> dict:
@@ -200,7 +208,7 @@ def score(model: TransformerNet, ref: Reference) -> dict:
     baseline never gets there within its budget, i.e. the network beats it)."""
     rows = []
     for stem, photo in ref.photos.items():
-        value = network_objective(model, photo, ref.criterion)
+        value = network_objective(model, photo, ref.criterion, ref.content_features[stem])
         best = min(ref.content_curves[stem])
         noise = ref.noise_curves[stem]
         rows.append(
