@@ -58,6 +58,7 @@ def test_the_network_objective_matches_a_hand_written_eq5(tiny, imagenet_vgg):
     net = TransformerNet(width=0.25).eval()
     photo = next(iter(ref.photos.values()))
     got = quality.network_objective(net, photo, ref.criterion)
+    scored = quality.score(net, ref)["photos"][0]["network_objective"]  # with the reference's own features
     with torch.no_grad():
         out = net(photo[None])[0]  # eval mode: clamped to [0, 1]
         want = hand_objective(
@@ -70,6 +71,7 @@ def test_the_network_objective_matches_a_hand_written_eq5(tiny, imagenet_vgg):
             protocol.tv_weight,
         )
     assert got == pytest.approx(want, rel=1e-4)
+    assert scored == pytest.approx(want, rel=1e-4)
 
 
 def test_the_lbfgs_curve_starts_at_the_starting_image(tiny, imagenet_vgg):
