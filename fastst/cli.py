@@ -652,7 +652,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="RECIPE.FIELD=N",
         help="change one recipe's setting, e.g. cpu.iterations=500 (equal time)",
     )
-    tq.add_argument("--count", type=int, default=3, help="held-out photos to score on")
+    tq.add_argument(
+        "--count", type=int, help="score on the first N held-out photos only (default: the whole test set)"
+    )
     tq.add_argument("--iterations", type=int, help="L-BFGS iterations of the reference optimum (default 500)")
     tq.add_argument("--noise-iterations", type=int, help="L-BFGS iterations from noise, Fig. 5 (default 500)")
     tq.add_argument("--runs", default="runs/ttq", help="folder of the run folders")
