@@ -126,7 +126,8 @@ def time_to_quality(
     ``results/time_to_quality_<name>.json`` and ``figures/quality_vs_time_<name>``.
 
     ``recipes`` maps a label to ``{"preset": ..., "from": model or None, **overrides}``; the targets are
-    read against ``reference_recipe``'s final quality. With ``train_only`` it stops after training
+    read against ``reference_recipe``'s final quality, scored on the first ``photos_count`` held-out photos
+    (default: the whole test set). With ``train_only`` it stops after training
     (the step timing and scoring can then run later, alone on the machine)."""
     style = str(style)
     name = name or Path(style).stem

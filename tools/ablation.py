@@ -27,7 +27,6 @@ if __name__ == "__main__":
         RECIPES,
         runs_dir() / "ttq",
         "cpu",
-        photos_count=None,  # the whole test set
         protocol_overrides={"iterations": 200, "noise_iterations": 200},
         name="starry_night",
     )

@@ -161,7 +161,6 @@ result = time_to_quality(
     recipes,
     runs_dir() / "ttq",
     reference,
-    photos_count=None,  # the whole test set
     protocol_overrides={"iterations": 200, "noise_iterations": 200},
     name="great_wave",
     train_only=args.train_only,
