@@ -174,6 +174,7 @@ class Reference:
     noise_curves: dict  # stem -> the same from noise
     criterion: PerceptualLoss
     content_features: dict  # stem -> the photo's features at the content layer (the same for every model)
+    key: str  # names what a score against this reference means: the protocol and the photos' bytes
 
 
 def reference(
@@ -197,7 +198,14 @@ def reference(
         loss_network(), load_image(protocol.style, protocol.style_size), **protocol.weights()
     )
     features = {stem: criterion.content_features(photo[None]) for stem, photo in photos.items()}
-    return Reference(protocol, photos, content, noise, criterion, features)
+    key = {
+        **protocol.__dict__,
+        "style": _sha256(protocol.style),
+        "style_layers": list(protocol.style_layers),
+        "photos": [_sha256(p) for p in paths],
+    }
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:10]
+    return Reference(protocol, photos, content, noise, criterion, features, digest)
 
 
 def score(model: TransformerNet, ref: Reference) -> dict:
@@ -243,20 +251,26 @@ def curve(
     run: str | os.PathLike, ref: Reference, progress: bool = True, style: str | None = None
 ) -> list[dict]:
     """Quality against training time: every kept set of weights of a run (``weights/``), scored
-    (for ``style`` of a multi-style run)."""
+    (for ``style`` of a multi-style run). Each score is kept beside the weights, under the weights
+    file's hash and the reference's key, so that scoring a run again scores only what is new."""
     folder = RunFolder(run).weights
     paths = sorted(folder.glob("*.pth")) if folder.is_dir() else []
     if not paths:
         raise FaststError(f"{run} kept no weights to score (train with --keep-weights-every N)")
+    kept = folder / f"scores_{ref.key}{f'_{style}' if style else ''}.json"
+    scores = json.loads(kept.read_text()) if kept.exists() else {}
     rows = []
     for path in tqdm(paths, desc=f"scoring {Path(run).name}", unit="ckpt", disable=not progress):
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-        result = score_file(path, ref, style)
-        rows.append(
-            {
+        digest = _sha256(path)
+        if digest not in scores:
+            saved = torch.load(path, map_location="cpu", weights_only=True)
+            result = score_file(path, ref, style)
+            scores[digest] = {
                 "iteration": saved["iteration"],
                 "elapsed_s": saved["elapsed_s"],
                 **{k: v for k, v in result.items() if k != "photos"},
             }
-        )
+            with atomic_path(kept) as tmp:
+                tmp.write_text(json.dumps(scores, indent=1) + "\n")
+        rows.append(dict(scores[digest]))
     return rows

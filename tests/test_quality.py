@@ -7,6 +7,7 @@ from fastst import quality
 from fastst.gatys import gatys, starting_image
 from fastst.io import load_image
 from fastst.losses import PerceptualLoss
+from fastst.runs import RunFolder, keep_weights
 from fastst.transformer import TransformerNet
 
 
@@ -135,3 +136,32 @@ def test_curves_are_cached_and_reused(tiny, tmp_path):
     files[0].write_text(json.dumps(saved))
     assert quality.lbfgs_curve(protocol, path, "content", 3) == [0.0, 1.0, 2.0, 3.0]
     assert first[0] != 0.0
+
+
+def test_a_run_is_scored_once_per_reference_and_again_where_its_weights_change(tiny, tmp_path, monkeypatch):
+    protocol, photos = tiny
+    run = RunFolder(tmp_path / "run")
+    run.root.mkdir()
+    torch.manual_seed(0)
+    for iteration in (0, 10):
+        keep_weights(TransformerNet(width=0.25), run, iteration, float(iteration), [])
+    ref = quality.reference(protocol, photos, progress=False)
+    first = quality.curve(run.root, ref, progress=False)
+    assert [r["iteration"] for r in first] == [0, 10]
+
+    scored = []
+    real = quality.score_file
+    monkeypatch.setattr(quality, "score_file", lambda path, *a: scored.append(path.name) or real(path, *a))
+    assert quality.curve(run.root, ref, progress=False) == first  # nothing new: nothing scored
+    assert scored == []
+
+    keep_weights(TransformerNet(width=0.25), run, 10, 10.0, [])  # other weights under the same name
+    keep_weights(TransformerNet(width=0.25), run, 20, 20.0, [])
+    again = quality.curve(run.root, ref, progress=False)
+    assert scored == ["000010.pth", "000020.pth"]
+    assert again[0] == first[0] and again[1]["optimality_ratio"] != first[1]["optimality_ratio"]
+
+    scored.clear()
+    fewer = quality.reference(protocol, photos, count=1, progress=False)  # another reference: scored anew
+    quality.curve(run.root, fewer, progress=False)
+    assert scored == ["000000.pth", "000010.pth", "000020.pth"]
