@@ -270,7 +270,10 @@ def curve(
                 "elapsed_s": saved["elapsed_s"],
                 **{k: v for k, v in result.items() if k != "photos"},
             }
-            with atomic_path(kept) as tmp:
-                tmp.write_text(json.dumps(scores, indent=1) + "\n")
+            try:
+                with atomic_path(kept) as tmp:
+                    tmp.write_text(json.dumps(scores, indent=1) + "\n")
+            except OSError:  # a run folder that cannot be written to is scored without keeping scores
+                pass
         rows.append(dict(scores[digest]))
     return rows
