@@ -26,6 +26,7 @@ from fastst.errors import FaststError
 from fastst.io import (
     IMAGE_SUFFIXES,
     atomic_path,
+    file_digest,
     list_images,
     load_image,
     pil_to_tensor,
@@ -81,14 +82,6 @@ def manifest() -> list[Entry]:
             Entry(r["path"], int(r["bytes"]), r["sha256"], r["url"])
             for r in csv.DictReader(f, delimiter="\t")
         ]
-
-
-def _digest(path: Path, algorithm: str = "sha256") -> str:
-    h = hashlib.new(algorithm)
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def download(
@@ -149,7 +142,7 @@ def download(
             part.unlink()
         raise FaststError(f"download incomplete: {url}: {got} of {size} bytes (run again to resume)")
     if checksum is not None:
-        actual = _digest(part, algorithm)
+        actual = file_digest(part, algorithm)
         if actual != checksum:
             part.unlink()
             raise FaststError(f"checksum mismatch for {url}: {algorithm} {actual}, expected {checksum}")
@@ -179,7 +172,7 @@ def fetch(
     counts = {"kept": 0, "copied": 0, "downloaded": 0}
     for entry in tqdm(entries, desc="data", unit="file", disable=not progress):
         target = dest / entry.path
-        if target.exists() and target.stat().st_size == entry.bytes and _digest(target) == entry.sha256:
+        if target.exists() and target.stat().st_size == entry.bytes and file_digest(target) == entry.sha256:
             counts["kept"] += 1
             continue
         try:
@@ -190,7 +183,7 @@ def fetch(
             source = mirror / entry.path
             if not source.is_file():
                 raise FaststError(f"mirror {mirror} lacks {entry.path}")
-            if _digest(source) != entry.sha256:
+            if file_digest(source) != entry.sha256:
                 raise FaststError(f"mirror copy of {entry.path} does not match its sha256")
             with atomic_path(target) as tmp:
                 shutil.copyfile(source, tmp)
@@ -253,7 +246,7 @@ def fetch_extra_styles(dest: str | os.PathLike | None = None) -> list[Path]:
     written = []
     for name, entry in EXTRA_STYLES.items():
         target = dest / f"{name}.jpg"
-        if target.exists() and _digest(target) == entry["sha256"]:
+        if target.exists() and file_digest(target) == entry["sha256"]:
             written.append(target)
             continue
         with tempfile.TemporaryDirectory() as tmp:

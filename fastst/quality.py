@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from fastst.data import TEST_DIR, data_dir
 from fastst.errors import FaststError
 from fastst.gatys import gatys
-from fastst.io import atomic_path, list_images, load_image, project_folder
+from fastst.io import atomic_path, file_digest, list_images, load_image, project_folder
 from fastst.losses import DEFAULT_WEIGHTS, STYLE_LAYERS, PerceptualLoss
 from fastst.runs import RunFolder
 from fastst.strength import calibrated_style_weight
@@ -82,8 +82,9 @@ def cache_dir() -> Path:
     return project_folder("results", "FASTST_RESULTS") / "lbfgs"
 
 
-def _sha256(path: str | os.PathLike) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+def _key_digest(key: dict) -> str:
+    """A short name for what a cached file holds."""
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:10]
 
 
 def lbfgs_curve(
@@ -98,16 +99,15 @@ def lbfgs_curve(
     where one with at least that many iterations exists, else computed and cached."""
     cache = cache or cache_dir()
     key = {
-        "style_sha256": _sha256(protocol.style),
-        "photo_sha256": _sha256(photo_path),
+        "style_sha256": file_digest(protocol.style),
+        "photo_sha256": file_digest(photo_path),
         "init": init,
         **{
             k: v for k, v in protocol.__dict__.items() if k not in ("style", "iterations", "noise_iterations")
         },
         "style_layers": list(protocol.style_layers),
     }
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:10]
-    path = cache / f"{Path(protocol.style).stem}_{photo_path.stem}_{init}_{digest}.json"
+    path = cache / f"{Path(protocol.style).stem}_{photo_path.stem}_{init}_{_key_digest(key)}.json"
     if path.exists():
         saved = json.loads(path.read_text())
         if len(saved["objective"]) > iterations:
@@ -200,12 +200,11 @@ def reference(
     features = {stem: criterion.content_features(photo[None]) for stem, photo in photos.items()}
     key = {
         **protocol.__dict__,
-        "style": _sha256(protocol.style),
+        "style": file_digest(protocol.style),
         "style_layers": list(protocol.style_layers),
-        "photos": [_sha256(p) for p in paths],
+        "photos": [file_digest(p) for p in paths],
     }
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:10]
-    return Reference(protocol, photos, content, noise, criterion, features, digest)
+    return Reference(protocol, photos, content, noise, criterion, features, _key_digest(key))
 
 
 def score(model: TransformerNet, ref: Reference) -> dict:
@@ -261,7 +260,7 @@ def curve(
     scores = json.loads(kept.read_text()) if kept.exists() else {}
     rows = []
     for path in tqdm(paths, desc=f"scoring {Path(run).name}", unit="ckpt", disable=not progress):
-        digest = _sha256(path)
+        digest = file_digest(path)
         if digest not in scores:
             saved = torch.load(path, map_location="cpu", weights_only=True)
             result = score_file(path, ref, style)

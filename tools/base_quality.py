@@ -72,7 +72,7 @@ for name in args.styles or list(cpu_runs):
         # gives a style (a shorter run's end is not that time's quality)
         if alone.iterations >= config.iterations // len(names):
             at = row_at(curve, per_style)
-            row["cpu_at_equal_time"] = {"seconds": per_style, **{k: at[k] for k in KEPT if k != "seconds"}}
+            row["cpu_at_equal_time"] = {**{k: at[k] for k in KEPT}, "seconds": per_style}
         row["cpu_final"] = {k: curve[-1][k] for k in KEPT}
     rows[name] = row
     print(name, {k: {kk: vv for kk, vv in v.items() if kk != "photos"} for k, v in row.items()})
