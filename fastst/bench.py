@@ -54,7 +54,7 @@ from fastst.stylize import (
     stylize_paths,
     stylize_tiled,
 )
-from fastst.train import build_model, parameter_groups, train_step
+from fastst.train import TRAINING_LAYOUT, build_model, parameter_groups, train_step
 from fastst.transformer import TransformerNet
 from fastst.vgg import loss_network
 
@@ -324,18 +324,22 @@ def _fast_step(model, criterion, batch, optimizer, device, precision, clip=0.0):
     return train_step(model, criterion, batch, optimizer, scaler, device, precision, style, clip).total.item()
 
 
-def recipe_steps(config: TrainConfig, vgg, device: torch.device, precision: str) -> dict:
+def recipe_steps(
+    config: TrainConfig, device: torch.device, precision: str, layout: torch.memory_format = TRAINING_LAYOUT
+) -> dict:
     """``train``'s step (fastst.train.train_step, with the run's optimiser groups and clip) of ``config`` on
     a random batch at each of its crop sizes, keyed by size; a multi-style run's first style (each style's
-    step costs the same)."""
+    step costs the same). ``layout``: the memory layout of the network, its batch and the loss network
+    (train's own by default)."""
+    vgg = loss_network(device=device, channels_last=layout == torch.channels_last)
     style = load_image(config.style_paths()[0], config.style_size).to(device)
     criterion = PerceptualLoss.for_config(vgg, style, config).to(device)
     torch.manual_seed(config.seed)
-    model = build_model(config).to(device).train()
+    model = build_model(config).to(device).train().to(memory_format=layout)
     optimizer = torch.optim.Adam(parameter_groups(model, config))
     steps = {}
     for size in sorted({size for _, size in config.crop_steps()} or {config.image_size}):
-        batch = torch.rand(config.batch_size, 3, size, size, device=device)
+        batch = torch.rand(config.batch_size, 3, size, size, device=device).contiguous(memory_format=layout)
         steps[size] = lambda b=batch: _fast_step(
             model, criterion, b, optimizer, device, precision, config.clip
         )
@@ -394,13 +398,12 @@ def bench_recipes(configs: dict, rounds: int = 5, device: torch.device = CPU) ->
     from torch.utils.flop_counter import FlopCounterMode
 
     precision = resolve_precision("auto", device)
-    vgg = loss_network(device=device)
     steps, flops, rows = {}, {}, []
     for name, config in configs.items():
         sizes = sorted({size for _, size in config.crop_steps()} or {config.image_size})
         keys = {size: step_key(config, size) for size in sizes}
         if any(key not in steps for key in keys.values()):
-            built = recipe_steps(config, vgg, device, precision)
+            built = recipe_steps(config, device, precision)
         for size, key in keys.items():
             if key not in steps:
                 steps[key] = built[size]
@@ -437,8 +440,8 @@ def bench_training(
 ) -> dict:
     """Seconds per training iteration at a preset's size: plain against fast, split into data
     loading, the transformation network and the VGG loss; with ``loss_iterations`` both run that
-    many iterations from the same seed and batches and their losses are compared. On a GPU the
-    fast step is ``train``'s: channels-last memory and cuDNN's benchmark mode, besides autocast."""
+    many iterations from the same seed and batches and their losses are compared. The fast step is
+    ``train``'s: autocast and train's memory layout (channels-last), with cuDNN's benchmark mode on a GPU."""
 
     config = TrainConfig.from_preset(preset, style=str(style_path), data=str(data_dir))
     precision = resolve_precision("auto", device)
@@ -469,9 +472,7 @@ def bench_training(
     if loss_iterations > len(batches):
         batches = [torch.stack([dataset[i] for i in b]) for b in list(sampler())[:loss_iterations]]
     plain_batches = [b.to(device) for b in batches]
-    fast_batches = (
-        [b.contiguous(memory_format=torch.channels_last) for b in plain_batches] if cuda else plain_batches
-    )
+    fast_batches = [b.contiguous(memory_format=TRAINING_LAYOUT) for b in plain_batches]
 
     vgg = loss_network(device=device)
     style = load_image(style_path, config.style_size).to(device)
@@ -479,12 +480,13 @@ def bench_training(
     def fresh(fast: bool):
         torch.manual_seed(config.seed)
         model = build_model(config).to(device)
-        if fast and cuda:
-            model.to(memory_format=torch.channels_last)
+        if fast:
+            model.to(memory_format=TRAINING_LAYOUT)
         return model, torch.optim.Adam(model.parameters(), lr=config.lr)
 
-    vgg_cl = loss_network(device=device, channels_last=True) if cuda else vgg
-    fast_criterion = PerceptualLoss.for_config(vgg_cl, style, config).to(device)
+    fast_criterion = PerceptualLoss.for_config(
+        loss_network(device=device, channels_last=True), style, config
+    ).to(device)
     plain_model, plain_opt = fresh(False)
     model, opt = fresh(True)
 

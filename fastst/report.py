@@ -293,6 +293,28 @@ def step_profile_table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def step_layout_table(result: dict) -> str:
+    lines = [
+        "| preset | step | GFLOP | contiguous | channels-last | speed-up |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in result["rows"]:
+        lines.append(
+            f"| `{row['preset']}` | batch {row['batch_size']}, {row['size']} px, width {row['width']:g} "
+            f"| {row['gflop']:.0f} "
+            f"| {row['contiguous_s']:.3f} s ({row['fraction_of_matmul_contiguous']:.0%}) "
+            f"| {row['channels_last_s']:.3f} s ({row['fraction_of_matmul_channels_last']:.0%}) "
+            f"| {row['speedup']:.2f}x |"
+        )
+    lines.append("")
+    lines.append(
+        f"Each time: the median of {result['rounds']} interleaved rounds of one step in "
+        f"{result['precision']}, with its share of the {result['precision']} matmul rate; {_machine(result)} "
+        f"(`results/{result['name']}.json`)."
+    )
+    return "\n".join(lines)
+
+
 def render(name: str, folder: str | os.PathLike | None = None) -> str:
     """The table of result ``name``."""
     try:
@@ -315,6 +337,8 @@ def render(name: str, folder: str | os.PathLike | None = None) -> str:
         return inference_paths_table(result)
     if name == "step_profile":
         return step_profile_table(result)
+    if name == "step_layout":
+        return step_layout_table(result)
     raise FaststError(f"no table is defined for results/{name}.json")
 
 

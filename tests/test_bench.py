@@ -2,6 +2,7 @@
 
 import dataclasses
 import importlib.util
+import inspect
 import math
 
 import pytest
@@ -166,3 +167,19 @@ def test_the_benchmarks_training_step_is_trainings_own(data_root, monkeypatch):
     config = TrainConfig.from_preset("smoke", style=str(data_root / "styles" / "starry_night.jpg"), data="d")
     bench.bench_recipes({"smoke": config}, rounds=1)
     assert calls
+
+
+def test_the_training_step_minimises_the_same_objective_in_either_memory_layout(data_root):
+    """Training runs in channels-last memory (fastst.train.TRAINING_LAYOUT), the benchmark's step too; the
+    same weights and batch give the same objective in contiguous memory (fp32)."""
+    from fastst.bench import recipe_steps
+    from fastst.train import TRAINING_LAYOUT, TrainConfig
+
+    config = TrainConfig.from_preset("smoke", style=str(data_root / "styles" / "starry_night.jpg"), data="d")
+    cpu = torch.device("cpu")
+    first = {
+        layout: recipe_steps(config, cpu, "fp32", layout)[config.image_size]()
+        for layout in (torch.contiguous_format, torch.channels_last)
+    }
+    assert first[torch.channels_last] == pytest.approx(first[torch.contiguous_format], rel=1e-4)
+    assert inspect.signature(recipe_steps).parameters["layout"].default == TRAINING_LAYOUT

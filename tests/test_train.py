@@ -226,9 +226,14 @@ def test_two_gloo_processes_match_one_process(tmp_path, data_root):
         )
         moved = (a - start(photo)).abs().max().item()
     assert (a - b).abs().max().item() <= 0.05 * moved
+    # The global-batch losses: the first two iterations (from the same start, and after one update) agree to
+    # rounding; from there the same growth of rounding through Adam's steps applies as to the weights (with
+    # channels-last kernels one process's loss moved by about 1e-3 within 4 steps).
     la, lb = pd.read_csv(tmp_path / "one" / "losses.csv"), pd.read_csv(tmp_path / "two" / "losses.csv")
     for column in ("content", "style", "tv", "total"):
-        assert (la[column] - lb[column]).abs().max() <= 1e-4 * la[column].abs().max()
+        scale = la[column].abs().max()
+        assert (la[column] - lb[column])[:2].abs().max() <= 1e-5 * scale
+        assert (la[column] - lb[column]).abs().max() <= 1e-2 * scale
     import json
 
     assert json.loads((tmp_path / "two" / "config.json").read_text())["world_size"] == 2

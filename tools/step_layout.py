@@ -1,0 +1,59 @@
+"""What memory layout suits the training step on this machine: the step of each CPU preset and of the
+report preset (fastst.bench.recipe_steps: train's step, in the precision "auto" picks here) in contiguous
+memory and in channels-last memory (the network, its batch and the loss network), timed in interleaved
+rounds in one process, with the step's FLOPs and their share of the matmul rate measured in the same run.
+Writes results/step_layout.json.
+
+    python tools/step_layout.py [--rounds N] [--presets cpu,report,...]
+"""
+
+import argparse
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from fastst.bench import recipe_steps
+from fastst.config import TrainConfig
+from fastst.data import STYLES, data_dir
+from fastst.measure import interleaved_medians
+from fastst.results import matmul_rate, write_result
+from fastst.runtime import resolve_precision
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--rounds", type=int, default=7)
+parser.add_argument("--presets", default="cpu,cpu_batch4,cpu_half,report")
+args = parser.parse_args()
+
+device = torch.device("cpu")
+precision = resolve_precision("auto", device)
+LAYOUTS = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
+steps, flops, configs = {}, {}, {}
+for preset in args.presets.split(","):
+    config = configs[preset] = TrainConfig.from_preset(preset, style=str(data_dir() / STYLES["starry_night"]))
+    for name, layout in LAYOUTS.items():
+        steps[preset, name] = recipe_steps(config, device, precision, layout)[config.image_size]
+    with FlopCounterMode(display=False) as counter:
+        steps[preset, "contiguous"]()
+    flops[preset] = counter.get_total_flops()
+times = interleaved_medians(steps, args.rounds, device, slice_s=0)
+rate = matmul_rate(torch.bfloat16 if precision == "bf16" else torch.float32) * 1e9
+rows = []
+for preset, config in configs.items():
+    contiguous, channels_last = times[preset, "contiguous"], times[preset, "channels_last"]
+    rows.append(
+        {
+            "preset": preset,
+            "size": config.image_size,
+            "batch_size": config.batch_size,
+            "width": config.width,
+            "gflop": flops[preset] / 1e9,
+            "contiguous_s": contiguous,
+            "channels_last_s": channels_last,
+            "speedup": contiguous / channels_last,
+            "fraction_of_matmul_contiguous": flops[preset] / contiguous / rate,
+            "fraction_of_matmul_channels_last": flops[preset] / channels_last / rate,
+        }
+    )
+    print({k: round(v, 3) if isinstance(v, float) else v for k, v in rows[-1].items()})
+path = write_result("step_layout", {"precision": precision, "rounds": args.rounds, "rows": rows})
+print(f"wrote {path}")
