@@ -632,7 +632,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="train recipes on a style and draw quality against time",
         description="Train each recipe (a preset) on one style, keeping its weights; score them "
         "(fastst quality); time every recipe's step in one benchmark; write "
-        "results/time_to_quality_NAME.json and figures/quality_vs_time_NAME.",
+        "results/time_to_quality_NAME.json and the figure quality_vs_time_NAME in the runs folder.",
     )
     tq.add_argument("--style", required=True, help="style image")
     tq.add_argument(

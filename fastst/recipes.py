@@ -123,7 +123,8 @@ def time_to_quality(
     train_only: bool = False,
 ) -> dict | None:
     """Train (or resume) each recipe on ``style``, score its kept weights, time its steps, and write
-    ``results/time_to_quality_<name>.json`` and ``figures/quality_vs_time_<name>``.
+    ``results/time_to_quality_<name>.json`` and the figure ``quality_vs_time_<name>`` in ``runs`` (notebook 5
+    draws the committed figures from the results).
 
     ``recipes`` maps a label to ``{"preset": ..., "from": model or None, **overrides}``; the targets are
     read against ``reference_recipe``'s final quality, scored on the first ``photos_count`` held-out photos
