@@ -325,24 +325,28 @@ def _fast_step(model, criterion, batch, optimizer, device, precision, clip=0.0):
 
 
 def recipe_steps(
-    config: TrainConfig, device: torch.device, precision: str, layout: torch.memory_format = TRAINING_LAYOUT
+    config: TrainConfig,
+    device: torch.device,
+    precision: str,
+    layout: torch.memory_format = TRAINING_LAYOUT,
+    compiled: bool = False,
 ) -> dict:
     """``train``'s step (fastst.train.train_step, with the run's optimiser groups and clip) of ``config`` on
     a random batch at each of its crop sizes, keyed by size; a multi-style run's first style (each style's
     step costs the same). ``layout``: the memory layout of the network, its batch and the loss network
-    (train's own by default)."""
+    (train's own by default); ``compiled``: the network and the loss under ``torch.compile`` (which
+    ``train`` does not do), compiled on the first calls."""
     vgg = loss_network(device=device, channels_last=layout == torch.channels_last)
     style = load_image(config.style_paths()[0], config.style_size).to(device)
     criterion = PerceptualLoss.for_config(vgg, style, config).to(device)
     torch.manual_seed(config.seed)
     model = build_model(config).to(device).train().to(memory_format=layout)
     optimizer = torch.optim.Adam(parameter_groups(model, config))
+    net, loss = (torch.compile(model), torch.compile(criterion)) if compiled else (model, criterion)
     steps = {}
     for size in sorted({size for _, size in config.crop_steps()} or {config.image_size}):
         batch = torch.rand(config.batch_size, 3, size, size, device=device).contiguous(memory_format=layout)
-        steps[size] = lambda b=batch: _fast_step(
-            model, criterion, b, optimizer, device, precision, config.clip
-        )
+        steps[size] = lambda b=batch: _fast_step(net, loss, b, optimizer, device, precision, config.clip)
     return steps
 
 

@@ -294,9 +294,11 @@ def step_profile_table(result: dict) -> str:
 
 
 def step_layout_table(result: dict) -> str:
+    compiled = all("compiled_s" in row for row in result["rows"])
     lines = [
-        "| preset | step | GFLOP | contiguous | channels-last | speed-up |",
-        "|---|---|---|---|---|---|",
+        "| preset | step | GFLOP | contiguous | channels-last | speed-up |"
+        + (" channels-last, compiled | speed-up | compiling |" if compiled else ""),
+        "|---|---|---|---|---|---|" + ("---|---|---|" if compiled else ""),
     ]
     for row in result["rows"]:
         lines.append(
@@ -305,12 +307,20 @@ def step_layout_table(result: dict) -> str:
             f"| {row['contiguous_s']:.3f} s ({row['fraction_of_matmul_contiguous']:.0%}) "
             f"| {row['channels_last_s']:.3f} s ({row['fraction_of_matmul_channels_last']:.0%}) "
             f"| {row['speedup']:.2f}x |"
+            + (
+                f" {row['compiled_s']:.3f} s ({row['fraction_of_matmul_compiled']:.0%}) "
+                f"| {row['compiled_speedup']:.2f}x | {row['compile_s']:.0f} s |"
+                if compiled
+                else ""
+            )
         )
     lines.append("")
     lines.append(
         f"Each time: the median of {result['rounds']} interleaved rounds of one step in "
-        f"{result['precision']}, with its share of the {result['precision']} matmul rate; {_machine(result)} "
-        f"(`results/{result['name']}.json`)."
+        f"{result['precision']}, with its share of the {result['precision']} matmul rate; speed-ups against "
+        "contiguous memory"
+        + ("; compiling: the seconds of the compiled step's first two calls" if compiled else "")
+        + f"; {_machine(result)} (`results/{result['name']}.json`)."
     )
     return "\n".join(lines)
 

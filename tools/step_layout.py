@@ -1,13 +1,15 @@
 """What memory layout suits the training step on this machine: the step of each CPU preset and of the
 report preset (fastst.bench.recipe_steps: train's step, in the precision "auto" picks here) in contiguous
-memory and in channels-last memory (the network, its batch and the loss network), timed in interleaved
-rounds in one process, with the step's FLOPs and their share of the matmul rate measured in the same run.
-Writes results/step_layout.json.
+memory and in channels-last memory (the network, its batch and the loss network), and with --compile also
+in channels-last memory under torch.compile (the network and the loss; train does not compile), timed in
+interleaved rounds in one process, with the step's FLOPs and their share of the matmul rate measured in the
+same run, and the seconds its first two calls took to compile. Writes results/step_layout.json.
 
-    python tools/step_layout.py [--rounds N] [--presets cpu,report,...]
+    python tools/step_layout.py [--rounds N] [--presets cpu,report,...] [--compile]
 """
 
 import argparse
+import time
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -22,12 +24,13 @@ from fastst.runtime import resolve_precision
 parser = argparse.ArgumentParser()
 parser.add_argument("--rounds", type=int, default=7)
 parser.add_argument("--presets", default="cpu,cpu_batch4,cpu_half,report")
+parser.add_argument("--compile", action="store_true", help="also time the step under torch.compile")
 args = parser.parse_args()
 
 device = torch.device("cpu")
 precision = resolve_precision("auto", device)
 LAYOUTS = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
-steps, flops, configs = {}, {}, {}
+steps, flops, configs, compile_s = {}, {}, {}, {}
 for preset in args.presets.split(","):
     config = configs[preset] = TrainConfig.from_preset(preset, style=str(data_dir() / STYLES["starry_night"]))
     for name, layout in LAYOUTS.items():
@@ -35,11 +38,19 @@ for preset in args.presets.split(","):
     with FlopCounterMode(display=False) as counter:
         steps[preset, "contiguous"]()
     flops[preset] = counter.get_total_flops()
+    if args.compile:
+        step = steps[preset, "compiled"] = recipe_steps(config, device, precision, compiled=True)[
+            config.image_size
+        ]
+        started = time.perf_counter()
+        step(), step()
+        compile_s[preset] = time.perf_counter() - started
 times = interleaved_medians(steps, args.rounds, device, slice_s=0)
 rate = matmul_rate(torch.bfloat16 if precision == "bf16" else torch.float32) * 1e9
 rows = []
 for preset, config in configs.items():
     contiguous, channels_last = times[preset, "contiguous"], times[preset, "channels_last"]
+    compiled = times.get((preset, "compiled"))
     rows.append(
         {
             "preset": preset,
@@ -52,6 +63,16 @@ for preset, config in configs.items():
             "speedup": contiguous / channels_last,
             "fraction_of_matmul_contiguous": flops[preset] / contiguous / rate,
             "fraction_of_matmul_channels_last": flops[preset] / channels_last / rate,
+            **(
+                {
+                    "compiled_s": compiled,
+                    "compiled_speedup": contiguous / compiled,
+                    "fraction_of_matmul_compiled": flops[preset] / compiled / rate,
+                    "compile_s": compile_s[preset],
+                }
+                if compiled
+                else {}
+            ),
         }
     )
     print({k: round(v, 3) if isinstance(v, float) else v for k, v in rows[-1].items()})
