@@ -21,7 +21,7 @@ from fastst.losses import PerceptualLoss
 from fastst.measure import interleaved_medians
 from fastst.results import write_result
 from fastst.runtime import autocast, resolve_precision
-from fastst.train import build_model, train_step
+from fastst.train import TRAINING_LAYOUT, build_model, train_step
 from fastst.vgg import loss_network
 
 parser = argparse.ArgumentParser()
@@ -41,14 +41,16 @@ def autocast_gram(f: torch.Tensor) -> torch.Tensor:
     return torch.bmm(flat, flat.transpose(1, 2)) / (c * h * w)
 
 
-vgg = loss_network(device=device)
+vgg = loss_network(device=device, channels_last=True)  # train's memory layout
 style = load_image(config.style_paths()[0], config.style_size)
 criterion = PerceptualLoss.for_config(vgg, style, config)
 torch.manual_seed(0)
-model = build_model(config).train()
+model = build_model(config).train().to(memory_format=TRAINING_LAYOUT)
 optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
 scaler = torch.amp.GradScaler("cpu", enabled=False)
-batch = torch.rand(config.batch_size, 3, config.image_size, config.image_size)
+batch = torch.rand(config.batch_size, 3, config.image_size, config.image_size).contiguous(
+    memory_format=TRAINING_LAYOUT
+)
 
 
 def step_with(gram):
