@@ -336,7 +336,7 @@ def recipe_steps(
     step costs the same). ``layout``: the memory layout of the network, its batch and the loss network
     (train's own by default); ``compiled``: the network and the loss under ``torch.compile`` (which
     ``train`` does not do), compiled on the first calls."""
-    vgg = loss_network(device=device, channels_last=layout == torch.channels_last)
+    vgg = loss_network(device=device, memory_format=layout)
     style = load_image(config.style_paths()[0], config.style_size).to(device)
     criterion = PerceptualLoss.for_config(vgg, style, config).to(device)
     torch.manual_seed(config.seed)
@@ -489,7 +489,7 @@ def bench_training(
         return model, torch.optim.Adam(model.parameters(), lr=config.lr)
 
     fast_criterion = PerceptualLoss.for_config(
-        loss_network(device=device, channels_last=True), style, config
+        loss_network(device=device, memory_format=TRAINING_LAYOUT), style, config
     ).to(device)
     plain_model, plain_opt = fresh(False)
     model, opt = fresh(True)

@@ -300,7 +300,7 @@ class _Training:
         self.names = config.style_names()
         weights = [effective_style_weight(config, image) for image in styles]
         self.style_weight = weights if len(styles) > 1 else weights[0]
-        vgg = loss_network(device=device, channels_last=True)
+        vgg = loss_network(device=device, memory_format=TRAINING_LAYOUT)
         self.criteria = [
             PerceptualLoss.for_config(vgg, image, config, weight).to(device)
             for image, weight in zip(styles, weights)

@@ -245,19 +245,20 @@ _SHARED: dict[tuple, VGG16Features] = {}
 
 
 def loss_network(
-    weights: str = "imagenet", device: str | torch.device = "cpu", channels_last: bool = False
+    weights: str = "imagenet",
+    device: str | torch.device = "cpu",
+    memory_format: torch.memory_format = torch.contiguous_format,
 ) -> VGG16Features:
     """A frozen loss network, loaded once per process and shared, one instance per device and
     memory format: callers get it where they need it and never move an instance others hold."""
     device = torch.device(device)
-    key = (weights, str(device), channels_last)
+    key = (weights, str(device), str(memory_format))
     if key not in _SHARED:
-        cpu = (weights, "cpu", False)
+        cpu = (weights, "cpu", str(torch.contiguous_format))
         if cpu not in _SHARED:
             _SHARED[cpu] = VGG16Features(weights)
         if key != cpu:
             import copy
 
-            memory_format = torch.channels_last if channels_last else torch.contiguous_format
             _SHARED[key] = copy.deepcopy(_SHARED[cpu]).to(device, memory_format=memory_format)
     return _SHARED[key]

@@ -41,7 +41,7 @@ def autocast_gram(f: torch.Tensor) -> torch.Tensor:
     return torch.bmm(flat, flat.transpose(1, 2)) / (c * h * w)
 
 
-vgg = loss_network(device=device, channels_last=True)  # train's memory layout
+vgg = loss_network(device=device, memory_format=TRAINING_LAYOUT)
 style = load_image(config.style_paths()[0], config.style_size)
 criterion = PerceptualLoss.for_config(vgg, style, config)
 torch.manual_seed(0)
