@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from fastst.data import TEST_DIR, data_dir
 from fastst.errors import FaststError
 from fastst.gatys import gatys
-from fastst.io import atomic_path, file_digest, list_images, load_image, project_folder
+from fastst.io import atomic_path, file_digest, list_images, load_checkpoint, load_image, project_folder
 from fastst.losses import DEFAULT_WEIGHTS, STYLE_LAYERS, PerceptualLoss
 from fastst.runs import RunFolder
 from fastst.strength import calibrated_style_weight
@@ -262,7 +262,7 @@ def curve(
     for path in tqdm(paths, desc=f"scoring {Path(run).name}", unit="ckpt", disable=not progress):
         digest = file_digest(path)
         if digest not in scores:
-            saved = torch.load(path, map_location="cpu", weights_only=True)
+            saved = load_checkpoint(path, "kept weights")
             result = score_file(path, ref, style)
             scores[digest] = {
                 "iteration": saved["iteration"],

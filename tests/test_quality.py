@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from fastst import quality
+from fastst.errors import FaststError
 from fastst.gatys import gatys, starting_image
 from fastst.io import load_image
 from fastst.losses import PerceptualLoss
@@ -165,3 +166,14 @@ def test_a_run_is_scored_once_per_reference_and_again_where_its_weights_change(t
     fewer = quality.reference(protocol, photos, count=1, progress=False)  # another reference: scored anew
     quality.curve(run.root, fewer, progress=False)
     assert scored == ["000000.pth", "000010.pth", "000020.pth"]
+
+
+def test_a_damaged_kept_weights_file_is_a_one_line_error(tiny, tmp_path):
+    protocol, photos = tiny
+    run = RunFolder(tmp_path / "run")
+    run.root.mkdir()
+    keep_weights(TransformerNet(width=0.25), run, 0, 0.0, [])
+    (run.weights / "000000.pth").write_bytes(b"cut short")
+    ref = quality.reference(protocol, photos, progress=False)
+    with pytest.raises(FaststError, match="not a fastst kept weights"):
+        quality.curve(run.root, ref, progress=False)
