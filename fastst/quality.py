@@ -241,6 +241,17 @@ def score(model: TransformerNet, ref: Reference) -> dict:
     }
 
 
+def fig5_threshold(ref: Reference, iterations: int) -> float:
+    """The optimality ratio a network needs to match ``iterations`` of Fig. 5's L-BFGS from noise, the
+    median over ``ref``'s photos: on each, the lowest objective of the noise-start curve before that
+    iteration over the lowest of the content-start curve (a lower ratio than this scores more iterations)."""
+    if not 1 <= iterations < min(len(curve) for curve in ref.noise_curves.values()):
+        raise FaststError(f"Fig. 5 counts 1 to {ref.protocol.noise_iterations} iterations, not {iterations}")
+    return statistics.median(
+        min(ref.noise_curves[stem][:iterations]) / min(ref.content_curves[stem]) for stem in ref.photos
+    )
+
+
 def score_file(model_path: str | os.PathLike, ref: Reference, style: str | None = None) -> dict:
     """The quality of a model file (of one of its styles, for a multi-style model)."""
     return score(load_model(model_path, style=style), ref)

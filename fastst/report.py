@@ -325,6 +325,29 @@ def step_layout_table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def fig5_scale_table(result: dict) -> str:
+    counts = list(result["rows"][0]["thresholds"])
+    lines = [
+        "| style | " + " | ".join(f"{n} iterations" for n in counts) + " | best measured |",
+        "|---|" + "---|" * (len(counts) + 1),
+    ]
+    for row in result["rows"]:
+        best = row["best_measured"]
+        lines.append(
+            f"| {row['style'].replace('_', ' ')} | "
+            + " | ".join(f"{row['thresholds'][n]:.2f}" for n in counts)
+            + f" | {best['optimality_ratio']:.2f} ({best['lbfgs_equivalent']:g} iterations) |"
+        )
+    lines.append("")
+    lines.append(
+        "The optimality ratio a network needs to match that many L-BFGS iterations from noise (median over "
+        f"{result['rows'][0]['photos']} held-out photos at 256 px), and the lowest final ratio of any recipe in "
+        "that style's time-to-quality table with its count; "
+        f"`{result['command']}` (`results/{result['name']}.json`)."
+    )
+    return "\n".join(lines)
+
+
 def render(name: str, folder: str | os.PathLike | None = None) -> str:
     """The table of result ``name``."""
     try:
@@ -349,6 +372,8 @@ def render(name: str, folder: str | os.PathLike | None = None) -> str:
         return step_profile_table(result)
     if name == "step_layout":
         return step_layout_table(result)
+    if name == "fig5_scale":
+        return fig5_scale_table(result)
     raise FaststError(f"no table is defined for results/{name}.json")
 
 

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import pytest
@@ -177,3 +178,23 @@ def test_a_damaged_kept_weights_file_is_a_one_line_error(tiny, tmp_path):
     ref = quality.reference(protocol, photos, progress=False)
     with pytest.raises(FaststError, match="not a fastst kept weights"):
         quality.curve(run.root, ref, progress=False)
+
+
+def test_the_fig5_threshold_is_the_ratio_at_which_the_count_changes(tiny):
+    protocol, photos = tiny
+    ref = quality.reference(protocol, photos, progress=False)
+    for k in range(1, protocol.noise_iterations + 1):
+        alone = []
+        for stem in ref.photos:
+            one = dataclasses.replace(ref, photos={stem: ref.photos[stem]})
+            threshold, best = quality.fig5_threshold(one, k), min(ref.content_curves[stem])
+            # a network just below the threshold matches at least k iterations, one just above fewer
+            assert quality.first_at_or_below(ref.noise_curves[stem], threshold * best * 0.999) in (
+                *range(k, protocol.noise_iterations + 1),
+                None,
+            )
+            assert quality.first_at_or_below(ref.noise_curves[stem], threshold * best * 1.001) < k
+            alone.append(threshold)
+        assert quality.fig5_threshold(ref, k) == pytest.approx(sum(alone) / 2)  # the median of two
+    with pytest.raises(FaststError, match="Fig. 5 counts"):
+        quality.fig5_threshold(ref, protocol.noise_iterations + 1)
