@@ -341,8 +341,8 @@ def fig5_scale_table(result: dict) -> str:
     lines.append("")
     lines.append(
         "The optimality ratio a network needs to match that many L-BFGS iterations from noise (median over "
-        f"{result['rows'][0]['photos']} held-out photos at 256 px), and the lowest final ratio of any recipe in "
-        "that style's time-to-quality table with its count; "
+        f"{result['rows'][0]['photos']} held-out photos at {result['photo_size']} px), and the lowest final "
+        "ratio of any recipe in that style's time-to-quality table with its count; "
         f"`{result['command']}` (`results/{result['name']}.json`)."
     )
     return "\n".join(lines)

@@ -38,4 +38,6 @@ for name, path in styles.items():
         }
     )
     print(name, {n: round(v, 3) for n, v in rows[-1]["thresholds"].items()}, rows[-1]["best_measured"])
-write_result("fig5_scale", {"rows": rows}, machine_info=machine(measure=False))
+write_result(
+    "fig5_scale", {"rows": rows, "photo_size": ref.protocol.photo_size}, machine_info=machine(measure=False)
+)
