@@ -368,7 +368,7 @@ def render(name: str, folder: str | os.PathLike | None = None) -> str:
         return table1_table(result)
     if name == "inference_paths":
         return inference_paths_table(result)
-    if name == "step_profile":
+    if name.startswith("step_profile"):
         return step_profile_table(result)
     if name == "step_layout":
         return step_layout_table(result)

@@ -1,10 +1,11 @@
 """Where the cpu preset's training step spends its time: the step (train's own, at the preset's size and
 batch) under torch's profiler, its operators' own time grouped into convolutions (forward and backward),
-the Gram matrices' products, max pooling, dtype casts and the rest, with the FLOPs of the first two and
-their rate against the machine's matmul rate measured in the same run: of the step's precision for the
-convolutions, of fp32 for the Gram matrices (which are computed in fp32). Writes results/step_profile.json.
+the Gram matrices' products, max pooling, copies (dtype casts in bf16, changes of memory layout) and the
+rest, with the FLOPs of the first two and their rate against the machine's matmul rate measured in the same
+run: of the step's precision for the convolutions, of fp32 for the Gram matrices (which are computed in
+fp32). Writes results/NAME.json (default step_profile).
 
-    python tools/step_profile.py [--steps N]
+    python tools/step_profile.py [--steps N] [--name NAME]
 """
 
 import argparse
@@ -22,6 +23,7 @@ from fastst.runtime import resolve_precision
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--steps", type=int, default=10)
+parser.add_argument("--name", default="step_profile", help="the result file's name")
 args = parser.parse_args()
 
 GROUPS = {  # profiler operator name -> group
@@ -30,7 +32,7 @@ GROUPS = {  # profiler operator name -> group
     "aten::bmm": "gram",
     "aten::max_pool2d_with_indices": "pooling",
     "aten::max_pool2d_with_indices_backward": "pooling",
-    "aten::copy_": "casts",
+    "aten::copy_": "copies",
 }
 FLOP_GROUPS = {"convolution": "convolution", "convolution_backward": "convolution", "bmm": "gram"}
 
@@ -63,7 +65,7 @@ groups = {
         if flops.get(name)
         else None,
     }
-    for name in ("convolution", "gram", "pooling", "casts", "other")
+    for name in ("convolution", "gram", "pooling", "copies", "other")
 }
 result = {
     "preset": "cpu",
@@ -75,7 +77,7 @@ result = {
     "fraction_of_matmul": timing["fraction_of_matmul"],
     "groups": groups,
 }
-path = write_result("step_profile", result)
+path = write_result(args.name, result)
 for name, row in groups.items():
     print(name, {k: round(v, 3) if v is not None else None for k, v in row.items()})
 print(f"step {timing['seconds']:.3f} s, {timing['fraction_of_matmul']:.0%} of the matmul rate; wrote {path}")
