@@ -33,6 +33,9 @@ recipes = {
     "cpu_2200_clip100": {**QUARTER, "clip": 100.0},
     # the quarter-length cpu preset on another draw of photos and crops: how far apart runs of one recipe end
     "cpu_2200_seed1": {**QUARTER, "seed": 1},
+    # half and twice the preset's peak learning rate
+    "cpu_2200_lr5e-4": {**QUARTER, "lr": 5e-4},
+    "cpu_2200_lr2e-3": {**QUARTER, "lr": 2e-3},
 }
 recipes = {label: spec for label, spec in recipes.items() if not only or label in only}
 time_to_quality(
