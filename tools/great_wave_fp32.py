@@ -1,8 +1,9 @@
 """The Great Wave on a CPU without native bf16 (training in fp32): the cpu preset as it was (cpu_batch4, the
 reference) and the finetune preset from the shipped base, as `python -m fastst time-to-quality --style
-data/styles_extra/great_wave.jpg --recipes cpu_batch4 --from base` runs them; and, from scratch, a narrower
-network: the cpu preset for a quarter of its iterations at full width and at half width (Johnson et al.'s
-half-width model, cheaper steps), and at half width for as many iterations as fit in the full width's time.
+data/styles_extra/great_wave.jpg --recipes cpu_batch4 --from base` runs them; and, from scratch, the cpu
+preset for a quarter of its iterations, with one lever changed a recipe: a narrower network (Johnson et al.'s
+half width, cheaper steps; over the same iterations, and over as many as fit in the full width's time), a
+harder cut of the gradient's norm, half and twice the peak learning rate; and on a second seed.
 Writes results/time_to_quality_great_wave_fp32.json.
 
     python tools/great_wave_fp32.py [--train-only]
