@@ -6,7 +6,7 @@ half width, cheaper steps; over the same iterations, and over as many as fit in 
 harder cut of the gradient's norm, half and twice the peak learning rate; and on a second seed.
 Writes results/time_to_quality_great_wave_fp32.json.
 
-    python tools/great_wave_fp32.py [--train-only]
+    python tools/great_wave_fp32.py [--train-only] [--only LABEL,...]
 """
 
 import argparse
