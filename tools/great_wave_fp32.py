@@ -27,8 +27,8 @@ recipes = {
     "finetune": {"preset": "finetune", "from": "base", "style_strength": 1.0},
     "cpu_2200": QUARTER,
     "cpu_2200_half": {**QUARTER, "width": 0.5},
-    # as many half-width steps as full-width ones take the same time, by a benchmark of the two steps on
-    # the machine the runs were made on
+    # more half-width steps, in about the full width's time by a benchmark of the two steps taken before the
+    # runs (the result's own benchmark, which its times come from, may find another ratio)
     "cpu_2880_half": {**QUARTER, "width": 0.5, "iterations": 2880},
     # the gradient's norm cut at a tenth of the preset's threshold
     "cpu_2200_clip100": {**QUARTER, "clip": 100.0},
