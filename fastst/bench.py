@@ -54,7 +54,7 @@ from fastst.stylize import (
     stylize_paths,
     stylize_tiled,
 )
-from fastst.train import TRAINING_LAYOUT, build_model, parameter_groups, train_step
+from fastst.train import TRAINING_LAYOUT, build_model, make_optimizer, train_step
 from fastst.transformer import TransformerNet
 from fastst.vgg import loss_network
 
@@ -341,7 +341,7 @@ def recipe_steps(
     criterion = PerceptualLoss.for_config(vgg, style, config).to(device)
     torch.manual_seed(config.seed)
     model = build_model(config).to(device).train().to(memory_format=layout)
-    optimizer = torch.optim.Adam(parameter_groups(model, config))
+    optimizer = make_optimizer(model, config)
     net, loss = (torch.compile(model), torch.compile(criterion)) if compiled else (model, criterion)
     steps = {}
     for size in sorted({size for _, size in config.crop_steps()} or {config.image_size}):
@@ -485,7 +485,7 @@ def bench_training(
         torch.manual_seed(config.seed)
         model = build_model(config).to(device)
         if fast:
-            model.to(memory_format=TRAINING_LAYOUT)
+            return model.to(memory_format=TRAINING_LAYOUT), make_optimizer(model, config)
         return model, torch.optim.Adam(model.parameters(), lr=config.lr)
 
     fast_criterion = PerceptualLoss.for_config(

@@ -156,6 +156,14 @@ def parameter_groups(model: TransformerNet, config: TrainConfig) -> list[dict]:
     return [group for group in groups if group["params"]]
 
 
+def make_optimizer(model: TransformerNet, config: TrainConfig) -> torch.optim.Adam:
+    """The run's Adam over ``parameter_groups``, fused: one kernel updates every parameter, where the
+    default runs several passes over them per step."""
+    return torch.optim.Adam(
+        parameter_groups(model, config), betas=(config.adam_beta1, config.adam_beta2), fused=True
+    )
+
+
 def load_styles(config: TrainConfig) -> list[torch.Tensor]:
     if not config.style:
         raise FaststError("no style image given (--style)")
@@ -323,9 +331,7 @@ class _Training:
         chosen = time.perf_counter()
         model = initial_model(config, objective if state is None else None).to(device)
         chosen = time.perf_counter() - chosen
-        self.optimizer = torch.optim.Adam(
-            parameter_groups(model, config), betas=(config.adam_beta1, config.adam_beta2)
-        )
+        self.optimizer = make_optimizer(model, config)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, _lr_lambda(config))
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.precision == "fp16")
         model = model.to(memory_format=TRAINING_LAYOUT)

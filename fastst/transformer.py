@@ -13,6 +13,18 @@ _MIN_SIZE = 16
 SKIP_INIT_SCALE = 0.1  # the last layer's default initialisation, scaled down
 
 
+class InstanceNorm2d(nn.InstanceNorm2d):
+    """``nn.InstanceNorm2d`` (affine, no running statistics) computed as a group norm with one channel
+    a group: the same function, whose CPU kernels, forward and backward, work in channels-last memory,
+    where instance norm's copy their input to contiguous memory and hand the next layer a contiguous
+    output to copy back (``tools/step_profile.py``). Its state is ``nn.InstanceNorm2d``'s."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.track_running_stats or x.dim() != 4 or torch.onnx.is_in_onnx_export():
+            return super().forward(x)  # ONNX has an instance norm operator
+        return F.group_norm(x, self.num_features, self.weight, self.bias, self.eps)
+
+
 class ConditionalInstanceNorm2d(nn.Module):
     """Instance norm with one scale and shift per style (Dumoulin, Shlens & Kudlur, 2017).
 
@@ -33,7 +45,7 @@ class ConditionalInstanceNorm2d(nn.Module):
             raise RuntimeError("a multi-style network needs a style: call it as net(x, style)")
         mix = self.mix.to(self.weight.dtype)
         scale, shift = mix @ self.weight, mix @ self.bias
-        y = F.instance_norm(x, eps=self.eps)
+        y = F.group_norm(x, self.num_features, eps=self.eps)  # instance norm (see InstanceNorm2d)
         return y * scale[:, :, None, None].to(y.dtype) + shift[:, :, None, None].to(y.dtype)
 
 
@@ -41,7 +53,7 @@ def _norm(kind: str, channels: int, styles: int = 1) -> nn.Module:
     if kind == "instance" and styles > 1:
         return ConditionalInstanceNorm2d(channels, styles)
     if kind == "instance":
-        return nn.InstanceNorm2d(channels, affine=True)
+        return InstanceNorm2d(channels, affine=True)
     if kind == "batch" and styles == 1:
         return nn.BatchNorm2d(channels)
     if kind == "batch":

@@ -15,7 +15,7 @@ from fastst.inference import (
     _to_phases,
     for_inference,
 )
-from fastst.transformer import count_parameters
+from fastst.transformer import InstanceNorm2d, count_parameters
 
 
 def test_default_network_has_johnsons_parameter_count():
@@ -155,6 +155,28 @@ def test_first_layer_keeps_the_input_exact_when_compiled():
     with torch.no_grad(), torch.autocast("cpu", torch.bfloat16):
         ours = compiled(x)
     assert (ours == exact_input).float().mean() > 0.99
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_the_networks_instance_norm_is_torchs_in_value_gradient_and_state(layout):
+    torch.manual_seed(0)
+    ours, library = InstanceNorm2d(8, affine=True), torch.nn.InstanceNorm2d(8, affine=True)
+    with torch.no_grad():
+        library.weight.uniform_(0.5, 2)
+        library.bias.uniform_(-1, 1)
+    ours.load_state_dict(library.state_dict())  # a network saved before loads unchanged
+    x = (3 + 2 * torch.randn(2, 8, 13, 17)).contiguous(memory_format=layout)
+    xs = [x.clone().requires_grad_(), x.clone().requires_grad_()]
+    outs = [ours(xs[0]), library(xs[1])]
+    g = torch.randn(2, 8, 13, 17)
+    for out in outs:
+        out.backward(g)
+    assert (outs[0] - outs[1]).abs().max() < 1e-5
+    assert (xs[0].grad - xs[1].grad).abs().max() < 1e-4
+    for a, b in zip(ours.parameters(), library.parameters()):
+        assert (a.grad - b.grad).abs().max() < 1e-3 * b.grad.abs().max()
+    # the layout it was given is the one it hands on: no copy for the next convolution to make
+    assert outs[0].is_contiguous(memory_format=layout)
 
 
 def test_single_pass_instance_norm_compiled_is_exact_also_far_from_zero():
