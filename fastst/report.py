@@ -287,8 +287,15 @@ def step_profile_table(result: dict) -> str:
     lines.append(
         f"The `{result['preset']}` preset's step (batch {result['batch_size']}, {result['size']} px, "
         f"{result['precision']}): {result['seconds']:.3f} s, {result['gflop']:.0f} GFLOP, "
-        f"{result['fraction_of_matmul']:.0%} of the {result['precision']} matmul rate; {_machine(result)} "
-        f"(`results/{result['name']}.json`)."
+        f"{result['fraction_of_matmul']:.0%} of the {result['precision']} matmul rate"
+        + (
+            f"; in interleaved rounds of the same run, {before['now_seconds']:.3f} s against "
+            f"{before['seconds']:.3f} s with torch's instance norm and Adam unfused "
+            f"({before['seconds'] / before['now_seconds']:.2f}x)"
+            if (before := result.get("before"))
+            else ""
+        )
+        + f"; {_machine(result)} (`results/{result['name']}.json`)."
     )
     return "\n".join(lines)
 

@@ -3,7 +3,9 @@ batch) under torch's profiler, its operators' own time grouped into convolutions
 the Gram matrices' products, max pooling, copies (dtype casts in bf16, changes of memory layout) and the
 rest, with the FLOPs of the first two and their rate against the machine's matmul rate measured in the same
 run: of the step's precision for the convolutions, of fp32 for the Gram matrices (which are computed in
-fp32). Writes results/NAME.json (default step_profile).
+fp32). Beside it, in interleaved rounds, the same step as training took it before its instance norms ran
+as group norms and its Adam was fused (torch's InstanceNorm2d, Adam's default implementation on the
+CPU), for the speed-up of those two changes. Writes results/NAME.json (default step_profile).
 
     python tools/step_profile.py [--steps N] [--name NAME]
 """
@@ -15,11 +17,17 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
-from fastst.bench import bench_recipes, recipe_steps
+from fastst.bench import _fast_step, bench_recipes, recipe_steps
 from fastst.config import TrainConfig
 from fastst.data import STYLES, data_dir
+from fastst.io import load_image
+from fastst.losses import PerceptualLoss
+from fastst.measure import interleaved_medians
 from fastst.results import matmul_rate, write_result
 from fastst.runtime import resolve_precision
+from fastst.train import TRAINING_LAYOUT, build_model, parameter_groups
+from fastst.transformer import InstanceNorm2d
+from fastst.vgg import loss_network
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--steps", type=int, default=10)
@@ -42,6 +50,31 @@ config = TrainConfig.from_preset("cpu", style=str(data_dir() / STYLES["starry_ni
 # the step's seconds, FLOPs and share of the matmul rate as the time-to-quality results time it
 timing = bench_recipes({"cpu": config}, rounds=args.steps, device=device)[0]
 step = recipe_steps(config, device, precision)[config.image_size]
+
+
+def step_before(config: TrainConfig):
+    """The step with torch's InstanceNorm2d in place of the network's own and Adam unfused."""
+    criterion = PerceptualLoss.for_config(
+        loss_network(device=device, memory_format=TRAINING_LAYOUT),
+        load_image(config.style_paths()[0], config.style_size),
+        config,
+    )
+    torch.manual_seed(config.seed)
+    model = build_model(config).train()
+    for module in list(model.modules()):
+        for name, child in module.named_children():
+            if isinstance(child, InstanceNorm2d):
+                library = torch.nn.InstanceNorm2d(child.num_features, eps=child.eps, affine=True)
+                library.load_state_dict(child.state_dict())
+                setattr(module, name, library)
+    model = model.to(memory_format=TRAINING_LAYOUT)
+    optimizer = torch.optim.Adam(parameter_groups(model, config))
+    batch = torch.rand(config.batch_size, 3, config.image_size, config.image_size)
+    batch = batch.contiguous(memory_format=TRAINING_LAYOUT)
+    return lambda: _fast_step(model, criterion, batch, optimizer, device, precision, config.clip)
+
+
+compared = interleaved_medians({"before": step_before(config), "now": step}, args.steps, device, slice_s=0)
 
 with FlopCounterMode(display=False) as counter:
     step()
@@ -76,8 +109,10 @@ result = {
     "gflop": timing["gflop"],
     "fraction_of_matmul": timing["fraction_of_matmul"],
     "groups": groups,
+    "before": {"seconds": compared["before"], "now_seconds": compared["now"]},
 }
 path = write_result(args.name, result)
 for name, row in groups.items():
     print(name, {k: round(v, 3) if v is not None else None for k, v in row.items()})
+print(f"before the group norm and fused Adam: {compared['before'] / compared['now']:.2f}x the step's time")
 print(f"step {timing['seconds']:.3f} s, {timing['fraction_of_matmul']:.0%} of the matmul rate; wrote {path}")
