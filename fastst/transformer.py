@@ -13,16 +13,24 @@ _MIN_SIZE = 16
 SKIP_INIT_SCALE = 0.1  # the last layer's default initialisation, scaled down
 
 
-class InstanceNorm2d(nn.InstanceNorm2d):
-    """``nn.InstanceNorm2d`` (affine, no running statistics) computed as a group norm with one channel
-    a group: the same function, whose CPU kernels, forward and backward, work in channels-last memory,
+def instance_norm(x: torch.Tensor, weight=None, bias=None, eps: float = 1e-5) -> torch.Tensor:
+    """``F.instance_norm`` of a batch (N, C, H, W), computed on a CPU as a group norm with one channel a
+    group: the same function, whose CPU kernels, forward and backward, work in channels-last memory,
     where instance norm's copy their input to contiguous memory and hand the next layer a contiguous
-    output to copy back (``tools/step_profile.py``). Its state is ``nn.InstanceNorm2d``'s."""
+    output to copy back (``tools/step_profile.py``). On other devices, and for ONNX (which has an
+    instance norm operator), it is torch's."""
+    if x.device.type == "cpu" and not torch.onnx.is_in_onnx_export():
+        return F.group_norm(x, x.shape[1], weight, bias, eps)
+    return F.instance_norm(x, weight=weight, bias=bias, eps=eps)
+
+
+class InstanceNorm2d(nn.InstanceNorm2d):
+    """``nn.InstanceNorm2d`` by :func:`instance_norm`; its state is ``nn.InstanceNorm2d``'s."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.track_running_stats or x.dim() != 4 or torch.onnx.is_in_onnx_export():
-            return super().forward(x)  # ONNX has an instance norm operator
-        return F.group_norm(x, self.num_features, self.weight, self.bias, self.eps)
+        if self.track_running_stats or x.dim() != 4:
+            return super().forward(x)
+        return instance_norm(x, self.weight, self.bias, self.eps)
 
 
 class ConditionalInstanceNorm2d(nn.Module):
@@ -45,7 +53,7 @@ class ConditionalInstanceNorm2d(nn.Module):
             raise RuntimeError("a multi-style network needs a style: call it as net(x, style)")
         mix = self.mix.to(self.weight.dtype)
         scale, shift = mix @ self.weight, mix @ self.bias
-        y = F.group_norm(x, self.num_features, eps=self.eps)  # instance norm (see InstanceNorm2d)
+        y = instance_norm(x, eps=self.eps)
         return y * scale[:, :, None, None].to(y.dtype) + shift[:, :, None, None].to(y.dtype)
 
 
