@@ -3,7 +3,8 @@ reference) and the finetune preset from the shipped base, as `python -m fastst t
 data/styles_extra/great_wave.jpg --recipes cpu_batch4 --from base` runs them; and, from scratch, the cpu
 preset for a quarter of its iterations, with one lever changed a recipe: a narrower network (Johnson et al.'s
 half width, cheaper steps; over the same iterations, and over as many as fit in the full width's time), a
-harder cut of the gradient's norm, half and twice the peak learning rate; and on a second seed.
+harder cut of the gradient's norm, half and twice the peak learning rate; and on a second seed; and the cpu
+preset itself, for all of its iterations.
 Writes results/time_to_quality_great_wave_fp32.json.
 
     python tools/great_wave_fp32.py [--train-only] [--only LABEL,...]
@@ -37,6 +38,8 @@ recipes = {
     # half and twice the preset's peak learning rate
     "cpu_2200_lr5e-4": {**QUARTER, "lr": 5e-4},
     "cpu_2200_lr2e-3": {**QUARTER, "lr": 2e-3},
+    # the cpu preset as it is, for all its iterations: the from-scratch recipe at about cpu_batch4's time
+    "cpu": {"preset": "cpu", "style_strength": 1.0},
 }
 recipes = {label: spec for label, spec in recipes.items() if not only or label in only}
 time_to_quality(
