@@ -393,12 +393,14 @@ def step_key(config: TrainConfig, size: int) -> tuple:
     return (size, len(config.style_paths()), *sorted((k, repr(v)) for k, v in settings.items()))
 
 
-def bench_recipes(configs: dict, rounds: int = 5, device: torch.device = CPU) -> list[dict]:
+def bench_recipes(configs: dict, rounds: int = 15, device: torch.device = CPU) -> list[dict]:
     """Seconds per training step of each recipe at each of its crop sizes, timed in interleaved rounds
-    (median) in one process, so that their ratios hold whatever the machine's load; with the FLOPs
-    of one step and their share of the matmul rate (fp32, and that of the steps' precision) measured in
-    the same run. ``configs`` maps a name to a TrainConfig; the step is ``recipe_steps``'. Recipes whose
-    steps are the same (``step_key``) share one timing, so that they are not told apart by noise."""
+    (median) in one process, so that their ratios hold whatever the machine's load (with few rounds, a
+    slow spell of a shared machine still moved the ratio of two steps by a tenth between runs); with the
+    FLOPs of one step and their share of the matmul rate (fp32, and that of the steps' precision)
+    measured in the same run. ``configs`` maps a name to a TrainConfig; the step is ``recipe_steps``'.
+    Recipes whose steps are the same (``step_key``) share one timing, so that they are not told apart by
+    noise."""
     from torch.utils.flop_counter import FlopCounterMode
 
     precision = resolve_precision("auto", device)
