@@ -122,11 +122,11 @@ class SinglePassInstanceNorm(InstanceNorm2d):
     """Instance norm whose statistics, compiled for a CPU, come from one pass of plain sums.
 
     The mean and the mean square of x - x[..., :1, :1] (the shift by one pixel of the channel keeps
-    the difference well conditioned) give the mean and variance. For the original, Inductor
-    generates a Welford reduction, whose divisions cost more on a CPU and which it does not split
-    over threads for 32 channels. This form cut the time of the compiled network's fused kernels
-    noticeably at 256 and 512 px (torch.profiler), and it stays exact where the mean is far
-    from zero (tests). In eager mode and on a GPU it is :class:`InstanceNorm2d`, unchanged.
+    the difference well conditioned) give the mean and variance. For torch's instance norm (the form
+    this was measured against), Inductor generates a Welford reduction, whose divisions cost more on a
+    CPU and which it does not split over threads for 32 channels. This form cut the time of the compiled
+    network's fused kernels noticeably at 256 and 512 px (torch.profiler), and it stays exact where the
+    mean is far from zero (tests). In eager mode and on a GPU it is :class:`InstanceNorm2d`, unchanged.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -48,7 +48,11 @@ def time_to_quality_table(result: dict) -> str:
     reference_final = result["summary"][reference]["final_optimality_ratio"]
     for label, row in result["summary"].items():
         at_reference = row["optimality_ratio_at_reference_time"]  # its last kept weights by then
-        change = at_reference / reference_final - 1
+        change = (
+            f" ({at_reference / reference_final - 1:+.0%})"
+            if label != reference and at_reference is not None
+            else ""
+        )
         fraction = row["fraction_of_reference_time"]
         reached = _minutes(row["seconds_to_reference_quality"]) + (
             f" ({fraction:.0%})" if fraction is not None and label != reference else ""
@@ -61,7 +65,7 @@ def time_to_quality_table(result: dict) -> str:
             f"| `{label}` | {row['iterations']:,} | {_minutes(row['total_seconds'])} "
             f"| {_ratio(row['final_optimality_ratio'])} "
             f"| {'beyond the budget' if equivalent is None else f'{equivalent:g}'} | {_ratio(same_time)} "
-            f"| {_ratio(at_reference)}{f' ({change:+.0%})' if label != reference else ''} | {reached} |"
+            f"| {_ratio(at_reference)}{change} | {reached} |"
         )
     lines += [
         "",

@@ -164,6 +164,16 @@ def make_optimizer(model: TransformerNet, config: TrainConfig) -> torch.optim.Ad
     )
 
 
+def load_optimizer(optimizer: torch.optim.Adam, state: dict) -> None:
+    """Load a checkpoint's optimiser ``state`` into ``make_optimizer``'s Adam. torch takes each group's
+    settings from the state, so a checkpoint written before Adam was fused would resume unfused: the
+    state's groups keep the optimiser's own implementation."""
+    implementation = {k: optimizer.defaults[k] for k in ("fused", "foreach")}
+    optimizer.load_state_dict(
+        {**state, "param_groups": [{**group, **implementation} for group in state["param_groups"]]}
+    )
+
+
 def load_styles(config: TrainConfig) -> list[torch.Tensor]:
     if not config.style:
         raise FaststError("no style image given (--style)")
@@ -338,7 +348,7 @@ class _Training:
         self.elapsed = 0.0
         if state:
             model.load_state_dict(state["model"])
-            self.optimizer.load_state_dict(state["optimizer"])
+            load_optimizer(self.optimizer, state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
             torch.set_rng_state(state["rng"])
             self.elapsed = state["elapsed"]

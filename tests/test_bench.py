@@ -131,7 +131,8 @@ def test_the_recipe_bench_counts_the_training_steps_flops(data_root, imagenet_vg
 
 def test_recipes_running_the_same_step_share_one_timing(data_root, imagenet_vgg):
     """Recipes that differ only in schedule, seed or start run the same step: one timing for all of them
-    (runs of one recipe are not told apart by noise); a different batch or clip is timed on its own."""
+    (runs of one recipe are not told apart by noise); a different batch, or a cut of the gradient where there
+    was none, is timed on its own, and another threshold of the cut is not."""
     from fastst.bench import STEP_COST_FREE, bench_recipes
     from fastst.train import TrainConfig
 
@@ -143,12 +144,14 @@ def test_recipes_running_the_same_step_share_one_timing(data_root, imagenet_vgg)
         "b": dataclasses.replace(smoke, lr=3e-3, seed=5, iterations=7, out="elsewhere"),
         "c": dataclasses.replace(smoke, batch_size=2),
         "d": dataclasses.replace(smoke, clip=1.0),
+        "e": dataclasses.replace(smoke, clip=100.0),
     }
     rows = {r["recipe"]: r for r in bench_recipes(configs, rounds=3)}
     assert rows["a"]["seconds"] == rows["b"]["seconds"]
     assert rows["a"]["gflop"] == rows["b"]["gflop"]
     assert rows["c"]["gflop"] == pytest.approx(2 * rows["a"]["gflop"], rel=0.02)
     assert len({rows[k]["seconds"] for k in "acd"}) == 3
+    assert rows["d"]["seconds"] == rows["e"]["seconds"]
 
 
 def test_the_benchmarks_training_step_is_trainings_own(data_root, monkeypatch):

@@ -498,6 +498,26 @@ def test_norm_lr_moves_the_norms_at_their_own_rate_and_the_rest_at_the_runs():
     assert len(plain) == 1 and len(plain[0]["params"]) == len(moved)
 
 
+def test_a_run_resumed_from_an_unfused_optimiser_state_trains_with_the_fused_adam():
+    """A checkpoint written before training's Adam was fused resumes fused, from the same moments."""
+    from fastst.train import load_optimizer, make_optimizer, parameter_groups
+    from fastst.transformer import TransformerNet
+
+    config = TrainConfig.from_preset("smoke", style="s.jpg", data="d")
+    net = TransformerNet(width=0.25)
+    for p in net.parameters():
+        p.grad = torch.randn_like(p)
+    before = torch.optim.Adam(parameter_groups(net, config))  # the default implementation
+    before.step()
+    resumed = make_optimizer(net, config)
+    load_optimizer(resumed, before.state_dict())
+    assert all(group["fused"] for group in resumed.param_groups)
+    first = next(iter(net.parameters()))
+    assert torch.equal(resumed.state[first]["exp_avg"], before.state[first]["exp_avg"])
+    resumed.step()
+    assert float(resumed.state[first]["step"]) == 2
+
+
 @pytest.mark.parametrize(
     "setting, message",
     [
