@@ -38,7 +38,7 @@ recipes = {
     # half and twice the preset's peak learning rate
     "cpu_2200_lr5e-4": {**QUARTER, "lr": 5e-4},
     "cpu_2200_lr2e-3": {**QUARTER, "lr": 2e-3},
-    # the cpu preset as it is, for all its iterations: the from-scratch recipe at about cpu_batch4's time
+    # the cpu preset as it is, for all its iterations: from scratch, somewhat longer than cpu_batch4
     "cpu": {"preset": "cpu", "style_strength": 1.0},
 }
 recipes = {label: spec for label, spec in recipes.items() if not only or label in only}
