@@ -330,18 +330,21 @@ def recipe_steps(
     precision: str,
     layout: torch.memory_format = TRAINING_LAYOUT,
     compiled: bool = False,
+    build=build_model,
+    optimizer_for=make_optimizer,
 ) -> dict:
     """``train``'s step (fastst.train.train_step, with the run's optimiser groups and clip) of ``config`` on
     a random batch at each of its crop sizes, keyed by size; a multi-style run's first style (each style's
     step costs the same). ``layout``: the memory layout of the network, its batch and the loss network
     (train's own by default); ``compiled``: the network and the loss under ``torch.compile`` (which
-    ``train`` does not do), compiled on the first calls."""
+    ``train`` does not do), compiled on the first calls; ``build(config)`` and ``optimizer_for(model,
+    config)``: the network and its optimiser (train's own by default)."""
     vgg = loss_network(device=device, memory_format=layout)
     style = load_image(config.style_paths()[0], config.style_size).to(device)
     criterion = PerceptualLoss.for_config(vgg, style, config).to(device)
     torch.manual_seed(config.seed)
-    model = build_model(config).to(device).train().to(memory_format=layout)
-    optimizer = make_optimizer(model, config)
+    model = build(config).to(device).train().to(memory_format=layout)
+    optimizer = optimizer_for(model, config)
     net, loss = (torch.compile(model), torch.compile(criterion)) if compiled else (model, criterion)
     steps = {}
     for size in sorted({size for _, size in config.crop_steps()} or {config.image_size}):

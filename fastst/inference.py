@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fastst.transformer import ConvLayer, InstanceNorm2d, TransformerNet, UpsampleLayer
+from fastst.transformer import ConvLayer, InstanceNorm2d, TransformerNet, UpsampleLayer, replace_modules
 
 
 def _to_phases(x: torch.Tensor) -> torch.Tensor:
@@ -169,8 +169,5 @@ def for_inference(model: TransformerNet) -> TransformerNet:
         for i in (0, 3):
             fast.decoder[i] = SubPixelUpsample(fast.decoder[i])
     fast.decoder[-1] = SpaceToDepthConv(fast.decoder[-1])
-    for module in fast.modules():
-        for name, child in module.named_children():
-            if type(child) in (nn.InstanceNorm2d, InstanceNorm2d):
-                setattr(module, name, _single_pass(child))
+    replace_modules(fast, lambda m: type(m) in (nn.InstanceNorm2d, InstanceNorm2d), _single_pass)
     return fast.requires_grad_(False).to(device)

@@ -29,7 +29,7 @@ from fastst.runtime import (
     resolve_device,
     resolve_precision,
 )
-from fastst.transformer import TransformerNet, single_style
+from fastst.transformer import TransformerNet, replace_modules, single_style
 
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"
 # The precision every stylizing entry point defaults to, the command line's included: the fastest
@@ -267,10 +267,7 @@ def tiling_network(model: TransformerNet) -> TransformerNet:
     finally:
         if compiled is not None:
             model.forward = compiled
-    for module in list(tiler.modules()):
-        for name, child in module.named_children():
-            if isinstance(child, torch.nn.InstanceNorm2d):
-                setattr(module, name, TileNorm(child))
+    replace_modules(tiler, lambda m: isinstance(m, torch.nn.InstanceNorm2d), TileNorm)
     if compiled is not None:
         compile_model(tiler)
     _TILERS[model] = tiler

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from fastst.errors import FaststError
-from fastst.transformer import TransformerNet
+from fastst.transformer import TransformerNet, replace_modules
 
 TEMPORAL_MODES = ("frame", "ema", "clip")
 DEFAULT_TEMPORAL = "clip"
@@ -85,11 +85,9 @@ def stream_network(model: TransformerNet, mode: str = DEFAULT_TEMPORAL) -> Trans
     :class:`StreamNorm` of ``mode``. One network serves one clip."""
     net = copy.deepcopy(model)
     vars(net).pop("forward", None)  # a compiled forward belongs to the original
-    for module in list(net.modules()):
-        for name, child in module.named_children():
-            if isinstance(child, torch.nn.InstanceNorm2d):
-                setattr(module, name, StreamNorm(child, mode))
-    return net
+    return replace_modules(
+        net, lambda m: isinstance(m, torch.nn.InstanceNorm2d), lambda m: StreamNorm(m, mode)
+    )
 
 
 def _norms(net: torch.nn.Module) -> list[StreamNorm]:

@@ -240,5 +240,15 @@ def single_style(model: TransformerNet, style) -> TransformerNet:
     return one.train(model.training)
 
 
+def replace_modules(model: nn.Module, select, make) -> nn.Module:
+    """Replace, in place, every submodule ``m`` of ``model`` for which ``select(m)`` holds by ``make(m)``;
+    returns ``model``. The inference form, tiles and video swap the network's norms through it."""
+    for module in list(model.modules()):
+        for name, child in list(module.named_children()):
+            if select(child):
+                setattr(module, name, make(child))
+    return model
+
+
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -17,17 +17,14 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
-from fastst.bench import _fast_step, bench_recipes, recipe_steps
+from fastst.bench import bench_recipes, recipe_steps
 from fastst.config import TrainConfig
 from fastst.data import STYLES, data_dir
-from fastst.io import load_image
-from fastst.losses import PerceptualLoss
 from fastst.measure import interleaved_medians
 from fastst.results import matmul_rate, write_result
 from fastst.runtime import resolve_precision
-from fastst.train import TRAINING_LAYOUT, build_model, parameter_groups
-from fastst.transformer import InstanceNorm2d
-from fastst.vgg import loss_network
+from fastst.train import build_model, parameter_groups
+from fastst.transformer import InstanceNorm2d, replace_modules
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--steps", type=int, default=10)
@@ -52,29 +49,26 @@ timing = bench_recipes({"cpu": config}, rounds=args.steps, device=device)[0]
 step = recipe_steps(config, device, precision)[config.image_size]
 
 
-def step_before(config: TrainConfig):
-    """The step with torch's InstanceNorm2d in place of the network's own and Adam unfused."""
-    criterion = PerceptualLoss.for_config(
-        loss_network(device=device, memory_format=TRAINING_LAYOUT),
-        load_image(config.style_paths()[0], config.style_size),
-        config,
-    )
-    torch.manual_seed(config.seed)
-    model = build_model(config).train()
-    for module in list(model.modules()):
-        for name, child in module.named_children():
-            if isinstance(child, InstanceNorm2d):
-                library = torch.nn.InstanceNorm2d(child.num_features, eps=child.eps, affine=True)
-                library.load_state_dict(child.state_dict())
-                setattr(module, name, library)
-    model = model.to(memory_format=TRAINING_LAYOUT)
-    optimizer = torch.optim.Adam(parameter_groups(model, config))
-    batch = torch.rand(config.batch_size, 3, config.image_size, config.image_size)
-    batch = batch.contiguous(memory_format=TRAINING_LAYOUT)
-    return lambda: _fast_step(model, criterion, batch, optimizer, device, precision, config.clip)
+def with_torchs_norms(config: TrainConfig) -> torch.nn.Module:
+    """train's network with torch's InstanceNorm2d in place of its own (the same weights)."""
+
+    def torchs(norm: InstanceNorm2d) -> torch.nn.InstanceNorm2d:
+        library = torch.nn.InstanceNorm2d(norm.num_features, eps=norm.eps, affine=True)
+        library.load_state_dict(norm.state_dict())
+        return library
+
+    return replace_modules(build_model(config), lambda m: isinstance(m, InstanceNorm2d), torchs)
 
 
-compared = interleaved_medians({"before": step_before(config), "now": step}, args.steps, device, slice_s=0)
+# the step as training took it before: torch's instance norm and Adam's default implementation
+before = recipe_steps(
+    config,
+    device,
+    precision,
+    build=with_torchs_norms,
+    optimizer_for=lambda model, config: torch.optim.Adam(parameter_groups(model, config)),
+)[config.image_size]
+compared = interleaved_medians({"before": before, "now": step}, args.steps, device, slice_s=0)
 
 with FlopCounterMode(display=False) as counter:
     step()
