@@ -230,6 +230,87 @@ def plot_quality_curves(
     return fig
 
 
+def plot_length_scaling(result: dict):
+    """Final quality against training time for runs of one recipe at several lengths (a
+    ``tools/length_scaling.py`` result): the runs, its power-law fits carried on to the ratios its targets
+    ask for, the targets as lines and the reference's time."""
+    fig, ax = plt.subplots(figsize=(9, 5))
+    step, reference_min = result["cpu_step_seconds"], result["reference_seconds"] / 60
+    reference = result["reference_recipe"]
+    for point in result["points"]:
+        minutes = point["seconds"] / 60
+        ax.plot(minutes, point["optimality_ratio"], "o", color="black", zorder=4)
+        ax.annotate(
+            point["recipe"],
+            (minutes, point["optimality_ratio"]),
+            fontsize=7,
+            xytext=(4, 4),
+            textcoords="offset points",
+        )
+    needs = [need for fit in result["fits"].values() for need in fit["needs"].values()]
+    reach = min(
+        max(n["iterations"] for n in needs),
+        3 * max(n["iterations"] for n in needs if n["times_reference_time"] < 50),
+    )
+    first = min(p["iterations"] for p in result["points"]) / 1.5
+    for k, (form, fit) in enumerate(result["fits"].items()):
+        ns = [first * (reach / first) ** (i / 99) for i in range(100)]
+        ax.plot(
+            [n * step / 60 for n in ns],
+            [fit["floor"] + fit["scale"] * n ** -fit["exponent"] for n in ns],
+            linestyle=("-", "--")[k % 2],
+            color=f"C{k}",
+            label=f"fit: {form} = a n^-k, k = {fit['exponent']:.3f}",
+        )
+        for need in fit["needs"].values():  # where the fit reaches each target, if within the plot
+            if need["iterations"] <= reach:
+                at = (need["iterations"] * step / 60, need["optimality_ratio"])
+                ax.plot(*at, "x", color=f"C{k}", zorder=5)
+                ax.annotate(
+                    f"{at[0]:.0f} min: {need['times_reference_time']:.1f}x {reference}'s time",
+                    at,
+                    fontsize=7,
+                    color=f"C{k}",
+                    xytext=(-4, -12 - 10 * k),
+                    textcoords="offset points",
+                    ha="right",
+                )
+    styles = (":", "-.", (0, (1, 3)))
+    for k, (target, need) in enumerate(next(iter(result["fits"].values()))["needs"].items()):
+        ax.axhline(
+            need["optimality_ratio"],
+            color="grey",
+            linestyle=styles[k % 3],
+            label=f"{target}: {need['optimality_ratio']:.2f}",
+        )
+    ax.axhline(
+        result["reference_final_ratio"],
+        color="grey",
+        linewidth=0.8,
+        label=f"{reference}'s final ratio: {result['reference_final_ratio']:.2f}",
+    )
+    ax.axvline(reference_min, color="grey", linewidth=0.8)
+    ax.annotate(
+        f"{reference}'s time",
+        (reference_min, ax.get_ylim()[1]),
+        fontsize=7,
+        rotation=90,
+        va="top",
+        ha="right",
+    )
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("training time (minutes, log scale)")
+    ax.set_ylabel("optimality ratio at the end of the run (log scale)")
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_major_locator(matplotlib.ticker.FixedLocator([1, 1.2, 1.5, 2, 2.5, 3, 4, 5]))
+    ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="upper right")
+    return fig
+
+
 def style_mix_grid(
     model,
     photo: torch.Tensor,

@@ -362,6 +362,49 @@ def fig5_scale_table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def _three_figures(value: float) -> str:
+    """``value`` to three significant figures, with thousands separated: 31,700, 4.39, 83,300."""
+    rounded = float(f"{value:.3g}")
+    return f"{rounded:,.0f}" if rounded >= 1000 else f"{rounded:g}"
+
+
+def length_scaling_table(result: dict) -> str:
+    reference = result["reference_recipe"]
+    lines = [
+        "| recipe | iterations | training time | optimality ratio (final) | Fig. 5 iterations (final) |",
+        "|---|---|---|---|---|",
+    ]
+    for point in result["points"]:
+        lines.append(
+            f"| `{point['recipe']}` | {point['iterations']:,} | {point['seconds'] / 60:.1f} min | "
+            f"{point['optimality_ratio']:.2f} | {point['lbfgs_equivalent']:g} |"
+        )
+    needs = next(iter(result["fits"].values()))["needs"]  # the targets, the same in every fit
+    header = [
+        f"{target} (ratio {need['optimality_ratio']:.2f}): iterations, times `{reference}`'s time"
+        for target, need in needs.items()
+    ]
+    lines += ["", "| fit | k | " + " | ".join(header) + " |", "|---|---|" + "---|" * len(needs)]
+    for form, fit in result["fits"].items():
+        cells = [
+            f"{_three_figures(need['iterations'])}, {_three_figures(need['times_reference_time'])}x"
+            for need in fit["needs"].values()
+        ]
+        lines.append(f"| {form} = a n<sup>-k</sup> | {fit['exponent']:.3f} | " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append(
+        f"The `cpu` preset's final quality against its length n, each on its own schedule (median over "
+        f"{result['photos']} held-out photos at {result['photo_size']} px; runs, scores and times from "
+        f"`results/{result['from']}.json`), and power-law fits of it; `{reference}`'s final ratio is "
+        f"{result['reference_final_ratio']:.2f}. The multiple of `{reference}`'s time is the speed-up the "
+        f"`cpu` preset's step would need to get there in that time; the step runs at "
+        f"{result['cpu_step_fraction_of_matmul']:.0%} of the machine's matmul rate, so that at the full rate "
+        f"it would be {1 / result['cpu_step_fraction_of_matmul']:.1f}x faster; "
+        f"`{result['command']}` (`results/{result['name']}.json`)."
+    )
+    return "\n".join(lines)
+
+
 def render(name: str, folder: str | os.PathLike | None = None) -> str:
     """The table of result ``name``."""
     try:
@@ -388,6 +431,8 @@ def render(name: str, folder: str | os.PathLike | None = None) -> str:
         return step_layout_table(result)
     if name == "fig5_scale":
         return fig5_scale_table(result)
+    if name == "length_scaling":
+        return length_scaling_table(result)
     raise FaststError(f"no table is defined for results/{name}.json")
 
 

@@ -4,7 +4,7 @@ data/styles_extra/great_wave.jpg --recipes cpu_batch4 --from base` runs them; an
 preset for a quarter of its iterations, with one lever changed a recipe: a narrower network (Johnson et al.'s
 half width, cheaper steps; over the same iterations, and over as many as fit in the full width's time), a
 harder cut of the gradient's norm, half and twice the peak learning rate; and on a second seed; and the cpu
-preset itself, for all of its iterations.
+preset itself, for all of its iterations, and for an eighth and half as many.
 Writes results/time_to_quality_great_wave_fp32.json.
 
     python tools/great_wave_fp32.py [--train-only] [--only LABEL,...]
@@ -40,6 +40,10 @@ recipes = {
     "cpu_2200_lr2e-3": {**QUARTER, "lr": 2e-3},
     # the cpu preset as it is, for all its iterations: from scratch, somewhat longer than cpu_batch4
     "cpu": {"preset": "cpu", "style_strength": 1.0},
+    # the cpu preset at an eighth and half its length, on its schedule: how its final quality scales with
+    # training time (tools/length_scaling.py)
+    "cpu_1100": {**QUARTER, "iterations": 1100},
+    "cpu_4400": {**QUARTER, "iterations": 4400},
 }
 recipes = {label: spec for label, spec in recipes.items() if not only or label in only}
 time_to_quality(

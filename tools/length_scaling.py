@@ -1,0 +1,96 @@
+"""How the cpu preset's final quality on The Great Wave scales with its length, and what two time-to-quality
+targets would ask of it by that trend.
+
+Reads the runs of the cpu preset at several lengths, each on its own one-cycle schedule, from
+results/time_to_quality_great_wave_fp32.json (tools/great_wave_fp32.py trains and scores them). Fits their
+final optimality ratio against their iterations as a power law, in two forms: of the ratio, and of the ratio
+less 1 (the optimum per photo as a floor, which the ratio approaches). From each fit, the
+iterations that two ratios would need, and that many steps of the cpu preset as a multiple of cpu_batch4's
+training time (both from that result's one step benchmark; the speed-up the step would need to get there in
+cpu_batch4's time): the ratio 30% below cpu_batch4's final one, and the ratio that matches 100 L-BFGS
+iterations from noise (Johnson et al.'s Fig. 5; from the cached curves).
+Writes results/length_scaling.json.
+
+    python tools/length_scaling.py
+"""
+
+import math
+
+from fastst import quality
+from fastst.data import EXTRA_DIR, data_dir
+from fastst.results import read_result, write_result
+
+STYLE = data_dir() / EXTRA_DIR / "great_wave.jpg"
+# the result's runs of the cpu preset, unchanged but for their length (cpu_2200_seed1: and its seed)
+RUNS = ("cpu_1100", "cpu_2200", "cpu_2200_seed1", "cpu_4400", "cpu")
+measured = read_result("time_to_quality_great_wave_fp32")
+points = [
+    {
+        "recipe": label,
+        "iterations": measured["summary"][label]["iterations"],
+        "optimality_ratio": measured["summary"][label]["final_optimality_ratio"],
+        "lbfgs_equivalent": measured["summary"][label]["final_lbfgs_equivalent"],
+        "seconds": measured["summary"][label]["total_seconds"],
+    }
+    for label in RUNS
+]
+points.sort(key=lambda p: p["iterations"])
+
+
+def fit(floor: float) -> tuple[float, float]:
+    """Least squares of log(ratio - floor) on log(iterations): (log a, k) of ratio = floor + a n^-k."""
+    xs = [math.log(p["iterations"]) for p in points]
+    ys = [math.log(p["optimality_ratio"] - floor) for p in points]
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
+    return my - slope * mx, -slope
+
+
+ref = quality.reference(
+    quality.evaluation_protocol(
+        STYLE, **{k: measured["protocol"][k] for k in ("iterations", "noise_iterations")}
+    )
+)
+reference = measured["summary"][measured["reference_recipe"]]
+step_row = next(row for row in measured["step_timing"] if row["recipe"] == "cpu")
+step = step_row["seconds"]
+targets = {
+    f"30% below {measured['reference_recipe']}'s final ratio": 0.7 * reference["final_optimality_ratio"],
+    "Fig. 5 at 100 iterations": quality.fig5_threshold(ref, 100),
+}
+fits = {}
+for form, floor in (("ratio", 0.0), ("ratio - 1", 1.0)):
+    log_a, k = fit(floor)
+    needs = {}
+    for target, ratio in targets.items():
+        n = math.exp((log_a - math.log(ratio - floor)) / k)
+        needs[target] = {
+            "optimality_ratio": ratio,
+            "iterations": n,
+            "times_reference_time": n * step / reference["total_seconds"],
+        }
+    fits[form] = {"floor": floor, "exponent": k, "scale": math.exp(log_a), "needs": needs}
+    print(
+        form,
+        f"k={k:.3f}",
+        {t: f"{v['iterations']:.3g} it, {v['times_reference_time']:.3g}x" for t, v in needs.items()},
+    )
+write_result(
+    "length_scaling",
+    {
+        "style": STYLE.name,
+        "from": measured["name"],
+        "reference_recipe": measured["reference_recipe"],
+        "reference_final_ratio": reference["final_optimality_ratio"],
+        "reference_seconds": reference["total_seconds"],
+        "cpu_step_seconds": step,
+        # the share of the machine's matmul rate the step's FLOPs run at: at the full rate it would be this
+        # share's inverse times faster
+        "cpu_step_fraction_of_matmul": step_row["fraction_of_matmul"],
+        "photos": len(ref.photos),
+        "photo_size": ref.protocol.photo_size,
+        "points": points,
+        "fits": fits,
+    },
+    machine_info=measured["machine"],  # the machine the runs were timed on; the fit itself is arithmetic
+)
