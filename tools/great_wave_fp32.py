@@ -4,7 +4,8 @@ data/styles_extra/great_wave.jpg --recipes cpu_batch4 --from base` runs them; an
 preset for a quarter of its iterations, with one lever changed a recipe: a narrower network (Johnson et al.'s
 half width, cheaper steps; over the same iterations, and over as many as fit in the full width's time), a
 harder cut of the gradient's norm, half and twice the peak learning rate; and on a second seed; and the cpu
-preset itself, for all of its iterations, and for an eighth and half as many.
+preset itself, for all of its iterations, for an eighth and half as many, and for as many as end by
+cpu_batch4's time.
 Writes results/time_to_quality_great_wave_fp32.json.
 
     python tools/great_wave_fp32.py [--train-only] [--only LABEL,...]
@@ -44,6 +45,10 @@ recipes = {
     # training time (tools/length_scaling.py)
     "cpu_1100": {**QUARTER, "iterations": 1100},
     "cpu_4400": {**QUARTER, "iterations": 4400},
+    # the cpu preset on a schedule that ends by cpu_batch4's time (as many steps as cpu_batch4's take by this
+    # result's step benchmark, less a margin for the next benchmark's): the two at equal time, each at the end
+    # of its own schedule
+    "cpu_7100": {**QUARTER, "iterations": 7100},
 }
 recipes = {label: spec for label, spec in recipes.items() if not only or label in only}
 time_to_quality(

@@ -22,7 +22,7 @@ from fastst.results import read_result, write_result
 
 STYLE = data_dir() / EXTRA_DIR / "great_wave.jpg"
 # the result's runs of the cpu preset, unchanged but for their length (cpu_2200_seed1: and its seed)
-RUNS = ("cpu_1100", "cpu_2200", "cpu_2200_seed1", "cpu_4400", "cpu")
+RUNS = ("cpu_1100", "cpu_2200", "cpu_2200_seed1", "cpu_4400", "cpu_7100", "cpu")
 measured = read_result("time_to_quality_great_wave_fp32")
 points = [
     {
