@@ -207,6 +207,13 @@ def reference(
     return Reference(protocol, photos, content, noise, criterion, features, _key_digest(key))
 
 
+def result_reference(result: dict, style: str | os.PathLike, progress: bool = True) -> Reference:
+    """The reference a time-to-quality ``result`` of ``style`` was scored against: the style's evaluation
+    protocol with the result's L-BFGS budgets, on the test set (its curves are cached)."""
+    budgets = {k: result["protocol"][k] for k in ("iterations", "noise_iterations")}
+    return reference(evaluation_protocol(style, **budgets), progress=progress)
+
+
 def score(model: TransformerNet, ref: Reference) -> dict:
     """The quality of ``model`` against ``ref``: per photo and the median over photos.
 

@@ -19,11 +19,7 @@ styles = {
 rows = []
 for name, path in styles.items():
     measured = read_result(f"time_to_quality_{name}")
-    ref = quality.reference(
-        quality.evaluation_protocol(
-            path, **{k: measured["protocol"][k] for k in ("iterations", "noise_iterations")}
-        )
-    )
+    ref = quality.result_reference(measured, path)
     best = min(measured["summary"].values(), key=lambda row: row["final_optimality_ratio"])
     rows.append(
         {

@@ -16,6 +16,8 @@ Writes results/length_scaling.json.
 
 import math
 
+import numpy as np
+
 from fastst import quality
 from fastst.data import EXTRA_DIR, data_dir
 from fastst.results import read_result, write_result
@@ -39,18 +41,15 @@ points.sort(key=lambda p: p["iterations"])
 
 def fit(floor: float) -> tuple[float, float]:
     """Least squares of log(ratio - floor) on log(iterations): (log a, k) of ratio = floor + a n^-k."""
-    xs = [math.log(p["iterations"]) for p in points]
-    ys = [math.log(p["optimality_ratio"] - floor) for p in points]
-    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
-    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
-    return my - slope * mx, -slope
-
-
-ref = quality.reference(
-    quality.evaluation_protocol(
-        STYLE, **{k: measured["protocol"][k] for k in ("iterations", "noise_iterations")}
+    slope, log_a = np.polyfit(
+        np.log([p["iterations"] for p in points]),
+        np.log([p["optimality_ratio"] - floor for p in points]),
+        1,
     )
-)
+    return float(log_a), -float(slope)
+
+
+ref = quality.result_reference(measured, STYLE)
 reference = measured["summary"][measured["reference_recipe"]]
 step_row = next(row for row in measured["step_timing"] if row["recipe"] == "cpu")
 step = step_row["seconds"]
