@@ -8,6 +8,7 @@ bombs; files above ``max_file_size`` are refused by the server before they reach
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import tempfile
@@ -18,9 +19,10 @@ import numpy as np
 import torch
 from PIL import Image
 
+from fastst.anystyle import load_anystyle, painting_network
 from fastst.config import runs_dir
 from fastst.errors import FaststError
-from fastst.io import load_image, pil_to_tensor, resize_longer_side, save_image, tensor_to_pil
+from fastst.io import file_digest, load_image, pil_to_tensor, resize_longer_side, save_image, tensor_to_pil
 from fastst.runtime import resolve_device
 from fastst.stylize import (
     DEFAULT_PRECISION,
@@ -76,24 +78,51 @@ class Stylist:
             path = resolve_shipped_style(style)
         return Stylizer(load_model(path, self.device, style), self.precision, self.compile)
 
-    def photo(self, upload, snap, label, mix_with, mix, strength, keep_color, max_size):
+    @functools.lru_cache(maxsize=8)
+    def _painting(self, digest: str, path: str) -> Stylizer:
+        return Stylizer(
+            painting_network(path, self.anystyle(), self.device), self.precision, self.compile, "auto"
+        )
+
+    @functools.lru_cache(maxsize=1)
+    def anystyle(self):
+        return load_anystyle()
+
+    def chosen(self, label: str, mix_with: str, mix: float, painting: str | None) -> Stylizer:
+        """The shipped style, mix or trained model chosen, or the uploaded painting's network (computed once
+        per painting: the webcam's frames reuse it)."""
+        if not painting:
+            return self.network(label, mix_with, mix)
+        with _upload_named(painting):
+            return self._painting(file_digest(painting), painting)
+
+    def photo(self, upload, snap, label, mix_with, mix, strength, keep_color, painting, max_size):
         path = upload or snap
         if path is None:
             raise FaststError("upload a photo or take one with the webcam first")
-        try:
+        with _upload_named(path):
             image = load_image(path, int(max_size) if max_size else None)
-        except FaststError as e:  # the upload's temporary path means nothing to the user
-            raise FaststError(str(e).replace(str(path), Path(path).name)) from None
-        out = self.network(label, mix_with, float(mix))(image, float(strength), bool(keep_color))
-        name = f"{Path(path).stem}-{label.split(':')[-1].strip().replace('/', '-')}.png"
+        stylizer = self.chosen(label, mix_with, float(mix), painting)
+        out = stylizer(image, float(strength), bool(keep_color))
+        style = Path(painting).stem if painting else label.split(":")[-1].strip().replace("/", "-")
+        name = f"{Path(path).stem}-{style}.png"
         target = Path(tempfile.mkdtemp(prefix="fastst-app-")) / name
         save_image(out, target)
         return str(target)
 
-    def frame(self, frame: np.ndarray, label, mix_with, mix, strength, keep_color):
-        stylizer = self.network(label, mix_with, float(mix))
+    def frame(self, frame: np.ndarray, label, mix_with, mix, strength, keep_color, painting):
+        stylizer = self.chosen(label, mix_with, float(mix), painting)
         out = stylizer(pil_to_tensor(_shrunk(frame)), float(strength), bool(keep_color))
         return np.asarray(tensor_to_pil(out))
+
+
+@contextlib.contextmanager
+def _upload_named(path: str):
+    """Errors about an upload name the file as the user knows it, not by its temporary path."""
+    try:
+        yield
+    except FaststError as e:
+        raise FaststError(str(e).replace(str(path), Path(path).name)) from None
 
 
 def _shrunk(frame: np.ndarray) -> Image.Image:
@@ -140,7 +169,10 @@ def build_app(device: str = "auto", precision: str = DEFAULT_PRECISION, compile:
         return out, rate.tick()
 
     with gr.Blocks(title="fastst") as page:
-        gr.Markdown("# fastst\nFast neural style transfer: pick a style, upload a photo or use the webcam.")
+        gr.Markdown(
+            "# fastst\nFast neural style transfer: pick a style or upload any painting, then a photo "
+            "or the webcam."
+        )
         with gr.Row():
             style = gr.Radio(
                 labels, value=labels[0] if labels else None, label="Style or model", elem_id="style"
@@ -152,7 +184,14 @@ def build_app(device: str = "auto", precision: str = DEFAULT_PRECISION, compile:
             mix = gr.Slider(0, 1, value=0.5, step=0.05, label="Mix weight", elem_id="mix")
             strength = gr.Slider(0, 1, value=1, step=0.05, label="Strength", elem_id="strength")
             keep_color = gr.Checkbox(label="Preserve colours", elem_id="keep-color")
-        controls = [style, mix_with, mix, strength, keep_color]
+        with gr.Row():
+            painting = gr.File(
+                file_types=["image"],
+                type="filepath",
+                label="Or any painting as the style (one pass, no training)",
+                elem_id="painting",
+            )
+        controls = [style, mix_with, mix, strength, keep_color, painting]
         with gr.Tab("Photo"):
             with gr.Row():
                 with gr.Column():

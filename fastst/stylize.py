@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from fastst.anystyle import load_anystyle, painting_network
 from fastst.errors import FaststError
 from fastst.inference import for_inference
 from fastst.io import (
@@ -29,6 +30,7 @@ from fastst.runtime import (
     resolve_device,
     resolve_precision,
 )
+from fastst.scale import at_scale, auto_scale
 from fastst.transformer import TransformerNet, replace_modules, single_style
 
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"
@@ -390,7 +392,18 @@ class Stylizer:
     :data:`MAX_PIXELS_ONE_PASS`); :meth:`batch` stylizes a batch of one size.
     """
 
-    def __init__(self, model: TransformerNet, precision: str = DEFAULT_PRECISION, compile: bool = False):
+    def __init__(
+        self,
+        model: TransformerNet,
+        precision: str = DEFAULT_PRECISION,
+        compile: bool = False,
+        style_scale: float | str = 1.0,
+    ):
+        if style_scale != "auto" and not (isinstance(style_scale, (int, float)) and 0 < style_scale < 64):
+            raise FaststError(
+                f"style scale must be a number above 0 and below 64, or auto, not {style_scale}"
+            )
+        self.style_scale = style_scale
         if model.styles > 1:
             names = ", ".join(getattr(model, "style_names", None) or [])
             raise FaststError(
@@ -403,12 +416,23 @@ class Stylizer:
         if compile:  # pays off for many images or large ones: the first of each size compiles
             compile_model(self.network)
 
+    def scale_for(self, height: int, width: int) -> float:
+        """The style scale of a photo of this size (``auto``: :func:`fastst.scale.auto_scale`)."""
+        return auto_scale(height, width) if self.style_scale == "auto" else float(self.style_scale)
+
     def batch(self, images: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) in [0, 1] -> the same, stylized, on the CPU."""
-        return stylize(self.network, images, precision=self.precision)
+        run = lambda x: stylize(self.network, x, precision=self.precision)
+        return at_scale(run, images, self.scale_for(*images.shape[-2:]))
 
     def __call__(self, image: torch.Tensor, strength: float = 1.0, keep_color: bool = False) -> torch.Tensor:
-        return stylize_image(self.network, image, strength, keep_color, self.precision)
+        scale = self.scale_for(*image.shape[-2:])
+        if scale == 1:
+            return stylize_image(self.network, image, strength, keep_color, self.precision)
+        if not 0.0 <= strength <= 1.0:
+            raise FaststError(f"strength must be between 0 and 1, not {strength}")
+        run = lambda x: stylize_image(self.network, x[0], precision=self.precision)[None]
+        return _finish(at_scale(run, image[None], scale)[0], image, strength, keep_color)
 
 
 def _inputs(spec: str) -> list[Path]:
@@ -430,8 +454,14 @@ def _inputs(spec: str) -> list[Path]:
     raise FaststError(f"no such file or folder: {spec}")
 
 
-def load_one_style(model_path: str | os.PathLike, device, style: str | None = None) -> TransformerNet:
-    """:func:`load_model`, refusing a multi-style model unless ``style`` picks one style or mix of it."""
+def load_one_style(
+    model_path: str | os.PathLike | None, device, style: str | None = None, painting: str | None = None
+) -> TransformerNet:
+    """:func:`load_model`, refusing a multi-style model unless ``style`` picks one style or mix of it;
+    with ``painting``, that painting's network from the one-pass model ``model_path`` (default: the
+    shipped one)."""
+    if painting is not None:
+        return painting_network(painting, load_anystyle(model_path), device)
     model = load_model(model_path, device, style)
     if model.styles > 1:
         raise FaststError(
@@ -469,50 +499,33 @@ def stylize_paths(
     progress: bool = True,
     compile: bool = False,
     style: str | None = None,
+    painting: str | None = None,
+    style_scale: float | str = 1.0,
 ) -> tuple[int, list[str], int]:
     """Stylize a file, a folder or a glob into a file or a folder; returns (written, failures, skipped).
 
     A bad input file is reported and skipped; the others are still written. Outputs that exist are
     kept and counted as skipped unless ``overwrite``. ``style`` picks a style or mix of a multi-style
-    model (see :func:`load_model`).
+    model (see :func:`load_model`); ``painting`` makes that painting the style, through the one-pass
+    model (``model_path``, or the shipped one when None), its network computed once for all the inputs.
+    ``style_scale`` is :class:`Stylizer`'s.
     """
     dev = resolve_device(device)
     with process_settings(dev):
+        network = load_one_style(model_path, dev, style, painting)
+        stylizer = Stylizer(network, precision, compile, style_scale)
         return _stylize_paths(
-            model_path,
-            input_spec,
-            output,
-            max_size,
-            strength,
-            keep_color,
-            dev,
-            precision,
-            overwrite,
-            progress,
-            compile,
-            style,
+            stylizer, input_spec, output, max_size, strength, keep_color, overwrite, progress
         )
 
 
 def _stylize_paths(
-    model_path,
-    input_spec,
-    output,
-    max_size,
-    strength,
-    keep_color,
-    dev,
-    precision,
-    overwrite,
-    progress,
-    compile,
-    style,
+    stylizer: Stylizer, input_spec, output, max_size, strength, keep_color, overwrite, progress
 ) -> tuple[int, list[str], int]:
     import warnings
 
     from tqdm.auto import tqdm
 
-    stylizer = Stylizer(load_one_style(model_path, dev, style), precision, compile)
     inputs = _inputs(input_spec)
     single = len(inputs) == 1 and Path(input_spec).is_file() and Path(output).suffix != ""
     targets = output_targets(inputs, output, single)

@@ -23,6 +23,7 @@ from PIL import Image, ImageSequence
 from fastst.errors import FaststError
 from fastst.io import atomic_path
 from fastst.runtime import autocast, process_settings, resolve_device
+from fastst.scale import at_scale
 from fastst.stylize import (
     DEFAULT_PRECISION,
     Stylizer,
@@ -373,6 +374,7 @@ def stylize_video(
     precision: str = DEFAULT_PRECISION,
     compile: bool = False,
     progress: bool = True,
+    style_scale: float | str = 1.0,
 ) -> VideoResult:
     """Stylize the clip ``source`` into ``output`` (.mp4, .mov, .mkv, .webm or .gif) with a one-style
     ``model`` on its device. ``temporal`` picks where the instance norms' statistics come from, and
@@ -389,7 +391,7 @@ def stylize_video(
     device = next(model.parameters()).device
     src = _Source(Path(source), max_size)
     # per-frame statistics are the network's own instance norms, which compile; the others are not
-    stylizer = Stylizer(model, precision, compile and temporal == "frame")
+    stylizer = Stylizer(model, precision, compile and temporal == "frame", style_scale)
     precision, memory_format = stylizer.precision, stylizer.memory_format
     net = stylizer.network if temporal == "frame" else stream_network(stylizer.network, temporal)
     start, count = time.perf_counter(), 0  # the time includes the clip statistics' pass
@@ -410,8 +412,10 @@ def stylize_video(
                 frames = _to_tensor([rgb for rgb, _ in batch])
                 offsets = grid.offsets(frames) if grid else None
                 inputs = _padded(frames, offsets) if grid else frames
+                scale = stylizer.scale_for(*inputs.shape[-2:])
                 with autocast(device, precision):
-                    out = net(inputs.to(device, memory_format=memory_format)).float().clamp(0, 1).cpu()
+                    run = lambda x: net(x.to(device, memory_format=memory_format)).float().clamp(0, 1).cpu()
+                    out = at_scale(run, inputs, scale)
                 if grid:
                     out = _cropped(out, offsets, h, w)
                 for (_, seconds), image, styled in zip(batch, frames, out):
@@ -448,6 +452,8 @@ def stylize_video_paths(
     style: str | None = None,
     temporal: str = DEFAULT_TEMPORAL,
     anchor: bool = True,
+    painting: str | None = None,
+    style_scale: float | str = 1.0,
 ) -> tuple[int, list[str], int]:
     """Stylize a clip into a file, or the clips of a folder into a folder (same names); returns
     (written, failures, skipped) as :func:`fastst.stylize.stylize_paths` does."""
@@ -459,7 +465,7 @@ def stylize_video_paths(
         raise FaststError(f"no video clips in {input_spec}")
     single = Path(input_spec).is_file()
     targets = output_targets(clips, output, single)
-    model = load_one_style(model_path, dev, style)
+    model = load_one_style(model_path, dev, style, painting)
     written, failures, skipped = 0, [], 0
     with process_settings(dev):
         for clip, target in zip(clips, targets):
@@ -481,6 +487,7 @@ def stylize_video_paths(
                     precision,
                     compile,
                     progress,
+                    style_scale,
                 )
                 written += 1
             except FaststError as e:

@@ -13,6 +13,7 @@ from fastst.data import (
     fetch,
     fetch_archive,
     manifest,
+    painting_split,
     usable_images,
 )
 from fastst.errors import FaststError
@@ -65,11 +66,22 @@ def _sha(data: bytes) -> str:
 
 def test_manifest_describes_every_file_by_url_and_checksum():
     entries = manifest()
-    assert len(entries) == 1201
+    assert len(entries) == 1954
     paths = {e.path for e in entries}
     assert {"styles/starry_night.jpg", "styles/woman_with_a_parasol.jpg"} <= paths
     assert all(e.url.startswith("https://") and len(e.sha256) == 64 and e.bytes > 0 for e in entries)
     assert sum(e.path.startswith("test/") for e in entries) == 11
+    assert sum(e.path.startswith("paintings/") for e in entries) == 753
+
+
+def test_held_out_paintings_are_apart_from_training_and_from_the_shipped_styles():
+    train, held_out = painting_split("/data")
+    assert len(train) + len(held_out) == 753 and not set(train) & set(held_out)
+    assert 30 <= len(held_out) <= 60
+    assert any("AdaIN-style__mondrian" in p.name for p in held_out)  # another project's demo style
+    by_path = {e.path: e.sha256 for e in manifest()}
+    shipped = {sha for path, sha in by_path.items() if path.startswith("styles/")}
+    assert not shipped & {by_path[str(p.relative_to("/data"))] for p in train}
 
 
 def test_download_verifies_and_leaves_no_partial_file(server, tmp_path):

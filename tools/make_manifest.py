@@ -1,11 +1,14 @@
 """Regenerate fastst/manifest.tsv (origin URL and sha256 of every data file) from a mirror's MANIFEST.tsv.
 
 python tools/make_manifest.py ../shared/data/MANIFEST.tsv > fastst/manifest.tsv
+
+The paintings' origins (raw files at pinned commits) come from ``paintings/ORIGINS.tsv`` beside the manifest.
 """
 
 import csv
 import sys
 import urllib.parse
+from pathlib import Path
 
 RAW = "https://raw.githubusercontent.com/{repo}/{commit}/{path}"
 FNS = ("jcjohnson/fast-neural-style", "813c83441953ead2adb3f65f4cc2d5599d735fa7")
@@ -46,13 +49,25 @@ def origin(path: str) -> tuple[str, str, str]:
     raise SystemExit(f"no origin known for {path}")
 
 
+def painting_origins(manifest: str) -> dict[str, str]:
+    origins = Path(manifest).parent / "paintings" / "ORIGINS.tsv"
+    if not origins.is_file():
+        return {}
+    with open(origins, newline="") as f:
+        return {row["path"]: row["origin_url"] for row in csv.DictReader(f, delimiter="\t")}
+
+
 def main(manifest: str) -> None:
     out = csv.writer(sys.stdout, delimiter="\t", lineterminator="\n")
     out.writerow(["path", "bytes", "sha256", "url"])
+    paintings = painting_origins(manifest)
     with open(manifest, newline="") as f:
         for row in csv.DictReader(f, delimiter="\t"):
-            repo, commit, src = origin(row["path"])
-            url = RAW.format(repo=repo, commit=commit, path=urllib.parse.quote(src))
+            if row["path"] in paintings:
+                url = paintings[row["path"]]
+            else:
+                repo, commit, src = origin(row["path"])
+                url = RAW.format(repo=repo, commit=commit, path=urllib.parse.quote(src))
             out.writerow([row["path"], row["bytes"], row["sha256"], url])
 
 

@@ -1,0 +1,202 @@
+"""Any painting as the style, in one pass: a style-prediction network (Ghiasi et al., 2017) that reads a
+painting's VGG-16 statistics and writes the instance norms' scales and shifts of one shared, small
+transformation network.
+
+The painting's statistics, and so its one-style network, are computed once per painting
+(:meth:`AnyStyleNet.for_painting`); the result is a plain :class:`~fastst.transformer.TransformerNet`, so
+everything built for a trained style (the inference form, reduced precision, tiles, video, the app)
+runs it unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fastst.errors import FaststError
+from fastst.io import file_digest, load_checkpoint, load_image
+from fastst.losses import STYLE_LAYERS
+from fastst.transformer import InstanceNorm2d, TransformerNet, instance_norm, replace_modules
+from fastst.vgg import VGG16Features, loss_network
+
+# The painting's longer side when its statistics are read: the quality measure's style size, so that a
+# painting is seen at the scale the objective judges it at.
+STATS_SIZE = 256
+SHIPPED = Path(__file__).parent / "pretrained" / "anystyle.pth"
+
+
+def statistics_size(layers=STYLE_LAYERS) -> int:
+    """The length of :func:`painting_statistics`' vector: a mean and a spread per channel and layer."""
+    channels = {"relu1_2": 64, "relu2_2": 128, "relu3_3": 256, "relu4_3": 512}
+    return 2 * sum(channels[name] for name in layers)
+
+
+@torch.no_grad()
+def painting_statistics(
+    painting: torch.Tensor, vgg: VGG16Features | None = None, size: int | None = STATS_SIZE
+) -> torch.Tensor:
+    """The (N, D) style description of a (3, H, W) painting or a batch: per channel of each style layer,
+    the mean and the log standard deviation of the VGG-16 activations (the statistics AdaIN matches),
+    with the painting's longer side first brought to ``size``."""
+    vgg = vgg if vgg is not None else loss_network()
+    x = painting[None] if painting.dim() == 3 else painting
+    if size is not None and max(x.shape[-2:]) != size:
+        scale = size / max(x.shape[-2:])
+        shape = [max(1, round(s * scale)) for s in x.shape[-2:]]
+        x = F.interpolate(x.float(), size=shape, mode="bilinear", antialias=True, align_corners=False)
+    feats = vgg(x.float().clamp(0, 1), STYLE_LAYERS)
+    parts = []
+    for name in STYLE_LAYERS:
+        f = feats[name].float().flatten(2)
+        parts += [f.mean(-1), torch.log(f.std(-1) + 1e-3)]
+    return torch.cat(parts, dim=1)
+
+
+class ModulatedInstanceNorm(nn.Module):
+    """Instance norm whose scale and shift come from outside, one (N, C) pair per batch: set
+    ``scale`` and ``shift`` before the pass (:meth:`AnyStyleNet.forward` does)."""
+
+    def __init__(self, channels: int, eps: float = 1e-5):
+        super().__init__()
+        self.num_features, self.eps = channels, eps
+        self.scale: torch.Tensor | None = None
+        self.shift: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = instance_norm(x, eps=self.eps)
+        return y * self.scale[:, :, None, None].to(y.dtype) + self.shift[:, :, None, None].to(y.dtype)
+
+
+class StylePredictor(nn.Module):
+    """Statistics -> every norm's scale and shift: standardised, through a hidden layer and a narrow
+    bottleneck (Ghiasi et al.'s style embedding), then out to one number per scale and shift. It starts
+    at the plain instance norm (scale 1, shift 0) for every painting."""
+
+    def __init__(self, inputs: int, outputs: int, hidden: int = 256, bottleneck: int = 100):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(inputs))
+        self.register_buffer("std", torch.ones(inputs))
+        self.embed = nn.Sequential(
+            nn.Linear(inputs, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, bottleneck)
+        )
+        self.out = nn.Linear(bottleneck, outputs)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, stats: torch.Tensor) -> torch.Tensor:
+        return self.out(self.embed((stats - self.mean) / self.std))
+
+
+class AnyStyleNet(nn.Module):
+    """A transformation network shared by every painting, with its norms' scales and shifts predicted
+    from the painting's statistics. ``net(photos, stats)`` stylizes a batch, each photo with its own
+    painting's (N, D) statistics; :meth:`for_painting` gives one painting's plain network."""
+
+    def __init__(self, width: float = 0.375, residual_blocks: int = 3, input_skip: bool = True):
+        super().__init__()
+        self.net_config = {
+            "width": width,
+            "residual_blocks": residual_blocks,
+            "input_skip": input_skip,
+            "norm": "instance",
+            "upsample": "resize",
+        }
+        body = TransformerNet(**self.net_config)
+        self.norm_names = [name for name, m in body.named_modules() if isinstance(m, InstanceNorm2d)]
+        self.norm_sizes = [body.get_submodule(name).num_features for name in self.norm_names]
+        self.body = replace_modules(
+            body, lambda m: isinstance(m, InstanceNorm2d), lambda m: ModulatedInstanceNorm(m.num_features)
+        )
+        self.predictor = StylePredictor(statistics_size(), 2 * sum(self.norm_sizes))
+
+    def norm_parameters(self, stats: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """(scale, shift) of every norm, each (N, C), for (N, D) statistics."""
+        raw = self.predictor(stats)
+        pairs, start = [], 0
+        for c in self.norm_sizes:
+            scale, shift = raw[:, start : start + c], raw[:, start + c : start + 2 * c]
+            pairs.append((1 + scale, shift))
+            start += 2 * c
+        return pairs
+
+    def forward(self, photos: torch.Tensor, stats: torch.Tensor) -> torch.Tensor:
+        for name, (scale, shift) in zip(self.norm_names, self.norm_parameters(stats)):
+            norm = self.body.get_submodule(name)
+            norm.scale, norm.shift = scale, shift
+        return self.body(photos)
+
+    @torch.no_grad()
+    def for_painting(self, stats: torch.Tensor) -> TransformerNet:
+        """The plain one-style network of one painting's (1, D) statistics, in eval mode on the CPU."""
+        one = TransformerNet(**self.net_config)
+        state = {k: v for k, v in self.body.state_dict().items()}
+        for name, (scale, shift) in zip(self.norm_names, self.norm_parameters(stats.reshape(1, -1).float())):
+            state[f"{name}.weight"], state[f"{name}.bias"] = scale[0], shift[0]
+        one.load_state_dict(state)
+        return one.eval()
+
+
+def save_anystyle(model: AnyStyleNet, path: str | os.PathLike, half: bool = True, **extra) -> dict:
+    """The model's file content: its options and weights (fp16 where ``half``), plus ``extra`` (the
+    run's record); returned for the caller to write atomically."""
+    weights = {k: (v.half() if half and v.is_floating_point() else v) for k, v in model.state_dict().items()}
+    return {"anystyle": model.net_config, "model": weights, **extra}
+
+
+def load_anystyle(path: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> AnyStyleNet:
+    """A one-pass model from its file (default: the shipped one), loaded without running code."""
+    path = Path(path) if path is not None else SHIPPED
+    if not path.is_file():
+        raise FaststError(
+            f"no one-pass model at {path}" + (": train one with `make anystyle`" if path == SHIPPED else "")
+        )
+    saved = load_checkpoint(path, "model")
+    if not isinstance(saved, dict) or "anystyle" not in saved or "model" not in saved:
+        raise FaststError(f"not a fastst one-pass model: {path}")
+    options = {k: v for k, v in saved["anystyle"].items() if k in ("width", "residual_blocks", "input_skip")}
+    model = AnyStyleNet(**options)
+    try:
+        model.load_state_dict({k: v.float() for k, v in saved["model"].items()})
+    except (RuntimeError, AttributeError) as e:
+        raise FaststError(
+            f"one-pass model {path} does not match its network: {str(e).splitlines()[0]}"
+        ) from None
+    return model.eval().to(device)
+
+
+_STATISTICS: dict[
+    str, torch.Tensor
+] = {}  # by the painting's content: a folder, a clip, the webcam reuse them
+
+
+def cached_statistics(painting: str | os.PathLike | torch.Tensor) -> torch.Tensor:
+    """:func:`painting_statistics` of a painting file or (3, H, W) image, computed once per content."""
+    if isinstance(painting, torch.Tensor):
+        key = hashlib.sha256(painting.float().cpu().numpy().tobytes()).hexdigest()
+    else:
+        try:
+            key = file_digest(painting)
+        except OSError as e:
+            raise FaststError(f"cannot read the painting {painting}: {e.strerror}") from None
+    if key not in _STATISTICS:
+        image = painting if isinstance(painting, torch.Tensor) else load_image(painting)
+        if len(_STATISTICS) >= 64:
+            _STATISTICS.pop(next(iter(_STATISTICS)))
+        _STATISTICS[key] = painting_statistics(image.float().cpu())
+    return _STATISTICS[key]
+
+
+def painting_network(
+    painting: str | os.PathLike | torch.Tensor,
+    model: AnyStyleNet | None = None,
+    device: str | torch.device = "cpu",
+) -> TransformerNet:
+    """One painting's network (a path or a (3, H, W) image in [0, 1]), from ``model`` (default: the
+    shipped one-pass model). Bad painting files raise a one-line :class:`FaststError`."""
+    model = model if model is not None else load_anystyle()
+    return model.cpu().for_painting(cached_statistics(painting)).to(device)

@@ -1,0 +1,309 @@
+"""Training the one-pass model (:mod:`fastst.anystyle`): eq. 5 on photos, each stylized after a
+painting drawn from many, the style-prediction network and the shared network learning together.
+
+A run folder holds ``config.json``, ``losses.csv``, ``checkpoint.pth`` (resumable: rerun with
+``resume=True``, also with more iterations) and ``model.pth`` (fp16, what ships), and ``previews/``:
+held-out paintings on held-out photos as training goes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from fastst.anystyle import STATS_SIZE, AnyStyleNet, painting_statistics, save_anystyle
+from fastst.data import (
+    PhotoDataset,
+    ResumableBatchSampler,
+    data_dir,
+    painting_split,
+    test_photos,
+    usable_images,
+)
+from fastst.errors import FaststError
+from fastst.io import atomic_torch_save, load_checkpoint, load_image, save_image
+from fastst.losses import DEFAULT_WEIGHTS, STYLE_LAYERS, gram_matrix
+from fastst.runs import RunFolder
+from fastst.runtime import autocast, environment, resolve_device, resolve_precision
+from fastst.vgg import loss_network
+
+CONTENT_LAYER = "relu3_3"
+CSV_HEADER = "iteration,content,style,tv,total,grad_norm,lr,images_per_s,elapsed_s\n"
+
+
+@dataclass
+class AnyStyleConfig:
+    """Everything that defines a one-pass training run."""
+
+    out: str = "runs/anystyle"
+    data: str = ""  # training photos (default: the project's)
+    paintings: str = ""  # folder of paintings (default: the project's, less the held-out ones)
+    iterations: int = 8000  # a resumed run may be given more
+    batch_size: int = 4  # photos a step, each with its own painting
+    image_size: int = 128  # square photo crops; each painting's targets at the same longer side
+    lr: float = 1e-3  # Adam, after a linear warm-up
+    warmup: int = 200
+    clip: float = 1000.0  # the gradient's norm is cut to at most this
+    width: float = 0.375
+    residual_blocks: int = 3
+    content_weight: float = DEFAULT_WEIGHTS["content_weight"]  # eq. 5 with the quality measure's weights
+    style_weight: float = DEFAULT_WEIGHTS["style_weight"]
+    tv_weight: float = DEFAULT_WEIGHTS["tv_weight"]
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "auto"
+    num_workers: int = 1
+    log_every: int = 10
+    checkpoint_every: int = 100
+    preview_every: int = 500
+
+    # fields that may change when a run resumes
+    RESUMABLE = (
+        "out",
+        "iterations",
+        "device",
+        "precision",
+        "num_workers",
+        "log_every",
+        "checkpoint_every",
+        "preview_every",
+    )
+
+
+def _painting_paths(config: AnyStyleConfig) -> list[Path]:
+    if config.paintings:
+        return usable_images(config.paintings)
+    train, _ = painting_split()
+    missing = [p for p in train if not p.is_file()]
+    if len(missing) == len(train):
+        raise FaststError("no paintings in the data folder: run `fastst data fetch --paintings` first")
+    return [p for p in train if p.is_file()]
+
+
+@torch.no_grad()
+def painting_targets(paths: list[Path], size: int, cache: Path, device, progress: bool = True) -> dict:
+    """Per painting: the predictor's statistics, the Gram matrices of eq. 2 at ``size`` (its longer side),
+    and its Gram energy; computed once and kept in ``cache`` (keyed by the files and sizes)."""
+    key = hashlib.sha256(
+        json.dumps([[str(p.name), p.stat().st_size] for p in paths] + [size, STATS_SIZE]).encode()
+    ).hexdigest()[:16]
+    if cache.is_file():
+        saved = load_checkpoint(cache, "painting cache")
+        if isinstance(saved, dict) and saved.get("key") == key:
+            return saved
+    vgg = loss_network(device=device)
+    stats, grams, energy = [], {name: [] for name in STYLE_LAYERS}, []
+    for path in tqdm(paths, desc="paintings", unit="img", disable=not progress):
+        image = load_image(path).to(device)
+        stats.append(painting_statistics(image, vgg)[0].cpu())
+        feats = vgg(_longer_side(image, size)[None], STYLE_LAYERS)
+        g = [gram_matrix(feats[name])[0].cpu() for name in STYLE_LAYERS]
+        for name, gram in zip(STYLE_LAYERS, g):
+            grams[name].append(gram.half())
+        energy.append(sum(float(x.pow(2).sum()) for x in g))
+    saved = {
+        "key": key,
+        "names": [p.name for p in paths],
+        "stats": torch.stack(stats),
+        "grams": {name: torch.stack(v) for name, v in grams.items()},
+        "energy": torch.tensor(energy),
+    }
+    atomic_torch_save(saved, cache)
+    return saved
+
+
+def _longer_side(image: torch.Tensor, size: int) -> torch.Tensor:
+    scale = size / max(image.shape[-2:])
+    shape = [max(1, round(s * scale)) for s in image.shape[-2:]]
+    return torch.nn.functional.interpolate(
+        image[None], size=shape, mode="bilinear", antialias=True, align_corners=False
+    )[0]
+
+
+def per_sample_terms(vgg, y_hat, content_features, targets, config: AnyStyleConfig):
+    """Eq. 1, 3 and 4, weighted as in eq. 5, one value per photo of the batch (each photo has its own
+    painting's Gram targets)."""
+    feats = vgg(y_hat, (*STYLE_LAYERS, CONTENT_LAYER))
+    content = (feats[CONTENT_LAYER].float() - content_features.float()).pow(2).flatten(1).mean(1)
+    style = sum(
+        (gram_matrix(feats[name]) - targets[name].float()).pow(2).sum(dim=(1, 2)) for name in STYLE_LAYERS
+    )
+    img = y_hat.float()
+    tv = (img[..., :, 1:] - img[..., :, :-1]).pow(2).sum(dim=(1, 2, 3)) + (
+        img[..., 1:, :] - img[..., :-1, :]
+    ).pow(2).sum(dim=(1, 2, 3))
+    return config.content_weight * content, config.style_weight * style, config.tv_weight * tv
+
+
+def _preview(model: AnyStyleNet, device, run: Path, iteration: int) -> None:
+    """Held-out paintings (rows) on held-out photos (columns) at 256 px."""
+    _, held_out = painting_split()
+    paintings = [p for p in held_out if p.is_file()][:4]
+    photos = list(test_photos(limit=3, max_size=256).values())
+    if not paintings or not photos:
+        return
+    model.eval()
+    rows = []
+    for path in paintings:
+        net = model.for_painting(painting_statistics(load_image(path).to(device)).cpu())
+        row = [_longer_side(load_image(path), 256)]
+        row += [net(p[None])[0].clamp(0, 1) for p in photos]
+        h = 256
+        rows.append(
+            torch.cat(
+                [
+                    torch.nn.functional.interpolate(x[None], size=(h, round(h * x.shape[-1] / x.shape[-2])))[
+                        0
+                    ]
+                    for x in row
+                ],
+                dim=-1,
+            )
+        )
+    width = max(r.shape[-1] for r in rows)
+    grid = torch.cat([torch.nn.functional.pad(r, (0, width - r.shape[-1])) for r in rows], dim=-2)
+    (run / "previews").mkdir(exist_ok=True)
+    save_image(grid, run / "previews" / f"{iteration:06d}.jpg")
+    model.train()
+
+
+def train_anystyle(config: AnyStyleConfig, resume: bool = False, progress: bool = True) -> Path:
+    """Train (or resume) a one-pass model; returns its ``model.pth``."""
+    device = resolve_device(config.device)
+    precision = resolve_precision(config.precision, device)
+    run = RunFolder(config.out)
+    run.create()
+    state = None
+    if resume and run.checkpoint.is_file():
+        state = load_checkpoint(run.checkpoint)
+        saved = {k: v for k, v in state["config"].items() if k not in AnyStyleConfig.RESUMABLE}
+        now = {k: v for k, v in asdict(config).items() if k not in AnyStyleConfig.RESUMABLE}
+        if saved != now:
+            changed = sorted(k for k in now if saved.get(k) != now[k])
+            raise FaststError(f"{run.checkpoint} was trained with other settings ({', '.join(changed)})")
+    elif run.checkpoint.is_file():
+        raise FaststError(f"{run.root} holds a run already: pass --resume to continue it, or another --out")
+    photos = usable_images(config.data or data_dir() / "train")
+    paintings = _painting_paths(config)
+    targets = painting_targets(paintings, config.image_size, run.root / "paintings.pt", device, progress)
+    stats, energy = targets["stats"].to(device), targets["energy"]
+    grams = {name: g.to(device) for name, g in targets["grams"].items()}
+    # each painting's objective scaled by its Gram energy, so that no painting's loss outweighs the rest
+    balance = (statistics.median(energy.tolist()) / energy).clamp(0.25, 4).to(device)
+
+    torch.manual_seed(config.seed)
+    model = AnyStyleNet(config.width, config.residual_blocks).to(device)
+    model.predictor.mean.copy_(stats.mean(0))
+    model.predictor.std.copy_(stats.std(0).clamp_min(1e-3))
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    draw = torch.Generator().manual_seed(config.seed)  # which painting each photo gets
+    start, elapsed = 0, 0.0
+    if state:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        draw.set_state(state["draw"])
+        torch.set_rng_state(state["rng"])
+        start, elapsed = state["iteration"], state["elapsed"]
+    meta = {
+        "config": asdict(config),
+        "environment": environment(device, precision),
+        "photos": len(photos),
+        "paintings": len(paintings),
+        "net": model.net_config,
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }
+    run.write_json(run.config, meta)
+    if not state or not run.root.joinpath("losses.csv").is_file():
+        run.losses.write_text(CSV_HEADER)
+    else:
+        _truncate(run.losses, start)
+    sampler = ResumableBatchSampler(len(photos), config.batch_size, config.seed, start, config.iterations)
+    loader = torch.utils.data.DataLoader(
+        PhotoDataset(photos, config.image_size, config.seed),
+        batch_sampler=sampler,
+        num_workers=config.num_workers,
+        prefetch_factor=4 if config.num_workers else None,
+    )
+    vgg = loss_network(device=device)
+    model.train()
+    bar = tqdm(total=config.iterations, initial=start, desc="one-pass model", unit="it", disable=not progress)
+    sums, count, t_log = torch.zeros(5), 0, time.perf_counter()
+
+    def save(iteration: int) -> None:
+        atomic_torch_save(
+            {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "draw": draw.get_state(),
+                "rng": torch.get_rng_state(),
+                "iteration": iteration,
+                "elapsed": elapsed,
+                "config": asdict(config),
+            },
+            run.checkpoint,
+        )
+        atomic_torch_save(
+            save_anystyle(model, run.model, iteration=iteration, elapsed=elapsed, **meta), run.model
+        )
+
+    iteration = start
+    for iteration, batch in enumerate(loader, start=start + 1):
+        t0 = time.perf_counter()
+        for group in optimizer.param_groups:
+            group["lr"] = config.lr * min(1.0, iteration / max(1, config.warmup))
+        batch = batch.to(device)
+        pick = torch.randint(len(paintings), (batch.shape[0],), generator=draw).to(device)
+        with autocast(device, precision):
+            with torch.no_grad():
+                content_features = vgg(batch, (CONTENT_LAYER,))[CONTENT_LAYER]
+            y_hat = model(batch, stats[pick])
+            c, s, tv = per_sample_terms(
+                vgg, y_hat, content_features, {k: g[pick] for k, g in grams.items()}, config
+            )
+            total = c + s + tv
+            loss = (balance[pick] * total).mean()
+        if not torch.isfinite(loss):
+            raise FaststError(
+                f"the loss became {loss.item()} at iteration {iteration}; the last checkpoint "
+                f"({run.checkpoint}) is intact. Lower --lr"
+            )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
+        optimizer.step()
+        elapsed += time.perf_counter() - t0
+        sums += torch.stack([c.mean(), s.mean(), tv.mean(), total.mean(), norm]).detach().float().cpu()
+        count += 1
+        bar.update(1)
+        if iteration % config.log_every == 0 or iteration == config.iterations:
+            now = time.perf_counter()
+            row = (sums / count).tolist()
+            rate = count * config.batch_size / (now - t_log)
+            with open(run.losses, "a") as f:
+                f.write(
+                    f"{iteration},{row[0]:.6g},{row[1]:.6g},{row[2]:.6g},{row[3]:.6g},{row[4]:.4g},"
+                    f"{optimizer.param_groups[0]['lr']:.3g},{rate:.3g},{elapsed:.1f}\n"
+                )
+            bar.set_postfix(content=f"{row[0]:.3g}", style=f"{row[1]:.3g}", total=f"{row[3]:.3g}")
+            sums, count, t_log = torch.zeros(5), 0, now
+        if iteration % config.checkpoint_every == 0 or iteration == config.iterations:
+            save(iteration)
+        if iteration % config.preview_every == 0 or iteration == config.iterations:
+            _preview(model, device, run.root, iteration)
+    bar.close()
+    if iteration == start and state is None:
+        save(iteration)
+    return run.model
+
+
+def _truncate(losses: Path, iteration: int) -> None:
+    lines = losses.read_text().splitlines(keepends=True)
+    kept = [lines[0]] + [line for line in lines[1:] if int(line.split(",")[0]) <= iteration]
+    losses.write_text("".join(kept))

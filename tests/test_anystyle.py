@@ -1,0 +1,174 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from fastst.anystyle import (
+    AnyStyleNet,
+    ModulatedInstanceNorm,
+    cached_statistics,
+    load_anystyle,
+    painting_network,
+    painting_statistics,
+    save_anystyle,
+    statistics_size,
+)
+from fastst.errors import FaststError
+from fastst.io import atomic_torch_save
+from fastst.losses import STYLE_LAYERS
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _model(seed=0) -> AnyStyleNet:
+    torch.manual_seed(seed)
+    model = AnyStyleNet(width=0.25, residual_blocks=1)
+    for p in model.parameters():  # a model whose predicted norms differ from painting to painting
+        p.data.add_(0.05 * torch.randn_like(p))
+    return model.eval()
+
+
+def test_modulated_norm_against_a_hand_computation():
+    x = torch.tensor([[[[1.0, 2.0], [3.0, 6.0]], [[0.0, 0.0], [4.0, 4.0]]]])  # (1, 2, 2, 2)
+    norm = ModulatedInstanceNorm(2, eps=0.0)
+    norm.scale, norm.shift = torch.tensor([[2.0, 0.5]]), torch.tensor([[1.0, -1.0]])
+    # channel 0: mean 3, population variance (4 + 1 + 0 + 9) / 4 = 3.5; channel 1: mean 2, variance 4
+    expected0 = [[2 * (v - 3) / 3.5**0.5 + 1 for v in row] for row in ([1, 2], [3, 6])]
+    expected1 = [[0.5 * (v - 2) / 2 - 1 for v in row] for row in ([0, 0], [4, 4])]
+    torch.testing.assert_close(norm(x), torch.tensor([[expected0, expected1]]))
+
+
+def test_statistics_are_each_channels_mean_and_log_spread():
+    feats = {name: torch.zeros(1, c, 2, 2) for name, c in zip(STYLE_LAYERS, (64, 128, 256, 512))}
+    feats["relu1_2"][0, 0] = torch.tensor([[1.0, 3.0], [5.0, 7.0]])  # mean 4, sample std sqrt(20 / 3)
+    stats = painting_statistics(torch.rand(3, 8, 8), vgg=lambda x, layers: feats, size=None)
+    assert stats.shape == (1, statistics_size())
+    assert stats[0, 0].item() == pytest.approx(4.0)
+    assert stats[0, 64].item() == pytest.approx(torch.log(torch.tensor((20 / 3) ** 0.5 + 1e-3)).item())
+    assert stats[0, 1].item() == 0 and stats[0, 65].item() == pytest.approx(
+        torch.log(torch.tensor(1e-3)).item()
+    )
+
+
+def test_a_paintings_network_computes_what_the_model_computes():
+    model, stats = _model(), torch.randn(2, statistics_size())
+    photos = torch.rand(2, 3, 36, 44)
+    with torch.no_grad():
+        together = model(photos, stats).clamp(0, 1)
+    for i in range(2):
+        alone = model.for_painting(stats[i : i + 1])(photos[i : i + 1])
+        torch.testing.assert_close(alone, together[i : i + 1], atol=1e-5, rtol=1e-4)
+    # and two paintings give two different pictures
+    assert (together[0] - model.for_painting(stats[1:])(photos[:1])[0]).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("size", [(17, 29), (33, 65), (101, 57)])
+def test_output_size_equals_input_size(size):
+    net = _model().for_painting(torch.randn(1, statistics_size()))
+    assert net(torch.rand(1, 3, *size)).shape == (1, 3, *size)
+
+
+def test_model_file_round_trip_in_half_precision(tmp_path):
+    model = _model()
+    path = tmp_path / "anystyle.pth"
+    atomic_torch_save(save_anystyle(model, path), path)
+    loaded = load_anystyle(path)
+    stats = torch.randn(1, statistics_size())
+    photo = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():  # fp16 storage: the same picture within fp16's rounding
+        assert (loaded.for_painting(stats)(photo) - model.for_painting(stats)(photo)).abs().max() < 2e-2
+
+
+def test_a_file_that_is_not_a_one_pass_model_is_refused(tmp_path):
+    path = tmp_path / "x.pth"
+    torch.save({"model": {}}, path)
+    with pytest.raises(FaststError, match="not a fastst one-pass model"):
+        load_anystyle(path)
+
+
+def test_statistics_are_computed_once_per_painting(tmp_path, imagenet_vgg):
+    path = tmp_path / "painting.png"
+    Image.new("RGB", (40, 30), (200, 40, 10)).save(path)
+    first = cached_statistics(path)
+    again = cached_statistics(path)
+    assert again is first  # the cache's own tensor, not a second VGG pass
+    copy = tmp_path / "copy.png"
+    copy.write_bytes(path.read_bytes())
+    assert cached_statistics(copy) is first  # keyed by content, not by name
+    Image.new("RGB", (40, 30), (10, 40, 200)).save(path)
+    assert cached_statistics(path) is not first
+
+
+def test_bad_painting_file_is_a_clear_error(tmp_path):
+    bad = tmp_path / "painting.jpg"
+    bad.write_text("not an image")
+    with pytest.raises(FaststError, match="painting.jpg"):
+        painting_network(bad, _model())
+
+
+def test_command_line_bad_painting_one_line_error(tmp_path):
+    bad, photo = tmp_path / "painting.jpg", tmp_path / "photo.png"
+    bad.write_text("not an image")
+    Image.new("RGB", (40, 30), (100, 100, 100)).save(photo)
+    model = tmp_path / "anystyle.pth"
+    atomic_torch_save(save_anystyle(_model(), model), model)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fastst",
+            "stylize",
+            "--model",
+            model,
+            "--style-image",
+            bad,
+            "--input",
+            photo,
+            "--output",
+            tmp_path / "out.png",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
+    assert r.returncode != 0 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr, r.stderr
+    assert "painting.jpg" in r.stderr and not (tmp_path / "out.png").exists()
+
+
+def test_command_line_stylizes_with_a_painting(tmp_path):
+    painting, photo = tmp_path / "painting.png", tmp_path / "photo.png"
+    Image.effect_noise((48, 40), 60).convert("RGB").save(painting)
+    Image.new("RGB", (45, 31), (100, 150, 90)).save(photo)
+    model = tmp_path / "anystyle.pth"
+    atomic_torch_save(save_anystyle(_model(), model), model)
+    out = tmp_path / "out.png"
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fastst",
+            "stylize",
+            "--model",
+            model,
+            "--style-image",
+            painting,
+            "--input",
+            photo,
+            "--output",
+            out,
+            "--style-scale",
+            "1.5",
+            "--precision",
+            "fp32",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    assert Image.open(out).size == (45, 31)

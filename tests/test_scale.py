@@ -1,0 +1,62 @@
+import pytest
+import torch
+
+from fastst import TransformerNet
+from fastst.errors import FaststError
+from fastst.scale import _luma, at_scale, auto_scale, guided_upsample, resize
+from fastst.stylize import Stylizer
+
+
+def test_guided_upsampling_reproduces_a_linear_function_of_the_guide():
+    # a picture that is, everywhere, 0.7 * the photo's luminance + 0.1 (per channel: other a, b) comes back
+    # at full size as exactly that function of the full-size photo, fine detail included
+    torch.manual_seed(0)
+    photo = torch.rand(1, 3, 64, 80)
+    low = resize(photo, (32, 40))
+    a, b = torch.tensor([0.7, -0.4, 0.2]).view(1, 3, 1, 1), torch.tensor([0.1, 0.8, 0.3]).view(1, 3, 1, 1)
+    out = guided_upsample(a * _luma(low) + b, low, photo, eps=1e-8)
+    torch.testing.assert_close(out, (a * _luma(photo) + b).clamp(0, 1), atol=2e-3, rtol=0)
+
+
+def test_guided_upsampling_is_sharper_than_a_resize():
+    # a step edge in the photo stays a step: the guided result is closer to the full-size truth
+    photo = torch.zeros(1, 3, 64, 64)
+    photo[..., :, 33:] = 1.0
+    truth = 1 - photo  # an inverting "style"
+    low = resize(photo, (16, 16))
+    guided = guided_upsample(1 - low, low, photo)
+    plain = resize(1 - low, (64, 64))
+    assert (guided - truth).abs().mean() < 0.5 * (plain - truth).abs().mean()
+
+
+def test_auto_scale_keeps_the_working_size():
+    assert auto_scale(300, 200) == 1.0
+    assert auto_scale(768, 1024, working_size=512) == 2.0
+
+
+def test_at_scale_runs_at_the_smaller_size_and_returns_the_full_size():
+    seen = []
+
+    def run(x):
+        seen.append(tuple(x.shape[-2:]))
+        return x
+
+    out = at_scale(run, torch.rand(1, 3, 90, 60), 3.0)
+    assert seen == [(30, 20)] and out.shape == (1, 3, 90, 60)
+    at_scale(run, torch.rand(1, 3, 40, 20), 0.5)  # smaller strokes: work at twice the size
+    assert seen[-1] == (80, 40)
+
+
+@pytest.mark.parametrize("scale", [0.5, 1.0, 2.5, "auto"])
+def test_stylizer_keeps_the_photos_size_at_any_scale(scale):
+    torch.manual_seed(0)
+    stylizer = Stylizer(TransformerNet(width=0.25).eval(), "fp32", style_scale=scale)
+    image = torch.rand(3, 45, 71)
+    assert stylizer(image).shape == image.shape
+    assert stylizer.batch(image[None]).shape == (1, *image.shape)
+
+
+@pytest.mark.parametrize("scale", [0, -1.0, float("nan"), "big"])
+def test_a_bad_scale_is_refused(scale):
+    with pytest.raises(FaststError, match="style scale"):
+        Stylizer(TransformerNet(width=0.25).eval(), "fp32", style_scale=scale)
