@@ -405,12 +405,25 @@ def length_scaling_table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def spec_table(spec: dict, result: dict) -> str:
+    """A table a study wrote into its result (``{"columns": [...], "rows": [[...], ...]}``, cells as
+    they are to be shown), with the machine and command below it."""
+    lines = ["| " + " | ".join(spec["columns"]) + " |", "|" + "---|" * len(spec["columns"])]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in spec["rows"]]
+    return "\n".join(lines + ["", f"Measured on {_machine(result)}."])
+
+
 def render(name: str, folder: str | os.PathLike | None = None) -> str:
-    """The table of result ``name``."""
+    """The table of result ``name``; ``FILE.TABLE`` is the table TABLE that result FILE carries."""
+    file, _, table = name.partition(".")
     try:
-        result = read_result(name, folder)
+        result = read_result(file, folder)
     except FileNotFoundError:
-        raise FaststError(f"the README cites results/{name}.json, which does not exist") from None
+        raise FaststError(f"the README cites results/{file}.json, which does not exist") from None
+    if table:
+        if table not in result.get("tables", {}):
+            raise FaststError(f"results/{file}.json holds no table {table!r}")
+        return spec_table(result["tables"][table], result)
     if name.startswith("time_to_quality_"):
         return time_to_quality_table(result)
     if name == "calibration_spread":

@@ -185,3 +185,26 @@ def test_the_webcam_is_stylized_live_with_its_frame_rate(page):
         pytest.fail(f"no stylized frame within 120 s; the app's last output:\n{''.join(_APP_OUTPUT)}")
     page.wait_for_timeout(3000)  # a few more frames for the screenshot
     _screenshot(page, "app_webcam")
+
+
+def test_any_painting_is_the_style_of_a_photo(page, data_root, tmp_path):
+    photo = sorted((data_root / "test" / "bsds500_test_subset").glob("*.jpg"))[0]
+    painting = tmp_path / "painting.png"
+    Image.effect_noise((120, 90), 80).convert("RGB").save(painting)
+    page.locator("#painting input[type=file]").set_input_files(str(painting))
+    _upload(page, photo)
+    page.locator("#go").click()
+    with Image.open(photo) as im:
+        assert _result_size(page, tmp_path) == im.size
+
+
+def test_a_bad_painting_gets_a_message_in_the_page(page, data_root, tmp_path):
+    photo = sorted((data_root / "test" / "bsds500_test_subset").glob("*.jpg"))[0]
+    bad = tmp_path / "painting.jpg"
+    bad.write_text("this is not an image\n")
+    page.locator("#painting input[type=file]").set_input_files(str(bad))
+    _upload(page, photo)
+    page.locator("#go").click()
+    page.get_by_text("cannot read image painting.jpg").first.wait_for(timeout=60_000)
+    assert page.get_by_text("Traceback").count() == 0
+    assert page.locator("#result img").count() == 0

