@@ -32,6 +32,7 @@ from fastst.losses import DEFAULT_WEIGHTS
 from fastst.measure import interleaved_medians
 from fastst.plotting import save_fig, show_images
 from fastst.results import write_result
+from fastst.runtime import process_settings
 from fastst.stylize import Stylizer, load_model
 from fastst.vgg import loss_network
 
@@ -141,7 +142,8 @@ def timing(peer, model, painting: Path, rounds: int) -> dict:
         painting_network(painting, model)
 
     fns["fastst one-pass: preparing a painting"] = prepare
-    seconds = interleaved_medians(fns, rounds, torch.device("cpu"))
+    with process_settings(torch.device("cpu")):  # as `fastst stylize` runs
+        seconds = interleaved_medians(fns, rounds, torch.device("cpu"))
     cached_statistics(painting)
     return {name: round(s, 4) for name, s in seconds.items()}
 
