@@ -67,7 +67,7 @@ def protocol(painting: Path) -> quality.Protocol:
     """The quality measure's objective with its fixed weights; the ratio's L-BFGS from the photo only (Fig.
     5's count from noise would double the reference's cost on a CPU)."""
     return quality.Protocol(
-        style=str(painting), style_weight=DEFAULT_WEIGHTS["style_weight"], iterations=200, noise_iterations=0
+        style=str(painting), style_weight=DEFAULT_WEIGHTS["style_weight"], iterations=200, noise_iterations=1
     )
 
 
