@@ -30,7 +30,7 @@ setup: $(VENV)/.installed
 	$(PY) -m fastst weights fetch
 
 data: setup
-	$(PY) -m fastst data fetch $(if $(MIRROR),--mirror $(MIRROR))
+	$(PY) -m fastst data fetch --paintings $(if $(MIRROR),--mirror $(MIRROR))
 
 notebooks: data
 	$(PY) -m fastst notebooks run --html

@@ -20,6 +20,7 @@ EXPECTED = {
     ],
     "05_time_to_quality.ipynb": ["quality_vs_time_starry_night"],
     "06_many_styles.ipynb": ["06_base_styles", "06_style_mixing"],
+    "07_any_painting.ipynb": ["07_any_painting", "07_one_pass_vs_lbfgs", "07_style_scale"],
 }
 
 
