@@ -41,7 +41,7 @@ from fastst.io import (
 from fastst.notebooks import run, strip
 from fastst.plotting import save_fig, show_images
 from fastst.recipes import check_recipes, time_to_quality
-from fastst.report import update_readme
+from fastst.report import markdown_files, update_tables
 from fastst.results import write_result
 from fastst.strength import calibrated_style_weight, preview
 from fastst.stylize import (
@@ -319,20 +319,27 @@ def _time_to_quality(args) -> int:
 
 
 def _report_tables(args) -> int:
-    readme = Path(args.readme) if args.readme else project_folder("README.md", "FASTST_README")
-    changed = update_readme(readme, check=args.check)
+    if args.readme or os.environ.get("FASTST_README"):
+        files = [Path(args.readme) if args.readme else project_folder("README.md", "FASTST_README")]
+    else:
+        files = markdown_files(project_folder("README.md", "FASTST_README").parent)
+    changed = update_tables(files, check=args.check)
     if args.check and changed:
         raise FaststError(
-            f"{readme} disagrees with results/ in: {', '.join(changed)} (run fastst report-tables)"
+            "tables disagree with results/: "
+            + "; ".join(f"{file}: {', '.join(names)}" for file, names in changed.items())
+            + " (run fastst report-tables)"
         )
-    print(
-        f"{readme}: "
-        + (
-            f"{'would update' if args.check else 'updated'} {', '.join(changed)}"
-            if changed
-            else "every table matches results/"
+    for file in files:
+        names = changed.get(Path(file))
+        print(
+            f"{file}: "
+            + (
+                f"{'would update' if args.check else 'updated'} {', '.join(names)}"
+                if names
+                else "every table matches results/"
+            )
         )
-    )
     return 0
 
 
@@ -705,8 +712,12 @@ def build_parser() -> argparse.ArgumentParser:
     tq.add_argument("--name", help="name of the result (default: the style's file name)")
     tq.set_defaults(func=_time_to_quality)
 
-    rt = commands.add_parser("report-tables", help="regenerate the README's tables from results/")
-    rt.add_argument("--readme", help="default: the checkout's README.md")
+    rt = commands.add_parser(
+        "report-tables", help="regenerate the tables of the README and docs/ from results/"
+    )
+    rt.add_argument(
+        "--readme", help="only this Markdown file (default: the checkout's README.md and docs/*.md)"
+    )
     rt.add_argument("--check", action="store_true", help="only check; exit 1 if a table differs")
     rt.set_defaults(func=_report_tables)
 

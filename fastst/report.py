@@ -1,8 +1,10 @@
-"""The README's tables, generated from ``results/*.json`` (``python -m fastst report-tables``).
+"""The tables of the README and of docs/, generated from ``results/*.json``
+(``python -m fastst report-tables``).
 
-A table sits in the README between ``<!-- results:NAME -->`` and ``<!-- /results -->``, where NAME
-is a result file's name; this module renders it again from that file, so that a number in the
-README is the number a command wrote, and the test suite fails when the two disagree.
+A table sits in a Markdown file (README.md or a page of docs/) between ``<!-- results:NAME -->`` and
+``<!-- /results -->``, where NAME is a result file's name; this module renders it again from that file,
+so that a number in the table is the number a command wrote, and the test suite fails when the two
+disagree.
 """
 
 from __future__ import annotations
@@ -419,7 +421,7 @@ def render(name: str, folder: str | os.PathLike | None = None) -> str:
     try:
         result = read_result(file, folder)
     except FileNotFoundError:
-        raise FaststError(f"the README cites results/{file}.json, which does not exist") from None
+        raise FaststError(f"a table cites results/{file}.json, which does not exist") from None
     if table:
         if table not in result.get("tables", {}):
             raise FaststError(f"results/{file}.json holds no table {table!r}")
@@ -452,8 +454,8 @@ def render(name: str, folder: str | os.PathLike | None = None) -> str:
 def update_readme(
     readme: str | os.PathLike, folder: str | os.PathLike | None = None, check: bool = False
 ) -> list[str]:
-    """Render every table of ``readme`` again; write them (or, with ``check``, only report). Returns
-    the names of the tables that differed."""
+    """Render every table of the Markdown file ``readme`` again; write them (or, with ``check``, only
+    report). Returns the names of the tables that differed."""
     readme = Path(readme)
     text = readme.read_text()
     changed = []
@@ -467,4 +469,24 @@ def update_readme(
     new = BLOCK.sub(replace, text)
     if changed and not check:
         readme.write_text(new)
+    return changed
+
+
+def markdown_files(root: str | os.PathLike) -> list[Path]:
+    """The files whose tables are generated: ``README.md`` and every ``docs/*.md`` of the checkout
+    ``root``."""
+    root = Path(root)
+    return [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+
+
+def update_tables(
+    files: list[str | os.PathLike], folder: str | os.PathLike | None = None, check: bool = False
+) -> dict[Path, list[str]]:
+    """:func:`update_readme` on each of ``files``; the tables that differed, by file (files whose
+    tables all match are left out)."""
+    changed = {}
+    for file in files:
+        names = update_readme(file, folder, check)
+        if names:
+            changed[Path(file)] = names
     return changed

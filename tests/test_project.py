@@ -86,3 +86,32 @@ def test_strip_clears_outputs(tmp_path):
     cell = nbformat.read(path, as_version=4).cells[0]
     assert cell.outputs == [] and cell.execution_count is None and cell.source == "1 + 1"
     assert strip([path]) == []
+
+
+def _pages():
+    return [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def test_the_readme_is_a_front_door():
+    text = (ROOT / "README.md").read_text()
+    assert len(text.splitlines()) <= 200 and len(text.encode()) <= 12 * 1024
+    head = "\n".join(text.splitlines()[:40])
+    assert "make test" in head and "![" in head, "the set-up commands and a picture come first"
+
+
+def test_links_in_the_readme_and_docs_lead_somewhere():
+    for page in _pages():
+        text = re.sub(r"```.*?```", "", page.read_text(), flags=re.S)
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if re.match(r"[a-z]+://", target):
+                continue
+            path = target.split("#")[0]
+            if path:
+                assert (page.parent / path).exists(), f"{page.name} links to {target}, which does not exist"
+
+
+def test_the_architecture_page_names_every_module_and_tool():
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    for path in sorted((ROOT / "fastst").glob("*.py")) + sorted((ROOT / "tools").glob("*.py")):
+        name = path.relative_to(ROOT).as_posix()
+        assert f"`{name}`" in text, f"docs/architecture.md does not name {name}"

@@ -3,27 +3,52 @@ from pathlib import Path
 import pytest
 
 from fastst.errors import FaststError
-from fastst.report import BLOCK, update_readme
+from fastst.report import BLOCK, markdown_files, update_readme, update_tables
 
 ROOT = Path(__file__).resolve().parent.parent
+FILES = markdown_files(ROOT)
 
 
-def test_the_readme_tables_are_those_of_results():
-    assert BLOCK.search((ROOT / "README.md").read_text()), "the README has no generated table"
-    assert update_readme(ROOT / "README.md", ROOT / "results", check=True) == []
+def _first_block(files=FILES):
+    """The first file holding a generated table, its text and that table's match."""
+    for file in files:
+        text = file.read_text()
+        match = BLOCK.search(text)
+        if match:
+            return file, text, match
+    raise AssertionError("no generated table in README.md or docs/*.md")
+
+
+def test_the_tables_of_the_readme_and_docs_are_those_of_results():
+    assert FILES[0] == ROOT / "README.md"
+    assert {f.name for f in FILES[1:]} >= {"architecture.md", "time_to_quality.md", "performance.md"}
+    names = [m["name"] for f in FILES for m in BLOCK.finditer(f.read_text())]
+    assert names, "neither the README nor docs/ has a generated table"
+    assert update_tables(FILES, ROOT / "results", check=True) == {}
 
 
 def test_a_number_edited_by_hand_is_caught(tmp_path):
-    readme = tmp_path / "README.md"
-    text = (ROOT / "README.md").read_text()
-    match = BLOCK.search(text)
+    source, text, match = _first_block()
+    page = tmp_path / source.name
     body = match["body"]
     digit = next(i for i, ch in enumerate(body) if ch.isdigit())
     edited = body[:digit] + str((int(body[digit]) + 1) % 10) + body[digit + 1 :]
-    readme.write_text(text[: match.start("body")] + edited + text[match.end("body") :])
-    assert update_readme(readme, ROOT / "results", check=True) == [match["name"]]
-    assert update_readme(readme, ROOT / "results") == [match["name"]]
-    assert readme.read_text() == text
+    page.write_text(text[: match.start("body")] + edited + text[match.end("body") :])
+    untouched = tmp_path / "README.md"
+    untouched.write_text("no tables here\n")
+    assert update_tables([untouched, page], ROOT / "results", check=True) == {page: [match["name"]]}
+    assert update_readme(page, ROOT / "results") == [match["name"]]
+    assert page.read_text() == text
+
+
+def test_every_docs_page_is_covered(tmp_path):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "README.md").write_text("")
+    (tmp_path / "docs" / "b.md").write_text("")
+    (tmp_path / "docs" / "a.md").write_text("")
+    (tmp_path / "docs" / "notes.txt").write_text("")
+    docs = tmp_path / "docs"
+    assert markdown_files(tmp_path) == [tmp_path / "README.md", docs / "a.md", docs / "b.md"]
 
 
 def test_a_table_citing_a_missing_result_fails(tmp_path):
