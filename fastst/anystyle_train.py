@@ -253,50 +253,59 @@ def train_anystyle(config: AnyStyleConfig, resume: bool = False, progress: bool 
             save_anystyle(model, run.model, iteration=iteration, elapsed=elapsed, **meta), run.model
         )
 
-    iteration = start
-    for iteration, batch in enumerate(loader, start=start + 1):
-        t0 = time.perf_counter()
-        for group in optimizer.param_groups:
-            group["lr"] = config.lr * min(1.0, iteration / max(1, config.warmup))
-        batch = batch.to(device)
-        pick = torch.randint(len(paintings), (batch.shape[0],), generator=draw).to(device)
-        with autocast(device, precision):
-            with torch.no_grad():
-                content_features = vgg(batch, (CONTENT_LAYER,))[CONTENT_LAYER]
-            y_hat = model(batch, stats[pick])
-            c, s, tv = per_sample_terms(
-                vgg, y_hat, content_features, {k: g[pick] for k, g in grams.items()}, config
-            )
-            total = c + s + tv
-            loss = (balance[pick] * total).mean()
-        if not torch.isfinite(loss):
-            raise FaststError(
-                f"the loss became {loss.item()} at iteration {iteration}; the last checkpoint "
-                f"({run.checkpoint}) is intact. Lower --lr"
-            )
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
-        optimizer.step()
-        elapsed += time.perf_counter() - t0
-        sums += torch.stack([c.mean(), s.mean(), tv.mean(), total.mean(), norm]).detach().float().cpu()
-        count += 1
-        bar.update(1)
-        if iteration % config.log_every == 0 or iteration == config.iterations:
-            now = time.perf_counter()
-            row = (sums / count).tolist()
-            rate = count * config.batch_size / (now - t_log)
-            with open(run.losses, "a") as f:
-                f.write(
-                    f"{iteration},{row[0]:.6g},{row[1]:.6g},{row[2]:.6g},{row[3]:.6g},{row[4]:.4g},"
-                    f"{optimizer.param_groups[0]['lr']:.3g},{rate:.3g},{elapsed:.1f}\n"
+    iteration = done = start
+    try:
+        for iteration, batch in enumerate(loader, start=start + 1):
+            t0 = time.perf_counter()
+            for group in optimizer.param_groups:
+                group["lr"] = config.lr * min(1.0, iteration / max(1, config.warmup))
+            batch = batch.to(device)
+            pick = torch.randint(len(paintings), (batch.shape[0],), generator=draw).to(device)
+            with autocast(device, precision):
+                with torch.no_grad():
+                    content_features = vgg(batch, (CONTENT_LAYER,))[CONTENT_LAYER]
+                y_hat = model(batch, stats[pick])
+                c, s, tv = per_sample_terms(
+                    vgg, y_hat, content_features, {k: g[pick] for k, g in grams.items()}, config
                 )
-            bar.set_postfix(content=f"{row[0]:.3g}", style=f"{row[1]:.3g}", total=f"{row[3]:.3g}")
-            sums, count, t_log = torch.zeros(5), 0, now
-        if iteration % config.checkpoint_every == 0 or iteration == config.iterations:
-            save(iteration)
-        if iteration % config.preview_every == 0 or iteration == config.iterations:
-            _preview(model, device, run.root, iteration)
+                total = c + s + tv
+                loss = (balance[pick] * total).mean()
+            if not torch.isfinite(loss):
+                raise FaststError(
+                    f"the loss became {loss.item()} at iteration {iteration}; the last checkpoint "
+                    f"({run.checkpoint}) is intact. Lower --lr"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
+            optimizer.step()
+            elapsed += time.perf_counter() - t0
+            done = iteration
+            sums += torch.stack([c.mean(), s.mean(), tv.mean(), total.mean(), norm]).detach().float().cpu()
+            count += 1
+            bar.update(1)
+            if iteration % config.log_every == 0 or iteration == config.iterations:
+                now = time.perf_counter()
+                row = (sums / count).tolist()
+                rate = count * config.batch_size / (now - t_log)
+                with open(run.losses, "a") as f:
+                    f.write(
+                        f"{iteration},{row[0]:.6g},{row[1]:.6g},{row[2]:.6g},{row[3]:.6g},{row[4]:.4g},"
+                        f"{optimizer.param_groups[0]['lr']:.3g},{rate:.3g},{elapsed:.1f}\n"
+                    )
+                bar.set_postfix(content=f"{row[0]:.3g}", style=f"{row[1]:.3g}", total=f"{row[3]:.3g}")
+                sums, count, t_log = torch.zeros(5), 0, now
+            if iteration % config.checkpoint_every == 0 or iteration == config.iterations:
+                save(iteration)
+            if iteration % config.preview_every == 0 or iteration == config.iterations:
+                _preview(model, device, run.root, iteration)
+    except KeyboardInterrupt:
+        bar.close()
+        if done > start:
+            save(done)
+        raise KeyboardInterrupt(
+            f"iteration {done} is saved in {run.checkpoint}: continue with --resume"
+        ) from None
     bar.close()
     if iteration == start and state is None:
         save(iteration)

@@ -172,3 +172,46 @@ def test_command_line_stylizes_with_a_painting(tmp_path):
     )
     assert r.returncode == 0, r.stderr
     assert Image.open(out).size == (45, 31)
+
+
+def _folder(root: Path, count: int, size: tuple, seed: int) -> Path:
+    root.mkdir()
+    g = torch.Generator().manual_seed(seed)
+    for i in range(count):
+        array = (torch.rand(size[1], size[0], 3, generator=g) * 255).byte().numpy()
+        Image.fromarray(array).save(root / f"{i}.png")
+    return root
+
+
+@pytest.mark.slow
+def test_training_resumes_exactly_where_it_stopped(tmp_path, imagenet_vgg):
+    from fastst.anystyle_train import AnyStyleConfig, train_anystyle
+
+    photos = _folder(tmp_path / "photos", 3, (40, 36), 0)
+    paintings = _folder(tmp_path / "paintings", 2, (48, 40), 1)
+    common = dict(
+        data=str(photos),
+        paintings=str(paintings),
+        image_size=32,
+        batch_size=2,
+        width=0.25,
+        residual_blocks=1,
+        warmup=2,
+        num_workers=0,
+        checkpoint_every=2,
+        log_every=1,
+        preview_every=10**6,
+    )
+    straight = train_anystyle(AnyStyleConfig(out=str(tmp_path / "a"), iterations=4, **common), progress=False)
+    train_anystyle(AnyStyleConfig(out=str(tmp_path / "b"), iterations=2, **common), progress=False)
+    with pytest.raises(FaststError, match="--resume"):
+        train_anystyle(AnyStyleConfig(out=str(tmp_path / "b"), iterations=4, **common), progress=False)
+    resumed = train_anystyle(
+        AnyStyleConfig(out=str(tmp_path / "b"), iterations=4, **common), resume=True, progress=False
+    )
+    a, b = torch.load(straight, weights_only=True), torch.load(resumed, weights_only=True)
+    assert a["iteration"] == b["iteration"] == 4
+    for key in a["model"]:
+        torch.testing.assert_close(a["model"][key], b["model"][key])
+    assert (tmp_path / "b" / "losses.csv").read_text().count("\n") == 5  # the header and 4 iterations
+    assert load_anystyle(resumed).for_painting(torch.zeros(1, statistics_size())) is not None
