@@ -173,7 +173,7 @@ def figure(peer, model, paintings: list[Path], finetuned: dict, iterations: int)
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--stage", choices=("reference", "quality", "all"), default="all")
-    parser.add_argument("--photos", type=int, default=3)
+    parser.add_argument("--photos", type=int, default=2)
     parser.add_argument("--model", help="a one-pass model file (default: the shipped one)")
     parser.add_argument("--finetuned", nargs="*", default=[], help="STEM=MODEL: a network fine-tuned on one")
     parser.add_argument("--rounds", type=int, default=5)
