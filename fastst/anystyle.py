@@ -114,6 +114,17 @@ class AnyStyleNet(nn.Module):
         )
         self.predictor = StylePredictor(statistics_size(), 2 * sum(self.norm_sizes))
 
+    @torch.no_grad()
+    def start_from(self, net: TransformerNet) -> None:
+        """Start from a trained one-style network of the same shape: its convolutions become the shared
+        network's, and its norms' scales and shifts the predictor's output for every painting."""
+        state = net.state_dict()
+        self.body.load_state_dict({k: v for k, v in state.items() if k in self.body.state_dict()})
+        parts = []
+        for name in self.norm_names:
+            parts += [state[f"{name}.weight"] - 1, state[f"{name}.bias"]]
+        self.predictor.out.bias.copy_(torch.cat(parts))
+
     def norm_parameters(self, stats: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """(scale, shift) of every norm, each (N, C), for (N, D) statistics."""
         raw = self.predictor(stats)

@@ -32,6 +32,7 @@ from fastst.io import atomic_torch_save, load_checkpoint, load_image, save_image
 from fastst.losses import DEFAULT_WEIGHTS, STYLE_LAYERS, gram_matrix
 from fastst.runs import RunFolder
 from fastst.runtime import autocast, environment, resolve_device, resolve_precision
+from fastst.stylize import load_model
 from fastst.vgg import loss_network
 
 CONTENT_LAYER = "relu3_3"
@@ -48,9 +49,12 @@ class AnyStyleConfig:
     iterations: int = 8000  # a resumed run may be given more
     batch_size: int = 4  # photos a step, each with its own painting
     image_size: int = 128  # square photo crops; each painting's targets at the same longer side
-    lr: float = 1e-3  # Adam, after a linear warm-up
-    warmup: int = 200
+    lr: float = 5e-4  # Adam, after a linear warm-up (low: the shared network starts trained)
+    warmup: int = 100
     clip: float = 1000.0  # the gradient's norm is cut to at most this
+    # the shared network starts from this trained one-style network (its shape replaces width and blocks);
+    # the shipped half-width Starry Night: a network that already paints, so the predictor learns at once
+    init: str | None = "starry_night"
     width: float = 0.375
     residual_blocks: int = 3
     content_weight: float = DEFAULT_WEIGHTS["content_weight"]  # eq. 5 with the quality measure's weights
@@ -199,12 +203,19 @@ def train_anystyle(config: AnyStyleConfig, resume: bool = False, progress: bool 
     balance = (statistics.median(energy.tolist()) / energy).clamp(0.25, 4).to(device)
 
     torch.manual_seed(config.seed)
-    model = AnyStyleNet(config.width, config.residual_blocks).to(device)
+    initial = load_model(config.init) if config.init else None
+    if initial is not None:
+        shape = initial.config
+        model = AnyStyleNet(shape["width"], shape["residual_blocks"], shape["input_skip"])
+        model.start_from(initial)
+    else:
+        model = AnyStyleNet(config.width, config.residual_blocks)
+    model = model.to(device)
     model.predictor.mean.copy_(stats.mean(0))
     model.predictor.std.copy_(stats.std(0).clamp_min(1e-3))
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     draw = torch.Generator().manual_seed(config.seed)  # which painting each photo gets
-    start, elapsed = 0, 0.0
+    start, elapsed = 0, 0.0  # the iteration the loop starts after
     if state:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])

@@ -215,3 +215,17 @@ def test_training_resumes_exactly_where_it_stopped(tmp_path, imagenet_vgg):
         torch.testing.assert_close(a["model"][key], b["model"][key])
     assert (tmp_path / "b" / "losses.csv").read_text().count("\n") == 5  # the header and 4 iterations
     assert load_anystyle(resumed).for_painting(torch.zeros(1, statistics_size())) is not None
+
+
+def test_starting_from_a_trained_network_gives_that_network_for_every_painting():
+    from fastst import TransformerNet
+
+    torch.manual_seed(1)
+    trained = TransformerNet(width=0.25, residual_blocks=2, input_skip=True)
+    for p in trained.parameters():
+        p.data.add_(0.1 * torch.randn_like(p))
+    model = AnyStyleNet(width=0.25, residual_blocks=2, input_skip=True)
+    model.start_from(trained.eval())
+    photo = torch.rand(1, 3, 40, 36)
+    for stats in torch.randn(2, 1, statistics_size()):
+        torch.testing.assert_close(model.for_painting(stats)(photo), trained(photo))
