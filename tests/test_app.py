@@ -2,6 +2,7 @@
 
 import collections
 import os
+import re
 import shutil
 import socket
 import struct
@@ -15,6 +16,8 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+
+from fastst.app import LIVE_SIZE
 
 pytest.importorskip("gradio")
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -174,9 +177,16 @@ def test_the_webcam_is_stylized_live_with_its_frame_rate(page):
         "() => { const v = document.querySelector('#camera video'); return v && v.readyState >= 2; }",
         timeout=60_000,
     )
+    width, height = page.evaluate(
+        "() => { const v = document.querySelector('#camera video'); return [v.videoWidth, v.videoHeight]; }"
+    )
     camera.get_by_role("button", name="capture photo").click()
     try:
-        page.locator("#live img").wait_for(timeout=120_000)
+        page.wait_for_function(  # a stylized frame the browser has decoded
+            "() => { const i = document.querySelector('#live img');"
+            " return i && i.complete && i.naturalWidth > 0; }",
+            timeout=120_000,
+        )
         page.wait_for_function(
             "() => /frames per second: [0-9.]+/.test(document.querySelector('#fps').innerText)",
             timeout=120_000,
@@ -184,6 +194,14 @@ def test_the_webcam_is_stylized_live_with_its_frame_rate(page):
     except sync_api.TimeoutError:
         pytest.fail(f"no stylized frame within 120 s; the app's last output:\n{''.join(_APP_OUTPUT)}")
     page.wait_for_timeout(3000)  # a few more frames for the screenshot
+    # each frame is the camera's picture with its longer side shrunk to the app's live size
+    scale = min(1.0, LIVE_SIZE / max(width, height))
+    shown = page.evaluate(
+        "() => { const i = document.querySelector('#live img'); return [i.naturalWidth, i.naturalHeight]; }"
+    )
+    assert width > 0 and shown == [round(width * scale), round(height * scale)]
+    fps = re.search(r"frames per second: ([0-9.]+)", page.locator("#fps").inner_text())
+    assert fps and float(fps.group(1)) > 0, page.locator("#fps").inner_text()
     _screenshot(page, "app_webcam")
 
 

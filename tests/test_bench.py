@@ -9,23 +9,32 @@ import pytest
 import torch
 
 from fastst import TransformerNet
-from fastst.bench import inference_flops
+from fastst.bench import bench_recipes, inference_flops
+from fastst.inference import TwoTermInputConv
 from fastst.measure import psnr, time_inference
-from fastst.runtime import cpu_has_bf16
+from fastst.stylize import Stylizer
+from fastst.train import TrainConfig
+from fastst.transformer import ConvLayer
+
+
+def _conv_flops(layers) -> int:
+    """2 x C_in x C_out x k^2 x H_out x W_out summed over square convolutions (C_in, C_out, k, H_out)."""
+    return sum(2 * c_in * c_out * k * k * s * s for c_in, c_out, k, s in layers)
 
 
 def _hand_count(size: int) -> int:
-    """2 x C_in x C_out x k^2 x H_out x W_out for each convolution of Johnson et al.'s layout."""
-    layers = [
-        (3, 32, 9, size),
-        (32, 64, 3, size // 2),
-        (64, 128, 3, size // 4),
-        *[(128, 128, 3, size // 4)] * 10,  # five residual blocks, two convolutions each
-        (128, 64, 3, size // 2),
-        (64, 32, 3, size),  # nearest x2, then a 3x3 convolution
-        (32, 3, 9, size),
-    ]
-    return sum(2 * c_in * c_out * k * k * s * s for c_in, c_out, k, s in layers)
+    """The forward FLOPs of each convolution of Johnson et al.'s layout."""
+    return _conv_flops(
+        [
+            (3, 32, 9, size),
+            (32, 64, 3, size // 2),
+            (64, 128, 3, size // 4),
+            *[(128, 128, 3, size // 4)] * 10,  # five residual blocks, two convolutions each
+            (128, 64, 3, size // 2),
+            (64, 32, 3, size),  # nearest x2, then a 3x3 convolution
+            (32, 3, 9, size),
+        ]
+    )
 
 
 def test_flop_count_matches_the_networks_arithmetic():
@@ -40,23 +49,41 @@ def test_psnr_by_hand():
     assert psnr(a, torch.full((3, 4, 4), 0.1)) == pytest.approx(20.0, abs=1e-4)  # mse 0.01 -> 20 dB
 
 
-def test_timing_rows_have_the_stated_fields():
-    rows = time_inference(TransformerNet(width=0.25), sizes=(32,), repeats=2, warmup=1, progress=False)
-    assert rows[0]["size"] == 32 and rows[0]["repeats"] == 2 and rows[0]["min_s"] > 0
-
-
-def test_fast_timing_takes_the_stylize_path():
-    rows = time_inference(
-        TransformerNet(width=0.25),
-        sizes=(32,),
-        repeats=1,
-        warmup=0,
-        precision="auto",
-        fast=True,
-        progress=False,
+def _timed_passes(fast: bool) -> tuple[list[dict], list[tuple]]:
+    """time_inference's rows, and what each forward pass of the timed network ran on: the kind of its
+    first layer and its input's shape and memory layout (a hook on the network, which the fast path's
+    inference copy carries along)."""
+    model = TransformerNet(width=0.25)
+    seen = []
+    model.register_forward_hook(
+        lambda net, args, out: seen.append(
+            (
+                type(net.encoder[0]),
+                tuple(args[0].shape),
+                args[0].is_contiguous(memory_format=torch.channels_last),
+            )
+        )
     )
-    assert rows[0]["path"] == "fast"
-    assert rows[0]["precision"] == ("bf16" if cpu_has_bf16() else "fp32")
+    rows = time_inference(model, sizes=(32, 48), repeats=3, warmup=2, fast=fast, progress=False)
+    return rows, seen
+
+
+def test_timing_runs_the_warmup_and_the_repeats_on_each_size():
+    rows, seen = _timed_passes(fast=False)
+    assert seen == [(ConvLayer, (1, 3, s, s), False) for s in (32, 48) for _ in range(5)]
+    assert [r["size"] for r in rows] == [32, 48]
+    assert all(r["min_s"] <= r["median_s"] <= r["max_s"] for r in rows)
+    assert {(r["path"], r["precision"]) for r in rows} == {("plain", "fp32")}
+
+
+def test_fast_timing_times_the_network_the_stylizer_runs():
+    """The fast path times what ``fastst stylize`` runs: the inference form, in the stylizer's precision
+    and memory layout."""
+    rows, seen = _timed_passes(fast=True)
+    stylizer = Stylizer(TransformerNet(width=0.25))
+    channels_last = stylizer.memory_format == torch.channels_last
+    assert seen == [(TwoTermInputConv, (1, 3, s, s), channels_last) for s in (32, 48) for _ in range(5)]
+    assert {(r["path"], r["precision"]) for r in rows} == {("fast", stylizer.precision)}
 
 
 def test_training_bench_steps_minimise_the_same_objective(data_root):
@@ -92,41 +119,40 @@ def test_inference_bench_times_plain_fast_and_the_matmul_limit_in_the_same_round
 
 
 def test_the_recipe_bench_counts_the_training_steps_flops(data_root, imagenet_vgg):
-    """One step of the smoke preset at 32 px: the FLOPs of the network forward and backward and of the VGG
-    passes; more crops of the same size cost proportionally more."""
-    from fastst.bench import bench_recipes
-    from fastst.results import machine
-    from fastst.train import TrainConfig
-
+    """One step of the smoke preset, counted by hand: the network forward and backward (no gradient for
+    the photos themselves), the loss network's pass over the output (forward and backward, as deep as the
+    deepest style layer) and over the photos (forward, as deep as the content layer), and the Gram
+    products (forward, and the two of their backward); a larger batch costs proportionally more."""
     style = str(data_root / "styles" / "starry_night.jpg")
     one = TrainConfig.from_preset("smoke", style=style, data="d", batch_size=1)
     two = TrainConfig.from_preset("smoke", style=style, data="d", batch_size=2)
     rows = {r["step"]: r for r in bench_recipes({"one": one, "two": two}, rounds=1)}
-    assert rows["two @ 32 px"]["gflop"] == pytest.approx(2 * rows["one @ 32 px"]["gflop"], rel=0.02)
-    net_forward = (
-        sum(
-            2 * ci * co * k * k * s * s
-            for ci, co, k, s in [
-                (3, 8, 9, 32),
-                (8, 16, 3, 16),
-                (16, 32, 3, 8),
-                *[(32, 32, 3, 8)] * 10,
-                (32, 16, 3, 16),
-                (16, 8, 3, 32),
-                (8, 3, 9, 32),
-            ]
-        )
-        / 1e9
-    )
-    assert rows["one @ 32 px"]["gflop"] > 3 * net_forward  # forward, backward and the loss network on top
-    # the shares are of the very rates the result file records beside the times
-    recorded = machine()
-    row = rows["one @ 32 px"]
-    own = recorded["matmul_bf16_gflops" if row["precision"] == "bf16" else "matmul_fp32_gflops"]
-    assert row["gflop"] / row["seconds"] / row["fraction_of_matmul"] == pytest.approx(own, rel=1e-2)
-    assert row["gflop"] / row["seconds"] / row["fraction_of_fp32_matmul"] == pytest.approx(
-        recorded["matmul_fp32_gflops"], rel=1e-2
-    )
+    assert one.image_size == 32 and one.content_layer == "relu3_3"
+    net = [  # width 0.25: a quarter of Johnson et al.'s channels
+        (3, 8, 9, 32),
+        (8, 16, 3, 16),
+        (16, 32, 3, 8),
+        *[(32, 32, 3, 8)] * 10,
+        (32, 16, 3, 16),
+        (16, 8, 3, 32),
+        (8, 3, 9, 32),
+    ]
+    vgg = [  # VGG-16 to relu4_3; relu3_3 is the seventh convolution
+        (3, 64, 3, 32),
+        (64, 64, 3, 32),
+        (64, 128, 3, 16),
+        (128, 128, 3, 16),
+        (128, 256, 3, 8),
+        (256, 256, 3, 8),
+        (256, 256, 3, 8),
+        (256, 512, 3, 4),
+        (512, 512, 3, 4),
+        (512, 512, 3, 4),
+    ]
+    grams = sum(3 * 2 * c * c * s * s for c, s in [(64, 32), (128, 16), (256, 8), (512, 4)])
+    step = 3 * _conv_flops(net) - _conv_flops(net[:1]) + 2 * _conv_flops(vgg) + _conv_flops(vgg[:7]) + grams
+    assert rows["one @ 32 px"]["gflop"] == pytest.approx(step / 1e9, rel=1e-9)
+    assert rows["two @ 32 px"]["gflop"] == pytest.approx(2 * step / 1e9, rel=1e-9)
 
 
 def test_recipes_running_the_same_step_share_one_timing(data_root, imagenet_vgg):

@@ -119,6 +119,5 @@ def test_the_speed_table_runs_affordable_cells_in_full_and_marks_the_rest(imagen
     assert not estimated["baseline_2_extrapolated"] and estimated["baseline_6_extrapolated"]
     assert not full["baseline_6_extrapolated"]
     assert estimated["baseline_6_s"] == pytest.approx(3 * estimated["baseline_2_s"])
-    # a run in full is timed, not multiplied out: it agrees with the estimate only roughly
+    # a run in full is timed, not multiplied out from the measured iterations
     assert full["baseline_6_s"] != pytest.approx(3 * full["baseline_2_s"], rel=1e-9)
-    assert 0.2 < full["baseline_6_s"] / estimated["baseline_6_s"] < 5

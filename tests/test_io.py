@@ -1,4 +1,4 @@
-import os
+import stat
 
 import numpy as np
 import pytest
@@ -155,7 +155,10 @@ def test_save_image_round_trip_and_atomicity(tmp_path):
     t = torch.rand(3, 5, 7)
     path = save_image(t, tmp_path / "out.png")
     assert torch.allclose(load_image(path), t, atol=0.5 / 255 + 1e-6)
-    assert oct(os.stat(path).st_mode & 0o777) != oct(0o600)
+    plain = tmp_path / "plain"
+    plain.write_bytes(b"")  # a file written the ordinary way gets the umask's permissions
+    assert stat.S_IMODE(path.stat().st_mode) == stat.S_IMODE(plain.stat().st_mode)  # not mkstemp's 0600
+    plain.unlink()
     before = path.read_bytes()
     with pytest.raises(ValueError):
         save_image(torch.rand(4, 5, 7), path)  # a bad tensor: the old file stays

@@ -9,7 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from fastst.data import PhotoDataset, usable_images
 from fastst.errors import FaststError
+from fastst.io import load_image
+from fastst.losses import PerceptualLoss
 from fastst.stylize import load_model, parse_style
 from fastst.train import TrainConfig, start_style, train
 from fastst.transformer import (
@@ -192,11 +195,27 @@ def test_a_new_style_starts_where_asked_and_closest_is_the_lowest_scoring_start(
             assert start_style(net, "closest", lambda m, s: (m(x, s) - wanted).abs().mean()) == target
 
 
-def test_a_closest_start_records_every_candidates_objective(tmp_path, data_root):
+def test_a_closest_start_records_every_candidates_objective(tmp_path, data_root, imagenet_vgg):
     base = train(_two_styles(tmp_path, data_root, "base", iterations=2, lr=1e-2), progress=False).run
-    run = train(_new_style(tmp_path, data_root, base, init_style="closest"), progress=False).run
+    config = _new_style(tmp_path, data_root, base, init_style="closest")
+    run = train(config, progress=False).run
     scores = json.loads((run / "config.json").read_text())["init_style"]["objective"]
-    assert len(scores) == 3 and all(v > 0 for v in scores.values())  # both styles and their mean
+    # eq. 5 of the new style (raw weights) on the base network's output at each candidate start, both
+    # styles and their mean, recomputed on the run's first photos
+    dataset = PhotoDataset(
+        usable_images(config.data, warn=False),
+        config.image_size,
+        config.seed,
+        config.crop_steps(),
+        config.batch_size,
+    )
+    photos = torch.stack([dataset[(i, i)] for i in range(config.batch_size)])
+    criterion = PerceptualLoss(imagenet_vgg, load_image(config.style, config.style_size), 1.0, 2.0, 1e-4)
+    network = load_model(base / "model.pth")
+    with torch.no_grad():
+        expected = {str(s): criterion(network(photos, s), photos).total.item() for s in (0, 1, [0.5, 0.5])}
+    assert scores == pytest.approx(expected, rel=1e-4)
+    assert len(set(scores.values())) == 3  # the candidates differ, so the match is no accident
     one_style = _new_style(tmp_path, data_root, run, init_style="closest")  # the new run holds one style
     one_style.out = str(tmp_path / "again")
     with pytest.raises(FaststError, match="multi-style"):

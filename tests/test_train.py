@@ -4,11 +4,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
+from PIL import Image
 
-from fastst.train import TrainConfig, snapshot_table, train
+from fastst.train import TrainConfig, load_styles, snapshot_table, train
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -442,8 +444,16 @@ def test_schedules_laid_over_the_run_refuse_a_changed_length(tmp_path, data_root
     )
 
 
-def test_style_size_none_can_be_set():
-    assert TrainConfig.from_preset("smoke", style_size=None).style_size is None
+def test_style_size_none_trains_on_the_style_images_own_pixels(data_root):
+    """With no style size (None survives the preset's defaults) the style target is the image file's
+    pixels as they are; the preset's size shrinks its longer side."""
+    path = data_root / "styles" / "starry_night.jpg"
+    with Image.open(path) as im:
+        pixels = torch.from_numpy(np.asarray(im.convert("RGB")).copy()).permute(2, 0, 1).float() / 255
+    (as_is,) = load_styles(TrainConfig.from_preset("smoke", style=str(path), data="d", style_size=None))
+    torch.testing.assert_close(as_is, pixels, atol=1e-6, rtol=0)
+    (shrunk,) = load_styles(TrainConfig.from_preset("smoke", style=str(path), data="d"))
+    assert max(shrunk.shape[-2:]) == 64 < max(pixels.shape[-2:])
 
 
 def test_clip_cuts_the_gradients_norm_to_the_limit_and_leaves_smaller_ones():
