@@ -13,7 +13,7 @@ import matplotlib.ticker
 import torch
 
 from fastst.io import atomic_path, load_image, project_folder
-from fastst.runtime import git_commit
+from fastst.runtime import git_state
 from fastst.stylize import stylize
 from fastst.transformer import single_style
 
@@ -47,7 +47,7 @@ def save_fig(
     sidecar = {
         "figure": name,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "git_commit": git_commit(),
+        **git_state(),
         **(meta or {}),
     }
     path = folder / f"{name}.json"

@@ -30,6 +30,7 @@ from fastst.errors import FaststError
 from fastst.gatys import gatys
 from fastst.io import atomic_path, file_digest, list_images, load_checkpoint, load_image, project_folder
 from fastst.losses import DEFAULT_WEIGHTS, STYLE_LAYERS, PerceptualLoss
+from fastst.results import command_line, machine, timestamp
 from fastst.runs import RunFolder
 from fastst.strength import calibrated_style_weight
 from fastst.stylize import load_model, stylize
@@ -134,6 +135,11 @@ def lbfgs_curve(
                     "photo": photo_path.name,
                     "iterations": iterations,
                     "objective": result.objective,
+                    # where and by what the curve was computed; not part of the key, so that a curve
+                    # cached before these were recorded is still found
+                    "machine": machine(measure=False),
+                    "command": command_line(),
+                    "date": timestamp(),
                 }
             )
             + "\n"

@@ -1,5 +1,6 @@
 """Result files: every measured number the project quotes lives in ``results/<name>.json``, written
-by the command that measured it, beside the command line, the machine and the git commit."""
+by the command that measured it, beside the command line, the machine and the code: the git commit and
+whether (and how) the working tree differed from it."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import torch
 
 from fastst.io import atomic_path, project_folder
 from fastst.measure import matmul_gflops
-from fastst.runtime import git_commit
+from fastst.runtime import git_state
 
 RESULTS_ENV = "FASTST_RESULTS"
 
@@ -58,7 +59,8 @@ def matmul_rate(dtype: torch.dtype = torch.float32) -> float:
 
 
 def machine(measure: bool = True) -> dict:
-    """What a time depends on: CPU, threads, vector extensions, matmul rates, GPU, versions."""
+    """What a result depends on: CPU, threads, vector extensions, matmul rates, GPU, versions, and the
+    code (the commit, and whether and how the working tree differed from it)."""
     info = {
         "cpu": cpu_model(),
         "cpu_flags": cpu_flags(),
@@ -66,12 +68,22 @@ def machine(measure: bool = True) -> dict:
         "torch": str(torch.__version__),
         "python": platform.python_version(),
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        "git_commit": git_commit(),
+        **git_state(),
     }
     if measure:
         info["matmul_fp32_gflops"] = round(matmul_rate(torch.float32), 1)
         info["matmul_bf16_gflops"] = round(matmul_rate(torch.bfloat16), 1)
     return info
+
+
+def timestamp() -> str:
+    """Now, in UTC to the second, as results record their date."""
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def command_line() -> str:
+    """The command that is running, as a person would type it again (the program's name, not its path)."""
+    return " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])
 
 
 def write_result(
@@ -82,8 +94,8 @@ def write_result(
     folder.mkdir(parents=True, exist_ok=True)
     record = {
         "name": name,
-        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": command_line(),
+        "date": timestamp(),
         "machine": machine_info if machine_info is not None else machine(),
         **data,
     }

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import hashlib
 import platform
 import subprocess
 import sys
@@ -145,14 +146,33 @@ def release_freed_memory(keep_mb: int = 1024) -> None:
     libc.malloc_trim(0)
 
 
-def git_commit() -> str | None:
+def _git(folder: Path, *args: str) -> bytes | None:
+    """The output of a read-only git command in ``folder``; None where git, or the checkout, is missing.
+    It takes no optional lock (no index refresh), so it never holds up someone else's git in the tree."""
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
+            ["git", "--no-optional-locks", *args], cwd=folder, capture_output=True, timeout=10
         )
-        return out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
+    return out.stdout if out.returncode == 0 else None
+
+
+def git_state(folder: str | Path | None = None) -> dict:
+    """The code a result came from: the checkout's HEAD commit, whether tracked files differed from it
+    (uncommitted changes; untracked files do not count) and, when they did, a short sha256 digest of
+    ``git diff HEAD``, which tells two dirty trees apart. All None outside a git checkout."""
+    folder = Path(folder) if folder is not None else Path(__file__).parent
+    head = _git(folder, "rev-parse", "HEAD")
+    status = _git(folder, "status", "--porcelain", "--untracked-files=no") if head else None
+    if not head or status is None:
+        return {"git_commit": None, "git_dirty": None, "git_diff_sha256": None}
+    diff = _git(folder, "diff", "--no-color", "--no-ext-diff", "HEAD") if status.strip() else None
+    return {
+        "git_commit": head.decode().strip(),
+        "git_dirty": bool(status.strip()),
+        "git_diff_sha256": hashlib.sha256(diff).hexdigest()[:16] if diff is not None else None,
+    }
 
 
 def environment(device: torch.device, precision: str) -> dict:
@@ -169,5 +189,5 @@ def environment(device: torch.device, precision: str) -> dict:
         "device_name": name,
         "precision": precision,
         "threads": torch.get_num_threads(),
-        "git_commit": git_commit(),
+        **git_state(),
     }

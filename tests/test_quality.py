@@ -1,5 +1,6 @@
 import dataclasses
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -7,10 +8,13 @@ import torch
 from fastst import quality
 from fastst.errors import FaststError
 from fastst.gatys import gatys, starting_image
-from fastst.io import load_image
+from fastst.io import file_digest, load_image
 from fastst.losses import PerceptualLoss
+from fastst.results import command_line, cpu_flags, cpu_model
 from fastst.runs import RunFolder, keep_weights
 from fastst.transformer import TransformerNet
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def hand_objective(vgg, image, content, style, content_weight, style_weight, tv_weight):
@@ -134,10 +138,45 @@ def test_curves_are_cached_and_reused(tiny, tmp_path):
     files = list((tmp_path / "cache").glob("*.json"))
     assert len(files) == 1
     saved = json.loads(files[0].read_text())
+    # the file says where and by what it was computed
+    assert (saved["machine"]["cpu"], saved["machine"]["cpu_flags"]) == (cpu_model(), cpu_flags())
+    assert saved["machine"]["torch"] == torch.__version__ and "git_dirty" in saved["machine"]
+    assert saved["command"] == command_line()
     saved["objective"] = [float(i) for i in range(len(saved["objective"]))]  # a marker only the cache holds
     files[0].write_text(json.dumps(saved))
     assert quality.lbfgs_curve(protocol, path, "content", 3) == [0.0, 1.0, 2.0, 3.0]
     assert first[0] != 0.0
+
+
+def test_a_curve_cached_before_the_machine_was_recorded_is_still_found(data_root, tmp_path):
+    """The committed curves record no machine or command: the key and the file name stayed as they were,
+    so scoring finds each one where it lies instead of running L-BFGS again."""
+    for committed in sorted((ROOT / "results" / "lbfgs").glob("*.json")):
+        saved = json.loads(committed.read_text())
+        style = data_root / "styles" / saved["style"]
+        photo = data_root / "test" / "bsds500_test_subset" / saved["photo"]
+        if style.is_file() and photo.is_file():
+            if (file_digest(style), file_digest(photo)) == (saved["style_sha256"], saved["photo_sha256"]):
+                break
+    else:
+        pytest.skip("no committed curve of the fetched styles and photos")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    copy = cache / committed.name
+    copy.write_bytes(committed.read_bytes())
+    fields = {f.name for f in dataclasses.fields(quality.Protocol)} - {
+        "style",
+        "iterations",
+        "noise_iterations",
+    }
+    settings = {k: tuple(saved[k]) if k == "style_layers" else saved[k] for k in fields}
+    protocol = quality.Protocol(style=str(style), **settings)
+    # a few iterations first: were the file missed, they alone would be computed, and in seconds
+    assert quality.lbfgs_curve(protocol, photo, saved["init"], 3, cache, False) == saved["objective"][:4]
+    assert [p.name for p in cache.iterdir()] == [committed.name]
+    assert copy.read_bytes() == committed.read_bytes()
+    whole = len(saved["objective"]) - 1
+    assert quality.lbfgs_curve(protocol, photo, saved["init"], whole, cache, False) == saved["objective"]
 
 
 def test_a_run_is_scored_once_per_reference_and_again_where_its_weights_change(tiny, tmp_path, monkeypatch):

@@ -1,0 +1,58 @@
+"""Result files name the code that produced them: the commit, and whether and how the tree differed."""
+
+import hashlib
+import subprocess
+
+from fastst.results import machine
+from fastst.runtime import git_state
+
+
+def _git(repo, *args) -> str:
+    """Run git in ``repo`` as a person with no git configuration of their own would."""
+    identity = ["-c", "user.name=fastst", "-c", "user.email=fastst@example.com", "-c", "commit.gpgsign=false"]
+    return subprocess.run(
+        ["git", *identity, *args], cwd=repo, check=True, capture_output=True, text=True
+    ).stdout
+
+
+def test_the_commit_is_recorded_with_whether_the_tree_was_dirty_and_a_digest_of_the_diff(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))  # git looks no further up than tmp_path
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _git(repo, "init", "-q")
+    (repo / "code.py").write_text("x = 1\n")
+    _git(repo, "add", "code.py")
+    _git(repo, "commit", "-q", "-m", "one")
+    head = _git(repo, "rev-parse", "HEAD").strip()
+    (repo / "notes.txt").write_text("an untracked file leaves the tree clean\n")
+    assert git_state(repo) == {"git_commit": head, "git_dirty": False, "git_diff_sha256": None}
+    assert git_state(repo / "..") == {"git_commit": None, "git_dirty": None, "git_diff_sha256": None}
+
+    (repo / "code.py").write_text("x = 2\n")
+    first = git_state(repo)
+    diff = subprocess.run(["git", "diff", "HEAD"], cwd=repo, check=True, capture_output=True).stdout
+    assert first == {
+        "git_commit": head,
+        "git_dirty": True,
+        "git_diff_sha256": hashlib.sha256(diff).hexdigest()[:16],
+    }
+    (repo / "code.py").write_text("x = 3\n")
+    second = git_state(repo)
+    assert second["git_dirty"] and second["git_diff_sha256"] != first["git_diff_sha256"]
+    _git(repo, "add", "code.py")  # staged or not, a change against the commit is the same change
+    assert git_state(repo) == second
+    (repo / "code.py").write_text("x = 1\n")
+    _git(repo, "add", "code.py")
+    assert git_state(repo)["git_dirty"] is False
+
+    monkeypatch.setenv("PATH", str(tmp_path / "no-git-here"))
+    assert git_state(repo) == {"git_commit": None, "git_dirty": None, "git_diff_sha256": None}
+
+
+def test_every_machine_record_carries_the_code_it_came_from():
+    """The machine record every result file holds names the package's own checkout and its state."""
+    recorded = {k: v for k, v in machine(measure=False).items() if k.startswith("git_")}
+    now = git_state()
+    assert set(recorded) == set(now) and recorded["git_commit"] == now["git_commit"]
