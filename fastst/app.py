@@ -1,7 +1,7 @@
 """``python -m fastst app``: a local web app (Gradio) to stylize a photo or the webcam in the browser.
 
-It runs the command line's path, a :class:`fastst.stylize.Stylizer`: the network's inference form in the
-device's default precision, tiles for very large photos.
+It runs the command line's path, a :class:`fastst.stylize.Stylizer`: the fastest runtime installed for
+the photo's size, in the device's default precision, tiles for very large photos.
 Uploads are read by :func:`fastst.io.load_image`, which refuses what is not an image and decompression
 bombs; files above ``max_file_size`` are refused by the server before they reach it.
 """

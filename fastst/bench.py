@@ -7,12 +7,8 @@ memory), one function per part; the measuring primitives are in :mod:`fastst.mea
 from __future__ import annotations
 
 import contextlib
-import copy
-import importlib.util
 import statistics
 import time
-import weakref
-from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
@@ -28,7 +24,6 @@ from fastst.data import (
     usable_images,
 )
 from fastst.data import data_dir as default_data
-from fastst.export import export_network
 from fastst.inference import for_inference
 from fastst.io import load_image
 from fastst.losses import PerceptualLoss, content_loss, gram_matrix, style_loss, tv_loss
@@ -47,13 +42,8 @@ from fastst.runtime import (
     resolve_precision,
     reuse_freed_memory,
 )
-from fastst.stylize import (
-    compile_model,
-    fast_model,
-    load_model,
-    stylize_paths,
-    stylize_tiled,
-)
+from fastst.runtimes import compile_model, exported_runtimes, fast_model
+from fastst.stylize import load_model, stylize_paths, stylize_tiled
 from fastst.train import TRAINING_LAYOUT, build_model, make_optimizer, train_step
 from fastst.transformer import TransformerNet
 from fastst.vgg import loss_network
@@ -78,7 +68,7 @@ def bench_inference(
     matmul_n: int | None = None,
 ) -> list[dict]:
     """Plain (eager fp32, no_grad, contiguous, PyTorch's defaults) against fast (``fastst stylize``'s
-    path, :func:`fastst.stylize.fast_model`, under inference_mode), with ``compile`` its compiled path
+    path, :func:`fastst.runtimes.fast_model`, under inference_mode), with ``compile`` its compiled path
     under ``torch.compile``, and onnxruntime on the exported model where the export extra is
     installed, for each size, timed in ``repeats`` interleaved rounds. Quality: PSNR against the plain
     fp32 output on each of ``photos`` (resized to the size; the lowest is reported) or, without photos,
@@ -151,7 +141,7 @@ def bench_inference(
             runners["compiled"] = lambda c=compiled, x=x_compiled, p=compiled_precision: fast(c, x, p)
         # what a user might pick instead: the exported model under other runtimes, graph optimisations on
         for name, (run, runtime_precision) in (
-            _exported_runtimes(model) if device.type == "cpu" else {}
+            exported_runtimes(model) if device.type == "cpu" else {}
         ).items():
             row[f"{name}_precision"] = runtime_precision
             row[f"{name}_psnr_db"] = min(
@@ -171,48 +161,6 @@ def bench_inference(
         rows.append(row)
         torch._dynamo.reset()
     return rows
-
-
-_RUNTIMES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def _exported_runtimes(model: TransformerNet) -> dict:
-    """``{name: (run, precision)}`` for the runtimes installed among onnxruntime (the export extra) and
-    OpenVINO (the openvino extra): ``run`` maps an NCHW float32 array to the output array. The model is
-    exported to ONNX once; each runtime gets all its graph optimisations, as many threads as torch uses,
-    and its own default precision on this CPU (OpenVINO picks bf16 where the CPU has it)."""
-    if model in _RUNTIMES:
-        return _RUNTIMES[model]
-    runtimes = {}
-    have_ort, have_ov = (importlib.util.find_spec(m) is not None for m in ("onnxruntime", "openvino"))
-    if have_ort or have_ov:
-        import tempfile
-
-        with tempfile.TemporaryDirectory() as tmp:
-            path = export_network(copy.deepcopy(model), Path(tmp) / "model.onnx")
-            if have_ort:
-                import onnxruntime as ort
-
-                options = ort.SessionOptions()
-                options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-                options.intra_op_num_threads = torch.get_num_threads()
-                session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-                runtimes["onnxruntime"] = (lambda a, s=session: s.run(None, {"image": a})[0], "fp32")
-            if have_ov:
-                import openvino as ov
-
-                compiled = ov.Core().compile_model(
-                    str(path),
-                    "CPU",
-                    {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": torch.get_num_threads()},
-                )
-                hint = str(
-                    compiled.get_property("INFERENCE_PRECISION_HINT")
-                ).lower()  # e.g. <Type: 'bfloat16'>
-                precision = "bf16" if "bf" in hint else "fp16" if "16" in hint else "fp32"
-                runtimes["openvino"] = (lambda a, c=compiled: c(a)[0], precision)
-    _RUNTIMES[model] = runtimes
-    return runtimes
 
 
 @contextlib.contextmanager

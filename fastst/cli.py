@@ -28,7 +28,7 @@ from fastst.data import (
 )
 from fastst.errors import FaststError
 from fastst.evaluate import run_comparison
-from fastst.export import export_onnx
+from fastst.export import export_network
 from fastst.gatys import gatys
 from fastst.io import (
     atomic_path,
@@ -43,10 +43,12 @@ from fastst.plotting import save_fig, show_images
 from fastst.recipes import check_recipes, time_to_quality
 from fastst.report import markdown_files, update_tables
 from fastst.results import write_result
+from fastst.runtimes import RUNTIMES
 from fastst.strength import calibrated_style_weight, preview
 from fastst.stylize import (
     DEFAULT_PRECISION,
     PRETRAINED_DIR,
+    load_model,
     model_styles,
     pretrained_path,
     pretrained_styles,
@@ -135,6 +137,7 @@ def _stylize(args) -> int:
         "style": args.style,
         "painting": args.style_image,
         "style_scale": scale,
+        "runtime": args.runtime,
     }
     counts = {}
     clips = video_inputs(args.input)
@@ -183,7 +186,7 @@ def _styles(args) -> int:
 
 
 def _export(args) -> int:
-    print(f"wrote {export_onnx(args.model, args.onnx)}")
+    print(f"wrote {export_network(load_model(args.model), args.onnx)}")
     return 0
 
 
@@ -573,6 +576,14 @@ def build_parser() -> argparse.ArgumentParser:
         "on a GPU fp32, and bf16 with --compile",
     )
     s.add_argument("--compile", action="store_true", help="torch.compile the network (for many images)")
+    s.add_argument(
+        "--runtime",
+        default="auto",
+        choices=["auto", *RUNTIMES],
+        help="what runs the network: auto times the runtimes installed once per machine, network and "
+        'size on a CPU and keeps the fastest (torch on a GPU); onnxruntime needs "fastst[export]", '
+        'openvino "fastst[openvino]"',
+    )
     s.add_argument("--overwrite", action="store_true", help="replace existing output files")
     s.add_argument(
         "--temporal",

@@ -1,4 +1,4 @@
-"""Exporting a trained network to ONNX, with dynamic height and width."""
+"""Exporting a network to ONNX, with dynamic height and width."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import torch
 
 from fastst.errors import FaststError
 from fastst.io import atomic_path
-from fastst.stylize import load_model
 from fastst.transformer import TransformerNet
 
 
@@ -25,15 +24,11 @@ class _MixInput(torch.nn.Module):
         return self.model(image, mix)
 
 
-def export_onnx(model_path: str | os.PathLike, onnx_path: str | os.PathLike, opset: int = 17) -> Path:
-    """Write ``model_path``'s network as ONNX: input ``image`` (N, 3, H, W) in [0, 1], any N, H, W.
-    A multi-style network takes a second input ``mix`` (1 or N, styles): the weight of each style
-    (one-hot for a single style), in the order of ``fastst styles --model``."""
-    return export_network(load_model(model_path), onnx_path, opset)
-
-
 def export_network(model: TransformerNet, onnx_path: str | os.PathLike, opset: int = 17) -> Path:
-    """:func:`export_onnx` for a network in memory."""
+    """Write ``model`` as ONNX: input ``image`` (N, 3, H, W) in [0, 1], any N, H, W. A multi-style
+    network takes a second input ``mix`` (1 or N, styles): the weight of each style (one-hot for a single
+    style), in the order of ``fastst styles --model``. For a model file:
+    ``export_network(fastst.stylize.load_model(path), onnx_path)``."""
     try:
         import onnx  # noqa: F401  (the exporter needs it; say so in one line, not a traceback)
     except ImportError:

@@ -16,7 +16,7 @@ import torch
 
 from fastst.io import atomic_path, project_folder
 from fastst.measure import matmul_gflops
-from fastst.runtime import git_state
+from fastst.runtime import cpu_flags, cpu_model, git_state
 
 RESULTS_ENV = "FASTST_RESULTS"
 
@@ -24,30 +24,6 @@ RESULTS_ENV = "FASTST_RESULTS"
 def results_dir() -> Path:
     """``$FASTST_RESULTS``, else ``results/`` of the project checkout, else ``./results``."""
     return project_folder("results", RESULTS_ENV)
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def cpu_flags() -> list[str]:
-    """The vector extensions that decide the CPU's speed in fp32 and bf16."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return []
-    flags = next(
-        (line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), []
-    )
-    return sorted(
-        f for f in set(flags) if f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "fma")
-    )
 
 
 @functools.lru_cache(maxsize=None)

@@ -28,7 +28,17 @@ from fastst.runtime import (
     process_settings,
     release_freed_memory,
     resolve_device,
-    resolve_precision,
+)
+from fastst.runtimes import (
+    Runtime,
+    check,
+    choose,
+    compile_model,
+    eager_pass,
+    fast_model,
+    fast_path,
+    size_bucket,
+    start_runtime,
 )
 from fastst.scale import at_scale, auto_scale
 from fastst.transformer import TransformerNet, replace_modules, single_style
@@ -163,40 +173,6 @@ def load_model(
     return model.eval().to(device)
 
 
-def compile_model(model: TransformerNet, dynamic: bool | None = None) -> TransformerNet:
-    """Compile ``model``'s forward in place with ``torch.compile``: on the CPU with autotuned kernels,
-    on a GPU with CUDA graphs (cuDNN's convolutions, which autotuning would spend minutes to match)."""
-    device = next(model.parameters()).device
-    mode = "reduce-overhead" if device.type == "cuda" else "max-autotune-no-cudagraphs"
-    model.forward = torch.compile(model.forward, dynamic=dynamic, mode=mode)
-    return model
-
-
-def fast_path(precision: str, device: torch.device, compiled: bool = False) -> tuple[str, bool]:
-    """(precision, channels-last?) of the fastest path measured on the device (``fastst bench``).
-
-    "auto" is bf16 where the device runs it natively. In eager mode on a GPU it is fp32 instead
-    (with cuDNN's TF32 convolutions, PyTorch's default) in contiguous memory: there every extra
-    cast and layout change is a kernel launch, and on an H100 fp32 was both faster and closer to
-    exact than bf16 (``fastst bench --device cuda``). Channels-last memory pays on the CPU in reduced
-    precision, and compiled on either device.
-    """
-    if precision == "auto" and device.type == "cuda" and not compiled:
-        return "fp32", False
-    precision = resolve_precision(precision, device)
-    return precision, compiled or (device.type == "cpu" and precision != "fp32")
-
-
-def fast_model(
-    model: TransformerNet, precision: str = "auto", compiled: bool = False
-) -> tuple[TransformerNet, str, torch.memory_format]:
-    """The network as ``fastst stylize`` runs it on the model's device: its inference form in the
-    precision and memory format of :func:`fast_path`. Returns (network, precision, memory format)."""
-    precision, channels_last = fast_path(precision, next(model.parameters()).device, compiled)
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    return for_inference(model).to(memory_format=memory_format), precision, memory_format
-
-
 @torch.inference_mode()
 def stylize(
     model: TransformerNet,
@@ -215,10 +191,7 @@ def stylize(
     if precision != "fp32":
         model = for_inference(model)
     single = image.dim() == 3
-    batch = (image.unsqueeze(0) if single else image).to(device)
-    with autocast(device, precision):
-        out = model(batch)
-    out = out.float().clamp(0, 1).cpu()
+    out = eager_pass(model, image.unsqueeze(0) if single else image, device, precision)
     return out[0] if single else out
 
 
@@ -367,12 +340,18 @@ def stylize_image(
     """Stylize a (3, H, W) image with the options of the command line."""
     if not 0.0 <= strength <= 1.0:
         raise FaststError(f"strength must be between 0 and 1, not {strength}")
-    h, w = image.shape[-2:]
-    if h * w > MAX_PIXELS_ONE_PASS and any(isinstance(m, torch.nn.InstanceNorm2d) for m in model.modules()):
+    if _in_tiles(model, *image.shape[-2:]):
         out = stylize_tiled(model, image, precision=precision)
     else:
         out = stylize(model, image, precision=precision)
     return _finish(out, image, strength, keep_color)
+
+
+def _in_tiles(model: TransformerNet, height: int, width: int) -> bool:
+    """Whether an image of this size is stylized in tiles (instance norms need the whole image's
+    statistics, which :class:`TileNorm` carries from a shrunk pass)."""
+    norms = any(isinstance(m, torch.nn.InstanceNorm2d) for m in model.modules())
+    return height * width > MAX_PIXELS_ONE_PASS and norms
 
 
 def _finish(out: torch.Tensor, image: torch.Tensor, strength: float, keep_color: bool) -> torch.Tensor:
@@ -384,9 +363,11 @@ def _finish(out: torch.Tensor, image: torch.Tensor, strength: float, keep_color:
 
 
 class Stylizer:
-    """A trained one-style network ready to stylize on its device: its inference form in the
-    precision and memory format of :func:`fast_path`, compiled if asked (:func:`compile_model`).
-    The file driver, the app and video all stylize through one.
+    """A trained one-style network ready to stylize on its device, by the runtime asked for or, with
+    "auto", the fastest installed for each size (:func:`fastst.runtimes.choose`). The torch runtime is
+    the network's inference form in the precision and memory format of :func:`fast_path`, compiled if
+    asked (:func:`compile_model`); it also stylizes the tiles of large images. The file driver, the app
+    and video all stylize through one.
 
     Calling it stylizes one (3, H, W) image in [0, 1] with the command line's options (tiles above
     :data:`MAX_PIXELS_ONE_PASS`); :meth:`batch` stylizes a batch of one size.
@@ -398,6 +379,7 @@ class Stylizer:
         precision: str = DEFAULT_PRECISION,
         compile: bool = False,
         style_scale: float | str = 1.0,
+        runtime: str = "auto",
     ):
         if style_scale != "auto" and not (isinstance(style_scale, (int, float)) and 0 < style_scale < 64):
             raise FaststError(
@@ -411,28 +393,57 @@ class Stylizer:
                 + (f" ({names})" if names else "")
             )
         self.device = next(model.parameters()).device
+        self.runtime = check(runtime, self.device, compile)
+        self.model = model  # what the other runtimes export, and what their choice is remembered by
         self.network, self.precision, self.memory_format = fast_model(model, precision, compile)
         self.compiled = compile
         if compile:  # pays off for many images or large ones: the first of each size compiles
             compile_model(self.network)
+        self._chosen: dict[int, str] = {}
+        self._runtimes: dict[str, Runtime] = {}
 
     def scale_for(self, height: int, width: int) -> float:
         """The style scale of a photo of this size (``auto``: :func:`fastst.scale.auto_scale`)."""
         return auto_scale(height, width) if self.style_scale == "auto" else float(self.style_scale)
 
+    def runtime_for(self, height: int, width: int) -> str:
+        """The runtime of one pass of this size: the one asked for; with "auto", torch when compiled or
+        off the CPU, else the fastest installed for the size (chosen once per size bucket)."""
+        if self.runtime != "auto":
+            return self.runtime
+        if self.compiled or self.device.type != "cpu":
+            return "torch"
+        bucket = size_bucket((height, width))
+        if bucket not in self._chosen:
+            self._chosen[bucket] = choose(self.model, self.device, bucket, self.precision)
+        return self._chosen[bucket]
+
+    def _pass(self, images: torch.Tensor) -> torch.Tensor:
+        name = self.runtime_for(*images.shape[-2:])
+        if name == "torch":
+            return stylize(self.network, images, precision=self.precision)
+        if name not in self._runtimes:
+            self._runtimes[name] = start_runtime(name, self.model, self.precision)
+        return self._runtimes[name](images)
+
+    def _one(self, image: torch.Tensor) -> torch.Tensor:
+        if _in_tiles(self.network, *image.shape[-2:]):
+            return stylize_tiled(self.network, image, precision=self.precision)
+        return self._pass(image[None])[0]
+
     def batch(self, images: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) in [0, 1] -> the same, stylized, on the CPU."""
-        run = lambda x: stylize(self.network, x, precision=self.precision)
-        return at_scale(run, images, self.scale_for(*images.shape[-2:]))
+        return at_scale(self._pass, images, self.scale_for(*images.shape[-2:]))
 
     def __call__(self, image: torch.Tensor, strength: float = 1.0, keep_color: bool = False) -> torch.Tensor:
-        scale = self.scale_for(*image.shape[-2:])
-        if scale == 1:
-            return stylize_image(self.network, image, strength, keep_color, self.precision)
         if not 0.0 <= strength <= 1.0:
             raise FaststError(f"strength must be between 0 and 1, not {strength}")
-        run = lambda x: stylize_image(self.network, x[0], precision=self.precision)[None]
-        return _finish(at_scale(run, image[None], scale)[0], image, strength, keep_color)
+        scale = self.scale_for(*image.shape[-2:])
+        if scale == 1:
+            out = self._one(image)
+        else:
+            out = at_scale(lambda x: self._one(x[0])[None], image[None], scale)[0]
+        return _finish(out, image, strength, keep_color)
 
 
 def _inputs(spec: str) -> list[Path]:
@@ -501,6 +512,7 @@ def stylize_paths(
     style: str | None = None,
     painting: str | None = None,
     style_scale: float | str = 1.0,
+    runtime: str = "auto",
 ) -> tuple[int, list[str], int]:
     """Stylize a file, a folder or a glob into a file or a folder; returns (written, failures, skipped).
 
@@ -508,12 +520,12 @@ def stylize_paths(
     kept and counted as skipped unless ``overwrite``. ``style`` picks a style or mix of a multi-style
     model (see :func:`load_model`); ``painting`` makes that painting the style, through the one-pass
     model (``model_path``, or the shipped one when None), its network computed once for all the inputs.
-    ``style_scale`` is :class:`Stylizer`'s.
+    ``style_scale`` and ``runtime`` are :class:`Stylizer`'s.
     """
     dev = resolve_device(device)
     with process_settings(dev):
         network = load_one_style(model_path, dev, style, painting)
-        stylizer = Stylizer(network, precision, compile, style_scale)
+        stylizer = Stylizer(network, precision, compile, style_scale, runtime)
         return _stylize_paths(
             stylizer, input_spec, output, max_size, strength, keep_color, overwrite, progress
         )

@@ -23,6 +23,7 @@ from PIL import Image, ImageSequence
 from fastst.errors import FaststError
 from fastst.io import atomic_path
 from fastst.runtime import autocast, process_settings, resolve_device
+from fastst.runtimes import check
 from fastst.scale import at_scale
 from fastst.stylize import (
     DEFAULT_PRECISION,
@@ -361,6 +362,14 @@ def _record_clip_statistics(net, source: _Source, device, precision) -> None:
             m.recording = False
 
 
+def _check_runtime(runtime: str, temporal: str) -> None:
+    if temporal != "frame" and runtime not in ("auto", "torch"):
+        raise FaststError(
+            f"--runtime {runtime} stylizes video frame by frame only: add --temporal frame, "
+            "or --runtime torch"
+        )
+
+
 @torch.inference_mode()
 def stylize_video(
     model: TransformerNet,
@@ -375,11 +384,14 @@ def stylize_video(
     compile: bool = False,
     progress: bool = True,
     style_scale: float | str = 1.0,
+    runtime: str = "auto",
 ) -> VideoResult:
     """Stylize the clip ``source`` into ``output`` (.mp4, .mov, .mkv, .webm or .gif) with a one-style
     ``model`` on its device. ``temporal`` picks where the instance norms' statistics come from, and
     ``anchor`` keeps the network's grid fixed to the scene (:class:`GridAnchor`); see the module's
-    docstring. Frames are batched; the output appears only once complete."""
+    docstring. Frames are batched; the output appears only once complete. Frame by frame, ``runtime``
+    is :class:`fastst.stylize.Stylizer`'s; the other modes change the torch network's norms, so they
+    run it."""
     import time
 
     from tqdm.auto import tqdm
@@ -390,10 +402,14 @@ def stylize_video(
         raise FaststError(f"unknown temporal mode {temporal!r}: choose from {', '.join(TEMPORAL_MODES)}")
     device = next(model.parameters()).device
     src = _Source(Path(source), max_size)
-    # per-frame statistics are the network's own instance norms, which compile; the others are not
-    stylizer = Stylizer(model, precision, compile and temporal == "frame", style_scale)
+    _check_runtime(runtime, temporal)
+    # per-frame statistics are the network's own instance norms, which compile and export; the others not
+    per_frame = temporal == "frame"
+    stylizer = Stylizer(
+        model, precision, compile and per_frame, style_scale, runtime if per_frame else "torch"
+    )
     precision, memory_format = stylizer.precision, stylizer.memory_format
-    net = stylizer.network if temporal == "frame" else stream_network(stylizer.network, temporal)
+    net = None if per_frame else stream_network(stylizer.network, temporal)
     start, count = time.perf_counter(), 0  # the time includes the clip statistics' pass
     if temporal == "clip":
         _record_clip_statistics(net, src, device, precision)
@@ -412,10 +428,14 @@ def stylize_video(
                 frames = _to_tensor([rgb for rgb, _ in batch])
                 offsets = grid.offsets(frames) if grid else None
                 inputs = _padded(frames, offsets) if grid else frames
-                scale = stylizer.scale_for(*inputs.shape[-2:])
-                with autocast(device, precision):
-                    run = lambda x: net(x.to(device, memory_format=memory_format)).float().clamp(0, 1).cpu()
-                    out = at_scale(run, inputs, scale)
+                if per_frame:
+                    out = stylizer.batch(inputs)
+                else:
+                    with autocast(device, precision):
+                        run = lambda x: (
+                            net(x.to(device, memory_format=memory_format)).float().clamp(0, 1).cpu()
+                        )
+                        out = at_scale(run, inputs, stylizer.scale_for(*inputs.shape[-2:]))
                 if grid:
                     out = _cropped(out, offsets, h, w)
                 for (_, seconds), image, styled in zip(batch, frames, out):
@@ -454,12 +474,14 @@ def stylize_video_paths(
     anchor: bool = True,
     painting: str | None = None,
     style_scale: float | str = 1.0,
+    runtime: str = "auto",
 ) -> tuple[int, list[str], int]:
     """Stylize a clip into a file, or the clips of a folder into a folder (same names); returns
     (written, failures, skipped) as :func:`fastst.stylize.stylize_paths` does."""
     import warnings
 
     dev = resolve_device(device)
+    _check_runtime(check(runtime, dev, compile and temporal == "frame"), temporal)  # once, not per clip
     clips = video_inputs(input_spec)
     if not clips:
         raise FaststError(f"no video clips in {input_spec}")
@@ -488,6 +510,7 @@ def stylize_video_paths(
                     compile,
                     progress,
                     style_scale,
+                    runtime,
                 )
                 written += 1
             except FaststError as e:

@@ -262,13 +262,14 @@ def test_stylize_command_takes_a_style_of_a_multi_style_model(tmp_path, data_roo
 
 def test_onnx_export_of_a_multi_style_network_takes_the_mix_as_an_input(tmp_path):
     ort = pytest.importorskip("onnxruntime")
-    from fastst.export import export_onnx
+    from fastst.export import export_network
 
     model = _randomised(TransformerNet(width=0.25, input_skip=True, styles=3))
     torch.save(
         {"model": model.state_dict(), "net": model.config, "styles": ["a", "b", "c"]}, tmp_path / "m.pth"
     )
-    session = ort.InferenceSession(str(export_onnx(tmp_path / "m.pth", tmp_path / "m.onnx")))
+    exported = export_network(load_model(tmp_path / "m.pth"), tmp_path / "m.onnx")
+    session = ort.InferenceSession(str(exported))
     x = torch.rand(1, 3, 45, 61)
     for mix in ([0.2, 0.5, 0.3], [0.0, 1.0, 0.0]):
         got = session.run(None, {"image": x.numpy(), "mix": torch.tensor([mix]).numpy()})[0]

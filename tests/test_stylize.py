@@ -174,10 +174,10 @@ def test_bad_model_files_are_refused_in_one_line(model_file, tmp_path, case):
 
 def test_onnx_export_matches_pytorch_at_two_sizes(model_file, tmp_path):
     ort = pytest.importorskip("onnxruntime")
-    from fastst.export import export_onnx
+    from fastst.export import export_network
 
-    session = ort.InferenceSession(str(export_onnx(model_file, tmp_path / "m.onnx")))
     model = load_model(model_file)
+    session = ort.InferenceSession(str(export_network(load_model(model_file), tmp_path / "m.onnx")))
     for size in [(37, 53), (128, 96)]:
         x = torch.rand(1, 3, *size)
         got = session.run(None, {"image": x.numpy()})[0]

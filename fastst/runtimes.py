@@ -1,0 +1,327 @@
+"""Which runtime runs a one-style network on this machine: PyTorch's eager inference form, or the network
+exported to ONNX under onnxruntime or OpenVINO, the fastest of those installed chosen by timing them.
+
+A choice is timed once per machine, network, size bucket and precision and remembered in a small file
+of the user's cache folder, beside the network's ONNX export, so that later runs start without either.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import importlib.metadata
+import importlib.util
+import json
+import math
+import os
+import tempfile
+import time
+import weakref
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+import fastst
+from fastst.errors import FaststError
+from fastst.export import export_network
+from fastst.inference import for_inference
+from fastst.io import atomic_path
+from fastst.runtime import autocast, cpu_flags, cpu_model, resolve_precision
+from fastst.transformer import _MIN_SIZE, TransformerNet
+
+RUNTIMES = ("torch", "onnxruntime", "openvino")
+# The extra that installs each runtime beside fastst, and the modules it needs (the export needs onnx).
+EXTRAS = {"onnxruntime": "export", "openvino": "openvino"}
+_MODULES = {"onnxruntime": ("onnx", "onnxruntime"), "openvino": ("onnx", "openvino")}
+# Sizes are timed at the longer side rounded to a power of two, within these bounds. Larger images take
+# the choice of the largest bucket: a pass over a larger one costs more than the choice is worth, and the
+# runtimes' order holds as the size grows (results/inference_paths.json).
+SMALLEST_BUCKET, LARGEST_BUCKET = 64, 512
+# Timed passes of each runtime after its warm-up, interleaved; the fastest pass counts.
+ROUNDS = 2
+
+
+def compile_model(model: TransformerNet, dynamic: bool | None = None) -> TransformerNet:
+    """Compile ``model``'s forward in place with ``torch.compile``: on the CPU with autotuned kernels,
+    on a GPU with CUDA graphs (cuDNN's convolutions, which autotuning would spend minutes to match)."""
+    device = next(model.parameters()).device
+    mode = "reduce-overhead" if device.type == "cuda" else "max-autotune-no-cudagraphs"
+    model.forward = torch.compile(model.forward, dynamic=dynamic, mode=mode)
+    return model
+
+
+def fast_path(precision: str, device: torch.device, compiled: bool = False) -> tuple[str, bool]:
+    """(precision, channels-last?) of the fastest path measured on the device (``fastst bench``).
+
+    "auto" is bf16 where the device runs it natively. In eager mode on a GPU it is fp32 instead
+    (with cuDNN's TF32 convolutions, PyTorch's default) in contiguous memory: there every extra
+    cast and layout change is a kernel launch, and on an H100 fp32 was both faster and closer to
+    exact than bf16 (``fastst bench --device cuda``). Channels-last memory pays on the CPU in reduced
+    precision, and compiled on either device.
+    """
+    if precision == "auto" and device.type == "cuda" and not compiled:
+        return "fp32", False
+    precision = resolve_precision(precision, device)
+    return precision, compiled or (device.type == "cpu" and precision != "fp32")
+
+
+def fast_model(
+    model: TransformerNet, precision: str = "auto", compiled: bool = False
+) -> tuple[TransformerNet, str, torch.memory_format]:
+    """The network as the torch runtime runs it on the model's device: its inference form in the
+    precision and memory format of :func:`fast_path`. Returns (network, precision, memory format)."""
+    precision, channels_last = fast_path(precision, next(model.parameters()).device, compiled)
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    return for_inference(model).to(memory_format=memory_format), precision, memory_format
+
+
+@torch.inference_mode()
+def eager_pass(network: TransformerNet, batch: torch.Tensor, device: torch.device, precision: str):
+    """One eager pass of ``network`` over an (N, 3, H, W) batch under ``precision``'s autocast: the
+    output in fp32, clamped to [0, 1], on the CPU."""
+    with autocast(device, precision):
+        out = network(batch.to(device))
+    return out.float().clamp(0, 1).cpu()
+
+
+def installed() -> list[str]:
+    """The runtimes this environment can run, in the order of :data:`RUNTIMES`."""
+    return [
+        name
+        for name in RUNTIMES
+        if name == "torch" or all(importlib.util.find_spec(m) is not None for m in _MODULES[name])
+    ]
+
+
+def check(name: str, device: torch.device | None = None, compiled: bool = False) -> str:
+    """``name`` if it can run here ("auto" always can), else a one-line FaststError saying why: an
+    unknown name, a runtime whose extra is not installed, an exported runtime asked to run off the CPU
+    or compiled (``torch.compile`` is the torch runtime's)."""
+    if name == "auto" or name == "torch":
+        return name
+    if name not in RUNTIMES:
+        raise FaststError(f"unknown runtime {name!r}; choose auto, {', '.join(RUNTIMES)}")
+    if name not in installed():
+        raise FaststError(f'the {name} runtime is not installed: pip install "fastst[{EXTRAS[name]}]"')
+    if device is not None and device.type != "cpu":
+        raise FaststError(f"the {name} runtime runs on the CPU: pass --device cpu, or --runtime torch")
+    if compiled:
+        raise FaststError(f"--compile compiles the torch runtime, not {name}: drop one of them")
+    return name
+
+
+_SESSIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def exported_runtimes(
+    model: TransformerNet,
+    names: list[str] | None = None,
+    precision: str | None = None,
+    onnx_path: Path | None = None,
+) -> dict[str, tuple[Callable, str]]:
+    """``{name: (run, precision)}`` for ``names`` (by default every exported runtime installed): ``run``
+    maps an NCHW float32 array to the output array of the model exported to ONNX. Each runtime gets all
+    its graph optimisations and as many threads as torch uses. OpenVINO runs in ``precision`` ("fp32"
+    or "bf16"), by default its own choice on this CPU (bf16 where the CPU has it); onnxruntime in fp32.
+    The model is exported once, to ``onnx_path`` where given (kept, and reused if it is there), and each
+    session is built once while the model lives."""
+    names = [n for n in installed() if n != "torch"] if names is None else names
+    sessions = _SESSIONS.setdefault(model, {})
+    missing = [n for n in names if (n, precision) not in sessions]
+    if missing:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = onnx_path or Path(tmp) / "model.onnx"
+            if not path.is_file():
+                export_network(copy.deepcopy(model), path)  # it moves the network to the CPU
+            for name in missing:
+                sessions[name, precision] = _session(name, path, precision)
+    return {n: sessions[n, precision] for n in names}
+
+
+def _session(name: str, path: Path, precision: str | None) -> tuple[Callable, str]:
+    threads = torch.get_num_threads()
+    if name == "onnxruntime":
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = threads
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        return (lambda a: session.run(None, {"image": a})[0]), "fp32"
+    import openvino as ov
+
+    config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads}
+    if precision is not None:
+        config["INFERENCE_PRECISION_HINT"] = {"fp32": "f32", "bf16": "bf16"}[precision]
+    compiled = ov.Core().compile_model(str(path), "CPU", config)
+    hint = str(compiled.get_property("INFERENCE_PRECISION_HINT")).lower()  # e.g. <Type: 'bfloat16'>
+    chosen = "bf16" if "bf" in hint else "fp16" if "16" in hint else "fp32"
+    return (lambda a: compiled(a)[0]), chosen
+
+
+@dataclasses.dataclass(frozen=True)
+class Runtime:
+    """A runtime running one network: calling it maps an (N, 3, H, W) float batch in [0, 1] to the
+    stylized batch, clamped to [0, 1], on the CPU."""
+
+    name: str
+    precision: str
+    run: Callable[[torch.Tensor], torch.Tensor]
+
+    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        return self.run(batch)
+
+
+def start_runtime(
+    name: str, network: TransformerNet, precision: str = "auto", compile: bool = False
+) -> Runtime:
+    """The runtime ``name`` running the one-style ``network`` on its device in ``precision`` (torch:
+    :func:`fast_model`'s inference form, compiled if asked; the others: the exported network)."""
+    device = next(network.parameters()).device
+    check(name, device, compile)
+    if name == "torch":
+        fast, precision, _ = fast_model(network, precision, compile)
+        if compile:
+            compile_model(fast)
+        return Runtime(name, precision, lambda batch: eager_pass(fast, batch, device, precision))
+    run, precision = exported_runtimes(
+        network, [name], resolve_precision(precision, device), _onnx_file(network)
+    )[name]
+
+    def exported(batch: torch.Tensor) -> torch.Tensor:
+        h, w = batch.shape[-2:]
+        # the exported graph pads only to a multiple of its downsampling: the smallest images are padded
+        # here as the network itself pads them, and cropped back
+        x = batch.float().cpu()
+        if h < _MIN_SIZE or w < _MIN_SIZE:
+            x = F.pad(x, (0, max(0, _MIN_SIZE - w), 0, max(0, _MIN_SIZE - h)), mode="replicate")
+        out = torch.from_numpy(run(x.contiguous().numpy()))
+        return out[..., :h, :w].clamp(0, 1)
+
+    return Runtime(name, precision, exported)
+
+
+def cache_folder() -> Path:
+    """``$FASTST_CACHE``, else ``fastst`` in the user's cache folder (``$XDG_CACHE_HOME`` or ``~/.cache``)."""
+    if os.environ.get("FASTST_CACHE"):
+        return Path(os.environ["FASTST_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "fastst"
+
+
+def cache_file() -> Path:
+    """The file that remembers the runtimes chosen on this machine."""
+    return cache_folder() / "runtimes.json"
+
+
+def machine() -> dict:
+    """What decides which runtime is fastest, besides the network and the size: the CPU, its vector
+    extensions, torch's threads and the versions of fastst and of each runtime installed."""
+    versions = {"torch": str(torch.__version__), "fastst": fastst.__version__}
+    for name in installed()[1:]:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "unknown"
+    return {"cpu": cpu_model(), "cpu_flags": cpu_flags(), "threads": torch.get_num_threads(), **versions}
+
+
+def network_digest(network: TransformerNet) -> str:
+    """A digest of the network's layout and weights: the same network, whatever object holds it."""
+    h = hashlib.sha256(json.dumps(network.config, sort_keys=True).encode())
+    for key, tensor in network.state_dict().items():
+        h.update(key.encode())
+        h.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def _onnx_file(network: TransformerNet) -> Path | None:
+    """Where the network's export is kept between runs (None where the cache folder cannot be made)."""
+    folder = cache_folder() / "onnx"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    versions = f"{fastst.__version__} {torch.__version__}"  # the graph is the exporter's as much as the net's
+    return folder / f"{network_digest(network)}-{hashlib.sha256(versions.encode()).hexdigest()[:8]}.onnx"
+
+
+def size_bucket(size: int | tuple[int, int]) -> int:
+    """The size a choice is timed at: the longer side rounded to a power of two, within the bounds."""
+    longer = size if isinstance(size, int) else max(size)
+    return min(LARGEST_BUCKET, max(SMALLEST_BUCKET, 2 ** round(math.log2(max(longer, 1)))))
+
+
+def time_runtimes(runtimes: dict[str, Runtime], size: int) -> dict[str, float]:
+    """Seconds of the fastest of :data:`ROUNDS` interleaved passes of each runtime over a random
+    ``size`` px square, after a warm-up pass of each (the first pass of a shape pays for its set-up)."""
+    batch = torch.rand(1, 3, size, size)
+    for run in runtimes.values():
+        run(batch)
+    seconds = {name: math.inf for name in runtimes}
+    for _ in range(ROUNDS):
+        for name, run in runtimes.items():
+            t0 = time.perf_counter()
+            run(batch)
+            seconds[name] = min(seconds[name], time.perf_counter() - t0)
+    return seconds
+
+
+def _read(path: Path) -> dict:
+    try:
+        choices = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return choices if isinstance(choices, dict) else {}
+
+
+def _remember(path: Path, key: str, entry: dict) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        choices = _read(path)
+        choices[key] = entry
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(choices, indent=1, sort_keys=True) + "\n")
+    except (OSError, FaststError):
+        pass  # a cache that cannot be written costs a timing next time, nothing more
+
+
+def choose(
+    network: TransformerNet,
+    device: str | torch.device,
+    size: int | tuple[int, int],
+    precision: str = "auto",
+    verbose: bool = False,
+) -> str:
+    """The fastest runtime installed for the one-style ``network`` on ``device`` at ``size`` (a side, or
+    (height, width)). On a GPU, "torch". On a CPU, the runtime that ran the size's bucket fastest
+    (:func:`time_runtimes`), timed once per machine, network, bucket and precision and remembered in
+    :func:`cache_file`; a runtime that fails to start is left out. ``verbose`` prints the timings."""
+    device = torch.device(device)
+    names = installed()
+    if device.type != "cpu" or names == ["torch"]:
+        return "torch"
+    bucket, precision = size_bucket(size), resolve_precision(precision, device)
+    where = {"machine": machine(), "network": network_digest(network), "size": bucket, "precision": precision}
+    key = hashlib.sha256(json.dumps(where, sort_keys=True).encode()).hexdigest()[:20]
+    path = cache_file()
+    remembered = _read(path).get(key)
+    if isinstance(remembered, dict) and remembered.get("runtime") in names:
+        return remembered["runtime"]
+    candidates = {}
+    for name in names:
+        try:
+            candidates[name] = start_runtime(name, network, precision)
+        except Exception as e:  # an optional runtime that cannot run this network here is not a choice
+            if name == "torch":
+                raise
+            if verbose:
+                print(f"runtime {name} left out: {type(e).__name__}: {e}")
+    seconds = time_runtimes(candidates, bucket)
+    best = min(seconds, key=seconds.get)
+    if verbose:
+        print(f"runtimes at {bucket} px: " + ", ".join(f"{n} {s:.4f} s" for n, s in seconds.items()))
+    _remember(path, key, {**where, "runtime": best, "seconds": seconds})
+    return best

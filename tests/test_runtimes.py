@@ -1,0 +1,158 @@
+"""Which runtime runs a network: the choice, its cache, the errors, and every runtime's picture against the
+network's own eager fp32 pass."""
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from fastst import TransformerNet, runtimes
+from fastst.errors import FaststError
+from fastst.io import load_image, save_image
+from fastst.measure import psnr
+from fastst.stylize import Stylizer, load_model
+from fastst.video import stylize_video_paths
+
+ROOT = Path(__file__).resolve().parent.parent
+# The bench's bound on a runtime's PSNR against eager fp32 (tests/test_bench.py): in fp32, and in bf16.
+PSNR_FP32_DB, PSNR_BF16_DB = 40, 25
+ODD_SIZES = [(5, 7), (37, 53), (61, 34)]
+
+
+def _network(seed: int = 0) -> TransformerNet:
+    torch.manual_seed(seed)
+    net = TransformerNet(width=0.25).eval()
+    for p in net.parameters():  # a network that changes images, unlike the identity it starts as
+        p.data.add_(0.05 * torch.randn_like(p))
+    return net
+
+
+def _reference(net: TransformerNet, batch: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return net(batch).clamp(0, 1)
+
+
+def _without(monkeypatch, module: str) -> None:
+    """As if ``module`` were not installed: its import spec is not found."""
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == module else find_spec(name, *a)
+    )
+
+
+def _no_timing(*args):
+    raise AssertionError("timed again")
+
+
+def test_sizes_fall_in_power_of_two_buckets():
+    assert runtimes.size_bucket((37, 53)) == 64  # the smallest bucket
+    assert runtimes.size_bucket(180) == 128 and runtimes.size_bucket(200) == 256
+    assert runtimes.size_bucket((300, 700)) == 512
+    assert runtimes.size_bucket(5000) == runtimes.LARGEST_BUCKET
+
+
+def test_the_runtime_chosen_is_installed_and_is_remembered_not_timed_again(tmp_path, monkeypatch):
+    monkeypatch.setenv("FASTST_CACHE", str(tmp_path))
+    net = _network()
+    name = runtimes.choose(net, "cpu", (37, 53))
+    assert name in runtimes.installed()
+    cache = tmp_path / "runtimes.json"
+    (entry,) = runtimes._read(cache).values()
+    assert entry["runtime"] == name and set(entry["seconds"]) == set(runtimes.installed())
+    assert entry["network"] == runtimes.network_digest(_network())  # the same weights, another object
+    written = cache.stat().st_mtime_ns
+    monkeypatch.setattr(runtimes, "time_runtimes", _no_timing)
+    assert runtimes.choose(_network(), "cpu", (40, 50)) == name  # same network, same bucket: read back
+    assert cache.stat().st_mtime_ns == written
+    with pytest.raises(AssertionError, match="timed again"):  # another network is timed
+        runtimes.choose(_network(seed=1), "cpu", (37, 53))
+
+
+def test_on_a_gpu_or_without_the_extras_the_choice_is_torch_untimed(monkeypatch):
+    monkeypatch.setattr(runtimes, "time_runtimes", _no_timing)
+    assert runtimes.choose(_network(), torch.device("cuda"), 512) == "torch"
+    _without(monkeypatch, "onnx")
+    assert runtimes.installed() == ["torch"]
+    assert runtimes.choose(_network(), "cpu", 512) == "torch"
+
+
+@pytest.mark.parametrize(
+    "name, module, extra", [("onnxruntime", "onnxruntime", "export"), ("openvino", "openvino", "openvino")]
+)
+def test_forcing_a_runtime_not_installed_names_its_extra_in_one_line(monkeypatch, name, module, extra):
+    _without(monkeypatch, module)
+    with pytest.raises(FaststError) as e:
+        Stylizer(_network(), runtime=name)
+    assert f'pip install "fastst[{extra}]"' in str(e.value) and "\n" not in str(e.value)
+    with pytest.raises(FaststError, match="unknown runtime 'tensorrt'"):
+        Stylizer(_network(), runtime="tensorrt")
+
+
+@pytest.mark.parametrize("name", runtimes.RUNTIMES)
+@pytest.mark.parametrize("precision", ["auto", "fp32"])
+def test_each_runtime_matches_eager_fp32_within_the_benchs_bound(name, precision):
+    if name not in runtimes.installed():
+        pytest.skip(f"{name} is not installed")
+    net = _network()
+    run = runtimes.start_runtime(name, net, precision)
+    bound = PSNR_FP32_DB if run.precision == "fp32" else PSNR_BF16_DB
+    assert precision == "auto" or run.precision == "fp32"
+    torch.manual_seed(1)
+    for size in ODD_SIZES:
+        batch = torch.rand(2, 3, *size)
+        out = run(batch)
+        assert out.shape == batch.shape and out.device.type == "cpu"
+        assert 0 <= out.min() and out.max() <= 1
+        assert psnr(out, _reference(net, batch)) > bound, (name, size)
+
+
+@pytest.mark.parametrize("name", runtimes.RUNTIMES[1:])
+def test_a_stylizer_forced_to_a_runtime_keeps_its_options(name):
+    """Strength, a style scale and the batch path run through the forced runtime as through torch."""
+    if name not in runtimes.installed():
+        pytest.skip(f"{name} is not installed")
+    net = _network()
+    torch.manual_seed(2)
+    image = torch.rand(3, 45, 71)
+    for scale in (1.0, 2.0):
+        forced = Stylizer(net, "fp32", style_scale=scale, runtime=name)
+        torch_path = Stylizer(net, "fp32", style_scale=scale, runtime="torch")
+        assert forced.runtime_for(45, 71) == name and torch_path.runtime_for(45, 71) == "torch"
+        assert psnr(forced(image, strength=0.5), torch_path(image, strength=0.5)) > PSNR_FP32_DB
+        assert psnr(forced.batch(image[None]), torch_path.batch(image[None])) > PSNR_FP32_DB
+
+
+def test_video_modes_that_change_the_norms_refuse_another_runtime():
+    name = next((n for n in runtimes.installed() if n != "torch"), None)
+    if name is None:
+        pytest.skip("no runtime besides torch is installed")
+    with pytest.raises(FaststError, match="frame by frame only"):
+        stylize_video_paths(None, "no-such-clip.mp4", "out.mp4", device="cpu", runtime=name, temporal="clip")
+
+
+def test_the_command_line_with_runtime_torch_writes_the_network_s_picture(tmp_path):
+    net = _network()
+    torch.save({"model": net.state_dict(), "net": net.config}, tmp_path / "model.pth")
+    torch.manual_seed(3)
+    save_image(torch.rand(3, 29, 41), tmp_path / "in.png")
+    photo = load_image(tmp_path / "in.png")
+    reference = _reference(load_model(tmp_path / "model.pth"), photo[None])[0]
+    for runtime in ("torch", "auto"):
+        out = tmp_path / f"{runtime}.png"
+        r = subprocess.run(
+            [sys.executable, "-m", "fastst", "stylize", "--model", tmp_path / "model.pth", "--input"]
+            + [tmp_path / "in.png", "--output", out, "--precision", "fp32", "--runtime", runtime],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=300,
+        )
+        assert r.returncode == 0, r.stderr
+        written = load_image(out)
+        if runtime == "torch":  # the eager pass, rounded to 8 bits
+            assert (written - reference).abs().max() <= 1 / 255 + 1e-6
+        else:
+            assert psnr(written, reference) > PSNR_FP32_DB
