@@ -28,6 +28,7 @@ from fastst.stylize import (
     DEFAULT_PRECISION,
     Stylizer,
     load_model,
+    painting_runtime,
     pretrained_styles,
     resolve_shipped_style,
 )
@@ -81,7 +82,11 @@ class Stylist:
     @functools.lru_cache(maxsize=8)
     def _painting(self, digest: str, path: str) -> Stylizer:
         return Stylizer(
-            painting_network(path, self.anystyle(), self.device), self.precision, self.compile, "auto"
+            painting_network(path, self.anystyle(), self.device),
+            self.precision,
+            self.compile,
+            "auto",
+            painting_runtime("auto", path),
         )
 
     @functools.lru_cache(maxsize=1)

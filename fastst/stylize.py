@@ -497,6 +497,12 @@ def output_targets(inputs: list[Path], output: str | os.PathLike, single: bool) 
     return [out / p.name for p in inputs]
 
 
+def painting_runtime(runtime: str, painting) -> str:
+    """The runtime of a painting's network: "auto" is torch, since each painting is new weights, which
+    another runtime would have to export (and time) before its first pass."""
+    return "torch" if painting is not None and runtime == "auto" else runtime
+
+
 def stylize_paths(
     model_path: str,
     input_spec: str,
@@ -525,7 +531,7 @@ def stylize_paths(
     dev = resolve_device(device)
     with process_settings(dev):
         network = load_one_style(model_path, dev, style, painting)
-        stylizer = Stylizer(network, precision, compile, style_scale, runtime)
+        stylizer = Stylizer(network, precision, compile, style_scale, painting_runtime(runtime, painting))
         return _stylize_paths(
             stylizer, input_spec, output, max_size, strength, keep_color, overwrite, progress
         )

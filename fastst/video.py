@@ -31,6 +31,7 @@ from fastst.stylize import (
     _finish,
     load_one_style,
     output_targets,
+    painting_runtime,
 )
 from fastst.temporal import (
     DEFAULT_TEMPORAL,
@@ -488,6 +489,7 @@ def stylize_video_paths(
     single = Path(input_spec).is_file()
     targets = output_targets(clips, output, single)
     model = load_one_style(model_path, dev, style, painting)
+    runtime = painting_runtime(runtime, painting)
     written, failures, skipped = 0, [], 0
     with process_settings(dev):
         for clip, target in zip(clips, targets):

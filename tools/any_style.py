@@ -74,7 +74,7 @@ def protocol(painting: Path) -> quality.Protocol:
 def methods(peer, model, painting: Path, finetuned: dict) -> dict:
     """name -> a function stylizing a (3, H, W) photo in [0, 1] at its own size."""
     style_pil = tensor_to_pil(load_image(painting))
-    one_pass = Stylizer(painting_network(painting, model), "fp32")
+    one_pass = Stylizer(painting_network(painting, model), "fp32", runtime="torch")
     found = {
         "peer any-style": lambda x: pil_to_tensor(peer.stylize_with(tensor_to_pil(x), style_pil)),
         "fastst one-pass": one_pass,
@@ -118,8 +118,8 @@ def timing(peer, model, painting: Path, rounds: int) -> dict:
     side = min(photo.shape[-2:])
     square = photo[:, :side, :side]
     style_pil = tensor_to_pil(load_image(painting))
-    one_pass = Stylizer(painting_network(painting, model))
-    full_size = Stylizer(painting_network(painting, model), style_scale=1.0)
+    one_pass = Stylizer(painting_network(painting, model), style_scale="auto", runtime="torch")  # as the CLI
+    full_size = Stylizer(painting_network(painting, model), runtime="torch")
     shipped = {name: Stylizer(load_model(name, style=None if name != "base" else 0)) for name in SHIPPED}
     fns = {}
     for size in SIZES:
