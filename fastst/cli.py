@@ -112,10 +112,11 @@ def _train(args) -> int:
 
 
 def _train_anystyle(args) -> int:
-    overrides = {
-        k: getattr(args, k) for k in ("iterations", "batch_size", "width", "residual_blocks", "device")
-    }
-    config = AnyStyleConfig(out=args.out, **{k: v for k, v in overrides.items() if v is not None})
+    names = ("iterations", "batch_size", "width", "residual_blocks", "device", "style_weight", "init")
+    overrides = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
+    if overrides.get("init") == "none":
+        overrides["init"] = None
+    config = AnyStyleConfig(out=args.out, **overrides)
     path = train_anystyle(config, resume=args.resume, progress=not args.quiet)
     print(f"one-pass model in {path}; stylize with: fastst stylize --model {path} --style-image PAINTING ...")
     return 0
@@ -761,8 +762,15 @@ def build_parser() -> argparse.ArgumentParser:
     ta.add_argument("--out", default="runs/anystyle", help="run folder (default: runs/anystyle)")
     ta.add_argument("--iterations", type=int, help="total iterations (a resumed run may be given more)")
     ta.add_argument("--batch-size", type=int)
-    ta.add_argument("--width", type=float, help="the shared network's channel multiplier")
-    ta.add_argument("--residual-blocks", type=int)
+    ta.add_argument("--width", type=float, help="with --from none: the shared network's channel multiplier")
+    ta.add_argument("--residual-blocks", type=int, help="with --from none: the shared network's blocks")
+    ta.add_argument("--style-weight", type=float, help="lambda_s of eq. 5 during training")
+    ta.add_argument(
+        "--from",
+        dest="init",
+        help="the trained one-style network the shared network starts from (a shipped style or a model.pth; "
+        "'none': random weights)",
+    )
     ta.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
     ta.add_argument("--resume", action="store_true", help="continue the run in --out")
     ta.add_argument("--quiet", action="store_true", help="no progress bar")
