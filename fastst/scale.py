@@ -13,9 +13,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-# The one-pass model's working size (longer side) when no scale is given: strokes keep the same size
-# relative to the photo whatever the photo's size, and a large photo costs one working-size pass.
-WORKING_SIZE = 512
+# The working size (longer side) of the "auto" scale, the default with a painting: strokes keep the same
+# size relative to the photo whatever the photo's size, and a larger photo costs one pass at this size and a
+# guided upsampling (tools/any_style.py times both against a pass at the photo's own size).
+WORKING_SIZE = 384
 RADIUS, EPS = 2, 1e-3  # the guided filter's window radius (at the small size) and regulariser
 
 _LUMA = (0.299, 0.587, 0.114)
