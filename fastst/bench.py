@@ -7,10 +7,15 @@ memory), one function per part; the measuring primitives are in :mod:`fastst.mea
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import statistics
+import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 
 import torch
+import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
 from tqdm.auto import tqdm
 
 from fastst.config import TrainConfig
@@ -51,8 +56,6 @@ from fastst.vgg import loss_network
 
 @torch.inference_mode()
 def inference_flops(model: TransformerNet, size: int) -> int:
-    from torch.utils.flop_counter import FlopCounterMode
-
     x = torch.rand(1, 3, size, size, device=next(model.parameters()).device)
     with FlopCounterMode(display=False) as counter, torch.inference_mode():
         model(x)
@@ -76,8 +79,6 @@ def bench_inference(
     ``matmul_n``, a bf16 matrix product of that size is timed in the same interleaved rounds, so the
     fraction of the machine's limit compares two medians measured under the same conditions
     (``matmul_interleaved_gflops``)."""
-    import torch.nn.functional as F
-
     device = next(model.parameters()).device
     model.eval().to(memory_format=torch.contiguous_format)
     eager, precision, memory_format = fast_model(model)  # stylize's eager path
@@ -228,9 +229,6 @@ def memory_in_fresh_process(
     resident set of a fresh process. ``reuse`` as stylizing runs (``reuse_freed_memory``): freed
     blocks stay in the heap, where fragmentation can make the first image's peak larger. On a GPU,
     the CUDA allocator's peak (``reuse`` does not apply)."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
         return pool.submit(
             _memory_job,
@@ -359,8 +357,6 @@ def bench_recipes(configs: dict, rounds: int = 15, device: torch.device = CPU) -
     measured in the same run. ``configs`` maps a name to a TrainConfig; the step is ``recipe_steps``'.
     Recipes whose steps are the same (``step_key``) share one timing, so that they are not told apart by
     noise."""
-    from torch.utils.flop_counter import FlopCounterMode
-
     precision = resolve_precision("auto", device)
     steps, flops, rows = {}, {}, []
     for name, config in configs.items():
@@ -616,8 +612,6 @@ def _print_table(name: str, rows: list[dict]) -> None:
 
 def bench_folder_throughput(model_path, root, device: torch.device = CPU) -> dict:
     """Mixed-size held-out photos from disk to disk: images per second of ``stylize_paths``."""
-    import tempfile
-
     with tempfile.TemporaryDirectory() as out:
         t0 = time.perf_counter()
         written, _, _ = stylize_paths(

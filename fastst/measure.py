@@ -4,14 +4,11 @@ memory. The benchmark suite (``fastst.bench``) and every result file build on th
 from __future__ import annotations
 
 import statistics
+import threading
 import time
 
+import psutil
 import torch
-from tqdm.auto import tqdm
-
-from fastst.runtime import autocast, resolve_precision
-from fastst.stylize import fast_model
-from fastst.transformer import TransformerNet
 
 CPU = torch.device("cpu")
 
@@ -19,55 +16,6 @@ CPU = torch.device("cpu")
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def time_inference(
-    model: TransformerNet,
-    sizes=(256, 512, 1024),
-    repeats: int = 5,
-    warmup: int = 2,
-    precision: str = "fp32",
-    fast: bool = False,
-    progress: bool = True,
-) -> list[dict]:
-    """Seconds per image for square inputs of each size on the model's device: ``warmup`` runs,
-    then the median (and min, max) of ``repeats`` timed runs. With ``fast``, the path of
-    ``fastst stylize`` (:func:`fastst.stylize.fast_model`; "auto": its choice for the device)."""
-    device = next(model.parameters()).device
-    if fast:
-        model, precision, memory_format = fast_model(model, precision)
-    else:
-        model, precision, memory_format = (
-            model.eval(),
-            resolve_precision(precision, device),
-            torch.contiguous_format,
-        )
-    rows = []
-    for size in tqdm(sizes, desc="timing", unit="size", disable=not progress, leave=False):
-        x = torch.rand(1, 3, size, size, device=device).contiguous(memory_format=memory_format)
-        times = []
-        for i in range(warmup + repeats):
-            sync(device)
-            t0 = time.perf_counter()
-            with torch.no_grad(), autocast(device, precision):  # as a user runs it: no autograd graph
-                model(x)
-            sync(device)
-            if i >= warmup:
-                times.append(time.perf_counter() - t0)
-        rows.append(
-            {
-                "size": size,
-                "median_s": statistics.median(times),
-                "min_s": min(times),
-                "max_s": max(times),
-                "repeats": repeats,
-                "device": str(device),
-                "precision": precision,
-                "path": "fast" if fast else "plain",
-                "threads": torch.get_num_threads(),
-            }
-        )
-    return rows
 
 
 # ---------------------------------------------------------------- the benchmark suite
@@ -131,10 +79,6 @@ def peak_memory_mb(fn, device: torch.device = CPU) -> float:
         fn()
         torch.cuda.synchronize(device)
         return (torch.cuda.max_memory_allocated(device) - base) / 2**20
-    import threading
-
-    import psutil
-
     proc = psutil.Process()
     base = proc.memory_info().rss
     peak = [base]

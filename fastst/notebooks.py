@@ -6,6 +6,7 @@ import os
 import time
 from pathlib import Path
 
+import torch
 from tqdm.auto import tqdm
 
 from fastst.config import style_configs
@@ -118,8 +119,6 @@ def _announce(name: str, nb):
 
 def training_estimate() -> str:
     """A line saying how long notebook 03's training will take here, measured on the spot."""
-    import torch
-
     configs = style_configs(os.environ.get("FASTST_PRESET", "auto"))
     todo = [c for c in configs.values() if not (Path(c.out) / "model.pth").exists()]
     if not todo:

@@ -7,11 +7,15 @@ images, and the driver for files, folders and globs, which all share the same de
 from __future__ import annotations
 
 import copy
+import glob
 import os
+import warnings
 import weakref
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 from fastst.anystyle import load_anystyle, painting_network
 from fastst.errors import FaststError
@@ -284,9 +288,6 @@ def stylize_tiled(
     Instance-norm statistics come from the whole image shrunk to at most ``stats_size`` pixels on
     its longer side (exact for images no larger), so the tiles agree with each other.
     """
-    import torch.nn.functional as F
-    from tqdm.auto import tqdm
-
     device = next(model.parameters()).device
     precision, _ = fast_path(precision, device)
     if precision != "fp32":
@@ -447,8 +448,6 @@ class Stylizer:
 
 
 def _inputs(spec: str) -> list[Path]:
-    import glob
-
     path = Path(spec)
     if path.is_dir():
         images = list_images(path)
@@ -540,10 +539,6 @@ def stylize_paths(
 def _stylize_paths(
     stylizer: Stylizer, input_spec, output, max_size, strength, keep_color, overwrite, progress
 ) -> tuple[int, list[str], int]:
-    import warnings
-
-    from tqdm.auto import tqdm
-
     inputs = _inputs(input_spec)
     single = len(inputs) == 1 and Path(input_spec).is_file() and Path(output).suffix != ""
     targets = output_targets(inputs, output, single)

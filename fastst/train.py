@@ -15,6 +15,7 @@ import json
 import math
 import os
 import signal
+import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -662,8 +663,6 @@ TERMINAL_PROGRESS_ENV = "FASTST_TERMINAL_PROGRESS"
 def _print_progress(config: TrainConfig, iteration: int, row: dict, start: int, t_start: float) -> None:
     """One line on the process's own stderr (the terminal of ``make``, also from inside a notebook's
     kernel): iterations, loss, speed and the time left."""
-    import sys
-
     done = iteration - start
     per_iteration = (time.perf_counter() - t_start) / max(done, 1)
     left = (config.iterations - iteration) * per_iteration

@@ -9,11 +9,13 @@ Zisserman, Visual Geometry Group, University of Oxford).
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import importlib
 import io
 import os
 import pickle
+import socket
 import subprocess
 import sys
 import tarfile
@@ -105,8 +107,6 @@ def _from_torchvision_checkpoint(path: Path) -> dict[str, torch.Tensor]:
 
 
 def _download_torchvision(progress: bool) -> None:
-    import socket
-
     old = socket.getdefaulttimeout()
     socket.setdefaulttimeout(10)
     try:
@@ -258,7 +258,5 @@ def loss_network(
         if cpu not in _SHARED:
             _SHARED[cpu] = VGG16Features(weights)
         if key != cpu:
-            import copy
-
             _SHARED[key] = copy.deepcopy(_SHARED[cpu]).to(device, memory_format=memory_format)
     return _SHARED[key]

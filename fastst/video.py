@@ -12,6 +12,8 @@ for animations), the bad clips each refused with its own message, and the test c
 from __future__ import annotations
 
 import os
+import time
+import warnings
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -19,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image, ImageSequence
+from tqdm.auto import tqdm
 
 from fastst.errors import FaststError
 from fastst.io import atomic_path
@@ -238,8 +241,6 @@ class _VideoWriter:
         with self.av.open(str(source.path)) as container:
             template = container.streams.audio[0]
             if template.codec_context.name not in self.container.supported_codecs:
-                import warnings
-
                 warnings.warn(
                     f"{source.path}: {template.codec_context.name} audio cannot go into "
                     f"{self.container.format.name}; the output has no sound",
@@ -393,10 +394,6 @@ def stylize_video(
     docstring. Frames are batched; the output appears only once complete. Frame by frame, ``runtime``
     is :class:`fastst.stylize.Stylizer`'s; the other modes change the torch network's norms, so they
     run it."""
-    import time
-
-    from tqdm.auto import tqdm
-
     if not 0.0 <= strength <= 1.0:
         raise FaststError(f"strength must be between 0 and 1, not {strength}")
     if temporal not in TEMPORAL_MODES:
@@ -479,8 +476,6 @@ def stylize_video_paths(
 ) -> tuple[int, list[str], int]:
     """Stylize a clip into a file, or the clips of a folder into a folder (same names); returns
     (written, failures, skipped) as :func:`fastst.stylize.stylize_paths` does."""
-    import warnings
-
     dev = resolve_device(device)
     _check_runtime(check(runtime, dev, compile and temporal == "frame"), temporal)  # once, not per clip
     clips = video_inputs(input_spec)

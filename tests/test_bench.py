@@ -10,8 +10,9 @@ import torch
 
 from fastst import TransformerNet
 from fastst.bench import bench_recipes, inference_flops
+from fastst.evaluate import time_inference
 from fastst.inference import TwoTermInputConv
-from fastst.measure import psnr, time_inference
+from fastst.measure import psnr
 from fastst.stylize import Stylizer
 from fastst.train import TrainConfig
 from fastst.transformer import ConvLayer
