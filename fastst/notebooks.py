@@ -12,6 +12,7 @@ from tqdm.auto import tqdm
 from fastst.config import style_configs
 from fastst.errors import FaststError
 from fastst.io import atomic_path, project_folder
+from fastst.plotting import figures_dir
 from fastst.recipes import estimate_seconds
 from fastst.results import matmul_rate
 from fastst.runtime import resolve_device, resolve_precision
@@ -65,6 +66,11 @@ def _run(html: bool, only, timeout: int, out) -> dict[str, float]:
     html_dir = notebooks_dir().resolve().parent / "html"
     seconds = {}
     paths = [p for p in notebook_paths() if not only or any(p.name.startswith(o) for o in only)]
+    tqdm.write(
+        f"figures go to {figures_dir()}, executed notebooks to {out}"
+        + (f", HTML to {html_dir}" if html else "")
+        + "; meanwhile the shipped styles, any painting and the app work from another terminal"
+    )
     if any(p.name.startswith("03") for p in paths):
         tqdm.write(training_estimate())
     for path in tqdm(paths, desc="notebooks", unit="nb"):
