@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 
 from fastst.errors import FaststError
-from fastst.recipes import at_time
+from fastst.recipes import row_at
 from fastst.results import read_result, results_dir
 
 BLOCK = re.compile(r"(<!-- results:(?P<name>[\w.-]+) -->\n)(?P<body>.*?)(<!-- /results -->)", re.S)
@@ -60,13 +60,16 @@ def time_to_quality_table(result: dict) -> str:
             f" ({fraction:.0%})" if fraction is not None and label != reference else ""
         )
         equivalent = row["final_lbfgs_equivalent"]
-        same_time = at_time(
-            result["curves"][reference], row["total_seconds"]
-        )  # the last kept weights by then
+        kept = row_at(result["curves"][reference], row["total_seconds"])  # its last kept weights by then
+        same_time = (
+            "no weights kept yet"
+            if kept is None or kept["iteration"] == 0
+            else _ratio(kept["optimality_ratio"])
+        )
         lines.append(
             f"| `{label}` | {row['iterations']:,} | {_minutes(row['total_seconds'])} "
             f"| {_ratio(row['final_optimality_ratio'])} "
-            f"| {'beyond the budget' if equivalent is None else f'{equivalent:g}'} | {_ratio(same_time)} "
+            f"| {'beyond the budget' if equivalent is None else f'{equivalent:g}'} | {same_time} "
             f"| {_ratio(at_reference)}{change} | {reached} |"
         )
     lines += [
