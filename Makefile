@@ -47,10 +47,13 @@ base: data
 # The one-pass model that ships (fastst/pretrained/anystyle.pth): any painting as the style, trained on the
 # paintings of `data fetch --paintings` less the held-out ones; resumable (run it again to continue).
 ANYSTYLE_ITERATIONS ?= 20000
+# where a new run starts: the shipped half-width Starry Night network, or "anystyle" to go on from the
+# shipped one-pass model
+ANYSTYLE_FROM ?= starry_night
 
 anystyle: setup
 	$(PY) -m fastst data fetch --paintings $(if $(MIRROR),--mirror $(MIRROR))
-	$(PY) -m fastst train-anystyle --iterations $(ANYSTYLE_ITERATIONS) --out runs/anystyle --resume
+	$(PY) -m fastst train-anystyle --iterations $(ANYSTYLE_ITERATIONS) --out runs/anystyle --from $(ANYSTYLE_FROM) --resume
 	cp runs/anystyle/model.pth fastst/pretrained/anystyle.pth
 
 clean-outputs:

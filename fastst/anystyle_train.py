@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from fastst.anystyle import STATS_SIZE, AnyStyleNet, painting_statistics, save_anystyle
+from fastst.anystyle import STATS_SIZE, AnyStyleNet, load_anystyle, painting_statistics, save_anystyle
 from fastst.data import (
     PhotoDataset,
     ResumableBatchSampler,
@@ -32,7 +32,7 @@ from fastst.io import atomic_torch_save, load_checkpoint, load_image, save_image
 from fastst.losses import DEFAULT_WEIGHTS, STYLE_LAYERS, gram_matrix
 from fastst.runs import RunFolder
 from fastst.runtime import autocast, environment, resolve_device, resolve_precision
-from fastst.stylize import load_model
+from fastst.stylize import load_model, pretrained_path
 from fastst.vgg import loss_network
 
 CONTENT_LAYER = "relu3_3"
@@ -52,8 +52,9 @@ class AnyStyleConfig:
     lr: float = 5e-4  # Adam, after a linear warm-up (low: the shared network starts trained)
     warmup: int = 100
     clip: float = 1000.0  # the gradient's norm is cut to at most this
-    # the shared network starts from this trained one-style network (its shape replaces width and blocks);
-    # the shipped half-width Starry Night: a network that already paints, so the predictor learns at once
+    # where the shared network starts: a trained one-style network (its shape replaces width and blocks), by
+    # default the shipped half-width Starry Night, a network that already paints; or a one-pass model's file
+    # (the shipped "anystyle" included), to go on training it
     init: str | None = "starry_night"
     width: float = 0.375
     residual_blocks: int = 3
@@ -180,6 +181,22 @@ def _preview(model: AnyStyleNet, device, run: Path, iteration: int) -> None:
     model.train()
 
 
+def _starting_model(config: AnyStyleConfig) -> AnyStyleNet:
+    """Random weights (no ``init``); a one-pass model's file, to go on training it (with a new optimiser);
+    or a one-style network, whose convolutions and norms the shared network starts from."""
+    if not config.init:
+        return AnyStyleNet(config.width, config.residual_blocks)
+    path = pretrained_path(config.init)
+    saved = load_checkpoint(path, "model") if path.is_file() else None
+    if isinstance(saved, dict) and "anystyle" in saved:
+        return load_anystyle(path).train()
+    initial = load_model(config.init)
+    shape = initial.config
+    model = AnyStyleNet(shape["width"], shape["residual_blocks"], shape["input_skip"])
+    model.start_from(initial)
+    return model
+
+
 def train_anystyle(config: AnyStyleConfig, resume: bool = False, progress: bool = True) -> Path:
     """Train (or resume) a one-pass model; returns its ``model.pth``."""
     device = resolve_device(config.device)
@@ -205,14 +222,7 @@ def train_anystyle(config: AnyStyleConfig, resume: bool = False, progress: bool 
     balance = (statistics.median(energy.tolist()) / energy).clamp(0.25, 4).to(device)
 
     torch.manual_seed(config.seed)
-    initial = load_model(config.init) if config.init else None
-    if initial is not None:
-        shape = initial.config
-        model = AnyStyleNet(shape["width"], shape["residual_blocks"], shape["input_skip"])
-        model.start_from(initial)
-    else:
-        model = AnyStyleNet(config.width, config.residual_blocks)
-    model = model.to(device)
+    model = _starting_model(config).to(device)
     model.predictor.mean.copy_(stats.mean(0))
     model.predictor.std.copy_(stats.std(0).clamp_min(1e-3))
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)

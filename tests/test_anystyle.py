@@ -229,3 +229,16 @@ def test_starting_from_a_trained_network_gives_that_network_for_every_painting()
     photo = torch.rand(1, 3, 40, 36)
     for stats in torch.randn(2, 1, statistics_size()):
         torch.testing.assert_close(model.for_painting(stats)(photo), trained(photo))
+
+
+def test_training_can_go_on_from_a_one_pass_model_file(tmp_path):
+    from fastst.anystyle_train import AnyStyleConfig, _starting_model
+
+    model = _model()
+    path = tmp_path / "anystyle.pth"
+    atomic_torch_save(save_anystyle(model, path), path)
+    started = _starting_model(AnyStyleConfig(init=str(path)))
+    stats, photo = torch.randn(1, statistics_size()), torch.rand(1, 3, 32, 32)
+    with torch.no_grad():  # the file's network (fp16-rounded weights), not a fresh one
+        assert (started.for_painting(stats)(photo) - model.for_painting(stats)(photo)).abs().max() < 2e-2
+    assert started.training
