@@ -152,7 +152,7 @@ class AnyStyleNet(nn.Module):
         return one.eval()
 
 
-def save_anystyle(model: AnyStyleNet, path: str | os.PathLike, half: bool = True, **extra) -> dict:
+def model_file(model: AnyStyleNet, half: bool = True, **extra) -> dict:
     """The model's file content: its options and weights (fp16 where ``half``), plus ``extra`` (the
     run's record); returned for the caller to write atomically."""
     weights = {k: (v.half() if half and v.is_floating_point() else v) for k, v in model.state_dict().items()}

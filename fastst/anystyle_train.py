@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from fastst.anystyle import STATS_SIZE, AnyStyleNet, load_anystyle, painting_statistics, save_anystyle
+from fastst.anystyle import STATS_SIZE, AnyStyleNet, load_anystyle, model_file, painting_statistics
 from fastst.data import (
     PhotoDataset,
     ResumableBatchSampler,
@@ -272,9 +272,7 @@ def train_anystyle(config: AnyStyleConfig, resume: bool = False, progress: bool 
             },
             run.checkpoint,
         )
-        atomic_torch_save(
-            save_anystyle(model, run.model, iteration=iteration, elapsed=elapsed, **meta), run.model
-        )
+        atomic_torch_save(model_file(model, iteration=iteration, elapsed=elapsed, **meta), run.model)
 
     iteration = done = start
     try:

@@ -11,9 +11,9 @@ from fastst.anystyle import (
     ModulatedInstanceNorm,
     cached_statistics,
     load_anystyle,
+    model_file,
     painting_network,
     painting_statistics,
-    save_anystyle,
     statistics_size,
 )
 from fastst.errors import FaststError
@@ -74,7 +74,7 @@ def test_output_size_equals_input_size(size):
 def test_model_file_round_trip_in_half_precision(tmp_path):
     model = _model()
     path = tmp_path / "anystyle.pth"
-    atomic_torch_save(save_anystyle(model, path), path)
+    atomic_torch_save(model_file(model), path)
     loaded = load_anystyle(path)
     stats = torch.randn(1, statistics_size())
     photo = torch.rand(1, 3, 32, 32)
@@ -109,32 +109,25 @@ def test_bad_painting_file_is_a_clear_error(tmp_path):
         painting_network(bad, _model())
 
 
-def test_command_line_bad_painting_one_line_error(tmp_path):
-    bad, photo = tmp_path / "painting.jpg", tmp_path / "photo.png"
-    bad.write_text("not an image")
-    Image.new("RGB", (40, 30), (100, 100, 100)).save(photo)
+def _stylize_with_painting(tmp_path, painting, photo, *options):
+    """``fastst stylize --style-image`` through a small one-pass model, as a person runs it."""
     model = tmp_path / "anystyle.pth"
-    atomic_torch_save(save_anystyle(_model(), model), model)
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "fastst",
-            "stylize",
-            "--model",
-            model,
-            "--style-image",
-            bad,
-            "--input",
-            photo,
-            "--output",
-            tmp_path / "out.png",
-        ],
+    atomic_torch_save(model_file(_model()), model)
+    command = ["stylize", "--model", model, "--style-image", painting, "--input", photo, *options]
+    return subprocess.run(
+        [sys.executable, "-m", "fastst", *map(str, command)],
         capture_output=True,
         text=True,
         cwd=ROOT,
         timeout=300,
     )
+
+
+def test_command_line_bad_painting_one_line_error(tmp_path):
+    bad, photo = tmp_path / "painting.jpg", tmp_path / "photo.png"
+    bad.write_text("not an image")
+    Image.new("RGB", (40, 30), (100, 100, 100)).save(photo)
+    r = _stylize_with_painting(tmp_path, bad, photo, "--output", tmp_path / "out.png")
     assert r.returncode != 0 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr, r.stderr
     assert "painting.jpg" in r.stderr and not (tmp_path / "out.png").exists()
 
@@ -143,33 +136,8 @@ def test_command_line_stylizes_with_a_painting(tmp_path):
     painting, photo = tmp_path / "painting.png", tmp_path / "photo.png"
     Image.effect_noise((48, 40), 60).convert("RGB").save(painting)
     Image.new("RGB", (45, 31), (100, 150, 90)).save(photo)
-    model = tmp_path / "anystyle.pth"
-    atomic_torch_save(save_anystyle(_model(), model), model)
     out = tmp_path / "out.png"
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "fastst",
-            "stylize",
-            "--model",
-            model,
-            "--style-image",
-            painting,
-            "--input",
-            photo,
-            "--output",
-            out,
-            "--style-scale",
-            "1.5",
-            "--precision",
-            "fp32",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=300,
-    )
+    r = _stylize_with_painting(tmp_path, painting, photo, "--output", out, "--style-scale", "1.5")
     assert r.returncode == 0, r.stderr
     assert Image.open(out).size == (45, 31)
 
@@ -236,7 +204,7 @@ def test_training_can_go_on_from_a_one_pass_model_file(tmp_path):
 
     model = _model()
     path = tmp_path / "anystyle.pth"
-    atomic_torch_save(save_anystyle(model, path), path)
+    atomic_torch_save(model_file(model), path)
     started = _starting_model(AnyStyleConfig(init=str(path)))
     stats, photo = torch.randn(1, statistics_size()), torch.rand(1, 3, 32, 32)
     with torch.no_grad():  # the file's network (fp16-rounded weights), not a fresh one

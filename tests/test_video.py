@@ -265,12 +265,12 @@ def test_an_interrupted_run_leaves_nothing(pan, model, tmp_path, monkeypatch):
 def test_a_painting_as_the_style_of_a_clip_at_another_scale(pan, tmp_path, capsys):
     # the one-pass path on video: a painting's network built once, frames stylized at half size and
     # brought back guided by each frame; the clip keeps its frames and size
-    from fastst.anystyle import AnyStyleNet, save_anystyle
+    from fastst.anystyle import AnyStyleNet, model_file
     from fastst.io import atomic_torch_save
 
     torch.manual_seed(0)
     one_pass = tmp_path / "anystyle.pth"
-    atomic_torch_save(save_anystyle(AnyStyleNet(width=0.25, residual_blocks=1), one_pass), one_pass)
+    atomic_torch_save(model_file(AnyStyleNet(width=0.25, residual_blocks=1)), one_pass)
     painting = tmp_path / "painting.png"
     Image.effect_noise((64, 48), 70).convert("RGB").save(painting)
     out = tmp_path / "out.mp4"
