@@ -380,7 +380,7 @@ class Stylizer:
         precision: str = DEFAULT_PRECISION,
         compile: bool = False,
         style_scale: float | str = 1.0,
-        runtime: str = "auto",
+        runtime: str = "torch",
     ):
         if style_scale != "auto" and not (isinstance(style_scale, (int, float)) and 0 < style_scale < 64):
             raise FaststError(
