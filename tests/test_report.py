@@ -29,12 +29,13 @@ def test_the_tables_of_the_readme_and_docs_are_those_of_results():
 
 def test_a_number_edited_by_hand_is_caught(tmp_path):
     source, text, match = _first_block()
-    page = tmp_path / source.name
+    page = tmp_path / "edited" / source.name
+    page.parent.mkdir()
     body = match["body"]
     digit = next(i for i, ch in enumerate(body) if ch.isdigit())
     edited = body[:digit] + str((int(body[digit]) + 1) % 10) + body[digit + 1 :]
     page.write_text(text[: match.start("body")] + edited + text[match.end("body") :])
-    untouched = tmp_path / "README.md"
+    untouched = tmp_path / "untouched.md"
     untouched.write_text("no tables here\n")
     assert update_tables([untouched, page], ROOT / "results", check=True) == {page: [match["name"]]}
     assert update_readme(page, ROOT / "results") == [match["name"]]
