@@ -202,6 +202,11 @@ def cached_statistics(painting: str | os.PathLike | torch.Tensor) -> torch.Tenso
     return _STATISTICS[key]
 
 
+def forget_statistics() -> None:
+    """Empty :func:`cached_statistics`' cache: every painting is then read as a new one."""
+    _STATISTICS.clear()
+
+
 def painting_network(
     painting: str | os.PathLike | torch.Tensor,
     model: AnyStyleNet | None = None,

