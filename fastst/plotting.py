@@ -230,23 +230,8 @@ def plot_quality_curves(
     return fig
 
 
-def plot_length_scaling(result: dict):
-    """Final quality against training time for runs of one recipe at several lengths (a
-    ``tools/length_scaling.py`` result): the runs, its power-law fits carried on to the ratios its targets
-    ask for, the targets as lines and the reference's time."""
-    fig, ax = plt.subplots(figsize=(9, 5))
-    step, reference_min = result["cpu_step_seconds"], result["reference_seconds"] / 60
-    reference = result["reference_recipe"]
-    for point in result["points"]:
-        minutes = point["seconds"] / 60
-        ax.plot(minutes, point["optimality_ratio"], "o", color="black", zorder=4)
-        ax.annotate(
-            point["recipe"],
-            (minutes, point["optimality_ratio"]),
-            fontsize=7,
-            xytext=(4, 4),
-            textcoords="offset points",
-        )
+def _draw_fits(ax, result: dict, step: float, reference: str) -> None:
+    """The power-law fits of a length-scaling result, each marked where it reaches a target."""
     # the fits are drawn out to three times the furthest target within fifty times the reference's time
     needs = [need for fit in result["fits"].values() for need in fit["needs"].values()]
     near = [n["iterations"] for n in needs if n["times_reference_time"] < 50]
@@ -275,6 +260,26 @@ def plot_length_scaling(result: dict):
                     textcoords="offset points",
                     ha="right",
                 )
+
+
+def plot_length_scaling(result: dict):
+    """Final quality against training time for runs of one recipe at several lengths (a
+    ``tools/length_scaling.py`` result): the runs, its power-law fits carried on to the ratios its targets
+    ask for, the targets as lines and the reference's time."""
+    fig, ax = plt.subplots(figsize=(9, 5))
+    step, reference_min = result["cpu_step_seconds"], result["reference_seconds"] / 60
+    reference = result["reference_recipe"]
+    for point in result["points"]:
+        minutes = point["seconds"] / 60
+        ax.plot(minutes, point["optimality_ratio"], "o", color="black", zorder=4)
+        ax.annotate(
+            point["recipe"],
+            (minutes, point["optimality_ratio"]),
+            fontsize=7,
+            xytext=(4, 4),
+            textcoords="offset points",
+        )
+    _draw_fits(ax, result, step, reference)
     styles = (":", "-.", (0, (1, 3)))
     for k, (target, need) in enumerate(next(iter(result["fits"].values()))["needs"].items()):
         ax.axhline(

@@ -2,7 +2,7 @@
 
 Each recipe trains the same style with its weights kept along the run; every kept set is scored
 with the quality measure (fastst.quality); and the training step of every recipe, at each of its
-crop sizes, is timed in one interleaved benchmark (fastst.bench.bench_recipes). A recipe's time at
+crop sizes, is timed in one interleaved benchmark (fastst.step_timing.bench_recipes). A recipe's time at
 iteration k is the sum of its step times up to k: times measured together in one run, so that their
 ratios hold on any machine, where times logged by runs made at different moments would not.
 """
@@ -14,12 +14,13 @@ import os
 from pathlib import Path
 
 from fastst import quality
-from fastst.bench import bench_recipes
 from fastst.config import TrainConfig
 from fastst.data import TRAIN_DIR, data_dir
 from fastst.errors import FaststError
 from fastst.plotting import plot_quality_curves, save_fig, show_images
+from fastst.report import measured_on, minutes_cell, ratio_cell
 from fastst.results import machine, write_result
+from fastst.step_timing import bench_recipes
 from fastst.stylize import load_model, stylize
 from fastst.train import runs_dir, train
 
@@ -65,7 +66,7 @@ def crossing(rows: list[dict], target: float, key: str = "optimality_ratio") -> 
 
 
 def recipe_clock(config: TrainConfig, timing: list[dict], label: str):
-    """``step_clock`` of ``config`` from its rows (``label``) of ``fastst.bench.bench_recipes``."""
+    """``step_clock`` of ``config`` from its rows (``label``) of ``fastst.step_timing.bench_recipes``."""
     return step_clock(config, {row["size"]: row["seconds"] for row in timing if row["recipe"] == label})
 
 
@@ -182,6 +183,82 @@ def time_to_quality(
     )
     save_fig(fig, f"quality_vs_time_{name}", {"result": str(path)}, folder=runs)
     return result
+
+
+def time_to_quality_table(result: dict) -> list[dict]:
+    """The tables of a time-to-quality result (for ``fastst report-tables``): each recipe against the
+    reference recipe, then the benchmark of their training steps."""
+    reference = result["reference_recipe"]
+    reference_final = result["summary"][reference]["final_optimality_ratio"]
+    rows = []
+    for label, row in result["summary"].items():
+        at_reference = row["optimality_ratio_at_reference_time"]  # its last kept weights by then
+        change = (
+            f" ({at_reference / reference_final - 1:+.0%})"
+            if label != reference and at_reference is not None
+            else ""
+        )
+        fraction = row["fraction_of_reference_time"]
+        reached = minutes_cell(row["seconds_to_reference_quality"]) + (
+            f" ({fraction:.0%})" if fraction is not None and label != reference else ""
+        )
+        equivalent = row["final_lbfgs_equivalent"]
+        kept = row_at(result["curves"][reference], row["total_seconds"])  # its last kept weights by then
+        same_time = (
+            "no weights kept yet"
+            if kept is None or kept["iteration"] == 0
+            else ratio_cell(kept["optimality_ratio"])
+        )
+        rows.append(
+            [
+                f"`{label}`",
+                f"{row['iterations']:,}",
+                minutes_cell(row["total_seconds"]),
+                ratio_cell(row["final_optimality_ratio"]),
+                "beyond the budget" if equivalent is None else f"{equivalent:g}",
+                same_time,
+                f"{ratio_cell(at_reference)}{change}",
+                reached,
+            ]
+        )
+    recipes = {
+        "columns": [
+            "recipe",
+            "iterations",
+            "training time",
+            "optimality ratio (final)",
+            "Fig. 5 iterations (final)",
+            f"`{reference}` at the same time",
+            f"at `{reference}`'s time",
+            f"time to `{reference}`'s final ratio",
+        ],
+        "rows": rows,
+    }
+    protocol = result["protocol"]
+    steps = {
+        "columns": [
+            "training step",
+            "precision",
+            "seconds",
+            "GFLOP",
+            "share of that precision's matmul rate",
+        ],
+        "rows": [
+            [
+                row["step"],
+                row.get("precision", "fp32"),
+                f"{row['seconds']:.3f}",
+                f"{row['gflop']:.0f}",
+                f"{row.get('fraction_of_matmul', row['fraction_of_fp32_matmul']):.0%}",
+            ]
+            for row in result["step_timing"]
+        ],
+        "note": f"Median over {len(result['photos'])} held-out photos at {protocol['photo_size']} px; L-BFGS "
+        f"optimum after {protocol['iterations']} iterations, Fig. 5 from noise within "
+        f"{protocol['noise_iterations']}; times from one interleaved step benchmark on {measured_on(result)} "
+        f"(`results/{result['name']}.json`).",
+    }
+    return [recipes, steps]
 
 
 def estimate_seconds(config: TrainConfig, steps: int = 2) -> float:

@@ -33,6 +33,9 @@ from fastst.runtime import autocast, cpu_flags, cpu_model, resolve_precision
 from fastst.transformer import _MIN_SIZE, TransformerNet
 
 RUNTIMES = ("torch", "onnxruntime", "openvino")
+# The precision every stylizing entry point defaults to, the command line's included: the fastest
+# measured path of the device (fast_path); pass "fp32" for exact arithmetic.
+DEFAULT_PRECISION = "auto"
 # The extra that installs each runtime beside fastst, and the modules it needs (the export needs onnx).
 EXTRAS = {"onnxruntime": "export", "openvino": "openvino"}
 _MODULES = {"onnxruntime": ("onnx", "onnxruntime"), "openvino": ("onnx", "openvino")}

@@ -1,39 +1,22 @@
-"""Stylizing images with a trained network.
-
-Longer than most modules: loading and validating models, the fast path's settings, tiles for large
-images, and the driver for files, folders and globs, which all share the same defaults.
+"""Stylizing images with a trained network: loading and validating models (a shipped style, a mix of a
+multi-style model, a painting through the one-pass model), and the ``Stylizer``, the network on its fast
+path. Large images go in tiles (:mod:`fastst.tiles`); files, folders and globs through
+:mod:`fastst.files`.
 """
 
 from __future__ import annotations
 
-import copy
-import glob
 import os
-import warnings
-import weakref
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from fastst.anystyle import load_anystyle, painting_network
 from fastst.errors import FaststError
 from fastst.inference import for_inference
-from fastst.io import (
-    is_image_file,
-    list_images,
-    load_checkpoint,
-    load_image,
-    save_image,
-)
-from fastst.runtime import (
-    autocast,
-    process_settings,
-    release_freed_memory,
-    resolve_device,
-)
+from fastst.io import load_checkpoint
 from fastst.runtimes import (
+    DEFAULT_PRECISION,
     Runtime,
     check,
     choose,
@@ -45,12 +28,10 @@ from fastst.runtimes import (
     start_runtime,
 )
 from fastst.scale import at_scale, auto_scale
-from fastst.transformer import TransformerNet, replace_modules, single_style
+from fastst.tiles import in_tiles, stylize_tiled
+from fastst.transformer import TransformerNet, single_style
 
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"
-# The precision every stylizing entry point defaults to, the command line's included: the fastest
-# measured path of the device (fast_path); pass "fp32" for exact arithmetic.
-DEFAULT_PRECISION = "auto"
 
 
 def pretrained_path(name: str | os.PathLike) -> Path:
@@ -199,125 +180,6 @@ def stylize(
     return out[0] if single else out
 
 
-# Above this many pixels an image is stylized in overlapping tiles: one pass holds about a dozen
-# 32-channel float maps of the image's size (about 0.6 GB per megapixel), tiles hold one tile's.
-MAX_PIXELS_ONE_PASS = 2048 * 2048
-# The instance-norm statistics of tiles come from one pass over the image shrunk to STATS_SIZE on its
-# longer side: no larger than the largest single pass, and the closer to the image's own size the
-# closer to the untiled result (tools/tiling_accuracy.py, results/tiling_accuracy.json).
-TILE, OVERLAP = 1024, 128
-STATS_SIZE = 2048
-# Photos of one size are stylized together up to this many pixels a batch.
-BATCH_PIXELS = 2048 * 2048
-
-
-class TileNorm(torch.nn.Module):
-    """An instance norm for stylizing in tiles. While ``recording`` it normalises with its input's
-    statistics and keeps them (a pass over the whole image, shrunk); afterwards every tile is
-    normalised with the kept statistics, so that tiles agree and no seam shows where they meet."""
-
-    def __init__(self, norm: torch.nn.InstanceNorm2d):
-        super().__init__()
-        self.eps, self.weight, self.bias = norm.eps, norm.weight, norm.bias
-        self.register_buffer("mean", None)
-        self.register_buffer("var", None)
-        self.recording = False
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        xf = x.float()  # in fp32 from fp32 statistics; under autocast the next convolution rounds it
-        if self.recording:
-            self.mean = xf.mean(dim=(2, 3), keepdim=True)
-            self.var = xf.var(dim=(2, 3), keepdim=True, unbiased=False)
-        scale = torch.rsqrt(self.var + self.eps) * self.weight.view(1, -1, 1, 1)
-        return ((xf - self.mean) * scale + self.bias.view(1, -1, 1, 1)).to(x.dtype)
-
-
-_TILERS: "weakref.WeakKeyDictionary[TransformerNet, TransformerNet]" = weakref.WeakKeyDictionary()
-
-
-def tiling_network(model: TransformerNet) -> TransformerNet:
-    """A copy of ``model`` whose instance norms are :class:`TileNorm`; compiled too if ``model`` is
-    (:func:`compile_model`). Made once per model and kept while the model lives."""
-    if model in _TILERS:
-        return _TILERS[model]
-    compiled = vars(model).pop("forward", None)  # copy the module, not its compiled forward
-    try:
-        tiler = copy.deepcopy(model)
-    finally:
-        if compiled is not None:
-            model.forward = compiled
-    replace_modules(tiler, lambda m: isinstance(m, torch.nn.InstanceNorm2d), TileNorm)
-    if compiled is not None:
-        compile_model(tiler)
-    _TILERS[model] = tiler
-    return tiler
-
-
-def _record_statistics(tiler: TransformerNet, image: torch.Tensor) -> None:
-    norms = [m for m in tiler.modules() if isinstance(m, TileNorm)]
-    for m in norms:
-        m.recording = True
-    try:
-        type(tiler).forward(tiler, image)  # eagerly: the compiled forward is for the tiles
-    finally:
-        for m in norms:
-            m.recording = False
-
-
-def _ramp(length: int, overlap: int, at_start: bool, at_end: bool) -> torch.Tensor:
-    w = torch.ones(length)
-    if overlap and not at_start:
-        w[:overlap] = torch.linspace(0, 1, overlap + 2)[1:-1]
-    if overlap and not at_end:
-        w[-overlap:] = torch.minimum(w[-overlap:], torch.linspace(1, 0, overlap + 2)[1:-1])
-    return w
-
-
-@torch.inference_mode()
-def stylize_tiled(
-    model: TransformerNet,
-    image: torch.Tensor,
-    tile: int = TILE,
-    overlap: int = OVERLAP,
-    stats_size: int = STATS_SIZE,
-    progress: bool = False,
-    precision: str = DEFAULT_PRECISION,
-) -> torch.Tensor:
-    """Stylize a (3, H, W) image of any size in overlapping tiles blended with linear ramps.
-
-    Instance-norm statistics come from the whole image shrunk to at most ``stats_size`` pixels on
-    its longer side (exact for images no larger), so the tiles agree with each other.
-    """
-    device = next(model.parameters()).device
-    precision, _ = fast_path(precision, device)
-    if precision != "fp32":
-        model = for_inference(model)  # keeps the input exact, as in stylize
-    h, w = image.shape[-2:]
-    scale = min(1.0, stats_size / max(h, w))
-    small = image[None] if scale == 1.0 else F.interpolate(image[None], scale_factor=scale, mode="area")
-    tiler = tiling_network(model)
-    with autocast(device, precision):
-        _record_statistics(tiler, small.to(device))
-    out = torch.zeros(3, h, w)
-    weight = torch.zeros(1, h, w)
-    step = tile - overlap
-    tops = list(range(0, max(h - overlap, 1), step))
-    lefts = list(range(0, max(w - overlap, 1), step))
-    with autocast(device, precision):
-        for top, left in tqdm(
-            [(t, l) for t in tops for l in lefts], desc="tiles", disable=not progress, leave=False
-        ):
-            bottom, right = min(top + tile, h), min(left + tile, w)
-            piece = tiler(image[None, :, top:bottom, left:right].to(device))[0].float().cpu()
-            ramp = (
-                _ramp(bottom - top, overlap, top == 0, bottom == h)[:, None]
-                * _ramp(right - left, overlap, left == 0, right == w)[None, :]
-            )
-            out[:, top:bottom, left:right] += piece * ramp
-            weight[:, top:bottom, left:right] += ramp
-    return (out / weight.clamp_min(1e-8)).clamp(0, 1)
-
-
 _RGB_TO_YUV = torch.tensor([[0.299, 0.587, 0.114], [-0.14713, -0.28886, 0.436], [0.615, -0.51499, -0.10001]])
 
 
@@ -341,18 +203,11 @@ def stylize_image(
     """Stylize a (3, H, W) image with the options of the command line."""
     if not 0.0 <= strength <= 1.0:
         raise FaststError(f"strength must be between 0 and 1, not {strength}")
-    if _in_tiles(model, *image.shape[-2:]):
+    if in_tiles(model, *image.shape[-2:]):
         out = stylize_tiled(model, image, precision=precision)
     else:
         out = stylize(model, image, precision=precision)
     return _finish(out, image, strength, keep_color)
-
-
-def _in_tiles(model: TransformerNet, height: int, width: int) -> bool:
-    """Whether an image of this size is stylized in tiles (instance norms need the whole image's
-    statistics, which :class:`TileNorm` carries from a shrunk pass)."""
-    norms = any(isinstance(m, torch.nn.InstanceNorm2d) for m in model.modules())
-    return height * width > MAX_PIXELS_ONE_PASS and norms
 
 
 def _finish(out: torch.Tensor, image: torch.Tensor, strength: float, keep_color: bool) -> torch.Tensor:
@@ -428,7 +283,7 @@ class Stylizer:
         return self._runtimes[name](images)
 
     def _one(self, image: torch.Tensor) -> torch.Tensor:
-        if _in_tiles(self.network, *image.shape[-2:]):
+        if in_tiles(self.network, *image.shape[-2:]):
             return stylize_tiled(self.network, image, precision=self.precision)
         return self._pass(image[None])[0]
 
@@ -445,23 +300,6 @@ class Stylizer:
         else:
             out = at_scale(lambda x: self._one(x[0])[None], image[None], scale)[0]
         return _finish(out, image, strength, keep_color)
-
-
-def _inputs(spec: str) -> list[Path]:
-    path = Path(spec)
-    if path.is_dir():
-        images = list_images(path)
-        if not images:
-            raise FaststError(f"no images in the folder {spec}")
-        return images
-    if path.exists():
-        return [path]
-    if any(ch in spec for ch in "*?["):
-        matches = sorted(Path(p) for p in glob.glob(spec, recursive=True) if is_image_file(p))
-        if not matches:
-            raise FaststError(f"no images match {spec}")
-        return matches
-    raise FaststError(f"no such file or folder: {spec}")
 
 
 def load_one_style(
@@ -481,124 +319,7 @@ def load_one_style(
     return model
 
 
-def output_targets(inputs: list[Path], output: str | os.PathLike, single: bool) -> list[Path]:
-    """Where each input is written: ``output`` itself for a single input, else ``output/<name>`` (the
-    folder is created)."""
-    out = Path(output)
-    if single:
-        return [out]
-    if out.exists() and not out.is_dir():
-        raise FaststError(f"output must be a folder for several inputs: {out}")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise FaststError(f"cannot create output folder {out}: {e.strerror}") from None
-    return [out / p.name for p in inputs]
-
-
 def painting_runtime(runtime: str, painting) -> str:
     """The runtime of a painting's network: "auto" is torch, since each painting is new weights, which
     another runtime would have to export (and time) before its first pass."""
     return "torch" if painting is not None and runtime == "auto" else runtime
-
-
-def stylize_paths(
-    model_path: str,
-    input_spec: str,
-    output: str,
-    max_size: int | None = None,
-    strength: float = 1.0,
-    keep_color: bool = False,
-    device: str = "auto",
-    precision: str = DEFAULT_PRECISION,
-    overwrite: bool = False,
-    progress: bool = True,
-    compile: bool = False,
-    style: str | None = None,
-    painting: str | None = None,
-    style_scale: float | str = 1.0,
-    runtime: str = "auto",
-) -> tuple[int, list[str], int]:
-    """Stylize a file, a folder or a glob into a file or a folder; returns (written, failures, skipped).
-
-    A bad input file is reported and skipped; the others are still written. Outputs that exist are
-    kept and counted as skipped unless ``overwrite``. ``style`` picks a style or mix of a multi-style
-    model (see :func:`load_model`); ``painting`` makes that painting the style, through the one-pass
-    model (``model_path``, or the shipped one when None), its network computed once for all the inputs.
-    ``style_scale`` and ``runtime`` are :class:`Stylizer`'s.
-    """
-    dev = resolve_device(device)
-    with process_settings(dev):
-        network = load_one_style(model_path, dev, style, painting)
-        stylizer = Stylizer(network, precision, compile, style_scale, painting_runtime(runtime, painting))
-        return _stylize_paths(
-            stylizer, input_spec, output, max_size, strength, keep_color, overwrite, progress
-        )
-
-
-def _stylize_paths(
-    stylizer: Stylizer, input_spec, output, max_size, strength, keep_color, overwrite, progress
-) -> tuple[int, list[str], int]:
-    inputs = _inputs(input_spec)
-    single = len(inputs) == 1 and Path(input_spec).is_file() and Path(output).suffix != ""
-    targets = output_targets(inputs, output, single)
-    failures, written, skipped = [], 0, 0
-    pending: dict[tuple, list] = {}  # images of one size wait to be stylized as a batch
-
-    def fail(message: str) -> None:
-        failures.append(message)
-        warnings.warn(message, stacklevel=3)
-
-    last_shape = [None]
-
-    def new_shape(shape) -> None:  # same-shape work reuses freed memory; other shapes would fragment it
-        if shape != last_shape[0]:
-            release_freed_memory()
-            last_shape[0] = shape
-
-    def flush(shape) -> int:
-        group = pending.pop(shape)
-        new_shape((len(group), *shape))
-        outs = stylizer.batch(torch.stack([image for image, _ in group]))
-        done = 0
-        for (image, target), out in zip(group, outs):
-            try:
-                save_image(_finish(out, image, strength, keep_color), target)
-                done += 1
-            except FaststError as e:
-                fail(str(e))
-        return done
-
-    for source, target in tqdm(
-        list(zip(inputs, targets)), desc="stylize", unit="img", disable=not progress or single
-    ):
-        if target.exists() and not overwrite:
-            if single:
-                raise FaststError(f"{target} exists (pass --overwrite to replace it)")
-            skipped += 1
-            continue
-        try:
-            image = load_image(source, max_size)
-        except FaststError as e:
-            if single:
-                raise
-            fail(str(e))
-            continue
-        h, w = image.shape[-2:]
-        if h * w > BATCH_PIXELS or single:
-            new_shape(tuple(image.shape))
-            try:
-                save_image(stylizer(image, strength, keep_color), target)
-                written += 1
-            except FaststError as e:
-                if single:
-                    raise
-                fail(str(e))
-            continue
-        group = pending.setdefault(tuple(image.shape), [])
-        group.append((image, target))
-        if len(group) * h * w > BATCH_PIXELS - h * w:  # the next one would not fit
-            written += flush(tuple(image.shape))
-    for shape in list(pending):
-        written += flush(shape)
-    return written, failures, skipped

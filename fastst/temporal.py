@@ -10,7 +10,7 @@ normalise each frame with that frame's own statistics: :class:`StreamNorm` takes
 - ``"clip"``: a sample of frames spread over the whole clip, fixed for every frame (two passes).
 
 :func:`flicker` measures what the motion does not explain, on a clip whose motion is known
-(:func:`fastst.video.make_pan_clip`); ``tools/video_bench.py`` compares the modes.
+(:func:`fastst.clips.make_pan_clip`); ``tools/video_bench.py`` compares the modes.
 """
 
 from __future__ import annotations

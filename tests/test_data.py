@@ -6,16 +6,8 @@ import zipfile
 import pytest
 import torch
 
-from fastst.data import (
-    PhotoDataset,
-    ResumableBatchSampler,
-    download,
-    fetch,
-    fetch_archive,
-    manifest,
-    painting_split,
-    usable_images,
-)
+from fastst.data import PhotoDataset, ResumableBatchSampler, manifest, painting_split, usable_images
+from fastst.download import download, fetch, fetch_archive
 from fastst.errors import FaststError
 
 

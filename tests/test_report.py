@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 
 import pytest
@@ -57,3 +58,35 @@ def test_a_table_citing_a_missing_result_fails(tmp_path):
     readme.write_text("<!-- results:no_such_result -->\n| |\n<!-- /results -->\n")
     with pytest.raises(FaststError):
         update_readme(readme, tmp_path, check=True)
+
+
+def _study_checkout(tmp_path, study: str):
+    """A checkout with one result, written by ``tools/study.py`` (whose source is ``study``), and a page
+    citing it."""
+    (tmp_path / "results").mkdir()
+    (tmp_path / "tools").mkdir()
+    result = {"name": "counts", "command": "study.py --fast", "machine": {}, "counts": [3, 1]}
+    (tmp_path / "results" / "counts.json").write_text(json.dumps(result))
+    (tmp_path / "tools" / "study.py").write_text(study)
+    page = tmp_path / "README.md"
+    page.write_text("<!-- results:counts -->\n<!-- /results -->\n")
+    return page
+
+
+def test_a_table_is_the_one_the_study_that_wrote_the_result_makes(tmp_path):
+    page = _study_checkout(
+        tmp_path,
+        "def table(result):\n"
+        "    rows = [[i, n] for i, n in enumerate(result['counts'])]\n"
+        "    total = {'columns': ['sum'], 'rows': [[4]], 'note': 'x'}\n"
+        "    return [{'columns': ['i', 'n'], 'rows': rows}, total]\n",
+    )
+    assert update_readme(page, tmp_path / "results") == ["counts"]
+    table = "| i | n |\n|---|---|\n| 0 | 3 |\n| 1 | 1 |\n\n| sum |\n|---|\n| 4 |\n\nx\n"
+    assert page.read_text() == f"<!-- results:counts -->\n{table}<!-- /results -->\n"
+
+
+def test_a_study_without_a_table_fails(tmp_path):
+    page = _study_checkout(tmp_path, "def main():\n    pass\n")
+    with pytest.raises(FaststError, match="defines no table"):
+        update_readme(page, tmp_path / "results", check=True)

@@ -168,7 +168,7 @@ def test_stylizing_leaves_the_processes_allocator_as_it_found_it(tmp_path):
     code = f"""
 import psutil, torch
 from PIL import Image
-from fastst.stylize import stylize_paths
+from fastst.files import stylize_paths
 from fastst.transformer import TransformerNet
 net = TransformerNet(width=0.25, input_skip=True)
 torch.save({{"model": net.state_dict(), "net": net.config}}, r"{tmp_path}/m.pth")

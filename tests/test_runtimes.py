@@ -11,10 +11,10 @@ import torch
 
 from fastst import TransformerNet, runtimes
 from fastst.errors import FaststError
+from fastst.files import stylize_video_paths
 from fastst.io import load_image, save_image
 from fastst.measure import psnr
 from fastst.stylize import Stylizer, load_model
-from fastst.video import stylize_video_paths
 
 ROOT = Path(__file__).resolve().parent.parent
 # The bench's bound on a runtime's PSNR against eager fp32 (tests/test_bench.py): in fp32, and in bf16.

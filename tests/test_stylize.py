@@ -187,7 +187,8 @@ def test_onnx_export_matches_pytorch_at_two_sizes(model_file, tmp_path):
 
 @pytest.mark.slow
 def test_tiles_of_a_compiled_network_agree_with_eager_tiles(model_file):
-    from fastst.stylize import compile_model, stylize_tiled
+    from fastst.stylize import compile_model
+    from fastst.tiles import stylize_tiled
 
     torch.manual_seed(2)
     image = torch.nn.functional.interpolate(torch.rand(1, 3, 16, 16), size=(160, 160), mode="bilinear")[
@@ -206,7 +207,7 @@ def test_tiles_of_a_compiled_network_agree_with_eager_tiles(model_file):
 
 
 def test_tiled_and_untiled_outputs_agree(model_file):
-    from fastst.stylize import stylize_tiled
+    from fastst.tiles import stylize_tiled
 
     model = load_model(model_file)
     torch.manual_seed(1)
@@ -221,7 +222,7 @@ def test_tiled_and_untiled_outputs_agree(model_file):
 
 
 def test_a_folder_is_batched_by_size_without_changing_results(model_file, tmp_path):
-    from fastst.stylize import stylize_paths
+    from fastst.files import stylize_paths
 
     src = tmp_path / "in"
     src.mkdir()
@@ -246,7 +247,7 @@ def test_a_folder_is_batched_by_size_without_changing_results(model_file, tmp_pa
 def test_tiling_works_with_the_inference_form_and_in_bf16(model_file):
     from fastst.inference import for_inference
     from fastst.measure import psnr
-    from fastst.stylize import stylize_tiled
+    from fastst.tiles import stylize_tiled
 
     model = load_model(model_file)
     fast = for_inference(model).to(memory_format=torch.channels_last)
@@ -331,7 +332,9 @@ def test_every_stylizing_entry_point_has_one_default_precision():
     import inspect
 
     from fastst.cli import build_parser
-    from fastst.stylize import DEFAULT_PRECISION, stylize_paths, stylize_tiled
+    from fastst.files import stylize_paths
+    from fastst.stylize import DEFAULT_PRECISION
+    from fastst.tiles import stylize_tiled
 
     for function in (stylize, stylize_image, stylize_tiled, stylize_paths):
         assert inspect.signature(function).parameters["precision"].default == DEFAULT_PRECISION, (
@@ -346,7 +349,7 @@ def test_tiles_of_a_real_photo_above_the_statistics_size_stay_close_to_one_pass(
     # shrunk copy, as for every image fastst tiles (results/tiling_accuracy.json measures more)
     from fastst.io import load_image
     from fastst.measure import psnr
-    from fastst.stylize import STATS_SIZE, stylize_tiled
+    from fastst.tiles import STATS_SIZE, stylize_tiled
 
     image = load_image(data_root / "train" / "imagenet_sample" / "n02091032_Italian_greyhound.JPEG")
     assert max(image.shape[-2:]) > STATS_SIZE

@@ -11,7 +11,7 @@ from fastst.cli import main
 from fastst.stylize import load_model
 
 av = pytest.importorskip("av")
-from fastst import temporal, video  # noqa: E402  (needs PyAV)
+from fastst import clips, temporal, video  # noqa: E402  (needs PyAV)
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +22,7 @@ def photo(data_root):
 @pytest.fixture(scope="module")
 def pan(photo, tmp_path_factory):
     """48 frames at 24 fps, 320x240, H.264 with an AAC tone: a camera moving 2 px right, 1 down a frame."""
-    return video.make_pan_clip(photo, tmp_path_factory.mktemp("clips") / "pan.mp4", frames=24)
+    return clips.make_pan_clip(photo, tmp_path_factory.mktemp("clips") / "pan.mp4", frames=24)
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +91,7 @@ def test_the_rotation_tag_is_kept(photo, model, tmp_path):
 
 
 def test_global_shift_finds_the_camera_motion(pan):
-    frames = video.read_frames(pan)
+    frames = clips.read_frames(pan)
     assert temporal.global_shift(frames[3], frames[4]) == temporal.PAN_STEP
     assert temporal.global_shift(frames[4], frames[4]) == (0, 0)
 
@@ -120,12 +120,12 @@ def test_ema_statistics_follow_the_frames_in_order():
 
 
 def test_stabilised_clip_flickers_less_than_frame_by_frame(pan, model, tmp_path):
-    source = video.read_frames(pan)
+    source = clips.read_frames(pan)
     scores = {}
     for label, options in {"plain": {"temporal": "frame", "anchor": False}, "stable": {}}.items():
         out = tmp_path / f"{label}.mp4"
         video.stylize_video(model, pan, out, progress=False, **options)
-        scores[label] = temporal.flicker(video.read_frames(out), source, temporal.PAN_STEP)
+        scores[label] = temporal.flicker(clips.read_frames(out), source, temporal.PAN_STEP)
     # the pan moves the picture by 2 and 1 px, off the network's 4-px grid: frame by frame, its
     # texture changes with each frame; with the grid anchored to the scene it does not
     assert scores["stable"] < 0.6 * scores["plain"], scores
@@ -248,7 +248,7 @@ def test_a_truncated_clip_with_its_index_first_is_refused(pan, tmp_path, capsys)
 
 def test_an_interrupted_run_leaves_nothing(pan, model, tmp_path, monkeypatch):
     calls = {"n": 0}
-    real = video._to_array
+    real = video.frame_to_array
 
     def interrupt_after_some(frame):
         calls["n"] += 1
@@ -256,7 +256,7 @@ def test_an_interrupted_run_leaves_nothing(pan, model, tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real(frame)
 
-    monkeypatch.setattr(video, "_to_array", interrupt_after_some)
+    monkeypatch.setattr(video, "frame_to_array", interrupt_after_some)
     with pytest.raises(KeyboardInterrupt):
         video.stylize_video(model, pan, tmp_path / "out.mp4", progress=False)
     assert list(tmp_path.iterdir()) == []

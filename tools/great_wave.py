@@ -16,38 +16,38 @@ from pathlib import Path
 
 from fastst.data import EXTRA_DIR, data_dir
 from fastst.io import atomic_path
-from fastst.recipes import time_to_quality
+from fastst.recipes import time_to_quality, time_to_quality_table
 from fastst.train import runs_dir
 
-parser = argparse.ArgumentParser()
-parser.add_argument("--train-only", action="store_true", help="train what is missing, then stop")
-parser.add_argument(
-    "--skip", default="", help="labels to leave out; without cpu the targets are read against half"
-)
-parser.add_argument("--only", default="", help="labels to train (or score) alone")
-args = parser.parse_args()
-skipped, only = set(filter(None, args.skip.split(","))), set(filter(None, args.only.split(",")))
 # the finetune preset from the shipped base (fastst/pretrained/base.pth), started as the mean of its styles
 BASE = {"preset": "finetune", "from": "base", "style_strength": 1.0}
 
 
-def shipped_at(commit: str, label: str) -> str:
-    """The base shipped at ``commit`` (taken from the project's history) as runs/LABEL/model.pth."""
-    path = os.path.relpath(runs_dir() / label / "model.pth")
+# the bases shipped before, by the commit that shipped them
+SHIPPED = {"base10k": "2b6671b", "base4": "591bfab"}
+
+
+def shipped_path(label: str) -> str:
+    """Where the base shipped as ``label`` is kept: runs/LABEL/model.pth."""
+    return os.path.relpath(runs_dir() / label / "model.pth")
+
+
+def take_shipped(label: str) -> None:
+    """The base shipped as ``label``, taken from the project's history, to :func:`shipped_path`."""
+    path = shipped_path(label)
     if not Path(path).exists():
         shipped = subprocess.run(
-            ["git", "show", f"{commit}:fastst/pretrained/base.pth"], capture_output=True, check=True
+            ["git", "show", f"{SHIPPED[label]}:fastst/pretrained/base.pth"], capture_output=True, check=True
         ).stdout
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp:
             tmp.write_bytes(shipped)
-    return path
 
 
 # the same from the bases shipped before: trained on the cpu preset for half as many iterations (10,500),
 # and before that on batches of 4 (`make base` then), which the levers below were tried on
-BASE10K = {**BASE, "from": shipped_at("2b6671b", "base10k")}
-OLD_BASE = {**BASE, "from": shipped_at("591bfab", "base4")}
+BASE10K = {**BASE, "from": shipped_path("base10k")}
+OLD_BASE = {**BASE, "from": shipped_path("base4")}
 # the same without the cut in the gradient's norm, and from there its batches before they were made single
 # photos: 2 or 4, for as many photos in all
 NO_CLIP = {**OLD_BASE, "clip": 0.0}
@@ -69,7 +69,7 @@ SN_HALF = {
 # single photos for about all of its time, with the finetune preset's cut in the gradient's norm
 FROM_SCRATCH = {"preset": "cpu_batch4", "style_strength": 1.0, "lr_schedule": "onecycle", "warmup": 0.05}
 CPU_LONG = {**FROM_SCRATCH, "batch_size": 1, "iterations": 8800, "clip": 1000.0}
-recipes = {
+RECIPES = {
     # the shipped base: the finetune preset, on five draws of photos and crops (how far apart runs of one
     # recipe end), and for half as many iterations again
     "base": BASE,
@@ -152,27 +152,49 @@ recipes = {
     "cpu_batch1_long_256": {**CPU_LONG, "iterations": 6270, "crop_schedule": ((0.0, 128), (0.85, 256))},
     "cpu": {"preset": "cpu_batch4", "style_strength": 1.0},
 }
-recipes = {
-    label: spec for label, spec in recipes.items() if label not in skipped and (not only or label in only)
-}
-reference = "cpu" if "cpu" in recipes else "half"
-result = time_to_quality(
-    data_dir() / EXTRA_DIR / "great_wave.jpg",
-    recipes,
-    runs_dir() / "ttq",
-    reference,
-    protocol_overrides={"iterations": 200, "noise_iterations": 200},
-    name="great_wave",
-    train_only=args.train_only,
-)
-if args.train_only:
-    raise SystemExit
-for label, rows in result["curves"].items():
-    for row in rows:
-        print(
-            label,
-            row["iteration"],
-            round(row["seconds"], 1),
-            round(row["optimality_ratio"], 3),
-            row["lbfgs_equivalent"],
-        )
+
+
+def table(result: dict) -> list[dict]:
+    """The tables of docs/time_to_quality.md made of this study's result."""
+    return time_to_quality_table(result)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--train-only", action="store_true", help="train what is missing, then stop")
+    parser.add_argument(
+        "--skip", default="", help="labels to leave out; without cpu the targets are read against half"
+    )
+    parser.add_argument("--only", default="", help="labels to train (or score) alone")
+    args = parser.parse_args()
+    skipped, only = set(filter(None, args.skip.split(","))), set(filter(None, args.only.split(",")))
+    for label in SHIPPED:
+        take_shipped(label)
+    recipes = {
+        label: spec for label, spec in RECIPES.items() if label not in skipped and (not only or label in only)
+    }
+    reference = "cpu" if "cpu" in recipes else "half"
+    result = time_to_quality(
+        data_dir() / EXTRA_DIR / "great_wave.jpg",
+        recipes,
+        runs_dir() / "ttq",
+        reference,
+        protocol_overrides={"iterations": 200, "noise_iterations": 200},
+        name="great_wave",
+        train_only=args.train_only,
+    )
+    if args.train_only:
+        return
+    for label, rows in result["curves"].items():
+        for row in rows:
+            print(
+                label,
+                row["iteration"],
+                round(row["seconds"], 1),
+                round(row["optimality_ratio"], 3),
+                row["lbfgs_equivalent"],
+            )
+
+
+if __name__ == "__main__":
+    main()
