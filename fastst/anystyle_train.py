@@ -203,7 +203,47 @@ def train_anystyle(config: AnyStyleConfig, resume: bool = False, progress: bool 
     precision = resolve_precision(config.precision, device)
     run = RunFolder(config.out)
     run.create()
-    state = None
+    t = _AnyStyleTraining(config, run, _resumed_state(run, config, resume), device, precision, progress)
+    bar = tqdm(
+        total=config.iterations, initial=t.start, desc="one-pass model", unit="it", disable=not progress
+    )
+    sums, count, t_log = torch.zeros(5), 0, time.perf_counter()
+    iteration = done = t.start
+    try:
+        for iteration, batch in enumerate(t.loader, start=t.start + 1):
+            t0 = time.perf_counter()
+            terms = t.step(batch, iteration)
+            t.elapsed += time.perf_counter() - t0
+            done = iteration
+            sums += torch.stack(terms).detach().float().cpu()
+            count += 1
+            bar.update(1)
+            if iteration % config.log_every == 0 or iteration == config.iterations:
+                now = time.perf_counter()
+                row = (sums / count).tolist()
+                t.log(iteration, row, count * config.batch_size / (now - t_log))
+                bar.set_postfix(content=f"{row[0]:.3g}", style=f"{row[1]:.3g}", total=f"{row[3]:.3g}")
+                sums, count, t_log = torch.zeros(5), 0, now
+            if iteration % config.checkpoint_every == 0 or iteration == config.iterations:
+                t.save(iteration)
+            if iteration % config.preview_every == 0 or iteration == config.iterations:
+                _preview(t.model, device, run.root, iteration)
+    except KeyboardInterrupt:
+        bar.close()
+        if done > t.start:
+            t.save(done)
+        raise KeyboardInterrupt(
+            f"iteration {done} is saved in {run.checkpoint}: continue with --resume"
+        ) from None
+    bar.close()
+    if iteration == t.start and not t.resumed:
+        t.save(iteration)
+    return run.model
+
+
+def _resumed_state(run: RunFolder, config: AnyStyleConfig, resume: bool) -> dict | None:
+    """The checkpoint to continue from (trained with the same settings, less those that may change), or
+    None for a new run."""
     if resume and run.checkpoint.is_file():
         state = load_checkpoint(run.checkpoint)
         saved = {k: v for k, v in state["config"].items() if k not in AnyStyleConfig.RESUMABLE}
@@ -211,126 +251,120 @@ def train_anystyle(config: AnyStyleConfig, resume: bool = False, progress: bool 
         if saved != now:
             changed = sorted(k for k in now if saved.get(k) != now[k])
             raise FaststError(f"{run.checkpoint} was trained with other settings ({', '.join(changed)})")
-    elif run.checkpoint.is_file():
+        return state
+    if run.checkpoint.is_file():
         raise FaststError(f"{run.root} holds a run already: pass --resume to continue it, or another --out")
-    photos = usable_images(config.data or data_dir() / "train")
-    paintings = _painting_paths(config)
-    targets = painting_targets(paintings, config.image_size, run.root / "paintings.pt", device, progress)
-    stats, energy = targets["stats"].to(device), targets["energy"]
-    grams = {name: g.to(device) for name, g in targets["grams"].items()}
-    # each painting's objective scaled by its Gram energy, so that no painting's loss outweighs the rest
-    balance = (statistics.median(energy.tolist()) / energy).clamp(0.25, 4).to(device)
+    return None
 
-    torch.manual_seed(config.seed)
-    model = _starting_model(config).to(device)
-    model.predictor.mean.copy_(stats.mean(0))
-    model.predictor.std.copy_(stats.std(0).clamp_min(1e-3))
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    draw = torch.Generator().manual_seed(config.seed)  # which painting each photo gets
-    start, elapsed = 0, 0.0  # the iteration the loop starts after
-    if state:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        draw.set_state(state["draw"])
-        torch.set_rng_state(state["rng"])
-        start, elapsed = state["iteration"], state["elapsed"]
-    meta = {
-        "config": asdict(config),
-        "environment": environment(device, precision),
-        "photos": len(photos),
-        "paintings": len(paintings),
-        "net": model.net_config,
-        "parameters": sum(p.numel() for p in model.parameters()),
-    }
-    run.write_json(run.config, meta)
-    if not state or not run.root.joinpath("losses.csv").is_file():
-        run.losses.write_text(CSV_HEADER)
-    else:
-        _truncate(run.losses, start)
-    sampler = ResumableBatchSampler(len(photos), config.batch_size, config.seed, start, config.iterations)
-    loader = torch.utils.data.DataLoader(
-        PhotoDataset(photos, config.image_size, config.seed),
-        batch_sampler=sampler,
-        num_workers=config.num_workers,
-        prefetch_factor=4 if config.num_workers else None,
-    )
-    vgg = loss_network(device=device)
-    model.train()
-    bar = tqdm(total=config.iterations, initial=start, desc="one-pass model", unit="it", disable=not progress)
-    sums, count, t_log = torch.zeros(5), 0, time.perf_counter()
 
-    def save(iteration: int) -> None:
+class _AnyStyleTraining:
+    """What a one-pass run needs, built from its config (and its checkpoint when resumed): each painting's
+    targets, the model and its optimiser, the draw of a painting for each photo, the data loader; the
+    step, and the log and checkpoint it writes."""
+
+    def __init__(
+        self, config: AnyStyleConfig, run: RunFolder, state: dict | None, device, precision, progress
+    ):
+        self.config, self.run, self.device, self.precision = config, run, device, precision
+        self.resumed = state is not None
+        photos = usable_images(config.data or data_dir() / "train")
+        paintings = _painting_paths(config)
+        targets = painting_targets(paintings, config.image_size, run.root / "paintings.pt", device, progress)
+        self.paintings = len(paintings)
+        stats, energy = targets["stats"].to(device), targets["energy"]
+        self.stats, self.grams = stats, {name: g.to(device) for name, g in targets["grams"].items()}
+        # each painting's objective scaled by its Gram energy, so that no painting's loss outweighs the rest
+        self.balance = (statistics.median(energy.tolist()) / energy).clamp(0.25, 4).to(device)
+
+        torch.manual_seed(config.seed)
+        self.model = _starting_model(config).to(device)
+        self.model.predictor.mean.copy_(stats.mean(0))
+        self.model.predictor.std.copy_(stats.std(0).clamp_min(1e-3))
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
+        self.draw = torch.Generator().manual_seed(config.seed)  # which painting each photo gets
+        self.start, self.elapsed = 0, 0.0  # the iteration the loop starts after
+        if state:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.draw.set_state(state["draw"])
+            torch.set_rng_state(state["rng"])
+            self.start, self.elapsed = state["iteration"], state["elapsed"]
+        self.meta = {
+            "config": asdict(config),
+            "environment": environment(device, precision),
+            "photos": len(photos),
+            "paintings": len(paintings),
+            "net": self.model.net_config,
+            "parameters": sum(p.numel() for p in self.model.parameters()),
+        }
+        run.write_json(run.config, self.meta)
+        if not state or not run.losses.is_file():
+            run.losses.write_text(CSV_HEADER)
+        else:
+            _truncate(run.losses, self.start)
+        sampler = ResumableBatchSampler(
+            len(photos), config.batch_size, config.seed, self.start, config.iterations
+        )
+        self.loader = torch.utils.data.DataLoader(
+            PhotoDataset(photos, config.image_size, config.seed),
+            batch_sampler=sampler,
+            num_workers=config.num_workers,
+            prefetch_factor=4 if config.num_workers else None,
+        )
+        self.vgg = loss_network(device=device)
+        self.model.train()
+
+    def step(self, batch: torch.Tensor, iteration: int) -> tuple[torch.Tensor, ...]:
+        """One optimiser step, each photo of ``batch`` towards a painting drawn for it; returns the batch's
+        mean content, style, TV and total terms and the gradient's norm."""
+        config, device = self.config, self.device
+        for group in self.optimizer.param_groups:
+            group["lr"] = config.lr * min(1.0, iteration / max(1, config.warmup))
+        batch = batch.to(device)
+        pick = torch.randint(self.paintings, (batch.shape[0],), generator=self.draw).to(device)
+        with autocast(device, self.precision):
+            with torch.no_grad():
+                content_features = self.vgg(batch, (CONTENT_LAYER,))[CONTENT_LAYER]
+            y_hat = self.model(batch, self.stats[pick])
+            targets = {k: g[pick] for k, g in self.grams.items()}
+            c, s, tv = per_sample_terms(self.vgg, y_hat, content_features, targets, config)
+            total = c + s + tv
+            loss = (self.balance[pick] * total).mean()
+        if not torch.isfinite(loss):
+            raise FaststError(
+                f"the loss became {loss.item()} at iteration {iteration}; the last checkpoint "
+                f"({self.run.checkpoint}) is intact. Lower --lr"
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), config.clip)
+        self.optimizer.step()
+        return c.mean(), s.mean(), tv.mean(), total.mean(), norm
+
+    def log(self, iteration: int, row: list[float], images_per_s: float) -> None:
+        """A line of ``losses.csv``: ``row``, the mean terms and gradient norm since the last line."""
+        with open(self.run.losses, "a") as f:
+            f.write(
+                f"{iteration},{row[0]:.6g},{row[1]:.6g},{row[2]:.6g},{row[3]:.6g},{row[4]:.4g},"
+                f"{self.optimizer.param_groups[0]['lr']:.3g},{images_per_s:.3g},{self.elapsed:.1f}\n"
+            )
+
+    def save(self, iteration: int) -> None:
+        """The checkpoint, and the model file as it stands."""
         atomic_torch_save(
             {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "draw": draw.get_state(),
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "draw": self.draw.get_state(),
                 "rng": torch.get_rng_state(),
                 "iteration": iteration,
-                "elapsed": elapsed,
-                "config": asdict(config),
+                "elapsed": self.elapsed,
+                "config": asdict(self.config),
             },
-            run.checkpoint,
+            self.run.checkpoint,
         )
-        atomic_torch_save(model_file(model, iteration=iteration, elapsed=elapsed, **meta), run.model)
-
-    iteration = done = start
-    try:
-        for iteration, batch in enumerate(loader, start=start + 1):
-            t0 = time.perf_counter()
-            for group in optimizer.param_groups:
-                group["lr"] = config.lr * min(1.0, iteration / max(1, config.warmup))
-            batch = batch.to(device)
-            pick = torch.randint(len(paintings), (batch.shape[0],), generator=draw).to(device)
-            with autocast(device, precision):
-                with torch.no_grad():
-                    content_features = vgg(batch, (CONTENT_LAYER,))[CONTENT_LAYER]
-                y_hat = model(batch, stats[pick])
-                c, s, tv = per_sample_terms(
-                    vgg, y_hat, content_features, {k: g[pick] for k, g in grams.items()}, config
-                )
-                total = c + s + tv
-                loss = (balance[pick] * total).mean()
-            if not torch.isfinite(loss):
-                raise FaststError(
-                    f"the loss became {loss.item()} at iteration {iteration}; the last checkpoint "
-                    f"({run.checkpoint}) is intact. Lower --lr"
-                )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
-            optimizer.step()
-            elapsed += time.perf_counter() - t0
-            done = iteration
-            sums += torch.stack([c.mean(), s.mean(), tv.mean(), total.mean(), norm]).detach().float().cpu()
-            count += 1
-            bar.update(1)
-            if iteration % config.log_every == 0 or iteration == config.iterations:
-                now = time.perf_counter()
-                row = (sums / count).tolist()
-                rate = count * config.batch_size / (now - t_log)
-                with open(run.losses, "a") as f:
-                    f.write(
-                        f"{iteration},{row[0]:.6g},{row[1]:.6g},{row[2]:.6g},{row[3]:.6g},{row[4]:.4g},"
-                        f"{optimizer.param_groups[0]['lr']:.3g},{rate:.3g},{elapsed:.1f}\n"
-                    )
-                bar.set_postfix(content=f"{row[0]:.3g}", style=f"{row[1]:.3g}", total=f"{row[3]:.3g}")
-                sums, count, t_log = torch.zeros(5), 0, now
-            if iteration % config.checkpoint_every == 0 or iteration == config.iterations:
-                save(iteration)
-            if iteration % config.preview_every == 0 or iteration == config.iterations:
-                _preview(model, device, run.root, iteration)
-    except KeyboardInterrupt:
-        bar.close()
-        if done > start:
-            save(done)
-        raise KeyboardInterrupt(
-            f"iteration {done} is saved in {run.checkpoint}: continue with --resume"
-        ) from None
-    bar.close()
-    if iteration == start and state is None:
-        save(iteration)
-    return run.model
+        model = model_file(self.model, iteration=iteration, elapsed=self.elapsed, **self.meta)
+        atomic_torch_save(model, self.run.model)
 
 
 def _truncate(losses: Path, iteration: int) -> None:

@@ -20,9 +20,13 @@ def content_loss(f_out: torch.Tensor, f_target: torch.Tensor) -> torch.Tensor:
     return (f_out.float() - f_target.float()).pow(2).mean()
 
 
-def gram_matrix(f: torch.Tensor) -> torch.Tensor:
-    """Eq. 2: G_j = phi_j phi_j^T / (C_j H_j W_j), a (B, C, C) batch."""
+def gram_matrix(f: torch.Tensor, fp32: bool = True) -> torch.Tensor:
+    """Eq. 2: G_j = phi_j phi_j^T / (C_j H_j W_j), a (B, C, C) batch. In fp32, because it sums over every
+    pixel of a feature map; ``fp32=False`` leaves the product to autocast (cheaper, less exact)."""
     b, c, h, w = f.shape
+    if not fp32:
+        flat = f.reshape(b, c, h * w)
+        return torch.bmm(flat, flat.transpose(1, 2)) / (c * h * w)
     with torch.autocast(f.device.type, enabled=False):  # autocast would run bmm in bf16 / fp16
         flat = f.float().reshape(b, c, h * w)
         return torch.bmm(flat, flat.transpose(1, 2)) / (c * h * w)
@@ -69,7 +73,7 @@ class PerceptualLoss(nn.Module):
 
     The style targets' Gram matrices are computed once, here. ``forward(y_hat, y_c)`` returns
     the weighted terms; the content target's VGG pass runs without gradients and only as deep
-    as the content layer.
+    as the content layer. ``fp32_gram``: the output's Gram matrices in fp32 (see ``gram_matrix``).
     """
 
     def __init__(
@@ -81,11 +85,12 @@ class PerceptualLoss(nn.Module):
         tv_weight: float,
         content_layer: str = "relu3_3",
         style_layers=STYLE_LAYERS,
+        fp32_gram: bool = True,
     ):
         super().__init__()
         self.vgg = vgg
         self.content_weight, self.style_weight, self.tv_weight = content_weight, style_weight, tv_weight
-        self.content_layer = content_layer
+        self.content_layer, self.fp32_gram = content_layer, fp32_gram
         self.style_layers = tuple(style_layers)
         self.layers = tuple(dict.fromkeys((*self.style_layers, content_layer)))
         if style_image.dim() == 3:
@@ -96,7 +101,9 @@ class PerceptualLoss(nn.Module):
                 self.register_buffer(f"gram_{name}", gram_matrix(feats[name]))
 
     @classmethod
-    def for_config(cls, vgg: VGG16Features, style_image: torch.Tensor, config, style_weight=None):
+    def for_config(
+        cls, vgg: VGG16Features, style_image: torch.Tensor, config, style_weight=None, fp32_gram: bool = True
+    ):
         """Eq. 5 with a training config's weights and layers; ``style_weight`` (lambda_s) replaces the
         config's raw one where it is calibrated."""
         return cls(
@@ -107,6 +114,7 @@ class PerceptualLoss(nn.Module):
             config.tv_weight,
             config.content_layer,
             config.style_layers,
+            fp32_gram,
         )
 
     def style_grams(self) -> list[torch.Tensor]:
@@ -125,7 +133,7 @@ class PerceptualLoss(nn.Module):
         if content_features is None:
             content_features = self.content_features(content)
         feats = self.vgg(y_hat, self.layers)
-        grams = [gram_matrix(feats[name]) for name in self.style_layers]
+        grams = [gram_matrix(feats[name], self.fp32_gram) for name in self.style_layers]
         return LossTerms(
             content=self.content_weight * content_loss(feats[self.content_layer], content_features),
             style=self.style_weight * style_loss(grams, self.style_grams()),

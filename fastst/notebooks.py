@@ -16,7 +16,7 @@ from fastst.plotting import figures_dir
 from fastst.recipes import estimate_seconds
 from fastst.results import matmul_rate
 from fastst.runtime import resolve_device, resolve_precision
-from fastst.train import TERMINAL_PROGRESS_ENV
+from fastst.train_log import TERMINAL_PROGRESS_ENV
 
 
 def notebooks_dir() -> Path:

@@ -104,6 +104,23 @@ def check_same_run(saved: dict, config: TrainConfig) -> None:
         )
 
 
+def resumed_state(run: RunFolder, config: TrainConfig, resume: bool, main: bool) -> dict | None:
+    """The checkpoint to continue from (checked to be of this run), or None for a new run."""
+    state = None
+    if run.checkpoint.exists():
+        if not resume:
+            raise FaststError(
+                f"{run.root} already holds a run; pass --resume to continue it or choose another --out"
+            )
+        state = load_training_checkpoint(run.checkpoint)
+        check_same_run(state["config"], config)
+    elif run.model.exists() and resume:
+        raise FaststError(f"{run.root} has a model but no checkpoint to resume from")
+    if main:
+        run.create()
+    return state
+
+
 def last_row(run: RunFolder) -> dict:
     if not run.losses.exists():
         return {}

@@ -9,10 +9,11 @@ import pytest
 import torch
 
 from fastst import TransformerNet
-from fastst.bench import bench_recipes, inference_flops
+from fastst.bench import inference_flops
 from fastst.evaluate import time_inference
 from fastst.inference import TwoTermInputConv
 from fastst.measure import psnr
+from fastst.step_timing import bench_recipes
 from fastst.stylize import Stylizer
 from fastst.train import TrainConfig
 from fastst.transformer import ConvLayer
@@ -88,7 +89,7 @@ def test_fast_timing_times_the_network_the_stylizer_runs():
 
 
 def test_training_bench_steps_minimise_the_same_objective(data_root):
-    from fastst.bench import bench_training
+    from fastst.step_timing import bench_training
 
     row = bench_training(
         "smoke",
@@ -160,7 +161,7 @@ def test_recipes_running_the_same_step_share_one_timing(data_root, imagenet_vgg)
     """Recipes that differ only in schedule, seed or start run the same step: one timing for all of them
     (runs of one recipe are not told apart by noise); a different batch, or a cut of the gradient where there
     was none, is timed on its own, and another threshold of the cut is not."""
-    from fastst.bench import STEP_COST_FREE, bench_recipes
+    from fastst.step_timing import STEP_COST_FREE
     from fastst.train import TrainConfig
 
     assert STEP_COST_FREE <= {f.name for f in dataclasses.fields(TrainConfig)}
@@ -182,28 +183,30 @@ def test_recipes_running_the_same_step_share_one_timing(data_root, imagenet_vgg)
 
 
 def test_the_benchmarks_training_step_is_trainings_own(data_root, monkeypatch):
-    """bench_recipes times fastst.train.train_step itself: one function, not a copy that could drift."""
-    from fastst import bench, train
+    """bench_recipes times the step train runs (fastst.step.TrainingStep and its train_step): one function,
+    not a copy that could drift."""
+    from fastst import step, train
     from fastst.train import TrainConfig
 
-    assert bench.train_step is train.train_step
-    calls = []
+    assert train.TrainingStep is step.TrainingStep
+    real, calls = step.train_step, []
 
     def counted(*args, **kwargs):
         calls.append(1)
-        return train.train_step(*args, **kwargs)
+        return real(*args, **kwargs)
 
-    monkeypatch.setattr(bench, "train_step", counted)
+    monkeypatch.setattr(step, "train_step", counted)
     config = TrainConfig.from_preset("smoke", style=str(data_root / "styles" / "starry_night.jpg"), data="d")
-    bench.bench_recipes({"smoke": config}, rounds=1)
+    bench_recipes({"smoke": config}, rounds=1)
     assert calls
 
 
 def test_the_training_step_minimises_the_same_objective_in_either_memory_layout(data_root):
-    """Training runs in channels-last memory (fastst.train.TRAINING_LAYOUT), the benchmark's step too; the
+    """Training runs in channels-last memory (fastst.step.TRAINING_LAYOUT), the benchmark's step too; the
     same weights and batch give the same objective in contiguous memory (fp32)."""
-    from fastst.bench import recipe_steps
-    from fastst.train import TRAINING_LAYOUT, TrainConfig
+    from fastst.step import TRAINING_LAYOUT
+    from fastst.step_timing import recipe_steps
+    from fastst.train import TrainConfig
 
     config = TrainConfig.from_preset("smoke", style=str(data_root / "styles" / "starry_night.jpg"), data="d")
     cpu = torch.device("cpu")

@@ -398,21 +398,23 @@ def test_a_stop_at_the_last_iteration_still_writes_the_model(tmp_path, data_root
     """A signal during the last iteration finishes the run instead of leaving a finished checkpoint
     without model.pth; a finished checkpoint without model.pth (a SIGKILL between the two) is completed
     by --resume."""
-    import fastst.train as train_module
+    import signal
+
+    import fastst.step as step_module
 
     config = _config(tmp_path, data_root)
-    real = train_module.train_step
+    real = step_module.train_step
 
     def step_then_signal(*args, **kw):  # the signal arrives while the last step runs
         terms = real(*args, **kw)
-        train_module.signal.raise_signal(train_module.signal.SIGTERM)
+        signal.raise_signal(signal.SIGTERM)
         return terms
 
-    monkeypatch.setattr(train_module, "train_step", step_then_signal)
+    monkeypatch.setattr(step_module, "train_step", step_then_signal)
     config.iterations = 1
     result = train(config, progress=False)
     assert (result.run / "model.pth").exists() and result.iterations == 1
-    monkeypatch.setattr(train_module, "train_step", real)
+    monkeypatch.setattr(step_module, "train_step", real)
     (result.run / "model.pth").unlink()
     again = train(config, resume=True, progress=False)
     saved = torch.load(again.run / "model.pth", weights_only=True)
@@ -458,7 +460,7 @@ def test_style_size_none_trains_on_the_style_images_own_pixels(data_root):
 
 def test_clip_cuts_the_gradients_norm_to_the_limit_and_leaves_smaller_ones():
     from fastst.losses import PerceptualLoss
-    from fastst.train import build_model, train_step
+    from fastst.step import build_model, train_step
     from fastst.vgg import VGG16Features
 
     torch.manual_seed(0)
@@ -481,7 +483,7 @@ def test_clip_cuts_the_gradients_norm_to_the_limit_and_leaves_smaller_ones():
 
 def test_norm_lr_moves_the_norms_at_their_own_rate_and_the_rest_at_the_runs():
     from fastst.losses import PerceptualLoss
-    from fastst.train import build_model, parameter_groups, train_step
+    from fastst.step import build_model, parameter_groups, train_step
     from fastst.vgg import VGG16Features
 
     torch.manual_seed(0)
@@ -510,7 +512,7 @@ def test_norm_lr_moves_the_norms_at_their_own_rate_and_the_rest_at_the_runs():
 
 def test_a_run_resumed_from_an_unfused_optimiser_state_trains_with_the_fused_adam():
     """A checkpoint written before training's Adam was fused resumes fused, from the same moments."""
-    from fastst.train import load_optimizer, make_optimizer, parameter_groups
+    from fastst.step import load_optimizer, make_optimizer, parameter_groups
     from fastst.transformer import TransformerNet
 
     config = TrainConfig.from_preset("smoke", style="s.jpg", data="d")
