@@ -6,7 +6,7 @@ import dataclasses
 import hashlib
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -121,64 +121,142 @@ PRESETS: dict[str, dict] = {
 PRESET_NAMES = ("auto", *PRESETS)
 
 LR_SCHEDULES = ("constant", "cosine", "onecycle")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+def option(default, help: str, flag: str | None = None, **keywords) -> dataclasses.Field:
+    """A dataclass field that is also a command-line option, so that an option is written once: its help,
+    its ``flag`` (default: the field's name with dashes) and any other keyword of argparse's
+    ``add_argument`` (choices, metavar, type, required, action). :class:`TrainConfig`'s are the options of
+    ``fastst train``."""
+    return field(default=default, metadata={"help": help, "flag": flag, **keywords})
+
+
+def option_fields(options) -> list[dataclasses.Field]:
+    """The fields of the dataclass ``options`` made with :func:`option`."""
+    return [f for f in dataclasses.fields(options) if "help" in f.metadata]
+
+
+def parse_crop_schedule(text: str) -> tuple:
+    """``"0:64,0.4:128"`` as ``((0.0, 64), (0.4, 128))``, the form of ``crop_schedule``."""
+    try:
+        return tuple((float(f), int(size)) for f, size in (item.split(":") for item in text.split(",")))
+    except ValueError:
+        raise ValueError(f"expected FRACTION:SIZE,... such as 0:64,0.4:128, not {text!r}") from None
 
 
 @dataclass
 class TrainConfig:
-    """Everything that defines a training run. Build with :meth:`from_preset`."""
+    """Everything that defines a training run. Build with :meth:`from_preset`.
 
-    style: str | tuple = ""  # style image y_s, or several: one network for all (conditional norms)
-    data: str = ""  # folder of training photos (searched recursively)
-    out: str = "runs/run"  # run folder
-    preset: str = "cpu"
-    iterations: int = 2000
-    image_size: int = 128  # square training crops
-    batch_size: int = 4
-    lr: float = 1e-3  # Adam (the peak, with a schedule)
-    lr_schedule: str = "constant"  # "constant", "cosine", or "onecycle" (warm-up, then cosine to 0)
-    warmup: float = 0.0  # onecycle: fraction of the iterations spent warming up
+    The fields made with :func:`option` are the options of ``fastst train``; an option the command line
+    does not give keeps the preset's value.
+    """
+
+    style: str | tuple = option(
+        "",
+        "style image y_s; repeat it to train one network on several styles (one scale and shift per style "
+        "in every instance norm)",
+        required=True,
+        action="append",
+    )
+    data: str = option("", "folder of training photos (searched recursively)", required=True)
+    out: str = option("runs/run", "run folder", required=True)
+    preset: str = option(
+        "cpu",
+        "the named settings the other options change; auto (the default): report on a GPU, cpu otherwise",
+        choices=PRESET_NAMES,
+    )
+    iterations: int = option(2000, "training iterations")
+    image_size: int = option(128, "side of the square training crops")
+    batch_size: int = option(4, "photos a step")
+    lr: float = option(1e-3, "Adam's learning rate (the peak, with a schedule)")
+    lr_schedule: str = option(
+        "constant", "onecycle: a warm-up, then cosine to 0; cosine: from the start", choices=LR_SCHEDULES
+    )
+    warmup: float = option(0.0, "onecycle: fraction of the iterations spent warming up")
     adam_beta1: float = 0.9
     adam_beta2: float = 0.999
-    crop_schedule: tuple = ()  # progressive crops: ((fraction of iterations, size), ...)
-    init: str | None = None  # start from this trained model.pth instead of random weights
-    # where a one-style run starts in a multi-style init: "mean" of its styles, a style or mix by name
-    # ("name" or "name:w,name:w"), or "closest": the style (or the mean) scoring lowest on the run's objective
-    init_style: str = "mean"
-    train_only: str = "all"  # "all" weights, or "norms": only the instance norms' scale and shift
-    # an exponential moving average of the weights with this decay is what the run keeps, snapshots and
-    # saves (0: the weights as trained)
-    average: float = 0.0
-    clip: float = 0.0  # the gradient's norm is cut to at most this (0: not cut)
-    # the instance norms' scale and shift at this peak rate, on the run's schedule (0: the run's lr)
-    norm_lr: float = 0.0
-    style_strength: float | None = None  # if set, lambda_s is the style's calibrated weight times this
+    crop_schedule: tuple = option(
+        (),
+        "progressive crops, e.g. 0:64,0.4:128 (64 px from the start, 128 px from 40% of the iterations)",
+        type=parse_crop_schedule,
+        metavar="F:SIZE,...",
+    )
+    init: str | None = option(
+        None, "start from this trained model instead of random weights", flag="--from", metavar="MODEL"
+    )
+    init_style: str = option(
+        "mean",
+        "with a multi-style --from: start from the mean of its styles (mean), a style or mix by name "
+        "(name or name:w,name:w), or the one scoring lowest on this run's objective (closest)",
+        flag="--from-style",
+        metavar="STYLE",
+    )
+    train_only: str = option(
+        "all", "norms: train only the instance norms' scale and shift", choices=("all", "norms")
+    )
+    average: float = option(
+        0.0,
+        "keep, snapshot and save an exponential moving average of the weights with this decay "
+        "(0: the weights as trained)",
+        metavar="DECAY",
+    )
+    clip: float = option(0.0, "cut the gradient's norm to at most NORM (0: not cut)", metavar="NORM")
+    norm_lr: float = option(
+        0.0,
+        "the peak learning rate of the instance norms' scale and shift, on the run's schedule (0: --lr)",
+        metavar="LR",
+    )
+    style_strength: float | None = option(
+        None,
+        "stylization strength, comparable across style images: lambda_s is the style's calibrated weight "
+        "times this (default 1 unless --style-weight is given; see fastst preview)",
+    )
     # Loss weights, chosen with the real VGG-16 on The Starry Night (128 px crops, 400 iterations,
     # held-out photos compared by eye): lambda_s / lambda_c = 10 or 3 paints the texture over the
     # photos (content loss rising as training goes on); 1 keeps the objects recognisable under
     # strong brushwork; 2 sits between. TV is kept small: at 1e-4 it is below 1% of the total and
     # only damps single-pixel noise.
-    content_weight: float = 1.0  # lambda_c (eq. 5)
-    style_weight: float = 2.0  # lambda_s (eq. 5)
-    tv_weight: float = 1e-4  # lambda_TV (eq. 5); eq. 4 sums over pixels, so at 256 px crops the
-    # same weight weighs 4x what it does at 128 px (not normalised)
-    content_layer: str = "relu3_3"  # the report's choice; relu2_2 keeps more detail
+    content_weight: float = option(1.0, "lambda_c of eq. 5")
+    style_weight: float = option(2.0, "lambda_s of eq. 5, raw (instead of --style-strength)")
+    # eq. 4 sums over pixels, so at 256 px crops the same weight weighs 4x what it does at 128 px
+    tv_weight: float = option(1e-4, "lambda_TV of eq. 5 (not normalised by the image size)")
+    content_layer: str = option(
+        "relu3_3",
+        "layer of the content loss: relu3_3 is the report's; relu2_2 keeps more detail",
+        choices=tuple(LAYERS),
+    )
     style_layers: tuple = STYLE_LAYERS
-    style_size: int | None = 256  # longer side of the style image (None: as it is)
-    width: float = 1.0  # 0.5: Johnson et al.'s half-width network
+    style_size: int | None = option(256, "longer side of the style image")  # None: as it is
+    width: float = option(1.0, "channel multiplier (0.5: Johnson et al.'s half-width network)")
     norm: str = "instance"
     upsample: str = "resize"
-    input_skip: bool = False  # see TransformerNet: identity at the start
-    seed: int = 0
-    device: str = "auto"  # auto, cpu, cuda, mps
-    precision: str = "auto"  # auto, fp32, bf16, fp16
-    num_workers: int = 1
-    log_every: int = 10
-    checkpoint_every: int = 100
-    snapshots: str | None = None  # held-out photos for the Fig. 3 grids (default: data/test)
+    input_skip: bool = option(
+        False, "add the input to the output (identity at the start; see TransformerNet)"
+    )
+    seed: int = option(0, "seed of the weights and of the data order")
+    device: str = option("auto", "auto: a CUDA GPU, else MPS, else the CPU", choices=DEVICES)
+    precision: str = option(
+        "auto",
+        "auto: bf16 where the device runs it natively (fp16 on a GPU without it), else fp32",
+        choices=PRECISIONS,
+    )
+    num_workers: int = option(1, "data-loading processes")
+    log_every: int = option(
+        10, "a row of losses.csv (the mean of the steps since the last) every N iterations"
+    )
+    checkpoint_every: int = option(100, "a checkpoint every N iterations")
+    snapshots: str | None = option(
+        None, "held-out photos to stylize during training, for the Fig. 3 grids (default: data/test)"
+    )
     snapshot_count: int = 4
     snapshot_size: int = 256
     snapshot_iterations: tuple | None = None  # default: 0, 50, 100, 200, 500, 1000, ... and the last
-    keep_weights_every: int = 0  # also keep the network's weights every N iterations (weights/)
+    keep_weights_every: int = option(
+        0, "also keep the network's weights every N iterations, in weights/ (for quality curves)"
+    )
 
     @staticmethod
     def resolve_preset(preset: str = "auto") -> str:

@@ -10,6 +10,10 @@ import pytest
 import torch
 from PIL import Image
 
+from fastst import commands
+from fastst.cli import build_parser, main
+from fastst.config import PRESETS, option_fields
+from fastst.errors import FaststError
 from fastst.train import TrainConfig, load_styles, snapshot_table, train
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -544,3 +548,34 @@ def test_a_bad_clip_average_or_norm_rate_is_refused_before_training(setting, mes
 
     with pytest.raises(FaststError, match=message):
         TrainConfig.from_preset("smoke", style="s.jpg", data="d", **setting).validate()
+
+
+def test_the_options_of_train_are_the_configs_fields_and_reach_it(monkeypatch):
+    required = ["train", "--style", "a.jpg", "--data", "d", "--out", "o"]
+    args = build_parser().parse_args(required)
+    assert {f.name for f in option_fields(TrainConfig)} <= set(vars(args))
+    trained = []
+
+    def stop(config, **kw):
+        trained.append(config)
+        raise FaststError("stopped before training")
+
+    monkeypatch.setattr(commands, "train", stop)
+    given = [
+        "--style",
+        "b.jpg",
+        "--preset",
+        "smoke",
+        "--iterations",
+        "7",
+        "--no-input-skip",
+        "--from",
+        "m.pth",
+    ]
+    assert main([*required, *given, "--crop-schedule", "0:32,0.5:48", "--content-layer", "relu2_2"]) == 1
+    config = trained[0]
+    assert config.style == ("a.jpg", "b.jpg") and (config.data, config.out) == ("d", "o")
+    assert (config.preset, config.iterations, config.input_skip, config.init) == ("smoke", 7, False, "m.pth")
+    assert config.crop_schedule == ((0.0, 32), (0.5, 48)) and config.content_layer == "relu2_2"
+    assert config.batch_size == PRESETS["smoke"]["batch_size"]  # not given: the preset's
+    assert config.style_strength == 1.0  # no raw --style-weight: the calibrated weight

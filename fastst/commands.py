@@ -1,0 +1,449 @@
+"""What each ``python -m fastst`` command does: one handler per command, given the parsed options
+(:mod:`fastst.cli` parses them), each calling one function of the package and printing its outcome."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from fastst import quality
+from fastst.anystyle_train import AnyStyleConfig, train_anystyle
+from fastst.app import serve
+from fastst.bench import run_suite
+from fastst.config import DEVICES, PRECISIONS, TrainConfig, option, option_fields
+from fastst.data import EXTRA_DIR, PAINTINGS_DIR, TEST_DIR, data_dir
+from fastst.download import fetch, fetch_coco, fetch_extra_styles
+from fastst.errors import FaststError
+from fastst.evaluate import run_comparison
+from fastst.export import export_network
+from fastst.files import stylize_paths, stylize_video_paths, video_inputs
+from fastst.gatys import gatys
+from fastst.io import (
+    atomic_path,
+    list_images,
+    load_checkpoint,
+    load_image,
+    project_folder,
+    save_image,
+)
+from fastst.notebooks import run, strip
+from fastst.plotting import save_fig, show_images
+from fastst.recipes import check_recipes, time_to_quality
+from fastst.report import markdown_files, update_tables
+from fastst.results import write_result
+from fastst.runtimes import RUNTIMES
+from fastst.strength import calibrated_style_weight, preview
+from fastst.stylize import (
+    DEFAULT_PRECISION,
+    PRETRAINED_DIR,
+    load_model,
+    model_styles,
+    pretrained_path,
+    pretrained_styles,
+    resolve_shipped_style,
+)
+from fastst.train import train
+from fastst.vgg import cache_dir, imagenet_state_dict
+
+
+def _parsed(options, args) -> dict:
+    """What ``args`` holds for the option fields of the dataclass ``options``."""
+    return {f.name: getattr(args, f.name) for f in option_fields(options)}
+
+
+def train_command(args) -> int:
+    # the options given; the others keep the preset's value
+    given = {k: v for k, v in _parsed(TrainConfig, args).items() if v is not None}
+    given["style"] = given["style"][0] if len(given["style"]) == 1 else tuple(given["style"])
+    if args.style_weight is None:  # the calibrated weight, unless raw weights are given
+        given.setdefault("style_strength", 1.0)
+    elif args.style_strength is not None:
+        raise FaststError("give --style-weight (raw lambda_s) or --style-strength (calibrated), not both")
+    config = TrainConfig.from_preset(given.pop("preset", "auto"), **given)
+    result = train(config, resume=args.resume, progress=not args.quiet)
+    last = result.losses
+    summary = ", ".join(f"{k} {last[k]:.4g}" for k in ("content", "style", "tv", "total") if k in last)
+    print(f"trained {result.iterations} iterations into {result.run}" + (f" ({summary})" if summary else ""))
+    return 0
+
+
+def train_anystyle_command(args) -> int:
+    names = ("iterations", "batch_size", "width", "residual_blocks", "device", "style_weight", "init")
+    overrides = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
+    if overrides.get("init") == "none":
+        overrides["init"] = None
+    config = AnyStyleConfig(out=args.out, **overrides)
+    path = train_anystyle(config, resume=args.resume, progress=not args.quiet)
+    print(f"one-pass model in {path}; stylize with: fastst stylize --model {path} --style-image PAINTING ...")
+    return 0
+
+
+def parse_scale(text: str) -> float | str:
+    """A style scale: a number, or auto."""
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"expected a number or auto, not {text!r}") from None
+
+
+@dataclass
+class StylizeOptions:
+    """How ``fastst stylize`` stylizes images and clips alike: its options (made with
+    :func:`fastst.config.option`), passed by keyword to :func:`fastst.files.stylize_paths` and
+    :func:`fastst.files.stylize_video_paths`."""
+
+    style: str | None = option(
+        None,
+        "a shipped style, no training needed (see fastst styles), or a mix of them "
+        '"a:0.5,b:0.5"; with --model, a style or mix of that multi-style model',
+    )
+    painting: str | None = option(
+        None,
+        "any painting (an image file) as the style, in one pass, no training: through the shipped "
+        "one-pass model (or the one-pass model given with --model)",
+        flag="--style-image",
+        metavar="PAINTING",
+    )
+    style_scale: float | str | None = option(
+        None,
+        "the painting's strokes this many times larger on the photo (below 1: smaller), by stylizing "
+        "the photo at 1/S of its size and upsampling the result guided by the photo; 'auto' keeps the "
+        "strokes' size relative to the photo for any photo size (the default with --style-image; else 1)",
+        type=parse_scale,
+    )
+    max_size: int | None = option(None, "shrink the longer side to at most this")
+    strength: float = option(1.0, "blend with the content, 0..1")
+    keep_color: bool = option(
+        False, "keep the content's colours", flag="--preserve-color", action="store_true"
+    )
+    device: str = option("auto", "auto: a CUDA GPU, else MPS, else the CPU", choices=DEVICES)
+    precision: str = option(
+        DEFAULT_PRECISION,
+        "auto: bf16 on a CPU that runs it natively (its PSNR against fp32: fastst bench); "
+        "on a GPU fp32, and bf16 with --compile",
+        choices=PRECISIONS,
+    )
+    compile: bool = option(False, "torch.compile the network (for many images)", action="store_true")
+    runtime: str = option(
+        "auto",
+        "what runs the network: auto times the runtimes installed once per machine, network and "
+        'size on a CPU and keeps the fastest (torch on a GPU); onnxruntime needs "fastst[export]", '
+        'openvino "fastst[openvino]"',
+        choices=("auto", *RUNTIMES),
+    )
+    overwrite: bool = option(False, "replace existing output files", action="store_true")
+
+    def __post_init__(self):
+        if self.style_scale is None:  # a painting's strokes keep their size relative to the photo
+            self.style_scale = "auto" if self.painting else 1.0
+
+
+def stylize_command(args) -> int:
+    if not args.model and not args.style and not args.painting:
+        raise FaststError(
+            "give --style (a shipped style or mix; see fastst styles), --style-image (any painting) "
+            "or --model (a trained model.pth)"
+        )
+    if args.painting and args.style:
+        raise FaststError("give --style (a shipped style) or --style-image (a painting), not both")
+    model = args.model or (resolve_shipped_style(args.style) if args.style else None)
+    options = asdict(StylizeOptions(**_parsed(StylizeOptions, args)))
+    counts = {}
+    clips = video_inputs(args.input)
+    if clips:
+        counts["clip"] = stylize_video_paths(
+            model, args.input, args.output, **options, temporal=args.temporal, anchor=args.anchor
+        )
+    if not clips or (Path(args.input).is_dir() and set(list_images(args.input)) - set(clips)):
+        counts["image"] = stylize_paths(model, args.input, args.output, **options)
+    for kind, (written, failures, skipped) in counts.items():
+        print(
+            f"stylized {written} {kind}{'s' if written != 1 else ''} into {args.output}"
+            + (f"; {skipped} skipped (exist; --overwrite to replace)" if skipped else "")
+            + (f"; {len(failures)} failed" if failures else "")
+        )
+    return 1 if any(failures for _, failures, _ in counts.values()) else 0
+
+
+def app_command(args) -> int:
+    serve(
+        host=args.host,
+        port=args.port,
+        device=args.device,
+        precision=args.precision,
+        compile=args.compile,
+        open_browser=args.open,
+    )
+    return 0
+
+
+def styles_command(args) -> int:
+    if args.model:
+        path = pretrained_path(args.model)
+        if not path.is_file():
+            raise FaststError(f"no such model file: {path}")
+        print("\n".join(model_styles(path)))
+        return 0
+    shipped = pretrained_styles()
+    if not shipped:
+        print(f"no shipped styles in {PRETRAINED_DIR}")
+    for name, path in shipped.items():
+        print(f"{name}\t{path.name}")
+    return 0
+
+
+def export_command(args) -> int:
+    print(f"wrote {export_network(load_model(args.model), args.onnx)}")
+    return 0
+
+
+def bench_command(args) -> int:
+    results = run_suite(args.model, quick=args.quick, compile=args.compile, device=args.device)
+    if args.json:
+        with atomic_path(args.json) as tmp:
+            tmp.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    return 0
+
+
+def gatys_command(args) -> int:
+    defaults = TrainConfig()
+    output = Path(args.output)
+    if output.exists() and not args.overwrite:
+        raise FaststError(f"{output} exists (pass --overwrite to replace it)")
+    content, style = load_image(args.content, args.size), load_image(args.style, args.size)
+    weights = {
+        k: getattr(args, k) if getattr(args, k) is not None else getattr(defaults, k)
+        for k in ("content_weight", "style_weight", "tv_weight")
+    }  # the training defaults
+    result = gatys(content, style, args.iterations, args.optimizer, init=args.init, **weights)
+    save_image(result.image, output)
+    log = output.with_suffix(".csv")
+    with atomic_path(log) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["iteration", "objective"])
+        writer.writerows(enumerate(result.objective))
+    print(f"wrote {output} and {log}: objective {result.objective[0]:.4g} -> {result.objective[-1]:.4g}")
+    return 0
+
+
+def compare_command(args) -> int:
+    photos = Path(args.photos) if args.photos else data_dir() / TEST_DIR
+    run_comparison(
+        args.model,
+        photos,
+        args.out,
+        figures_folder=args.out,
+        sizes=tuple(args.sizes),
+        iterations=args.iterations,
+        photo_count=args.photos_count,
+        photo_size=args.photo_size,
+    )
+    return 0
+
+
+def quality_command(args) -> int:
+    if bool(args.model) == bool(args.run):
+        raise FaststError("give --model (one network) or --run (the curve of one or more runs)")
+    style = args.style or _trained_style(args.model or args.run[0], args.style_name)
+    overrides = {
+        k: getattr(args, k) for k in ("photo_size", "iterations", "noise_iterations") if getattr(args, k)
+    }
+    protocol = quality.evaluation_protocol(style, **overrides)
+    ref = quality.reference(protocol, args.photos, args.count)
+    settings = {
+        "protocol": {**protocol.__dict__, "style_layers": list(protocol.style_layers)},
+        "photos": list(ref.photos),
+    }
+    if args.model:
+        result = {
+            **settings,
+            "model": str(args.model),
+            "style_name": args.style_name,
+            **quality.score_file(args.model, ref, args.style_name),
+        }
+        for row in result["photos"]:
+            print(
+                f"{row['photo']:>12}: objective {row['network_objective']:.4g}, L-BFGS best "
+                f"{row['lbfgs_best']:.4g}, "
+                f"ratio {row['optimality_ratio']:.3f}, Fig. 5 iterations {row['lbfgs_equivalent']}"
+            )
+    else:
+        result = {
+            **settings,
+            "style_name": args.style_name,
+            "runs": {str(run): quality.curve(run, ref, style=args.style_name) for run in args.run},
+        }
+        for run, rows in result["runs"].items():
+            print(run)
+            for row in rows:
+                print(
+                    f"  iteration {row['iteration']:>5} ({row['elapsed_s']:7.1f} s): ratio "
+                    f"{row['optimality_ratio']:.3f}, "
+                    f"Fig. 5 iterations {row['lbfgs_equivalent']}"
+                )
+    if args.model:
+        print(
+            f"median over {len(ref.photos)} photos: optimality ratio {result['optimality_ratio']:.3f}, "
+            f"Fig. 5 iterations {result['lbfgs_equivalent']}"
+        )
+    if args.json:
+        path = write_result(Path(args.json).stem, result, folder=Path(args.json).parent or ".")
+        print(f"wrote {path}")
+    return 0
+
+
+def time_to_quality_command(args) -> int:
+    weights = (
+        {"style_weight": args.style_weight} if args.style_weight is not None else {"style_strength": 1.0}
+    )
+    recipes = {preset: {"preset": preset, **weights} for preset in args.recipes}
+    for item in args.set or []:
+        target, _, value = item.partition("=")
+        recipe, _, field = target.partition(".")
+        if recipe not in recipes or not field or not value:
+            raise FaststError(f"--set takes RECIPE.FIELD=VALUE for a recipe being compared, not {item!r}")
+        recipes[recipe][field] = int(value) if value.isdigit() else float(value)
+    if args.init:
+        recipes["finetune"] = {"preset": "finetune", "from": args.init, **weights}
+    check_recipes(recipes, args.recipes[0])
+    overrides = {k: getattr(args, k) for k in ("iterations", "noise_iterations") if getattr(args, k)}
+    result = time_to_quality(
+        args.style, recipes, Path(args.runs), args.recipes[0], args.count, overrides, name=args.name
+    )
+    for label, row in result["summary"].items():
+        reached = row["seconds_to_reference_quality"]
+        print(
+            f"{label:>12}: final ratio {row['final_optimality_ratio']:.3f} after "
+            f"{row['total_seconds'] / 60:.1f} min; "
+            + (
+                f"reaches {args.recipes[0]}'s final ratio at {reached / 60:.1f} min"
+                if reached is not None
+                else f"never reaches {args.recipes[0]}'s final ratio"
+            )
+        )
+    return 0
+
+
+def report_tables_command(args) -> int:
+    if args.readme or os.environ.get("FASTST_README"):
+        files = [Path(args.readme) if args.readme else project_folder("README.md", "FASTST_README")]
+    else:
+        files = markdown_files(project_folder("README.md", "FASTST_README").parent)
+    changed = update_tables(files, check=args.check)
+    if args.check and changed:
+        raise FaststError(
+            "tables disagree with results/: "
+            + "; ".join(f"{file}: {', '.join(names)}" for file, names in changed.items())
+            + " (run fastst report-tables)"
+        )
+    for file in files:
+        names = changed.get(Path(file))
+        print(
+            f"{file}: "
+            + (
+                f"{'would update' if args.check else 'updated'} {', '.join(names)}"
+                if names
+                else "every table matches results/"
+            )
+        )
+    return 0
+
+
+def preview_command(args) -> int:
+    out = Path(args.out)
+    if not out.parent.is_dir():
+        raise FaststError(f"output folder does not exist: {out.parent}")
+    style = load_image(args.style, args.style_size)
+    folder = Path(args.photos) if args.photos else data_dir() / TEST_DIR
+    paths = list_images(folder)[: args.count] if folder.is_dir() else []
+    if not paths:
+        raise FaststError(f"no photos in {folder}")
+    photos = {p.stem: load_image(p, args.size) for p in paths}
+    images = preview(style, photos, args.strengths, args.iterations)
+    grid = [photos[stem] for stem in photos] + [images[(s, stem)] for s in args.strengths for stem in photos]
+    titles = list(photos) + [
+        f"strength {s:g} (lambda_s {calibrated_style_weight(style, s):.3g})"
+        for s in args.strengths
+        for _ in photos
+    ]
+    fig = show_images(grid, titles, ncols=len(photos), size=2.6)
+    written = save_fig(
+        fig,
+        out.stem,
+        {"style": str(args.style), "strengths": args.strengths, "iterations": args.iterations},
+        folder=out.parent,
+    )
+    print(
+        f"wrote {written[0]}: rows are strengths {', '.join(f'{s:g}' for s in args.strengths)}; "
+        f"train with --style-strength S"
+    )
+    return 0
+
+
+def _trained_style(path: str, name: str | None = None) -> str:
+    """The style image a model or a run folder was trained on (the one called ``name`` of several)."""
+    path = pretrained_path(path)
+    if path.is_dir():
+        config = path / "config.json"
+        if not config.is_file():
+            raise FaststError(f"{path} is not a training run (no config.json); pass --style")
+        style = json.loads(config.read_text())["config"]["style"]
+    elif not path.is_file():
+        raise FaststError(f"no such model file: {path}")
+    else:
+        saved = load_checkpoint(path, "model")
+        style = saved.get("config", {}).get("style") if isinstance(saved, dict) else None
+    if isinstance(style, list):  # several styles: the one named
+        chosen = [s for s in style if Path(s).stem == name]
+        if not chosen:
+            raise FaststError(
+                f"{path} holds several styles; choose one with --style-name "
+                f"({', '.join(Path(s).stem for s in style)})"
+            )
+        style = chosen[0]
+        if not Path(style).exists():  # a shipped model names its images only: look in the data folder
+            style = str(next((p for p in data_dir().glob(f"styles*/{Path(style).name}")), style))
+    if not style:
+        raise FaststError(f"{path} does not say which style it was trained on; pass --style")
+    return style
+
+
+def weights_fetch_command(args) -> int:
+    state = imagenet_state_dict(progress=True)
+    print(f"VGG-16 ImageNet weights ready ({len(state)} tensors, cached in {cache_dir()})")
+    return 0
+
+
+def data_fetch_command(args) -> int:
+    if args.coco:
+        print(f"MS-COCO 2014 train in {fetch_coco(args.dest)}")
+        return 0
+    dest = Path(args.dest) if args.dest else data_dir()
+    if args.extra:
+        for path in fetch_extra_styles(dest / EXTRA_DIR):
+            print(f"style ready: {path}")
+        return 0
+    prefixes = ("styles", "train", "test") + ((PAINTINGS_DIR,) if args.paintings else ())
+    counts = fetch(dest, mirror=args.mirror, prefixes=prefixes)
+    print(f"data ready in {dest}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+    return 0
+
+
+def notebooks_run_command(args) -> int:
+    seconds = run(preset=args.preset, html=args.html, only=args.only)
+    print(
+        f"ran {len(seconds)} notebooks in {sum(seconds.values()) / 60:.1f} min: "
+        + ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items())
+    )
+    return 0
+
+
+def notebooks_strip_command(args) -> int:
+    changed = strip()
+    print(f"cleared outputs of {len(changed)} notebooks")
+    return 0
