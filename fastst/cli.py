@@ -1,6 +1,7 @@
 """The command line: ``python -m fastst <command> ...`` (also installed as ``fastst``).
 
-A parser for each command; what a command does is its handler in :mod:`fastst.commands`. The options of
+A parser for each command; what a command does is its handler in :mod:`fastst.commands` (or, for the
+commands that measure, :mod:`fastst.measure_commands`). The options of
 ``fastst train`` are the fields of :class:`fastst.config.TrainConfig` made with ``option``, most of
 ``fastst stylize``'s those of :class:`fastst.commands.StylizeOptions`.
 """
@@ -13,9 +14,10 @@ import sys
 import typing
 import warnings
 
-from fastst import commands
-from fastst.config import DEVICES, PRECISIONS, PRESET_NAMES, TrainConfig, option_fields
+from fastst import commands, measure_commands
+from fastst.config import DEVICES, PRECISIONS, TrainConfig, option_fields
 from fastst.errors import FaststError
+from fastst.presets import PRESET_NAMES
 from fastst.stylize import DEFAULT_PRECISION
 from fastst.temporal import DEFAULT_TEMPORAL, TEMPORAL_MODES
 
@@ -149,7 +151,7 @@ def _compare_parser(subparsers) -> None:
         "--iterations", type=int, default=300, help="baseline iterations for the quality curve"
     )
     command.add_argument("--out", default="runs/compare", help="folder for the CSV tables and the figures")
-    command.set_defaults(func=commands.compare_command)
+    command.set_defaults(func=measure_commands.compare_command)
 
 
 def _bench_parser(subparsers) -> None:
@@ -166,7 +168,7 @@ def _bench_parser(subparsers) -> None:
         help="auto: a CUDA GPU where there is one",
     )
     command.add_argument("--json", help="write the results here as JSON")
-    command.set_defaults(func=commands.bench_command)
+    command.set_defaults(func=measure_commands.bench_command)
 
 
 def _quality_parser(subparsers) -> None:
@@ -195,7 +197,7 @@ def _quality_parser(subparsers) -> None:
         "--noise-iterations", type=int, help="L-BFGS iterations from noise, Fig. 5 (default 500)"
     )
     command.add_argument("--json", help="write the result here (with the machine and command)")
-    command.set_defaults(func=commands.quality_command)
+    command.set_defaults(func=measure_commands.quality_command)
 
 
 def _time_to_quality_parser(subparsers) -> None:
@@ -237,7 +239,7 @@ def _time_to_quality_parser(subparsers) -> None:
     )
     command.add_argument("--runs", default="runs/ttq", help="folder of the run folders")
     command.add_argument("--name", help="name of the result (default: the style's file name)")
-    command.set_defaults(func=commands.time_to_quality_command)
+    command.set_defaults(func=measure_commands.time_to_quality_command)
 
 
 def _report_tables_parser(subparsers) -> None:
@@ -248,7 +250,7 @@ def _report_tables_parser(subparsers) -> None:
         "--readme", help="only this Markdown file (default: the checkout's README.md and docs/*.md)"
     )
     command.add_argument("--check", action="store_true", help="only check; exit 1 if a table differs")
-    command.set_defaults(func=commands.report_tables_command)
+    command.set_defaults(func=measure_commands.report_tables_command)
 
 
 def _preview_parser(subparsers) -> None:

@@ -1,4 +1,5 @@
-"""What defines a training run: :class:`TrainConfig` and its named presets, and where runs live."""
+"""What defines a training run: :class:`TrainConfig` (built from a preset of :mod:`fastst.presets`), and
+where runs live."""
 
 from __future__ import annotations
 
@@ -15,110 +16,8 @@ from fastst.data import STYLES, TRAIN_DIR, data_dir
 from fastst.errors import FaststError
 from fastst.io import project_folder
 from fastst.losses import STYLE_LAYERS
+from fastst.presets import PRESET_NAMES, PRESETS
 from fastst.vgg import LAYERS
-
-# Each preset fills every field it names; explicit arguments override it.
-#
-# Loss scale. The weights below multiply the report's own equations (1-4) on RGB images in
-# [0, 1]: eq. 1 and eq. 2 divide by C*H*W, eq. 3 sums squared Frobenius norms over the four
-# style layers. The report's total loss "near 0.9e6" (its section 4) is on a scale it does not
-# define, and it does not say which code it ran. Weights of that order appear in pytorch/examples'
-# fast_neural_style (content 1e5, style 1e10 by default), whose style term also divides each
-# layer's Gram difference differently; so the report's figure is not comparable with the losses
-# printed here term by term: the loss curves' shape, not their height, is what reproduces Fig. 2.
-# What every CPU preset shares: 128 px crops (4x cheaper than 256 px) with the style image scaled to match
-# them, a log line every 10 iterations, 256 px snapshots, one data-loading worker.
-_CPU = dict(image_size=128, style_size=256, log_every=10, snapshot_size=256, num_workers=1)
-
-PRESETS: dict[str, dict] = {
-    # The GPU setup: 256 px crops, batch 4, Adam 1e-3, 40,000 iterations, on this project's photos
-    # (data/train, or MS-COCO with `data fetch --coco`). The report trained on a 50,000-image ImageNet
-    # subset (its section 3.2) for at least 80,000 iterations (section 4 speaks of the first 20,000
-    # and the last 60,000); Johnson et al.'s own setup is in their paper, not restated here.
-    "report": dict(
-        iterations=40_000,
-        image_size=256,
-        batch_size=4,
-        lr=1e-3,
-        width=1.0,
-        input_skip=False,
-        style_size=512,
-        log_every=50,
-        checkpoint_every=1000,
-        snapshot_size=256,
-        num_workers=4,
-    ),
-    # The best from-scratch recipe measured on a CPU (README, "Time to quality on a CPU"): one photo a
-    # step (more steps in the same time beat bigger batches) on a one-cycle learning rate, the gradient's
-    # norm cut as in "finetune" (without it a long run collapsed).
-    "cpu": dict(
-        **_CPU,
-        iterations=8800,
-        batch_size=1,
-        lr=1e-3,
-        lr_schedule="onecycle",
-        warmup=0.05,
-        clip=1000.0,
-        width=1.0,
-        input_skip=False,
-        checkpoint_every=200,
-    ),
-    # The cpu preset before it took one photo a step: batches of 4 at a constant rate for 2,000 iterations,
-    # in about the same time; the reference of the time-to-quality results.
-    "cpu_batch4": dict(
-        **_CPU, iterations=2000, batch_size=4, lr=1e-3, width=1.0, input_skip=False, checkpoint_every=100
-    ),
-    # A half-width network that starts as the identity, a one-cycle learning rate with a higher peak,
-    # and 64 px crops (at the scale of 128 px) for the first three quarters: cheaper steps, ahead of
-    # "cpu_batch4" at its own short training time but short of its final quality (README).
-    "cpu_half": dict(
-        **_CPU,
-        iterations=1200,
-        batch_size=4,
-        lr=3e-3,
-        lr_schedule="onecycle",
-        warmup=0.05,
-        width=0.5,
-        input_skip=True,
-        crop_schedule=((0.0, 64), (0.75, 128)),
-        checkpoint_every=100,
-    ),
-    # A new style from a trained network (--from base; the width and input skip are the network's): all
-    # weights, a one-cycle schedule with a low peak and a long warm-up. A higher peak first undoes what the
-    # network knew, and a network whose output adds its input settles on the tinted photo; one photo a
-    # step (more steps in the same time) does better than batches of 2 or 4; and the gradient's norm is
-    # cut, since a rare outsized step at the peak rate can leave a network that paints flat colour and
-    # never recovers (README).
-    "finetune": dict(
-        **_CPU,
-        iterations=720,
-        batch_size=1,
-        lr=5e-4,
-        clip=1000.0,
-        lr_schedule="onecycle",
-        warmup=0.3,
-        width=1.0,
-        input_skip=False,
-        checkpoint_every=50,
-    ),
-    # Seconds: for tests and CI.
-    "smoke": dict(
-        iterations=6,
-        image_size=32,
-        batch_size=2,
-        lr=1e-3,
-        width=0.25,
-        input_skip=True,
-        style_size=64,
-        log_every=1,
-        checkpoint_every=3,
-        snapshot_size=48,
-        snapshot_count=2,
-        num_workers=0,
-    ),
-}
-
-PRESET_NAMES = ("auto", *PRESETS)
 
 LR_SCHEDULES = ("constant", "cosine", "onecycle")
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -214,6 +113,14 @@ class TrainConfig:
         "stylization strength, comparable across style images: lambda_s is the style's calibrated weight "
         "times this (default 1 unless --style-weight is given; see fastst preview)",
     )
+    # Loss scale. These weights multiply the report's own equations (1-4) on RGB images in
+    # [0, 1]: eq. 1 and eq. 2 divide by C*H*W, eq. 3 sums squared Frobenius norms over the four
+    # style layers. The report's total loss "near 0.9e6" (its section 4) is on a scale it does not
+    # define, and it does not say which code it ran. Weights of that order appear in pytorch/examples'
+    # fast_neural_style (content 1e5, style 1e10 by default), whose style term also divides each
+    # layer's Gram difference differently; so the report's figure is not comparable with the losses
+    # printed here term by term: the loss curves' shape, not their height, is what reproduces Fig. 2.
+    #
     # Loss weights, chosen with the real VGG-16 on The Starry Night (128 px crops, 400 iterations,
     # held-out photos compared by eye): lambda_s / lambda_c = 10 or 3 paints the texture over the
     # photos (content loss rising as training goes on); 1 keeps the objects recognisable under

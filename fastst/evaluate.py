@@ -6,7 +6,10 @@ from __future__ import annotations
 import statistics
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import matplotlib.figure
+import matplotlib.pyplot as plt
 import torch
 from tqdm.auto import tqdm
 
@@ -20,6 +23,9 @@ from fastst.runtimes import fast_model
 from fastst.stylize import load_model, stylize
 from fastst.transformer import TransformerNet
 from fastst.vgg import loss_network
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def _weights(saved_config: dict) -> dict:
@@ -166,6 +172,44 @@ def baseline_equivalence(
     return rows, curves
 
 
+def quality_figure(curves: dict, content_curves: dict, rows: list[dict]) -> matplotlib.figure.Figure:
+    """Fig. 5: each photo's baseline objective against its iterations, from noise and from the photo,
+    with the network's single pass as a dashed line."""
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for (name, curve), row in zip(curves.items(), rows):
+        (line,) = ax.plot(range(len(curve)), curve, label=f"{name}: from noise (Johnson et al.)")
+        ax.plot(
+            range(len(content_curves[name])),
+            content_curves[name],
+            color=line.get_color(),
+            linestyle=":",
+            label=f"{name}: from the photo",
+        )
+        ax.axhline(row["network_objective"], color=line.get_color(), linestyle="--", linewidth=1)
+    ax.set_yscale("log")
+    ax.set_xlabel("baseline L-BFGS iteration")
+    ax.set_ylabel("objective (eq. 5)")
+    ax.set_title("Baseline objective, both starts; dashed: one forward pass of the network")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def speed_figure(speed: pd.DataFrame) -> matplotlib.figure.Figure:
+    """Table 1 as a plot: seconds per image against size, the baseline's iterations against one pass."""
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for n in (100, 300, 500):
+        ax.plot(speed["size"], speed[f"baseline_{n}_s"], "o-", label=f"baseline, {n} iterations")
+    ax.plot(speed["size"], speed["network_s"], "s-", color="black", label="network (one pass)")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("image size (px, square)")
+    ax.set_ylabel("seconds per image")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig
+
+
 def run_comparison(
     model_path,
     photos_dir,
@@ -180,8 +224,7 @@ def run_comparison(
 ) -> dict:
     """Both measurements for a trained model, as CSV tables in ``out`` and figures (in ``figures_folder``,
     default the project's figures/: the notebooks' place)."""
-    import matplotlib.pyplot as plt
-    import pandas as pd
+    import pandas as pd  # only here: the command line starts without it
 
     model = load_model(model_path)
     saved = load_checkpoint(Path(model_path), "model")
@@ -208,43 +251,16 @@ def run_comparison(
         + quality.to_string(index=False, float_format=lambda v: f"{v:.4g}")
     )
     if figures:
-        preset = config.get("preset")
-        fig, ax = plt.subplots(figsize=(6.5, 4))
-        for (name, curve), row in zip(curves.items(), rows):
-            (line,) = ax.plot(range(len(curve)), curve, label=f"{name}: from noise (Johnson et al.)")
-            ax.plot(
-                range(len(content_curves[name])),
-                content_curves[name],
-                color=line.get_color(),
-                linestyle=":",
-                label=f"{name}: from the photo",
-            )
-            ax.axhline(row["network_objective"], color=line.get_color(), linestyle="--", linewidth=1)
-        ax.set_yscale("log")
-        ax.set_xlabel("baseline L-BFGS iteration")
-        ax.set_ylabel("objective (eq. 5)")
-        ax.set_title("Baseline objective, both starts; dashed: one forward pass of the network")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8)
+        preset, stem = config.get("preset"), Path(config["style"]).stem
         save_fig(
-            fig,
-            f"05_baseline_quality_{Path(config['style']).stem}",
+            quality_figure(curves, content_curves, rows),
+            f"05_baseline_quality_{stem}",
             {"preset": preset, "rows": rows},
             folder=figures_folder,
         )
-        fig, ax = plt.subplots(figsize=(6.5, 4))
-        for n in (100, 300, 500):
-            ax.plot(speed["size"], speed[f"baseline_{n}_s"], "o-", label=f"baseline, {n} iterations")
-        ax.plot(speed["size"], speed["network_s"], "s-", color="black", label="network (one pass)")
-        ax.set_xscale("log", base=2)
-        ax.set_yscale("log")
-        ax.set_xlabel("image size (px, square)")
-        ax.set_ylabel("seconds per image")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8)
         save_fig(
-            fig,
-            f"05_speed_{Path(config['style']).stem}",
+            speed_figure(speed),
+            f"05_speed_{stem}",
             {"preset": preset, "rows": speed.to_dict("records")},
             folder=figures_folder,
         )

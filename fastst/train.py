@@ -22,8 +22,6 @@ from tqdm.auto import tqdm
 # the training API in one place for notebooks and scripts: the config and run-folder names re-exported
 from fastst.config import (  # noqa: F401
     LR_SCHEDULES,
-    PRESET_NAMES,
-    PRESETS,
     TrainConfig,
     config_digest,
     runs_dir,

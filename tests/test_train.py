@@ -12,8 +12,9 @@ from PIL import Image
 
 from fastst import commands
 from fastst.cli import build_parser, main
-from fastst.config import PRESETS, option_fields
+from fastst.config import option_fields
 from fastst.errors import FaststError
+from fastst.presets import PRESETS
 from fastst.train import TrainConfig, load_styles, snapshot_table, train
 
 ROOT = Path(__file__).resolve().parent.parent
