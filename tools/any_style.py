@@ -75,8 +75,10 @@ def protocol(painting: Path) -> quality.Protocol:
     )
 
 
-def methods(peer, model, painting: Path, finetuned: dict) -> dict:
-    """name -> a function stylizing a (3, H, W) photo in [0, 1] at its own size."""
+def methods(peer, model, painting: Path, finetuned: dict, baselines: bool = False) -> dict:
+    """name -> a function stylizing a (3, H, W) photo in [0, 1] at its own size. With ``baselines``, also
+    the photo unchanged (the objective's score for doing nothing) and the one-pass model given the average
+    training painting's statistics instead of this painting's (what the predictor adds for this one)."""
     style_pil = tensor_to_pil(load_image(painting))
     one_pass = Stylizer(painting_network(painting, model), "fp32", runtime="torch")
     found = {
@@ -85,6 +87,10 @@ def methods(peer, model, painting: Path, finetuned: dict) -> dict:
     }
     if painting.stem in finetuned:
         found["fastst fine-tuned"] = Stylizer(load_model(finetuned[painting.stem]), "fp32")
+    if baselines:
+        average = model.for_painting(model.predictor.mean[None])
+        found["fastst one-pass, average painting"] = Stylizer(average, "fp32", runtime="torch")
+        found["the photo unchanged"] = lambda x: x
     return found
 
 
@@ -105,7 +111,7 @@ def terms(ref: quality.Reference, stem: str, out: torch.Tensor) -> dict:
 def score_painting(peer, model, painting: Path, photos: int, finetuned: dict) -> dict:
     ref = quality.reference(protocol(painting), count=photos)
     rows = {}
-    for name, fn in methods(peer, model, painting, finetuned).items():
+    for name, fn in methods(peer, model, painting, finetuned, baselines=True).items():
         per_photo = {stem: terms(ref, stem, fn(photo)) for stem, photo in ref.photos.items()}
         rows[name] = {
             **{
