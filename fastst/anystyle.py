@@ -88,8 +88,14 @@ class StylePredictor(nn.Module):
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
-    def forward(self, stats: torch.Tensor) -> torch.Tensor:
-        return self.out(self.embed((stats - self.mean) / self.std))
+    def forward(self, stats: torch.Tensor, strength: float = 1.0) -> torch.Tensor:
+        """``strength`` moves the style embedding from the average training painting's (0) to the
+        painting's own (1), as Ghiasi et al. interpolate styles, or beyond."""
+        embedding = self.embed((stats - self.mean) / self.std)
+        if strength != 1.0:
+            average = self.embed(torch.zeros_like(stats))
+            embedding = average + strength * (embedding - average)
+        return self.out(embedding)
 
 
 class AnyStyleNet(nn.Module):
@@ -125,9 +131,11 @@ class AnyStyleNet(nn.Module):
             parts += [state[f"{name}.weight"] - 1, state[f"{name}.bias"]]
         self.predictor.out.bias.copy_(torch.cat(parts))
 
-    def norm_parameters(self, stats: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """(scale, shift) of every norm, each (N, C), for (N, D) statistics."""
-        raw = self.predictor(stats)
+    def norm_parameters(
+        self, stats: torch.Tensor, strength: float = 1.0
+    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """(scale, shift) of every norm, each (N, C), for (N, D) statistics, at the given ``strength``."""
+        raw = self.predictor(stats, strength)
         pairs, start = [], 0
         for c in self.norm_sizes:
             scale, shift = raw[:, start : start + c], raw[:, start + c : start + 2 * c]
@@ -142,11 +150,12 @@ class AnyStyleNet(nn.Module):
         return self.body(photos)
 
     @torch.no_grad()
-    def for_painting(self, stats: torch.Tensor) -> TransformerNet:
+    def for_painting(self, stats: torch.Tensor, strength: float = 1.0) -> TransformerNet:
         """The plain one-style network of one painting's (1, D) statistics, in eval mode on the CPU."""
         one = TransformerNet(**self.net_config)
         state = {k: v for k, v in self.body.state_dict().items()}
-        for name, (scale, shift) in zip(self.norm_names, self.norm_parameters(stats.reshape(1, -1).float())):
+        pairs = self.norm_parameters(stats.reshape(1, -1).float(), strength)
+        for name, (scale, shift) in zip(self.norm_names, pairs):
             state[f"{name}.weight"], state[f"{name}.bias"] = scale[0], shift[0]
         one.load_state_dict(state)
         return one.eval()

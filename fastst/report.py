@@ -45,13 +45,28 @@ def three_figures(value: float) -> str:
     return f"{rounded:,.0f}" if rounded >= 1000 else f"{rounded:g}"
 
 
+# the widest vector extension a CPU has, as a table's note names it (matmul rates differ by these)
+VECTOR_FLAGS = (
+    ("amx_bf16", "AMX"),
+    ("avx512_bf16", "AVX-512 BF16"),
+    ("avx512f", "AVX-512"),
+    ("avx2", "AVX2"),
+)
+
+
 def measured_on(result: dict) -> str:
     """The machine and the command of a result, as a table's note cites them."""
     m = result["machine"]
     rate, bf16 = m.get("matmul_fp32_gflops"), m.get("matmul_bf16_gflops")
-    native_bf16 = any(flag in m.get("cpu_flags", []) for flag in ("avx512_bf16", "amx_bf16")) or m.get("gpu")
+    flags = m.get("cpu_flags", [])
+    native_bf16 = any(flag in flags for flag in ("avx512_bf16", "amx_bf16")) or m.get("gpu")
+    vector = next(
+        (name for flag, name in VECTOR_FLAGS if flag in flags), "no AVX2" if "cpu_flags" in m else None
+    )
     return (
-        f"{m['cpu']}, {m['threads']} thread{'s' if m['threads'] != 1 else ''}"
+        f"{m['cpu']}"
+        + (f" ({vector})" if vector else "")
+        + f", {m['threads']} thread{'s' if m['threads'] != 1 else ''}"
         + (f", fp32 matmul {rate:.0f} GFLOP/s" if rate else "")
         + (f", bf16 {bf16:.0f}" if bf16 and native_bf16 else "")
         + f"; `{result['command']}`"

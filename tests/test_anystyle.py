@@ -210,3 +210,17 @@ def test_training_can_go_on_from_a_one_pass_model_file(tmp_path):
     with torch.no_grad():  # the file's network (fp16-rounded weights), not a fresh one
         assert (started.for_painting(stats)(photo) - model.for_painting(stats)(photo)).abs().max() < 2e-2
     assert started.training
+
+
+def test_strength_moves_the_norms_along_the_line_from_the_average_painting():
+    model = _model()
+    model.predictor.mean.normal_()
+    model.predictor.std.uniform_(0.5, 2.0)
+    stats = torch.randn(1, statistics_size())
+    at = {s: torch.cat([torch.cat(p, 1) for p in model.norm_parameters(stats, s)], 1) for s in (0, 1, 2)}
+    # strength 0 is the average training painting: statistics equal to the predictor's mean
+    average = torch.cat([torch.cat(p, 1) for p in model.norm_parameters(model.predictor.mean[None])], 1)
+    torch.testing.assert_close(at[0], average)
+    torch.testing.assert_close(at[1], torch.cat([torch.cat(p, 1) for p in model.norm_parameters(stats)], 1))
+    torch.testing.assert_close(at[2] - at[1], at[1] - at[0])  # the output layer is linear in the embedding
+    assert not torch.allclose(at[0], at[1])

@@ -1,0 +1,81 @@
+"""One-pass models compared on paintings and photos of their training set, at the quality measure's fixed
+weights, without L-BFGS: a check between training runs that leaves the held-out paintings for the final
+measure (tools/any_style.py).
+
+For each model, eq. 5's total and its content and style terms, averaged over a seeded draw of training
+paintings and training photos at 256 px, at several strengths: the predictor's style embedding taken from
+the average training painting's (strength 0) towards the painting's own (1) and beyond. Writes
+results/one_pass_validation.json.
+
+    python tools/one_pass_validation.py MODEL [MODEL ...] [--paintings 8] [--photos 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+from pathlib import Path
+
+import torch
+
+from fastst.anystyle import AnyStyleNet, load_anystyle, painting_statistics
+from fastst.data import data_dir, painting_split
+from fastst.io import list_images, load_image
+from fastst.losses import DEFAULT_WEIGHTS, PerceptualLoss
+from fastst.results import write_result
+from fastst.vgg import loss_network
+
+STRENGTHS = (0.0, 1.0, 1.5, 2.0)
+WEIGHTS = {k: DEFAULT_WEIGHTS[k] for k in ("content_weight", "style_weight", "tv_weight")}
+
+
+@torch.no_grad()
+def score(model: AnyStyleNet, paintings: list[Path], photos: list[torch.Tensor], vgg) -> dict:
+    sums = {s: torch.zeros(3) for s in STRENGTHS}
+    for painting in paintings:
+        criterion = PerceptualLoss(vgg, load_image(painting, 256), **WEIGHTS)
+        stats = painting_statistics(load_image(painting), vgg)
+        for strength in STRENGTHS:
+            net = model.for_painting(stats, strength)
+            for photo in photos:
+                t = criterion(net(photo[None]).clamp(0, 1), photo[None])
+                sums[strength] += torch.tensor([t.total.item(), t.content.item(), t.style.item()])
+    count = len(paintings) * len(photos)
+    return {
+        str(s): dict(zip(("total", "content", "style"), (round(v / count, 3) for v in total.tolist())))
+        for s, total in sums.items()
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("models", nargs="+", help="one-pass model files")
+    parser.add_argument("--paintings", type=int, default=8)
+    parser.add_argument("--photos", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    draw = random.Random(args.seed)
+    train, _ = painting_split()
+    paintings = draw.sample(train, args.paintings)
+    photo_paths = draw.sample(list_images(data_dir() / "train" / "bsds500_trainval"), args.photos)
+    photos = [load_image(p, 256) for p in photo_paths]
+    vgg = loss_network()
+    models = {}
+    for path in args.models:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        models[path] = {
+            "iteration": saved.get("iteration"),
+            "by_strength": score(load_anystyle(path), paintings, photos, vgg),
+        }
+        print(path, models[path])
+    record = {
+        "weights": WEIGHTS,
+        "paintings": [p.name for p in paintings],
+        "photos": [p.name for p in photo_paths],
+        "models": models,
+    }
+    print(write_result("one_pass_validation", record))
+
+
+if __name__ == "__main__":
+    main()
