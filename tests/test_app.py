@@ -196,9 +196,11 @@ def test_the_webcam_is_stylized_live_with_its_frame_rate(page):
     page.wait_for_timeout(3000)  # a few more frames for the screenshot
     # each frame is the camera's picture with its longer side shrunk to the app's live size
     scale = min(1.0, LIVE_SIZE / max(width, height))
-    shown = page.evaluate(
-        "() => { const i = document.querySelector('#live img'); return [i.naturalWidth, i.naturalHeight]; }"
-    )
+    shown = page.wait_for_function(  # the frame on show, once decoded (a new one may be arriving)
+        "() => { const i = document.querySelector('#live img');"
+        " return i && i.complete && i.naturalWidth > 0 ? [i.naturalWidth, i.naturalHeight] : null; }",
+        timeout=30_000,
+    ).json_value()
     assert width > 0 and shown == [round(width * scale), round(height * scale)]
     fps = re.search(r"frames per second: ([0-9.]+)", page.locator("#fps").inner_text())
     assert fps and float(fps.group(1)) > 0, page.locator("#fps").inner_text()
