@@ -185,7 +185,7 @@ def quality_table(scores: dict) -> dict:
         for name, row in by_method.items():
             rows.append(
                 [
-                    painting.split("__")[-1],
+                    " ".join(painting.split("__")[-2:]),
                     name,
                     f"{row['optimality_ratio']:.2f}",
                     f"{row['content']:.1f}",
