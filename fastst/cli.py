@@ -9,12 +9,13 @@ commands that measure, :mod:`fastst.measure_commands`). The options of
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 import typing
 import warnings
 
-from fastst import commands, measure_commands
+from fastst import commands
 from fastst.config import DEVICES, PRECISIONS, TrainConfig, option_fields
 from fastst.errors import FaststError
 from fastst.presets import PRESET_NAMES
@@ -60,7 +61,7 @@ def _train_parser(subparsers) -> None:
     _add_options(command, TrainConfig, preset=True)
     command.add_argument("--resume", action="store_true", help="continue the run in --out")
     command.add_argument("--quiet", action="store_true", help="no progress bar")
-    command.set_defaults(func=commands.train_command)
+    command.set_defaults(handler="commands:train_command")
 
 
 def _stylize_parser(subparsers) -> None:
@@ -82,7 +83,7 @@ def _stylize_parser(subparsers) -> None:
         action="store_false",
         help="video: do not keep the network's sampling grid fixed to the scene as the camera moves",
     )
-    command.set_defaults(func=commands.stylize_command)
+    command.set_defaults(handler="commands:stylize_command")
 
 
 def _app_parser(subparsers) -> None:
@@ -97,7 +98,7 @@ def _app_parser(subparsers) -> None:
     command.add_argument("--precision", default=DEFAULT_PRECISION, choices=PRECISIONS)
     command.add_argument("--compile", action="store_true", help="torch.compile the networks")
     command.add_argument("--open", action="store_true", help="open the page in the default browser")
-    command.set_defaults(func=commands.app_command)
+    command.set_defaults(handler="commands:app_command")
 
 
 def _styles_parser(subparsers) -> None:
@@ -105,14 +106,14 @@ def _styles_parser(subparsers) -> None:
         "styles", help="list the styles shipped with fastst, or those a model holds"
     )
     command.add_argument("--model", help="a model file: list the styles it holds")
-    command.set_defaults(func=commands.styles_command)
+    command.set_defaults(handler="commands:styles_command")
 
 
 def _export_parser(subparsers) -> None:
     command = subparsers.add_parser("export", help="export a trained model to ONNX")
     command.add_argument("--model", required=True)
     command.add_argument("--onnx", required=True, help="output .onnx file")
-    command.set_defaults(func=commands.export_command)
+    command.set_defaults(handler="commands:export_command")
 
 
 def _gatys_parser(subparsers) -> None:
@@ -135,7 +136,7 @@ def _gatys_parser(subparsers) -> None:
     command.add_argument("--style-weight", type=float)
     command.add_argument("--tv-weight", type=float)
     command.add_argument("--overwrite", action="store_true")
-    command.set_defaults(func=commands.gatys_command)
+    command.set_defaults(handler="commands:gatys_command")
 
 
 def _compare_parser(subparsers) -> None:
@@ -151,7 +152,7 @@ def _compare_parser(subparsers) -> None:
         "--iterations", type=int, default=300, help="baseline iterations for the quality curve"
     )
     command.add_argument("--out", default="runs/compare", help="folder for the CSV tables and the figures")
-    command.set_defaults(func=measure_commands.compare_command)
+    command.set_defaults(handler="measure_commands:compare_command")
 
 
 def _bench_parser(subparsers) -> None:
@@ -168,7 +169,7 @@ def _bench_parser(subparsers) -> None:
         help="auto: a CUDA GPU where there is one",
     )
     command.add_argument("--json", help="write the results here as JSON")
-    command.set_defaults(func=measure_commands.bench_command)
+    command.set_defaults(handler="measure_commands:bench_command")
 
 
 def _quality_parser(subparsers) -> None:
@@ -197,7 +198,7 @@ def _quality_parser(subparsers) -> None:
         "--noise-iterations", type=int, help="L-BFGS iterations from noise, Fig. 5 (default 500)"
     )
     command.add_argument("--json", help="write the result here (with the machine and command)")
-    command.set_defaults(func=measure_commands.quality_command)
+    command.set_defaults(handler="measure_commands:quality_command")
 
 
 def _time_to_quality_parser(subparsers) -> None:
@@ -239,7 +240,7 @@ def _time_to_quality_parser(subparsers) -> None:
     )
     command.add_argument("--runs", default="runs/ttq", help="folder of the run folders")
     command.add_argument("--name", help="name of the result (default: the style's file name)")
-    command.set_defaults(func=measure_commands.time_to_quality_command)
+    command.set_defaults(handler="measure_commands:time_to_quality_command")
 
 
 def _report_tables_parser(subparsers) -> None:
@@ -250,7 +251,7 @@ def _report_tables_parser(subparsers) -> None:
         "--readme", help="only this Markdown file (default: the checkout's README.md and docs/*.md)"
     )
     command.add_argument("--check", action="store_true", help="only check; exit 1 if a table differs")
-    command.set_defaults(func=measure_commands.report_tables_command)
+    command.set_defaults(handler="measure_commands:report_tables_command")
 
 
 def _preview_parser(subparsers) -> None:
@@ -274,7 +275,7 @@ def _preview_parser(subparsers) -> None:
     command.add_argument(
         "--out", default="preview.png", help="where to write the strip (PNG, with PDF and JSON beside)"
     )
-    command.set_defaults(func=commands.preview_command)
+    command.set_defaults(handler="figure_commands:preview_command")
 
 
 def _train_anystyle_parser(subparsers) -> None:
@@ -301,14 +302,14 @@ def _train_anystyle_parser(subparsers) -> None:
     command.add_argument("--device", choices=DEVICES)
     command.add_argument("--resume", action="store_true", help="continue the run in --out")
     command.add_argument("--quiet", action="store_true", help="no progress bar")
-    command.set_defaults(func=commands.train_anystyle_command)
+    command.set_defaults(handler="commands:train_anystyle_command")
 
 
 def _weights_parser(subparsers) -> None:
     command = subparsers.add_parser("weights", help="the VGG-16 loss network's weights")
     actions = command.add_subparsers(dest="action", required=True, metavar="ACTION")
     actions.add_parser("fetch", help="download and cache the ImageNet VGG-16 weights").set_defaults(
-        func=commands.weights_fetch_command
+        handler="commands:weights_fetch_command"
     )
 
 
@@ -331,7 +332,7 @@ def _data_parser(subparsers) -> None:
         action="store_true",
         help="also the paintings the one-pass model trains and is tested on",
     )
-    fetch.set_defaults(func=commands.data_fetch_command)
+    fetch.set_defaults(handler="commands:data_fetch_command")
 
 
 def _notebooks_parser(subparsers) -> None:
@@ -343,9 +344,9 @@ def _notebooks_parser(subparsers) -> None:
     run.add_argument("--preset", choices=PRESET_NAMES, help="default: $FASTST_PRESET or auto")
     run.add_argument("--html", action="store_true", help="also export HTML into html/")
     run.add_argument("--only", nargs="*", help="notebook number prefixes, e.g. 01 03")
-    run.set_defaults(func=commands.notebooks_run_command)
+    run.set_defaults(handler="figure_commands:notebooks_run_command")
     actions.add_parser("strip", help="clear the notebooks' outputs").set_defaults(
-        func=commands.notebooks_strip_command
+        handler="figure_commands:notebooks_strip_command"
     )
 
 
@@ -376,12 +377,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _handler(name: str):
+    """A command's handler from its ``module:function`` name: each command loads only its own module's
+    imports (stylizing never loads the plotting code)."""
+    module, function = name.split(":")
+    return getattr(importlib.import_module(f"fastst.{module}"), function)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     warnings.formatwarning = lambda message, category, *rest: f"fastst: warning: {message}\n"
     try:
-        return args.func(args)
+        return _handler(args.handler)(args)
     except FaststError as e:
         print(f"fastst: error: {e}", file=sys.stderr)
         return 1

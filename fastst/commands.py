@@ -1,7 +1,8 @@
-"""What the commands that train and use style networks do (and those that fetch data and run the notebooks):
-one handler per command, given the parsed options (:mod:`fastst.cli` parses them), each calling one
-function of the package and printing its outcome. The commands that measure are in
-:mod:`fastst.measure_commands`."""
+"""What the commands that train and use style networks do (and those that fetch data): one handler per
+command, given the parsed options (:mod:`fastst.cli` parses them), each calling one function of the
+package and printing its outcome. The commands that measure are in :mod:`fastst.measure_commands`; those
+that draw figures or run the notebooks in :mod:`fastst.figure_commands`, so that stylizing never loads
+the plotting code."""
 
 from __future__ import annotations
 
@@ -12,17 +13,14 @@ from pathlib import Path
 from fastst.anystyle_train import AnyStyleConfig, train_anystyle
 from fastst.app import serve
 from fastst.config import DEVICES, PRECISIONS, TrainConfig, option, option_fields
-from fastst.data import EXTRA_DIR, PAINTINGS_DIR, TEST_DIR, data_dir
+from fastst.data import EXTRA_DIR, PAINTINGS_DIR, data_dir
 from fastst.download import fetch, fetch_coco, fetch_extra_styles
 from fastst.errors import FaststError
 from fastst.export import export_network
 from fastst.files import stylize_paths, stylize_video_paths, video_inputs
 from fastst.gatys import gatys
 from fastst.io import atomic_path, list_images, load_image, save_image
-from fastst.notebooks import run, strip
-from fastst.plotting import save_fig, show_images
 from fastst.runtimes import RUNTIMES
-from fastst.strength import calibrated_style_weight, preview
 from fastst.stylize import (
     DEFAULT_PRECISION,
     PRETRAINED_DIR,
@@ -210,37 +208,6 @@ def gatys_command(args) -> int:
     return 0
 
 
-def preview_command(args) -> int:
-    out = Path(args.out)
-    if not out.parent.is_dir():
-        raise FaststError(f"output folder does not exist: {out.parent}")
-    style = load_image(args.style, args.style_size)
-    folder = Path(args.photos) if args.photos else data_dir() / TEST_DIR
-    paths = list_images(folder)[: args.count] if folder.is_dir() else []
-    if not paths:
-        raise FaststError(f"no photos in {folder}")
-    photos = {p.stem: load_image(p, args.size) for p in paths}
-    images = preview(style, photos, args.strengths, args.iterations)
-    grid = [photos[stem] for stem in photos] + [images[(s, stem)] for s in args.strengths for stem in photos]
-    titles = list(photos) + [
-        f"strength {s:g} (lambda_s {calibrated_style_weight(style, s):.3g})"
-        for s in args.strengths
-        for _ in photos
-    ]
-    fig = show_images(grid, titles, ncols=len(photos), size=2.6)
-    written = save_fig(
-        fig,
-        out.stem,
-        {"style": str(args.style), "strengths": args.strengths, "iterations": args.iterations},
-        folder=out.parent,
-    )
-    print(
-        f"wrote {written[0]}: rows are strengths {', '.join(f'{s:g}' for s in args.strengths)}; "
-        f"train with --style-strength S"
-    )
-    return 0
-
-
 def weights_fetch_command(args) -> int:
     state = imagenet_state_dict(progress=True)
     print(f"VGG-16 ImageNet weights ready ({len(state)} tensors, cached in {cache_dir()})")
@@ -259,19 +226,4 @@ def data_fetch_command(args) -> int:
     prefixes = ("styles", "train", "test") + ((PAINTINGS_DIR,) if args.paintings else ())
     counts = fetch(dest, mirror=args.mirror, prefixes=prefixes)
     print(f"data ready in {dest}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
-    return 0
-
-
-def notebooks_run_command(args) -> int:
-    seconds = run(preset=args.preset, html=args.html, only=args.only)
-    print(
-        f"ran {len(seconds)} notebooks in {sum(seconds.values()) / 60:.1f} min: "
-        + ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items())
-    )
-    return 0
-
-
-def notebooks_strip_command(args) -> int:
-    changed = strip()
-    print(f"cleared outputs of {len(changed)} notebooks")
     return 0
