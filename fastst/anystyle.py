@@ -15,12 +15,12 @@ import os
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from fastst.errors import FaststError
 from fastst.io import file_digest, load_checkpoint, load_image
 from fastst.losses import STYLE_LAYERS
+from fastst.scale import to_longer_side
 from fastst.transformer import InstanceNorm2d, TransformerNet, instance_norm, replace_modules
 from fastst.vgg import VGG16Features, loss_network
 
@@ -45,10 +45,8 @@ def painting_statistics(
     with the painting's longer side first brought to ``size``."""
     vgg = vgg if vgg is not None else loss_network()
     x = painting[None] if painting.dim() == 3 else painting
-    if size is not None and max(x.shape[-2:]) != size:
-        scale = size / max(x.shape[-2:])
-        shape = [max(1, round(s * scale)) for s in x.shape[-2:]]
-        x = F.interpolate(x.float(), size=shape, mode="bilinear", antialias=True, align_corners=False)
+    if size is not None:
+        x = to_longer_side(x.float(), size)
     feats = vgg(x.float().clamp(0, 1), STYLE_LAYERS)
     parts = []
     for name in STYLE_LAYERS:

@@ -32,6 +32,7 @@ from fastst.io import atomic_torch_save, load_checkpoint, load_image, save_image
 from fastst.losses import DEFAULT_WEIGHTS, STYLE_LAYERS, gram_matrix
 from fastst.runs import RunFolder
 from fastst.runtime import autocast, environment, resolve_device, resolve_precision
+from fastst.scale import to_longer_side
 from fastst.stylize import load_model, pretrained_path
 from fastst.vgg import loss_network
 
@@ -110,7 +111,7 @@ def painting_targets(paths: list[Path], size: int, cache: Path, device, progress
     for path in tqdm(paths, desc="paintings", unit="img", disable=not progress):
         image = load_image(path).to(device)
         stats.append(painting_statistics(image, vgg)[0].cpu())
-        feats = vgg(_longer_side(image, size)[None], STYLE_LAYERS)
+        feats = vgg(to_longer_side(image[None], size), STYLE_LAYERS)
         g = [gram_matrix(feats[name])[0].cpu() for name in STYLE_LAYERS]
         for name, gram in zip(STYLE_LAYERS, g):
             grams[name].append(gram.half())
@@ -124,14 +125,6 @@ def painting_targets(paths: list[Path], size: int, cache: Path, device, progress
     }
     atomic_torch_save(saved, cache)
     return saved
-
-
-def _longer_side(image: torch.Tensor, size: int) -> torch.Tensor:
-    scale = size / max(image.shape[-2:])
-    shape = [max(1, round(s * scale)) for s in image.shape[-2:]]
-    return torch.nn.functional.interpolate(
-        image[None], size=shape, mode="bilinear", antialias=True, align_corners=False
-    )[0]
 
 
 def per_sample_terms(vgg, y_hat, content_features, targets, config: AnyStyleConfig):
@@ -160,7 +153,7 @@ def _preview(model: AnyStyleNet, device, run: Path, iteration: int) -> None:
     rows = []
     for path in paintings:
         net = model.for_painting(painting_statistics(load_image(path).to(device)).cpu())
-        row = [_longer_side(load_image(path), 256)]
+        row = [to_longer_side(load_image(path)[None], 256)[0]]
         row += [net(p[None])[0].clamp(0, 1) for p in photos]
         h = 256
         rows.append(

@@ -24,6 +24,15 @@ from fastst.step_timing import bench_recipes
 from fastst.stylize import load_model, stylize
 from fastst.train import runs_dir, train
 
+# The first columns of every table of training runs: what ran and where it ended.
+RUN_COLUMNS = (
+    "recipe",
+    "iterations",
+    "training time",
+    "optimality ratio (final)",
+    "Fig. 5 iterations (final)",
+)
+
 
 def recipe_config(recipe: str, style: str, out: Path, init: str | None = None, **overrides) -> TrainConfig:
     """The TrainConfig of a named recipe (a preset) for ``style``, keeping its weights for scoring."""
@@ -223,11 +232,7 @@ def time_to_quality_table(result: dict) -> list[dict]:
         )
     recipes = {
         "columns": [
-            "recipe",
-            "iterations",
-            "training time",
-            "optimality ratio (final)",
-            "Fig. 5 iterations (final)",
+            *RUN_COLUMNS,
             f"`{reference}` at the same time",
             f"at `{reference}`'s time",
             f"time to `{reference}`'s final ratio",

@@ -44,6 +44,12 @@ def resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=shrink)
 
 
+def to_longer_side(x: torch.Tensor, size: int) -> torch.Tensor:
+    """A (N, C, H, W) batch with its longer side brought to ``size``, the aspect ratio kept."""
+    scale = size / max(x.shape[-2:])
+    return resize(x, tuple(max(1, round(s * scale)) for s in x.shape[-2:]))
+
+
 def guided_upsample(
     low_out: torch.Tensor, low_guide: torch.Tensor, guide: torch.Tensor, r: int = RADIUS, eps: float = EPS
 ) -> torch.Tensor:

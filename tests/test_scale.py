@@ -3,7 +3,7 @@ import torch
 
 from fastst import TransformerNet
 from fastst.errors import FaststError
-from fastst.scale import _luma, at_scale, auto_scale, guided_upsample, resize
+from fastst.scale import _luma, at_scale, auto_scale, guided_upsample, resize, to_longer_side
 from fastst.stylize import Stylizer
 
 
@@ -60,3 +60,10 @@ def test_stylizer_keeps_the_photos_size_at_any_scale(scale):
 def test_a_bad_scale_is_refused(scale):
     with pytest.raises(FaststError, match="style scale"):
         Stylizer(TransformerNet(width=0.25).eval(), "fp32", style_scale=scale)
+
+
+def test_to_longer_side_keeps_the_aspect_ratio_and_leaves_a_match_alone():
+    x = torch.rand(1, 3, 90, 60)
+    assert to_longer_side(x, 90) is x
+    assert tuple(to_longer_side(x, 30).shape[-2:]) == (30, 20)
+    assert tuple(to_longer_side(x, 180).shape[-2:]) == (180, 120)

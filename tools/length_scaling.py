@@ -20,6 +20,7 @@ import numpy as np
 
 from fastst import quality
 from fastst.data import EXTRA_DIR, data_dir
+from fastst.recipes import RUN_COLUMNS
 from fastst.report import three_figures
 from fastst.results import read_result, write_result
 
@@ -42,13 +43,7 @@ def table(result: dict) -> list[dict]:
     """The tables of docs/time_to_quality.md made of this study's result: the runs, then the fits."""
     reference = result["reference_recipe"]
     runs = {
-        "columns": [
-            "recipe",
-            "iterations",
-            "training time",
-            "optimality ratio (final)",
-            "Fig. 5 iterations (final)",
-        ],
+        "columns": list(RUN_COLUMNS),
         "rows": [
             [
                 f"`{point['recipe']}`",

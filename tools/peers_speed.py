@@ -43,7 +43,7 @@ from fastst.io import list_images, load_image, pil_to_tensor, tensor_to_pil
 from fastst.measure import interleaved_medians
 from fastst.results import write_result
 from fastst.runtime import process_settings
-from fastst.scale import WORKING_SIZE, resize
+from fastst.scale import WORKING_SIZE, to_longer_side
 from fastst.stylize import Stylizer, load_model
 
 PEER = ("peer built-in", "peer any-style")
@@ -160,9 +160,8 @@ def folder_run(photos: int, rounds: int) -> dict:
         folder.mkdir()
         single.mkdir()
         for i, path in enumerate(sources[:photos]):  # each photo's longer side brought to 512 px
-            photo = load_image(path)
-            shape = [round(512 * side / max(photo.shape[-2:])) for side in photo.shape[-2:]]
-            tensor_to_pil(resize(photo[None], shape)[0].clamp(0, 1)).save(folder / f"{i:02d}.jpg", quality=95)
+            photo = to_longer_side(load_image(path)[None], 512)[0]
+            tensor_to_pil(photo.clamp(0, 1)).save(folder / f"{i:02d}.jpg", quality=95)
         square_photo(1024).save(single / "photo.jpg", quality=95)
         jobs = {
             **{f"{name}, folder": c for name, c in _commands(folder, Path(tmp, "out"), painting).items()},
