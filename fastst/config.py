@@ -143,6 +143,10 @@ class TrainConfig:
     input_skip: bool = option(
         False, "add the input to the output (identity at the start; see TransformerNet)"
     )
+    residual_blocks: int = option(5, "residual blocks of the network")
+    shuffle: int = option(
+        1, "2: the image folded into channels, no layer at full resolution (faster on a CPU)", choices=(1, 2)
+    )
     seed: int = option(0, "seed of the weights and of the data order")
     device: str = option("auto", "auto: a CUDA GPU, else MPS, else the CPU", choices=DEVICES)
     precision: str = option(

@@ -156,18 +156,24 @@ def _single_pass(norm: nn.InstanceNorm2d) -> SinglePassInstanceNorm:
 
 def for_inference(model: TransformerNet) -> TransformerNet:
     """An eval-mode copy of ``model`` computing the same function faster: the upsampling layers
-    and the last convolution re-expressed at half resolution (see above), the image kept exact
+    and the last convolution re-expressed at half resolution (see above; a ``shuffle`` network has only
+    its first upsampling to re-express), the image kept exact
     under reduced precision (``TwoTermInputConv``), and instance norms that compile to one pass
     (``SinglePassInstanceNorm``). For stylizing only: its weights are derived, not
     trained, and it is not saved. A model already in this form is returned as it is."""
-    if isinstance(model.encoder[0], TwoTermInputConv):
+    if any(isinstance(m, TwoTermInputConv) for m in model.encoder):
         return model
     device = next(model.parameters()).device
     fast = copy.deepcopy(model).cpu().eval().requires_grad_(False)  # derived on the CPU, then moved back
-    fast.encoder[0] = TwoTermInputConv(fast.encoder[0])
-    if model.config["upsample"] == "resize":
-        for i in (0, 3):
-            fast.decoder[i] = SubPixelUpsample(fast.decoder[i])
-    fast.decoder[-1] = SpaceToDepthConv(fast.decoder[-1])
+    if model.config.get("shuffle", 1) == 1:
+        fast.encoder[0] = TwoTermInputConv(fast.encoder[0])
+        if model.config["upsample"] == "resize":
+            for i in (0, 3):
+                fast.decoder[i] = SubPixelUpsample(fast.decoder[i])
+        fast.decoder[-1] = SpaceToDepthConv(fast.decoder[-1])
+    else:  # no layer at full resolution: the first convolution reads the folded image
+        fast.encoder[1] = TwoTermInputConv(fast.encoder[1])
+        if model.config["upsample"] == "resize":
+            fast.decoder[0] = SubPixelUpsample(fast.decoder[0])
     replace_modules(fast, lambda m: type(m) in (nn.InstanceNorm2d, InstanceNorm2d), _single_pass)
     return fast.requires_grad_(False).to(device)

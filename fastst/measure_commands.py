@@ -172,8 +172,8 @@ def _trained_style(path: str, name: str | None = None) -> str:
                 f"({', '.join(Path(s).stem for s in style)})"
             )
         style = chosen[0]
-        if not Path(style).exists():  # a shipped model names its images only: look in the data folder
-            style = str(next((p for p in data_dir().glob(f"styles*/{Path(style).name}")), style))
     if not style:
         raise FaststError(f"{path} does not say which style it was trained on; pass --style")
+    if not Path(style).exists():  # a shipped model names its images only: look in the data folder
+        style = str(next((p for p in data_dir().glob(f"styles*/{Path(style).name}")), style))
     return style

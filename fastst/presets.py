@@ -61,6 +61,23 @@ PRESETS: dict[str, dict] = {
         crop_schedule=((0.0, 64), (0.75, 128)),
         checkpoint_every=100,
     ),
+    # The shipped one-style networks' recipe: "cpu_half" twice as long, on a network whose input and output
+    # are folded 2x2 into channels (no layer at full resolution) with three residual blocks: several times
+    # faster to run on a CPU, at the quality of the longer network (docs/performance.md, "Smaller networks").
+    "cpu_small": dict(
+        **_CPU,
+        iterations=2400,
+        batch_size=4,
+        lr=3e-3,
+        lr_schedule="onecycle",
+        warmup=0.05,
+        width=0.5,
+        input_skip=True,
+        residual_blocks=3,
+        shuffle=2,
+        crop_schedule=((0.0, 64), (0.75, 128)),
+        checkpoint_every=100,
+    ),
     # A new style from a trained network (--from base; the width and input skip are the network's): all
     # weights, a one-cycle schedule with a low peak and a long warm-up. A higher peak first undoes what the
     # network knew, and a network whose output adds its input settles on the tinted photo; one photo a

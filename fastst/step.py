@@ -32,7 +32,13 @@ def build_model(config: TrainConfig | dict) -> TransformerNet:
     c = config if isinstance(config, dict) else asdict(config)
     styles = 1 if isinstance(c["style"], str) else len(c["style"])
     return TransformerNet(
-        norm=c["norm"], upsample=c["upsample"], width=c["width"], input_skip=c["input_skip"], styles=styles
+        norm=c["norm"],
+        upsample=c["upsample"],
+        width=c["width"],
+        input_skip=c["input_skip"],
+        residual_blocks=c.get("residual_blocks", 5),
+        shuffle=c.get("shuffle", 1),
+        styles=styles,
     )
 
 

@@ -53,7 +53,9 @@ def test_output_has_the_input_size(size):
     assert 0 <= y.min() and y.max() <= 1
 
 
-@pytest.mark.parametrize("options", [dict(norm="batch"), dict(upsample="transpose"), dict(width=0.5)])
+@pytest.mark.parametrize(
+    "options", [dict(norm="batch"), dict(upsample="transpose"), dict(width=0.5), dict(shuffle=2)]
+)
 def test_ablation_variants_keep_the_size(options):
     net = TransformerNet(**options)
     y = net(torch.rand(2, 3, 30, 22))
@@ -73,6 +75,22 @@ def test_unknown_options_are_refused():
         TransformerNet(norm="layer")
     with pytest.raises(ValueError):
         TransformerNet(upsample="bilinear")
+    with pytest.raises(ValueError):
+        TransformerNet(shuffle=4)
+
+
+def test_a_folded_network_has_no_convolution_at_full_resolution():
+    net = TransformerNet(width=0.5, residual_blocks=3, shuffle=2, input_skip=True)
+    sizes = []
+    for m in net.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            m.register_forward_hook(lambda m, i, o: sizes.append(o.shape[-1]))
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        assert net(x).shape == x.shape
+    assert max(sizes) == 32 and len(sizes) == 2 + 2 * 3 + 2
+    assert net.config["shuffle"] == 2 and "shuffle" not in TransformerNet().config  # old files unchanged
+    assert (net.train()(x) - x).abs().mean() < 0.1  # the input skip's small last layer, as unfolded
 
 
 def test_gradients_reach_every_parameter():
@@ -82,7 +100,15 @@ def test_gradients_reach_every_parameter():
 
 
 @pytest.mark.parametrize(
-    "options", [{}, {"width": 0.5}, {"upsample": "transpose"}, {"norm": "batch"}, {"input_skip": True}]
+    "options",
+    [
+        {},
+        {"width": 0.5},
+        {"upsample": "transpose"},
+        {"norm": "batch"},
+        {"input_skip": True},
+        {"shuffle": 2, "residual_blocks": 3},
+    ],
 )
 # not 1x1: padded, it is a constant map, whose instance norm magnifies rounding by 1/sqrt(eps)
 @pytest.mark.parametrize("size", [(3, 7), (17, 31), (64, 48)])
@@ -207,3 +233,14 @@ def test_compiled_inference_form_computes_the_same_function():
     x = torch.rand(1, 3, 40, 56)
     with torch.no_grad():
         assert (compiled(x) - net(x)).abs().max() < 1e-4
+
+
+def test_the_small_preset_trains_the_folded_network_the_shipped_style_is():
+    from fastst.config import TrainConfig
+    from fastst.step import build_model
+    from fastst.stylize import load_model
+
+    config = TrainConfig.from_preset("cpu_small", style="s.jpg", data="d")
+    shipped = load_model("starry_night")
+    assert build_model(config).config == shipped.config
+    assert shipped.config["shuffle"] == 2

@@ -1,0 +1,148 @@
+"""Smaller networks for a shipped style, on the curve of seconds against quality: each candidate network's
+quality (fastst.quality: the optimality ratio, with the content and style terms apart, median over the
+held-out photos) and its seconds a photo on the default path at 256, 512 and 1024 px, timed in one run of
+interleaved rounds beside the peer's built-in style; and a figure of the held-out photos through each.
+Writes results/fast_networks.json and figures/fast_networks.png.
+
+    python tools/fast_networks.py --style starry_night shipped=starry_night fast=runs/fast/a/model.pth ...
+
+The first candidate is the one the others are compared with.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+
+import torch
+from any_style import _peer
+from peers_speed import square_photo
+
+from fastst import quality
+from fastst.data import data_dir
+from fastst.io import pil_to_tensor, tensor_to_pil
+from fastst.measure import interleaved_medians
+from fastst.plotting import save_fig, show_images
+from fastst.results import machine, write_result
+from fastst.stylize import Stylizer, load_model, pretrained_path, stylize
+from fastst.transformer import count_parameters
+
+SIZES = (256, 512, 1024)
+
+
+def terms(model, ref: quality.Reference) -> dict:
+    """Median over the held-out photos of the optimality ratio and of eq. 5's terms of one pass."""
+    rows = []
+    for stem, photo in ref.photos.items():
+        out = stylize(model.eval(), photo, precision="fp32")
+        with torch.no_grad():
+            t = ref.criterion(out[None], photo[None], ref.content_features[stem])
+        rows.append(
+            {
+                "ratio": t.total.item() / min(ref.content_curves[stem]),
+                "content": t.content.item(),
+                "style": t.style.item(),
+            }
+        )
+    return {k: round(statistics.median(r[k] for r in rows), 3) for k in rows[0]}
+
+
+def seconds(models: dict, rounds: int) -> dict:
+    peer = _peer()
+    stylizers = {name: Stylizer(model, runtime="auto") for name, model in models.items()}
+    fns = {}
+    for size in SIZES:
+        pil = square_photo(size)
+        fns[f"peer built-in {size}"] = lambda pil=pil: peer.stylize(pil, 0)
+        for name, s in stylizers.items():
+            fns[f"{name} {size}"] = lambda pil=pil, s=s: tensor_to_pil(s(pil_to_tensor(pil)))
+    return {k: round(v, 4) for k, v in interleaved_medians(fns, rounds, torch.device("cpu")).items()}
+
+
+def tables(result: dict) -> dict:
+    names = list(result["networks"])
+    first = result["networks"][names[0]]["quality"]["ratio"]
+    quality_rows = []
+    for name in names:
+        n = result["networks"][name]
+        q = n["quality"]
+        quality_rows.append(
+            [
+                name,
+                n["net"],
+                f"{n['parameters'] / 1e3:.0f} k",
+                f"{q['ratio']:.2f}",
+                f"{100 * (q['ratio'] / first - 1):+.1f}%",
+                f"{q['content']:.1f}",
+                f"{q['style']:.1f}",
+            ]
+        )
+    speed_rows = []
+    s = result["seconds"]
+    for name in ["peer built-in", *names]:
+        speed_rows.append([name] + [f"{s[f'{name} {size}']:.3f} s" for size in SIZES])
+    for name in names:
+        speed_rows.append(
+            [f"{name}: the peer's seconds / its own"]
+            + [f"{s[f'peer built-in {n}'] / s[f'{name} {n}']:.2f}" for n in SIZES]
+        )
+    return {
+        "quality": {
+            "columns": [
+                "network",
+                "shape",
+                "parameters",
+                "optimality ratio",
+                f"against {names[0]}",
+                "content",
+                "style",
+            ],
+            "rows": quality_rows,
+        },
+        "speed": {"columns": ["seconds a photo", *(f"{n} px" for n in SIZES)], "rows": speed_rows},
+    }
+
+
+def figure(models: dict, ref: quality.Reference, style: str) -> None:
+    photos = list(ref.photos.values())[:4]
+    images, titles = [], []
+    for photo in photos:
+        images.append(photo)
+        titles.append("photo")
+        for name, model in models.items():
+            images.append(stylize(model.eval(), photo, precision="fp32"))
+            titles.append(name)
+    fig = show_images(images, titles, ncols=len(models) + 1)
+    save_fig(fig, "fast_networks", {"style": style, "networks": list(models)})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--style", default="starry_night", help="the style image's name in data/styles")
+    parser.add_argument("networks", nargs="+", metavar="NAME=MODEL", help="a shipped name or a model file")
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    pairs = [item.split("=", 1) for item in args.networks]
+    models = {name: load_model(path) for name, path in pairs}
+    style = data_dir() / "styles" / f"{args.style}.jpg"
+    # the time-to-quality studies' L-BFGS budgets, whose curves results/lbfgs/ holds
+    ref = quality.reference(quality.evaluation_protocol(style, iterations=200, noise_iterations=200))
+    info = machine()
+    networks = {}
+    for (name, path), model in zip(pairs, models.values()):
+        networks[name] = {
+            "model": str(path if not pretrained_path(path).is_file() else pretrained_path(path).name),
+            "net": ", ".join(f"{k} {v}" for k, v in model.config.items() if k not in ("norm", "upsample")),
+            "parameters": count_parameters(model),
+            "quality": terms(model, ref),
+        }
+        print(name, networks[name]["quality"], flush=True)
+    timed = seconds(models, args.rounds)
+    result = {"style": args.style, "photos": list(ref.photos), "networks": networks, "seconds": timed}
+    result["tables"] = tables(result)
+    print(write_result("fast_networks", result, machine_info=info))
+    figure(models, ref, args.style)
+
+
+if __name__ == "__main__":
+    main()
