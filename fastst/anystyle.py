@@ -101,7 +101,9 @@ class AnyStyleNet(nn.Module):
     from the painting's statistics. ``net(photos, stats)`` stylizes a batch, each photo with its own
     painting's (N, D) statistics; :meth:`for_painting` gives one painting's plain network."""
 
-    def __init__(self, width: float = 0.375, residual_blocks: int = 3, input_skip: bool = True):
+    def __init__(
+        self, width: float = 0.375, residual_blocks: int = 3, input_skip: bool = True, shuffle: int = 1
+    ):
         super().__init__()
         self.net_config = {
             "width": width,
@@ -110,6 +112,8 @@ class AnyStyleNet(nn.Module):
             "norm": "instance",
             "upsample": "resize",
         }
+        if shuffle != 1:
+            self.net_config["shuffle"] = shuffle
         body = TransformerNet(**self.net_config)
         self.norm_names = [name for name, m in body.named_modules() if isinstance(m, InstanceNorm2d)]
         self.norm_sizes = [body.get_submodule(name).num_features for name in self.norm_names]
@@ -176,7 +180,11 @@ def load_anystyle(path: str | os.PathLike | None = None, device: str | torch.dev
     saved = load_checkpoint(path, "model")
     if not isinstance(saved, dict) or "anystyle" not in saved or "model" not in saved:
         raise FaststError(f"not a fastst one-pass model: {path}")
-    options = {k: v for k, v in saved["anystyle"].items() if k in ("width", "residual_blocks", "input_skip")}
+    options = {
+        k: v
+        for k, v in saved["anystyle"].items()
+        if k in ("width", "residual_blocks", "input_skip", "shuffle")
+    }
     model = AnyStyleNet(**options)
     try:
         model.load_state_dict({k: v.float() for k, v in saved["model"].items()})

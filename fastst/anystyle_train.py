@@ -54,7 +54,7 @@ class AnyStyleConfig:
     warmup: int = 100
     clip: float = 1000.0  # the gradient's norm is cut to at most this
     # where the shared network starts: a trained one-style network (its shape replaces width and blocks), by
-    # default the shipped half-width Starry Night, a network that already paints; or a one-pass model's file
+    # default the shipped Starry Night, a network that already paints; or a one-pass model's file
     # (the shipped "anystyle" included), to go on training it
     init: str | None = "starry_night"
     width: float = 0.375
@@ -185,7 +185,9 @@ def _starting_model(config: AnyStyleConfig) -> AnyStyleNet:
         return load_anystyle(path).train()
     initial = load_model(config.init)
     shape = initial.config
-    model = AnyStyleNet(shape["width"], shape["residual_blocks"], shape["input_skip"])
+    model = AnyStyleNet(
+        shape["width"], shape["residual_blocks"], shape["input_skip"], shape.get("shuffle", 1)
+    )
     model.start_from(initial)
     return model
 
