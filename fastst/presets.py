@@ -8,6 +8,20 @@ from __future__ import annotations
 # them, a log line every 10 iterations, 256 px snapshots, one data-loading worker.
 _CPU = dict(image_size=128, style_size=256, log_every=10, snapshot_size=256, num_workers=1)
 
+# The settings of "cpu_half" (below), on which "cpu_small" builds.
+_CPU_HALF = dict(
+    **_CPU,
+    iterations=1200,
+    batch_size=4,
+    lr=3e-3,
+    lr_schedule="onecycle",
+    warmup=0.05,
+    width=0.5,
+    input_skip=True,
+    crop_schedule=((0.0, 64), (0.75, 128)),
+    checkpoint_every=100,
+)
+
 PRESETS: dict[str, dict] = {
     # The GPU setup: 256 px crops, batch 4, Adam 1e-3, 40,000 iterations, on this project's photos
     # (data/train, or MS-COCO with `data fetch --coco`). The report trained on a 50,000-image ImageNet
@@ -49,35 +63,11 @@ PRESETS: dict[str, dict] = {
     # A half-width network that starts as the identity, a one-cycle learning rate with a higher peak,
     # and 64 px crops (at the scale of 128 px) for the first three quarters: cheaper steps, ahead of
     # "cpu_batch4" at its own short training time but short of its final quality (README).
-    "cpu_half": dict(
-        **_CPU,
-        iterations=1200,
-        batch_size=4,
-        lr=3e-3,
-        lr_schedule="onecycle",
-        warmup=0.05,
-        width=0.5,
-        input_skip=True,
-        crop_schedule=((0.0, 64), (0.75, 128)),
-        checkpoint_every=100,
-    ),
-    # The shipped one-style networks' recipe: "cpu_half" twice as long, on a network whose input and output
-    # are folded 2x2 into channels (no layer at full resolution) with three residual blocks: several times
-    # faster to run on a CPU, at the quality of the longer network (docs/performance.md, "Smaller networks").
-    "cpu_small": dict(
-        **_CPU,
-        iterations=2400,
-        batch_size=4,
-        lr=3e-3,
-        lr_schedule="onecycle",
-        warmup=0.05,
-        width=0.5,
-        input_skip=True,
-        residual_blocks=3,
-        shuffle=2,
-        crop_schedule=((0.0, 64), (0.75, 128)),
-        checkpoint_every=100,
-    ),
+    "cpu_half": _CPU_HALF,
+    # The shipped Starry Night's recipe: "cpu_half" twice as long, on a network whose input and output
+    # are folded 2x2 into channels (no layer at full resolution) with three residual blocks: faster to run on
+    # a CPU, at the quality of the longer network (docs/performance.md, "Smaller networks").
+    "cpu_small": {**_CPU_HALF, "iterations": 2400, "residual_blocks": 3, "shuffle": 2},
     # A new style from a trained network (--from base; the width and input skip are the network's): all
     # weights, a one-cycle schedule with a low peak and a long warm-up. A higher peak first undoes what the
     # network knew, and a network whose output adds its input settles on the tinted photo; one photo a
