@@ -105,16 +105,10 @@ class AnyStyleNet(nn.Module):
         self, width: float = 0.375, residual_blocks: int = 3, input_skip: bool = True, shuffle: int = 1
     ):
         super().__init__()
-        self.net_config = {
-            "width": width,
-            "residual_blocks": residual_blocks,
-            "input_skip": input_skip,
-            "norm": "instance",
-            "upsample": "resize",
-        }
-        if shuffle != 1:
-            self.net_config["shuffle"] = shuffle
-        body = TransformerNet(**self.net_config)
+        body = TransformerNet(
+            width=width, residual_blocks=residual_blocks, input_skip=input_skip, shuffle=shuffle
+        )
+        self.net_config = dict(body.config)
         self.norm_names = [name for name, m in body.named_modules() if isinstance(m, InstanceNorm2d)]
         self.norm_sizes = [body.get_submodule(name).num_features for name in self.norm_names]
         self.body = replace_modules(
@@ -163,6 +157,12 @@ class AnyStyleNet(nn.Module):
         return one.eval()
 
 
+def net_options(config: dict) -> dict:
+    """The options of :class:`AnyStyleNet` in a network's ``config`` (a one-pass model's or a one-style
+    network's)."""
+    return {k: v for k, v in config.items() if k in ("width", "residual_blocks", "input_skip", "shuffle")}
+
+
 def model_file(model: AnyStyleNet, half: bool = True, **extra) -> dict:
     """The model's file content: its options and weights (fp16 where ``half``), plus ``extra`` (the
     run's record); returned for the caller to write atomically."""
@@ -180,12 +180,7 @@ def load_anystyle(path: str | os.PathLike | None = None, device: str | torch.dev
     saved = load_checkpoint(path, "model")
     if not isinstance(saved, dict) or "anystyle" not in saved or "model" not in saved:
         raise FaststError(f"not a fastst one-pass model: {path}")
-    options = {
-        k: v
-        for k, v in saved["anystyle"].items()
-        if k in ("width", "residual_blocks", "input_skip", "shuffle")
-    }
-    model = AnyStyleNet(**options)
+    model = AnyStyleNet(**net_options(saved["anystyle"]))
     try:
         model.load_state_dict({k: v.float() for k, v in saved["model"].items()})
     except (RuntimeError, AttributeError) as e:

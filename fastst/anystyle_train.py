@@ -18,7 +18,14 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from fastst.anystyle import STATS_SIZE, AnyStyleNet, load_anystyle, model_file, painting_statistics
+from fastst.anystyle import (
+    STATS_SIZE,
+    AnyStyleNet,
+    load_anystyle,
+    model_file,
+    net_options,
+    painting_statistics,
+)
 from fastst.data import (
     PhotoDataset,
     ResumableBatchSampler,
@@ -184,10 +191,7 @@ def _starting_model(config: AnyStyleConfig) -> AnyStyleNet:
     if isinstance(saved, dict) and "anystyle" in saved:
         return load_anystyle(path).train()
     initial = load_model(config.init)
-    shape = initial.config
-    model = AnyStyleNet(
-        shape["width"], shape["residual_blocks"], shape["input_skip"], shape.get("shuffle", 1)
-    )
+    model = AnyStyleNet(**net_options(initial.config))
     model.start_from(initial)
     return model
 

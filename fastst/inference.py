@@ -157,7 +157,7 @@ def _single_pass(norm: nn.InstanceNorm2d) -> SinglePassInstanceNorm:
 def for_inference(model: TransformerNet) -> TransformerNet:
     """An eval-mode copy of ``model`` computing the same function faster: the upsampling layers
     and the last convolution re-expressed at half resolution (see above; a ``shuffle`` network has only
-    its first upsampling to re-express), the image kept exact
+    its upsampling to re-express), the image kept exact
     under reduced precision (``TwoTermInputConv``), and instance norms that compile to one pass
     (``SinglePassInstanceNorm``). For stylizing only: its weights are derived, not
     trained, and it is not saved. A model already in this form is returned as it is."""
@@ -165,15 +165,13 @@ def for_inference(model: TransformerNet) -> TransformerNet:
         return model
     device = next(model.parameters()).device
     fast = copy.deepcopy(model).cpu().eval().requires_grad_(False)  # derived on the CPU, then moved back
-    if model.config.get("shuffle", 1) == 1:
-        fast.encoder[0] = TwoTermInputConv(fast.encoder[0])
-        if model.config["upsample"] == "resize":
-            for i in (0, 3):
-                fast.decoder[i] = SubPixelUpsample(fast.decoder[i])
+    first = next(i for i, m in enumerate(fast.encoder) if isinstance(m, ConvLayer))  # reads the image
+    fast.encoder[first] = TwoTermInputConv(fast.encoder[first])
+    if model.config["upsample"] == "resize":
+        for i, layer in enumerate(fast.decoder):
+            if isinstance(layer, UpsampleLayer):
+                fast.decoder[i] = SubPixelUpsample(layer)
+    if isinstance(fast.decoder[-1], ConvLayer):  # a full-resolution last layer (not a pixel shuffle)
         fast.decoder[-1] = SpaceToDepthConv(fast.decoder[-1])
-    else:  # no layer at full resolution: the first convolution reads the folded image
-        fast.encoder[1] = TwoTermInputConv(fast.encoder[1])
-        if model.config["upsample"] == "resize":
-            fast.decoder[0] = SubPixelUpsample(fast.decoder[0])
     replace_modules(fast, lambda m: type(m) in (nn.InstanceNorm2d, InstanceNorm2d), _single_pass)
     return fast.requires_grad_(False).to(device)

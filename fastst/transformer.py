@@ -122,7 +122,7 @@ class TransformerNet(nn.Module):
         shuffle: 2 folds each 2x2 block of the input's pixels into channels (pixel unshuffle) and
             unfolds the last layer's 12 channels into the output's (pixel shuffle), in place of the 9x9
             convolutions and the last upsampling: no layer runs at full resolution, which makes the
-            network several times faster on a CPU. 1 is Johnson et al.'s network.
+            network faster on a CPU (docs/performance.md). 1 is Johnson et al.'s network.
 
     Training uses the unclamped output (so gradients do not vanish at the range's edges); in eval
     mode the output is clamped to [0, 1].
@@ -158,49 +158,36 @@ class TransformerNet(nn.Module):
         self.styles = styles
         self.style_names: list[str] | None = None  # set by load_model from the model file
         self.input_skip = input_skip
+        # the full-resolution ends: Johnson et al.'s 9x9 convolutions and last upsampling, or (shuffle 2)
+        # each 2x2 block of pixels folded into 12 channels at the input and unfolded at the output
         if shuffle == 1:
-            self.encoder = nn.Sequential(
+            into = [
                 ConvLayer(3, c1, 9),
                 _norm(norm, c1, styles),
                 nn.ReLU(inplace=True),
                 ConvLayer(c1, c2, 3, stride=2),
-                _norm(norm, c2, styles),
-                nn.ReLU(inplace=True),
-                ConvLayer(c2, c3, 3, stride=2),
-                _norm(norm, c3, styles),
-                nn.ReLU(inplace=True),
-            )
-        else:
-            # each 2x2 block of pixels folded into 12 channels: the first layers' work at half resolution
-            self.encoder = nn.Sequential(
-                nn.PixelUnshuffle(2),
-                ConvLayer(12, c2, 3),
-                _norm(norm, c2, styles),
-                nn.ReLU(inplace=True),
-                ConvLayer(c2, c3, 3, stride=2),
-                _norm(norm, c3, styles),
-                nn.ReLU(inplace=True),
-            )
-        self.residuals = nn.Sequential(*(ResidualBlock(c3, norm, styles) for _ in range(residual_blocks)))
-        if shuffle == 1:
-            self.decoder = nn.Sequential(
-                UpsampleLayer(c3, c2, upsample),
-                _norm(norm, c2, styles),
-                nn.ReLU(inplace=True),
+            ]
+            out = [
                 UpsampleLayer(c2, c1, upsample),
                 _norm(norm, c1, styles),
                 nn.ReLU(inplace=True),
                 ConvLayer(c1, 3, 9),
-            )
+            ]
         else:
-            # and the last layer's 12 channels unfolded into each 2x2 block of the output
-            self.decoder = nn.Sequential(
-                UpsampleLayer(c3, c2, upsample),
-                _norm(norm, c2, styles),
-                nn.ReLU(inplace=True),
-                ConvLayer(c2, 12, 3),
-                nn.PixelShuffle(2),
-            )
+            into = [nn.PixelUnshuffle(2), ConvLayer(12, c2, 3)]
+            out = [ConvLayer(c2, 12, 3), nn.PixelShuffle(2)]
+        self.encoder = nn.Sequential(
+            *into,
+            _norm(norm, c2, styles),
+            nn.ReLU(inplace=True),
+            ConvLayer(c2, c3, 3, stride=2),
+            _norm(norm, c3, styles),
+            nn.ReLU(inplace=True),
+        )
+        self.residuals = nn.Sequential(*(ResidualBlock(c3, norm, styles) for _ in range(residual_blocks)))
+        self.decoder = nn.Sequential(
+            UpsampleLayer(c3, c2, upsample), _norm(norm, c2, styles), nn.ReLU(inplace=True), *out
+        )
         if input_skip:
             # start near the identity; a small (not zero) last layer lets gradients reach every layer
             # from the first iteration

@@ -15,7 +15,7 @@ import argparse
 import statistics
 
 import torch
-from any_style import _peer
+from any_style import _peer, terms
 from peers_speed import square_photo
 
 from fastst import quality
@@ -30,21 +30,13 @@ from fastst.transformer import count_parameters
 SIZES = (256, 512, 1024)
 
 
-def terms(model, ref: quality.Reference) -> dict:
+def median_terms(model, ref: quality.Reference) -> dict:
     """Median over the held-out photos of the optimality ratio and of eq. 5's terms of one pass."""
-    rows = []
-    for stem, photo in ref.photos.items():
-        out = stylize(model.eval(), photo, precision="fp32")
-        with torch.no_grad():
-            t = ref.criterion(out[None], photo[None], ref.content_features[stem])
-        rows.append(
-            {
-                "ratio": t.total.item() / min(ref.content_curves[stem]),
-                "content": t.content.item(),
-                "style": t.style.item(),
-            }
-        )
-    return {k: round(statistics.median(r[k] for r in rows), 3) for k in rows[0]}
+    rows = [
+        terms(ref, stem, stylize(model.eval(), photo, precision="fp32")) for stem, photo in ref.photos.items()
+    ]
+    named = {"ratio": "optimality_ratio", "content": "content", "style": "style"}
+    return {k: round(statistics.median(r[v] for r in rows), 3) for k, v in named.items()}
 
 
 def seconds(models: dict, rounds: int) -> dict:
@@ -134,7 +126,7 @@ def main() -> None:
             "model": str(path if not pretrained_path(path).is_file() else pretrained_path(path).name),
             "net": ", ".join(f"{k} {v}" for k, v in model.config.items() if k not in ("norm", "upsample")),
             "parameters": count_parameters(model),
-            "quality": terms(model, ref),
+            "quality": median_terms(model, ref),
         }
         print(name, networks[name]["quality"], flush=True)
     timed = seconds(models, args.rounds)
