@@ -1,3 +1,3 @@
-from fastst.cli import main
+from fastst.quick import main
 
 raise SystemExit(main())

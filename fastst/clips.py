@@ -19,11 +19,10 @@ import torch
 from PIL import Image, ImageSequence
 
 from fastst.errors import FaststError
+from fastst.images import ANIMATED_SUFFIXES, VIDEO_FORMATS
 from fastst.io import atomic_path
 from fastst.temporal import PAN_STEP
 
-VIDEO_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm"}
-ANIMATED_SUFFIXES = {".gif", ".webp"}
 MIN_SIDE = 16
 
 

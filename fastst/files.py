@@ -3,8 +3,6 @@ photos of one size batched together, a bad input reported and skipped while the 
 
 from __future__ import annotations
 
-import glob
-import os
 import warnings
 from pathlib import Path
 
@@ -13,7 +11,9 @@ from tqdm.auto import tqdm
 
 from fastst.clips import is_video
 from fastst.errors import FaststError
-from fastst.io import is_image_file, list_images, load_image, save_image
+from fastst.host import pretrained_path
+from fastst.images import image_inputs, output_targets
+from fastst.io import load_image, save_image
 from fastst.runtime import process_settings, release_freed_memory, resolve_device
 from fastst.runtimes import DEFAULT_PRECISION, check
 from fastst.stylize import Stylizer, _finish, load_one_style, painting_runtime
@@ -22,38 +22,6 @@ from fastst.video import check_video_runtime, stylize_video
 
 # Photos of one size are stylized together up to this many pixels a batch.
 BATCH_PIXELS = 2048 * 2048
-
-
-def image_inputs(spec: str) -> list[Path]:
-    path = Path(spec)
-    if path.is_dir():
-        images = list_images(path)
-        if not images:
-            raise FaststError(f"no images in the folder {spec}")
-        return images
-    if path.exists():
-        return [path]
-    if any(ch in spec for ch in "*?["):
-        matches = sorted(Path(p) for p in glob.glob(spec, recursive=True) if is_image_file(p))
-        if not matches:
-            raise FaststError(f"no images match {spec}")
-        return matches
-    raise FaststError(f"no such file or folder: {spec}")
-
-
-def output_targets(inputs: list[Path], output: str | os.PathLike, single: bool) -> list[Path]:
-    """Where each input is written: ``output`` itself for a single input, else ``output/<name>`` (the
-    folder is created)."""
-    out = Path(output)
-    if single:
-        return [out]
-    if out.exists() and not out.is_dir():
-        raise FaststError(f"output must be a folder for several inputs: {out}")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise FaststError(f"cannot create output folder {out}: {e.strerror}") from None
-    return [out / p.name for p in inputs]
 
 
 def stylize_paths(
@@ -85,9 +53,12 @@ def stylize_paths(
     with process_settings(dev):
         network = load_one_style(model_path, dev, style, painting)
         stylizer = Stylizer(network, precision, compile, style_scale, painting_runtime(runtime, painting))
-        return _stylize_paths(
+        counts = _stylize_paths(
             stylizer, input_spec, output, max_size, strength, keep_color, overwrite, progress
         )
+        if painting is None and style_scale == 1 and precision == DEFAULT_PRECISION:
+            stylizer.remember_quick(pretrained_path(model_path), style)
+        return counts
 
 
 def _stylize_paths(

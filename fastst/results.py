@@ -14,9 +14,10 @@ from pathlib import Path
 
 import torch
 
+from fastst.host import cpu_flags, cpu_model
 from fastst.io import atomic_path, project_folder
 from fastst.measure import matmul_gflops
-from fastst.runtime import cpu_flags, cpu_model, git_state
+from fastst.runtime import git_state
 
 RESULTS_ENV = "FASTST_RESULTS"
 

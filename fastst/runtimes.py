@@ -14,7 +14,6 @@ import importlib.metadata
 import importlib.util
 import json
 import math
-import os
 import tempfile
 import time
 import weakref
@@ -27,9 +26,11 @@ import torch.nn.functional as F
 import fastst
 from fastst.errors import FaststError
 from fastst.export import export_network
+from fastst.host import cache_folder, cpu_flags, cpu_model
 from fastst.inference import for_inference
 from fastst.io import atomic_path
-from fastst.runtime import autocast, cpu_flags, cpu_model, resolve_precision
+from fastst.quick import open_session, size_bucket
+from fastst.runtime import autocast, resolve_precision
 from fastst.transformer import _MIN_SIZE, TransformerNet
 
 RUNTIMES = ("torch", "onnxruntime", "openvino")
@@ -39,10 +40,6 @@ DEFAULT_PRECISION = "auto"
 # The extra that installs each runtime beside fastst, and the modules it needs (the export needs onnx).
 EXTRAS = {"onnxruntime": "export", "openvino": "openvino"}
 _MODULES = {"onnxruntime": ("onnx", "onnxruntime"), "openvino": ("onnx", "openvino")}
-# Sizes are timed at the longer side rounded to a power of two, within these bounds. Larger images take
-# the choice of the largest bucket: a pass over a larger one costs more than the choice is worth, and the
-# runtimes' order holds as the size grows (results/inference_paths.json).
-SMALLEST_BUCKET, LARGEST_BUCKET = 64, 512
 # Timed passes of each runtime after its warm-up, interleaved; the fastest pass counts.
 ROUNDS = 2
 
@@ -140,29 +137,8 @@ def exported_runtimes(
             if not path.is_file():
                 export_network(copy.deepcopy(model), path)  # it moves the network to the CPU
             for name in missing:
-                sessions[name, precision] = _session(name, path, precision)
+                sessions[name, precision] = open_session(name, path, precision, torch.get_num_threads())
     return {n: sessions[n, precision] for n in names}
-
-
-def _session(name: str, path: Path, precision: str | None) -> tuple[Callable, str]:
-    threads = torch.get_num_threads()
-    if name == "onnxruntime":
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = threads
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        return (lambda a: session.run(None, {"image": a})[0]), "fp32"
-    import openvino as ov
-
-    config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads}
-    if precision is not None:
-        config["INFERENCE_PRECISION_HINT"] = {"fp32": "f32", "bf16": "bf16"}[precision]
-    compiled = ov.Core().compile_model(str(path), "CPU", config)
-    hint = str(compiled.get_property("INFERENCE_PRECISION_HINT")).lower()  # e.g. <Type: 'bfloat16'>
-    chosen = "bf16" if "bf" in hint else "fp16" if "16" in hint else "fp32"
-    return (lambda a: compiled(a)[0]), chosen
 
 
 @dataclasses.dataclass(frozen=True)
@@ -191,7 +167,7 @@ def start_runtime(
             compile_model(fast)
         return Runtime(name, precision, lambda batch: eager_pass(fast, batch, device, precision))
     run, precision = exported_runtimes(
-        network, [name], resolve_precision(precision, device), _onnx_file(network)
+        network, [name], resolve_precision(precision, device), onnx_file(network)
     )[name]
 
     def exported(batch: torch.Tensor) -> torch.Tensor:
@@ -205,13 +181,6 @@ def start_runtime(
         return out[..., :h, :w].clamp(0, 1)
 
     return Runtime(name, precision, exported)
-
-
-def cache_folder() -> Path:
-    """``$FASTST_CACHE``, else ``fastst`` in the user's cache folder (``$XDG_CACHE_HOME`` or ``~/.cache``)."""
-    if os.environ.get("FASTST_CACHE"):
-        return Path(os.environ["FASTST_CACHE"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "fastst"
 
 
 def cache_file() -> Path:
@@ -240,7 +209,7 @@ def network_digest(network: TransformerNet) -> str:
     return h.hexdigest()[:16]
 
 
-def _onnx_file(network: TransformerNet) -> Path | None:
+def onnx_file(network: TransformerNet) -> Path | None:
     """Where the network's export is kept between runs (None where the cache folder cannot be made)."""
     folder = cache_folder() / "onnx"
     try:
@@ -249,12 +218,6 @@ def _onnx_file(network: TransformerNet) -> Path | None:
         return None
     versions = f"{fastst.__version__} {torch.__version__}"  # the graph is the exporter's as much as the net's
     return folder / f"{network_digest(network)}-{hashlib.sha256(versions.encode()).hexdigest()[:8]}.onnx"
-
-
-def size_bucket(size: int | tuple[int, int]) -> int:
-    """The size a choice is timed at: the longer side rounded to a power of two, within the bounds."""
-    longer = size if isinstance(size, int) else max(size)
-    return min(LARGEST_BUCKET, max(SMALLEST_BUCKET, 2 ** round(math.log2(max(longer, 1)))))
 
 
 def time_runtimes(runtimes: dict[str, Runtime], size: int) -> dict[str, float]:

@@ -13,8 +13,10 @@ import torch
 
 from fastst.anystyle import load_anystyle, painting_network
 from fastst.errors import FaststError
+from fastst.host import PRETRAINED_DIR, pretrained_path
 from fastst.inference import for_inference
 from fastst.io import load_checkpoint
+from fastst.quick import remember, size_bucket
 from fastst.runtimes import (
     DEFAULT_PRECISION,
     Runtime,
@@ -24,20 +26,12 @@ from fastst.runtimes import (
     eager_pass,
     fast_model,
     fast_path,
-    size_bucket,
+    onnx_file,
     start_runtime,
 )
 from fastst.scale import at_scale, auto_scale
-from fastst.tiles import in_tiles, stylize_tiled
-from fastst.transformer import TransformerNet, single_style
-
-PRETRAINED_DIR = Path(__file__).parent / "pretrained"
-
-
-def pretrained_path(name: str | os.PathLike) -> Path:
-    """A shipped model's file for its style name (``fastst/pretrained/NAME.pth``); any other path as it is."""
-    candidate = PRETRAINED_DIR / f"{name}.pth"
-    return candidate if not Path(name).exists() and candidate.exists() else Path(name)
+from fastst.tiles import MAX_PIXELS_ONE_PASS, in_tiles, stylize_tiled
+from fastst.transformer import _MIN_SIZE, TransformerNet, single_style
 
 
 def _style_names(saved: dict, path: Path) -> list[str]:
@@ -290,6 +284,17 @@ class Stylizer:
     def batch(self, images: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) in [0, 1] -> the same, stylized, on the CPU."""
         return at_scale(self._pass, images, self.scale_for(*images.shape[-2:]))
+
+    def remember_quick(self, model_file: str | os.PathLike, style: str | None) -> None:
+        """Note the sizes at which "auto" chose an exported runtime, so that ``fastst stylize`` with
+        ``model_file`` and ``style`` can run them without PyTorch next time (:mod:`fastst.quick`). Call it
+        only for the default precision and a style scale of 1, the only settings that path takes."""
+        chosen = {bucket: name for bucket, name in self._chosen.items() if name != "torch"}
+        exported = onnx_file(self.model)
+        if self.runtime == "auto" and chosen and exported is not None and exported.is_file():
+            network = {"min_size": _MIN_SIZE, "max_pixels": MAX_PIXELS_ONE_PASS}
+            threads = torch.get_num_threads()
+            remember(style, Path(model_file), exported, chosen, self.precision, threads, network)
 
     def __call__(self, image: torch.Tensor, strength: float = 1.0, keep_color: bool = False) -> torch.Tensor:
         if not 0.0 <= strength <= 1.0:

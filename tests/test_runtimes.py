@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from fastst import TransformerNet, runtimes
+from fastst import TransformerNet, quick, runtimes
 from fastst.errors import FaststError
 from fastst.files import stylize_video_paths
 from fastst.io import load_image, save_image
@@ -48,10 +48,10 @@ def _no_timing(*args):
 
 
 def test_sizes_fall_in_power_of_two_buckets():
-    assert runtimes.size_bucket((37, 53)) == 64  # the smallest bucket
-    assert runtimes.size_bucket(180) == 128 and runtimes.size_bucket(200) == 256
-    assert runtimes.size_bucket((300, 700)) == 512
-    assert runtimes.size_bucket(5000) == runtimes.LARGEST_BUCKET
+    assert quick.size_bucket((37, 53)) == 64  # the smallest bucket
+    assert quick.size_bucket(180) == 128 and quick.size_bucket(200) == 256
+    assert quick.size_bucket((300, 700)) == 512
+    assert quick.size_bucket(5000) == quick.LARGEST_BUCKET
 
 
 def test_the_runtime_chosen_is_installed_and_is_remembered_not_timed_again(tmp_path, monkeypatch):

@@ -1,0 +1,47 @@
+"""Facts about this computer that need no PyTorch: the CPU and its vector extensions, the user's cache
+folder, the shipped models' folder."""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+
+PRETRAINED_DIR = Path(__file__).parent / "pretrained"
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cpu_flags() -> list[str]:
+    """The vector extensions that decide the CPU's speed in fp32 and bf16."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return []
+    flags = next(
+        (line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), []
+    )
+    return sorted(
+        f for f in set(flags) if f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "fma")
+    )
+
+
+def cache_folder() -> Path:
+    """``$FASTST_CACHE``, else ``fastst`` in the user's cache folder (``$XDG_CACHE_HOME`` or ``~/.cache``)."""
+    if os.environ.get("FASTST_CACHE"):
+        return Path(os.environ["FASTST_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "fastst"
+
+
+def pretrained_path(name: str | os.PathLike) -> Path:
+    """A shipped model's file for its style name (``fastst/pretrained/NAME.pth``); any other path as it is."""
+    candidate = PRETRAINED_DIR / f"{name}.pth"
+    return candidate if not Path(name).exists() and candidate.exists() else Path(name)

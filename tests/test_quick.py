@@ -1,0 +1,118 @@
+"""The quick path of ``fastst stylize``: once ``--runtime auto`` has chosen an exported runtime for a
+network, the same command runs without importing PyTorch and writes the same pictures; anything it does
+not cover goes down the full path."""
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from fastst import TransformerNet, quick
+from fastst.files import stylize_paths
+from fastst.io import load_image, save_image
+from fastst.stylize import load_model
+
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("onnxruntime") is None, reason='needs onnxruntime: pip install "fastst[export]"'
+)
+ROOT = Path(__file__).resolve().parent.parent
+# Runs the command line's entry point, then says whether PyTorch was imported.
+ENTRY = (
+    "import sys; from fastst.quick import main; code = main(sys.argv[1:]); "
+    "print('torch' in sys.modules); sys.exit(code)"
+)
+
+
+@pytest.fixture
+def folder(tmp_path, monkeypatch):
+    """A model file, a folder of two photos of one size and one of another, and a cache of its own."""
+    monkeypatch.setenv("FASTST_CACHE", str(tmp_path / "cache"))
+    torch.manual_seed(0)
+    net = TransformerNet(width=0.25).eval()
+    for p in net.parameters():  # a network that changes images, unlike the identity it starts as
+        p.data.add_(0.05 * torch.randn_like(p))
+    torch.save({"model": net.state_dict(), "net": net.config}, tmp_path / "model.pth")
+    (tmp_path / "in").mkdir()
+    for name, size in (("a.png", (3, 40, 56)), ("b.png", (3, 40, 56)), ("c.png", (3, 33, 21))):
+        save_image(torch.rand(*size), tmp_path / "in" / name)
+    return tmp_path
+
+
+def _chosen(monkeypatch, name: str) -> None:
+    """As if timing had chosen ``name`` at every size."""
+    monkeypatch.setattr("fastst.stylize.choose", lambda *args, **kwargs: name)
+
+
+def _command(tmp_path, *options, output="quick"):
+    command = [sys.executable, "-c", ENTRY, "stylize", "--model", str(tmp_path / "model.pth")]
+    command += ["--input", str(tmp_path / "in"), "--output", str(tmp_path / output), *options]
+    return subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=300)
+
+
+def test_after_an_exported_runtime_is_chosen_the_command_runs_without_torch_and_writes_the_same_pictures(
+    folder, monkeypatch
+):
+    _chosen(monkeypatch, "onnxruntime")
+    written, failures, _ = stylize_paths(str(folder / "model.pth"), str(folder / "in"), str(folder / "full"))
+    assert (written, failures) == (3, [])
+    r = _command(folder)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[-2:] == [f"stylized 3 images into {folder / 'quick'}", "False"]
+    model = load_model(folder / "model.pth")
+    for name in ("a.png", "b.png", "c.png"):
+        quick_out, full_out = load_image(folder / "quick" / name), load_image(folder / "full" / name)
+        assert (quick_out - full_out).abs().max() <= 1 / 255 + 1e-6  # at most one level of rounding
+        with torch.no_grad():  # and both are the network's picture
+            reference = model(load_image(folder / "in" / name)[None])[0].clamp(0, 1)
+        assert (quick_out - reference).abs().mean() < 2 / 255
+
+
+def test_without_a_choice_or_with_options_it_does_not_cover_the_full_path_runs(folder, monkeypatch):
+    r = _command(folder, "--runtime", "onnxruntime")  # nothing chosen yet: the full path exports and runs
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[-1] == "True"
+    _chosen(monkeypatch, "onnxruntime")
+    stylize_paths(str(folder / "model.pth"), str(folder / "in"), str(folder / "full"))
+    for options in (
+        ["--strength", "0.5"],
+        ["--preserve-color"],
+        ["--precision", "fp32"],
+        ["--device", "cuda"],
+    ):
+        assert quick._parse(["stylize", "--model", "m", "--input", "i", "--output", "o", *options]) is None
+    r = _command(folder, "--runtime", "torch", output="torch")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[-1] == "True"
+    assert _command(folder, output="again").stdout.splitlines()[-1] == "False"
+
+
+def test_a_changed_model_file_or_a_size_never_chosen_goes_down_the_full_path(folder, monkeypatch):
+    _chosen(monkeypatch, "onnxruntime")
+    stylize_paths(str(folder / "model.pth"), str(folder / "in"), str(folder / "full"))
+    index = json.loads(quick.index_file().read_text())
+    (entry,) = index.values()
+    assert sorted(entry["runtimes"]) == ["64"]  # both sizes fall in the smallest bucket
+    save_image(torch.rand(3, 300, 200), folder / "in" / "d.png")  # the 256 px bucket: never chosen
+    assert _command(folder, output="bigger").stdout.splitlines()[-1] == "True"
+    (folder / "in" / "d.png").unlink()
+    saved = torch.load(folder / "model.pth")
+    saved["model"]["out.weight" if "out.weight" in saved["model"] else next(iter(saved["model"]))] *= 2
+    torch.save(saved, folder / "model.pth")
+    r = _command(folder, output="changed")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[-1] == "True"
+
+
+def test_a_bad_image_in_the_folder_is_reported_in_one_line_and_the_others_written(folder, monkeypatch):
+    _chosen(monkeypatch, "onnxruntime")
+    stylize_paths(str(folder / "model.pth"), str(folder / "in"), str(folder / "full"))
+    (folder / "in" / "broken.png").write_bytes(b"not an image")
+    r = _command(folder)
+    assert r.returncode == 1
+    assert r.stdout.splitlines()[-2:] == [f"stylized 3 images into {folder / 'quick'}; 1 failed", "False"]
+    assert r.stderr.count("fastst: warning: cannot read image") == 1 and "Traceback" not in r.stderr
+    assert not (folder / "quick" / "broken.png").exists()
