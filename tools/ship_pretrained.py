@@ -7,8 +7,8 @@ precision, with what trained it.
 import sys
 from pathlib import Path
 
+from fastst.host import PRETRAINED_DIR
 from fastst.io import atomic_torch_save, load_checkpoint
-from fastst.stylize import PRETRAINED_DIR
 
 
 def main() -> None:
