@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from fastst.errors import FaststError
+from fastst.host import pretrained_path
 from fastst.io import file_digest, load_checkpoint, load_image
 from fastst.losses import STYLE_LAYERS
 from fastst.scale import to_longer_side
@@ -168,6 +169,15 @@ def model_file(model: AnyStyleNet, half: bool = True, **extra) -> dict:
     run's record); returned for the caller to write atomically."""
     weights = {k: (v.half() if half and v.is_floating_point() else v) for k, v in model.state_dict().items()}
     return {"anystyle": model.net_config, "model": weights, **extra}
+
+
+def is_one_pass(path: str | os.PathLike) -> bool:
+    """Whether ``path`` (or the shipped model of that name) is a one-pass model's file."""
+    path = pretrained_path(path)
+    if not path.is_file():
+        return False
+    saved = load_checkpoint(path, "model")
+    return isinstance(saved, dict) and "anystyle" in saved
 
 
 def load_anystyle(path: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> AnyStyleNet:

@@ -1,12 +1,14 @@
-"""``fastst stylize`` without PyTorch, where the full path has already chosen an exported runtime.
+"""``fastst stylize`` without PyTorch, through a runtime the full path has timed for the network.
 
 Importing PyTorch takes longer than stylizing a folder of photos with a small network on a CPU. When
-``fastst stylize --runtime auto`` chooses onnxruntime or OpenVINO for a network on this machine
-(:func:`fastst.runtimes.choose`), :func:`remember` notes the network's ONNX export and the runtime chosen
-for each size; a later call with the same style, on the same machine, runs that export through that
-runtime with NumPy and Pillow alone (:func:`stylize_quickly`), and gives the same pictures. Any option
-this path does not cover, a size it has no choice for, a changed model file or any other doubt sends the
-command down the full path instead. :func:`main` is the command line's entry point.
+``fastst stylize --runtime auto`` has timed the runtimes for a network on this machine
+(:func:`fastst.runtimes.choose`), :func:`remember` notes the network's ONNX export, the fastest exported
+runtime (onnxruntime or OpenVINO) at each size with the seconds a pass it gives up against the fastest of
+all, and the seconds the full path spent importing. A later call with the same style on the same machine
+runs that export with NumPy and Pillow alone (:func:`stylize_quickly`), and gives the same pictures, where
+the seconds given up over its images are fewer than the start-up saved. Any option this path does not
+cover, a size never timed, a changed model file or any other doubt sends the command down the full path
+instead. :func:`main` is the command line's entry point.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import json
 import math
 import os
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -43,6 +46,9 @@ from fastst.images import (
 # the choice of the largest bucket: a pass over a larger one costs more than the choice is worth, and the
 # runtimes' order holds as the size grows (results/inference_paths.json).
 SMALLEST_BUCKET, LARGEST_BUCKET = 64, 512
+# Seconds this process spent importing the full path of the command line, when :func:`main` sent it there
+# (None otherwise): what the quick path would have saved, noted by :func:`remember`.
+FULL_PATH_IMPORT_S: float | None = None
 
 
 def size_bucket(size: int | tuple[int, int]) -> int:
@@ -84,28 +90,31 @@ def remember(
     style: str | None,
     model_file: Path,
     onnx_file: Path,
-    chosen: dict[int, str],
+    sizes: dict[int, dict],
     precision: str,
     threads: int,
     network: dict,
 ) -> None:
-    """Note that ``--runtime auto`` chose an exported runtime for ``model_file`` (with ``style``) on this
-    machine: ``chosen`` maps size buckets to "onnxruntime" or "openvino", running ``onnx_file`` in
-    ``precision`` on ``threads`` threads; ``network`` gives the export's smallest side and the most pixels
-    it takes in one pass ({"min_size", "max_pixels"})."""
+    """Note what ``fastst stylize --runtime auto`` measured for ``model_file`` (with ``style``) on this
+    machine: ``sizes`` maps a size bucket to {"runtime": the fastest exported runtime, "extra_s": the seconds
+    a pass it gives up against the fastest of all}; ``onnx_file`` runs in ``precision`` on ``threads``
+    threads; ``network`` gives the export's smallest side and the most pixels it takes in one pass
+    ({"min_size", "max_pixels"}); and the seconds this process spent importing the full path
+    (:data:`FULL_PATH_IMPORT_S`), what the quick path saves."""
     try:
         index, key = _read(), _key(style, model_file)
         digest = file_digest(model_file)
         entry = index.get(key) if isinstance(index.get(key), dict) else {}
         same = entry.get("digest") == digest and entry.get("precision") == precision
-        known = entry.get("runtimes", {}) if same else {}
+        known = entry.get("sizes", {}) if same else {}
         index[key] = {
             "model": str(model_file),
             "digest": digest,
             "onnx": str(onnx_file),
-            "runtimes": {**known, **{str(bucket): name for bucket, name in chosen.items()}},
+            "sizes": {**known, **{str(bucket): size for bucket, size in sizes.items()}},
             "precision": precision,
             "threads": threads,
+            "startup_s": FULL_PATH_IMPORT_S if FULL_PATH_IMPORT_S is not None else entry.get("startup_s"),
             **network,
         }
         index_file().parent.mkdir(parents=True, exist_ok=True)
@@ -181,7 +190,7 @@ def _plan(args, entry: dict) -> list[tuple[Path, Path, str]] | None:
         return None  # the full path's error
     from PIL import Image
 
-    runtimes = []
+    runtimes, given_up = [], 0.0
     for path in inputs:
         try:
             with Image.open(path) as im:
@@ -192,12 +201,18 @@ def _plan(args, entry: dict) -> list[tuple[Path, Path, str]] | None:
         if args.max_size and max(w, h) > args.max_size:
             scale = args.max_size / max(w, h)
             w, h = max(1, round(w * scale)), max(1, round(h * scale))
-        name = entry["runtimes"].get(str(size_bucket((h, w))))
+        bucket = size_bucket((h, w))
+        size = entry["sizes"].get(str(bucket), {})
+        name = size.get("runtime")
         if name not in ("onnxruntime", "openvino") or importlib.util.find_spec(name) is None:
             return None
         if h * w > entry["max_pixels"] or (args.runtime != "auto" and name != args.runtime):
             return None
         runtimes.append(name)
+        if args.runtime == "auto":  # seconds given up against the fastest runtime, by the image's pixels
+            given_up += size["extra_s"] * h * w / bucket**2
+    if given_up > (entry.get("startup_s") or 0.0):
+        return None  # the full path's start-up costs less than the exported runtime would lose
     return list(zip(inputs, output_targets(inputs, args.output, single), runtimes))
 
 
@@ -291,6 +306,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     if code is not None:
         return code
+    global FULL_PATH_IMPORT_S
+    start = time.perf_counter()
     from fastst.cli import main as full
+    from fastst.files import stylize_paths  # noqa: F401  (what stylizing imports: PyTorch, the network)
 
+    FULL_PATH_IMPORT_S = time.perf_counter() - start
     return full(argv)

@@ -254,6 +254,20 @@ def _remember(path: Path, key: str, entry: dict) -> None:
         pass  # a cache that cannot be written costs a timing next time, nothing more
 
 
+def _choice(network: TransformerNet, device: torch.device, size, precision: str) -> tuple[dict, str]:
+    """What a choice depends on, and its key in :func:`cache_file`."""
+    bucket, precision = size_bucket(size), resolve_precision(precision, device)
+    where = {"machine": machine(), "network": network_digest(network), "size": bucket, "precision": precision}
+    return where, hashlib.sha256(json.dumps(where, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def timings(network: TransformerNet, device: str | torch.device, size, precision: str = "auto") -> dict:
+    """{runtime: seconds} of the timing behind :func:`choose`'s remembered choice ({} where none is)."""
+    remembered = _read(cache_file()).get(_choice(network, torch.device(device), size, precision)[1])
+    seconds = remembered.get("seconds") if isinstance(remembered, dict) else None
+    return seconds if isinstance(seconds, dict) else {}
+
+
 def choose(
     network: TransformerNet,
     device: str | torch.device,
@@ -269,10 +283,8 @@ def choose(
     names = installed()
     if device.type != "cpu" or names == ["torch"]:
         return "torch"
-    bucket, precision = size_bucket(size), resolve_precision(precision, device)
-    where = {"machine": machine(), "network": network_digest(network), "size": bucket, "precision": precision}
-    key = hashlib.sha256(json.dumps(where, sort_keys=True).encode()).hexdigest()[:20]
-    path = cache_file()
+    where, key = _choice(network, device, size, precision)
+    bucket, precision, path = where["size"], where["precision"], cache_file()
     remembered = _read(path).get(key)
     if isinstance(remembered, dict) and remembered.get("runtime") in names:
         return remembered["runtime"]

@@ -28,6 +28,7 @@ from fastst.runtimes import (
     fast_path,
     onnx_file,
     start_runtime,
+    timings,
 )
 from fastst.scale import at_scale, auto_scale
 from fastst.tiles import MAX_PIXELS_ONE_PASS, in_tiles, stylize_tiled
@@ -286,15 +287,23 @@ class Stylizer:
         return at_scale(self._pass, images, self.scale_for(*images.shape[-2:]))
 
     def remember_quick(self, model_file: str | os.PathLike, style: str | None) -> None:
-        """Note the sizes at which "auto" chose an exported runtime, so that ``fastst stylize`` with
-        ``model_file`` and ``style`` can run them without PyTorch next time (:mod:`fastst.quick`). Call it
-        only for the default precision and a style scale of 1, the only settings that path takes."""
-        chosen = {bucket: name for bucket, name in self._chosen.items() if name != "torch"}
-        exported = onnx_file(self.model)
-        if self.runtime == "auto" and chosen and exported is not None and exported.is_file():
+        """Note, for each size this stylizer ran, the fastest exported runtime and the seconds a pass it
+        gives up against the fastest of all (both from :func:`fastst.runtimes.choose`'s timing), so that
+        ``fastst stylize`` with ``model_file`` and ``style`` can run without PyTorch next time where the
+        start-up saved outweighs them (:mod:`fastst.quick`). Call it only for the default precision and a
+        style scale of 1, the only settings that path takes."""
+        sizes = {}
+        for bucket in self._chosen:
+            seconds = timings(self.model, self.device, bucket, self.precision)
+            exported = {name: s for name, s in seconds.items() if name != "torch"}
+            if exported:
+                name = min(exported, key=exported.get)
+                sizes[bucket] = {"runtime": name, "extra_s": exported[name] - min(seconds.values())}
+        exported_file = onnx_file(self.model)
+        if self.runtime == "auto" and sizes and exported_file is not None and exported_file.is_file():
             network = {"min_size": _MIN_SIZE, "max_pixels": MAX_PIXELS_ONE_PASS}
             threads = torch.get_num_threads()
-            remember(style, Path(model_file), exported, chosen, self.precision, threads, network)
+            remember(style, Path(model_file), exported_file, sizes, self.precision, threads, network)
 
     def __call__(self, image: torch.Tensor, strength: float = 1.0, keep_color: bool = False) -> torch.Tensor:
         if not 0.0 <= strength <= 1.0:

@@ -20,6 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 # the training API in one place for notebooks and scripts: the config and run-folder names re-exported
+from fastst.anystyle import is_one_pass, load_anystyle, painting_network
 from fastst.config import (  # noqa: F401
     LR_SCHEDULES,
     TrainConfig,
@@ -75,12 +76,19 @@ from fastst.transformer import TransformerNet, single_style
 
 
 def initial_model(config: TrainConfig, objective: Callable | None = None) -> TransformerNet:
-    """The network a run starts from: random weights, or the trained model ``config.init``. A
-    multi-style model starts a one-style run from one of its styles or a mix of them
-    (:func:`start_style`), from which the new style is learnt; ``objective`` scores a candidate
-    start (a function of the multi-style network and a style) for ``init_style="closest"``."""
+    """The network a run starts from: random weights, or the trained model ``config.init``. A one-pass
+    model starts a one-style run from its network for that style's painting. A multi-style model starts
+    a one-style run from one of its styles or a mix of them (:func:`start_style`), from which the new
+    style is learnt; ``objective`` scores a candidate start (a function of the multi-style network and a
+    style) for ``init_style="closest"``."""
     if not config.init:
         return build_model(config)
+    if is_one_pass(config.init):  # the one-pass model's network for the one painting this run trains
+        if len(config.style_paths()) != 1:
+            raise FaststError(
+                f"--from {config.init} is a one-pass model: it starts one style's run, not several"
+            )
+        return painting_network(config.style_paths()[0], load_anystyle(config.init)).train()
     model = load_model(config.init)
     if model.styles == 1 and config.init_style != "mean":
         raise FaststError(f"--from-style needs a multi-style --from; {config.init} holds one style")

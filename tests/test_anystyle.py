@@ -17,7 +17,7 @@ from fastst.anystyle import (
     statistics_size,
 )
 from fastst.errors import FaststError
-from fastst.io import atomic_torch_save
+from fastst.io import atomic_torch_save, load_image
 from fastst.losses import STYLE_LAYERS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -224,3 +224,25 @@ def test_strength_moves_the_norms_along_the_line_from_the_average_painting():
     torch.testing.assert_close(at[1], torch.cat([torch.cat(p, 1) for p in model.norm_parameters(stats)], 1))
     torch.testing.assert_close(at[2] - at[1], at[1] - at[0])  # the output layer is linear in the embedding
     assert not torch.allclose(at[0], at[1])
+
+
+def test_a_style_run_from_a_one_pass_model_starts_at_that_paintings_network(tmp_path, imagenet_vgg):
+    from fastst.config import TrainConfig
+    from fastst.train import initial_model
+
+    model = _model()
+    atomic_torch_save(model_file(model, half=False), tmp_path / "anystyle.pth")
+    painting = tmp_path / "painting.png"
+    Image.fromarray((torch.rand(48, 40, 3) * 255).byte().numpy()).save(painting)
+    config = TrainConfig.from_preset("smoke", style=str(painting), out=str(tmp_path / "run"))
+    config.init = str(tmp_path / "anystyle.pth")
+    started = initial_model(config)
+    photo = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():  # the painting's own network, computed independently, in training mode
+        expected = model.for_painting(painting_statistics(load_image(painting)))
+        torch.testing.assert_close(started.eval()(photo), expected(photo))
+    other = tmp_path / "other.png"
+    Image.fromarray((torch.rand(40, 40, 3) * 255).byte().numpy()).save(other)
+    config.style = [str(painting), str(other)]
+    with pytest.raises(FaststError, match="one-pass model"):
+        initial_model(config)

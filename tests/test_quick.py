@@ -14,6 +14,7 @@ import torch
 from fastst import TransformerNet, quick
 from fastst.files import stylize_paths
 from fastst.io import load_image, save_image
+from fastst.runtimes import start_runtime
 from fastst.stylize import load_model
 
 pytestmark = pytest.mark.skipif(
@@ -42,9 +43,12 @@ def folder(tmp_path, monkeypatch):
     return tmp_path
 
 
-def _chosen(monkeypatch, name: str) -> None:
-    """As if timing had chosen ``name`` at every size."""
-    monkeypatch.setattr("fastst.stylize.choose", lambda *args, **kwargs: name)
+def _chosen(monkeypatch, name: str, torch_s: float = 1.5) -> None:
+    """As if timing had given ``name`` a second a pass at every size, PyTorch ``torch_s``, the other
+    runtime two seconds."""
+    seconds = {"torch": torch_s, "onnxruntime": 2.0, "openvino": 2.0, name: 1.0}
+    monkeypatch.setattr("fastst.stylize.choose", lambda *args, **kwargs: min(seconds, key=seconds.get))
+    monkeypatch.setattr("fastst.stylize.timings", lambda *args, **kwargs: seconds)
 
 
 def _command(tmp_path, *options, output="quick"):
@@ -95,7 +99,7 @@ def test_a_changed_model_file_or_a_size_never_chosen_goes_down_the_full_path(fol
     stylize_paths(str(folder / "model.pth"), str(folder / "in"), str(folder / "full"))
     index = json.loads(quick.index_file().read_text())
     (entry,) = index.values()
-    assert sorted(entry["runtimes"]) == ["64"]  # both sizes fall in the smallest bucket
+    assert entry["sizes"] == {"64": {"runtime": "onnxruntime", "extra_s": 0.0}}  # both sizes: the smallest
     save_image(torch.rand(3, 300, 200), folder / "in" / "d.png")  # the 256 px bucket: never chosen
     assert _command(folder, output="bigger").stdout.splitlines()[-1] == "True"
     (folder / "in" / "d.png").unlink()
@@ -116,3 +120,37 @@ def test_a_bad_image_in_the_folder_is_reported_in_one_line_and_the_others_writte
     assert r.stdout.splitlines()[-2:] == [f"stylized 3 images into {folder / 'quick'}; 1 failed", "False"]
     assert r.stderr.count("fastst: warning: cannot read image") == 1 and "Traceback" not in r.stderr
     assert not (folder / "quick" / "broken.png").exists()
+
+
+def test_where_pytorch_runs_faster_the_quick_path_runs_only_if_the_start_up_saved_outweighs_it(
+    folder, monkeypatch
+):
+    _chosen(monkeypatch, "onnxruntime", torch_s=0.5)  # half a second a pass faster than onnxruntime
+    start_runtime("onnxruntime", load_model(folder / "model.pth"))  # the export, as choosing makes it
+    stylize_paths(str(folder / "model.pth"), str(folder / "in"), str(folder / "full"))
+    (entry,) = json.loads(quick.index_file().read_text()).values()
+    assert entry["sizes"]["64"] == {"runtime": "onnxruntime", "extra_s": 0.5}
+    assert entry["startup_s"] is None  # in-process: no start-up was measured, so nothing is saved
+    assert _command(folder, output="one").stdout.splitlines()[-1] == "True"
+    # run from the command line, the full path measures its start-up: below the 3 images' 0.5 s x (pixels
+    # over the bucket's) or above it, the quick path's choice follows
+    for startup, quick_path in ((0.01, False), (60.0, True)):
+        entry["startup_s"] = startup
+        quick.index_file().write_text(
+            json.dumps({k: entry for k in json.loads(quick.index_file().read_text())})
+        )
+        r = _command(folder, "--overwrite", output=f"startup_{startup}")
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.splitlines()[-1] == str(not quick_path)
+
+
+def test_the_command_line_measures_its_start_up_for_the_quick_path(folder):
+    r = _command(folder, output="first")  # the first run times the runtimes, exporting the network
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[-1] == "True"
+    (entry,) = json.loads(quick.index_file().read_text()).values()
+    assert 0 < entry["startup_s"] < 120 and set(entry["sizes"]) == {"64"}
+    assert (
+        entry["sizes"]["64"]["runtime"] in ("onnxruntime", "openvino")
+        and entry["sizes"]["64"]["extra_s"] >= 0
+    )

@@ -3,12 +3,15 @@
 - On held-out paintings (none of the models trained on them) and held-out photos: each method's eq. 5 with
   the quality measure's fixed weights (content relu3_3 x1, style x2, TV x1e-4, the painting at 256 px), its
   content and style terms apart, and its optimality ratio against per-image L-BFGS.
+- A network trained for each painting two ways (``--stage finetune``, resumable, in runs/any_style/): the
+  finetune preset from the base, as the README says for a new style, and the same preset from the one-pass
+  model's network for that painting, shorter; their logged training minutes beside their scores.
 - A figure of the paintings (rows) by method (columns) at 512 px.
 
 Writes results/any_style.json and figures/any_style.png.
 
     pip install -e ".[peers]"
-    python tools/any_style.py [--stage reference|quality|all] [--finetuned STEM=MODEL ...]
+    python tools/any_style.py [--stage reference|finetune|quality|all] [--finetuned STEM=MODEL ...]
 
 Seconds a photo are tools/peers_speed.py's. ``--stage reference`` only computes (and caches, in
 results/lbfgs/) the L-BFGS curves the ratios need.
@@ -24,13 +27,15 @@ import torch
 
 from fastst import quality
 from fastst.anystyle import cached_statistics, load_anystyle, painting_network
-from fastst.data import TEST_DIR, data_dir, painting_split
+from fastst.config import TrainConfig
+from fastst.data import TEST_DIR, TRAIN_DIR, data_dir, painting_split
 from fastst.gatys import gatys
 from fastst.io import list_images, load_image, pil_to_tensor, tensor_to_pil
 from fastst.losses import DEFAULT_WEIGHTS
 from fastst.plotting import save_fig, show_images
 from fastst.results import write_result
 from fastst.stylize import Stylizer, load_model
+from fastst.train import runs_dir, train
 from fastst.vgg import loss_network
 
 # Held-out paintings of three kinds: a night scene in thick strokes, a bright abstract in flat shapes, a grid
@@ -41,6 +46,12 @@ PAINTINGS = (
     "xunhuang1995__AdaIN-style__mondrian.jpg",
 )
 SIZES = (256, 512, 1024)
+# A network for one painting, trained two ways with the finetune preset: from the base (the README's way to
+# a new style) and from the one-pass model's network for that painting, for fewer iterations.
+TRAINED = {
+    "fastst fine-tuned from the base": {"from": "base"},
+    "fastst one-pass, then fine-tuned": {"from": "anystyle", "iterations": 240},
+}
 SHIPPED = ("starry_night", "base")  # the half-width one-style network, and the full-width base (a style)
 
 
@@ -75,6 +86,30 @@ def protocol(painting: Path) -> quality.Protocol:
     )
 
 
+def trained_runs(paintings: list[Path], train_missing: bool = False) -> dict:
+    """{painting stem: {label: (model file, logged training seconds)}} of the runs in :data:`TRAINED` found in
+    runs/any_style/; with ``train_missing``, each is trained (or resumed) first."""
+    found = {}
+    for painting in paintings:
+        for label, spec in TRAINED.items():
+            out = runs_dir() / "any_style" / f"{painting.stem}-{spec['from']}"
+            if train_missing:
+                config = TrainConfig.from_preset(
+                    "finetune",
+                    style=str(painting),
+                    data=str(data_dir() / TRAIN_DIR),
+                    out=str(out),
+                    **{k: v for k, v in spec.items() if k != "from"},
+                )
+                config.init = spec["from"]
+                train(config, resume=True)
+            log = out / "losses.csv"
+            if (out / "model.pth").is_file() and log.is_file():
+                seconds = float(log.read_text().splitlines()[-1].split(",")[-1])
+                found.setdefault(painting.stem, {})[label] = (str(out / "model.pth"), seconds)
+    return found
+
+
 def methods(peer, model, painting: Path, finetuned: dict, baselines: bool = False) -> dict:
     """name -> a function stylizing a (3, H, W) photo in [0, 1] at its own size. With ``baselines``, also
     the photo unchanged (the objective's score for doing nothing) and the one-pass model given the average
@@ -85,8 +120,8 @@ def methods(peer, model, painting: Path, finetuned: dict, baselines: bool = Fals
         "peer any-style": lambda x: pil_to_tensor(peer.stylize_with(tensor_to_pil(x), style_pil)),
         "fastst one-pass": one_pass,
     }
-    if painting.stem in finetuned:
-        found["fastst fine-tuned"] = Stylizer(load_model(finetuned[painting.stem]), "fp32")
+    for label, (path, _) in finetuned.get(painting.stem, {}).items():
+        found[label] = Stylizer(load_model(path), "fp32")
     if baselines:
         average = model.for_painting(cached_statistics(painting), strength=0.0)
         found["fastst one-pass, average painting"] = Stylizer(average, "fp32", runtime="torch")
@@ -147,7 +182,7 @@ def figure(peer, model, paintings: list[Path], finetuned: dict, iterations: int)
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--stage", choices=("reference", "quality", "all"), default="all")
+    parser.add_argument("--stage", choices=("reference", "finetune", "quality", "all"), default="all")
     parser.add_argument("--photos", type=int, default=2)
     parser.add_argument("--model", help="a one-pass model file (default: the shipped one)")
     parser.add_argument("--finetuned", nargs="*", default=[], help="STEM=MODEL: a network fine-tuned on one")
@@ -158,12 +193,20 @@ def main() -> None:
         for painting in paintings:
             quality.reference(protocol(painting), count=args.photos)
         return
+    trained = trained_runs(paintings, train_missing=args.stage == "finetune")
+    if args.stage == "finetune":
+        return
+    for item in args.finetuned:
+        stem, path = item.split("=", 1)
+        trained.setdefault(stem, {})["fastst fine-tuned"] = (path, None)
     peer, model = _peer(), load_anystyle(args.model)
-    finetuned = dict(item.split("=", 1) for item in args.finetuned)
-    scores = {p.stem: score_painting(peer, model, p, args.photos, finetuned) for p in paintings}
+    scores = {p.stem: score_painting(peer, model, p, args.photos, trained) for p in paintings}
     record = {
         "model": args.model or "fastst/pretrained/anystyle.pth",
-        "finetuned": finetuned,
+        "finetuned": {
+            stem: {label: {"model": path, "training_seconds": s} for label, (path, s) in runs.items()}
+            for stem, runs in trained.items()
+        },
         "protocol": {
             "style_weight": DEFAULT_WEIGHTS["style_weight"],
             "style_size": 256,
@@ -175,7 +218,7 @@ def main() -> None:
     }
     record["tables"] = {"quality": quality_table(scores)}
     if args.stage == "all":
-        figure(peer, model, paintings, finetuned, args.figure_iterations)
+        figure(peer, model, paintings, trained, args.figure_iterations)
     print(write_result("any_style", record))
 
 
