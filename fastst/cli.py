@@ -162,12 +162,8 @@ def _bench_parser(subparsers) -> None:
     command.add_argument(
         "--no-compile", dest="compile", action="store_false", help="skip the torch.compile'd fast path"
     )
-    command.add_argument(
-        "--device",
-        default="auto",
-        choices=["auto", "cpu", "cuda"],
-        help="auto: a CUDA GPU where there is one",
-    )
+    device_help = "auto: a CUDA GPU where there is one"
+    command.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help=device_help)
     command.add_argument("--json", help="write the results here as JSON")
     command.set_defaults(handler="measure_commands:bench_command")
 
