@@ -181,8 +181,9 @@ def is_one_pass(path: str | os.PathLike) -> bool:
 
 
 def load_anystyle(path: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> AnyStyleNet:
-    """A one-pass model from its file (default: the shipped one), loaded without running code."""
-    path = Path(path) if path is not None else SHIPPED
+    """A one-pass model from its file or shipped name (default: the shipped one), loaded without running
+    code."""
+    path = pretrained_path(path) if path is not None else SHIPPED
     if not path.is_file():
         raise FaststError(
             f"no one-pass model at {path}" + (": train one with `make anystyle`" if path == SHIPPED else "")

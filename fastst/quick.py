@@ -275,6 +275,8 @@ def stylize_quickly(argv: list[str]) -> int | None:
             im = open_image(source)
             if args.max_size is not None and max(im.size) > args.max_size:
                 im = resize_longer_side(im, args.max_size)
+            if name is None:  # its header could not be read, yet it decoded: its size was never planned
+                raise FaststError(f"cannot read image {source}: its size changed while it was read")
             if name not in sessions:
                 sessions[name] = open_session(name, entry["onnx"], entry["precision"], entry["threads"])[0]
             save_array(stylize_array(sessions[name], np.asarray(im), entry["min_size"]), target)

@@ -246,3 +246,14 @@ def test_a_style_run_from_a_one_pass_model_starts_at_that_paintings_network(tmp_
     config.style = [str(painting), str(other)]
     with pytest.raises(FaststError, match="one-pass model"):
         initial_model(config)
+
+
+def test_the_shipped_one_pass_model_is_found_by_its_name_as_a_trained_style_is():
+    from fastst.anystyle import SHIPPED, is_one_pass
+
+    if not SHIPPED.is_file():
+        pytest.skip("no shipped one-pass model")
+    by_name, by_default = load_anystyle("anystyle").state_dict(), load_anystyle().state_dict()
+    assert by_name.keys() == by_default.keys()
+    assert all(torch.equal(by_name[k], by_default[k]) for k in by_name)
+    assert is_one_pass("anystyle") and not is_one_pass("starry_night")
