@@ -216,20 +216,22 @@ def main() -> None:
         "photos": list(quality.reference(protocol(paintings[0]), count=args.photos).photos),
         "quality": scores,
     }
-    record["tables"] = {"quality": quality_table(scores)}
+    record["tables"] = {"quality": quality_table(scores, trained)}
     if args.stage == "all":
         figure(peer, model, paintings, trained, args.figure_iterations)
     print(write_result("any_style", record))
 
 
-def quality_table(scores: dict) -> dict:
+def quality_table(scores: dict, trained: dict) -> dict:
     rows = []
     for painting, by_method in scores.items():
         for name, row in by_method.items():
+            seconds = trained.get(painting, {}).get(name, (None, None))[1]
             rows.append(
                 [
                     " ".join(painting.split("__")[-2:]),
                     name,
+                    f"{seconds / 60:.1f} min" if seconds is not None else "",
                     f"{row['optimality_ratio']:.2f}",
                     f"{row['content']:.1f}",
                     f"{row['style']:.1f}",
@@ -238,6 +240,7 @@ def quality_table(scores: dict) -> dict:
     columns = [
         "painting (held out)",
         "method",
+        "training first (its log)",
         "optimality ratio (median)",
         "content term",
         "style term (x2)",
