@@ -19,6 +19,7 @@ from fastst.errors import FaststError
 from fastst.export import export_network
 from fastst.files import stylize_paths, stylize_video_paths, video_inputs
 from fastst.gatys import gatys
+from fastst.images import outcome_line
 from fastst.io import atomic_path, list_images, load_image, save_image
 from fastst.runtimes import RUNTIMES
 from fastst.stylize import (
@@ -147,11 +148,7 @@ def stylize_command(args) -> int:
     if not clips or (Path(args.input).is_dir() and set(list_images(args.input)) - set(clips)):
         counts["image"] = stylize_paths(model, args.input, args.output, **options)
     for kind, (written, failures, skipped) in counts.items():
-        print(
-            f"stylized {written} {kind}{'s' if written != 1 else ''} into {args.output}"
-            + (f"; {skipped} skipped (exist; --overwrite to replace)" if skipped else "")
-            + (f"; {len(failures)} failed" if failures else "")
-        )
+        print(outcome_line(kind, written, failures, skipped, args.output))
     return 1 if any(failures for _, failures, _ in counts.values()) else 0
 
 

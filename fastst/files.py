@@ -3,7 +3,6 @@ photos of one size batched together, a bad input reported and skipped while the 
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import torch
@@ -12,7 +11,7 @@ from tqdm.auto import tqdm
 from fastst.clips import is_video
 from fastst.errors import FaststError
 from fastst.host import pretrained_path
-from fastst.images import image_inputs, output_targets
+from fastst.images import fail_or_raise, image_inputs, output_targets
 from fastst.io import load_image, save_image
 from fastst.runtime import process_settings, release_freed_memory, resolve_device
 from fastst.runtimes import DEFAULT_PRECISION, check
@@ -70,10 +69,6 @@ def _stylize_paths(
     failures, written, skipped = [], 0, 0
     pending: dict[tuple, list] = {}  # images of one size wait to be stylized as a batch
 
-    def fail(message: str) -> None:
-        failures.append(message)
-        warnings.warn(message, stacklevel=3)
-
     last_shape = [None]
 
     def new_shape(shape) -> None:  # same-shape work reuses freed memory; other shapes would fragment it
@@ -91,7 +86,7 @@ def _stylize_paths(
                 save_image(_finish(out, image, strength, keep_color), target)
                 done += 1
             except FaststError as e:
-                fail(str(e))
+                fail_or_raise(e, False, failures)  # a batch is of several inputs
         return done
 
     for source, target in tqdm(
@@ -105,9 +100,7 @@ def _stylize_paths(
         try:
             image = load_image(source, max_size)
         except FaststError as e:
-            if single:
-                raise
-            fail(str(e))
+            fail_or_raise(e, single, failures)
             continue
         h, w = image.shape[-2:]
         if h * w > BATCH_PIXELS or single:
@@ -116,9 +109,7 @@ def _stylize_paths(
                 save_image(stylizer(image, strength, keep_color), target)
                 written += 1
             except FaststError as e:
-                if single:
-                    raise
-                fail(str(e))
+                fail_or_raise(e, single, failures)
             continue
         group = pending.setdefault(tuple(image.shape), [])
         group.append((image, target))
@@ -193,8 +184,5 @@ def stylize_video_paths(
                 )
                 written += 1
             except FaststError as e:
-                if single:
-                    raise
-                failures.append(str(e))
-                warnings.warn(str(e), stacklevel=2)
+                fail_or_raise(e, single, failures)
     return written, failures, skipped

@@ -190,3 +190,21 @@ def output_targets(inputs: list[Path], output: str | os.PathLike, single: bool) 
     except OSError as e:
         raise FaststError(f"cannot create output folder {out}: {e.strerror}") from None
     return [out / p.name for p in inputs]
+
+
+def fail_or_raise(error: FaststError, single: bool, failures: list[str]) -> None:
+    """A bad input: the command's error when it is the only input, else reported in one line and skipped
+    (its message added to ``failures``)."""
+    if single:
+        raise error
+    failures.append(str(error))
+    warnings.warn(str(error), stacklevel=3)
+
+
+def outcome_line(kind: str, written: int, failures: list[str], skipped: int, output: str) -> str:
+    """What stylizing the inputs came to, in one line."""
+    return (
+        f"stylized {written} {kind}{'s' if written != 1 else ''} into {output}"
+        + (f"; {skipped} skipped (exist; --overwrite to replace)" if skipped else "")
+        + (f"; {len(failures)} failed" if failures else "")
+    )

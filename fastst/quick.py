@@ -34,9 +34,11 @@ from fastst.images import (
     ANIMATED_SUFFIXES,
     VIDEO_FORMATS,
     atomic_path,
+    fail_or_raise,
     file_digest,
     image_inputs,
     open_image,
+    outcome_line,
     output_targets,
     resize_longer_side,
     save_array,
@@ -282,15 +284,8 @@ def stylize_quickly(argv: list[str]) -> int | None:
             save_array(stylize_array(sessions[name], np.asarray(im), entry["min_size"]), target)
             written += 1
         except FaststError as e:
-            if single:
-                raise
-            failures.append(str(e))
-            warnings.warn(str(e), stacklevel=2)
-    print(
-        f"stylized {written} image{'s' if written != 1 else ''} into {args.output}"
-        + (f"; {skipped} skipped (exist; --overwrite to replace)" if skipped else "")
-        + (f"; {len(failures)} failed" if failures else "")
-    )
+            fail_or_raise(e, single, failures)
+    print(outcome_line("image", written, failures, skipped, args.output))
     return 1 if failures else 0
 
 
