@@ -20,6 +20,7 @@ results/lbfgs/) the L-BFGS curves the ratios need.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 from pathlib import Path
 
@@ -84,6 +85,11 @@ def protocol(painting: Path) -> quality.Protocol:
     return quality.Protocol(
         style=str(painting), style_weight=DEFAULT_WEIGHTS["style_weight"], iterations=200, noise_iterations=1
     )
+
+
+def _shown(path: str) -> str:
+    """A path as a result records it: relative to the working folder where it lies below it."""
+    return os.path.relpath(path) if Path(path).resolve().is_relative_to(Path.cwd().resolve()) else path
 
 
 def trained_runs(paintings: list[Path], train_missing: bool = False) -> dict:
@@ -204,7 +210,7 @@ def main() -> None:
     record = {
         "model": args.model or "fastst/pretrained/anystyle.pth",
         "finetuned": {
-            stem: {label: {"model": path, "training_seconds": s} for label, (path, s) in runs.items()}
+            stem: {label: {"model": _shown(path), "training_seconds": s} for label, (path, s) in runs.items()}
             for stem, runs in trained.items()
         },
         "protocol": {
