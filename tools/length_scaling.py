@@ -20,7 +20,7 @@ import numpy as np
 
 from fastst import quality
 from fastst.data import EXTRA_DIR, data_dir
-from fastst.recipes import RUN_COLUMNS
+from fastst.recipes import RUN_COLUMNS, logged_cell
 from fastst.report import three_figures
 from fastst.results import read_result, write_result
 
@@ -42,6 +42,7 @@ def fit(points: list[dict], floor: float) -> tuple[float, float]:
 def table(result: dict) -> list[dict]:
     """The tables of docs/time_to_quality.md made of this study's result: the runs, then the fits."""
     reference = result["reference_recipe"]
+    curves = read_result(result["from"])["curves"]  # the runs' own logs
     runs = {
         "columns": list(RUN_COLUMNS),
         "rows": [
@@ -49,6 +50,7 @@ def table(result: dict) -> list[dict]:
                 f"`{point['recipe']}`",
                 f"{point['iterations']:,}",
                 f"{point['seconds'] / 60:.1f} min",
+                logged_cell(curves.get(point["recipe"], [])),
                 f"{point['optimality_ratio']:.2f}",
                 f"{point['lbfgs_equivalent']:g}",
             ]
