@@ -265,9 +265,16 @@ def stylize_quickly(argv: list[str]) -> int | None:
         return None
     if pairs is None:
         return None
+    try:  # a runtime that cannot load the export here: the full path, which reports why
+        sessions = {
+            name: open_session(name, entry["onnx"], entry["precision"], entry["threads"])[0]
+            for name in {name for _, _, name in pairs if name is not None}
+        }
+    except Exception:
+        return None
     from tqdm.auto import tqdm
 
-    sessions, written, skipped, failures = {}, 0, 0, []
+    written, skipped, failures = 0, 0, []
     single = len(pairs) == 1 and Path(args.output).suffix != "" and Path(args.input).is_file()
     for source, target, name in tqdm(pairs, desc="stylize", unit="img", disable=single):
         if target.exists() and not args.overwrite:
@@ -279,8 +286,6 @@ def stylize_quickly(argv: list[str]) -> int | None:
                 im = resize_longer_side(im, args.max_size)
             if name is None:  # its header could not be read, yet it decoded: its size was never planned
                 raise FaststError(f"cannot read image {source}: its size changed while it was read")
-            if name not in sessions:
-                sessions[name] = open_session(name, entry["onnx"], entry["precision"], entry["threads"])[0]
             save_array(stylize_array(sessions[name], np.asarray(im), entry["min_size"]), target)
             written += 1
         except FaststError as e:

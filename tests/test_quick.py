@@ -154,3 +154,30 @@ def test_the_command_line_measures_its_start_up_for_the_quick_path(folder):
         entry["sizes"]["64"]["runtime"] in ("onnxruntime", "openvino")
         and entry["sizes"]["64"]["extra_s"] >= 0
     )
+
+
+def test_an_export_that_no_runtime_can_load_sends_the_command_down_the_full_path(folder, monkeypatch):
+    _chosen(monkeypatch, "onnxruntime")
+    stylize_paths(str(folder / "model.pth"), str(folder / "in"), str(folder / "full"))
+    (entry,) = json.loads(quick.index_file().read_text()).values()
+    args = quick._parse(
+        ["stylize", "--model", str(folder / "model.pth"), "--input", str(folder / "in")]
+        + ["--output", str(folder / "quick")]
+    )
+    assert quick._entry(args) is not None
+    Path(entry["onnx"]).write_bytes(b"not a graph")
+    assert (
+        quick.stylize_quickly(
+            [
+                "stylize",
+                "--model",
+                str(folder / "model.pth"),
+                "--input",
+                str(folder / "in"),
+                "--output",
+                str(folder / "quick"),
+            ]
+        )
+        is None
+    )
+    assert not (folder / "quick").exists() or not any((folder / "quick").iterdir())  # nothing half-written
