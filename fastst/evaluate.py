@@ -42,14 +42,17 @@ def time_inference(
     sizes=(256, 512, 1024),
     repeats: int = 5,
     warmup: int = 2,
-    precision: str = "fp32",
+    precision: str | None = None,
     fast: bool = False,
     progress: bool = True,
 ) -> list[dict]:
     """Seconds per image for square inputs of each size on the model's device: ``warmup`` runs,
     then the median (and min, max) of ``repeats`` timed runs. With ``fast``, the path of
-    ``fastst stylize`` (:func:`fastst.runtimes.fast_model`; "auto": its choice for the device)."""
+    ``fastst stylize`` (:func:`fastst.runtimes.fast_model`); the precision is by default that path's
+    choice for the device ("auto") with ``fast``, fp32 without."""
     device = next(model.parameters()).device
+    if precision is None:
+        precision = "auto" if fast else "fp32"
     if fast:
         model, precision, memory_format = fast_model(model, precision)
     else:
