@@ -288,18 +288,19 @@ def main() -> None:
     parser.add_argument("--photos", type=int, default=12)
     parser.add_argument("--video", action="store_true", help="whole processes on a clip at 360p to 1080p")
     parser.add_argument("--frames", type=int, default=48)
+    parser.add_argument("--suffix", default="", help="appended to the result's name, e.g. a kind of CPU")
     args = parser.parse_args()
     if args.video:
         record = video_run(args.frames, args.rounds)
         record["tables"] = {"video": video_table(record)}
         print(record["fps"])
-        print(write_result("peers_video", record))
+        print(write_result("peers_video" + args.suffix, record))
         return
     if args.folder:
         record = folder_run(args.photos, args.rounds)
         record["tables"] = {"folder": folder_table(record)}
         print(record["seconds"], record["peak_memory_mb"])
-        print(write_result("peers_folder", record))
+        print(write_result("peers_folder" + args.suffix, record))
         return
     fns, painting = timed_functions(args.sizes)
     with process_settings(torch.device("cpu")):  # as `fastst stylize` runs
@@ -315,7 +316,7 @@ def main() -> None:
         "seconds": seconds,
         "tables": tables(seconds, args.sizes),
     }
-    print(write_result("peers_speed", record))
+    print(write_result("peers_speed" + args.suffix, record))
 
 
 if __name__ == "__main__":
