@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from fastst.data import STYLES, TEST_DIR, TRAIN_DIR, test_photos
 from fastst.data import data_dir as default_data
-from fastst.files import stylize_paths
+from fastst.files import StylizeOptions, stylize_paths
 from fastst.inference import for_inference
 from fastst.measure import CPU, interleaved_medians, matmul_gflops, peak_memory_mb, psnr
 from fastst.runtime import autocast, resolve_device, reuse_freed_memory
@@ -366,7 +366,7 @@ def bench_folder_throughput(model_path, root, device: torch.device = CPU) -> dic
     with tempfile.TemporaryDirectory() as out:
         t0 = time.perf_counter()
         written, _, _ = stylize_paths(
-            model_path, str(root / TEST_DIR), out, progress=False, device=str(device)
+            model_path, str(root / TEST_DIR), out, StylizeOptions(device=str(device)), progress=False
         )
         seconds = time.perf_counter() - t0
     return {"images": written, "seconds": seconds, "images_per_s": written / seconds}

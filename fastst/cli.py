@@ -3,7 +3,7 @@
 A parser for each command; what a command does is its handler in :mod:`fastst.commands` (or, for the
 commands that measure, :mod:`fastst.measure_commands`). The options of
 ``fastst train`` are the fields of :class:`fastst.config.TrainConfig` made with ``option``, most of
-``fastst stylize``'s those of :class:`fastst.commands.StylizeOptions`.
+``fastst stylize``'s those of :class:`fastst.files.StylizeOptions`.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import sys
 import typing
 import warnings
 
-from fastst import commands
 from fastst.config import DEVICES, PRECISIONS, TrainConfig, option_fields
 from fastst.errors import FaststError
+from fastst.files import StylizeOptions
 from fastst.presets import PRESET_NAMES
 from fastst.stylize import DEFAULT_PRECISION
 from fastst.temporal import DEFAULT_TEMPORAL, TEMPORAL_MODES
@@ -69,7 +69,7 @@ def _stylize_parser(subparsers) -> None:
     command.add_argument("--model", help="model.pth of a training run")
     command.add_argument("--input", required=True, help="an image or a video clip, a folder or a glob")
     command.add_argument("--output", required=True, help="an image or clip file (one input) or a folder")
-    _add_options(command, commands.StylizeOptions)
+    _add_options(command, StylizeOptions)
     command.add_argument(
         "--temporal",
         default=DEFAULT_TEMPORAL,

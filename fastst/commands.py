@@ -7,23 +7,20 @@ the plotting code."""
 from __future__ import annotations
 
 import csv
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from fastst.anystyle_train import AnyStyleConfig, train_anystyle
 from fastst.app import serve
-from fastst.config import DEVICES, PRECISIONS, TrainConfig, option, option_fields
+from fastst.config import TrainConfig, option_fields
 from fastst.data import EXTRA_DIR, PAINTINGS_DIR, data_dir
 from fastst.download import fetch, fetch_coco, fetch_extra_styles
 from fastst.errors import FaststError
 from fastst.export import export_network
-from fastst.files import stylize_paths, stylize_video_paths, video_inputs
+from fastst.files import StylizeOptions, stylize_paths, stylize_video_paths, video_inputs
 from fastst.gatys import gatys
 from fastst.images import outcome_line
 from fastst.io import atomic_path, list_images, load_image, save_image
-from fastst.runtimes import RUNTIMES
 from fastst.stylize import (
-    DEFAULT_PRECISION,
     PRETRAINED_DIR,
     load_model,
     model_styles,
@@ -67,68 +64,6 @@ def train_anystyle_command(args) -> int:
     return 0
 
 
-def parse_scale(text: str) -> float | str:
-    """A style scale: a number, or auto."""
-    if text == "auto":
-        return text
-    try:
-        return float(text)
-    except ValueError:
-        raise ValueError(f"expected a number or auto, not {text!r}") from None
-
-
-@dataclass
-class StylizeOptions:
-    """How ``fastst stylize`` stylizes images and clips alike: its options (made with
-    :func:`fastst.config.option`), passed by keyword to :func:`fastst.files.stylize_paths` and
-    :func:`fastst.files.stylize_video_paths`."""
-
-    style: str | None = option(
-        None,
-        "a shipped style, no training needed (see fastst styles), or a mix of them "
-        '"a:0.5,b:0.5"; with --model, a style or mix of that multi-style model',
-    )
-    painting: str | None = option(
-        None,
-        "any painting (an image file) as the style, in one pass, no training: through the shipped "
-        "one-pass model (or the one-pass model given with --model)",
-        flag="--style-image",
-        metavar="PAINTING",
-    )
-    style_scale: float | str | None = option(
-        None,
-        "the painting's strokes this many times larger on the photo (below 1: smaller), by stylizing "
-        "the photo at 1/S of its size and upsampling the result guided by the photo; 'auto' keeps the "
-        "strokes' size relative to the photo for any photo size (the default with --style-image; else 1)",
-        type=parse_scale,
-    )
-    max_size: int | None = option(None, "shrink the longer side to at most this")
-    strength: float = option(1.0, "blend with the content, 0..1")
-    keep_color: bool = option(
-        False, "keep the content's colours", flag="--preserve-color", action="store_true"
-    )
-    device: str = option("auto", "auto: a CUDA GPU, else MPS, else the CPU", choices=DEVICES)
-    precision: str = option(
-        DEFAULT_PRECISION,
-        "auto: bf16 on a CPU that runs it natively (its PSNR against fp32: fastst bench); "
-        "on a GPU fp32, and bf16 with --compile",
-        choices=PRECISIONS,
-    )
-    compile: bool = option(False, "torch.compile the network (for many images)", action="store_true")
-    runtime: str = option(
-        "auto",
-        "what runs the network: auto times the runtimes installed once per machine, network and "
-        'size on a CPU and keeps the fastest (torch on a GPU); onnxruntime needs "fastst[export]", '
-        'openvino "fastst[openvino]"',
-        choices=("auto", *RUNTIMES),
-    )
-    overwrite: bool = option(False, "replace existing output files", action="store_true")
-
-    def __post_init__(self):
-        if self.style_scale is None:  # a painting's strokes keep their size relative to the photo
-            self.style_scale = "auto" if self.painting else 1.0
-
-
 def stylize_command(args) -> int:
     if not args.model and not args.style and not args.painting:
         raise FaststError(
@@ -138,15 +73,15 @@ def stylize_command(args) -> int:
     if args.painting and args.style:
         raise FaststError("give --style (a shipped style) or --style-image (a painting), not both")
     model = args.model or (resolve_shipped_style(args.style) if args.style else None)
-    options = asdict(StylizeOptions(**_parsed(StylizeOptions, args)))
+    options = StylizeOptions(**_parsed(StylizeOptions, args))
     counts = {}
     clips = video_inputs(args.input)
     if clips:
         counts["clip"] = stylize_video_paths(
-            model, args.input, args.output, **options, temporal=args.temporal, anchor=args.anchor
+            model, args.input, args.output, options, temporal=args.temporal, anchor=args.anchor
         )
     if not clips or (Path(args.input).is_dir() and set(list_images(args.input)) - set(clips)):
-        counts["image"] = stylize_paths(model, args.input, args.output, **options)
+        counts["image"] = stylize_paths(model, args.input, args.output, options)
     for kind, (written, failures, skipped) in counts.items():
         print(outcome_line(kind, written, failures, skipped, args.output))
     return 1 if any(failures for _, failures, _ in counts.values()) else 0

@@ -3,18 +3,20 @@ photos of one size batched together, a bad input reported and skipped while the 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
 from fastst.clips import is_video
+from fastst.config import DEVICES, PRECISIONS, option
 from fastst.errors import FaststError
 from fastst.host import pretrained_path
 from fastst.images import fail_or_raise, image_inputs, output_targets
 from fastst.io import load_image, save_image
 from fastst.runtime import process_settings, release_freed_memory, resolve_device
-from fastst.runtimes import DEFAULT_PRECISION, check
+from fastst.runtimes import DEFAULT_PRECISION, RUNTIMES, check
 from fastst.stylize import Stylizer, _finish, load_one_style, painting_runtime
 from fastst.temporal import DEFAULT_TEMPORAL
 from fastst.video import check_video_runtime, stylize_video
@@ -23,40 +25,94 @@ from fastst.video import check_video_runtime, stylize_video
 BATCH_PIXELS = 2048 * 2048
 
 
+def parse_scale(text: str) -> float | str:
+    """A style scale: a number, or auto."""
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"expected a number or auto, not {text!r}") from None
+
+
+@dataclass
+class StylizeOptions:
+    """How ``fastst stylize`` stylizes images and clips alike: its options (made with
+    :func:`fastst.config.option`, which the command line reads), given to :func:`stylize_paths` and
+    :func:`stylize_video_paths`."""
+
+    style: str | None = option(
+        None,
+        "a shipped style, no training needed (see fastst styles), or a mix of them "
+        '"a:0.5,b:0.5"; with --model, a style or mix of that multi-style model',
+    )
+    painting: str | None = option(
+        None,
+        "any painting (an image file) as the style, in one pass, no training: through the shipped "
+        "one-pass model (or the one-pass model given with --model)",
+        flag="--style-image",
+        metavar="PAINTING",
+    )
+    style_scale: float | str | None = option(
+        None,
+        "the painting's strokes this many times larger on the photo (below 1: smaller), by stylizing "
+        "the photo at 1/S of its size and upsampling the result guided by the photo; 'auto' keeps the "
+        "strokes' size relative to the photo for any photo size (the default with --style-image; else 1)",
+        type=parse_scale,
+    )
+    max_size: int | None = option(None, "shrink the longer side to at most this")
+    strength: float = option(1.0, "blend with the content, 0..1")
+    keep_color: bool = option(
+        False, "keep the content's colours", flag="--preserve-color", action="store_true"
+    )
+    device: str = option("auto", "auto: a CUDA GPU, else MPS, else the CPU", choices=DEVICES)
+    precision: str = option(
+        DEFAULT_PRECISION,
+        "auto: bf16 on a CPU that runs it natively (its PSNR against fp32: fastst bench); "
+        "on a GPU fp32, and bf16 with --compile",
+        choices=PRECISIONS,
+    )
+    compile: bool = option(False, "torch.compile the network (for many images)", action="store_true")
+    runtime: str = option(
+        "auto",
+        "what runs the network: auto times the runtimes installed once per machine, network and "
+        'size on a CPU and keeps the fastest (torch on a GPU); onnxruntime needs "fastst[export]", '
+        'openvino "fastst[openvino]"',
+        choices=("auto", *RUNTIMES),
+    )
+    overwrite: bool = option(False, "replace existing output files", action="store_true")
+
+    def __post_init__(self):
+        if self.style_scale is None:  # a painting's strokes keep their size relative to the photo
+            self.style_scale = "auto" if self.painting else 1.0
+
+
 def stylize_paths(
-    model_path: str,
+    model_path: str | None,
     input_spec: str,
     output: str,
-    max_size: int | None = None,
-    strength: float = 1.0,
-    keep_color: bool = False,
-    device: str = "auto",
-    precision: str = DEFAULT_PRECISION,
-    overwrite: bool = False,
+    options: StylizeOptions | None = None,
     progress: bool = True,
-    compile: bool = False,
-    style: str | None = None,
-    painting: str | None = None,
-    style_scale: float | str = 1.0,
-    runtime: str = "auto",
 ) -> tuple[int, list[str], int]:
     """Stylize a file, a folder or a glob into a file or a folder; returns (written, failures, skipped).
 
     A bad input file is reported and skipped; the others are still written. Outputs that exist are
-    kept and counted as skipped unless ``overwrite``. ``style`` picks a style or mix of a multi-style
-    model (see :func:`load_model`); ``painting`` makes that painting the style, through the one-pass
-    model (``model_path``, or the shipped one when None), its network computed once for all the inputs.
-    ``style_scale`` and ``runtime`` are :class:`Stylizer`'s.
+    kept and counted as skipped unless ``options.overwrite``. ``options.style`` picks a style or mix of
+    a multi-style model (see :func:`load_model`); ``options.painting`` makes that painting the style,
+    through the one-pass model (``model_path``, or the shipped one when None), its network computed once
+    for all the inputs.
     """
-    dev = resolve_device(device)
+    o = options or StylizeOptions()
+    dev = resolve_device(o.device)
     with process_settings(dev):
-        network = load_one_style(model_path, dev, style, painting)
-        stylizer = Stylizer(network, precision, compile, style_scale, painting_runtime(runtime, painting))
+        network = load_one_style(model_path, dev, o.style, o.painting)
+        runtime = painting_runtime(o.runtime, o.painting)
+        stylizer = Stylizer(network, o.precision, o.compile, o.style_scale, runtime)
         counts = _stylize_paths(
-            stylizer, input_spec, output, max_size, strength, keep_color, overwrite, progress
+            stylizer, input_spec, output, o.max_size, o.strength, o.keep_color, o.overwrite, progress
         )
-        if painting is None and style_scale == 1 and precision == DEFAULT_PRECISION:
-            stylizer.remember_quick(pretrained_path(model_path), style)
+        if o.painting is None and o.style_scale == 1 and o.precision == DEFAULT_PRECISION:
+            stylizer.remember_quick(pretrained_path(model_path), o.style)
         return counts
 
 
@@ -129,39 +185,31 @@ def video_inputs(spec: str) -> list[Path]:
 
 
 def stylize_video_paths(
-    model_path: str,
+    model_path: str | None,
     input_spec: str,
     output: str,
-    max_size: int | None = None,
-    strength: float = 1.0,
-    keep_color: bool = False,
-    device: str = "auto",
-    precision: str = DEFAULT_PRECISION,
-    overwrite: bool = False,
-    progress: bool = True,
-    compile: bool = False,
-    style: str | None = None,
+    options: StylizeOptions | None = None,
     temporal: str = DEFAULT_TEMPORAL,
     anchor: bool = True,
-    painting: str | None = None,
-    style_scale: float | str = 1.0,
-    runtime: str = "auto",
+    progress: bool = True,
 ) -> tuple[int, list[str], int]:
     """Stylize a clip into a file, or the clips of a folder into a folder (same names); returns
-    (written, failures, skipped) as :func:`stylize_paths` does."""
-    dev = resolve_device(device)
-    check_video_runtime(check(runtime, dev, compile and temporal == "frame"), temporal)  # once, not per clip
+    (written, failures, skipped) as :func:`stylize_paths` does. ``temporal`` and ``anchor`` are
+    :func:`fastst.video.stylize_video`'s."""
+    o = options or StylizeOptions()
+    dev = resolve_device(o.device)
+    check_video_runtime(check(o.runtime, dev, o.compile and temporal == "frame"), temporal)  # once
     clips = video_inputs(input_spec)
     if not clips:
         raise FaststError(f"no video clips in {input_spec}")
     single = Path(input_spec).is_file()
     targets = output_targets(clips, output, single)
-    model = load_one_style(model_path, dev, style, painting)
-    runtime = painting_runtime(runtime, painting)
+    model = load_one_style(model_path, dev, o.style, o.painting)
+    runtime = painting_runtime(o.runtime, o.painting)
     written, failures, skipped = 0, [], 0
     with process_settings(dev):
         for clip, target in zip(clips, targets):
-            if target.exists() and not overwrite:
+            if target.exists() and not o.overwrite:
                 if single:
                     raise FaststError(f"{target} exists (pass --overwrite to replace it)")
                 skipped += 1
@@ -171,15 +219,15 @@ def stylize_video_paths(
                     model,
                     clip,
                     target,
-                    max_size=max_size,
-                    strength=strength,
-                    keep_color=keep_color,
+                    max_size=o.max_size,
+                    strength=o.strength,
+                    keep_color=o.keep_color,
                     temporal=temporal,
                     anchor=anchor,
-                    precision=precision,
-                    compile=compile,
+                    precision=o.precision,
+                    compile=o.compile,
                     progress=progress,
-                    style_scale=style_scale,
+                    style_scale=o.style_scale,
                     runtime=runtime,
                 )
                 written += 1

@@ -168,12 +168,13 @@ def test_stylizing_leaves_the_processes_allocator_as_it_found_it(tmp_path):
     code = f"""
 import psutil, torch
 from PIL import Image
-from fastst.files import stylize_paths
+from fastst.files import StylizeOptions, stylize_paths
 from fastst.transformer import TransformerNet
 net = TransformerNet(width=0.25, input_skip=True)
 torch.save({{"model": net.state_dict(), "net": net.config}}, r"{tmp_path}/m.pth")
 Image.new("RGB", (64, 48)).save(r"{tmp_path}/in.png")
-stylize_paths(r"{tmp_path}/m.pth", r"{tmp_path}/in.png", r"{tmp_path}/out.png", device="cpu", progress=False)
+options = StylizeOptions(device="cpu")
+stylize_paths(r"{tmp_path}/m.pth", r"{tmp_path}/in.png", r"{tmp_path}/out.png", options, progress=False)
 before = psutil.Process().memory_info().rss
 x = torch.ones(300 * 2**20 // 4)
 del x

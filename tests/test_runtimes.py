@@ -11,7 +11,7 @@ import torch
 
 from fastst import TransformerNet, quick, runtimes
 from fastst.errors import FaststError
-from fastst.files import stylize_video_paths
+from fastst.files import StylizeOptions, stylize_video_paths
 from fastst.io import load_image, save_image
 from fastst.measure import psnr
 from fastst.stylize import Stylizer, load_model
@@ -130,7 +130,9 @@ def test_video_modes_that_change_the_norms_refuse_another_runtime():
     if name is None:
         pytest.skip("no runtime besides torch is installed")
     with pytest.raises(FaststError, match="frame by frame only"):
-        stylize_video_paths(None, "no-such-clip.mp4", "out.mp4", device="cpu", runtime=name, temporal="clip")
+        stylize_video_paths(
+            None, "no-such-clip.mp4", "out.mp4", StylizeOptions(device="cpu", runtime=name), temporal="clip"
+        )
 
 
 def test_the_command_line_with_runtime_torch_writes_the_network_s_picture(tmp_path):

@@ -222,7 +222,7 @@ def test_tiled_and_untiled_outputs_agree(model_file):
 
 
 def test_a_folder_is_batched_by_size_without_changing_results(model_file, tmp_path):
-    from fastst.files import stylize_paths
+    from fastst.files import StylizeOptions, stylize_paths
 
     src = tmp_path / "in"
     src.mkdir()
@@ -232,9 +232,8 @@ def test_a_folder_is_batched_by_size_without_changing_results(model_file, tmp_pa
 
     for name, image in images.items():
         save_image(image, src / name)
-    written, failures, _ = stylize_paths(
-        str(model_file), str(src), str(tmp_path / "out"), device="cpu", precision="fp32", progress=False
-    )
+    options = StylizeOptions(device="cpu", precision="fp32")
+    written, failures, _ = stylize_paths(str(model_file), str(src), str(tmp_path / "out"), options, False)
     assert (written, failures) == (4, [])
     model = load_model(model_file)
     from fastst.io import load_image as load
@@ -332,14 +331,15 @@ def test_every_stylizing_entry_point_has_one_default_precision():
     import inspect
 
     from fastst.cli import build_parser
-    from fastst.files import stylize_paths
+    from fastst.files import StylizeOptions
     from fastst.stylize import DEFAULT_PRECISION
     from fastst.tiles import stylize_tiled
 
-    for function in (stylize, stylize_image, stylize_tiled, stylize_paths):
+    for function in (stylize, stylize_image, stylize_tiled):
         assert inspect.signature(function).parameters["precision"].default == DEFAULT_PRECISION, (
             function.__name__
         )
+    assert StylizeOptions().precision == DEFAULT_PRECISION
     args = build_parser().parse_args(["stylize", "--model", "m.pth", "--input", "a", "--output", "b"])
     assert args.precision == DEFAULT_PRECISION
 
