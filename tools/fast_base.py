@@ -1,0 +1,127 @@
+"""The base's styles on a smaller network: for each style, the shipped base and a candidate multi-style
+network scored with the quality measure (the optimality ratio, the content and style terms apart, median
+over the held-out photos whose L-BFGS curves results/lbfgs/ holds), both timed on `fastst stylize`'s
+default path at 256, 512 and 1024 px beside the peer's built-in style in one run of interleaved rounds,
+and a figure of one held-out photo through each style of both. Writes results/fast_base.json and
+figures/fast_base.png.
+
+    python tools/fast_base.py runs/base_small/model.pth [--base base] [--count 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from fast_networks import SIZES, median_terms, seconds
+
+from fastst import quality
+from fastst.data import data_dir
+from fastst.plotting import save_fig, show_images
+from fastst.results import machine, write_result
+from fastst.stylize import load_model, pretrained_path, stylize
+from fastst.transformer import count_parameters, single_style
+
+# The quality target of a smaller network: at most this much above the base's optimality ratio, per style.
+TARGET = 0.05
+
+
+def table(result: dict) -> dict:
+    rows = []
+    for style, row in result["quality"].items():
+        base, small = row["base"], row["candidate"]
+        rows.append(
+            [
+                style.replace("_", " "),
+                f"{base['ratio']:.2f}",
+                f"{small['ratio']:.2f}",
+                f"{100 * (small['ratio'] / base['ratio'] - 1):+.1f}%",
+                f"{base['content']:.1f} / {small['content']:.1f}",
+                f"{base['style']:.1f} / {small['style']:.1f}",
+            ]
+        )
+    s = result["seconds"]
+    speed = [["peer built-in", *(f"{s[f'peer built-in {n}']:.3f} s" for n in SIZES)]]
+    for name in ("base", "candidate"):
+        speed.append([result["networks"][name]["label"], *(f"{s[f'{name} {n}']:.3f} s" for n in SIZES)])
+    for name in ("base", "candidate"):
+        speed.append(
+            [f"{result['networks'][name]['label']}: the peer's seconds / its own"]
+            + [f"{s[f'peer built-in {n}'] / s[f'{name} {n}']:.2f}" for n in SIZES]
+        )
+    return {
+        "quality": {
+            "columns": [
+                "style",
+                "base: optimality ratio",
+                "smaller: optimality ratio",
+                "smaller against base",
+                "content (base / smaller)",
+                "style (base / smaller)",
+            ],
+            "rows": rows,
+        },
+        "speed": {"columns": ["seconds a photo", *(f"{n} px" for n in SIZES)], "rows": speed},
+    }
+
+
+def figure(models: dict, photo, styles: list[str]) -> None:
+    images, titles = [], []
+    for style in styles:
+        for name, model in models.items():
+            network = single_style(model, model.style_names.index(style)).eval()
+            images.append(stylize(network, photo, precision="fp32"))
+            titles.append(f"{style.replace('_', ' ')}, {'shipped base' if name == 'base' else 'smaller'}")
+    fig = show_images(images, titles, ncols=4)
+    save_fig(fig, "fast_base", {"styles": styles, "networks": list(models)})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("candidate", help="a multi-style model file with the base's styles")
+    parser.add_argument("--base", default="base")
+    parser.add_argument("--count", type=int, default=3, help="held-out photos a style")
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    models = {"base": load_model(args.base), "candidate": load_model(args.candidate)}
+    styles = models["base"].style_names
+    if models["candidate"].style_names != styles:
+        raise SystemExit(f"{args.candidate} has the styles {models['candidate'].style_names}, not {styles}")
+    info = machine()
+    rows = {}
+    for style in styles:
+        protocol = quality.evaluation_protocol(
+            data_dir() / "styles" / f"{style}.jpg", iterations=200, noise_iterations=200
+        )
+        ref = quality.reference(protocol, count=args.count)
+        index = styles.index(style)
+        rows[style] = {name: median_terms(single_style(m, index), ref) for name, m in models.items()}
+        print(style, rows[style], flush=True)
+    photo = next(iter(ref.photos.values()))
+    one_style = {name: single_style(m, 0) for name, m in models.items()}  # the speed is any style's
+    timed = seconds(one_style, args.rounds)
+    networks = {
+        name: {
+            "model": str(path if not pretrained_path(path).is_file() else pretrained_path(path).name),
+            "label": "shipped base" if name == "base" else "smaller base",
+            "net": ", ".join(f"{k} {v}" for k, v in m.config.items() if k not in ("norm", "upsample")),
+            "parameters": count_parameters(m),
+        }
+        for (name, m), path in zip(models.items(), (args.base, args.candidate))
+    }
+    worst = max(r["candidate"]["ratio"] / r["base"]["ratio"] - 1 for r in rows.values())
+    result = {
+        "styles": styles,
+        "photos": list(ref.photos),
+        "networks": networks,
+        "quality": rows,
+        "seconds": timed,
+        "target": TARGET,
+        "worst_against_base": round(worst, 4),
+        "within_target": worst <= TARGET,
+    }
+    print(write_result("fast_base", result, machine_info=info))
+    figure(models, photo, styles)
+
+
+if __name__ == "__main__":
+    main()
