@@ -52,11 +52,23 @@ def model_styles(path: str | os.PathLike) -> list[str]:
     return _style_names(saved, path) if isinstance(saved, dict) else []
 
 
+def _parameters(path: Path) -> int:
+    saved = load_checkpoint(path, "model")
+    weights = saved.get("model", {}) if isinstance(saved, dict) else {}
+    return sum(t.numel() for t in weights.values() if isinstance(t, torch.Tensor))
+
+
+def _preferred_first(paths) -> list[Path]:
+    """Shipped model files, the one that stylizes a style they share first: a model named after its
+    style, then the one with fewer parameters (the faster), then by name."""
+    return sorted(paths, key=lambda p: (p.stem not in model_styles(p), _parameters(p), p.name))
+
+
 def pretrained_styles() -> dict[str, Path]:
     """{style name: shipped model file holding it}. A model named after its style wins over a
-    multi-style model that also holds it."""
+    multi-style model that also holds it, and a smaller multi-style model over a larger one."""
     found: dict[str, Path] = {}
-    for path in sorted(PRETRAINED_DIR.glob("*.pth"), key=lambda p: p.stem in model_styles(p)):
+    for path in reversed(_preferred_first(PRETRAINED_DIR.glob("*.pth"))):
         for name in model_styles(path):
             found[name] = path
     return dict(sorted(found.items()))
@@ -96,7 +108,9 @@ def resolve_shipped_style(spec: str) -> str:
         raise FaststError(f"no shipped style {missing[0]!r}; shipped: {', '.join(shipped) or 'none'}")
     if len(names) == 1:
         return str(shipped[names[0]])
-    holders = [p for p in sorted(PRETRAINED_DIR.glob("*.pth")) if set(names) <= set(model_styles(p))]
+    holders = [
+        p for p in _preferred_first(PRETRAINED_DIR.glob("*.pth")) if set(names) <= set(model_styles(p))
+    ]
     if not holders:
         raise FaststError(f"no shipped model holds all of {', '.join(names)}, so they cannot be mixed")
     return str(holders[0])

@@ -383,3 +383,21 @@ def test_the_stylizer_refuses_a_network_of_several_styles():
 
     with pytest.raises(FaststError, match="holds 2 styles"):
         Stylizer(TransformerNet(styles=2))
+
+
+def test_a_style_two_shipped_networks_hold_is_stylized_by_the_smaller(tmp_path, monkeypatch):
+    import fastst.stylize as st
+
+    def ship(name, width, styles):
+        net = TransformerNet(width=width, styles=len(styles))
+        torch.save({"model": net.state_dict(), "net": net.config, "styles": styles}, tmp_path / f"{name}.pth")
+
+    ship("big", 0.5, ["a", "b", "c"])
+    ship("small", 0.25, ["a", "b", "c"])
+    ship("c", 0.5, ["c"])  # named after its style
+    ship("bigger_only", 0.5, ["a", "d"])
+    monkeypatch.setattr(st, "PRETRAINED_DIR", tmp_path)
+    names = {name: path.name for name, path in st.pretrained_styles().items()}
+    assert names == {"a": "small.pth", "b": "small.pth", "c": "c.pth", "d": "bigger_only.pth"}
+    assert Path(st.resolve_shipped_style("a:0.5,b:0.5")).name == "small.pth"
+    assert Path(st.resolve_shipped_style("a,d")).name == "bigger_only.pth"
