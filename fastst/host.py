@@ -1,10 +1,11 @@
-"""Facts about this computer that need no PyTorch: the CPU and its vector extensions, the user's cache
-folder, the shipped models' folder."""
+"""Facts about this computer and this process that need no PyTorch: the CPU and its vector extensions,
+the command running, the user's cache folder, the shipped models' folder."""
 
 from __future__ import annotations
 
 import os
 import platform
+import sys
 from pathlib import Path
 
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"
@@ -45,3 +46,8 @@ def pretrained_path(name: str | os.PathLike) -> Path:
     """A shipped model's file for its style name (``fastst/pretrained/NAME.pth``); any other path as it is."""
     candidate = PRETRAINED_DIR / f"{name}.pth"
     return candidate if not Path(name).exists() and candidate.exists() else Path(name)
+
+
+def command_line() -> str:
+    """The command that is running, as a person would type it again (the program's name, not its path)."""
+    return " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])

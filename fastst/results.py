@@ -9,12 +9,11 @@ import functools
 import json
 import os
 import platform
-import sys
 from pathlib import Path
 
 import torch
 
-from fastst.host import cpu_flags, cpu_model
+from fastst.host import command_line, cpu_flags, cpu_model
 from fastst.io import atomic_path, project_folder
 from fastst.measure import matmul_gflops
 from fastst.runtime import git_state
@@ -56,11 +55,6 @@ def machine(measure: bool = True) -> dict:
 def timestamp() -> str:
     """Now, in UTC to the second, as results record their date."""
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-
-
-def command_line() -> str:
-    """The command that is running, as a person would type it again (the program's name, not its path)."""
-    return " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])
 
 
 def write_result(

@@ -15,6 +15,7 @@ import torch
 
 import fastst
 from fastst.errors import FaststError
+from fastst.host import command_line, cpu_flags, cpu_model
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -176,18 +177,17 @@ def git_state(folder: str | Path | None = None) -> dict:
 
 
 def environment(device: torch.device, precision: str) -> dict:
-    name = (
-        torch.cuda.get_device_name(device)
-        if device.type == "cuda"
-        else platform.processor() or platform.machine()
-    )
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model()
     return {
         "fastst": fastst.__version__,
         "torch": str(torch.__version__),
         "python": platform.python_version(),
         "device": str(device),
         "device_name": name,
+        "cpu": cpu_model(),
+        "cpu_flags": cpu_flags(),
         "precision": precision,
         "threads": torch.get_num_threads(),
+        "command": command_line(),
         **git_state(),
     }

@@ -14,6 +14,7 @@ from fastst import commands
 from fastst.cli import build_parser, main
 from fastst.config import option_fields
 from fastst.errors import FaststError
+from fastst.host import cpu_flags, cpu_model
 from fastst.presets import PRESETS
 from fastst.train import TrainConfig, load_styles, snapshot_table, train
 
@@ -81,6 +82,8 @@ def test_smoke_run_leaves_config_losses_snapshots_and_model(tmp_path, data_root)
 
     meta = json.loads((run / "config.json").read_text())
     assert meta["config"]["style_weight"] == config.style_weight and meta["environment"]["device"] == "cpu"
+    # the machine it ran on: the CPU by name and the vector extensions that set its speed
+    assert meta["environment"]["cpu"] == cpu_model() and meta["environment"]["cpu_flags"] == cpu_flags()
     assert TrainConfig.from_saved(meta["config"]) == config  # what a tool reads back is what ran
 
 
