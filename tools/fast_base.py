@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 
-from fast_networks import SIZES, median_terms, seconds
+from fast_networks import median_terms, seconds, speed_table
 
 from fastst import quality
 from fastst.data import data_dir
@@ -39,15 +39,6 @@ def table(result: dict) -> dict:
                 f"{base['style']:.1f} / {small['style']:.1f}",
             ]
         )
-    s = result["seconds"]
-    speed = [["peer built-in", *(f"{s[f'peer built-in {n}']:.3f} s" for n in SIZES)]]
-    for name in ("base", "candidate"):
-        speed.append([result["networks"][name]["label"], *(f"{s[f'{name} {n}']:.3f} s" for n in SIZES)])
-    for name in ("base", "candidate"):
-        speed.append(
-            [f"{result['networks'][name]['label']}: the peer's seconds / its own"]
-            + [f"{s[f'peer built-in {n}'] / s[f'{name} {n}']:.2f}" for n in SIZES]
-        )
     return {
         "quality": {
             "columns": [
@@ -60,7 +51,7 @@ def table(result: dict) -> dict:
             ],
             "rows": rows,
         },
-        "speed": {"columns": ["seconds a photo", *(f"{n} px" for n in SIZES)], "rows": speed},
+        "speed": speed_table(result["seconds"], {k: n["label"] for k, n in result["networks"].items()}),
     }
 
 

@@ -69,15 +69,6 @@ def tables(result: dict) -> dict:
                 f"{q['style']:.1f}",
             ]
         )
-    speed_rows = []
-    s = result["seconds"]
-    for name in ["peer built-in", *names]:
-        speed_rows.append([name] + [f"{s[f'{name} {size}']:.3f} s" for size in SIZES])
-    for name in names:
-        speed_rows.append(
-            [f"{name}: the peer's seconds / its own"]
-            + [f"{s[f'peer built-in {n}'] / s[f'{name} {n}']:.2f}" for n in SIZES]
-        )
     return {
         "quality": {
             "columns": [
@@ -91,8 +82,22 @@ def tables(result: dict) -> dict:
             ],
             "rows": quality_rows,
         },
-        "speed": {"columns": ["seconds a photo", *(f"{n} px" for n in SIZES)], "rows": speed_rows},
+        "speed": speed_table(result["seconds"], {name: name for name in names}),
     }
+
+
+def speed_table(seconds: dict, labels: dict) -> dict:
+    """Seconds a photo of the peer's built-in style and of each network (``labels``: its key in
+    ``seconds`` -> its row's name), then the peer's seconds over each network's."""
+    rows = [["peer built-in", *(f"{seconds[f'peer built-in {n}']:.3f} s" for n in SIZES)]]
+    for key, label in labels.items():
+        rows.append([label, *(f"{seconds[f'{key} {n}']:.3f} s" for n in SIZES)])
+    for key, label in labels.items():
+        rows.append(
+            [f"{label}: the peer's seconds / its own"]
+            + [f"{seconds[f'peer built-in {n}'] / seconds[f'{key} {n}']:.2f}" for n in SIZES]
+        )
+    return {"columns": ["seconds a photo", *(f"{n} px" for n in SIZES)], "rows": rows}
 
 
 def figure(models: dict, ref: quality.Reference, style: str) -> None:
