@@ -17,6 +17,7 @@ from fast_networks import median_terms, seconds, speed_table
 from fastst import quality
 from fastst.data import data_dir
 from fastst.plotting import save_fig, show_images
+from fastst.report import measured_on
 from fastst.results import machine, write_result
 from fastst.stylize import load_model, pretrained_path, stylize
 from fastst.transformer import count_parameters, single_style
@@ -25,7 +26,8 @@ from fastst.transformer import count_parameters, single_style
 TARGET = 0.05
 
 
-def table(result: dict) -> dict:
+def table(result: dict) -> list[dict]:
+    """The quality table, then the speed table (docs/many_styles.md)."""
     rows = []
     for style, row in result["quality"].items():
         base, small = row["base"], row["candidate"]
@@ -39,8 +41,8 @@ def table(result: dict) -> dict:
                 f"{base['style']:.1f} / {small['style']:.1f}",
             ]
         )
-    return {
-        "quality": {
+    return [
+        {
             "columns": [
                 "style",
                 "base: optimality ratio",
@@ -51,8 +53,12 @@ def table(result: dict) -> dict:
             ],
             "rows": rows,
         },
-        "speed": speed_table(result["seconds"], {k: n["label"] for k, n in result["networks"].items()}),
-    }
+        {
+            **speed_table(result["seconds"], {k: n["label"] for k, n in result["networks"].items()}),
+            "note": f"Median over {len(result['photos'])} held-out photos a style; {measured_on(result)} "
+            f"(`results/{result['name']}.json`).",
+        },
+    ]
 
 
 def figure(models: dict, photo, styles: list[str]) -> None:
