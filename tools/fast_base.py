@@ -5,7 +5,10 @@ default path at 256, 512 and 1024 px beside the peer's built-in style in one run
 and a figure of one held-out photo through each style of both. Writes results/fast_base.json and
 figures/fast_base.png.
 
-    python tools/fast_base.py runs/base_small/model.pth [--base base] [--count 3]
+    python tools/fast_base.py runs/base_small/model.pth [--base base] [--count 3] [--alone STYLE=MODEL ...]
+
+``--alone`` adds a one-style network of one of the base's styles (the shipped Starry Night: the network
+`fastst stylize --style starry_night` runs), scored and timed in the same run.
 """
 
 from __future__ import annotations
@@ -26,30 +29,34 @@ from fastst.transformer import count_parameters, single_style
 TARGET = 0.05
 
 
+def _row(label: str, base: dict, other: dict) -> list[str]:
+    return [
+        label,
+        f"{base['ratio']:.2f}",
+        f"{other['ratio']:.2f}",
+        f"{100 * (other['ratio'] / base['ratio'] - 1):+.1f}%",
+        f"{base['content']:.1f} / {other['content']:.1f}",
+        f"{base['style']:.1f} / {other['style']:.1f}",
+    ]
+
+
 def table(result: dict) -> list[dict]:
     """The quality table, then the speed table (docs/many_styles.md)."""
     rows = []
     for style, row in result["quality"].items():
-        base, small = row["base"], row["candidate"]
-        rows.append(
-            [
-                style.replace("_", " "),
-                f"{base['ratio']:.2f}",
-                f"{small['ratio']:.2f}",
-                f"{100 * (small['ratio'] / base['ratio'] - 1):+.1f}%",
-                f"{base['content']:.1f} / {small['content']:.1f}",
-                f"{base['style']:.1f} / {small['style']:.1f}",
-            ]
-        )
+        name = style.replace("_", " ")
+        if "alone" in row:  # a shipped one-style network of the style, in the same columns
+            rows.append(_row(f"{name}: its shipped one-style network", row["base"], row["alone"]))
+        rows.append(_row(f"{name}: smaller base", row["base"], row["candidate"]))
     return [
         {
             "columns": [
-                "style",
+                "style: network",
                 "base: optimality ratio",
-                "smaller: optimality ratio",
-                "smaller against base",
-                "content (base / smaller)",
-                "style (base / smaller)",
+                "network: optimality ratio",
+                "network against base",
+                "content (base / network)",
+                "style term (base / network)",
             ],
             "rows": rows,
         },
@@ -78,8 +85,10 @@ def main() -> None:
     parser.add_argument("--base", default="base")
     parser.add_argument("--count", type=int, default=3, help="held-out photos a style")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--alone", nargs="*", default=[], metavar="STYLE=MODEL", help="one-style networks")
     args = parser.parse_args()
     models = {"base": load_model(args.base), "candidate": load_model(args.candidate)}
+    alone = {style: (path, load_model(path)) for style, path in (a.split("=", 1) for a in args.alone)}
     styles = models["base"].style_names
     if models["candidate"].style_names != styles:
         raise SystemExit(f"{args.candidate} has the styles {models['candidate'].style_names}, not {styles}")
@@ -92,18 +101,24 @@ def main() -> None:
         ref = quality.reference(protocol, count=args.count)
         index = styles.index(style)
         rows[style] = {name: median_terms(single_style(m, index), ref) for name, m in models.items()}
+        if style in alone:
+            rows[style]["alone"] = median_terms(alone[style][1], ref)
         print(style, rows[style], flush=True)
     photo = next(iter(ref.photos.values()))
     one_style = {name: single_style(m, 0) for name, m in models.items()}  # the speed is any style's
+    one_style.update({f"alone {style}": model for style, (_, model) in alone.items()})
     timed = seconds(one_style, args.rounds)
     networks = {
         name: {
             "model": str(path if not pretrained_path(path).is_file() else pretrained_path(path).name),
-            "label": "shipped base" if name == "base" else "smaller base",
+            "label": {"base": "shipped base", "candidate": "smaller base"}.get(name, f"shipped {name[6:]}"),
             "net": ", ".join(f"{k} {v}" for k, v in m.config.items() if k not in ("norm", "upsample")),
             "parameters": count_parameters(m),
         }
-        for (name, m), path in zip(models.items(), (args.base, args.candidate))
+        for (name, m), path in zip(
+            [*models.items(), *((f"alone {st}", m) for st, (_, m) in alone.items())],
+            [args.base, args.candidate, *(p for p, _ in alone.values())],
+        )
     }
     worst = max(r["candidate"]["ratio"] / r["base"]["ratio"] - 1 for r in rows.values())
     result = {
