@@ -160,19 +160,32 @@ def _git(folder: Path, *args: str) -> bytes | None:
 
 
 def git_state(folder: str | Path | None = None) -> dict:
-    """The code a result came from: the checkout's HEAD commit, whether tracked files differed from it
-    (uncommitted changes; untracked files do not count) and, when they did, a short sha256 digest of
-    ``git diff HEAD``, which tells two dirty trees apart. All None outside a git checkout."""
+    """The code a result came from: the checkout's HEAD commit, whether the code differed from it
+    (uncommitted changes to tracked files, or Python files git does not track yet, such as a new study;
+    other untracked files, such as the results being written, do not count) and, when it did, a short
+    sha256 digest of ``git diff HEAD`` and of those new files, which tells two dirty trees apart. All
+    None outside a git checkout."""
     folder = Path(folder) if folder is not None else Path(__file__).parent
     head = _git(folder, "rev-parse", "HEAD")
     status = _git(folder, "status", "--porcelain", "--untracked-files=no") if head else None
-    if not head or status is None:
+    new = (
+        _git(folder, "ls-files", "--others", "--exclude-standard", "--full-name", "--", "*.py")
+        if head
+        else None
+    )
+    if not head or status is None or new is None:
         return {"git_commit": None, "git_dirty": None, "git_diff_sha256": None}
-    diff = _git(folder, "diff", "--no-color", "--no-ext-diff", "HEAD") if status.strip() else None
+    dirty = bool(status.strip() or new.strip())
+    digest = None
+    if dirty:
+        top = Path(_git(folder, "rev-parse", "--show-toplevel").decode().strip())
+        digest = hashlib.sha256(_git(folder, "diff", "--no-color", "--no-ext-diff", "HEAD"))
+        for name in sorted(new.decode().split()):
+            digest.update(name.encode() + b"\0" + (top / name).read_bytes())
     return {
         "git_commit": head.decode().strip(),
-        "git_dirty": bool(status.strip()),
-        "git_diff_sha256": hashlib.sha256(diff).hexdigest()[:16] if diff is not None else None,
+        "git_dirty": dirty,
+        "git_diff_sha256": digest.hexdigest()[:16] if digest is not None else None,
     }
 
 

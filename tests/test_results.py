@@ -47,6 +47,15 @@ def test_the_commit_is_recorded_with_whether_the_tree_was_dirty_and_a_digest_of_
     _git(repo, "add", "code.py")
     assert git_state(repo)["git_dirty"] is False
 
+    (repo / "study.py").write_text("print(1)\n")  # new code git does not track yet: not the commit's
+    untracked = git_state(repo)
+    assert untracked["git_dirty"] and untracked["git_diff_sha256"] is not None
+    (repo / "study.py").write_text("print(2)\n")
+    assert git_state(repo)["git_diff_sha256"] != untracked["git_diff_sha256"]
+    _git(repo, "add", "study.py")
+    _git(repo, "commit", "-q", "-m", "two")
+    assert git_state(repo)["git_dirty"] is False
+
     monkeypatch.setenv("PATH", str(tmp_path / "no-git-here"))
     assert git_state(repo) == {"git_commit": None, "git_dirty": None, "git_diff_sha256": None}
 
