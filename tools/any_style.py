@@ -228,7 +228,9 @@ def main() -> None:
     print(write_result("any_style", record))
 
 
-def quality_table(scores: dict, trained: dict) -> dict:
+def quality_table(scores: dict, trained: dict, cell=lambda s: f"{s / 60:.1f} min") -> dict:
+    """The quality table; ``trained``: {painting: {method: (model, logged seconds)}}, ``cell`` shows those
+    seconds."""
     rows = []
     for painting, by_method in scores.items():
         for name, row in by_method.items():
@@ -237,7 +239,7 @@ def quality_table(scores: dict, trained: dict) -> dict:
                 [
                     " ".join(painting.split("__")[-2:]),
                     name,
-                    f"{seconds / 60:.1f} min" if seconds is not None else "",
+                    cell(seconds) if seconds is not None else "",
                     f"{row['optimality_ratio']:.2f}",
                     f"{row['content']:.1f}",
                     f"{row['style']:.1f}",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from any_style import _peer, held_out_paintings, protocol, score_painting
+from any_style import _peer, held_out_paintings, protocol, quality_table, score_painting
 
 from fastst import quality
 from fastst.anystyle import load_anystyle
@@ -34,33 +34,18 @@ def finetune(painting, iterations: int) -> tuple[str, float]:
 
 
 def table(result: dict) -> dict:
-    rows = []
-    for painting, by_method in result["quality"].items():
-        for name, row in by_method.items():
-            seconds = row.get("training_seconds")
-            rows.append(
-                [
-                    " ".join(painting.split("__")[-2:]),
-                    name,
-                    f"{seconds:.0f} s" if seconds is not None else "",
-                    f"{row['optimality_ratio']:.2f}",
-                    f"{row['content']:.1f}",
-                    f"{row['style']:.1f}",
-                ]
-            )
-    columns = [
-        "painting (held out)",
-        "method",
-        "training first (its log)",
-        "optimality ratio (median)",
-        "content term",
-        "style term (x2)",
-    ]
+    trained = {
+        painting: {
+            name: (None, row["training_seconds"]) for name, row in rows.items() if "training_seconds" in row
+        }
+        for painting, rows in result["quality"].items()
+    }
+    spec = quality_table(result["quality"], trained, cell=lambda s: f"{s:.0f} s")
     note = (
         f"Median over {len(result['photos'])} held-out photos; {measured_on(result)} "
         "(`results/one_pass_refine.json`)."
     )
-    return {"columns": columns, "rows": rows, "note": note}
+    return {**spec, "note": note}
 
 
 def main() -> None:
