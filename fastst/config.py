@@ -328,3 +328,11 @@ def style_configs(preset: str = "auto", **overrides) -> dict[str, TrainConfig]:
         config.out = str(runs_dir() / preset / f"{name}-{config_digest(config)}")
         configs[name] = config
     return configs
+
+
+def preset_digest(preset: str) -> str:
+    """Eight hex digits naming what the main job trains with ``preset``: the digests of the report's two
+    style runs. A figure drawn from those runs records it, and a changed preset no longer produces it."""
+    preset = TrainConfig.resolve_preset(preset)
+    runs = {name: Path(config.out).name for name, config in style_configs(preset).items()}
+    return hashlib.sha256(json.dumps(runs, sort_keys=True).encode()).hexdigest()[:8]

@@ -25,6 +25,7 @@ from fastst.config import (  # noqa: F401
     LR_SCHEDULES,
     TrainConfig,
     config_digest,
+    preset_digest,
     runs_dir,
     style_configs,
 )
