@@ -1,0 +1,191 @@
+"""The base's styles in a smaller network, taught by the base itself: distillation.
+
+The smaller base trained on eq. 5 from scratch collapsed to the tinted photo (docs/many_styles.md). Here
+the student (by default the shipped Starry Night's network: folded input and output, half width, three
+residual blocks; its norms copied to every style) learns to give the base's own picture: each step takes
+a batch of crops of training photos, each with a style drawn at random, and lowers the distance between
+the student's picture and the base's, in pixels (L1) and in VGG-16's relu2_2 features (L1, relative to
+the base's). No style image enters; the base is the teacher.
+
+Resumable (run it again to continue); writes runs/distill_base/model.pth (a multi-style model file that
+`fastst stylize --model` and tools/fast_base.py read) and its log, losses.csv.
+
+    python tools/distill_base.py --iterations 6000
+    python tools/fast_base.py runs/distill_base/model.pth --name fast_base_distilled
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import random
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from tqdm.auto import tqdm
+
+from fastst.config import runs_dir
+from fastst.data import data_dir, usable_images
+from fastst.io import atomic_torch_save, load_checkpoint
+from fastst.runtime import autocast, environment, resolve_precision
+from fastst.stylize import load_model
+from fastst.transformer import TransformerNet
+from fastst.vgg import loss_network
+
+FEATURE_LAYER = "relu2_2"
+
+
+def student_from(source: str, styles: int) -> TransformerNet:
+    """A multi-style network of ``source``'s shape, its weights, each norm's scale and shift copied to
+    every style (``source`` one-style)."""
+    one = load_model(source)
+    net = TransformerNet(**{**one.config, "styles": styles})
+    weights = {}
+    for key, tensor in one.state_dict().items():
+        target = net.state_dict()[key]
+        weights[key] = tensor.expand_as(target).clone() if tensor.shape != target.shape else tensor
+    net.load_state_dict(weights)
+    return net
+
+
+def crops(photos: list[Path], size: int, count: int, rng: random.Random) -> torch.Tensor:
+    """``count`` random ``size`` px crops of random photos, each scaled first so that its shorter side
+    is between ``size`` and twice it (the scales the held-out photos are stylized at)."""
+    batch = []
+    for path in rng.sample(photos, count):
+        with Image.open(path) as im:
+            im = im.convert("RGB")
+            short = rng.randint(size, 2 * size)
+            scale = short / min(im.size)
+            im = im.resize((max(size, round(im.width * scale)), max(size, round(im.height * scale))))
+            left, top = rng.randint(0, im.width - size), rng.randint(0, im.height - size)
+            im = im.crop((left, top, left + size, top + size))
+        batch.append(torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8).view(size, size, 3))
+    return torch.stack(batch).permute(0, 3, 1, 2).float() / 255
+
+
+def distance(student: torch.Tensor, teacher: torch.Tensor, vgg, feature_weight: float) -> tuple:
+    pixels = F.l1_loss(student, teacher)
+    ours, theirs = (
+        vgg(student, (FEATURE_LAYER,))[FEATURE_LAYER],
+        vgg(teacher, (FEATURE_LAYER,))[FEATURE_LAYER],
+    )
+    features = F.l1_loss(ours, theirs) / theirs.abs().mean().clamp_min(1e-6)
+    return pixels + feature_weight * features, pixels, features
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--teacher", default="base", help="the multi-style network to copy")
+    parser.add_argument("--student", default="starry_night", help="a one-style network: the shape and start")
+    parser.add_argument("--iterations", type=int, default=6000)
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--size", type=int, default=128, help="crop size in pixels")
+    parser.add_argument("--lr", type=float, default=1e-3, help="Adam's peak rate (cosine decay to zero)")
+    parser.add_argument("--feature-weight", type=float, default=1.0)
+    parser.add_argument("--out", default=None, help="run folder (default runs/distill_base)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    out = Path(args.out) if args.out else runs_dir() / "distill_base"
+    out.mkdir(parents=True, exist_ok=True)
+    device = torch.device("cpu")
+    precision = resolve_precision("auto", device)
+    teacher = load_model(args.teacher)
+    names = teacher.style_names
+    student = student_from(args.student, len(names))
+    optimiser = torch.optim.Adam(student.parameters(), lr=args.lr)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimiser, lambda i: 0.5 * (1 + math.cos(math.pi * min(i, args.iterations) / args.iterations))
+    )
+    start, spent, checkpoint = 0, 0.0, out / "checkpoint.pth"
+    if checkpoint.is_file():
+        saved = load_checkpoint(checkpoint)
+        student.load_state_dict(saved["model"])
+        optimiser.load_state_dict(saved["optimiser"])
+        schedule.load_state_dict(saved["schedule"])
+        start, spent = saved["iteration"], saved.get("seconds", 0.0)
+        print(f"resuming {out} at iteration {start}")
+    settings = {k: v for k, v in vars(args).items() if k != "out"}
+    (out / "config.json").write_text(
+        json.dumps({"settings": settings, **environment(device, precision)}, indent=1)
+    )
+
+    photos = usable_images(data_dir() / "train", warn=False)
+    rng = random.Random(f"{args.seed}-{start}")  # a resumed run draws on from where it stopped
+    vgg = loss_network()
+    log_path = out / "losses.csv"
+    new_log = not log_path.exists()
+    began = time.perf_counter() - spent  # the log's seconds count the whole run, across resumes
+    with open(log_path, "a", newline="") as log:
+        writer = csv.writer(log)
+        if new_log:
+            writer.writerow(["iteration", "loss", "pixels", "features", "lr", "seconds"])
+        bar = tqdm(range(start, args.iterations), initial=start, total=args.iterations, desc="distilling")
+        for i in bar:
+            x = crops(photos, args.size, args.batch, rng)
+            styles = torch.tensor([rng.randrange(len(names)) for _ in range(args.batch)])
+            with torch.no_grad(), autocast(device, precision):
+                target = teacher(x, styles).float().clamp(0, 1)
+            student.train()
+            with autocast(device, precision):
+                loss, pixels, features = distance(
+                    student(x, styles).float(), target, vgg, args.feature_weight
+                )
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            schedule.step()
+            if (i + 1) % 10 == 0:
+                writer.writerow(
+                    [
+                        i + 1,
+                        f"{loss.item():.5f}",
+                        f"{pixels.item():.5f}",
+                        f"{features.item():.5f}",
+                        f"{schedule.get_last_lr()[0]:.3g}",
+                        f"{time.perf_counter() - began:.1f}",
+                    ]
+                )
+                bar.set_postfix(loss=f"{loss.item():.4f}")
+            if (i + 1) % 200 == 0 or i + 1 == args.iterations:
+                log.flush()
+                state = {"iteration": i + 1, "seconds": time.perf_counter() - began}
+                save(student, optimiser, schedule, state, names, settings, device, precision, out)
+    print(f"wrote {out / 'model.pth'}")
+
+
+def save(student, optimiser, schedule, state: dict, names, settings, device, precision, out: Path) -> None:
+    """The checkpoint to resume from, and the model file, each written whole or not at all."""
+    atomic_torch_save(
+        {
+            "model": student.state_dict(),
+            "optimiser": optimiser.state_dict(),
+            "schedule": schedule.state_dict(),
+            **state,
+        },
+        out / "checkpoint.pth",
+    )
+    atomic_torch_save(
+        {
+            "model": student.state_dict(),
+            "net": student.config,
+            "styles": names,
+            "config": {"style": names, "distilled": settings, "preset": "distilled"},
+            "iteration": state["iteration"],
+            "seconds": state["seconds"],
+            "environment": environment(device, precision),
+        },
+        out / "model.pth",
+    )
+
+
+if __name__ == "__main__":
+    main()
