@@ -2,10 +2,11 @@
 network scored with the quality measure (the optimality ratio, the content and style terms apart, median
 over the held-out photos whose L-BFGS curves results/lbfgs/ holds), both timed on `fastst stylize`'s
 default path at 256, 512 and 1024 px beside the peer's built-in style in one run of interleaved rounds,
-and a figure of one held-out photo through each style of both. Writes results/fast_base.json and
-figures/fast_base.png.
+and a figure of one held-out photo through each style of both. Writes results/NAME.json and
+figures/NAME.png (``--name``, by default fast_base).
 
     python tools/fast_base.py runs/base_small/model.pth [--base base] [--count 3] [--alone STYLE=MODEL ...]
+    python tools/fast_base.py runs/distill_base/model.pth --name fast_base_distilled --label distilled
 
 ``--alone`` adds a one-style network of one of the base's styles (the shipped Starry Night: the network
 `fastst stylize --style starry_night` runs), scored and timed in the same run.
@@ -42,12 +43,12 @@ def _row(label: str, base: dict, other: dict) -> list[str]:
 
 def table(result: dict) -> list[dict]:
     """The quality table, then the speed table (docs/many_styles.md)."""
-    rows = []
+    rows, label = [], result["networks"]["candidate"]["label"]
     for style, row in result["quality"].items():
         name = style.replace("_", " ")
         if "alone" in row:  # a shipped one-style network of the style, in the same columns
             rows.append(_row(f"{name}: its shipped one-style network", row["base"], row["alone"]))
-        rows.append(_row(f"{name}: smaller base", row["base"], row["candidate"]))
+        rows.append(_row(f"{name}: {label}", row["base"], row["candidate"]))
     return [
         {
             "columns": [
@@ -68,15 +69,15 @@ def table(result: dict) -> list[dict]:
     ]
 
 
-def figure(models: dict, photo, styles: list[str]) -> None:
+def figure(models: dict, photo, styles: list[str], name: str, label: str) -> None:
     images, titles = [], []
     for style in styles:
-        for name, model in models.items():
+        for network_name, model in models.items():
             network = single_style(model, model.style_names.index(style)).eval()
             images.append(stylize(network, photo, precision="fp32"))
-            titles.append(f"{style.replace('_', ' ')}, {'shipped base' if name == 'base' else 'smaller'}")
+            titles.append(f"{style.replace('_', ' ')}, {'shipped base' if network_name == 'base' else label}")
     fig = show_images(images, titles, ncols=4)
-    save_fig(fig, "fast_base", {"styles": styles, "networks": list(models)})
+    save_fig(fig, name, {"styles": styles, "networks": list(models)})
 
 
 def main() -> None:
@@ -85,6 +86,8 @@ def main() -> None:
     parser.add_argument("--base", default="base")
     parser.add_argument("--count", type=int, default=3, help="held-out photos a style")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--name", default="fast_base", help="the result's and the figure's name")
+    parser.add_argument("--label", default="smaller base", help="the candidate's name in the tables")
     parser.add_argument("--alone", nargs="*", default=[], metavar="STYLE=MODEL", help="one-style networks")
     args = parser.parse_args()
     models = {"base": load_model(args.base), "candidate": load_model(args.candidate)}
@@ -111,7 +114,7 @@ def main() -> None:
     networks = {
         name: {
             "model": str(path if not pretrained_path(path).is_file() else pretrained_path(path).name),
-            "label": {"base": "shipped base", "candidate": "smaller base"}.get(name, f"shipped {name[6:]}"),
+            "label": {"base": "shipped base", "candidate": args.label}.get(name, f"shipped {name[6:]}"),
             "net": ", ".join(f"{k} {v}" for k, v in m.config.items() if k not in ("norm", "upsample")),
             "parameters": count_parameters(m),
         }
@@ -131,8 +134,8 @@ def main() -> None:
         "worst_against_base": round(worst, 4),
         "within_target": worst <= TARGET,
     }
-    print(write_result("fast_base", result, machine_info=info))
-    figure(models, photo, styles)
+    print(write_result(args.name, result, machine_info=info))
+    figure(models, photo, styles, args.name, args.label)
 
 
 if __name__ == "__main__":
