@@ -1,0 +1,107 @@
+"""What the main job (`make`) took: each notebook's minutes from the executed notebooks' own timestamps,
+each style's training from its run's log, the machine, and the figures it drew (their preset digest and
+commit), read from a checkout where `make` ran (a fresh clone, say). Writes results/main_job.json.
+
+    git clone . /tmp/clone && (cd /tmp/clone && make)
+    python tools/main_job.py /tmp/clone [--name main_job]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import json
+from pathlib import Path
+
+from fastst.config import TrainConfig, preset_digest, style_configs
+from fastst.report import measured_on
+from fastst.results import machine, write_result
+
+FIGURES = ("fig2_losses", "fig3_starry_night", "fig3_woman_with_a_parasol")
+
+
+def _time(stamp: str) -> datetime.datetime:
+    return datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+
+def notebook_minutes(path: Path) -> dict:
+    """From the first cell's start to the last cell's end, by the kernel's own timestamps."""
+    cells = json.loads(path.read_text())["cells"]
+    stamps = [c["metadata"]["execution"] for c in cells if c.get("metadata", {}).get("execution")]
+    start, end = _time(stamps[0]["iopub.status.busy"]), _time(stamps[-1]["iopub.status.idle"])
+    return {
+        "notebook": path.name,
+        "started": start.isoformat(),
+        "minutes": round((end - start).total_seconds() / 60, 2),
+    }
+
+
+def training(folder: Path) -> dict:
+    """A run's iterations and measured duration (its log's last ``elapsed_s``) and what it ran on."""
+    with open(folder / "losses.csv") as f:
+        last = list(csv.DictReader(f))[-1]
+    env = json.loads((folder / "config.json").read_text()).get("environment", {})
+    return {
+        "run": folder.name,
+        "iterations": int(last["iteration"]),
+        "minutes": round(float(last["elapsed_s"]) / 60, 1),
+        "environment": {
+            k: env.get(k) for k in ("cpu", "cpu_flags", "precision", "threads", "torch", "git_commit")
+        },
+    }
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("checkout", type=Path, help="where `make` ran")
+    parser.add_argument(
+        "--preset", default="cpu", help="the preset the main job trained (auto: cpu on a CPU)"
+    )
+    parser.add_argument("--name", default="main_job")
+    args = parser.parse_args(argv)
+    preset = TrainConfig.resolve_preset(args.preset)
+    runs = args.checkout / "runs" / preset
+    trained = {name: training(runs / Path(c.out).name) for name, c in style_configs(preset).items()}
+    executed = sorted((args.checkout / "notebooks" / "executed").glob("*.ipynb"))
+    notebooks = [notebook_minutes(p) for p in executed]
+    figures = {
+        name: {
+            k: v
+            for k, v in json.loads((args.checkout / "figures" / f"{name}.json").read_text()).items()
+            if k in ("date", "git_commit", "git_dirty", "preset", "preset_digest")
+        }
+        for name in FIGURES
+    }
+    result = {
+        "preset": preset,
+        "preset_digest": preset_digest(preset),
+        "training": trained,
+        "notebooks": notebooks,
+        "notebook_minutes": round(sum(n["minutes"] for n in notebooks), 1),
+        "figures": figures,
+        "machine_note": "matmul rates measured when collected, on the machine of the run",
+    }
+    print(write_result(args.name, result, machine_info=machine()))
+
+
+def table(result: dict) -> dict:
+    """Minutes each notebook of the main job took, and each style's training in notebook 3."""
+    rows = [[f"`{n['notebook']}`", f"{n['minutes']:.1f}"] for n in result["notebooks"]]
+    rows.append(["all notebooks", f"{result['notebook_minutes']:.1f}"])
+    trained = ", ".join(
+        f"{name.replace('_', ' ')} {t['minutes']:.1f} min ({t['iterations']:,} iterations)"
+        for name, t in result["training"].items()
+    )
+    return {
+        "columns": ["notebook", "minutes"],
+        "rows": rows,
+        "note": f"The `{result['preset']}` preset; training by the runs' logs: {trained}. "
+        f"{measured_on(result)} (`results/{result['name']}.json`).",
+    }
+
+
+if __name__ == "__main__":
+    main()
