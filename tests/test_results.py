@@ -1,10 +1,16 @@
 """Result files name the code that produced them: the commit, and whether and how the tree differed."""
 
 import hashlib
+import json
 import subprocess
+from pathlib import Path
+
+import pytest
 
 from fastst.results import machine
 from fastst.runtime import git_state
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _git(repo, *args) -> str:
@@ -65,3 +71,24 @@ def test_every_machine_record_carries_the_code_it_came_from():
     recorded = {k: v for k, v in machine(measure=False).items() if k.startswith("git_")}
     now = git_state()
     assert set(recorded) == set(now) and recorded["git_commit"] == now["git_commit"]
+
+
+def _in_checkout(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
+
+
+def test_every_committed_result_names_a_commit_holding_its_script_or_says_it_was_dirty():
+    """A result's recorded commit must contain the script its command names, unless the result says the
+    tree differed from that commit (then the commit alone does not pin the code, and the record says so)."""
+    if _in_checkout("rev-parse", "--is-shallow-repository").stdout.strip() != "false":
+        pytest.skip("needs the repository's history")
+    for path in sorted((ROOT / "results").glob("*.json")):
+        record = json.loads(path.read_text())
+        code = record.get("machine") or {}
+        commit = code.get("git_commit") or record.get("git_commit")
+        script = (record.get("command") or "").split()[:1]
+        if not commit or not script or code.get("git_dirty") is True:
+            continue
+        where = "fastst/__main__.py" if script[0] == "__main__.py" else f"tools/{script[0]}"
+        held = _in_checkout("cat-file", "-e", f"{commit}:{where}").returncode == 0
+        assert held, f"{path.name}: commit {commit[:8]} holds no {where}"
