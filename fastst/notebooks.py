@@ -36,12 +36,13 @@ def run(
     preset: str | None = None,
     html: bool = False,
     only: list[str] | None = None,
-    timeout: int = 3600,
+    timeout: int | None = None,
     out: str | os.PathLike | None = None,
 ) -> dict[str, float]:
     """Execute the notebooks in order on fresh kernels; executed copies go to ``notebooks/executed``
     (and HTML to ``html/`` with ``html``). Returns seconds per notebook; raises FaststError naming
-    the notebook and cell that failed."""
+    the notebook and cell that failed. ``timeout``: the seconds a cell may take (None: no limit, as
+    notebook 3's training cell takes as long as the preset asks on this machine)."""
     os.environ.setdefault(TERMINAL_PROGRESS_ENV, "1")  # training in the kernels reports to this terminal
     previous = os.environ.get("FASTST_PRESET")
     if preset:
@@ -56,10 +57,10 @@ def run(
                 os.environ["FASTST_PRESET"] = previous
 
 
-def _run(html: bool, only, timeout: int, out) -> dict[str, float]:
+def _run(html: bool, only, timeout: int | None, out) -> dict[str, float]:
     import nbformat
     from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError, DeadKernelError
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
     out = Path(out) if out else notebooks_dir() / "executed"
     out.mkdir(parents=True, exist_ok=True)
@@ -90,6 +91,8 @@ def _run(html: bool, only, timeout: int, out) -> dict[str, float]:
         except CellExecutionError as e:
             lines = [line for line in str(e).splitlines() if line.strip()]
             raise FaststError(f"{path.name} failed: {lines[-1] if lines else e}") from None
+        except CellTimeoutError:
+            raise FaststError(f"{path.name}: a cell ran past the limit of {timeout} s") from None
         except Exception as e:  # nbclient's cleanup after a dead kernel raises its own error on top
             if not any(isinstance(x, DeadKernelError) for x in (e, e.__context__, e.__cause__)):
                 raise

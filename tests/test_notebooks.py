@@ -62,3 +62,24 @@ def test_notebooks_execute_and_write_their_figures(tmp_path, data_root):
                 assert (tmp_path / "figures" / "smoke" / f"{figure}{suffix}").stat().st_size > 0, figure
             meta = json.loads((tmp_path / "figures" / "smoke" / f"{figure}.json").read_text())
             assert meta["preset"] == "smoke"
+
+
+def test_a_cell_past_the_limit_is_a_one_line_error_and_there_is_no_limit_by_default(tmp_path, monkeypatch):
+    """The main job's training cell takes as long as the preset asks, so `notebooks run` sets no limit; a
+    limit, where one is asked for, ends in a one-line error naming the notebook."""
+    import inspect
+
+    import nbformat
+
+    from fastst.errors import FaststError
+    from fastst.notebooks import run
+
+    assert inspect.signature(run).parameters["timeout"].default is None
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import time\ntime.sleep(30)")])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, folder / "01_slow.ipynb")
+    monkeypatch.setenv("FASTST_NOTEBOOKS", str(folder))
+    with pytest.raises(FaststError, match=r"^01_slow\.ipynb: a cell ran past the limit of 2 s$"):
+        run(timeout=2, out=tmp_path / "executed")
