@@ -159,15 +159,20 @@ def _git(folder: Path, *args: str) -> bytes | None:
     return out.stdout if out.returncode == 0 else None
 
 
+# What the project's commands write, not its code: a changed figure or result leaves the code as committed.
+OUTPUT_FOLDERS = ("figures", "results")
+_CODE = (":(top)", *(f":(top,exclude){name}" for name in OUTPUT_FOLDERS))
+
+
 def git_state(folder: str | Path | None = None) -> dict:
     """The code a result came from: the checkout's HEAD commit, whether the code differed from it
-    (uncommitted changes to tracked files, or Python files git does not track yet, such as a new study;
-    other untracked files, such as the results being written, do not count) and, when it did, a short
-    sha256 digest of ``git diff HEAD`` and of those new files, which tells two dirty trees apart. All
-    None outside a git checkout."""
+    (uncommitted changes to tracked files outside :data:`OUTPUT_FOLDERS`, or Python files git does not
+    track yet, such as a new study; other untracked files do not count) and, when it did, a short
+    sha256 digest of ``git diff HEAD`` of the code and of those new files, which tells two dirty trees
+    apart. All None outside a git checkout."""
     folder = Path(folder) if folder is not None else Path(__file__).parent
     head = _git(folder, "rev-parse", "HEAD")
-    status = _git(folder, "status", "--porcelain", "--untracked-files=no") if head else None
+    status = _git(folder, "status", "--porcelain", "--untracked-files=no", "--", *_CODE) if head else None
     new = (
         _git(folder, "ls-files", "--others", "--exclude-standard", "--full-name", "--", "*.py")
         if head
@@ -179,7 +184,7 @@ def git_state(folder: str | Path | None = None) -> dict:
     digest = None
     if dirty:
         top = Path(_git(folder, "rev-parse", "--show-toplevel").decode().strip())
-        digest = hashlib.sha256(_git(folder, "diff", "--no-color", "--no-ext-diff", "HEAD"))
+        digest = hashlib.sha256(_git(folder, "diff", "--no-color", "--no-ext-diff", "HEAD", "--", *_CODE))
         for name in sorted(new.decode().split()):
             digest.update(name.encode() + b"\0" + (top / name).read_bytes())
     return {

@@ -66,6 +66,31 @@ def test_the_commit_is_recorded_with_whether_the_tree_was_dirty_and_a_digest_of_
     assert git_state(repo) == {"git_commit": None, "git_dirty": None, "git_diff_sha256": None}
 
 
+def test_figures_and_results_a_run_rewrites_leave_the_code_as_committed(tmp_path, monkeypatch):
+    """`make` redraws committed figures and studies rewrite committed results: those are what the code
+    made, not the code, so a result written after them still names the commit as it is."""
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
+    repo = tmp_path / "repo"
+    for name in ("figures", "results", "fastst"):
+        (repo / name).mkdir(parents=True)
+    (repo / "figures" / "fig2.json").write_text("{}\n")
+    (repo / "results" / "study.json").write_text("{}\n")
+    (repo / "fastst" / "code.py").write_text("x = 1\n")
+    _git(repo, "init", "-q")
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-q", "-m", "one")
+    (repo / "figures" / "fig2.json").write_text('{"redrawn": true}\n')
+    (repo / "results" / "study.json").write_text('{"rerun": true}\n')
+    assert git_state(repo / "fastst")["git_dirty"] is False
+    (repo / "fastst" / "code.py").write_text("x = 2\n")
+    changed = git_state(repo / "fastst")
+    code_diff = subprocess.run(
+        ["git", "diff", "HEAD", "--", "fastst"], cwd=repo, check=True, capture_output=True
+    ).stdout
+    assert changed["git_dirty"] is True
+    assert changed["git_diff_sha256"] == hashlib.sha256(code_diff).hexdigest()[:16]
+
+
 def test_every_machine_record_carries_the_code_it_came_from():
     """The machine record every result file holds names the package's own checkout and its state."""
     recorded = {k: v for k, v in machine(measure=False).items() if k.startswith("git_")}
