@@ -1,9 +1,13 @@
 """The project's own files agree with each other."""
 
+import json
 import re
 from pathlib import Path
 
 import tomllib
+
+from fastst.config import preset_digest
+from fastst.presets import PRESETS
 
 ROOT = Path(__file__).resolve().parent.parent
 CONDA_NAMES = {"torch": "pytorch"}
@@ -115,3 +119,30 @@ def test_the_architecture_page_names_every_module_and_tool():
     for path in sorted((ROOT / "fastst").glob("*.py")) + sorted((ROOT / "tools").glob("*.py")):
         name = path.relative_to(ROOT).as_posix()
         assert f"`{name}`" in text, f"docs/architecture.md does not name {name}"
+
+
+# The figures the README shows come from the main job's runs (notebooks 3 and 4).
+MAIN_JOB_FIGURES = (
+    "fig2_losses",
+    "fig3_starry_night",
+    "fig3_woman_with_a_parasol",
+    "04_results_starry_night",
+    "04_results_woman_with_a_parasol",
+    "04_inference_time",
+)
+
+
+def test_committed_figures_name_the_runs_the_main_job_trains_today():
+    """A figure drawn from the main job records the preset's digest; once the preset's settings change,
+    the code no longer produces that digest and the figure must be drawn again."""
+    for name in MAIN_JOB_FIGURES:
+        sidecar = json.loads((ROOT / "figures" / f"{name}.json").read_text())
+        assert sidecar.get("preset_digest") == preset_digest(sidecar["preset"]), name
+        assert not any("/" in str(v) for v in sidecar.get("runs", {}).values()), name  # no machine's paths
+
+
+def test_the_preset_digest_follows_the_preset(monkeypatch):
+    before = preset_digest("cpu")
+    monkeypatch.setitem(PRESETS, "cpu", {**PRESETS["cpu"], "lr": PRESETS["cpu"]["lr"] * 2})
+    assert preset_digest("cpu") != before
+    assert preset_digest("smoke") != before
