@@ -29,14 +29,7 @@ from fastst.config import (  # noqa: F401
     runs_dir,
     style_configs,
 )
-from fastst.data import (
-    TEST_DIR,
-    PhotoDataset,
-    ResumableBatchSampler,
-    data_dir,
-    test_photos,
-    usable_images,
-)
+from fastst.data import TEST_DIR, PhotoDataset, ResumableBatchSampler, data_dir, test_photos, usable_images
 from fastst.distributed import StopFlag, agreed_stop, distributed
 from fastst.errors import FaststError
 from fastst.io import atomic_torch_save, load_image
