@@ -174,7 +174,7 @@ def git_state(folder: str | Path | None = None) -> dict:
     head = _git(folder, "rev-parse", "HEAD")
     status = _git(folder, "status", "--porcelain", "--untracked-files=no", "--", *_CODE) if head else None
     new = (
-        _git(folder, "ls-files", "--others", "--exclude-standard", "--full-name", "--", "*.py")
+        _git(folder, "ls-files", "-z", "--others", "--exclude-standard", "--full-name", "--", ":(top)*.py")
         if head
         else None
     )
@@ -185,7 +185,7 @@ def git_state(folder: str | Path | None = None) -> dict:
     if dirty:
         top = Path(_git(folder, "rev-parse", "--show-toplevel").decode().strip())
         digest = hashlib.sha256(_git(folder, "diff", "--no-color", "--no-ext-diff", "HEAD", "--", *_CODE))
-        for name in sorted(new.decode().split()):
+        for name in sorted(filter(None, new.decode().split("\0"))):
             digest.update(name.encode() + b"\0" + (top / name).read_bytes())
     return {
         "git_commit": head.decode().strip(),

@@ -89,6 +89,10 @@ def test_figures_and_results_a_run_rewrites_leave_the_code_as_committed(tmp_path
     ).stdout
     assert changed["git_dirty"] is True
     assert changed["git_diff_sha256"] == hashlib.sha256(code_diff).hexdigest()[:16]
+    (repo / "fastst" / "code.py").write_text("x = 1\n")
+    (repo / "tools").mkdir()
+    (repo / "tools" / "study.py").write_text("print(1)\n")  # a new study beside the package, not in it
+    assert git_state(repo / "fastst")["git_dirty"] is True
 
 
 def test_every_machine_record_carries_the_code_it_came_from():
