@@ -30,7 +30,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from fastst.config import runs_dir
-from fastst.data import data_dir, usable_images
+from fastst.data import data_dir, random_crop, usable_images
 from fastst.io import atomic_torch_save, load_checkpoint
 from fastst.runtime import autocast, environment, resolve_precision
 from fastst.stylize import load_model
@@ -54,19 +54,15 @@ def student_from(source: str, styles: int) -> TransformerNet:
 
 
 def crops(photos: list[Path], size: int, count: int, rng: random.Random) -> torch.Tensor:
-    """``count`` random ``size`` px crops of random photos, each scaled first so that its shorter side
-    is between ``size`` and twice it (the scales the held-out photos are stylized at)."""
+    """``count`` random ``size`` px crops of random photos as training takes them (:func:`random_crop`:
+    a random flip too), each photo scaled first so that its shorter side is between ``size`` and twice
+    it (the scales the held-out photos are stylized at)."""
     batch = []
     for path in rng.sample(photos, count):
+        g = torch.Generator().manual_seed(rng.getrandbits(63))
         with Image.open(path) as im:
-            im = im.convert("RGB")
-            short = rng.randint(size, 2 * size)
-            scale = short / min(im.size)
-            im = im.resize((max(size, round(im.width * scale)), max(size, round(im.height * scale))))
-            left, top = rng.randint(0, im.width - size), rng.randint(0, im.height - size)
-            im = im.crop((left, top, left + size, top + size))
-        batch.append(torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8).view(size, size, 3))
-    return torch.stack(batch).permute(0, 3, 1, 2).float() / 255
+            batch.append(random_crop(im.convert("RGB"), size, g, scale_to=rng.randint(size, 2 * size)))
+    return torch.stack(batch).float() / 255
 
 
 def distance(student: torch.Tensor, teacher: torch.Tensor, vgg, feature_weight: float) -> tuple:

@@ -16,17 +16,16 @@ import argparse
 import json
 import random
 import subprocess
+import tempfile
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
 from fastst.data import data_dir
-from fastst.gatys import gatys
-from fastst.io import atomic_path, file_digest, load_image
-from fastst.quality import cache_dir
+from fastst.io import atomic_path, file_digest
+from fastst.quality import Protocol, cache_dir, lbfgs_curve
 from fastst.report import measured_on
 from fastst.results import write_result
-from fastst.vgg import loss_network
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -69,23 +68,20 @@ def find_image(name: str, sha256: str) -> Path:
 def recheck(entry: Path) -> dict:
     """The cached curve against the same curve computed on this machine."""
     saved = json.loads(entry.read_text())
-    photo = load_image(find_image(saved["photo"], saved["photo_sha256"]), saved["photo_size"])
-    style = load_image(find_image(saved["style"], saved["style_sha256"]), saved["style_size"])
-    result = gatys(
-        photo,
-        style,
-        saved["iterations"],
-        "lbfgs",
-        init=saved["init"],
-        vgg=loss_network(),
-        progress=False,
-        content_weight=saved["content_weight"],
+    protocol = Protocol(
+        style=str(find_image(saved["style"], saved["style_sha256"])),
         style_weight=saved["style_weight"],
+        content_weight=saved["content_weight"],
         tv_weight=saved["tv_weight"],
         content_layer=saved["content_layer"],
         style_layers=tuple(saved["style_layers"]),
+        style_size=saved["style_size"],
+        photo_size=saved["photo_size"],
     )
-    old, new = saved["objective"], result.objective
+    photo = find_image(saved["photo"], saved["photo_sha256"])
+    with tempfile.TemporaryDirectory() as fresh:  # an empty cache: the curve is computed here, not read
+        new = lbfgs_curve(protocol, photo, saved["init"], saved["iterations"], Path(fresh), progress=False)
+    old = saved["objective"]
     steps = min(len(old), len(new))
     return {
         "entry": entry.name,

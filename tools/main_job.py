@@ -9,7 +9,6 @@ commit), read from a checkout where `make` ran (a fresh clone, say). Writes resu
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime
 import json
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 from fastst.config import TrainConfig, preset_digest, style_configs
 from fastst.report import measured_on
 from fastst.results import machine, write_result
+from fastst.runs import RunFolder, last_row
 
 FIGURES = ("fig2_losses", "fig3_starry_night", "fig3_woman_with_a_parasol")
 
@@ -39,8 +39,7 @@ def notebook_minutes(path: Path) -> dict:
 
 def training(folder: Path) -> dict:
     """A run's iterations and measured duration (its log's last ``elapsed_s``) and what it ran on."""
-    with open(folder / "losses.csv") as f:
-        last = list(csv.DictReader(f))[-1]
+    last = last_row(RunFolder(folder))
     env = json.loads((folder / "config.json").read_text()).get("environment", {})
     return {
         "run": folder.name,
