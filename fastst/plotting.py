@@ -30,16 +30,18 @@ def save_fig(
     name: str,
     meta: dict | None = None,
     folder: str | os.PathLike | None = None,
+    dpi: int = 150,
 ) -> list[Path]:
-    """Write ``fig`` as ``name.png`` and ``name.pdf`` with a ``name.json`` sidecar (preset, device,
-    git commit, date, and whatever ``meta`` adds) into the figures folder, atomically.
+    """Write ``fig`` as ``name.png`` (at ``dpi``; a large grid of photos takes less) and ``name.pdf`` with
+    a ``name.json`` sidecar (preset, device, git commit, date, and whatever ``meta`` adds) into the
+    figures folder, atomically.
     Figures of the smoke preset go to a ``smoke/`` subfolder that git ignores."""
     folder = Path(folder) if folder is not None else figures_dir()
     if (meta or {}).get("preset") == "smoke":
         folder = folder / "smoke"  # smoke figures never mix with (or overwrite) a real run's
     folder.mkdir(parents=True, exist_ok=True)
     written = []
-    for suffix, kwargs in ((".png", {"dpi": 150}), (".pdf", {})):
+    for suffix, kwargs in ((".png", {"dpi": dpi}), (".pdf", {})):
         path = folder / f"{name}{suffix}"
         with atomic_path(path) as tmp:
             fig.savefig(tmp, format=suffix[1:], bbox_inches="tight", **kwargs)
