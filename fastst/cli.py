@@ -18,7 +18,7 @@ import warnings
 from fastst.config import DEVICES, PRECISIONS, TrainConfig, option_fields
 from fastst.errors import FaststError
 from fastst.files import StylizeOptions
-from fastst.presets import PRESET_NAMES
+from fastst.presets import PRESET_NAMES, REFINE_ITERATIONS
 from fastst.stylize import DEFAULT_PRECISION
 from fastst.temporal import DEFAULT_TEMPORAL, TEMPORAL_MODES
 
@@ -83,6 +83,11 @@ def _stylize_parser(subparsers) -> None:
         action="store_false",
         help="video: do not keep the network's sampling grid fixed to the scene as the camera moves",
     )
+    command.add_argument(
+        "--refine", type=int, nargs="?", const=REFINE_ITERATIONS, metavar="N",
+        help="with --style-image: first train the painting's own network from the one-pass model's for N "
+        "steps of the finetune preset on the training photos (kept in runs/refined/ and reused)",
+    )  # fmt: skip
     command.set_defaults(handler="commands:stylize_command")
 
 

@@ -7,6 +7,7 @@ the plotting code."""
 from __future__ import annotations
 
 import csv
+from dataclasses import replace
 from pathlib import Path
 
 from fastst.anystyle_train import AnyStyleConfig, train_anystyle
@@ -20,6 +21,7 @@ from fastst.files import StylizeOptions, stylize_paths, stylize_video_paths, vid
 from fastst.gatys import gatys
 from fastst.images import outcome_line
 from fastst.io import atomic_path, list_images, load_image, save_image
+from fastst.refine import refine_painting
 from fastst.stylize import (
     PRETRAINED_DIR,
     load_model,
@@ -74,6 +76,11 @@ def stylize_command(args) -> int:
         raise FaststError("give --style (a shipped style) or --style-image (a painting), not both")
     model = args.model or (resolve_shipped_style(args.style) if args.style else None)
     options = StylizeOptions(**_parsed(StylizeOptions, args))
+    if args.refine is not None:  # the painting's own network, trained first (or found), then as any model
+        if not args.painting:
+            raise FaststError("--refine trains a network for the painting of --style-image: give one")
+        model = refine_painting(args.painting, args.refine, args.model, progress=True)
+        options = replace(options, painting=None)  # its style scale ("auto" by default) is kept
     counts = {}
     clips = video_inputs(args.input)
     if clips:
