@@ -164,7 +164,9 @@ def score_painting(peer, model, painting: Path, photos: int, finetuned: dict) ->
     return rows
 
 
-def figure(peer, model, paintings: list[Path], finetuned: dict, iterations: int):
+def figure(peer, model, paintings: list[Path], finetuned: dict, iterations: int, name: str = "any_style"):
+    """Paintings in rows, methods in columns, on one held-out photo at 512 px; with ``iterations``, the
+    L-BFGS optimum of that many iterations last."""
     photo_path = list_images(data_dir() / TEST_DIR)[1]
     photo = load_image(photo_path, 512)
     images, titles = [], []
@@ -172,16 +174,22 @@ def figure(peer, model, paintings: list[Path], finetuned: dict, iterations: int)
         row = {"painting": load_image(painting, 512), "photo": photo}
         row.update({name: fn(photo) for name, fn in methods(peer, model, painting, finetuned).items()})
         p = protocol(painting)
-        result = gatys(
-            photo, load_image(painting, p.style_size), iterations, "lbfgs", vgg=loss_network(), **p.weights()
-        )
-        row[f"L-BFGS ({iterations} it.)"] = result.image
+        if iterations:
+            result = gatys(
+                photo,
+                load_image(painting, p.style_size),
+                iterations,
+                "lbfgs",
+                vgg=loss_network(),
+                **p.weights(),
+            )
+            row[f"L-BFGS ({iterations} it.)"] = result.image
         images += list(row.values())
         titles += [f"{painting.stem[:28]}" if k == "painting" else k for k in row]
     fig = show_images(images, titles, ncols=len(images) // len(paintings), size=2.6)
     save_fig(
         fig,
-        "any_style",
+        name,
         {"photo": photo_path.name, "paintings": [p.name for p in paintings], "lbfgs_iterations": iterations},
     )
 

@@ -5,7 +5,11 @@ the student (by default the shipped Starry Night's network: folded input and out
 residual blocks; its norms copied to every style) learns to give the base's own picture: each step takes
 a batch of crops of training photos, each with a style drawn at random, and lowers the distance between
 the student's picture and the base's, in pixels (L1) and in VGG-16's relu2_2 features (L1, relative to
-the base's). No style image enters; the base is the teacher.
+the base's), and with ``--style-weight`` in the Gram matrices of eq. 3's style layers (squared distance,
+relative to the base's): a student that cannot draw the base's strokes where the base draws them is still
+asked for strokes of the same kind, not their average. No style image enters; the base is the teacher.
+``--student`` may also be a multi-style model file of the teacher's styles (a run's model.pth), to go on
+from it.
 
 Resumable (run it again to continue); writes runs/distill_base/model.pth (a multi-style model file that
 `fastst stylize --model` and tools/fast_base.py read) and its log, losses.csv.
@@ -32,6 +36,7 @@ from tqdm.auto import tqdm
 from fastst.config import runs_dir
 from fastst.data import data_dir, random_crop, usable_images
 from fastst.io import atomic_torch_save, load_checkpoint
+from fastst.losses import STYLE_LAYERS, gram_matrix
 from fastst.runtime import autocast, environment, resolve_precision
 from fastst.stylize import load_model
 from fastst.transformer import TransformerNet
@@ -65,14 +70,26 @@ def crops(photos: list[Path], size: int, count: int, rng: random.Random) -> torc
     return torch.stack(batch).float() / 255
 
 
-def distance(student: torch.Tensor, teacher: torch.Tensor, vgg, feature_weight: float) -> tuple:
+def distance(
+    student: torch.Tensor, teacher: torch.Tensor, vgg, feature_weight: float, style_weight: float = 0.0
+) -> tuple:
+    """The distillation loss and its terms: pixels, relu2_2 features and (``style_weight`` > 0) the
+    style layers' Gram matrices, each relative to the teacher's so that the weights are plain ratios."""
     pixels = F.l1_loss(student, teacher)
-    ours, theirs = (
-        vgg(student, (FEATURE_LAYER,))[FEATURE_LAYER],
-        vgg(teacher, (FEATURE_LAYER,))[FEATURE_LAYER],
+    layers = tuple(dict.fromkeys((FEATURE_LAYER, *STYLE_LAYERS))) if style_weight else (FEATURE_LAYER,)
+    ours = vgg(student, layers)
+    with torch.no_grad():
+        theirs = vgg(teacher, layers)
+    features = F.l1_loss(ours[FEATURE_LAYER], theirs[FEATURE_LAYER]) / (
+        theirs[FEATURE_LAYER].abs().mean().clamp_min(1e-6)
     )
-    features = F.l1_loss(ours, theirs) / theirs.abs().mean().clamp_min(1e-6)
-    return pixels + feature_weight * features, pixels, features
+    style = torch.zeros((), device=student.device)
+    if style_weight:
+        for layer in STYLE_LAYERS:
+            g_ours, g_theirs = gram_matrix(ours[layer]), gram_matrix(theirs[layer])
+            style = style + F.mse_loss(g_ours, g_theirs) / g_theirs.pow(2).mean().clamp_min(1e-12)
+        style = style / len(STYLE_LAYERS)
+    return pixels + feature_weight * features + style_weight * style, pixels, features, style
 
 
 def main(argv=None) -> None:
@@ -86,6 +103,9 @@ def main(argv=None) -> None:
     parser.add_argument("--size", type=int, default=128, help="crop size in pixels")
     parser.add_argument("--lr", type=float, default=1e-3, help="Adam's peak rate (cosine decay to zero)")
     parser.add_argument("--feature-weight", type=float, default=1.0)
+    parser.add_argument(
+        "--style-weight", type=float, default=0.0, help="weight of the Gram matrices' distance (0: none)"
+    )
     parser.add_argument("--out", default=None, help="run folder (default runs/distill_base)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -123,7 +143,7 @@ def main(argv=None) -> None:
     with open(log_path, "a", newline="") as log:
         writer = csv.writer(log)
         if new_log:
-            writer.writerow(["iteration", "loss", "pixels", "features", "lr", "seconds"])
+            writer.writerow(["iteration", "loss", "pixels", "features", "style", "lr", "seconds"])
         bar = tqdm(range(start, args.iterations), initial=start, total=args.iterations, desc="distilling")
         for i in bar:
             x = crops(photos, args.size, args.batch, rng)
@@ -132,8 +152,8 @@ def main(argv=None) -> None:
                 target = teacher(x, styles).float().clamp(0, 1)
             student.train()
             with autocast(device, precision):
-                loss, pixels, features = distance(
-                    student(x, styles).float(), target, vgg, args.feature_weight
+                loss, pixels, features, style = distance(
+                    student(x, styles).float(), target, vgg, args.feature_weight, args.style_weight
                 )
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
@@ -146,6 +166,7 @@ def main(argv=None) -> None:
                         f"{loss.item():.5f}",
                         f"{pixels.item():.5f}",
                         f"{features.item():.5f}",
+                        f"{style.item():.5f}",
                         f"{schedule.get_last_lr()[0]:.3g}",
                         f"{time.perf_counter() - began:.1f}",
                     ]
