@@ -33,3 +33,26 @@ def test_a_distilled_model_loads_through_the_safe_loader_with_the_teachers_style
     # resumed, it goes on from the checkpoint instead of starting again
     distill_base.main(["--iterations", "3", "--batch", "1", "--size", "32", "--out", str(out)])
     assert torch.load(out / "checkpoint.pth", weights_only=True)["iteration"] == 3
+
+
+def test_crops_are_the_photos_own_pixels_in_the_unit_range(tmp_path):
+    import random
+
+    from PIL import Image
+
+    Image.new("RGB", (200, 150), (255, 128, 0)).save(tmp_path / "orange.png")
+    batch = distill_base.crops([tmp_path / "orange.png"], 32, 1, random.Random(0))
+    expected = torch.tensor([1.0, 128 / 255, 0.0])[:, None, None].expand(3, 32, 32)
+    assert batch.shape == (1, 3, 32, 32)
+    torch.testing.assert_close(batch[0], expected, atol=1 / 255, rtol=0)
+
+
+def test_the_style_term_is_zero_for_the_teachers_own_picture_and_grows_with_its_weight():
+    vgg = distill_base.loss_network()
+    teacher = torch.rand(1, 3, 48, 48)
+    student = (teacher + 0.2 * torch.randn_like(teacher)).clamp(0, 1)
+    same = distill_base.distance(teacher, teacher, vgg, 1.0, 1.0)
+    assert all(term.item() == 0 for term in same)
+    off = [distill_base.distance(student, teacher, vgg, 1.0, w) for w in (0.0, 1.0, 2.0)]
+    assert off[0][3].item() == 0 and off[1][3].item() > 0
+    torch.testing.assert_close(off[2][0] - off[1][0], off[1][3])  # the total rises by the term per weight

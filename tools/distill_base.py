@@ -67,7 +67,7 @@ def crops(photos: list[Path], size: int, count: int, rng: random.Random) -> torc
         g = torch.Generator().manual_seed(rng.getrandbits(63))
         with Image.open(path) as im:
             batch.append(random_crop(im.convert("RGB"), size, g, scale_to=rng.randint(size, 2 * size)))
-    return torch.stack(batch).float() / 255
+    return torch.stack(batch)  # random_crop gives [0, 1] already
 
 
 def distance(
