@@ -85,8 +85,8 @@ def _stylize_parser(subparsers) -> None:
     )
     command.add_argument(
         "--refine", type=int, nargs="?", const=REFINE_ITERATIONS, metavar="N",
-        help="with --style-image: first train the painting's own network from the one-pass model's for N "
-        "steps of the finetune preset on the training photos (kept in runs/refined/ and reused)",
+        help="with --style-image: first train the painting's own network for N steps of the finetune "
+        "preset on the training photos, from the shipped base (or --model); kept in runs/refined/, reused",
     )  # fmt: skip
     command.set_defaults(handler="commands:stylize_command")
 

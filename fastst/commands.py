@@ -79,7 +79,7 @@ def stylize_command(args) -> int:
     if args.refine is not None:  # the painting's own network, trained first (or found), then as any model
         if not args.painting:
             raise FaststError("--refine trains a network for the painting of --style-image: give one")
-        model = refine_painting(args.painting, args.refine, args.model, progress=True)
+        model = refine_painting(args.painting, args.refine, args.model or "base", progress=True)
         options = replace(options, painting=None)  # its style scale ("auto" by default) is kept
     counts = {}
     clips = video_inputs(args.input)

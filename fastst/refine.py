@@ -1,9 +1,11 @@
-"""A painting's own network in seconds rather than minutes: the one-pass model's network for the painting,
-trained on with the ``finetune`` preset for a few hundred steps (``fastst stylize --style-image P
---refine``). How few steps already pay is measured in docs/any_painting.md ("How short can that fine-tune
-be?", ``tools/one_pass_refine.py``).
+"""A painting's own network in seconds rather than minutes (``fastst stylize --style-image P --refine``):
+the ``finetune`` preset for a hundred or so steps from the shipped multi-style base (its mean style), as
+``fastst train --preset finetune --from base`` does for its full length. Which start and how few steps
+already pay is measured in docs/any_painting.md ("A few seconds of training", ``tools/one_pass_refine.py``):
+from the base the network takes the painting's palette and strokes; from the one-pass model's network for
+the painting it stays near the photo.
 
-The run goes to ``runs/refined/``, named by the painting's content, the one-pass model's and the number of
+The run goes to ``runs/refined/``, named by the painting's content, the starting model's and the number of
 steps, so the same painting asked for again (a folder later, a clip) reuses its network, and a run
 stopped part way resumes.
 """
@@ -13,7 +15,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from fastst.anystyle import SHIPPED
 from fastst.config import TrainConfig, runs_dir
 from fastst.data import TRAIN_DIR, data_dir, usable_images
 from fastst.errors import FaststError
@@ -23,10 +24,10 @@ from fastst.presets import REFINE_ITERATIONS
 from fastst.train import train
 
 
-def refined_folder(painting: str | os.PathLike, iterations: int, one_pass: str | os.PathLike | None) -> Path:
-    """Where the refined network of ``painting`` lives: one folder per painting content, one-pass model
+def refined_folder(painting: str | os.PathLike, iterations: int, start: str | os.PathLike = "base") -> Path:
+    """Where the refined network of ``painting`` lives: one folder per painting content, starting model
     and number of steps."""
-    model = pretrained_path(one_pass) if one_pass is not None else SHIPPED
+    model = pretrained_path(start)
     try:
         painting_digest = file_digest(painting)[:12]
     except OSError as e:
@@ -34,19 +35,19 @@ def refined_folder(painting: str | os.PathLike, iterations: int, one_pass: str |
     try:
         model_digest = file_digest(model)[:8]
     except OSError:
-        raise FaststError(f"no one-pass model at {model}") from None
+        raise FaststError(f"no model to refine from at {model}") from None
     return runs_dir() / "refined" / f"{painting_digest}-{model_digest}-{iterations}"
 
 
 def refine_painting(
     painting: str | os.PathLike,
     iterations: int = REFINE_ITERATIONS,
-    one_pass: str | os.PathLike | None = None,
+    start: str | os.PathLike = "base",
     progress: bool = True,
 ) -> Path:
-    """The model file of ``painting``'s own network: the one-pass model's (``one_pass``, default the
-    shipped one) network for it after ``iterations`` steps of the ``finetune`` preset on the training
-    photos; trained once, then reused."""
+    """The model file of ``painting``'s own network after ``iterations`` steps of the ``finetune`` preset
+    on the training photos from ``start`` (a multi-style model, its mean style; or a one-pass model, its
+    network for the painting; default the shipped base); trained once, then reused."""
     if iterations < 1:
         raise FaststError(f"--refine takes a number of steps of at least 1, not {iterations}")
     photos = data_dir() / TRAIN_DIR
@@ -54,11 +55,11 @@ def refine_painting(
         raise FaststError(
             f"--refine trains on the training photos and {photos} has none: run `python -m fastst data fetch`"
         )
-    out = refined_folder(painting, iterations, one_pass)
+    out = refined_folder(painting, iterations, start)
     config = TrainConfig.from_preset(
         "finetune", style=str(painting), data=str(photos), out=str(out), iterations=iterations
     )
-    config.init = str(pretrained_path(one_pass)) if one_pass is not None else "anystyle"
+    config.init = str(start)
     config.snapshot_count = 0  # no held-out photos drawn along the way: the user's own photos follow
     model = train(config, resume=True, progress=progress).run / "model.pth"
     if not model.is_file():

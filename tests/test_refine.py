@@ -66,6 +66,14 @@ def test_a_refined_network_starts_at_the_one_pass_network_moves_from_it_and_is_r
     assert refined_folder(painting, 3, one_pass) != path.parent  # more steps: another network
 
 
+def test_by_default_a_painting_is_refined_from_the_shipped_base(world, imagenet_vgg):
+    _, painting, _ = world
+    path = refine_painting(painting, 1, progress=False)
+    assert path.parent == refined_folder(painting, 1)  # named by the base's file, not a one-pass model's
+    refined, base = load_model(path), load_model("base")
+    assert refined.styles == 1 and {**refined.config, "styles": base.styles} == base.config
+
+
 def test_refining_without_training_photos_says_how_to_get_them(world, monkeypatch):
     tmp_path, painting, one_pass = world
     monkeypatch.setenv("FASTST_DATA", str(tmp_path / "empty"))

@@ -164,7 +164,9 @@ def score_painting(peer, model, painting: Path, photos: int, finetuned: dict) ->
     return rows
 
 
-def figure(peer, model, paintings: list[Path], finetuned: dict, iterations: int, name: str = "any_style"):
+def figure(
+    peer, model, paintings: list[Path], finetuned: dict, iterations: int, name: str = "any_style", dpi=150
+):
     """Paintings in rows, methods in columns, on one held-out photo at 512 px; with ``iterations``, the
     L-BFGS optimum of that many iterations last."""
     photo_path = list_images(data_dir() / TEST_DIR)[1]
@@ -191,6 +193,7 @@ def figure(peer, model, paintings: list[Path], finetuned: dict, iterations: int,
         fig,
         name,
         {"photo": photo_path.name, "paintings": [p.name for p in paintings], "lbfgs_iterations": iterations},
+        dpi=dpi,
     )
 
 

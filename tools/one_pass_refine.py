@@ -31,14 +31,16 @@ from fastst.scale import to_longer_side
 from fastst.train import TrainConfig, runs_dir, train
 
 
-def finetune(painting, iterations: int) -> tuple[str, float]:
+def finetune(painting, iterations: int, init: str = "anystyle") -> tuple[str, float]:
     """The network for ``painting`` after ``iterations`` of the finetune preset from the one-pass model's
-    network for it (resumed where it exists); its model file and its logged training seconds."""
-    out = runs_dir() / "one_pass_refine" / f"{painting.stem}-{iterations}"
+    network for it (or from the shipped base, ``init="base"``, its mean style as the README's fine-tune
+    does), resumed where it exists; its model file and its logged training seconds."""
+    suffix = "" if init == "anystyle" else f"-{init}"
+    out = runs_dir() / "one_pass_refine" / f"{painting.stem}-{iterations}{suffix}"
     config = TrainConfig.from_preset(
         "finetune", style=str(painting), data=str(data_dir() / TRAIN_DIR), out=str(out), iterations=iterations
     )
-    config.init = "anystyle"
+    config.init = init
     train(config, resume=True)
     seconds = float((out / "losses.csv").read_text().splitlines()[-1].split(",")[-1])
     return str(out / "model.pth"), seconds
@@ -99,12 +101,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iterations", type=int, nargs="+", default=[60, 120, 240])
     parser.add_argument("--photos", type=int, default=2)
+    parser.add_argument(
+        "--from-base", type=int, nargs="*", default=[], metavar="N", help="also N iterations from the base"
+    )
     args = parser.parse_args()
     info = machine()
     peer, model = _peer(), load_anystyle()
     paintings = held_out_paintings()
     trained = {
-        p.stem: {f"fastst one-pass, then {n} iterations": finetune(p, n) for n in args.iterations}
+        p.stem: {
+            **{f"fastst one-pass, then {n} iterations": finetune(p, n) for n in args.iterations},
+            **{f"fastst base, then {n} iterations": finetune(p, n, "base") for n in args.from_base},
+        }
         for p in paintings
     }
     scores = {}
@@ -114,7 +122,7 @@ def main() -> None:
             scores[painting.stem][label]["training_seconds"] = round(seconds, 1)
         for name, row in scores[painting.stem].items():
             print(painting.stem, name, f"{row['optimality_ratio']:.3f}", flush=True)
-    figure(peer, model, paintings, trained, 0, name="one_pass_refine")
+    figure(peer, model, paintings, trained, 0, name="one_pass_refine", dpi=80)
     photos = list(quality.reference(protocol(paintings[0]), count=args.photos).photos)
     result = {
         "iterations": args.iterations,
