@@ -25,7 +25,7 @@ from fastst.anystyle import load_anystyle
 from fastst.data import TEST_DIR, TRAIN_DIR, data_dir
 from fastst.io import list_images, load_image, tensor_to_pil
 from fastst.presets import REFINE_ITERATIONS
-from fastst.report import measured_on
+from fastst.report import measured_on, three_figures
 from fastst.results import machine, write_result
 from fastst.scale import to_longer_side
 from fastst.train import TrainConfig, runs_dir, train
@@ -64,7 +64,7 @@ def table(result: dict) -> dict:
     commands = {
         "columns": ["painting (held out)", *(f"{name}: seconds" for name in names)],
         "rows": [
-            [" ".join(painting.split("__")[-2:]), *(f"{seconds[name]:.1f}" for name in names)]
+            [" ".join(painting.split("__")[-2:]), *(three_figures(seconds[name]) for name in names)]
             for painting, seconds in result["commands"].items()
         ],
         "note": f"Whole processes, start-up included, one held-out photo at 512 px; the same run. "
