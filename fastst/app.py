@@ -23,6 +23,8 @@ from fastst.anystyle import load_anystyle, painting_network
 from fastst.config import runs_dir
 from fastst.errors import FaststError
 from fastst.io import file_digest, load_image, pil_to_tensor, resize_longer_side, save_image, tensor_to_pil
+from fastst.presets import REFINE_ITERATIONS
+from fastst.refine import refine_painting
 from fastst.runtime import resolve_device
 from fastst.stylize import (
     DEFAULT_PRECISION,
@@ -67,6 +69,7 @@ class Stylist:
     def __init__(self, device: str = "auto", precision: str = DEFAULT_PRECISION, compile: bool = False):
         self.device, self.precision, self.compile = resolve_device(device), precision, compile
         self.choices = model_choices()
+        self.refined: dict[str, str] = {}  # a painting's content -> its own network's model file
 
     @functools.lru_cache(maxsize=8)
     def network(self, label: str, mix_with: str = NO_MIX, mix: float = 0.0):
@@ -93,13 +96,30 @@ class Stylist:
     def anystyle(self):
         return load_anystyle()
 
+    @functools.lru_cache(maxsize=4)
+    def _refined(self, path: str) -> Stylizer:
+        return Stylizer(load_model(path, self.device), self.precision, self.compile, "auto")
+
     def chosen(self, label: str, mix_with: str, mix: float, painting: str | None) -> Stylizer:
         """The shipped style, mix or trained model chosen, or the uploaded painting's network (computed once
-        per painting: the webcam's frames reuse it)."""
+        per painting: the webcam's frames reuse it), its own trained network once :meth:`refine` made it."""
         if not painting:
             return self.network(label, mix_with, mix)
         with _upload_named(painting):
-            return self._painting(file_digest(painting), painting)
+            digest = file_digest(painting)
+            if digest in self.refined:
+                return self._refined(self.refined[digest])
+            return self._painting(digest, painting)
+
+    def refine(self, painting: str | None) -> str:
+        """Train the uploaded painting's own network (``fastst stylize --refine``'s), which the photo and
+        the webcam then use; a message to show."""
+        if not painting:
+            raise FaststError("upload a painting first")
+        with _upload_named(painting):
+            model = refine_painting(painting, REFINE_ITERATIONS)
+            self.refined[file_digest(painting)] = str(model)
+        return f"{Path(painting).name}: its own network is ready; Stylize and the webcam use it"
 
     def photo(self, upload, snap, label, mix_with, mix, strength, keep_color, painting, max_size):
         path = upload or snap
@@ -149,6 +169,26 @@ class _Rate:
         return f"frames per second: {(len(self.times) - 1) / (self.times[-1] - self.times[0]):.1f}"
 
 
+def _painting_row(gr, stylist: Stylist, shown_errors):
+    """The painting upload, and the button that trains the painting's own network; the upload box."""
+    with gr.Row():
+        painting = gr.File(
+            file_types=["image"],
+            type="filepath",
+            label="Or any painting as the style (one pass, no training)",
+            elem_id="painting",
+        )
+        with gr.Column():
+            button = gr.Button("Or train this painting's own network first", elem_id="refine")
+            refined = gr.Markdown(elem_id="refined")
+
+    def refine(path, progress=gr.Progress(track_tqdm=True)):  # noqa: B008 (gradio reads the default)
+        return shown_errors(stylist.refine)(path)
+
+    button.click(refine, painting, refined)
+    return painting
+
+
 def build_app(device: str = "auto", precision: str = DEFAULT_PRECISION, compile: bool = False):
     """The app's page (a ``gradio.Blocks``)."""
     gr = _gradio()
@@ -189,13 +229,7 @@ def build_app(device: str = "auto", precision: str = DEFAULT_PRECISION, compile:
             mix = gr.Slider(0, 1, value=0.5, step=0.05, label="Mix weight", elem_id="mix")
             strength = gr.Slider(0, 1, value=1, step=0.05, label="Strength", elem_id="strength")
             keep_color = gr.Checkbox(label="Preserve colours", elem_id="keep-color")
-        with gr.Row():
-            painting = gr.File(
-                file_types=["image"],
-                type="filepath",
-                label="Or any painting as the style (one pass, no training)",
-                elem_id="painting",
-            )
+        painting = _painting_row(gr, stylist, shown_errors)
         controls = [style, mix_with, mix, strength, keep_color, painting]
         with gr.Tab("Photo"):
             with gr.Row():

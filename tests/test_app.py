@@ -52,9 +52,23 @@ def _drain(stream) -> None:
 
 
 @pytest.fixture(scope="module")
-def app_url():
+def app_runs(tmp_path_factory) -> Path:
+    """The app's runs folder (where a painting's own network is trained): the test's, not the project's."""
+    return tmp_path_factory.mktemp("runs")
+
+
+@pytest.fixture(scope="module")
+def app_url(app_runs):
+    from fastst.data import data_dir
+
     port = _free_port()
-    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2")}
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2"),
+        "FASTST_RUNS": str(app_runs),
+    }
+    if not (data_dir() / "train").is_dir() and os.environ.get("FASTST_DATA_MIRROR"):
+        env["FASTST_DATA"] = os.environ["FASTST_DATA_MIRROR"]  # the training photos --refine needs
     proc = subprocess.Popen(
         [sys.executable, "-m", "fastst", "app", "--port", str(port)],
         cwd=ROOT,
@@ -216,6 +230,27 @@ def test_any_painting_is_the_style_of_a_photo(page, data_root, tmp_path):
     page.locator("#go").click()
     with Image.open(photo) as im:
         assert _result_size(page, tmp_path) == im.size
+
+
+def test_a_painting_gets_its_own_network_on_a_click_which_the_photo_then_uses(
+    page, data_root, tmp_path, app_runs
+):
+    if not (data_root / "train").is_dir():
+        pytest.skip("no training photos: run 'python -m fastst data fetch'")
+    photo = sorted((data_root / "test" / "bsds500_test_subset").glob("*.jpg"))[0]
+    painting = tmp_path / "painting.png"
+    Image.effect_noise((120, 90), 80).convert("RGB").save(painting)
+    page.locator("#painting input[type=file]").set_input_files(str(painting))
+    page.locator("#refine").click()
+    page.get_by_text("its own network is ready").first.wait_for(timeout=600_000)
+    assert len(list((app_runs / "refined").glob("*/model.pth"))) == 1
+    _upload(page, photo)
+    page.locator("#go").click()
+    with Image.open(photo) as im:
+        assert _result_size(page, tmp_path) == im.size
+    page.locator("#painting button[aria-label='Clear']").first.click(timeout=5_000)
+    page.locator("#refine").click()  # no painting: a message, no training
+    page.get_by_text("upload a painting first").first.wait_for(timeout=60_000)
 
 
 def test_a_bad_painting_gets_a_message_in_the_page(page, data_root, tmp_path):
