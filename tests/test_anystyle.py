@@ -113,7 +113,11 @@ def _stylize_with_painting(tmp_path, painting, photo, *options):
     """``fastst stylize --style-image`` through a small one-pass model, as a person runs it."""
     model = tmp_path / "anystyle.pth"
     atomic_torch_save(model_file(_model()), model)
-    command = ["stylize", "--model", model, "--style-image", painting, "--input", photo, *options]
+    return fastst_command("stylize", "--model", model, "--style-image", painting, "--input", photo, *options)
+
+
+def fastst_command(*command) -> subprocess.CompletedProcess:
+    """``python -m fastst COMMAND...`` as a person runs it, in the project's folder, with this environment."""
     return subprocess.run(
         [sys.executable, "-m", "fastst", *map(str, command)],
         capture_output=True,

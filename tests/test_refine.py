@@ -1,15 +1,13 @@
 """`fastst stylize --style-image P --refine N`: the painting's own network, trained from the one-pass model's
 network for it, kept and reused; clear errors when it cannot be trained."""
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from PIL import Image
-from test_anystyle import _model
+from test_anystyle import _model, fastst_command
 
 from fastst.anystyle import model_file, painting_network
 from fastst.errors import FaststError
@@ -87,14 +85,8 @@ def _stylize(world, *options) -> subprocess.CompletedProcess:
     tmp_path, _, one_pass = world
     photo = tmp_path / "photo.png"
     Image.new("RGB", (45, 31), (100, 150, 90)).save(photo)
-    command = ["stylize", "--model", one_pass, "--input", photo, "--output", tmp_path / "out.png", *options]
-    return subprocess.run(
-        [sys.executable, "-m", "fastst", *map(str, command)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=300,
-        env=os.environ.copy(),
+    return fastst_command(
+        "stylize", "--model", one_pass, "--input", photo, "--output", tmp_path / "out.png", *options
     )
 
 
