@@ -104,6 +104,6 @@ PRESETS: dict[str, dict] = {
 }
 
 PRESET_NAMES = ("auto", *PRESETS)
-# `fastst stylize --style-image P --refine` with no number: the finetune preset's steps from the one-pass
-# model's network for the painting (docs/any_painting.md, "How short can that fine-tune be?")
+# `fastst stylize --style-image P --refine` with no number: the finetune preset's steps from the shipped
+# base (fastst/refine.py; docs/any_painting.md, "A few seconds of training")
 REFINE_ITERATIONS = 120

@@ -174,7 +174,7 @@ def figure(
     images, titles = [], []
     for painting in paintings:
         row = {"painting": load_image(painting, 512), "photo": photo}
-        row.update({name: fn(photo) for name, fn in methods(peer, model, painting, finetuned).items()})
+        row.update({method: fn(photo) for method, fn in methods(peer, model, painting, finetuned).items()})
         p = protocol(painting)
         if iterations:
             result = gatys(

@@ -1,12 +1,13 @@
-"""How short a fine-tune of the one-pass model's network for a painting already beats the peer: for each
-held-out painting, the `finetune` preset from `--from anystyle` for several lengths, each network scored
-with the quality measure beside the peer's any-style mode and the one pass alone, in one run, with each
+"""How short, and from where, a painting's own network already beats the peer: for each held-out painting,
+`--refine`'s training (the `finetune` preset) for several lengths from the one-pass model's network for
+it, and with ``--from-base`` from the shipped base (what `--refine` does), each network scored with the
+quality measure beside the peer's any-style mode and the one pass alone, in one run, with each
 run's training time by its own log. Then, as a person runs them (whole processes, start-up included, one
 held-out photo at 512 px): the peer's any-style mode, fastst's one pass, and `fastst stylize --style-image P
 --refine` the first time (training included) and again (the painting's network reused). Writes
 results/one_pass_refine.json and figures/one_pass_refine.png (the paintings on a held-out photo, by method).
 
-    python tools/one_pass_refine.py [--iterations 60 120 240] [--photos 2]
+    python tools/one_pass_refine.py [--iterations 60 120 240] [--from-base 120 240] [--photos 2]
 """
 
 from __future__ import annotations
@@ -22,28 +23,23 @@ from peers_speed import _commands, _run
 
 from fastst import quality
 from fastst.anystyle import load_anystyle
-from fastst.data import TEST_DIR, TRAIN_DIR, data_dir
+from fastst.data import TEST_DIR, data_dir
 from fastst.io import list_images, load_image, tensor_to_pil
 from fastst.presets import REFINE_ITERATIONS
+from fastst.refine import refine_painting
 from fastst.report import measured_on, three_figures
 from fastst.results import machine, write_result
+from fastst.runs import RunFolder, last_row
 from fastst.scale import to_longer_side
-from fastst.train import TrainConfig, runs_dir, train
 
 
-def finetune(painting, iterations: int, init: str = "anystyle") -> tuple[str, float]:
-    """The network for ``painting`` after ``iterations`` of the finetune preset from the one-pass model's
-    network for it (or from the shipped base, ``init="base"``, its mean style as the README's fine-tune
-    does), resumed where it exists; its model file and its logged training seconds."""
-    suffix = "" if init == "anystyle" else f"-{init}"
-    out = runs_dir() / "one_pass_refine" / f"{painting.stem}-{iterations}{suffix}"
-    config = TrainConfig.from_preset(
-        "finetune", style=str(painting), data=str(data_dir() / TRAIN_DIR), out=str(out), iterations=iterations
-    )
-    config.init = init
-    train(config, resume=True)
-    seconds = float((out / "losses.csv").read_text().splitlines()[-1].split(",")[-1])
-    return str(out / "model.pth"), seconds
+def finetune(painting, iterations: int, start: str = "anystyle") -> tuple[str, float]:
+    """The network for ``painting`` after ``iterations`` steps of ``--refine``'s training
+    (:func:`fastst.refine.refine_painting`) from the one-pass model's network for it, or from the shipped
+    base (``start="base"``, what ``--refine`` does), resumed where it exists; its model file and its
+    logged training seconds."""
+    model = refine_painting(painting, iterations, start)
+    return str(model), last_row(RunFolder(model.parent))["elapsed_s"]
 
 
 def table(result: dict) -> dict:
@@ -84,16 +80,15 @@ def command_seconds(paintings: list[Path]) -> dict:
         for painting in paintings:
             jobs = _commands(photo, Path(tmp, "out.jpg"), painting)
             refine = [*jobs["fastst one-pass"], "--refine"]
-            os.environ["FASTST_RUNS"] = str(Path(tmp, "runs", painting.stem))  # nothing refined there yet
+            env = {**os.environ, "FASTST_RUNS": str(Path(tmp, "runs", painting.stem))}  # nothing refined yet
             row = {
                 "peer any-style": _run(jobs["peer any-style"])[0],
                 "fastst one-pass": _run(jobs["fastst one-pass"])[0],
-                "fastst --refine, first time": _run(refine)[0],
-                "fastst --refine, again": _run(refine)[0],
+                "fastst --refine, first time": _run(refine, env)[0],
+                "fastst --refine, again": _run(refine, env)[0],
             }
             seconds[painting.stem] = {name: round(s, 2) for name, s in row.items()}
             print(painting.stem, seconds[painting.stem], file=sys.stderr, flush=True)
-        os.environ.pop("FASTST_RUNS")
     return seconds
 
 

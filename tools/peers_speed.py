@@ -144,10 +144,13 @@ sys.exit(os.waitstatus_to_exitcode(status))
 """
 
 
-def _run(command: list[str]) -> tuple[float, float]:
-    """Seconds and peak resident memory (MB) of one whole process."""
+def _run(command: list[str], env: dict | None = None) -> tuple[float, float]:
+    """Seconds and peak resident memory (MB) of one whole process (in ``env``, default this one's)."""
     r = subprocess.run(
-        [sys.executable, "-c", _MEASURED, *command], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        [sys.executable, "-c", _MEASURED, *command],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
     )
     if r.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed: {r.stderr.decode()[-500:]}")
