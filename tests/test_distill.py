@@ -1,5 +1,5 @@
-"""tools/distill_base.py: the student starts as the one-style network in every style, and what it writes
-is a model file the safe loader reads, with the teacher's styles."""
+"""tools/distill_base.py: the student starts as the one-style network in every style (or deepened, where
+it was), and what it writes is a model file the safe loader reads, with the teacher's styles or one alone."""
 
 import sys
 from pathlib import Path
@@ -56,3 +56,30 @@ def test_the_style_term_is_zero_for_the_teachers_own_picture_and_grows_with_its_
     off = [distill_base.distance(student, teacher, vgg, 1.0, w) for w in (0.0, 1.0, 2.0)]
     assert off[0][3].item() == 0 and off[1][3].item() > 0
     torch.testing.assert_close(off[2][0] - off[1][0], off[1][3])  # the total rises by the term per weight
+
+
+def test_a_deepened_student_starts_where_it_was():
+    source = load_model("starry_night")
+    deeper = distill_base.deepened(source, 5).eval()
+    assert deeper.config["residual_blocks"] == 5 and source.config["residual_blocks"] == 3
+    x = torch.rand(1, 3, 40, 56)
+    with torch.no_grad():
+        torch.testing.assert_close(deeper(x), source(x))
+
+
+def test_one_style_alone_is_a_one_style_model_file_named_after_it(tmp_path):
+    from fastst.stylize import model_styles
+
+    out = tmp_path / "run"
+    argv = ["--style", "the_scream", "--student", "base", "--iterations", "1", "--batch", "1", "--size", "32"]
+    distill_base.main([*argv, "--lr", "1e-9", "--out", str(out)])
+    model = load_model(out / "model.pth")
+    assert model.styles == 1 and model_styles(out / "model.pth") == ["the_scream"]
+    # a multi-style student starts from its own norms of that style, not another's
+    x = torch.rand(1, 3, 33, 47)
+    with torch.no_grad():
+        gap = {
+            s: (model(x) - load_model("base", style=s)(x)).abs().mean()
+            for s in ("the_scream", "starry_night")
+        }
+    assert gap["the_scream"] < 1e-3 < gap["starry_night"]

@@ -9,13 +9,16 @@ the base's), and with ``--style-weight`` in the Gram matrices of eq. 3's style l
 relative to the base's): a student that cannot draw the base's strokes where the base draws them is still
 asked for strokes of the same kind, not their average. No style image enters; the base is the teacher.
 ``--student`` may also be a multi-style model file of the teacher's styles (a run's model.pth), to go on
-from it.
+from it. With ``--style NAME`` the student learns that one style of the teacher alone, as a one-style
+network (a model file named after the style, which `fastst stylize --style NAME` prefers over the base);
+a multi-style ``--student`` then starts from its norms of that style.
 
 Resumable (run it again to continue); writes runs/distill_base/model.pth (a multi-style model file that
 `fastst stylize --model` and tools/fast_base.py read) and its log, losses.csv.
 
     python tools/distill_base.py --iterations 6000
     python tools/fast_base.py runs/distill_base/model.pth --name fast_base_distilled
+    python tools/distill_base.py --style the_scream --student runs/distill_base/model.pth --iterations 1500
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from fastst.data import data_dir, random_crop, usable_images
 from fastst.io import atomic_torch_save, load_checkpoint
 from fastst.losses import STYLE_LAYERS, gram_matrix
 from fastst.runtime import autocast, environment, resolve_precision
-from fastst.stylize import load_model
+from fastst.stylize import load_model, model_styles
 from fastst.transformer import TransformerNet
 from fastst.vgg import loss_network
 
@@ -56,6 +59,22 @@ def student_from(source: str, styles: int) -> TransformerNet:
         weights[key] = tensor.expand_as(target).clone() if tensor.shape != target.shape else tensor
     net.load_state_dict(weights)
     return net
+
+
+def deepened(net: TransformerNet, blocks: int) -> TransformerNet:
+    """``net`` with ``blocks`` residual blocks: its own first, then new ones that start as the identity
+    (the last norm's scale and shift zero), so the student starts where ``net`` is."""
+    if blocks < net.config["residual_blocks"]:
+        raise SystemExit(
+            f"--residual-blocks {blocks} is fewer than the student's {net.config['residual_blocks']}"
+        )
+    deeper = TransformerNet(**{**net.config, "residual_blocks": blocks})
+    deeper.load_state_dict(net.state_dict(), strict=False)
+    with torch.no_grad():
+        for block in list(deeper.residuals)[net.config["residual_blocks"] :]:
+            for parameter in block.body[-1].parameters():
+                parameter.zero_()
+    return deeper.train(net.training)
 
 
 def crops(photos: list[Path], size: int, count: int, rng: random.Random) -> torch.Tensor:
@@ -106,17 +125,33 @@ def main(argv=None) -> None:
     parser.add_argument(
         "--style-weight", type=float, default=0.0, help="weight of the Gram matrices' distance (0: none)"
     )
-    parser.add_argument("--out", default=None, help="run folder (default runs/distill_base)")
+    parser.add_argument(
+        "--residual-blocks", type=int, default=None, help="deepen the student to this many residual blocks"
+    )
+    parser.add_argument("--style", default=None, help="learn this one style of the teacher alone")
+    parser.add_argument(
+        "--out", default=None, help="run folder (default runs/distill_base, with --style runs/distill_STYLE)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
-    out = Path(args.out) if args.out else runs_dir() / "distill_base"
+    default = f"distill_{args.style}" if args.style else "distill_base"
+    out = Path(args.out) if args.out else runs_dir() / default
     out.mkdir(parents=True, exist_ok=True)
     device = torch.device("cpu")
     precision = resolve_precision("auto", device)
-    teacher = load_model(args.teacher)
-    names = teacher.style_names
-    student = student_from(args.student, len(names))
+    if args.style:
+        if args.style not in model_styles(args.teacher):
+            raise SystemExit(f"{args.teacher} holds no style {args.style!r}")
+        teacher, names = load_model(args.teacher, style=args.style), [args.style]
+        several = len(model_styles(args.student)) > 1
+        student = load_model(args.student, style=args.style if several else None).train()
+    else:
+        teacher = load_model(args.teacher)
+        names = teacher.style_names
+        student = student_from(args.student, len(names))
+    if args.residual_blocks:
+        student = deepened(student, args.residual_blocks)
     optimiser = torch.optim.Adam(student.parameters(), lr=args.lr)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimiser, lambda i: 0.5 * (1 + math.cos(math.pi * min(i, args.iterations) / args.iterations))
@@ -148,6 +183,7 @@ def main(argv=None) -> None:
         for i in bar:
             x = crops(photos, args.size, args.batch, rng)
             styles = torch.tensor([rng.randrange(len(names)) for _ in range(args.batch)])
+            styles = styles if len(names) > 1 else None  # a one-style network takes no style
             with torch.no_grad(), autocast(device, precision):
                 target = teacher(x, styles).float().clamp(0, 1)
             student.train()
@@ -194,8 +230,12 @@ def save(student, optimiser, schedule, state: dict, names, settings, device, pre
         {
             "model": student.state_dict(),
             "net": student.config,
-            "styles": names,
-            "config": {"style": names, "distilled": settings, "preset": "distilled"},
+            **({"styles": names} if len(names) > 1 else {}),
+            "config": {
+                "style": names if len(names) > 1 else names[0],
+                "distilled": settings,
+                "preset": "distilled",
+            },
             "iteration": state["iteration"],
             "seconds": state["seconds"],
             "environment": environment(device, precision),
