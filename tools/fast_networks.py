@@ -2,11 +2,13 @@
 quality (fastst.quality: the optimality ratio, with the content and style terms apart, median over the
 held-out photos) and its seconds a photo on the default path at 256, 512 and 1024 px, timed in one run of
 interleaved rounds beside the peer's built-in style; and a figure of the held-out photos through each.
-Writes results/fast_networks.json and figures/fast_networks.png.
+Writes results/NAME.json and figures/NAME.png (``--name``, by default fast_networks).
 
     python tools/fast_networks.py --style starry_night shipped=starry_night fast=runs/fast/a/model.pth ...
+    python tools/fast_networks.py --style the_scream --name fast_the_scream --count 3 base=base ...
 
-The first candidate is the one the others are compared with.
+The first candidate is the one the others are compared with. A multi-style model (the shipped base) takes
+part as its network of ``--style``.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from fastst.io import pil_to_tensor, tensor_to_pil
 from fastst.measure import interleaved_medians
 from fastst.plotting import save_fig, show_images
 from fastst.results import machine, write_result
-from fastst.stylize import Stylizer, load_model, pretrained_path, stylize
+from fastst.stylize import Stylizer, load_model, model_styles, pretrained_path, stylize
 from fastst.transformer import count_parameters
 
 SIZES = (256, 512, 1024)
@@ -100,7 +102,7 @@ def speed_table(seconds: dict, labels: dict) -> dict:
     return {"columns": ["seconds a photo", *(f"{n} px" for n in SIZES)], "rows": rows}
 
 
-def figure(models: dict, ref: quality.Reference, style: str) -> None:
+def figure(models: dict, ref: quality.Reference, style: str, figure_name: str = "fast_networks") -> None:
     photos = list(ref.photos.values())[:4]
     images, titles = [], []
     for photo in photos:
@@ -110,7 +112,12 @@ def figure(models: dict, ref: quality.Reference, style: str) -> None:
             images.append(stylize(model.eval(), photo, precision="fp32"))
             titles.append(name)
     fig = show_images(images, titles, ncols=len(models) + 1)
-    save_fig(fig, "fast_networks", {"style": style, "networks": list(models)})
+    save_fig(fig, figure_name, {"style": style, "networks": list(models)})
+
+
+def _one_style(path: str, style: str):
+    """The network of ``path``: a one-style model as it is, a multi-style one as its network of ``style``."""
+    return load_model(path, style=style if len(model_styles(path)) > 1 else None)
 
 
 def main() -> None:
@@ -118,12 +125,15 @@ def main() -> None:
     parser.add_argument("--style", default="starry_night", help="the style image's name in data/styles")
     parser.add_argument("networks", nargs="+", metavar="NAME=MODEL", help="a shipped name or a model file")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--name", default="fast_networks", help="the result's and the figure's name")
+    parser.add_argument("--count", type=int, default=None, help="held-out photos (default all)")
     args = parser.parse_args()
     pairs = [item.split("=", 1) for item in args.networks]
-    models = {name: load_model(path) for name, path in pairs}
+    models = {name: _one_style(path, args.style) for name, path in pairs}
     style = data_dir() / "styles" / f"{args.style}.jpg"
     # the time-to-quality studies' L-BFGS budgets, whose curves results/lbfgs/ holds
-    ref = quality.reference(quality.evaluation_protocol(style, iterations=200, noise_iterations=200))
+    protocol = quality.evaluation_protocol(style, iterations=200, noise_iterations=200)
+    ref = quality.reference(protocol, count=args.count)
     info = machine()
     networks = {}
     for (name, path), model in zip(pairs, models.values()):
@@ -137,8 +147,8 @@ def main() -> None:
     timed = seconds(models, args.rounds)
     result = {"style": args.style, "photos": list(ref.photos), "networks": networks, "seconds": timed}
     result["tables"] = tables(result)
-    print(write_result("fast_networks", result, machine_info=info))
-    figure(models, ref, args.style)
+    print(write_result(args.name, result, machine_info=info))
+    figure(models, ref, args.style, args.name)
 
 
 if __name__ == "__main__":
