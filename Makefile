@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 TORCH  ?= torch==2.14.1 torchvision==0.29.1
 MIRROR ?= $(wildcard ../shared/data)
 
-.PHONY: all setup data test notebooks clean-outputs base base-small anystyle
+.PHONY: all setup data test notebooks clean-outputs base base-small starry-night anystyle
 
 # The multi-style base that ships (fastst/pretrained/base.pth): every style image of the data
 # set in one full-width network, on the cpu preset (one photo a step, a style a step in turn) for as many
@@ -50,6 +50,20 @@ base: data
 base-small: data
 	$(PY) -m fastst train --preset cpu_small --iterations $(BASE_ITERATIONS) --data data/train --out runs/base_small \
 		--resume $(foreach f,$(sort $(wildcard data/styles/*.jpg)),--style $(f))
+
+# The Starry Night network that ships (fastst/pretrained/starry_night.pth): the smaller network (cpu_small) taught
+# the shipped base's pictures, first its seven styles together, then Starry Night alone (tools/distill_base.py,
+# docs/performance.md); each step resumable.
+DISTILL := $(PY) tools/distill_base.py
+starry-night: data
+	$(PY) -m fastst train --preset cpu_small --style data/styles/starry_night.jpg --data data/train \
+		--out runs/starry_night_small --resume
+	$(DISTILL) --student runs/starry_night_small/model.pth --iterations 6000 --out runs/distill_base
+	$(DISTILL) --student runs/distill_base/model.pth --style-weight 2 --iterations 3000 --lr 3e-4 --out runs/distill_gram
+	$(DISTILL) --student runs/distill_gram/model.pth --style-weight 4 --iterations 3000 --lr 3e-4 --out runs/distill_gram2
+	$(DISTILL) --student runs/distill_gram2/model.pth --style starry_night --style-weight 2 --iterations 1500 \
+		--lr 5e-4 --out runs/distill_starry_night
+	$(PY) tools/ship_pretrained.py runs/distill_starry_night/model.pth starry_night
 
 # The one-pass model that ships (fastst/pretrained/anystyle.pth): any painting as the style, trained on the
 # paintings of `data fetch --paintings` less the held-out ones; resumable (run it again to continue).
