@@ -164,8 +164,9 @@ def _entry(args) -> dict | None:
         files = [pretrained_path(args.model)]
     elif "," in args.style or ":" in args.style:
         return None  # a mix: the full path folds it
-    else:
-        files = sorted(PRETRAINED_DIR.glob("*.pth"))
+    else:  # the full path's first rule: the shipped file named after the style stylizes it
+        named = PRETRAINED_DIR / f"{args.style}.pth"
+        files = [named] if named.is_file() else sorted(PRETRAINED_DIR.glob("*.pth"))
     index = _read()
     found = [(f, index.get(_key(args.style, f))) for f in files]
     found = [(f, e) for f, e in found if isinstance(e, dict)]

@@ -181,3 +181,39 @@ def test_an_export_that_no_runtime_can_load_sends_the_command_down_the_full_path
         is None
     )
     assert not (folder / "quick").exists() or not any((folder / "quick").iterdir())  # nothing half-written
+
+
+def test_a_style_goes_to_the_file_named_after_it_though_another_shipped_file_holds_it_too(
+    folder, monkeypatch
+):
+    # `--model base --style starry_night` leaves a note for the base with that style; `--style starry_night`
+    # alone still means the file named after the style, as on the full path
+    shipped = folder / "pretrained"
+    shipped.mkdir()
+    for name in ("base.pth", "starry_night.pth"):
+        (shipped / name).write_bytes((folder / "model.pth").read_bytes() + name.encode())
+    monkeypatch.setattr(quick, "PRETRAINED_DIR", shipped)
+    export = folder / "net.onnx"
+    export.write_bytes(b"an export")
+    sizes = {64: {"runtime": "onnxruntime", "extra_s": 0.0}}
+    network = {"min_size": 16, "max_pixels": 1 << 22}
+    for name in ("base.pth", "starry_night.pth"):
+        quick.remember("starry_night", shipped / name, export, sizes, "fp32", 1, network)
+    argv = [
+        "stylize",
+        "--style",
+        "starry_night",
+        "--input",
+        str(folder / "in"),
+        "--output",
+        str(folder / "o"),
+    ]
+    entry = quick._entry(quick._parse(argv))
+    assert entry is not None and entry["model"] == str(shipped / "starry_night.pth")
+    # without it, the one file left that holds the style is what the full path runs too
+    (shipped / "starry_night.pth").unlink()
+    assert quick._entry(quick._parse(argv))["model"] == str(shipped / "base.pth")
+    # two files holding it, neither named after it: no guess, the full path
+    (shipped / "other.pth").write_bytes(b"another")
+    quick.remember("starry_night", shipped / "other.pth", export, sizes, "fp32", 1, network)
+    assert quick._entry(quick._parse(argv)) is None
