@@ -41,6 +41,7 @@ from fastst.runs import RunFolder
 from fastst.runtime import autocast, environment, resolve_device, resolve_precision
 from fastst.scale import to_longer_side
 from fastst.stylize import load_model, pretrained_path
+from fastst.transformer import single_style
 from fastst.vgg import loss_network
 
 CONTENT_LAYER = "relu3_3"
@@ -183,7 +184,8 @@ def _preview(model: AnyStyleNet, device, run: Path, iteration: int) -> None:
 
 def _starting_model(config: AnyStyleConfig) -> AnyStyleNet:
     """Random weights (no ``init``); a one-pass model's file, to go on training it (with a new optimiser);
-    or a one-style network, whose convolutions and norms the shared network starts from."""
+    or a one-style network, whose convolutions and norms the shared network starts from (a multi-style
+    model: its mean style)."""
     if not config.init:
         return AnyStyleNet(config.width, config.residual_blocks)
     path = pretrained_path(config.init)
@@ -191,6 +193,8 @@ def _starting_model(config: AnyStyleConfig) -> AnyStyleNet:
     if isinstance(saved, dict) and "anystyle" in saved:
         return load_anystyle(path).train()
     initial = load_model(config.init)
+    if initial.styles > 1:
+        initial = single_style(initial, torch.full((initial.styles,), 1 / initial.styles))
     model = AnyStyleNet(**net_options(initial.config))
     model.start_from(initial)
     return model

@@ -297,8 +297,8 @@ def _train_anystyle_parser(subparsers) -> None:
     command.add_argument(
         "--from",
         dest="init",
-        help="the trained one-style network the shared network starts from (a shipped style or a model.pth; "
-        "'none': random weights)",
+        help="the trained network the shared network starts from (a shipped style or a model.pth; a "
+        "multi-style model: its mean style; 'none': random weights)",
     )
     command.add_argument("--device", choices=DEVICES)
     command.add_argument("--resume", action="store_true", help="continue the run in --out")

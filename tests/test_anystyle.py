@@ -216,6 +216,26 @@ def test_training_can_go_on_from_a_one_pass_model_file(tmp_path):
     assert started.training
 
 
+def test_from_a_multi_style_model_every_painting_starts_at_its_mean_style(tmp_path):
+    from fastst import TransformerNet
+    from fastst.anystyle_train import AnyStyleConfig, _starting_model
+
+    torch.manual_seed(2)
+    several = TransformerNet(width=0.25, residual_blocks=2, input_skip=True, styles=3)
+    for p in several.parameters():
+        p.data.add_(0.1 * torch.randn_like(p))
+    path = tmp_path / "three.pth"
+    torch.save({"model": several.state_dict(), "net": several.config, "styles": ["a", "b", "c"]}, path)
+    started = _starting_model(AnyStyleConfig(init=str(path))).eval()
+    photo = torch.rand(1, 3, 36, 44)
+    with torch.no_grad():
+        mean = several.eval()(photo, torch.full((3,), 1 / 3))
+        one = several(photo, 0)
+        out = started.for_painting(torch.randn(1, statistics_size()))(photo)
+    torch.testing.assert_close(out, mean)
+    assert (out - one).abs().max() > 1e-3  # the mean, not the first style
+
+
 def test_strength_moves_the_norms_along_the_line_from_the_average_painting():
     model = _model()
     model.predictor.mean.normal_()

@@ -8,10 +8,11 @@
   model's network for that painting, shorter; their logged training minutes beside their scores.
 - A figure of the paintings (rows) by method (columns) at 512 px.
 
-Writes results/any_style.json and figures/any_style.png.
+Writes results/any_style.json and figures/any_style.png (``--name``).
 
     pip install -e ".[peers]"
     python tools/any_style.py [--stage reference|finetune|quality|all] [--finetuned STEM=MODEL ...]
+    python tools/any_style.py --model runs/anystyle_x/model.pth --name any_style_x   # another one-pass model
 
 Seconds a photo are tools/peers_speed.py's. ``--stage reference`` only computes (and caches, in
 results/lbfgs/) the L-BFGS curves the ratios need.
@@ -204,6 +205,7 @@ def main() -> None:
     parser.add_argument("--model", help="a one-pass model file (default: the shipped one)")
     parser.add_argument("--finetuned", nargs="*", default=[], help="STEM=MODEL: a network fine-tuned on one")
     parser.add_argument("--figure-iterations", type=int, default=100, help="L-BFGS iterations at 512 px")
+    parser.add_argument("--name", default="any_style", help="the result's and the figure's name")
     args = parser.parse_args()
     paintings = held_out_paintings()
     if args.stage == "reference":
@@ -235,8 +237,8 @@ def main() -> None:
     }
     record["tables"] = {"quality": quality_table(scores, trained)}
     if args.stage == "all":
-        figure(peer, model, paintings, trained, args.figure_iterations)
-    print(write_result("any_style", record))
+        figure(peer, model, paintings, trained, args.figure_iterations, name=args.name)
+    print(write_result(args.name, record))
 
 
 def quality_table(scores: dict, trained: dict, cell=lambda s: f"{s / 60:.1f} min") -> dict:
