@@ -111,7 +111,12 @@ def styles_command(args) -> int:
         path = pretrained_path(args.model)
         if not path.is_file():
             raise FaststError(f"no such model file: {path}")
-        print("\n".join(model_styles(path)))
+        names = model_styles(path)
+        print(
+            "\n".join(names)
+            if names
+            else f"{path.name} holds no styles: give it a painting with --style-image"
+        )
         return 0
     shipped = pretrained_styles()
     if not shipped:

@@ -46,10 +46,11 @@ def _style_names(saved: dict, path: Path) -> list[str]:
 
 
 def model_styles(path: str | os.PathLike) -> list[str]:
-    """The names of the styles a model file holds (a single-style model: its style image's name)."""
+    """The names of the styles a model file holds (a single-style model: its style image's name; a one-pass
+    model, which takes any painting instead: none)."""
     path = pretrained_path(path)
     saved = load_checkpoint(path, "model")
-    return _style_names(saved, path) if isinstance(saved, dict) else []
+    return _style_names(saved, path) if isinstance(saved, dict) and "anystyle" not in saved else []
 
 
 def _parameters(path: Path) -> int:

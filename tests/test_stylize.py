@@ -298,6 +298,20 @@ def test_shipped_mixes_and_their_errors(tmp_path):
     assert not (tmp_path / "x.png").exists()
 
 
+def test_the_one_pass_model_is_not_listed_as_a_style_and_asking_for_it_as_one_says_so():
+    from fastst.anystyle import is_one_pass
+
+    one_pass = [p for p in PRETRAINED_DIR.glob("*.pth") if is_one_pass(p)]
+    assert one_pass and not set(pretrained_styles()) & {p.stem for p in one_pass}
+    r = subprocess.run(
+        [sys.executable, "-m", "fastst", "styles", "--model", str(one_pass[0])],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0 and "--style-image" in r.stdout
+
+
 def test_a_shipped_style_stylizes_with_no_training(tmp_path):
     assert "starry_night" in pretrained_styles()
     assert all(p.stat().st_size < 5e6 for p in PRETRAINED_DIR.glob("*.pth"))
