@@ -41,6 +41,7 @@ from fastst.runs import RunFolder
 from fastst.runtime import autocast, environment, resolve_device, resolve_precision
 from fastst.scale import to_longer_side
 from fastst.stylize import load_model, pretrained_path
+from fastst.train import start_style
 from fastst.transformer import single_style
 from fastst.vgg import loss_network
 
@@ -194,7 +195,7 @@ def _starting_model(config: AnyStyleConfig) -> AnyStyleNet:
         return load_anystyle(path).train()
     initial = load_model(config.init)
     if initial.styles > 1:
-        initial = single_style(initial, torch.full((initial.styles,), 1 / initial.styles))
+        initial = single_style(initial, start_style(initial, "mean"))
     model = AnyStyleNet(**net_options(initial.config))
     model.start_from(initial)
     return model

@@ -303,12 +303,7 @@ def test_the_one_pass_model_is_not_listed_as_a_style_and_asking_for_it_as_one_sa
 
     one_pass = [p for p in PRETRAINED_DIR.glob("*.pth") if is_one_pass(p)]
     assert one_pass and not set(pretrained_styles()) & {p.stem for p in one_pass}
-    r = subprocess.run(
-        [sys.executable, "-m", "fastst", "styles", "--model", str(one_pass[0])],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    r = _fastst("styles", "--model", one_pass[0])
     assert r.returncode == 0 and "--style-image" in r.stdout
 
 
