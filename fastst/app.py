@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from fastst.anystyle import load_anystyle, painting_network
+from fastst.anystyle import is_one_pass, load_anystyle, painting_network
 from fastst.config import runs_dir
 from fastst.errors import FaststError
 from fastst.io import file_digest, load_image, pil_to_tensor, resize_longer_side, save_image, tensor_to_pil
@@ -55,6 +55,8 @@ def model_choices(extra: list[str | os.PathLike] = ()) -> dict[str, tuple[str, s
     choices = {name: (name, name) for name in pretrained_styles()}
     trained = sorted(runs_dir().glob("**/model.pth")) if runs_dir().is_dir() else []
     for path in [*trained, *map(Path, extra)]:
+        if path in trained and is_one_pass(path):  # takes a painting, not a style (--style-image)
+            continue
         try:
             label = str(path.parent.relative_to(runs_dir()))
         except ValueError:

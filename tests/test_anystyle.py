@@ -281,3 +281,16 @@ def test_the_shipped_one_pass_model_is_found_by_its_name_as_a_trained_style_is()
     assert by_name.keys() == by_default.keys()
     assert all(torch.equal(by_name[k], by_default[k]) for k in by_name)
     assert is_one_pass("anystyle") and not is_one_pass("starry_night")
+
+
+def test_the_apps_list_of_trained_styles_leaves_out_one_pass_runs(tmp_path, monkeypatch):
+    from fastst.app import model_choices
+    from fastst.host import pretrained_path
+
+    monkeypatch.setenv("FASTST_RUNS", str(tmp_path))
+    (tmp_path / "painted").mkdir()
+    (tmp_path / "one_pass").mkdir()
+    (tmp_path / "painted" / "model.pth").write_bytes(pretrained_path("starry_night").read_bytes())
+    atomic_torch_save(model_file(_model()), tmp_path / "one_pass" / "model.pth")
+    trained = [label for label in model_choices() if label.startswith("trained: ")]
+    assert trained == ["trained: painted"]
