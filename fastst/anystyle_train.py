@@ -183,7 +183,7 @@ def _preview(model: AnyStyleNet, device, run: Path, iteration: int) -> None:
     model.train()
 
 
-def _starting_model(config: AnyStyleConfig) -> AnyStyleNet:
+def starting_model(config: AnyStyleConfig) -> AnyStyleNet:
     """Random weights (no ``init``); a one-pass model's file, to go on training it (with a new optimiser);
     or a one-style network, whose convolutions and norms the shared network starts from (a multi-style
     model: its mean style)."""
@@ -281,7 +281,7 @@ class _AnyStyleTraining:
         self.balance = (statistics.median(energy.tolist()) / energy).clamp(0.25, 4).to(device)
 
         torch.manual_seed(config.seed)
-        self.model = _starting_model(config).to(device)
+        self.model = starting_model(config).to(device)
         self.model.predictor.mean.copy_(stats.mean(0))
         self.model.predictor.std.copy_(stats.std(0).clamp_min(1e-3))
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)

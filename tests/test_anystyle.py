@@ -204,12 +204,12 @@ def test_starting_from_a_trained_network_gives_that_network_for_every_painting()
 
 
 def test_training_can_go_on_from_a_one_pass_model_file(tmp_path):
-    from fastst.anystyle_train import AnyStyleConfig, _starting_model
+    from fastst.anystyle_train import AnyStyleConfig, starting_model
 
     model = _model()
     path = tmp_path / "anystyle.pth"
     atomic_torch_save(model_file(model), path)
-    started = _starting_model(AnyStyleConfig(init=str(path)))
+    started = starting_model(AnyStyleConfig(init=str(path)))
     stats, photo = torch.randn(1, statistics_size()), torch.rand(1, 3, 32, 32)
     with torch.no_grad():  # the file's network (fp16-rounded weights), not a fresh one
         assert (started.for_painting(stats)(photo) - model.for_painting(stats)(photo)).abs().max() < 2e-2
@@ -218,7 +218,7 @@ def test_training_can_go_on_from_a_one_pass_model_file(tmp_path):
 
 def test_from_a_multi_style_model_every_painting_starts_at_its_mean_style(tmp_path):
     from fastst import TransformerNet
-    from fastst.anystyle_train import AnyStyleConfig, _starting_model
+    from fastst.anystyle_train import AnyStyleConfig, starting_model
 
     torch.manual_seed(2)
     several = TransformerNet(width=0.25, residual_blocks=2, input_skip=True, styles=3)
@@ -226,7 +226,7 @@ def test_from_a_multi_style_model_every_painting_starts_at_its_mean_style(tmp_pa
         p.data.add_(0.1 * torch.randn_like(p))
     path = tmp_path / "three.pth"
     torch.save({"model": several.state_dict(), "net": several.config, "styles": ["a", "b", "c"]}, path)
-    started = _starting_model(AnyStyleConfig(init=str(path))).eval()
+    started = starting_model(AnyStyleConfig(init=str(path))).eval()
     photo = torch.rand(1, 3, 36, 44)
     with torch.no_grad():
         mean = several.eval()(photo, torch.full((3,), 1 / 3))

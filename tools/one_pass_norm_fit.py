@@ -11,6 +11,11 @@ painting.
 Writes results/one_pass_norm_fit.json.
 
     python tools/one_pass_norm_fit.py [--steps 150] [--lr 0.01]
+    python tools/one_pass_norm_fit.py --model base --name one_pass_norm_fit_base   # another shared network
+
+``--model`` is a one-pass model's file (default: the shipped one) or a trained network, whose convolutions
+are then the shared network and whose norms (a multi-style model's: its mean style) the fit starts from,
+as ``fastst train-anystyle --from`` starts a run.
 """
 
 from __future__ import annotations
@@ -24,8 +29,8 @@ from any_style import held_out_paintings, protocol, terms
 from tqdm.auto import tqdm
 
 from fastst import quality
-from fastst.anystyle import cached_statistics, load_anystyle
-from fastst.anystyle_train import CONTENT_LAYER, AnyStyleConfig, per_sample_terms
+from fastst.anystyle import cached_statistics
+from fastst.anystyle_train import CONTENT_LAYER, AnyStyleConfig, per_sample_terms, starting_model
 from fastst.data import TRAIN_DIR, PhotoDataset, data_dir, usable_images
 from fastst.io import load_image
 from fastst.losses import DEFAULT_WEIGHTS, STYLE_LAYERS, gram_matrix
@@ -121,16 +126,25 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=150)
     parser.add_argument("--lr", type=float, default=1e-2)
+    parser.add_argument("--model", default="anystyle", help="a one-pass model or a trained network")
+    parser.add_argument("--name", default="one_pass_norm_fit", help="the result's name")
     args = parser.parse_args()
     torch.manual_seed(0)
-    model, vgg = load_anystyle(), loss_network()
+    model, vgg = starting_model(AnyStyleConfig(init=args.model)).eval(), loss_network()
     for p in model.parameters():
         p.requires_grad_(False)
     photos = PhotoDataset(usable_images(data_dir() / TRAIN_DIR), protocol(held_out_paintings()[0]).photo_size)
     paintings = {p.stem: fit(model, p, photos, vgg, args.steps, args.lr) for p in held_out_paintings()}
-    record = {"steps": args.steps, "lr": args.lr, "batch": BATCH, "paintings": paintings}
+    record = {
+        "model": args.model,
+        "net": model.net_config,
+        "steps": args.steps,
+        "lr": args.lr,
+        "batch": BATCH,
+        "paintings": paintings,
+    }
     record["tables"] = {"norm_fit": table(record)}
-    print(write_result("one_pass_norm_fit", record))
+    print(write_result(args.name, record))
 
 
 if __name__ == "__main__":
