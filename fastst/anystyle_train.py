@@ -73,6 +73,8 @@ class AnyStyleConfig:
     content_weight: float = DEFAULT_WEIGHTS["content_weight"]
     style_weight: float = 3 * DEFAULT_WEIGHTS["style_weight"]
     tv_weight: float = DEFAULT_WEIGHTS["tv_weight"]
+    # False: the shared network stays as it starts and only the style-prediction network learns
+    train_shared: bool = True
     seed: int = 0
     device: str = "auto"
     precision: str = "auto"
@@ -250,7 +252,9 @@ def _resumed_state(run: RunFolder, config: AnyStyleConfig, resume: bool) -> dict
     None for a new run."""
     if resume and run.checkpoint.is_file():
         state = load_checkpoint(run.checkpoint)
-        saved = {k: v for k, v in state["config"].items() if k not in AnyStyleConfig.RESUMABLE}
+        # a field added since the run began holds its default
+        saved = {**asdict(AnyStyleConfig()), **state["config"]}
+        saved = {k: v for k, v in saved.items() if k not in AnyStyleConfig.RESUMABLE}
         now = {k: v for k, v in asdict(config).items() if k not in AnyStyleConfig.RESUMABLE}
         if saved != now:
             changed = sorted(k for k in now if saved.get(k) != now[k])
@@ -284,7 +288,10 @@ class _AnyStyleTraining:
         self.model = starting_model(config).to(device)
         self.model.predictor.mean.copy_(stats.mean(0))
         self.model.predictor.std.copy_(stats.std(0).clamp_min(1e-3))
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
+        if not config.train_shared:
+            self.model.body.requires_grad_(False)
+        learning = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.Adam(learning, lr=config.lr)
         self.draw = torch.Generator().manual_seed(config.seed)  # which painting each photo gets
         self.start, self.elapsed = 0, 0.0  # the iteration the loop starts after
         if state:

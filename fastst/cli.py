@@ -289,11 +289,19 @@ def _train_anystyle_parser(subparsers) -> None:
     command.add_argument("--out", default="runs/anystyle", help="run folder (default: runs/anystyle)")
     command.add_argument("--iterations", type=int, help="total iterations (a resumed run may be given more)")
     command.add_argument("--batch-size", type=int)
+    command.add_argument("--image-size", type=int, help="the photos' square crops, and each painting's size")
     command.add_argument(
         "--width", type=float, help="with --from none: the shared network's channel multiplier"
     )
     command.add_argument("--residual-blocks", type=int, help="with --from none: the shared network's blocks")
     command.add_argument("--style-weight", type=float, help="lambda_s of eq. 5 during training")
+    command.add_argument(
+        "--predictor-only",
+        dest="train_shared",
+        action="store_false",
+        default=None,
+        help="the shared network stays as --from gives it; only the style-prediction network learns",
+    )
     command.add_argument(
         "--from",
         dest="init",

@@ -56,7 +56,17 @@ def train_command(args) -> int:
 
 
 def train_anystyle_command(args) -> int:
-    names = ("iterations", "batch_size", "width", "residual_blocks", "device", "style_weight", "init")
+    names = (
+        "iterations",
+        "batch_size",
+        "image_size",
+        "width",
+        "residual_blocks",
+        "device",
+        "style_weight",
+        "train_shared",
+        "init",
+    )
     overrides = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
     if overrides.get("init") == "none":
         overrides["init"] = None

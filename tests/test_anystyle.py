@@ -17,7 +17,7 @@ from fastst.anystyle import (
     statistics_size,
 )
 from fastst.errors import FaststError
-from fastst.io import atomic_torch_save, load_image
+from fastst.io import atomic_torch_save, load_checkpoint, load_image
 from fastst.losses import STYLE_LAYERS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -187,6 +187,37 @@ def test_training_resumes_exactly_where_it_stopped(tmp_path, imagenet_vgg):
         torch.testing.assert_close(a["model"][key], b["model"][key])
     assert (tmp_path / "b" / "losses.csv").read_text().count("\n") == 5  # the header and 4 iterations
     assert load_anystyle(resumed).for_painting(torch.zeros(1, statistics_size())) is not None
+
+
+@pytest.mark.slow
+def test_predictor_only_training_leaves_the_shared_network_as_it_started(tmp_path, imagenet_vgg):
+    from fastst.anystyle_train import AnyStyleConfig, starting_model, train_anystyle
+
+    config = AnyStyleConfig(
+        out=str(tmp_path / "run"),
+        data=str(_folder(tmp_path / "photos", 3, (40, 36), 0)),
+        paintings=str(_folder(tmp_path / "paintings", 2, (48, 40), 1)),
+        iterations=3,
+        image_size=32,
+        init=None,
+        width=0.25,
+        residual_blocks=1,
+        warmup=1,
+        num_workers=0,
+        preview_every=10**6,
+        train_shared=False,
+    )
+    torch.manual_seed(config.seed)  # the run's own start, drawn the same way
+    start = starting_model(config).state_dict()
+    trained = load_checkpoint(Path(train_anystyle(config, progress=False)).with_name("checkpoint.pth"))[
+        "model"
+    ]
+    body = [k for k in start if k.startswith("body.")]
+    predictor = [k for k in start if k.startswith("predictor.") and not k.endswith(("mean", "std"))]
+    assert body and predictor
+    for key in body:
+        torch.testing.assert_close(trained[key], start[key])
+    assert any(not torch.equal(trained[k], start[k]) for k in predictor)
 
 
 def test_starting_from_a_trained_network_gives_that_network_for_every_painting():
