@@ -35,6 +35,7 @@ from fastst.gatys import gatys
 from fastst.io import list_images, load_image, pil_to_tensor, tensor_to_pil
 from fastst.losses import DEFAULT_WEIGHTS
 from fastst.plotting import save_fig, show_images
+from fastst.report import measured_on
 from fastst.results import write_result
 from fastst.stylize import Stylizer, load_model
 from fastst.train import runs_dir, train
@@ -267,6 +268,19 @@ def quality_table(scores: dict, trained: dict, cell=lambda s: f"{s / 60:.1f} min
         "style term (x2)",
     ]
     return {"columns": columns, "rows": rows}
+
+
+def table(result: dict) -> dict:
+    """The quality table less the rows of the average painting (the README's; docs/ has them all)."""
+    trained = {
+        painting: {label: (run["model"], run["training_seconds"]) for label, run in runs.items()}
+        for painting, runs in result["finetuned"].items()
+    }
+    scores = {
+        painting: {name: row for name, row in rows.items() if "average painting" not in name}
+        for painting, rows in result["quality"].items()
+    }
+    return {**quality_table(scores, trained), "note": f"Measured on {measured_on(result)}."}
 
 
 if __name__ == "__main__":
