@@ -73,6 +73,8 @@ class AnyStyleConfig:
     content_weight: float = DEFAULT_WEIGHTS["content_weight"]
     style_weight: float = 3 * DEFAULT_WEIGHTS["style_weight"]
     tv_weight: float = DEFAULT_WEIGHTS["tv_weight"]
+    # each painting also as this many random crops, each a painting of its own: more paintings to learn from
+    painting_crops: int = 0
     # False: the shared network stays as it starts and only the style-prediction network learns
     train_shared: bool = True
     seed: int = 0
@@ -106,30 +108,49 @@ def _painting_paths(config: AnyStyleConfig) -> list[Path]:
     return [p for p in train if p.is_file()]
 
 
+def _crops(image: torch.Tensor, count: int, seed: int) -> list[torch.Tensor]:
+    """``count`` random crops of a (3, H, W) image, each half to four fifths of its height and width."""
+    draw = torch.Generator().manual_seed(seed)
+    h, w = image.shape[-2:]
+    crops = []
+    for _ in range(count):
+        f = 0.5 + 0.3 * float(torch.rand((), generator=draw))
+        ch, cw = max(16, round(h * f)), max(16, round(w * f))
+        top = int(torch.randint(h - ch + 1, (), generator=draw))
+        left = int(torch.randint(w - cw + 1, (), generator=draw))
+        crops.append(image[:, top : top + ch, left : left + cw])
+    return crops
+
+
 @torch.no_grad()
-def painting_targets(paths: list[Path], size: int, cache: Path, device, progress: bool = True) -> dict:
-    """Per painting: the predictor's statistics, the Gram matrices of eq. 2 at ``size`` (its longer side),
-    and its Gram energy; computed once and kept in ``cache`` (keyed by the files and sizes)."""
-    key = hashlib.sha256(
-        json.dumps([[str(p.name), p.stat().st_size] for p in paths] + [size, STATS_SIZE]).encode()
-    ).hexdigest()[:16]
+def painting_targets(
+    paths: list[Path], size: int, cache: Path, device, progress: bool = True, crops: int = 0
+) -> dict:
+    """Per painting (and per each of its ``crops`` random crops, after it): the predictor's statistics, the
+    Gram matrices of eq. 2 at ``size`` (its longer side), and its Gram energy; computed once and kept in
+    ``cache`` (keyed by the files, sizes and crops)."""
+    described = [[str(p.name), p.stat().st_size] for p in paths] + [size, STATS_SIZE]
+    key = hashlib.sha256(json.dumps(described + ([crops] if crops else [])).encode()).hexdigest()[:16]
     if cache.is_file():
         saved = load_checkpoint(cache, "painting cache")
         if isinstance(saved, dict) and saved.get("key") == key:
             return saved
     vgg = loss_network(device=device)
     stats, grams, energy = [], {name: [] for name in STYLE_LAYERS}, []
-    for path in tqdm(paths, desc="paintings", unit="img", disable=not progress):
+    names = []
+    for i, path in enumerate(tqdm(paths, desc="paintings", unit="img", disable=not progress)):
         image = load_image(path).to(device)
-        stats.append(painting_statistics(image, vgg)[0].cpu())
-        feats = vgg(to_longer_side(image[None], size), STYLE_LAYERS)
-        g = [gram_matrix(feats[name])[0].cpu() for name in STYLE_LAYERS]
-        for name, gram in zip(STYLE_LAYERS, g):
-            grams[name].append(gram.half())
-        energy.append(sum(float(x.pow(2).sum()) for x in g))
+        for k, view in enumerate([image, *_crops(image, crops, seed=i)]):
+            names.append(path.name if k == 0 else f"{path.name}#crop{k}")
+            stats.append(painting_statistics(view, vgg)[0].cpu())
+            feats = vgg(to_longer_side(view[None], size), STYLE_LAYERS)
+            g = [gram_matrix(feats[name])[0].cpu() for name in STYLE_LAYERS]
+            for name, gram in zip(STYLE_LAYERS, g):
+                grams[name].append(gram.half())
+            energy.append(sum(float(x.pow(2).sum()) for x in g))
     saved = {
         "key": key,
-        "names": [p.name for p in paths],
+        "names": names,
         "stats": torch.stack(stats),
         "grams": {name: torch.stack(v) for name, v in grams.items()},
         "energy": torch.tensor(energy),
@@ -277,8 +298,10 @@ class _AnyStyleTraining:
         self.resumed = state is not None
         photos = usable_images(config.data or data_dir() / "train")
         paintings = _painting_paths(config)
-        targets = painting_targets(paintings, config.image_size, run.root / "paintings.pt", device, progress)
-        self.paintings = len(paintings)
+        targets = painting_targets(
+            paintings, config.image_size, run.root / "paintings.pt", device, progress, config.painting_crops
+        )
+        self.paintings = len(targets["names"])
         stats, energy = targets["stats"].to(device), targets["energy"]
         self.stats, self.grams = stats, {name: g.to(device) for name, g in targets["grams"].items()}
         # each painting's objective scaled by its Gram energy, so that no painting's loss outweighs the rest
@@ -305,6 +328,7 @@ class _AnyStyleTraining:
             "environment": environment(device, precision),
             "photos": len(photos),
             "paintings": len(paintings),
+            "painting_views": self.paintings,  # with their crops
             "net": self.model.net_config,
             "parameters": sum(p.numel() for p in self.model.parameters()),
         }

@@ -296,6 +296,9 @@ def _train_anystyle_parser(subparsers) -> None:
     command.add_argument("--residual-blocks", type=int, help="with --from none: the shared network's blocks")
     command.add_argument("--style-weight", type=float, help="lambda_s of eq. 5 during training")
     command.add_argument(
+        "--painting-crops", type=int, help="each painting also as N random crops, each a painting of its own"
+    )
+    command.add_argument(
         "--predictor-only",
         dest="train_shared",
         action="store_false",

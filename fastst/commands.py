@@ -65,6 +65,7 @@ def train_anystyle_command(args) -> int:
         "device",
         "style_weight",
         "train_shared",
+        "painting_crops",
         "init",
     )
     overrides = {k: getattr(args, k) for k in names if getattr(args, k) is not None}

@@ -220,6 +220,21 @@ def test_predictor_only_training_leaves_the_shared_network_as_it_started(tmp_pat
     assert any(not torch.equal(trained[k], start[k]) for k in predictor)
 
 
+def test_painting_crops_add_paintings_after_each_whole_one(tmp_path, imagenet_vgg):
+    from fastst.anystyle_train import painting_targets
+
+    paths = sorted(_folder(tmp_path / "paintings", 2, (64, 48), 3).iterdir())
+    whole = painting_targets(paths, 32, tmp_path / "whole.pt", "cpu", progress=False)
+    cropped = painting_targets(paths, 32, tmp_path / "whole.pt", "cpu", progress=False, crops=2)
+    assert cropped["key"] != whole["key"]  # the cache of the whole paintings is not taken for it
+    assert len(whole["names"]) == 2 and len(cropped["names"]) == 6
+    assert cropped["names"][0] == paths[0].name and cropped["names"][3] == paths[1].name
+    torch.testing.assert_close(cropped["stats"][[0, 3]], whole["stats"])
+    for name in STYLE_LAYERS:
+        torch.testing.assert_close(cropped["grams"][name][[0, 3]], whole["grams"][name])
+    assert not torch.allclose(cropped["stats"][1], cropped["stats"][0])  # a crop describes itself
+
+
 def test_starting_from_a_trained_network_gives_that_network_for_every_painting():
     from fastst import TransformerNet
 
