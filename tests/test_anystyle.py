@@ -155,25 +155,26 @@ def _folder(root: Path, count: int, size: tuple, seed: int) -> Path:
     return root
 
 
-@pytest.mark.slow
-def test_training_resumes_exactly_where_it_stopped(tmp_path, imagenet_vgg):
-    from fastst.anystyle_train import AnyStyleConfig, train_anystyle
-
-    photos = _folder(tmp_path / "photos", 3, (40, 36), 0)
-    paintings = _folder(tmp_path / "paintings", 2, (48, 40), 1)
-    common = dict(
-        data=str(photos),
-        paintings=str(paintings),
+def _tiny_run(root: Path, **settings) -> dict:
+    """A one-pass run's settings for seconds of training: three photos, two paintings, tiny crops."""
+    return dict(
+        data=str(_folder(root / "photos", 3, (40, 36), 0)),
+        paintings=str(_folder(root / "paintings", 2, (48, 40), 1)),
         image_size=32,
         batch_size=2,
         width=0.25,
         residual_blocks=1,
-        warmup=2,
         num_workers=0,
-        checkpoint_every=2,
-        log_every=1,
         preview_every=10**6,
+        **settings,
     )
+
+
+@pytest.mark.slow
+def test_training_resumes_exactly_where_it_stopped(tmp_path, imagenet_vgg):
+    from fastst.anystyle_train import AnyStyleConfig, train_anystyle
+
+    common = _tiny_run(tmp_path, warmup=2, checkpoint_every=2, log_every=1)
     straight = train_anystyle(AnyStyleConfig(out=str(tmp_path / "a"), iterations=4, **common), progress=False)
     train_anystyle(AnyStyleConfig(out=str(tmp_path / "b"), iterations=2, **common), progress=False)
     with pytest.raises(FaststError, match="--resume"):
@@ -195,17 +196,9 @@ def test_predictor_only_training_leaves_the_shared_network_as_it_started(tmp_pat
 
     config = AnyStyleConfig(
         out=str(tmp_path / "run"),
-        data=str(_folder(tmp_path / "photos", 3, (40, 36), 0)),
-        paintings=str(_folder(tmp_path / "paintings", 2, (48, 40), 1)),
         iterations=3,
-        image_size=32,
         init=None,
-        width=0.25,
-        residual_blocks=1,
-        warmup=1,
-        num_workers=0,
-        preview_every=10**6,
-        train_shared=False,
+        **_tiny_run(tmp_path, warmup=1, train_shared=False),
     )
     torch.manual_seed(config.seed)  # the run's own start, drawn the same way
     start = starting_model(config).state_dict()

@@ -274,15 +274,15 @@ def quality_table(scores: dict, trained: dict, cell=lambda s: f"{s / 60:.1f} min
 def table(result: dict) -> dict:
     """The README's quality table: the peer, the one pass, the fine-tune from the base and the photo unchanged
     (docs/ has every row)."""
-    trained = {
-        painting: {label: (run["model"], run["training_seconds"]) for label, run in runs.items()}
+    seconds = {  # quality_table reads only the logged seconds
+        painting: {label: (None, run["training_seconds"]) for label, run in runs.items()}
         for painting, runs in result["finetuned"].items()
     }
     scores = {
         painting: {name: row for name, row in rows.items() if name in README_ROWS}
         for painting, rows in result["quality"].items()
     }
-    return {**quality_table(scores, trained), "note": f"Measured on {measured_on(result)}."}
+    return {**quality_table(scores, seconds), "note": f"Measured on {measured_on(result)}."}
 
 
 if __name__ == "__main__":

@@ -104,16 +104,11 @@ def fit(model, painting, photos: PhotoDataset, vgg, steps: int, lr: float) -> di
 
 def table(result: dict) -> dict:
     rows = []
-    # a one-pass model starts from its predictor's norms, a trained network from its own (its mean style)
-    start = (
-        "the predictor's norms"
-        if result.get("model", "anystyle") == "anystyle"
-        else "the network's own norms"
-    )
     for painting, row in result["paintings"].items():
         for when in ("before", "after"):
             r = row[when]
-            label = start if when == "before" else f"norms fitted ({result['steps']} steps)"
+            # the start: a one-pass model's predictor's norms, or a trained network's own (its mean style)
+            label = "its starting norms" if when == "before" else f"norms fitted ({result['steps']} steps)"
             name = " ".join(painting.split("__")[-2:])
             rows.append(
                 [name, label, f"{r['optimality_ratio']:.2f}", f"{r['content']:.1f}", f"{r['style']:.1f}"]
