@@ -48,7 +48,11 @@ def painting_statistics(
     x = painting[None] if painting.dim() == 3 else painting
     if size is not None:
         x = to_longer_side(x.float(), size)
-    feats = vgg(x.float().clamp(0, 1), STYLE_LAYERS)
+    return statistics_of(vgg(x.float().clamp(0, 1), STYLE_LAYERS))
+
+
+def statistics_of(feats: dict[str, torch.Tensor]) -> torch.Tensor:
+    """:func:`painting_statistics` from the style layers' activations of the painting at its size."""
     parts = []
     for name in STYLE_LAYERS:
         f = feats[name].float().flatten(2)

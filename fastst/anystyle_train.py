@@ -25,6 +25,7 @@ from fastst.anystyle import (
     model_file,
     net_options,
     painting_statistics,
+    statistics_of,
 )
 from fastst.data import (
     PhotoDataset,
@@ -58,7 +59,10 @@ class AnyStyleConfig:
     paintings: str = ""  # folder of paintings (default: the project's, less the held-out ones)
     iterations: int = 8000  # a resumed run may be given more
     batch_size: int = 2  # photos a step, each with its own painting (more steps in the same time)
-    image_size: int = 128  # square photo crops; each painting's targets at the same longer side
+    image_size: int = 128  # square photo crops
+    # each painting's targets at this longer side (0: the crops' size). The quality measure's painting
+    # size keeps the strokes' size in pixels the measure judges, on the cheaper small crops
+    painting_size: int = 0
     lr: float = 5e-4  # Adam, after a linear warm-up (low: the shared network starts trained)
     warmup: int = 100
     clip: float = 1000.0  # the gradient's norm is cut to at most this
@@ -75,6 +79,9 @@ class AnyStyleConfig:
     tv_weight: float = DEFAULT_WEIGHTS["tv_weight"]
     # each painting also as this many random crops, each a painting of its own: more paintings to learn from
     painting_crops: int = 0
+    # each drawn painting seen through a new random view every step: a crop, its hue turned and its
+    # saturation changed, its statistics and targets computed from that view
+    painting_views: bool = False
     # False: the shared network stays as it starts and only the style-prediction network learns
     train_shared: bool = True
     seed: int = 0
@@ -120,6 +127,33 @@ def _crops(image: torch.Tensor, count: int, seed: int) -> list[torch.Tensor]:
         left = int(torch.randint(w - cw + 1, (), generator=draw))
         crops.append(image[:, top : top + ch, left : left + cw])
     return crops
+
+
+def _colour_matrix(hue: float, saturation: float) -> torch.Tensor:
+    """The 3x3 RGB matrix that turns colours by ``hue`` radians about the grey axis and scales their
+    distance from grey by ``saturation``; grey stays grey."""
+    axis = torch.full((3,), 3**-0.5)
+    k = torch.tensor([[0.0, -axis[2], axis[1]], [axis[2], 0.0, -axis[0]], [-axis[1], axis[0], 0.0]])
+    turn = torch.eye(3) + torch.sin(torch.tensor(hue)) * k + (1 - torch.cos(torch.tensor(hue))) * (k @ k)
+    grey = torch.full((3, 3), 1 / 3)
+    return turn @ (grey + saturation * (torch.eye(3) - grey))
+
+
+def painting_view(image: torch.Tensor, draw: torch.Generator) -> torch.Tensor:
+    """A random view of a (3, H, W) painting: a crop of half to all of each side (one fraction for both),
+    and, one time in two, its colours turned about the grey axis by any angle and their saturation scaled
+    by 0.6 to 1.5."""
+    h, w = image.shape[-2:]
+    f = 0.5 + 0.5 * float(torch.rand((), generator=draw))
+    ch, cw = max(16, round(h * f)), max(16, round(w * f))
+    top = int(torch.randint(h - ch + 1, (), generator=draw))
+    left = int(torch.randint(w - cw + 1, (), generator=draw))
+    view = image[:, top : top + ch, left : left + cw]
+    hue, saturation, turn = torch.rand(3, generator=draw).tolist()
+    if turn < 0.5:
+        m = _colour_matrix((2 * hue - 1) * torch.pi, 0.6 + 0.9 * saturation).to(view)
+        view = torch.einsum("ij,jhw->ihw", m, view.float()).clamp(0, 1)
+    return view
 
 
 @torch.no_grad()
@@ -295,17 +329,28 @@ class _AnyStyleTraining:
         self, config: AnyStyleConfig, run: RunFolder, state: dict | None, device, precision, progress
     ):
         self.config, self.run, self.device, self.precision = config, run, device, precision
+        self.painting_size = config.painting_size or config.image_size
         self.resumed = state is not None
         photos = usable_images(config.data or data_dir() / "train")
         paintings = _painting_paths(config)
         targets = painting_targets(
-            paintings, config.image_size, run.root / "paintings.pt", device, progress, config.painting_crops
+            paintings, self.painting_size, run.root / "paintings.pt", device, progress, config.painting_crops
         )
         self.paintings = len(targets["names"])
         stats, energy = targets["stats"].to(device), targets["energy"]
         self.stats, self.grams = stats, {name: g.to(device) for name, g in targets["grams"].items()}
         # each painting's objective scaled by its Gram energy, so that no painting's loss outweighs the rest
-        self.balance = (statistics.median(energy.tolist()) / energy).clamp(0.25, 4).to(device)
+        self.median_energy = statistics.median(energy.tolist())
+        self.balance = (self.median_energy / energy).clamp(0.25, 4).to(device)
+        # with painting_views, the paintings themselves (longer side at most twice the statistics' size)
+        self.images = (
+            [
+                _as_bytes(load_image(p), 2 * STATS_SIZE)
+                for p in tqdm(paintings, desc="paintings in memory", unit="img", disable=not progress)
+            ]
+            if config.painting_views
+            else None
+        )
 
         torch.manual_seed(config.seed)
         self.model = starting_model(config).to(device)
@@ -360,11 +405,15 @@ class _AnyStyleTraining:
         with autocast(device, self.precision):
             with torch.no_grad():
                 content_features = self.vgg(batch, (CONTENT_LAYER,))[CONTENT_LAYER]
-            y_hat = self.model(batch, self.stats[pick])
-            targets = {k: g[pick] for k, g in self.grams.items()}
+                if self.images is not None:
+                    stats, targets, balance = self._views(pick)
+                else:
+                    stats, balance = self.stats[pick], self.balance[pick]
+                    targets = {k: g[pick] for k, g in self.grams.items()}
+            y_hat = self.model(batch, stats)
             c, s, tv = per_sample_terms(self.vgg, y_hat, content_features, targets, config)
             total = c + s + tv
-            loss = (self.balance[pick] * total).mean()
+            loss = (balance * total).mean()
         if not torch.isfinite(loss):
             raise FaststError(
                 f"the loss became {loss.item()} at iteration {iteration}; the last checkpoint "
@@ -375,6 +424,25 @@ class _AnyStyleTraining:
         norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), config.clip)
         self.optimizer.step()
         return c.mean(), s.mean(), tv.mean(), total.mean(), norm
+
+    def _views(self, pick: torch.Tensor) -> tuple[torch.Tensor, dict, torch.Tensor]:
+        """For each picked painting, a new random view (:func:`painting_view`): its statistics, its Gram
+        targets at the crops' size, and its balance weight."""
+        stats, grams, balance = [], {name: [] for name in STYLE_LAYERS}, []
+        for i in pick.tolist():
+            view = painting_view(self.images[i].to(self.device).float() / 255, self.draw).float()
+            feats = self.vgg(to_longer_side(view[None], self.painting_size), STYLE_LAYERS)
+            if self.painting_size == STATS_SIZE:  # one pass gives both
+                stats.append(statistics_of(feats)[0])
+            else:
+                stats.append(painting_statistics(view, self.vgg)[0].float())
+            g = [gram_matrix(feats[name].float())[0] for name in STYLE_LAYERS]
+            for name, gram in zip(STYLE_LAYERS, g):
+                grams[name].append(gram)
+            energy = sum(float(x.pow(2).sum()) for x in g)
+            balance.append(min(4.0, max(0.25, self.median_energy / energy)))
+        targets = {name: torch.stack(v) for name, v in grams.items()}
+        return torch.stack(stats), targets, torch.tensor(balance, device=self.device)
 
     def log(self, iteration: int, row: list[float], images_per_s: float) -> None:
         """A line of ``losses.csv``: ``row``, the mean terms and gradient norm since the last line."""
@@ -400,6 +468,13 @@ class _AnyStyleTraining:
         )
         model = model_file(self.model, iteration=iteration, elapsed=self.elapsed, **self.meta)
         atomic_torch_save(model, self.run.model)
+
+
+def _as_bytes(image: torch.Tensor, size: int) -> torch.Tensor:
+    """A (3, H, W) image in [0, 1] as bytes, its longer side brought down to at most ``size``."""
+    if max(image.shape[-2:]) > size:
+        image = to_longer_side(image[None], size)[0]
+    return (image.clamp(0, 1) * 255).round().byte()
 
 
 def _truncate(losses: Path, iteration: int) -> None:

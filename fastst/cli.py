@@ -289,7 +289,10 @@ def _train_anystyle_parser(subparsers) -> None:
     command.add_argument("--out", default="runs/anystyle", help="run folder (default: runs/anystyle)")
     command.add_argument("--iterations", type=int, help="total iterations (a resumed run may be given more)")
     command.add_argument("--batch-size", type=int)
-    command.add_argument("--image-size", type=int, help="the photos' square crops, and each painting's size")
+    command.add_argument("--image-size", type=int, help="the photos' square crops")
+    command.add_argument(
+        "--painting-size", type=int, help="each painting's longer side for its targets (default: the crops')"
+    )
     command.add_argument(
         "--width", type=float, help="with --from none: the shared network's channel multiplier"
     )
@@ -298,6 +301,14 @@ def _train_anystyle_parser(subparsers) -> None:
     command.add_argument(
         "--painting-crops", type=int, help="each painting also as N random crops, each a painting of its own"
     )
+    command.add_argument(
+        "--painting-views",
+        action="store_true",
+        default=None,
+        help="each drawn painting seen through a new random crop, its hue turned, every step",
+    )
+    command.add_argument("--lr", type=float, help="Adam's learning rate after the warm-up")
+    command.add_argument("--clip", type=float, help="the gradient's norm is cut to at most this")
     command.add_argument(
         "--predictor-only",
         dest="train_shared",

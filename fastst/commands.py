@@ -60,12 +60,16 @@ def train_anystyle_command(args) -> int:
         "iterations",
         "batch_size",
         "image_size",
+        "painting_size",
         "width",
         "residual_blocks",
         "device",
         "style_weight",
         "train_shared",
         "painting_crops",
+        "painting_views",
+        "lr",
+        "clip",
         "init",
     )
     overrides = {k: getattr(args, k) for k in names if getattr(args, k) is not None}

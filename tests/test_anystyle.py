@@ -228,6 +228,38 @@ def test_painting_crops_add_paintings_after_each_whole_one(tmp_path, imagenet_vg
     assert not torch.allclose(cropped["stats"][1], cropped["stats"][0])  # a crop describes itself
 
 
+def test_a_painting_view_turns_colours_about_the_grey_axis():
+    from fastst.anystyle_train import _colour_matrix, painting_view
+
+    # a third of a turn about the grey axis sends red to green, green to blue, blue to red
+    turn = _colour_matrix(2 * torch.pi / 3, 1.0)
+    torch.testing.assert_close(turn, torch.tensor([[0.0, 0, 1], [1, 0, 0], [0, 1, 0]]), atol=1e-6, rtol=0)
+    # no saturation leaves each pixel's grey, the mean of its channels
+    pixel = torch.tensor([0.9, 0.3, 0.0])
+    torch.testing.assert_close(_colour_matrix(0.7, 0.0) @ pixel, torch.full((3,), 0.4))
+    grey = torch.full((3, 40, 30), 0.25)
+    draw = torch.Generator().manual_seed(0)
+    for _ in range(8):
+        view = painting_view(grey, draw)
+        assert 20 <= view.shape[1] <= 40 and 15 <= view.shape[2] <= 30
+        torch.testing.assert_close(view, torch.full_like(view, 0.25))  # grey stays grey
+
+
+@pytest.mark.slow
+def test_training_on_painting_views_resumes_exactly(tmp_path, imagenet_vgg):
+    from fastst.anystyle_train import AnyStyleConfig, train_anystyle
+
+    common = _tiny_run(tmp_path, warmup=1, checkpoint_every=1, painting_views=True, init=None)
+    straight = train_anystyle(AnyStyleConfig(out=str(tmp_path / "a"), iterations=3, **common), progress=False)
+    train_anystyle(AnyStyleConfig(out=str(tmp_path / "b"), iterations=2, **common), progress=False)
+    resumed = train_anystyle(
+        AnyStyleConfig(out=str(tmp_path / "b"), iterations=3, **common), resume=True, progress=False
+    )
+    a, b = torch.load(straight, weights_only=True), torch.load(resumed, weights_only=True)
+    for key in a["model"]:
+        torch.testing.assert_close(a["model"][key], b["model"][key])
+
+
 def test_starting_from_a_trained_network_gives_that_network_for_every_painting():
     from fastst import TransformerNet
 

@@ -12,6 +12,7 @@ Writes results/one_pass_norm_fit.json.
 
     python tools/one_pass_norm_fit.py [--steps 150] [--lr 0.01]
     python tools/one_pass_norm_fit.py --model base --name one_pass_norm_fit_base   # another shared network
+    python tools/one_pass_norm_fit.py --model base --size 128 --painting-size 128 --name ...   # other sizes
 
 ``--model`` is a one-pass model's file (default: the shipped one) or a trained network, whose convolutions
 are then the shared network and whose norms (a multi-style model's: its mean style) the fit starts from,
@@ -63,14 +64,17 @@ def _score(model, raw: torch.Tensor, ref: quality.Reference) -> dict:
     return {k: statistics.median(r[k] for r in rows) for k in ("optimality_ratio", "content", "style")}
 
 
-def fit(model, painting, photos: PhotoDataset, vgg, steps: int, lr: float) -> dict:
-    """The painting's norms fitted with the shared network frozen; its scores before and after."""
+def fit(
+    model, painting, photos: PhotoDataset, vgg, steps: int, lr: float, painting_size: int | None = None
+) -> dict:
+    """The painting's norms fitted with the shared network frozen, on ``photos`` and the painting at
+    ``painting_size`` (default: the measure's style size); its scores before and after."""
     p = protocol(painting)
     ref = quality.reference(p, count=2, progress=False)
     start = model.predictor(cached_statistics(painting).reshape(1, -1)).detach()
     raw = torch.nn.Parameter(start.clone())
     with torch.no_grad():
-        style = vgg(to_longer_side(load_image(painting)[None], p.style_size), STYLE_LAYERS)
+        style = vgg(to_longer_side(load_image(painting)[None], painting_size or p.style_size), STYLE_LAYERS)
     targets = {name: gram_matrix(style[name]).expand(BATCH, -1, -1) for name in STYLE_LAYERS}
     config = AnyStyleConfig(
         **{k: DEFAULT_WEIGHTS[k] for k in ("content_weight", "style_weight", "tv_weight")}
@@ -129,19 +133,27 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-2)
     parser.add_argument("--model", default="anystyle", help="a one-pass model or a trained network")
     parser.add_argument("--name", default="one_pass_norm_fit", help="the result's name")
+    parser.add_argument("--size", type=int, help="the photo crops' size (default: the measure's)")
+    parser.add_argument("--painting-size", type=int, help="the painting's size (default: the measure's)")
     args = parser.parse_args()
     torch.manual_seed(0)
     model, vgg = starting_model(AnyStyleConfig(init=args.model)).eval(), loss_network()
     for p in model.parameters():
         p.requires_grad_(False)
-    photos = PhotoDataset(usable_images(data_dir() / TRAIN_DIR), protocol(held_out_paintings()[0]).photo_size)
-    paintings = {p.stem: fit(model, p, photos, vgg, args.steps, args.lr) for p in held_out_paintings()}
+    size = args.size or protocol(held_out_paintings()[0]).photo_size
+    photos = PhotoDataset(usable_images(data_dir() / TRAIN_DIR), size)
+    paintings = {
+        p.stem: fit(model, p, photos, vgg, args.steps, args.lr, args.painting_size)
+        for p in held_out_paintings()
+    }
     record = {
         "model": args.model,
         "net": model.net_config,
         "steps": args.steps,
         "lr": args.lr,
         "batch": BATCH,
+        "size": args.size,
+        "painting_size": args.painting_size,
         "paintings": paintings,
     }
     record["tables"] = {"norm_fit": table(record)}
