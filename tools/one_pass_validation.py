@@ -5,9 +5,9 @@ measure (tools/any_style.py).
 For each model, eq. 5's total and its content and style terms, averaged over a seeded draw of training
 paintings and training photos at 256 px, at several strengths: the predictor's style embedding taken from
 the average training painting's (strength 0) towards the painting's own (1) and beyond. Writes
-results/one_pass_validation.json.
+results/one_pass_validation.json (``--name``).
 
-    python tools/one_pass_validation.py MODEL [MODEL ...] [--paintings 8] [--photos 3]
+    python tools/one_pass_validation.py MODEL [MODEL ...] [--paintings 8] [--photos 3] [--name NAME]
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ def main() -> None:
     parser.add_argument("--paintings", type=int, default=8)
     parser.add_argument("--photos", type=int, default=3)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--name", default="one_pass_validation", help="the result's name")
     args = parser.parse_args()
     draw = random.Random(args.seed)
     train, _ = painting_split()
@@ -74,7 +75,7 @@ def main() -> None:
         "photos": [p.name for p in photo_paths],
         "models": models,
     }
-    print(write_result("one_pass_validation", record))
+    print(write_result(args.name, record))
 
 
 if __name__ == "__main__":
