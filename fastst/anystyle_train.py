@@ -427,7 +427,7 @@ class _AnyStyleTraining:
 
     def _views(self, pick: torch.Tensor) -> tuple[torch.Tensor, dict, torch.Tensor]:
         """For each picked painting, a new random view (:func:`painting_view`): its statistics, its Gram
-        targets at the crops' size, and its balance weight."""
+        targets at the paintings' size, and its balance weight."""
         stats, grams, balance = [], {name: [] for name in STYLE_LAYERS}, []
         for i in pick.tolist():
             view = painting_view(self.images[i].to(self.device).float() / 255, self.draw).float()
