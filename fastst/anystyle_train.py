@@ -115,18 +115,20 @@ def _painting_paths(config: AnyStyleConfig) -> list[Path]:
     return [p for p in train if p.is_file()]
 
 
+def _random_crop(image: torch.Tensor, low: float, high: float, draw: torch.Generator) -> torch.Tensor:
+    """A random crop of a (3, H, W) image: ``low`` to ``high`` of its height and width (one fraction)."""
+    h, w = image.shape[-2:]
+    f = low + (high - low) * float(torch.rand((), generator=draw))
+    ch, cw = max(16, round(h * f)), max(16, round(w * f))
+    top = int(torch.randint(h - ch + 1, (), generator=draw))
+    left = int(torch.randint(w - cw + 1, (), generator=draw))
+    return image[:, top : top + ch, left : left + cw]
+
+
 def _crops(image: torch.Tensor, count: int, seed: int) -> list[torch.Tensor]:
     """``count`` random crops of a (3, H, W) image, each half to four fifths of its height and width."""
     draw = torch.Generator().manual_seed(seed)
-    h, w = image.shape[-2:]
-    crops = []
-    for _ in range(count):
-        f = 0.5 + 0.3 * float(torch.rand((), generator=draw))
-        ch, cw = max(16, round(h * f)), max(16, round(w * f))
-        top = int(torch.randint(h - ch + 1, (), generator=draw))
-        left = int(torch.randint(w - cw + 1, (), generator=draw))
-        crops.append(image[:, top : top + ch, left : left + cw])
-    return crops
+    return [_random_crop(image, 0.5, 0.8, draw) for _ in range(count)]
 
 
 def _colour_matrix(hue: float, saturation: float) -> torch.Tensor:
@@ -143,17 +145,22 @@ def painting_view(image: torch.Tensor, draw: torch.Generator) -> torch.Tensor:
     """A random view of a (3, H, W) painting: a crop of half to all of each side (one fraction for both),
     and, one time in two, its colours turned about the grey axis by any angle and their saturation scaled
     by 0.6 to 1.5."""
-    h, w = image.shape[-2:]
-    f = 0.5 + 0.5 * float(torch.rand((), generator=draw))
-    ch, cw = max(16, round(h * f)), max(16, round(w * f))
-    top = int(torch.randint(h - ch + 1, (), generator=draw))
-    left = int(torch.randint(w - cw + 1, (), generator=draw))
-    view = image[:, top : top + ch, left : left + cw]
+    view = _random_crop(image, 0.5, 1.0, draw)
     hue, saturation, turn = torch.rand(3, generator=draw).tolist()
     if turn < 0.5:
         m = _colour_matrix((2 * hue - 1) * torch.pi, 0.6 + 0.9 * saturation).to(view)
         view = torch.einsum("ij,jhw->ihw", m, view.float()).clamp(0, 1)
     return view
+
+
+@torch.no_grad()
+def describe_painting(image: torch.Tensor, vgg, size: int) -> tuple[torch.Tensor, list[torch.Tensor], float]:
+    """A (3, H, W) painting's statistics for the predictor, its Gram matrices of eq. 2 (one per style layer)
+    with its longer side at ``size``, and their energy; one VGG-16 pass when ``size`` is the statistics'."""
+    feats = vgg(to_longer_side(image[None], size), STYLE_LAYERS)
+    stats = statistics_of(feats)[0] if size == STATS_SIZE else painting_statistics(image, vgg)[0]
+    grams = [gram_matrix(feats[name].float())[0] for name in STYLE_LAYERS]
+    return stats, grams, sum(float(g.pow(2).sum()) for g in grams)
 
 
 @torch.no_grad()
@@ -176,12 +183,11 @@ def painting_targets(
         image = load_image(path).to(device)
         for k, view in enumerate([image, *_crops(image, crops, seed=i)]):
             names.append(path.name if k == 0 else f"{path.name}#crop{k}")
-            stats.append(painting_statistics(view, vgg)[0].cpu())
-            feats = vgg(to_longer_side(view[None], size), STYLE_LAYERS)
-            g = [gram_matrix(feats[name])[0].cpu() for name in STYLE_LAYERS]
+            s, g, e = describe_painting(view, vgg, size)
+            stats.append(s.cpu())
             for name, gram in zip(STYLE_LAYERS, g):
-                grams[name].append(gram.half())
-            energy.append(sum(float(x.pow(2).sum()) for x in g))
+                grams[name].append(gram.cpu().half())
+            energy.append(e)
     saved = {
         "key": key,
         "names": names,
@@ -373,7 +379,7 @@ class _AnyStyleTraining:
             "environment": environment(device, precision),
             "photos": len(photos),
             "paintings": len(paintings),
-            "painting_views": self.paintings,  # with their crops
+            "paintings_with_crops": self.paintings,
             "net": self.model.net_config,
             "parameters": sum(p.numel() for p in self.model.parameters()),
         }
@@ -430,16 +436,12 @@ class _AnyStyleTraining:
         targets at the paintings' size, and its balance weight."""
         stats, grams, balance = [], {name: [] for name in STYLE_LAYERS}, []
         for i in pick.tolist():
+            # in fp32: the colour turn under autocast would give bf16, which the antialiased resize refuses
             view = painting_view(self.images[i].to(self.device).float() / 255, self.draw).float()
-            feats = self.vgg(to_longer_side(view[None], self.painting_size), STYLE_LAYERS)
-            if self.painting_size == STATS_SIZE:  # one pass gives both
-                stats.append(statistics_of(feats)[0])
-            else:
-                stats.append(painting_statistics(view, self.vgg)[0].float())
-            g = [gram_matrix(feats[name].float())[0] for name in STYLE_LAYERS]
+            s, g, energy = describe_painting(view, self.vgg, self.painting_size)
+            stats.append(s)
             for name, gram in zip(STYLE_LAYERS, g):
                 grams[name].append(gram)
-            energy = sum(float(x.pow(2).sum()) for x in g)
             balance.append(min(4.0, max(0.25, self.median_energy / energy)))
         targets = {name: torch.stack(v) for name, v in grams.items()}
         return torch.stack(stats), targets, torch.tensor(balance, device=self.device)

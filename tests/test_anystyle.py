@@ -228,6 +228,20 @@ def test_painting_crops_add_paintings_after_each_whole_one(tmp_path, imagenet_vg
     assert not torch.allclose(cropped["stats"][1], cropped["stats"][0])  # a crop describes itself
 
 
+def test_a_painting_described_in_one_pass_has_the_statistics_the_model_reads(imagenet_vgg):
+    from fastst.anystyle import STATS_SIZE
+    from fastst.anystyle_train import describe_painting
+
+    painting = torch.rand(3, 300, 200, generator=torch.Generator().manual_seed(5))
+    for size in (STATS_SIZE, 64):  # one VGG-16 pass for both, and two
+        stats, grams, energy = describe_painting(painting, imagenet_vgg, size)
+        torch.testing.assert_close(
+            stats, painting_statistics(painting, imagenet_vgg)[0], atol=1e-4, rtol=1e-4
+        )
+        assert len(grams) == len(STYLE_LAYERS)
+        assert energy == pytest.approx(sum(float(g.pow(2).sum()) for g in grams))
+
+
 def test_a_painting_view_turns_colours_about_the_grey_axis():
     from fastst.anystyle_train import _colour_matrix, painting_view
 
