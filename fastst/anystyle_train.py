@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from fastst.anystyle import (
     STATS_SIZE,
     AnyStyleNet,
+    is_one_pass,
     load_anystyle,
     model_file,
     net_options,
@@ -38,6 +39,7 @@ from fastst.data import (
 from fastst.errors import FaststError
 from fastst.io import atomic_torch_save, load_checkpoint, load_image, save_image
 from fastst.losses import DEFAULT_WEIGHTS, STYLE_LAYERS, gram_matrix
+from fastst.made_styles import made_styles
 from fastst.runs import RunFolder
 from fastst.runtime import autocast, environment, resolve_device, resolve_precision
 from fastst.scale import to_longer_side
@@ -82,6 +84,9 @@ class AnyStyleConfig:
     # each drawn painting seen through a new random view every step: a crop, its hue turned and its
     # saturation changed, its statistics and targets computed from that view
     painting_views: bool = False
+    # this many styles made from the paintings and photos (flat colour, mosaics, collages), each a painting of
+    # its own: kinds of picture the paintings lack
+    made_styles: int = 0
     # False: the shared network stays as it starts and only the style-prediction network learns
     train_shared: bool = True
     seed: int = 0
@@ -165,13 +170,22 @@ def describe_painting(image: torch.Tensor, vgg, size: int) -> tuple[torch.Tensor
 
 @torch.no_grad()
 def painting_targets(
-    paths: list[Path], size: int, cache: Path, device, progress: bool = True, crops: int = 0
+    paths: list[Path],
+    size: int,
+    cache: Path,
+    device,
+    progress: bool = True,
+    crops: int = 0,
+    made: int = 0,
+    photos: list[Path] = (),
 ) -> dict:
-    """Per painting (and per each of its ``crops`` random crops, after it): the predictor's statistics, the
-    Gram matrices of eq. 2 at ``size`` (its longer side), and its Gram energy; computed once and kept in
-    ``cache`` (keyed by the files, sizes and crops)."""
+    """Per painting (and per each of its ``crops`` random crops, after it), then per each of ``made`` styles
+    made from the paintings and ``photos`` (:func:`fastst.made_styles.made_styles`): the predictor's
+    statistics, the Gram matrices of eq. 2 at ``size`` (its longer side), and its Gram energy; computed once
+    and kept in ``cache`` (keyed by the files, sizes, crops and made styles)."""
     described = [[str(p.name), p.stat().st_size] for p in paths] + [size, STATS_SIZE]
-    key = hashlib.sha256(json.dumps(described + ([crops] if crops else [])).encode()).hexdigest()[:16]
+    described += ([crops] if crops else []) + ([made, len(photos)] if made else [])
+    key = hashlib.sha256(json.dumps(described).encode()).hexdigest()[:16]
     if cache.is_file():
         saved = load_checkpoint(cache, "painting cache")
         if isinstance(saved, dict) and saved.get("key") == key:
@@ -179,15 +193,24 @@ def painting_targets(
     vgg = loss_network(device=device)
     stats, grams, energy = [], {name: [] for name in STYLE_LAYERS}, []
     names = []
+
+    def describe(name: str, image: torch.Tensor) -> None:
+        names.append(name)
+        s, g, e = describe_painting(image.to(device), vgg, size)
+        stats.append(s.cpu())
+        for layer, gram in zip(STYLE_LAYERS, g):
+            grams[layer].append(gram.cpu().half())
+        energy.append(e)
+
     for i, path in enumerate(tqdm(paths, desc="paintings", unit="img", disable=not progress)):
-        image = load_image(path).to(device)
+        image = load_image(path)
         for k, view in enumerate([image, *_crops(image, crops, seed=i)]):
-            names.append(path.name if k == 0 else f"{path.name}#crop{k}")
-            s, g, e = describe_painting(view, vgg, size)
-            stats.append(s.cpu())
-            for name, gram in zip(STYLE_LAYERS, g):
-                grams[name].append(gram.cpu().half())
-            energy.append(e)
+            describe(path.name if k == 0 else f"{path.name}#crop{k}", view)
+    styles = made_styles(paths, list(photos), made)
+    for name, image in tqdm(
+        styles, total=made, desc="made styles", unit="img", disable=not progress or not made
+    ):
+        describe(name, image)
     saved = {
         "key": key,
         "names": names,
@@ -339,8 +362,17 @@ class _AnyStyleTraining:
         self.resumed = state is not None
         photos = usable_images(config.data or data_dir() / "train")
         paintings = _painting_paths(config)
+        if config.made_styles and config.painting_views:
+            raise FaststError("made styles and painting views do not go together: choose one")
         targets = painting_targets(
-            paintings, self.painting_size, run.root / "paintings.pt", device, progress, config.painting_crops
+            paintings,
+            self.painting_size,
+            run.root / "paintings.pt",
+            device,
+            progress,
+            config.painting_crops,
+            config.made_styles,
+            photos,
         )
         self.paintings = len(targets["names"])
         stats, energy = targets["stats"].to(device), targets["energy"]
@@ -360,8 +392,10 @@ class _AnyStyleTraining:
 
         torch.manual_seed(config.seed)
         self.model = starting_model(config).to(device)
-        self.model.predictor.mean.copy_(stats.mean(0))
-        self.model.predictor.std.copy_(stats.std(0).clamp_min(1e-3))
+        if not (config.init and is_one_pass(config.init)):
+            # a one-pass model goes on reading the statistics as it learned to
+            self.model.predictor.mean.copy_(stats.mean(0))
+            self.model.predictor.std.copy_(stats.std(0).clamp_min(1e-3))
         if not config.train_shared:
             self.model.body.requires_grad_(False)
         learning = [p for p in self.model.parameters() if p.requires_grad]

@@ -307,6 +307,11 @@ def _train_anystyle_parser(subparsers) -> None:
         default=None,
         help="each drawn painting seen through a new random crop, its hue turned, every step",
     )
+    command.add_argument(
+        "--made-styles",
+        type=int,
+        help="also N styles made from the paintings and photos: flat colour, mosaics, collages",
+    )
     command.add_argument("--lr", type=float, help="Adam's learning rate after the warm-up")
     command.add_argument("--clip", type=float, help="the gradient's norm is cut to at most this")
     command.add_argument(

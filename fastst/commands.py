@@ -68,6 +68,7 @@ def train_anystyle_command(args) -> int:
         "train_shared",
         "painting_crops",
         "painting_views",
+        "made_styles",
         "lr",
         "clip",
         "init",
