@@ -175,6 +175,41 @@ def model_file(model: AnyStyleNet, half: bool = True, **extra) -> dict:
     return {"anystyle": model.net_config, "model": weights, **extra}
 
 
+def shared_convolutions(model: AnyStyleNet, name: str) -> dict[str, torch.Tensor]:
+    """The weights of ``model``'s shared network (its convolutions: its norms have none) taken from the
+    shipped or saved network ``name``, keyed as in ``model``'s state."""
+    from fastst.stylize import load_model  # fastst.stylize imports this module
+
+    net = load_model(name)
+    if any(net.config.get(k) != v for k, v in model.net_config.items() if k != "styles"):
+        raise FaststError(f"the one-pass model's shared network is not the shape of {name}")
+    state = net.state_dict()
+    return {f"body.{k}": state[k].float() for k in model.body.state_dict()}
+
+
+def without_shared_convolutions(saved: dict, name: str) -> dict:
+    """A one-pass model's file ``saved`` without its shared network's weights where they equal those of
+    the network ``name`` (a predictor trained on a frozen shipped network): the loader takes them from
+    ``name``. Otherwise ``saved`` unchanged."""
+    model = AnyStyleNet(**net_options(saved["anystyle"]))
+    try:
+        theirs = shared_convolutions(model, name)
+    except FaststError:
+        return saved
+    ours = {k: v for k, v in saved["model"].items() if k.startswith("body.")}
+    if ours.keys() != theirs.keys() or any(not torch.equal(v.float(), theirs[k]) for k, v in ours.items()):
+        return saved
+    kept = {k: v for k, v in saved["model"].items() if not k.startswith("body.")}
+    return {**saved, "model": kept, "body_from": name, "body_digest": _digest(theirs)}
+
+
+def _digest(weights: dict[str, torch.Tensor]) -> str:
+    h = hashlib.sha256()
+    for k in sorted(weights):
+        h.update(k.encode() + weights[k].float().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
 def is_one_pass(path: str | os.PathLike) -> bool:
     """Whether ``path`` (or the shipped model of that name) is a one-pass model's file."""
     path = pretrained_path(path)
@@ -196,8 +231,14 @@ def load_anystyle(path: str | os.PathLike | None = None, device: str | torch.dev
     if not isinstance(saved, dict) or "anystyle" not in saved or "model" not in saved:
         raise FaststError(f"not a fastst one-pass model: {path}")
     model = AnyStyleNet(**net_options(saved["anystyle"]))
+    weights = {k: v.float() for k, v in saved["model"].items()}
+    if saved.get("body_from"):  # the shared network's convolutions are a shipped network's, not repeated here
+        shared = shared_convolutions(model, saved["body_from"])
+        if _digest(shared) != saved.get("body_digest"):
+            raise FaststError(f"one-pass model {path} was trained on another {saved['body_from']} network")
+        weights.update(shared)
     try:
-        model.load_state_dict({k: v.float() for k, v in saved["model"].items()})
+        model.load_state_dict(weights)
     except (RuntimeError, AttributeError) as e:
         raise FaststError(
             f"one-pass model {path} does not match its network: {str(e).splitlines()[0]}"

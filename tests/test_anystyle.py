@@ -379,3 +379,37 @@ def test_the_apps_list_of_trained_styles_leaves_out_one_pass_runs(tmp_path, monk
     atomic_torch_save(model_file(_model()), tmp_path / "one_pass" / "model.pth")
     trained = [label for label in model_choices() if label.startswith("trained: ")]
     assert trained == ["trained: painted"]
+
+
+def test_a_one_pass_file_without_the_shared_networks_weights_loads_them_from_that_network(tmp_path):
+    from fastst.anystyle import without_shared_convolutions
+    from fastst.transformer import TransformerNet
+
+    torch.manual_seed(3)
+    net = TransformerNet(width=0.25, residual_blocks=1, input_skip=True)
+    torch.save({"model": net.state_dict(), "net": net.config}, tmp_path / "net.pth")
+    model = _model()
+    model.start_from(net)  # its convolutions are the network's, its predictor its own
+    full = model_file(model, half=False)
+    slim = without_shared_convolutions(full, str(tmp_path / "net.pth"))
+    assert slim["body_from"] == str(tmp_path / "net.pth")
+    assert not any(k.startswith("body.") for k in slim["model"])
+    atomic_torch_save(slim, tmp_path / "slim.pth")
+    loaded = load_anystyle(tmp_path / "slim.pth")
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(loaded.state_dict()[key], value, rtol=0, atol=0)
+
+    # a network whose convolutions differ keeps its own
+    model.body.encoder[0][1].weight.data.add_(1)
+    assert "body_from" not in without_shared_convolutions(model_file(model), str(tmp_path / "net.pth"))
+
+    # the network changed since: a one-line error, not another model
+    torch.save(
+        {
+            "model": TransformerNet(width=0.25, residual_blocks=1, input_skip=True).state_dict(),
+            "net": net.config,
+        },
+        tmp_path / "net.pth",
+    )
+    with pytest.raises(FaststError, match="another"):
+        load_anystyle(tmp_path / "slim.pth")

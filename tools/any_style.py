@@ -13,6 +13,7 @@ Writes results/any_style.json and figures/any_style.png (``--name``).
     pip install -e ".[peers]"
     python tools/any_style.py [--stage reference|finetune|quality|all] [--finetuned STEM=MODEL ...]
     python tools/any_style.py --model runs/anystyle_x/model.pth --name any_style_x   # another one-pass model
+    python tools/any_style.py --paintings A.jpg B.jpg --stage quality --name any_style_more   # others
 
 Seconds a photo are tools/peers_speed.py's. ``--stage reference`` only computes (and caches, in
 results/lbfgs/) the L-BFGS curves the ratios need.
@@ -74,10 +75,13 @@ def peer_working_size() -> int | None:
     return getattr(core, "ARBITRARY_SIZE", None)
 
 
-def held_out_paintings() -> list[Path]:
+def held_out_paintings(names=PAINTINGS) -> list[Path]:
     _, held_out = painting_split()
-    chosen = [p for p in held_out if p.name in PAINTINGS]
-    if len(chosen) != len(PAINTINGS):
+    unknown = set(names) - {p.name for p in held_out}
+    if unknown:
+        raise SystemExit(f"not a held-out painting: {', '.join(sorted(unknown))}")
+    chosen = [p for p in held_out if p.name in names]
+    if not all(p.is_file() for p in chosen):
         raise SystemExit("the paintings are missing: run `python -m fastst data fetch --paintings`")
     return chosen
 
@@ -208,8 +212,11 @@ def main() -> None:
     parser.add_argument("--finetuned", nargs="*", default=[], help="STEM=MODEL: a network fine-tuned on one")
     parser.add_argument("--figure-iterations", type=int, default=100, help="L-BFGS iterations at 512 px")
     parser.add_argument("--name", default="any_style", help="the result's and the figure's name")
+    parser.add_argument(
+        "--paintings", nargs="+", default=PAINTINGS, help="held-out paintings' file names (default: three)"
+    )
     args = parser.parse_args()
-    paintings = held_out_paintings()
+    paintings = held_out_paintings(args.paintings)
     if args.stage == "reference":
         for painting in paintings:
             quality.reference(protocol(painting), count=args.photos)

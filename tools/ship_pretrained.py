@@ -2,18 +2,34 @@
 precision, with what trained it.
 
     python tools/ship_pretrained.py runs/ttq/starry_night-half_progressive/model.pth starry_night cpu_half
+    python tools/ship_pretrained.py runs/anystyle_made/model.pth anystyle    # a one-pass model
 """
 
 import sys
 from pathlib import Path
 
+from fastst.anystyle import without_shared_convolutions
 from fastst.host import PRETRAINED_DIR
 from fastst.io import atomic_torch_save, load_checkpoint
+
+
+def ship_one_pass(saved: dict, name: str) -> Path:
+    """A one-pass model: without its shared network's weights where they are the shipped base's."""
+    shipped = without_shared_convolutions(saved, "base")
+    config = shipped["config"]
+    shipped["config"] = {**config, "out": None, "init": config.get("init") and Path(config["init"]).name}
+    path = PRETRAINED_DIR / f"{name}.pth"
+    atomic_torch_save(shipped, path)
+    return path
 
 
 def main() -> None:
     source, name = Path(sys.argv[1]), sys.argv[2]
     saved = load_checkpoint(source, "model")
+    if "anystyle" in saved:
+        path = ship_one_pass(saved, name)
+        print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)")
+        return
     style = saved["config"]["style"]
     shipped = {
         "model": {k: v.half() for k, v in saved["model"].items()},
