@@ -21,7 +21,6 @@ from tqdm.auto import tqdm
 from fastst.anystyle import (
     STATS_SIZE,
     AnyStyleNet,
-    is_one_pass,
     load_anystyle,
     model_file,
     net_options,
@@ -269,21 +268,26 @@ def _preview(model: AnyStyleNet, device, run: Path, iteration: int) -> None:
     model.train()
 
 
-def starting_model(config: AnyStyleConfig) -> AnyStyleNet:
-    """Random weights (no ``init``); a one-pass model's file, to go on training it (with a new optimiser);
-    or a one-style network, whose convolutions and norms the shared network starts from (a multi-style
-    model: its mean style)."""
-    if not config.init:
-        return AnyStyleNet(config.width, config.residual_blocks)
-    path = pretrained_path(config.init)
-    saved = load_checkpoint(path, "model") if path.is_file() else None
+def starting_model(config: AnyStyleConfig, stats: torch.Tensor | None = None) -> AnyStyleNet:
+    """Random weights (no ``init``); a one-pass model's file, to go on training it (with a new optimiser),
+    reading the statistics as it learned to; or a one-style network, whose convolutions and norms the
+    shared network starts from (a multi-style model: its mean style). A new predictor standardises its
+    input by the (N, D) ``stats`` of the training paintings, where given."""
+    path = pretrained_path(config.init) if config.init else None
+    saved = load_checkpoint(path, "model") if path is not None and path.is_file() else None
     if isinstance(saved, dict) and "anystyle" in saved:
         return load_anystyle(path).train()
-    initial = load_model(config.init)
-    if initial.styles > 1:
-        initial = single_style(initial, start_style(initial, "mean"))
-    model = AnyStyleNet(**net_options(initial.config))
-    model.start_from(initial)
+    if not config.init:
+        model = AnyStyleNet(config.width, config.residual_blocks)
+    else:
+        initial = load_model(config.init)
+        if initial.styles > 1:
+            initial = single_style(initial, start_style(initial, "mean"))
+        model = AnyStyleNet(**net_options(initial.config))
+        model.start_from(initial)
+    if stats is not None:
+        model.predictor.mean.copy_(stats.mean(0))
+        model.predictor.std.copy_(stats.std(0).clamp_min(1e-3))
     return model
 
 
@@ -362,8 +366,11 @@ class _AnyStyleTraining:
         self.resumed = state is not None
         photos = usable_images(config.data or data_dir() / "train")
         paintings = _painting_paths(config)
-        if config.made_styles and config.painting_views:
-            raise FaststError("made styles and painting views do not go together: choose one")
+        if config.painting_views and (config.painting_crops or config.made_styles):
+            # the views are drawn from the painting files, one per painting; crops and made styles have none
+            raise FaststError(
+                "painting views go with the paintings alone, not with painting crops or made styles"
+            )
         targets = painting_targets(
             paintings,
             self.painting_size,
@@ -391,11 +398,7 @@ class _AnyStyleTraining:
         )
 
         torch.manual_seed(config.seed)
-        self.model = starting_model(config).to(device)
-        if not (config.init and is_one_pass(config.init)):
-            # a one-pass model goes on reading the statistics as it learned to
-            self.model.predictor.mean.copy_(stats.mean(0))
-            self.model.predictor.std.copy_(stats.std(0).clamp_min(1e-3))
+        self.model = starting_model(config, stats.cpu()).to(device)
         if not config.train_shared:
             self.model.body.requires_grad_(False)
         learning = [p for p in self.model.parameters() if p.requires_grad]

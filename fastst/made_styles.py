@@ -11,17 +11,11 @@ from pathlib import Path
 import torch
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
 
-from fastst.io import load_image, pil_to_tensor, tensor_to_pil
+from fastst.images import open_image, resize_longer_side
+from fastst.io import pil_to_tensor
 
 KINDS = ("flat", "mosaic", "collage")
 SIZE = 256  # each made style's longer side
-
-
-def _at_size(image: Image.Image, size: int = SIZE) -> Image.Image:
-    scale = size / max(image.size)
-    return image.resize(
-        (max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.LANCZOS
-    )
 
 
 def flat_colours(image: Image.Image, draw: random.Random) -> Image.Image:
@@ -81,7 +75,7 @@ def made_styles(
     draw = random.Random(seed)
 
     def picture(paths: list[Path]) -> Image.Image:
-        return _at_size(tensor_to_pil(load_image(draw.choice(paths))))
+        return resize_longer_side(open_image(draw.choice(paths)), SIZE)
 
     for i in range(count):
         kind = KINDS[i % len(KINDS)]

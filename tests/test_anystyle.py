@@ -413,3 +413,29 @@ def test_a_one_pass_file_without_the_shared_networks_weights_loads_them_from_tha
     )
     with pytest.raises(FaststError, match="another"):
         load_anystyle(tmp_path / "slim.pth")
+
+
+def test_painting_views_refuse_crops_and_made_styles(tmp_path):
+    from fastst.anystyle_train import AnyStyleConfig, train_anystyle
+
+    # the views are drawn per painting file: a crop or a made style has none to draw from
+    for k, extra in enumerate(({"painting_crops": 1}, {"made_styles": 1})):
+        (tmp_path / str(k)).mkdir()
+        settings = _tiny_run(tmp_path / str(k), painting_views=True, **extra)
+        with pytest.raises(FaststError, match="views"):
+            train_anystyle(AnyStyleConfig(out=str(tmp_path / str(k) / "run"), **settings), progress=False)
+
+
+def test_a_new_predictor_takes_the_paintings_standardisation_and_a_trained_one_keeps_its_own(tmp_path):
+    from fastst.anystyle_train import AnyStyleConfig, starting_model
+
+    stats = torch.randn(5, statistics_size(), generator=torch.Generator().manual_seed(2))
+    new = starting_model(AnyStyleConfig(init=None, width=0.25, residual_blocks=1), stats)
+    torch.testing.assert_close(new.predictor.mean, stats.mean(0))
+    torch.testing.assert_close(new.predictor.std, stats.std(0).clamp_min(1e-3))
+    trained = _model()
+    trained.predictor.mean.fill_(0.5)
+    trained.predictor.std.fill_(2.0)
+    atomic_torch_save(model_file(trained), tmp_path / "anystyle.pth")
+    kept = starting_model(AnyStyleConfig(init=str(tmp_path / "anystyle.pth")), stats)
+    assert torch.all(kept.predictor.mean == 0.5) and torch.all(kept.predictor.std == 2.0)
