@@ -38,7 +38,8 @@ from fastst.data import (
 from fastst.errors import FaststError
 from fastst.io import atomic_torch_save, load_checkpoint, load_image, save_image
 from fastst.losses import DEFAULT_WEIGHTS, STYLE_LAYERS, gram_matrix
-from fastst.made_styles import made_styles
+from fastst.made_styles import DEFAULT_KINDS, made_styles
+from fastst.made_styles import KINDS as MADE_KINDS
 from fastst.runs import RunFolder
 from fastst.runtime import autocast, environment, resolve_device, resolve_precision
 from fastst.scale import to_longer_side
@@ -86,6 +87,8 @@ class AnyStyleConfig:
     # this many styles made from the paintings and photos (flat colour, mosaics, collages), each a painting of
     # its own: kinds of picture the paintings lack
     made_styles: int = 0
+    # the kinds of made style, taken in turn (fastst.made_styles.KINDS), comma-separated
+    made_kinds: str = ",".join(DEFAULT_KINDS)
     # False: the shared network stays as it starts and only the style-prediction network learns
     train_shared: bool = True
     seed: int = 0
@@ -177,13 +180,15 @@ def painting_targets(
     crops: int = 0,
     made: int = 0,
     photos: list[Path] = (),
+    kinds: tuple[str, ...] = DEFAULT_KINDS,
 ) -> dict:
     """Per painting (and per each of its ``crops`` random crops, after it), then per each of ``made`` styles
-    made from the paintings and ``photos`` (:func:`fastst.made_styles.made_styles`): the predictor's
-    statistics, the Gram matrices of eq. 2 at ``size`` (its longer side), and its Gram energy; computed once
-    and kept in ``cache`` (keyed by the files, sizes, crops and made styles)."""
+    of ``kinds`` made from the paintings and ``photos`` (:func:`fastst.made_styles.made_styles`): the
+    predictor's statistics, the Gram matrices of eq. 2 at ``size`` (its longer side), and its Gram energy;
+    computed once and kept in ``cache`` (keyed by the files, sizes, crops and made styles)."""
     described = [[str(p.name), p.stat().st_size] for p in paths] + [size, STATS_SIZE]
     described += ([crops] if crops else []) + ([made, len(photos)] if made else [])
+    described += [list(kinds)] if made and tuple(kinds) != DEFAULT_KINDS else []
     key = hashlib.sha256(json.dumps(described).encode()).hexdigest()[:16]
     if cache.is_file():
         saved = load_checkpoint(cache, "painting cache")
@@ -205,7 +210,7 @@ def painting_targets(
         image = load_image(path)
         for k, view in enumerate([image, *_crops(image, crops, seed=i)]):
             describe(path.name if k == 0 else f"{path.name}#crop{k}", view)
-    styles = made_styles(paths, list(photos), made)
+    styles = made_styles(paths, list(photos), made, kinds=tuple(kinds))
     for name, image in tqdm(
         styles, total=made, desc="made styles", unit="img", disable=not progress or not made
     ):
@@ -371,6 +376,9 @@ class _AnyStyleTraining:
             raise FaststError(
                 "painting views go with the paintings alone, not with painting crops or made styles"
             )
+        kinds = tuple(config.made_kinds.split(","))
+        if not set(kinds) <= set(MADE_KINDS):
+            raise FaststError(f"made style kinds are {', '.join(MADE_KINDS)}, not {config.made_kinds!r}")
         targets = painting_targets(
             paintings,
             self.painting_size,
@@ -380,6 +388,7 @@ class _AnyStyleTraining:
             config.painting_crops,
             config.made_styles,
             photos,
+            kinds,
         )
         self.paintings = len(targets["names"])
         stats, energy = targets["stats"].to(device), targets["energy"]

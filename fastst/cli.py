@@ -18,6 +18,7 @@ import warnings
 from fastst.config import DEVICES, PRECISIONS, TrainConfig, option_fields
 from fastst.errors import FaststError
 from fastst.files import StylizeOptions
+from fastst.made_styles import KINDS as MADE_KINDS
 from fastst.presets import PRESET_NAMES, REFINE_ITERATIONS
 from fastst.stylize import DEFAULT_PRECISION
 from fastst.temporal import DEFAULT_TEMPORAL, TEMPORAL_MODES
@@ -311,6 +312,12 @@ def _train_anystyle_parser(subparsers) -> None:
         "--made-styles",
         type=int,
         help="also N styles made from the paintings and photos: flat colour, mosaics, collages",
+    )
+    command.add_argument(
+        "--made-kinds",
+        help="the kinds of made style, taken in turn, comma-separated (from: "
+        + ", ".join(MADE_KINDS)
+        + "; default: the first three)",
     )
     command.add_argument("--lr", type=float, help="Adam's learning rate after the warm-up")
     command.add_argument("--clip", type=float, help="the gradient's norm is cut to at most this")

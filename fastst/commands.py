@@ -69,6 +69,7 @@ def train_anystyle_command(args) -> int:
         "painting_crops",
         "painting_views",
         "made_styles",
+        "made_kinds",
         "lr",
         "clip",
         "init",

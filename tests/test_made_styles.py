@@ -5,7 +5,7 @@ import torch
 from PIL import Image
 
 from fastst.losses import STYLE_LAYERS
-from fastst.made_styles import KINDS, SIZE, flat_colours, made_styles, mosaic
+from fastst.made_styles import DEFAULT_KINDS, KINDS, SIZE, flat_colours, made_styles, mosaic, shapes
 
 
 def _noise(size=(96, 64), seed=0) -> Image.Image:
@@ -38,13 +38,34 @@ def test_a_mosaic_has_no_more_colours_than_tiles_and_a_grout(seed):
     assert len(out.getcolors(1 << 16)) <= tiles + 1
 
 
+@pytest.mark.parametrize("seed", range(12))
+def test_shapes_keep_the_size_and_take_few_colours_from_the_picture(seed):
+    noise = _noise(seed=seed)
+    out = shapes(noise, random.Random(seed))
+    assert out.size == noise.size
+    colours = [c for _, c in out.getcolors(1 << 16)]
+    assert len(colours) <= 9  # at most 8 of the picture's colours and an ink
+    # drawn from the picture: a plain grey picture gives greys (and perhaps a dark ink) only
+    grey = shapes(Image.new("RGB", noise.size, (120, 120, 120)), random.Random(seed))
+    assert all(max(c) - min(c) <= 60 for _, c in grey.getcolors(1 << 16))
+
+
+def test_made_styles_take_the_kinds_asked_for_and_refuse_others(tmp_path):
+    paintings = _folder(tmp_path / "paintings", 3, 0)
+    names = [name for name, _ in made_styles(paintings, [], 4, kinds=("shapes", "flat"))]
+    assert names == ["made0-shapes", "made1-flat", "made2-shapes", "made3-flat"]
+    with pytest.raises(ValueError, match="spirals"):
+        next(made_styles(paintings, [], 1, kinds=("spirals",)))
+
+
 def test_made_styles_are_the_same_for_the_same_seed_and_take_the_kinds_in_turn(tmp_path):
     paintings = _folder(tmp_path / "paintings", 3, 0)
     photos = _folder(tmp_path / "photos", 2, 10)
     first = list(made_styles(paintings, photos, 6, seed=1))
     again = list(made_styles(paintings, photos, 6, seed=1))
     other = list(made_styles(paintings, photos, 6, seed=2))
-    assert [name for name, _ in first] == [f"made{i}-{KINDS[i % 3]}" for i in range(6)]
+    assert [name for name, _ in first] == [f"made{i}-{DEFAULT_KINDS[i % 3]}" for i in range(6)]
+    assert set(DEFAULT_KINDS) < set(KINDS)
     for (_, a), (_, b) in zip(first, again):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     assert any(a.shape != b.shape or not torch.equal(a, b) for (_, a), (_, b) in zip(first, other))
@@ -62,7 +83,11 @@ def test_made_styles_come_after_the_paintings_whose_targets_stay_the_same(tmp_pa
     more = painting_targets(
         paintings, 32, tmp_path / "cache.pt", "cpu", progress=False, made=3, photos=photos
     )
-    assert more["key"] != whole["key"]
+    other = painting_targets(
+        paintings, 32, tmp_path / "other.pt", "cpu", False, made=3, photos=photos, kinds=("shapes",)
+    )
+    assert more["key"] != whole["key"] and other["key"] not in (whole["key"], more["key"])
+    assert other["names"][2:] == [f"made{i}-shapes" for i in range(3)]
     assert more["names"][:2] == whole["names"] and len(more["names"]) == 5
     torch.testing.assert_close(more["stats"][:2], whole["stats"])
     for name in STYLE_LAYERS:
