@@ -203,6 +203,28 @@ def without_shared_convolutions(saved: dict, name: str) -> dict:
     return {**saved, "model": kept, "body_from": name, "body_digest": _digest(theirs)}
 
 
+def average_predictors(saved: list[dict]) -> dict:
+    """One one-pass model file from several (``saved``, as loaded) that share one shared network and one
+    standardisation of the statistics, runs of the predictor alone from the same start: the first file,
+    its style-prediction network's weights the mean of theirs."""
+    if not saved:
+        raise FaststError("no one-pass models to average")
+    first = saved[0]["model"]
+    learned = [
+        k for k in first if k.startswith("predictor.") and k not in ("predictor.mean", "predictor.std")
+    ]
+    for other in saved[1:]:
+        theirs = other["model"]
+        if theirs.keys() != first.keys() or other["anystyle"] != saved[0]["anystyle"]:
+            raise FaststError("one-pass models to average must have the same network")
+        if any(not torch.equal(theirs[k], v) for k, v in first.items() if k not in learned):
+            raise FaststError(
+                "one-pass models to average must share their shared network and standardisation"
+            )
+    mean = {k: (sum(s["model"][k].float() for s in saved) / len(saved)).to(first[k].dtype) for k in learned}
+    return {**saved[0], "model": {**first, **mean}}
+
+
 def _digest(weights: dict[str, torch.Tensor]) -> str:
     h = hashlib.sha256()
     for k in sorted(weights):

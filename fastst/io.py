@@ -58,6 +58,8 @@ def project_folder(name: str, env: str) -> Path:
 def load_checkpoint(path: Path, what: str = "checkpoint") -> dict:
     """``torch.load(weights_only=True)`` with one-line errors for files that are not, or no longer,
     checkpoints, and for pickles that would run code."""
+    if not path.is_file():
+        raise FaststError(f"no {what} at {path}")
     if path.stat().st_size == 0:
         raise FaststError(f"not a fastst {what}: {path} is empty")
     if not zipfile.is_zipfile(path):

@@ -9,6 +9,7 @@ from PIL import Image
 from fastst.anystyle import (
     AnyStyleNet,
     ModulatedInstanceNorm,
+    average_predictors,
     cached_statistics,
     load_anystyle,
     model_file,
@@ -80,6 +81,56 @@ def test_model_file_round_trip_in_half_precision(tmp_path):
     photo = torch.rand(1, 3, 32, 32)
     with torch.no_grad():  # fp16 storage: the same picture within fp16's rounding
         assert (loaded.for_painting(stats)(photo) - model.for_painting(stats)(photo)).abs().max() < 2e-2
+
+
+def _predictor_run(start: AnyStyleNet, seed: int) -> dict:
+    """A one-pass model file: ``start`` with its predictor's weights moved as a run of the predictor alone
+    would move them."""
+    torch.manual_seed(seed)
+    model = AnyStyleNet(width=0.25, residual_blocks=1)
+    model.load_state_dict(start.state_dict())
+    for name, p in model.predictor.named_parameters():
+        p.data.add_(0.1 * torch.randn_like(p))
+    return model_file(model, half=False)
+
+
+def test_averaged_predictors_are_the_mean_of_the_runs_and_the_rest_is_kept(tmp_path):
+    start = _model()
+    runs = [_predictor_run(start, seed) for seed in (1, 2, 3)]
+    averaged = average_predictors(runs)
+    for key, value in averaged["model"].items():
+        if key.startswith("predictor.embed") or key.startswith("predictor.out"):
+            by_hand = (runs[0]["model"][key] + runs[1]["model"][key] + runs[2]["model"][key]) / 3
+            torch.testing.assert_close(value, by_hand)
+            assert not torch.equal(value, runs[0]["model"][key])
+        else:  # the shared network and the statistics' standardisation, as they were
+            assert torch.equal(value, start.state_dict()[key])
+    atomic_torch_save(averaged, tmp_path / "soup.pth")
+    load_anystyle(tmp_path / "soup.pth")  # a model file like any other
+
+
+def test_the_averaging_tool_answers_a_missing_or_foreign_file_in_one_line(tmp_path):
+    start = _model()
+    atomic_torch_save(_predictor_run(start, 1), tmp_path / "a.pth")
+    atomic_torch_save({"model": {}}, tmp_path / "b.pth")
+    for second in ("missing.pth", "b.pth"):
+        out = subprocess.run(
+            [sys.executable, str(ROOT / "tools" / "average_predictors.py"), str(tmp_path / "a.pth")]
+            + [str(tmp_path / second), "--out", str(tmp_path / "soup.pth")],
+            capture_output=True,
+            text=True,
+        )
+        assert out.returncode == 1 and len(out.stderr.strip().splitlines()) == 1, out.stderr
+        assert second in out.stderr and not (tmp_path / "soup.pth").exists()
+
+
+def test_averaging_refuses_runs_on_different_shared_networks():
+    runs = [_predictor_run(_model(0), 1), _predictor_run(_model(5), 2)]
+    with pytest.raises(FaststError, match="share their shared network"):
+        average_predictors(runs)
+    other = model_file(AnyStyleNet(width=0.25, residual_blocks=2), half=False)
+    with pytest.raises(FaststError, match="same network"):
+        average_predictors([runs[0], other])
 
 
 def test_a_file_that_is_not_a_one_pass_model_is_refused(tmp_path):
