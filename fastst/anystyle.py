@@ -120,6 +120,8 @@ class AnyStyleNet(nn.Module):
             body, lambda m: isinstance(m, InstanceNorm2d), lambda m: ModulatedInstanceNorm(m.num_features)
         )
         self.predictor = StylePredictor(statistics_size(), 2 * sum(self.norm_sizes))
+        # the fraction of the way its networks' colours are moved to the painting's (painting_network)
+        self.palette = 0.0
 
     @torch.no_grad()
     def start_from(self, net: TransformerNet) -> None:
@@ -265,16 +267,20 @@ def load_anystyle(path: str | os.PathLike | None = None, device: str | torch.dev
         raise FaststError(
             f"one-pass model {path} does not match its network: {str(e).splitlines()[0]}"
         ) from None
+    model.palette = float(saved.get("palette", 0.0))
+    if model.palette and model.net_config.get("input_skip"):
+        raise FaststError(f"one-pass model {path}: a palette needs a network without the input skip")
     return model.eval().to(device)
 
 
-_STATISTICS: dict[
-    str, torch.Tensor
+_PAINTINGS: dict[
+    str, tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor]]
 ] = {}  # by the painting's content: a folder, a clip, the webcam reuse them
 
 
-def cached_statistics(painting: str | os.PathLike | torch.Tensor) -> torch.Tensor:
-    """:func:`painting_statistics` of a painting file or (3, H, W) image, computed once per content."""
+def _painting(painting: str | os.PathLike | torch.Tensor):
+    """(its statistics, the painting at STATS_SIZE, its colours' :func:`colour_moments` at its own size),
+    computed once per content."""
     if isinstance(painting, torch.Tensor):
         key = hashlib.sha256(painting.float().cpu().numpy().tobytes()).hexdigest()
     else:
@@ -282,17 +288,61 @@ def cached_statistics(painting: str | os.PathLike | torch.Tensor) -> torch.Tenso
             key = file_digest(painting)
         except OSError as e:
             raise FaststError(f"cannot read the painting {painting}: {e.strerror}") from None
-    if key not in _STATISTICS:
+    if key not in _PAINTINGS:
         image = painting if isinstance(painting, torch.Tensor) else load_image(painting)
-        if len(_STATISTICS) >= 64:
-            _STATISTICS.pop(next(iter(_STATISTICS)))
-        _STATISTICS[key] = painting_statistics(image.float().cpu())
-    return _STATISTICS[key]
+        if len(_PAINTINGS) >= 64:
+            _PAINTINGS.pop(next(iter(_PAINTINGS)))
+        image = image.float().cpu()
+        small = to_longer_side(image[None], STATS_SIZE)[0]
+        _PAINTINGS[key] = (painting_statistics(image), small, colour_moments(image))
+    return _PAINTINGS[key]
+
+
+def cached_statistics(painting: str | os.PathLike | torch.Tensor) -> torch.Tensor:
+    """:func:`painting_statistics` of a painting file or (3, H, W) image, computed once per content."""
+    return _painting(painting)[0]
 
 
 def forget_statistics() -> None:
     """Empty :func:`cached_statistics`' cache: every painting is then read as a new one."""
-    _STATISTICS.clear()
+    _PAINTINGS.clear()
+
+
+def colour_moments(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The mean (3,) and covariance (3, 3) of a (3, H, W) image's colours, in double precision."""
+    x = image.reshape(3, -1).double()
+    return x.mean(1), torch.cov(x)
+
+
+def palette_map(
+    output: torch.Tensor, target: tuple[torch.Tensor, torch.Tensor], fraction: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The affine colour map ``y -> matrix @ y + shift`` that takes ``fraction`` of the way from the colours
+    of ``output`` ((3, H, W)) to ``target``'s :func:`colour_moments`: at 1, the output's colour mean and
+    covariance become the target's (through the symmetric square roots of the two covariances), at 0
+    nothing changes."""
+    (mean, cov), (target_mean, target_cov) = colour_moments(output), target
+
+    def root(c: torch.Tensor, power: float) -> torch.Tensor:
+        values, vectors = torch.linalg.eigh(c + 1e-5 * torch.eye(3, dtype=c.dtype))
+        return vectors @ torch.diag(values.clamp_min(1e-8) ** power) @ vectors.T
+
+    full = root(target_cov.double(), 0.5) @ root(cov, -0.5)
+    matrix = fraction * full + (1 - fraction) * torch.eye(3, dtype=full.dtype)
+    shift = fraction * (target_mean.double() - full @ mean)
+    return matrix.float(), shift.float()
+
+
+@torch.no_grad()
+def with_colour_map(net: TransformerNet, matrix: torch.Tensor, shift: torch.Tensor) -> TransformerNet:
+    """``net`` (no input skip) with ``y -> matrix @ y + shift`` folded into its last convolution, the one that
+    writes the colours: the same network, at no cost, the map applied before the output's clamp."""
+    if net.input_skip:
+        raise FaststError("a colour map folds only into a network without the input added to its output")
+    last = net.last_conv()
+    last.weight.copy_(torch.einsum("ij,jchw->ichw", matrix, last.weight))
+    last.bias.copy_(matrix @ last.bias + shift)
+    return net
 
 
 def painting_network(
@@ -301,6 +351,15 @@ def painting_network(
     device: str | torch.device = "cpu",
 ) -> TransformerNet:
     """One painting's network (a path or a (3, H, W) image in [0, 1]), from ``model`` (default: the
-    shipped one-pass model). Bad painting files raise a one-line :class:`FaststError`."""
+    shipped one-pass model). Where the model has a ``palette`` fraction, the network's colours are moved
+    that fraction of the way to the painting's (:func:`palette_map`, measured on the network's picture of
+    the painting itself, folded into the network). Bad painting files raise a one-line
+    :class:`FaststError`."""
     model = model if model is not None else load_anystyle()
-    return model.cpu().for_painting(cached_statistics(painting)).to(device)
+    stats, small, colours = _painting(painting)
+    net = model.cpu().for_painting(stats)
+    if model.palette:
+        with torch.no_grad():
+            own = net(small[None])[0]
+        net = with_colour_map(net, *palette_map(own, colours, model.palette))
+    return net.to(device)

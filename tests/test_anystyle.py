@@ -11,15 +11,19 @@ from fastst.anystyle import (
     ModulatedInstanceNorm,
     average_predictors,
     cached_statistics,
+    colour_moments,
     load_anystyle,
     model_file,
     painting_network,
     painting_statistics,
+    palette_map,
     statistics_size,
+    with_colour_map,
 )
 from fastst.errors import FaststError
 from fastst.io import atomic_torch_save, load_checkpoint, load_image
 from fastst.losses import STYLE_LAYERS
+from fastst.transformer import TransformerNet
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -131,6 +135,71 @@ def test_averaging_refuses_runs_on_different_shared_networks():
     other = model_file(AnyStyleNet(width=0.25, residual_blocks=2), half=False)
     with pytest.raises(FaststError, match="same network"):
         average_predictors([runs[0], other])
+
+
+def test_the_palette_map_takes_the_colours_the_asked_fraction_of_the_way():
+    g = torch.Generator().manual_seed(0)
+    output = torch.rand(3, 24, 20, generator=g)
+    painting = (torch.rand(3, 30, 30, generator=g) * torch.tensor([0.2, 0.9, 0.5])[:, None, None]).clamp(0, 1)
+    target = colour_moments(painting)
+    mapped = lambda m, b: (m @ output.reshape(3, -1) + b[:, None]).reshape(3, 24, 20)  # noqa: E731
+    # all the way: the painting's mean and covariance (up to the eigen-solver's floor)
+    mean, cov = colour_moments(mapped(*palette_map(output, target, 1.0)))
+    torch.testing.assert_close(mean, target[0], atol=1e-5, rtol=0)
+    torch.testing.assert_close(cov, target[1], atol=1e-4, rtol=0)
+    # none of the way: the identity; a quarter: a quarter of the full map's move, pixel by pixel
+    matrix, shift = palette_map(output, target, 0.0)
+    torch.testing.assert_close(matrix, torch.eye(3)) and torch.testing.assert_close(shift, torch.zeros(3))
+    full, quarter = mapped(*palette_map(output, target, 1.0)), mapped(*palette_map(output, target, 0.25))
+    torch.testing.assert_close(quarter, output + 0.25 * (full - output), atol=1e-5, rtol=0)
+
+
+def test_a_colour_map_folds_into_the_last_convolution(tmp_path):
+    torch.manual_seed(0)
+    net = TransformerNet(width=0.25, residual_blocks=1, input_skip=False).eval()
+    photo = torch.rand(1, 3, 40, 36)
+    matrix, shift = (
+        torch.tensor([[0.8, 0.1, 0.0], [0.0, 1.1, 0.2], [0.1, 0.0, 0.7]]),
+        torch.tensor([0.05, -0.1, 0.2]),
+    )
+    with torch.no_grad():
+        raw = net.train()(photo)  # before the clamp
+        expected = (torch.einsum("ij,njhw->nihw", matrix, raw) + shift[:, None, None]).clamp(0, 1)
+        folded = with_colour_map(net.eval(), matrix, shift)(photo)
+    torch.testing.assert_close(folded, expected, atol=1e-5, rtol=0)
+    with pytest.raises(FaststError, match="input"):
+        with_colour_map(TransformerNet(width=0.25, residual_blocks=1, input_skip=True), matrix, shift)
+
+
+def test_a_model_with_a_palette_moves_its_pictures_towards_the_painting_s_colours(tmp_path, imagenet_vgg):
+    from fastst.scale import to_longer_side
+
+    torch.manual_seed(0)
+    model = AnyStyleNet(width=0.25, residual_blocks=1, input_skip=False)
+    for p in model.parameters():
+        p.data.add_(0.05 * torch.randn_like(p))
+    with torch.no_grad():  # pictures inside [0, 1], as a trained network's, not clamped
+        model.body.last_conv().weight.mul_(0.01)
+        model.body.last_conv().bias.fill_(0.5)
+    # reddish, each channel varying a little, far from the clamp at 0 and 1
+    painting = torch.tensor([0.6, 0.3, 0.4])[:, None, None] + 0.1 * torch.rand(3, 48, 48)
+    for fraction in (0.0, 1.0):
+        saved = {**model_file(model, half=False), "palette": fraction}
+        atomic_torch_save(saved, tmp_path / f"{fraction}.pth")
+    plain = painting_network(painting, load_anystyle(tmp_path / "0.0.pth"))
+    toward = painting_network(painting, load_anystyle(tmp_path / "1.0.pth"))
+    # the map is measured on the network's picture of the painting: all the way, that picture takes the
+    # painting's colour mean (the painting at its own size, a little off at the size the map sees)
+    small = to_longer_side(painting[None], 256)
+    target = colour_moments(painting)[0]
+    with torch.no_grad():
+        before, after = colour_moments(plain(small)[0])[0], colour_moments(toward(small)[0])[0]
+    assert (before - target).abs().max() > 0.1
+    torch.testing.assert_close(after, target, atol=0.02, rtol=0)
+    skip = AnyStyleNet(width=0.25, residual_blocks=1, input_skip=True)
+    atomic_torch_save({**model_file(skip), "palette": 0.5}, tmp_path / "skip.pth")
+    with pytest.raises(FaststError, match="input skip"):
+        load_anystyle(tmp_path / "skip.pth")
 
 
 def test_a_file_that_is_not_a_one_pass_model_is_refused(tmp_path):

@@ -4,10 +4,13 @@ measure (tools/any_style.py).
 
 For each model, eq. 5's total and its content and style terms, averaged over a seeded draw of training
 paintings and training photos at 256 px, at several strengths: the predictor's style embedding taken from
-the average training painting's (strength 0) towards the painting's own (1) and beyond. Writes
-results/one_pass_validation.json (``--name``).
+the average training painting's (strength 0) towards the painting's own (1) and beyond. ``--names`` takes
+the paintings by file name instead (held-out ones that the final measure does not score: a validation
+set); each strength's total is then also given relative to strength 1's, painting by painting, so that no
+painting outweighs the rest. Writes results/one_pass_validation.json (``--name``).
 
     python tools/one_pass_validation.py MODEL [MODEL ...] [--paintings 8] [--photos 3] [--name NAME]
+    python tools/one_pass_validation.py MODEL --names A.jpg B.jpg ... --strengths 1 1.25 1.5
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import random
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
 
 from fastst.anystyle import AnyStyleNet, load_anystyle, painting_statistics
 from fastst.data import data_dir, painting_split
@@ -30,19 +34,30 @@ WEIGHTS = {k: DEFAULT_WEIGHTS[k] for k in ("content_weight", "style_weight", "tv
 
 
 @torch.no_grad()
-def score(model: AnyStyleNet, paintings: list[Path], photos: list[torch.Tensor], vgg) -> dict:
-    sums = {s: torch.zeros(3) for s in STRENGTHS}
-    for painting in paintings:
+def score(
+    model: AnyStyleNet, paintings: list[Path], photos: list[torch.Tensor], vgg, strengths=STRENGTHS
+) -> dict:
+    sums = {s: torch.zeros(3) for s in strengths}
+    relative = {s: 0.0 for s in strengths}
+    for painting in tqdm(paintings, desc="paintings", unit="painting"):
         criterion = PerceptualLoss(vgg, load_image(painting, 256), **WEIGHTS)
         stats = painting_statistics(load_image(painting), vgg)
-        for strength in STRENGTHS:
+        totals = {}
+        for strength in strengths:
             net = model.for_painting(stats, strength)
+            terms = torch.zeros(3)
             for photo in photos:
                 t = criterion(net(photo[None]).clamp(0, 1), photo[None])
-                sums[strength] += torch.tensor([t.total.item(), t.content.item(), t.style.item()])
+                terms += torch.tensor([t.total.item(), t.content.item(), t.style.item()])
+            sums[strength] += terms
+            totals[strength] = terms[0].item()
+        if 1.0 in totals:
+            for strength in strengths:
+                relative[strength] += totals[strength] / totals[1.0] / len(paintings)
     count = len(paintings) * len(photos)
     return {
         str(s): dict(zip(("total", "content", "style"), (round(v / count, 3) for v in total.tolist())))
+        | ({"total_relative_to_strength_1": round(relative[s], 4)} if 1.0 in strengths else {})
         for s, total in sums.items()
     }
 
@@ -53,11 +68,20 @@ def main() -> None:
     parser.add_argument("--paintings", type=int, default=8)
     parser.add_argument("--photos", type=int, default=3)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--names", nargs="+", help="the paintings by file name instead of a draw")
+    parser.add_argument("--strengths", type=float, nargs="+", default=list(STRENGTHS))
     parser.add_argument("--name", default="one_pass_validation", help="the result's name")
     args = parser.parse_args()
     draw = random.Random(args.seed)
-    train, _ = painting_split()
-    paintings = draw.sample(train, args.paintings)
+    train, held_out = painting_split()
+    if args.names:
+        by_name = {p.name: p for p in train + held_out}
+        missing = [n for n in args.names if n not in by_name]
+        if missing:
+            raise SystemExit(f"error: not a painting of the manifest: {missing[0]}")
+        paintings = [by_name[n] for n in args.names]
+    else:
+        paintings = draw.sample(train, args.paintings)
     photo_paths = draw.sample(list_images(data_dir() / "train" / "bsds500_trainval"), args.photos)
     photos = [load_image(p, 256) for p in photo_paths]
     vgg = loss_network()
@@ -66,7 +90,7 @@ def main() -> None:
         saved = torch.load(path, map_location="cpu", weights_only=True)
         models[path] = {
             "iteration": saved.get("iteration"),
-            "by_strength": score(load_anystyle(path), paintings, photos, vgg),
+            "by_strength": score(load_anystyle(path), paintings, photos, vgg, args.strengths),
         }
         print(path, models[path])
     record = {
