@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 TORCH  ?= torch==2.14.1 torchvision==0.29.1
 MIRROR ?= $(wildcard ../shared/data)
 
-.PHONY: all setup data test notebooks clean-outputs base base-small starry-night anystyle
+.PHONY: all setup data test notebooks clean-outputs base base-small starry-night anystyle anystyle-base
 
 # The multi-style base that ships (fastst/pretrained/base.pth): every style image of the data
 # set in one full-width network, on the cpu preset (one photo a step, a style a step in turn) for as many
@@ -76,6 +76,26 @@ anystyle: setup
 	$(PY) -m fastst data fetch --paintings $(if $(MIRROR),--mirror $(MIRROR))
 	$(PY) -m fastst train-anystyle --iterations $(ANYSTYLE_ITERATIONS) --out runs/anystyle --from $(ANYSTYLE_FROM) --resume
 	cp runs/anystyle/model.pth fastst/pretrained/anystyle.pth
+
+# The one-pass model on the base's frozen network (fastst/pretrained/anystyle_base.pth, `--model
+# anystyle_base`): the predictor alone, at the paintings' 256 px, then with made styles, then at twice the
+# measure's lambda_s, then four runs on from there whose predictors are averaged, with the palette step.
+# Each run resumes; see docs/any_painting.md.
+ANYSTYLE_BASE = $(PY) -m fastst train-anystyle --predictor-only --painting-size 256 --lr 2e-4 --clip 200 --resume
+anystyle-base: setup
+	$(PY) -m fastst data fetch --paintings $(if $(MIRROR),--mirror $(MIRROR))
+	$(ANYSTYLE_BASE) --from base --style-weight 2 --iterations 8000 --out runs/anystyle_p256
+	$(ANYSTYLE_BASE) --from runs/anystyle_p256/model.pth --style-weight 2 --made-styles 1500 --iterations 10000 \
+		--out runs/anystyle_made
+	$(ANYSTYLE_BASE) --from runs/anystyle_made/model.pth --style-weight 4 --made-styles 1500 --iterations 4000 \
+		--out runs/anystyle_made_sw4
+	$(foreach w,4b 6 8,$(ANYSTYLE_BASE) --from runs/anystyle_made_sw4/model.pth --style-weight $(subst b,,$(w)) \
+		--made-styles 1500 --iterations 4000 --out runs/anystyle_made_sw$(w) &&) true
+	$(ANYSTYLE_BASE) --from runs/anystyle_made_sw4/model.pth --style-weight 4 --made-styles 2000 \
+		--made-kinds flat,mosaic,collage,shapes --iterations 4000 --out runs/anystyle_shapes
+	$(PY) tools/average_predictors.py runs/anystyle_made_sw4b/model.pth runs/anystyle_made_sw8/model.pth \
+		runs/anystyle_shapes/model.pth runs/anystyle_made_sw6/model.pth --palette 0.25 --out runs/anystyle_soup_palette/model.pth
+	$(PY) tools/ship_pretrained.py runs/anystyle_soup_palette/model.pth anystyle_base
 
 clean-outputs:
 	$(PY) -m fastst notebooks strip

@@ -559,3 +559,26 @@ def test_a_new_predictor_takes_the_paintings_standardisation_and_a_trained_one_k
     atomic_torch_save(model_file(trained), tmp_path / "anystyle.pth")
     kept = starting_model(AnyStyleConfig(init=str(tmp_path / "anystyle.pth")), stats)
     assert torch.all(kept.predictor.mean == 0.5) and torch.all(kept.predictor.std == 2.0)
+
+
+def test_the_shipped_one_pass_model_on_the_base_takes_the_base_s_network_and_a_palette(imagenet_vgg):
+    from fastst.stylize import load_model
+
+    model = load_anystyle("anystyle_base")
+    assert model.palette > 0 and not model.net_config["input_skip"]
+    base = load_model("base", style=0).state_dict()
+    for key, value in model.body.state_dict().items():  # the shared convolutions are the base's own
+        if key in base and key.endswith(".weight") and value.dim() == 4:
+            torch.testing.assert_close(value, base[key].float())
+    g = torch.Generator().manual_seed(0)
+    painting = (
+        torch.tensor([0.8, 0.5, 0.2])[:, None, None] + 0.15 * torch.rand(3, 64, 64, generator=g)
+    ).clamp(0, 1)
+    plain = model.for_painting(cached_statistics(painting))
+    with_palette = painting_network(painting, model)
+    photo = torch.rand(1, 3, 64, 64, generator=g)
+    with torch.no_grad():
+        before, after = plain(photo)[0], with_palette(photo)[0]
+    target = colour_moments(painting)[0]
+    gap = lambda out: (colour_moments(out)[0] - target).abs().sum()  # noqa: E731
+    assert gap(after) < gap(before)

@@ -11,6 +11,10 @@ painting outweighs the rest. Writes results/one_pass_validation.json (``--name``
 
     python tools/one_pass_validation.py MODEL [MODEL ...] [--paintings 8] [--photos 3] [--name NAME]
     python tools/one_pass_validation.py MODEL --names A.jpg B.jpg ... --strengths 1 1.25 1.5
+    python tools/one_pass_validation.py MODEL --names A.jpg B.jpg ... --palettes 0 0.125 0.25 0.375
+
+``--palettes`` scores the painting networks as `fastst stylize` builds them (strength 1) at each palette
+fraction instead (`fastst.anystyle.painting_network`), each total also relative to fraction 0's.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from fastst.anystyle import AnyStyleNet, load_anystyle, painting_statistics
+from fastst.anystyle import AnyStyleNet, load_anystyle, painting_network, painting_statistics
 from fastst.data import data_dir, painting_split
 from fastst.io import list_images, load_image
 from fastst.losses import DEFAULT_WEIGHTS, PerceptualLoss
@@ -62,6 +66,37 @@ def score(
     }
 
 
+@torch.no_grad()
+def score_palettes(
+    model: AnyStyleNet, paintings: list[Path], photos: list[torch.Tensor], vgg, fractions
+) -> dict:
+    sums = {f: torch.zeros(3) for f in fractions}
+    relative = {f: [] for f in fractions}
+    for painting in tqdm(paintings, desc="paintings", unit="painting"):
+        criterion = PerceptualLoss(vgg, load_image(painting, 256), **WEIGHTS)
+        totals = {}
+        for fraction in fractions:
+            model.palette = fraction
+            net = painting_network(painting, model)
+            terms = torch.zeros(3)
+            for photo in photos:
+                t = criterion(net(photo[None]), photo[None])
+                terms += torch.tensor([t.total.item(), t.content.item(), t.style.item()])
+            sums[fraction] += terms
+            totals[fraction] = terms[0].item()
+        for fraction in fractions:
+            relative[fraction].append(totals[fraction] / totals[fractions[0]])
+    count = len(paintings) * len(photos)
+    return {
+        str(f): dict(zip(("total", "content", "style"), (round(v / count, 3) for v in total.tolist())))
+        | {
+            f"total_relative_to_palette_{fractions[0]}": round(sum(relative[f]) / len(paintings), 4),
+            "paintings_lower": sum(r < 1 for r in relative[f]),
+        }
+        for f, total in sums.items()
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("models", nargs="+", help="one-pass model files")
@@ -70,6 +105,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--names", nargs="+", help="the paintings by file name instead of a draw")
     parser.add_argument("--strengths", type=float, nargs="+", default=list(STRENGTHS))
+    parser.add_argument("--palettes", type=float, nargs="+", help="palette fractions to score instead")
     parser.add_argument("--name", default="one_pass_validation", help="the result's name")
     args = parser.parse_args()
     draw = random.Random(args.seed)
@@ -90,7 +126,11 @@ def main() -> None:
         saved = torch.load(path, map_location="cpu", weights_only=True)
         models[path] = {
             "iteration": saved.get("iteration"),
-            "by_strength": score(load_anystyle(path), paintings, photos, vgg, args.strengths),
+            **(
+                {"by_palette": score_palettes(load_anystyle(path), paintings, photos, vgg, args.palettes)}
+                if args.palettes
+                else {"by_strength": score(load_anystyle(path), paintings, photos, vgg, args.strengths)}
+            ),
         }
         print(path, models[path])
     record = {
