@@ -68,8 +68,15 @@ def model_choices(extra: list[str | os.PathLike] = ()) -> dict[str, tuple[str, s
 class Stylist:
     """The models the app has loaded, one per (file, style or mix), in their fast form."""
 
-    def __init__(self, device: str = "auto", precision: str = DEFAULT_PRECISION, compile: bool = False):
+    def __init__(
+        self,
+        device: str = "auto",
+        precision: str = DEFAULT_PRECISION,
+        compile: bool = False,
+        one_pass: str | None = None,
+    ):
         self.device, self.precision, self.compile = resolve_device(device), precision, compile
+        self.one_pass = one_pass  # the one-pass model for uploaded paintings (default: the shipped one)
         self.choices = model_choices()
         self.refined: dict[str, str] = {}  # a painting's content -> its own network's model file
 
@@ -96,7 +103,7 @@ class Stylist:
 
     @functools.lru_cache(maxsize=1)
     def anystyle(self):
-        return load_anystyle()
+        return load_anystyle(self.one_pass)
 
     @functools.lru_cache(maxsize=4)
     def _refined(self, path: str) -> Stylizer:
@@ -191,10 +198,15 @@ def _painting_row(gr, stylist: Stylist, shown_errors):
     return painting
 
 
-def build_app(device: str = "auto", precision: str = DEFAULT_PRECISION, compile: bool = False):
+def build_app(
+    device: str = "auto",
+    precision: str = DEFAULT_PRECISION,
+    compile: bool = False,
+    one_pass: str | None = None,
+):
     """The app's page (a ``gradio.Blocks``)."""
     gr = _gradio()
-    stylist = Stylist(device, precision, compile)
+    stylist = Stylist(device, precision, compile, one_pass)
     labels = list(stylist.choices)
     shipped = [label for label, (_, style) in stylist.choices.items() if style is not None]
     rate = _Rate()
@@ -270,9 +282,12 @@ def serve(
     compile: bool = False,
     open_browser: bool = False,
     block: bool = True,
+    one_pass: str | None = None,
 ):
     """Start the app on ``host``:``port`` (this machine only, unless told otherwise)."""
-    page = build_app(device, precision, compile)
+    if one_pass is not None:
+        load_anystyle(one_pass)  # a missing or foreign file: a one-line error before the page starts
+    page = build_app(device, precision, compile, one_pass)
     torch.set_grad_enabled(False)
     page.queue()
     page.launch(

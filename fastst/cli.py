@@ -104,6 +104,10 @@ def _app_parser(subparsers) -> None:
     command.add_argument("--precision", default=DEFAULT_PRECISION, choices=PRECISIONS)
     command.add_argument("--compile", action="store_true", help="torch.compile the networks")
     command.add_argument("--open", action="store_true", help="open the page in the default browser")
+    command.add_argument(
+        "--one-pass",
+        help="the one-pass model for uploaded paintings (a file or shipped name, e.g. anystyle_base)",
+    )
     command.set_defaults(handler="commands:app_command")
 
 

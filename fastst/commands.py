@@ -119,6 +119,7 @@ def app_command(args) -> int:
         precision=args.precision,
         compile=args.compile,
         open_browser=args.open,
+        one_pass=args.one_pass,
     )
     return 0
 

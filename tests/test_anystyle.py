@@ -582,3 +582,14 @@ def test_the_shipped_one_pass_model_on_the_base_takes_the_base_s_network_and_a_p
     target = colour_moments(painting)[0]
     gap = lambda out: (colour_moments(out)[0] - target).abs().sum()  # noqa: E731
     assert gap(after) < gap(before)
+
+
+def test_the_app_takes_another_one_pass_model_and_refuses_a_missing_one_in_one_line():
+    from fastst.app import Stylist
+
+    assert Stylist(one_pass="anystyle_base").anystyle().palette > 0
+    assert Stylist().anystyle().palette == load_anystyle().palette
+    r = subprocess.run(
+        [sys.executable, "-m", "fastst", "app", "--one-pass", "no_such_model"], capture_output=True, text=True
+    )
+    assert r.returncode != 0 and "no_such_model" in r.stderr and len(r.stderr.strip().splitlines()) == 1
