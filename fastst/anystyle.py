@@ -309,9 +309,10 @@ def forget_statistics() -> None:
 
 
 def colour_moments(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The mean (3,) and covariance (3, 3) of a (3, H, W) image's colours, in double precision."""
-    x = image.reshape(3, -1).double()
-    return x.mean(1), torch.cov(x)
+    """The mean (3,) and covariance (3, 3) of a (3, H, W) image's colours (summed in the image's precision,
+    so that a large painting needs no copy in double precision; returned in double)."""
+    x = image.reshape(3, -1).float()
+    return x.mean(1).double(), torch.cov(x).double()
 
 
 def palette_map(
