@@ -7,9 +7,12 @@ the plotting code."""
 from __future__ import annotations
 
 import csv
+import sys
 from dataclasses import replace
 from pathlib import Path
 
+from fastst.anystyle import SHIPPED as SHIPPED_ONE_PASS
+from fastst.anystyle import is_one_pass
 from fastst.anystyle_train import AnyStyleConfig, train_anystyle
 from fastst.app import serve
 from fastst.config import TrainConfig, option_fields
@@ -141,6 +144,13 @@ def styles_command(args) -> int:
         print(f"no shipped styles in {PRETRAINED_DIR}")
     for name, path in shipped.items():
         print(f"{name}\t{path.name}")
+    others = sorted(p.stem for p in PRETRAINED_DIR.glob("*.pth") if is_one_pass(p) and p != SHIPPED_ONE_PASS)
+    if SHIPPED_ONE_PASS.is_file():  # on stderr: stdout stays one style a line
+        print(
+            "any painting: --style-image PAINTING"
+            + (f" (other one-pass models: {', '.join(f'--model {n}' for n in others)})" if others else ""),
+            file=sys.stderr,
+        )
     return 0
 
 

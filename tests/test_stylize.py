@@ -305,6 +305,10 @@ def test_the_one_pass_model_is_not_listed_as_a_style_and_asking_for_it_as_one_sa
     assert one_pass and not set(pretrained_styles()) & {p.stem for p in one_pass}
     r = _fastst("styles", "--model", one_pass[0])
     assert r.returncode == 0 and "--style-image" in r.stdout
+    listing = _fastst("styles")  # the styles on stdout, one a line; how to use any painting on stderr
+    assert all("\t" in line for line in listing.stdout.splitlines())
+    assert "--style-image" in listing.stderr
+    assert all(f"--model {p.stem}" in listing.stderr for p in one_pass if p.stem != "anystyle")
 
 
 def test_a_shipped_style_stylizes_with_no_training(tmp_path):
