@@ -29,6 +29,7 @@ from fastst.vgg import VGG16Features, loss_network
 # painting is seen at the scale the objective judges it at.
 STATS_SIZE = 256
 SHIPPED = Path(__file__).parent / "pretrained" / "anystyle.pth"
+MAX_GAIN = 4.0  # the palette's colour map: the most it stretches (or shrinks) any colour direction
 
 
 def statistics_size(layers=STYLE_LAYERS) -> int:
@@ -207,8 +208,8 @@ def without_shared_convolutions(saved: dict, name: str) -> dict:
 
 def average_predictors(saved: list[dict]) -> dict:
     """One one-pass model file from several (``saved``, as loaded) that share one shared network and one
-    standardisation of the statistics, runs of the predictor alone from the same start: the first file,
-    its style-prediction network's weights the mean of theirs."""
+    standardisation of the statistics (as runs of the predictor alone from one start do; that is checked,
+    the start is not): the first file, its style-prediction network's weights the mean of theirs."""
     if not saved:
         raise FaststError("no one-pass models to average")
     first = saved[0]["model"]
@@ -268,19 +269,19 @@ def load_anystyle(path: str | os.PathLike | None = None, device: str | torch.dev
             f"one-pass model {path} does not match its network: {str(e).splitlines()[0]}"
         ) from None
     model.palette = float(saved.get("palette", 0.0))
-    if model.palette and model.net_config.get("input_skip"):
-        raise FaststError(f"one-pass model {path}: a palette needs a network without the input skip")
+    if model.palette and (model.net_config.get("input_skip") or model.body.last_conv().out_channels != 3):
+        raise FaststError(
+            f"one-pass model {path}: a palette needs a network whose last convolution writes the colours"
+        )
     return model.eval().to(device)
 
 
-_PAINTINGS: dict[
-    str, tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor]]
-] = {}  # by the painting's content: a folder, a clip, the webcam reuse them
+_PAINTINGS: dict[str, dict] = {}  # by the painting's content: a folder, a clip, the webcam reuse them
 
 
-def _painting(painting: str | os.PathLike | torch.Tensor):
-    """(its statistics, the painting at STATS_SIZE, its colours' :func:`colour_moments` at its own size),
-    computed once per content."""
+def _painting(painting: str | os.PathLike | torch.Tensor, colours: bool = False) -> dict:
+    """Its "stats", the painting at STATS_SIZE ("small") and, where ``colours``, its colours'
+    :func:`colour_moments` at its own size ("colours"), computed once per content."""
     if isinstance(painting, torch.Tensor):
         key = hashlib.sha256(painting.float().cpu().numpy().tobytes()).hexdigest()
     else:
@@ -288,19 +289,23 @@ def _painting(painting: str | os.PathLike | torch.Tensor):
             key = file_digest(painting)
         except OSError as e:
             raise FaststError(f"cannot read the painting {painting}: {e.strerror}") from None
-    if key not in _PAINTINGS:
+    entry = _PAINTINGS.get(key)
+    if entry is None or (colours and "colours" not in entry):
         image = painting if isinstance(painting, torch.Tensor) else load_image(painting)
-        if len(_PAINTINGS) >= 64:
-            _PAINTINGS.pop(next(iter(_PAINTINGS)))
         image = image.float().cpu()
-        small = to_longer_side(image[None], STATS_SIZE)[0]
-        _PAINTINGS[key] = (painting_statistics(image), small, colour_moments(image))
-    return _PAINTINGS[key]
+        if entry is None:
+            if len(_PAINTINGS) >= 64:
+                _PAINTINGS.pop(next(iter(_PAINTINGS)))
+            small = to_longer_side(image[None], STATS_SIZE)[0]
+            entry = _PAINTINGS[key] = {"stats": painting_statistics(image), "small": small}
+        if colours:
+            entry["colours"] = colour_moments(image)
+    return entry
 
 
 def cached_statistics(painting: str | os.PathLike | torch.Tensor) -> torch.Tensor:
     """:func:`painting_statistics` of a painting file or (3, H, W) image, computed once per content."""
-    return _painting(painting)[0]
+    return _painting(painting)["stats"]
 
 
 def forget_statistics() -> None:
@@ -321,7 +326,7 @@ def palette_map(
     """The affine colour map ``y -> matrix @ y + shift`` that takes ``fraction`` of the way from the colours
     of ``output`` ((3, H, W)) to ``target``'s :func:`colour_moments`: at 1, the output's colour mean and
     covariance become the target's (through the symmetric square roots of the two covariances), at 0
-    nothing changes."""
+    nothing changes. The full map stretches or shrinks no colour direction by more than MAX_GAIN."""
     (mean, cov), (target_mean, target_cov) = colour_moments(output), target
 
     def root(c: torch.Tensor, power: float) -> torch.Tensor:
@@ -329,6 +334,9 @@ def palette_map(
         return vectors @ torch.diag(values.clamp_min(1e-8) ** power) @ vectors.T
 
     full = root(target_cov.double(), 0.5) @ root(cov, -0.5)
+    # a picture of nearly one colour would be stretched without bound: no direction by more than MAX_GAIN
+    u, gains, v = torch.linalg.svd(full)
+    full = u @ torch.diag(gains.clamp(1 / MAX_GAIN, MAX_GAIN)) @ v
     matrix = fraction * full + (1 - fraction) * torch.eye(3, dtype=full.dtype)
     shift = fraction * (target_mean.double() - full @ mean)
     return matrix.float(), shift.float()
@@ -338,9 +346,9 @@ def palette_map(
 def with_colour_map(net: TransformerNet, matrix: torch.Tensor, shift: torch.Tensor) -> TransformerNet:
     """``net`` (no input skip) with ``y -> matrix @ y + shift`` folded into its last convolution, the one that
     writes the colours: the same network, at no cost, the map applied before the output's clamp."""
-    if net.input_skip:
-        raise FaststError("a colour map folds only into a network without the input added to its output")
     last = net.last_conv()
+    if net.input_skip or last.out_channels != 3:
+        raise FaststError("a colour map folds only into a network whose last convolution writes the colours")
     last.weight.copy_(torch.einsum("ij,jchw->ichw", matrix, last.weight))
     last.bias.copy_(matrix @ last.bias + shift)
     return net
@@ -357,10 +365,10 @@ def painting_network(
     the painting itself, folded into the network). Bad painting files raise a one-line
     :class:`FaststError`."""
     model = model if model is not None else load_anystyle()
-    stats, small, colours = _painting(painting)
-    net = model.cpu().for_painting(stats)
+    entry = _painting(painting, colours=bool(model.palette))
+    net = model.cpu().for_painting(entry["stats"])
     if model.palette:
         with torch.no_grad():
-            own = net(small[None])[0]
-        net = with_colour_map(net, *palette_map(own, colours, model.palette))
+            own = net(entry["small"][None])[0]
+        net = with_colour_map(net, *palette_map(own, entry["colours"], model.palette))
     return net.to(device)
