@@ -103,9 +103,15 @@ def main() -> None:
     parser.add_argument("--paintings", type=int, default=8)
     parser.add_argument("--photos", type=int, default=3)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--names", nargs="+", help="the paintings by file name instead of a draw")
+    parser.add_argument(
+        "--names",
+        nargs="+",
+        help="paintings by file name instead of a draw (held-out ones: a validation set)",
+    )
     parser.add_argument("--strengths", type=float, nargs="+", default=list(STRENGTHS))
-    parser.add_argument("--palettes", type=float, nargs="+", help="palette fractions to score instead")
+    parser.add_argument(
+        "--palettes", type=float, nargs="+", help="palette fractions to score instead of --strengths"
+    )
     parser.add_argument("--name", default="one_pass_validation", help="the result's name")
     args = parser.parse_args()
     draw = random.Random(args.seed)
