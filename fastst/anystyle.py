@@ -271,7 +271,8 @@ def load_anystyle(path: str | os.PathLike | None = None, device: str | torch.dev
     model.palette = float(saved.get("palette", 0.0))
     if model.palette and (model.net_config.get("input_skip") or model.body.last_conv().out_channels != 3):
         raise FaststError(
-            f"one-pass model {path}: a palette needs a network whose last convolution writes the colours"
+            f"one-pass model {path}: a palette needs a network whose last convolution writes the colours "
+            "(no input skip, no pixel shuffle)"
         )
     return model.eval().to(device)
 
@@ -348,7 +349,10 @@ def with_colour_map(net: TransformerNet, matrix: torch.Tensor, shift: torch.Tens
     writes the colours: the same network, at no cost, the map applied before the output's clamp."""
     last = net.last_conv()
     if net.input_skip or last.out_channels != 3:
-        raise FaststError("a colour map folds only into a network whose last convolution writes the colours")
+        raise FaststError(
+            "a colour map folds only into a network whose last convolution writes the colours "
+            "(no input skip, no pixel shuffle)"
+        )
     last.weight.copy_(torch.einsum("ij,jchw->ichw", matrix, last.weight))
     last.bias.copy_(matrix @ last.bias + shift)
     return net

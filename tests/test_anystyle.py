@@ -141,7 +141,9 @@ def test_averaging_refuses_runs_on_different_shared_networks():
 def test_the_palette_map_takes_the_colours_the_asked_fraction_of_the_way():
     g = torch.Generator().manual_seed(0)
     output = torch.rand(3, 24, 20, generator=g)
-    painting = (torch.rand(3, 30, 30, generator=g) * torch.tensor([0.2, 0.9, 0.5])[:, None, None]).clamp(0, 1)
+    painting = (torch.rand(3, 30, 30, generator=g) * torch.tensor([0.4, 0.9, 0.6])[:, None, None]).clamp(
+        0, 1
+    )  # within the cap
     target = colour_moments(painting)
     mapped = lambda m, b: (m @ output.reshape(3, -1) + b[:, None]).reshape(3, 24, 20)  # noqa: E731
     # all the way: the painting's mean and covariance (up to the eigen-solver's floor)
