@@ -252,9 +252,7 @@ def load_anystyle(path: str | os.PathLike | None = None, device: str | torch.dev
         raise FaststError(
             f"no one-pass model at {path}" + (": train one with `make anystyle`" if path == SHIPPED else "")
         )
-    saved = load_checkpoint(path, "model")
-    if not isinstance(saved, dict) or "anystyle" not in saved or "model" not in saved:
-        raise FaststError(f"not a fastst one-pass model: {path}")
+    saved = read_one_pass(path)
     model = AnyStyleNet(**net_options(saved["anystyle"]))
     weights = {k: v.float() for k, v in saved["model"].items()}
     if saved.get("body_from"):  # the shared network's convolutions are a shipped network's, not repeated here
@@ -268,13 +266,30 @@ def load_anystyle(path: str | os.PathLike | None = None, device: str | torch.dev
         raise FaststError(
             f"one-pass model {path} does not match its network: {str(e).splitlines()[0]}"
         ) from None
-    model.palette = float(saved.get("palette", 0.0))
-    if model.palette and (model.net_config.get("input_skip") or model.body.last_conv().out_channels != 3):
-        raise FaststError(
-            f"one-pass model {path}: a palette needs a network whose last convolution writes the colours "
-            "(no input skip, no pixel shuffle)"
-        )
+    try:
+        set_palette(model, float(saved.get("palette", 0.0)))
+    except FaststError as e:
+        raise FaststError(f"one-pass model {path}: {e}") from None
     return model.eval().to(device)
+
+
+def read_one_pass(path: Path) -> dict:
+    """A one-pass model's file as saved (no network built), or a one-line error for any other file."""
+    saved = load_checkpoint(path, "model")
+    if not isinstance(saved, dict) or "anystyle" not in saved or "model" not in saved:
+        raise FaststError(f"not a fastst one-pass model: {path}")
+    return saved
+
+
+def set_palette(model: AnyStyleNet, fraction: float) -> AnyStyleNet:
+    """``model`` with its palette fraction (0 to 1; :func:`painting_network`) set, where its networks'
+    last convolution alone writes the colours."""
+    if not 0.0 <= fraction <= 1.0:
+        raise FaststError(f"the palette fraction is between 0 and 1, not {fraction}")
+    if fraction:
+        _colour_conv(model.body)
+    model.palette = fraction
+    return model
 
 
 _PAINTINGS: dict[str, dict] = {}  # by the painting's content: a folder, a clip, the webcam reuse them
@@ -343,16 +358,22 @@ def palette_map(
     return matrix.float(), shift.float()
 
 
-@torch.no_grad()
-def with_colour_map(net: TransformerNet, matrix: torch.Tensor, shift: torch.Tensor) -> TransformerNet:
-    """``net`` (no input skip) with ``y -> matrix @ y + shift`` folded into its last convolution, the one that
-    writes the colours: the same network, at no cost, the map applied before the output's clamp."""
+def _colour_conv(net: TransformerNet) -> nn.Conv2d:
+    """The last convolution of ``net``, where it alone writes the output's colours."""
     last = net.last_conv()
     if net.input_skip or last.out_channels != 3:
         raise FaststError(
             "a colour map folds only into a network whose last convolution writes the colours "
             "(no input skip, no pixel shuffle)"
         )
+    return last
+
+
+@torch.no_grad()
+def with_colour_map(net: TransformerNet, matrix: torch.Tensor, shift: torch.Tensor) -> TransformerNet:
+    """``net`` (no input skip) with ``y -> matrix @ y + shift`` folded into its last convolution, the one that
+    writes the colours: the same network, at no cost, the map applied before the output's clamp."""
+    last = _colour_conv(net)
     last.weight.copy_(torch.einsum("ij,jchw->ichw", matrix, last.weight))
     last.bias.copy_(matrix @ last.bias + shift)
     return net

@@ -38,8 +38,7 @@ from fastst.data import (
 from fastst.errors import FaststError
 from fastst.io import atomic_torch_save, load_checkpoint, load_image, save_image
 from fastst.losses import DEFAULT_WEIGHTS, STYLE_LAYERS, gram_matrix
-from fastst.made_styles import DEFAULT_KINDS, made_styles
-from fastst.made_styles import KINDS as MADE_KINDS
+from fastst.made_styles import DEFAULT_KINDS, check_kinds, made_styles
 from fastst.runs import RunFolder
 from fastst.runtime import autocast, environment, resolve_device, resolve_precision
 from fastst.scale import to_longer_side
@@ -376,9 +375,10 @@ class _AnyStyleTraining:
             raise FaststError(
                 "painting views go with the paintings alone, not with painting crops or made styles"
             )
-        kinds = tuple(config.made_kinds.split(","))
-        if not set(kinds) <= set(MADE_KINDS):
-            raise FaststError(f"made style kinds are {', '.join(MADE_KINDS)}, not {config.made_kinds!r}")
+        try:  # refused now, not after the paintings' targets
+            kinds = check_kinds(tuple(config.made_kinds.split(",")))
+        except ValueError as e:
+            raise FaststError(str(e)) from None
         targets = painting_targets(
             paintings,
             self.painting_size,

@@ -20,12 +20,18 @@ DEFAULT_KINDS = KINDS[:3]  # what runs made before the shapes used, in turn
 SIZE = 256  # each made style's longer side
 
 
+def _quantized(image: Image.Image, draw: random.Random) -> Image.Image:
+    """The picture in 3 to 8 of its colours (median cut, a palette image), one time in two more saturated
+    first."""
+    if draw.random() < 0.5:
+        image = ImageEnhance.Color(image).enhance(draw.uniform(1.2, 2.0))
+    return image.quantize(colors=draw.randint(3, 8), method=Image.Quantize.MEDIANCUT)
+
+
 def flat_colours(image: Image.Image, draw: random.Random) -> Image.Image:
     """The picture in 3 to 8 flat colours (median cut, then each pixel the commonest colour around it),
     one time in two more saturated first, one time in two with dark outlines where the colours meet."""
-    if draw.random() < 0.5:
-        image = ImageEnhance.Color(image).enhance(draw.uniform(1.2, 2.0))
-    flat = image.quantize(colors=draw.randint(3, 8), method=Image.Quantize.MEDIANCUT)
+    flat = _quantized(image, draw)
     # on the palette's indices: on RGB the filter takes each channel's commonest value, new colours
     flat = flat.filter(ImageFilter.ModeFilter(draw.choice((3, 5, 7)))).convert("RGB")
     if draw.random() < 0.5:
@@ -69,10 +75,8 @@ def collage(images: list[Image.Image], draw: random.Random) -> Image.Image:
 
 
 def _palette(image: Image.Image, draw: random.Random) -> list[tuple[int, int, int]]:
-    """3 to 8 of the picture's colours (median cut), one time in two more saturated first."""
-    if draw.random() < 0.5:
-        image = ImageEnhance.Color(image).enhance(draw.uniform(1.2, 2.0))
-    flat = image.quantize(colors=draw.randint(3, 8), method=Image.Quantize.MEDIANCUT)
+    """The colours of :func:`_quantized`."""
+    flat = _quantized(image, draw)
     rgb = flat.getpalette()[: 3 * len(flat.getcolors())]
     return [tuple(rgb[k : k + 3]) for k in range(0, len(rgb), 3)]
 
@@ -132,6 +136,13 @@ def shapes(image: Image.Image, draw: random.Random) -> Image.Image:
     return out
 
 
+def check_kinds(kinds: tuple[str, ...]) -> tuple[str, ...]:
+    """``kinds`` where each is one of KINDS (and there is one), else a ValueError naming them."""
+    if not kinds or not set(kinds) <= set(KINDS):
+        raise ValueError(f"made style kinds are {', '.join(KINDS)}, not {', '.join(kinds) or 'none'}")
+    return kinds
+
+
 def made_styles(
     paintings: list[Path],
     photos: list[Path],
@@ -142,8 +153,7 @@ def made_styles(
     """``count`` made styles, (name, (3, H, W) image in [0, 1]), ``kinds`` in turn: flat colour, mosaics and
     shapes from a painting or a photo (one time in two each), collages of two to four paintings. The same
     arguments give the same styles."""
-    if not kinds or not set(kinds) <= set(KINDS):
-        raise ValueError(f"made style kinds are {', '.join(KINDS)}, not {', '.join(kinds) or 'none'}")
+    check_kinds(kinds)
     draw = random.Random(seed)
     makers = {"flat": flat_colours, "mosaic": mosaic, "shapes": shapes}
 

@@ -2,7 +2,7 @@
 of the predictor alone (`train-anystyle --predictor-only`) from the same model, so that they share its
 shared network and its statistics' standardisation. The file is written like a run's model.pth;
 ``--palette F`` also sets the fraction of the way its networks' colours are moved to the painting's
-(`fastst.anystyle.painting_network`; networks without the input skip only).
+(`fastst.anystyle.painting_network`).
 
     python tools/average_predictors.py runs/a/model.pth runs/b/model.pth --out runs/soup/model.pth
 """
@@ -11,9 +11,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from fastst.anystyle import average_predictors
+from fastst.anystyle import AnyStyleNet, average_predictors, net_options, read_one_pass, set_palette
 from fastst.errors import FaststError
-from fastst.io import atomic_torch_save, file_digest, load_checkpoint
+from fastst.io import atomic_torch_save, file_digest
 
 
 def main() -> None:
@@ -23,15 +23,11 @@ def main() -> None:
     parser.add_argument("--palette", type=float, default=0.0, help="the palette fraction, 0 to 1")
     args = parser.parse_args()
     try:
-        saved = [load_checkpoint(path, "one-pass model") for path in args.models]
-        for path, one in zip(args.models, saved):
-            if not isinstance(one, dict) or "anystyle" not in one or "model" not in one:
-                raise FaststError(f"not a fastst one-pass model: {path}")
+        saved = [read_one_pass(path) for path in args.models]
         averaged = average_predictors(saved)
-        if not 0.0 <= args.palette <= 1.0:
-            raise FaststError(f"the palette fraction is between 0 and 1, not {args.palette}")
-        if args.palette and averaged["anystyle"].get("input_skip"):
-            raise FaststError("a palette needs a network without the input skip")
+        set_palette(
+            AnyStyleNet(**net_options(averaged["anystyle"])), args.palette
+        )  # refused here, not at load
     except FaststError as e:
         sys.exit(f"error: {e}")
     averaged["palette"] = args.palette

@@ -6,15 +6,15 @@ For each model, eq. 5's total and its content and style terms, averaged over a s
 paintings and training photos at 256 px, at several strengths: the predictor's style embedding taken from
 the average training painting's (strength 0) towards the painting's own (1) and beyond. ``--names`` takes
 the paintings by file name instead (held-out ones that the final measure does not score: a validation
-set); each strength's total is then also given relative to strength 1's, painting by painting, so that no
+set). Each setting's total is also given relative to the first one's, painting by painting, so that no
 painting outweighs the rest. Writes results/one_pass_validation.json (``--name``).
 
     python tools/one_pass_validation.py MODEL [MODEL ...] [--paintings 8] [--photos 3] [--name NAME]
-    python tools/one_pass_validation.py MODEL --names A.jpg B.jpg ... --strengths 1 1.25 1.5
+    python tools/one_pass_validation.py MODEL --names A.jpg B.jpg ... --strengths 1 1.25 1.5   # 1 first
     python tools/one_pass_validation.py MODEL --names A.jpg B.jpg ... --palettes 0 0.125 0.25 0.375
 
 ``--palettes`` scores the painting networks as `fastst stylize` builds them (strength 1) at each palette
-fraction instead (`fastst.anystyle.painting_network`), each total also relative to fraction 0's.
+fraction instead (`fastst.anystyle.painting_network`).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from fastst.anystyle import AnyStyleNet, load_anystyle, painting_network, painting_statistics
+from fastst.anystyle import AnyStyleNet, cached_statistics, load_anystyle, painting_network, set_palette
 from fastst.data import data_dir, painting_split
 from fastst.io import list_images, load_image
 from fastst.losses import DEFAULT_WEIGHTS, PerceptualLoss
@@ -38,63 +38,54 @@ WEIGHTS = {k: DEFAULT_WEIGHTS[k] for k in ("content_weight", "style_weight", "tv
 
 
 @torch.no_grad()
-def score(
-    model: AnyStyleNet, paintings: list[Path], photos: list[torch.Tensor], vgg, strengths=STRENGTHS
-) -> dict:
-    sums = {s: torch.zeros(3) for s in strengths}
-    relative = {s: 0.0 for s in strengths}
+def _score(paintings: list[Path], photos: list[torch.Tensor], vgg, settings, network, label: str) -> dict:
+    """Eq. 5's terms averaged over paintings and photos for each of ``settings``, the painting's network
+    given by ``network(painting, stats, setting)``; each total also relative to the first setting's,
+    painting by painting, and on how many paintings it is lower."""
+    sums = {s: torch.zeros(3) for s in settings}
+    relative = {s: [] for s in settings}
     for painting in tqdm(paintings, desc="paintings", unit="painting"):
         criterion = PerceptualLoss(vgg, load_image(painting, 256), **WEIGHTS)
-        stats = painting_statistics(load_image(painting), vgg)
-        totals = {}
-        for strength in strengths:
-            net = model.for_painting(stats, strength)
-            terms = torch.zeros(3)
-            for photo in photos:
-                t = criterion(net(photo[None]).clamp(0, 1), photo[None])
-                terms += torch.tensor([t.total.item(), t.content.item(), t.style.item()])
-            sums[strength] += terms
-            totals[strength] = terms[0].item()
-        if 1.0 in totals:
-            for strength in strengths:
-                relative[strength] += totals[strength] / totals[1.0] / len(paintings)
+        stats = cached_statistics(painting)  # shared with painting_network's
+        terms = {}
+        for setting in settings:
+            net = network(painting, stats, setting)
+            terms[setting] = sum(
+                torch.tensor([t.total.item(), t.content.item(), t.style.item()])
+                for t in (criterion(net(photo[None]), photo[None]) for photo in photos)
+            )
+            sums[setting] += terms[setting]
+        for setting in settings:
+            relative[setting].append(terms[setting][0].item() / terms[settings[0]][0].item())
     count = len(paintings) * len(photos)
     return {
         str(s): dict(zip(("total", "content", "style"), (round(v / count, 3) for v in total.tolist())))
-        | ({"total_relative_to_strength_1": round(relative[s], 4)} if 1.0 in strengths else {})
+        | {
+            f"total_relative_to_{label}_{settings[0]}": round(sum(relative[s]) / len(paintings), 4),
+            "paintings_lower": sum(r < 1 for r in relative[s]),
+        }
         for s, total in sums.items()
     }
 
 
-@torch.no_grad()
-def score_palettes(
-    model: AnyStyleNet, paintings: list[Path], photos: list[torch.Tensor], vgg, fractions
-) -> dict:
-    sums = {f: torch.zeros(3) for f in fractions}
-    relative = {f: [] for f in fractions}
-    for painting in tqdm(paintings, desc="paintings", unit="painting"):
-        criterion = PerceptualLoss(vgg, load_image(painting, 256), **WEIGHTS)
-        totals = {}
-        for fraction in fractions:
-            model.palette = fraction
-            net = painting_network(painting, model)
-            terms = torch.zeros(3)
-            for photo in photos:
-                t = criterion(net(photo[None]), photo[None])
-                terms += torch.tensor([t.total.item(), t.content.item(), t.style.item()])
-            sums[fraction] += terms
-            totals[fraction] = terms[0].item()
-        for fraction in fractions:
-            relative[fraction].append(totals[fraction] / totals[fractions[0]])
-    count = len(paintings) * len(photos)
-    return {
-        str(f): dict(zip(("total", "content", "style"), (round(v / count, 3) for v in total.tolist())))
-        | {
-            f"total_relative_to_palette_{fractions[0]}": round(sum(relative[f]) / len(paintings), 4),
-            "paintings_lower": sum(r < 1 for r in relative[f]),
-        }
-        for f, total in sums.items()
-    }
+def score(model: AnyStyleNet, paintings, photos, vgg, strengths=STRENGTHS) -> dict:
+    """At each strength (the first the reference of the relative totals)."""
+    return _score(
+        paintings, photos, vgg, strengths, lambda _, stats, s: model.for_painting(stats, s), "strength"
+    )
+
+
+def score_palettes(model: AnyStyleNet, paintings, photos, vgg, fractions) -> dict:
+    """At each palette fraction, the networks as `fastst stylize` builds them (the first fraction the
+    reference of the relative totals)."""
+    return _score(
+        paintings,
+        photos,
+        vgg,
+        fractions,
+        lambda painting, _, f: painting_network(painting, set_palette(model, f)),
+        "palette",
+    )
 
 
 def main() -> None:

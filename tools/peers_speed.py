@@ -104,12 +104,7 @@ def timed_functions(sizes) -> dict:
 
 
 def tables(seconds: dict, sizes) -> dict:
-    # runs before the one-pass model on the base's network shipped have no row for it
-    one_pass = [
-        m
-        for m in ("fastst one-pass", "fastst one-pass at full size", "fastst one-pass on the base")
-        if f"{m} {sizes[0]}" in seconds
-    ]
+    one_pass = ("fastst one-pass", "fastst one-pass at full size", "fastst one-pass on the base")
     methods = [*PEER, "plain eager fp32", *(f"fastst {n}" for n in SHIPPED), *one_pass]
     speed = [[m, *(f"{seconds[f'{m} {s}']:.3f} s" for s in sizes)] for m in methods]
     speed.append(
