@@ -10,8 +10,10 @@ runs it unchanged.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
+import weakref
 from pathlib import Path
 
 import torch
@@ -163,6 +165,61 @@ class AnyStyleNet(nn.Module):
             state[f"{name}.weight"], state[f"{name}.bias"] = scale[0], shift[0]
         one.load_state_dict(state)
         return one.eval()
+
+
+class SharedNetwork(nn.Module):
+    """A one-pass model's shared network as one graph for every painting: ``(image, norms, colour)`` -> the
+    stylized batch in [0, 1], where ``norms`` (1, K) are a painting's norms' scales and shifts, norm by norm
+    (:attr:`PaintingInputs.norms`), and ``colour`` (3, 4) its colour map ``[matrix | shift]``, applied before
+    the clamp. The exported runtimes run it, so that a new painting needs no export of its own."""
+
+    def __init__(self, model: AnyStyleNet):
+        super().__init__()
+        self.body = model.body  # shared, not copied: the one-pass model's own network
+        self.norms = [model.body.get_submodule(name) for name in model.norm_names]
+        self.config = {**model.net_config, "inputs": "norms, colour"}  # what runtimes' digests read
+
+    def forward(self, image: torch.Tensor, norms: torch.Tensor, colour: torch.Tensor) -> torch.Tensor:
+        start = 0
+        for norm in self.norms:
+            c = norm.num_features
+            norm.scale, norm.shift = norms[:, start : start + c], norms[:, start + c : start + 2 * c]
+            start += 2 * c
+        y = self.body(image, clamp=False)
+        y = torch.einsum("ij,njhw->nihw", colour[:, :3], y) + colour[:, 3].reshape(1, 3, 1, 1)
+        return y.clamp(0, 1)
+
+
+_SHARED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class PaintingInputs:
+    """One painting's network as its one-pass model's :class:`SharedNetwork` and the painting's inputs to
+    it: ``shared(image, norms, colour)`` is what the painting's network computes. Set by
+    :func:`painting_network` as the network's ``one_pass``, valid while the network's weights are the ones
+    it was given (training the network drops it)."""
+
+    shared: SharedNetwork
+    norms: torch.Tensor
+    colour: torch.Tensor
+
+    def __deepcopy__(self, memo):  # immutable; a copied network shares its painting's inputs
+        return self
+
+
+def painting_inputs(
+    model: AnyStyleNet, net: TransformerNet, colour: tuple[torch.Tensor, torch.Tensor] | None
+) -> PaintingInputs:
+    """The :class:`PaintingInputs` of ``net``, the painting's network from ``model`` (its norms as given,
+    before any colour map is folded in), with the colour map ``colour`` (matrix, shift), or none."""
+    shared = _SHARED.get(model)
+    if shared is None:
+        shared = _SHARED[model] = SharedNetwork(model)
+    norms = [net.get_submodule(name) for name in model.norm_names]
+    vector = torch.cat([t.detach().float().cpu() for m in norms for t in (m.weight, m.bias)])[None]
+    matrix, shift = colour if colour is not None else (torch.eye(3), torch.zeros(3))
+    return PaintingInputs(shared, vector, torch.cat([matrix.float(), shift.float()[:, None]], 1))
 
 
 def net_options(config: dict) -> dict:
@@ -387,13 +444,18 @@ def painting_network(
     """One painting's network (a path or a (3, H, W) image in [0, 1]), from ``model`` (default: the
     shipped one-pass model). Where the model has a ``palette`` fraction, the network's colours are moved
     that fraction of the way to the painting's (:func:`palette_map`, measured on the network's picture of
-    the painting itself, folded into the network). Bad painting files raise a one-line
-    :class:`FaststError`."""
+    the painting itself, folded into the network). The network's ``one_pass`` holds its
+    :class:`PaintingInputs`. Bad painting files raise a one-line :class:`FaststError`."""
     model = model if model is not None else load_anystyle()
     entry = _painting(painting, colours=bool(model.palette))
     net = model.cpu().for_painting(entry["stats"])
+    colour = None
     if model.palette:
         with torch.no_grad():
             own = net(entry["small"][None])[0]
-        net = with_colour_map(net, *palette_map(own, entry["colours"], model.palette))
+        colour = palette_map(own, entry["colours"], model.palette)
+    inputs = painting_inputs(model, net, colour)
+    if colour is not None:
+        net = with_colour_map(net, *colour)
+    net.one_pass = inputs  # the exported runtimes run the model's shared graph with these inputs
     return net.to(device)

@@ -30,7 +30,6 @@ from fastst.stylize import (
     DEFAULT_PRECISION,
     Stylizer,
     load_model,
-    painting_runtime,
     pretrained_styles,
     resolve_shipped_style,
 )
@@ -98,7 +97,7 @@ class Stylist:
             self.precision,
             self.compile,
             "auto",
-            painting_runtime("auto", path),
+            "auto",
         )
 
     @functools.lru_cache(maxsize=1)

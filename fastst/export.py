@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from fastst.anystyle import SharedNetwork
 from fastst.errors import FaststError
 from fastst.io import atomic_path
 from fastst.transformer import TransformerNet
@@ -24,11 +25,14 @@ class _MixInput(torch.nn.Module):
         return self.model(image, mix)
 
 
-def export_network(model: TransformerNet, onnx_path: str | os.PathLike, opset: int = 17) -> Path:
+def export_network(
+    model: TransformerNet | SharedNetwork, onnx_path: str | os.PathLike, opset: int = 17
+) -> Path:
     """Write ``model`` as ONNX: input ``image`` (N, 3, H, W) in [0, 1], any N, H, W. A multi-style
     network takes a second input ``mix`` (1 or N, styles): the weight of each style (one-hot for a single
-    style), in the order of ``fastst styles --model``. For a model file:
-    ``export_network(fastst.stylize.load_model(path), onnx_path)``."""
+    style), in the order of ``fastst styles --model``. A one-pass model's shared network takes a
+    painting's ``norms`` (1, K) and ``colour`` (3, 4) (:class:`fastst.anystyle.SharedNetwork`). For a
+    model file: ``export_network(fastst.stylize.load_model(path), onnx_path)``."""
     try:
         import onnx  # noqa: F401  (the exporter needs it; say so in one line, not a traceback)
     except ImportError:
@@ -37,7 +41,10 @@ def export_network(model: TransformerNet, onnx_path: str | os.PathLike, opset: i
     onnx_path = Path(onnx_path)
     inputs, names = (torch.rand(1, 3, 64, 96),), ["image"]
     axes = {"image": {0: "batch", 2: "height", 3: "width"}, "stylized": {0: "batch", 2: "height", 3: "width"}}
-    if model.styles > 1:
+    if isinstance(model, SharedNetwork):
+        k = 2 * sum(norm.num_features for norm in model.norms)
+        inputs, names = (*inputs, torch.ones(1, k), torch.eye(3, 4)), [*names, "norms", "colour"]
+    elif model.styles > 1:
         model = _MixInput(model)
         inputs, names = (
             (*inputs, torch.full((1, model.model.styles), 1.0 / model.model.styles)),

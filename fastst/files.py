@@ -17,7 +17,7 @@ from fastst.images import fail_or_raise, image_inputs, output_targets
 from fastst.io import load_image, save_image
 from fastst.runtime import process_settings, release_freed_memory, resolve_device
 from fastst.runtimes import DEFAULT_PRECISION, RUNTIMES, check
-from fastst.stylize import Stylizer, _finish, load_one_style, painting_runtime
+from fastst.stylize import Stylizer, _finish, load_one_style
 from fastst.temporal import DEFAULT_TEMPORAL
 from fastst.video import check_video_runtime, stylize_video
 
@@ -106,8 +106,7 @@ def stylize_paths(
     dev = resolve_device(o.device)
     with process_settings(dev):
         network = load_one_style(model_path, dev, o.style, o.painting)
-        runtime = painting_runtime(o.runtime, o.painting)
-        stylizer = Stylizer(network, o.precision, o.compile, o.style_scale, runtime)
+        stylizer = Stylizer(network, o.precision, o.compile, o.style_scale, o.runtime)
         counts = _stylize_paths(
             stylizer, input_spec, output, o.max_size, o.strength, o.keep_color, o.overwrite, progress
         )
@@ -205,7 +204,6 @@ def stylize_video_paths(
     single = Path(input_spec).is_file()
     targets = output_targets(clips, output, single)
     model = load_one_style(model_path, dev, o.style, o.painting)
-    runtime = painting_runtime(o.runtime, o.painting)
     written, failures, skipped = 0, [], 0
     with process_settings(dev):
         for clip, target in zip(clips, targets):
@@ -228,7 +226,7 @@ def stylize_video_paths(
                     compile=o.compile,
                     progress=progress,
                     style_scale=o.style_scale,
-                    runtime=runtime,
+                    runtime=o.runtime,
                 )
                 written += 1
             except FaststError as e:

@@ -220,10 +220,11 @@ def _plan(args, entry: dict) -> list[tuple[Path, Path, str]] | None:
 
 
 def open_session(name: str, path: str | os.PathLike, precision: str | None, threads: int):
-    """(run, precision): ``run`` maps an NCHW float32 array to the output array of the ONNX file ``path``
-    under the runtime ``name`` ("onnxruntime" or "openvino"), with all its graph optimisations, on
-    ``threads`` threads. OpenVINO runs in ``precision`` ("fp32" or "bf16"), by default (None) its own
-    choice on this CPU (bf16 where the CPU has it); onnxruntime in fp32."""
+    """(run, precision): ``run`` maps an NCHW float32 array (and the graph's other inputs, in its order,
+    where it has more) to the output array of the ONNX file ``path`` under the runtime ``name``
+    ("onnxruntime" or "openvino"), with all its graph optimisations, on ``threads`` threads. OpenVINO runs
+    in ``precision`` ("fp32" or "bf16"), by default (None) its own choice on this CPU (bf16 where the CPU
+    has it); onnxruntime in fp32."""
     if name == "onnxruntime":
         import onnxruntime as ort
 
@@ -231,7 +232,8 @@ def open_session(name: str, path: str | os.PathLike, precision: str | None, thre
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = threads
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        return (lambda a: session.run(None, {"image": a})[0]), "fp32"
+        names = [i.name for i in session.get_inputs()]
+        return (lambda *arrays: session.run(None, dict(zip(names, arrays)))[0]), "fp32"
     import openvino as ov
 
     config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads}
@@ -240,7 +242,7 @@ def open_session(name: str, path: str | os.PathLike, precision: str | None, thre
     compiled = ov.Core().compile_model(str(path), "CPU", config)
     hint = str(compiled.get_property("INFERENCE_PRECISION_HINT")).lower()  # e.g. <Type: 'bfloat16'>
     chosen = "bf16" if "bf" in hint else "fp16" if "16" in hint else "fp32"
-    return (lambda a: compiled(a)[0]), chosen
+    return (lambda *arrays: compiled(list(arrays))[0]), chosen
 
 
 def stylize_array(run, image: np.ndarray, min_size: int) -> np.ndarray:

@@ -127,18 +127,27 @@ def exported_runtimes(
     its graph optimisations and as many threads as torch uses. OpenVINO runs in ``precision`` ("fp32"
     or "bf16"), by default its own choice on this CPU (bf16 where the CPU has it); onnxruntime in fp32.
     The model is exported once, to ``onnx_path`` where given (kept, and reused if it is there), and each
-    session is built once while the model lives."""
+    session is built once while the model lives. A one-pass painting's network is exported as its
+    model's shared network (:class:`fastst.anystyle.SharedNetwork`), once for all its paintings."""
     names = [n for n in installed() if n != "torch"] if names is None else names
-    sessions = _SESSIONS.setdefault(model, {})
+    graph = _graph(model)
+    sessions = _SESSIONS.setdefault(graph, {})
     missing = [n for n in names if (n, precision) not in sessions]
     if missing:
         with tempfile.TemporaryDirectory() as tmp:
             path = onnx_path or Path(tmp) / "model.onnx"
             if not path.is_file():
-                export_network(copy.deepcopy(model), path)  # it moves the network to the CPU
+                export_network(copy.deepcopy(graph), path)  # it moves the network to the CPU
             for name in missing:
                 sessions[name, precision] = open_session(name, path, precision, torch.get_num_threads())
     return {n: sessions[n, precision] for n in names}
+
+
+def _graph(network: TransformerNet) -> torch.nn.Module:
+    """What is exported for ``network``: itself, or for a one-pass painting's network, its model's
+    shared network (the painting's :class:`fastst.anystyle.PaintingInputs` are the graph's inputs)."""
+    inputs = getattr(network, "one_pass", None)
+    return inputs.shared if inputs is not None else network
 
 
 @dataclasses.dataclass(frozen=True)
@@ -170,6 +179,9 @@ def start_runtime(
         network, [name], resolve_precision(precision, device), onnx_file(network)
     )[name]
 
+    inputs = getattr(network, "one_pass", None)
+    extra = (inputs.norms.numpy(), inputs.colour.numpy()) if inputs is not None else ()
+
     def exported(batch: torch.Tensor) -> torch.Tensor:
         h, w = batch.shape[-2:]
         # the exported graph pads only to a multiple of its downsampling: the smallest images are padded
@@ -177,7 +189,7 @@ def start_runtime(
         x = batch.float().cpu()
         if h < _MIN_SIZE or w < _MIN_SIZE:
             x = F.pad(x, (0, max(0, _MIN_SIZE - w), 0, max(0, _MIN_SIZE - h)), mode="replicate")
-        out = torch.from_numpy(run(x.contiguous().numpy()))
+        out = torch.from_numpy(run(x.contiguous().numpy(), *extra))
         return out[..., :h, :w].clamp(0, 1)
 
     return Runtime(name, precision, exported)
@@ -201,7 +213,10 @@ def machine() -> dict:
 
 
 def network_digest(network: TransformerNet) -> str:
-    """A digest of the network's layout and weights: the same network, whatever object holds it."""
+    """A digest of the network's layout and weights: the same network, whatever object holds it. For a
+    one-pass painting's network, its model's shared network's: one export and one choice of runtime
+    serve every painting."""
+    network = _graph(network)
     h = hashlib.sha256(json.dumps(network.config, sort_keys=True).encode())
     for key, tensor in network.state_dict().items():
         h.update(key.encode())

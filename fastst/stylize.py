@@ -346,9 +346,3 @@ def load_one_style(
             f"({', '.join(model.style_names)})"
         )
     return model
-
-
-def painting_runtime(runtime: str, painting) -> str:
-    """The runtime of a painting's network: "auto" is torch, since each painting is new weights, which
-    another runtime would have to export (and time) before its first pass."""
-    return "torch" if painting is not None and runtime == "auto" else runtime

@@ -80,7 +80,9 @@ def initial_model(config: TrainConfig, objective: Callable | None = None) -> Tra
     if is_one_pass(config.init):  # the one-pass model's network for the one painting this run trains
         if len(config.style_paths()) != 1:
             raise FaststError(f"--from {config.init}: a one-pass model starts a run of one style")
-        return painting_network(config.style_paths()[0], load_anystyle(config.init)).train()
+        net = painting_network(config.style_paths()[0], load_anystyle(config.init))
+        net.one_pass = None  # its weights will be trained away from the painting's inputs
+        return net.train()
     model = load_model(config.init)
     if model.styles == 1 and config.init_style != "mean":
         raise FaststError(f"--from-style needs a multi-style --from; {config.init} holds one style")

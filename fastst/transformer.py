@@ -220,7 +220,8 @@ class TransformerNet(nn.Module):
             raise ValueError(f"a mix needs {self.styles} weights, got {mix.shape[-1]}")
         return mix
 
-    def forward(self, x: torch.Tensor, style=None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, style=None, clamp: bool | None = None) -> torch.Tensor:
+        """The stylized batch; ``clamp`` (default: in eval mode) clamps it to [0, 1]."""
         if self.styles > 1:
             if style is None:
                 raise ValueError(f"this network holds {self.styles} styles: call it as net(x, style)")
@@ -241,7 +242,7 @@ class TransformerNet(nn.Module):
         y = self.decoder(self.residuals(self.encoder(padded)))[..., :h, :w]
         if self.input_skip:
             y = y + x
-        return y if self.training else y.clamp(0, 1)
+        return y.clamp(0, 1) if (not self.training if clamp is None else clamp) else y
 
 
 def single_style(model: TransformerNet, style) -> TransformerNet:

@@ -482,6 +482,7 @@ def test_a_style_run_from_a_one_pass_model_starts_at_that_paintings_network(tmp_
     with torch.no_grad():  # the painting's own network, computed independently, in training mode
         expected = model.for_painting(painting_statistics(load_image(painting)))
         torch.testing.assert_close(started.eval()(photo), expected(photo))
+    assert started.one_pass is None  # trained, it no longer computes the painting's shared graph
     other = tmp_path / "other.png"
     Image.fromarray((torch.rand(40, 40, 3) * 255).byte().numpy()).save(other)
     config.style = [str(painting), str(other)]

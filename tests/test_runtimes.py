@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from fastst import TransformerNet, quick, runtimes
+from fastst.anystyle import AnyStyleNet, painting_network, set_palette
 from fastst.errors import FaststError
 from fastst.files import StylizeOptions, stylize_video_paths
 from fastst.io import load_image, save_image
@@ -123,6 +124,38 @@ def test_a_stylizer_forced_to_a_runtime_keeps_its_options(name):
         assert forced.runtime_for(45, 71) == name and torch_path.runtime_for(45, 71) == "torch"
         assert psnr(forced(image, strength=0.5), torch_path(image, strength=0.5)) > PSNR_FP32_DB
         assert psnr(forced.batch(image[None]), torch_path.batch(image[None])) > PSNR_FP32_DB
+
+
+@pytest.mark.parametrize("input_skip, palette", [(True, 0.0), (False, 0.5)])
+def test_a_paintings_network_runs_its_one_pass_models_one_export(tmp_path, monkeypatch, input_skip, palette):
+    """Every painting of a one-pass model runs one exported graph, its norms and colour map as inputs: each
+    painting's picture is its own network's, and no painting exports or times anew."""
+    exported = [n for n in runtimes.installed() if n != "torch"]
+    if not exported:
+        pytest.skip("no runtime besides torch is installed")
+    monkeypatch.setenv("FASTST_CACHE", str(tmp_path))
+    torch.manual_seed(4)
+    model = AnyStyleNet(width=0.25, residual_blocks=1, input_skip=input_skip)
+    for p in model.parameters():  # norms that differ from painting to painting
+        p.data.add_(0.05 * torch.randn_like(p))
+    set_palette(model.eval(), palette)
+    paintings = [
+        torch.rand(3, 40, 48),
+        0.5 * torch.rand(3, 36, 30) + torch.tensor([0.5, 0.2, 0.0])[:, None, None],
+    ]
+    nets = [painting_network(p, model) for p in paintings]
+    batch = torch.rand(2, 3, 37, 53)
+    references = [_reference(net, batch) for net in nets]
+    assert psnr(references[0], references[1]) < PSNR_FP32_DB  # two pictures a shared constant could not give
+    for name in exported:
+        for net, reference in zip(nets, references):
+            out = runtimes.start_runtime(name, net, "fp32")(batch)
+            assert psnr(out, reference) > PSNR_FP32_DB, name
+    assert len(list((tmp_path / "onnx").glob("*.onnx"))) == 1
+    assert runtimes.network_digest(nets[0]) == runtimes.network_digest(nets[1])
+    name = runtimes.choose(nets[0], "cpu", 64)
+    monkeypatch.setattr(runtimes, "time_runtimes", _no_timing)
+    assert runtimes.choose(nets[1], "cpu", 64) == name  # the other painting: remembered, not timed
 
 
 def test_video_modes_that_change_the_norms_refuse_another_runtime():
