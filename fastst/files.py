@@ -119,6 +119,7 @@ def _stylize_paths(
     stylizer: Stylizer, input_spec, output, max_size, strength, keep_color, overwrite, progress
 ) -> tuple[int, list[str], int]:
     inputs = image_inputs(input_spec)
+    stylizer.images = len(inputs)  # the runtime chosen for them counts its opening against them
     single = len(inputs) == 1 and Path(input_spec).is_file() and Path(output).suffix != ""
     targets = output_targets(inputs, output, single)
     failures, written, skipped = [], 0, 0

@@ -139,7 +139,11 @@ def exported_runtimes(
             if not path.is_file():
                 export_network(copy.deepcopy(graph), path)  # it moves the network to the CPU
             for name in missing:
+                t0 = time.perf_counter()
                 sessions[name, precision] = open_session(name, path, precision, torch.get_num_threads())
+                # what a new process pays before the first pass (the runtime loaded, the graph compiled;
+                # the export, made once per machine, left out)
+                sessions["opening", name, precision] = time.perf_counter() - t0
     return {n: sessions[n, precision] for n in names}
 
 
@@ -158,6 +162,7 @@ class Runtime:
     name: str
     precision: str
     run: Callable[[torch.Tensor], torch.Tensor]
+    opening_s: float = 0.0  # seconds it took to open, the export left out (0 for torch, already running)
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         return self.run(batch)
@@ -175,9 +180,9 @@ def start_runtime(
         if compile:
             compile_model(fast)
         return Runtime(name, precision, lambda batch: eager_pass(fast, batch, device, precision))
-    run, precision = exported_runtimes(
-        network, [name], resolve_precision(precision, device), onnx_file(network)
-    )[name]
+    asked = resolve_precision(precision, device)
+    run, precision = exported_runtimes(network, [name], asked, onnx_file(network))[name]
+    opening = _SESSIONS[_graph(network)]["opening", name, asked]
 
     inputs = getattr(network, "one_pass", None)
     extra = (inputs.norms.numpy(), inputs.colour.numpy()) if inputs is not None else ()
@@ -192,7 +197,7 @@ def start_runtime(
         out = torch.from_numpy(run(x.contiguous().numpy(), *extra))
         return out[..., :h, :w].clamp(0, 1)
 
-    return Runtime(name, precision, exported)
+    return Runtime(name, precision, exported, opening)
 
 
 def cache_file() -> Path:
@@ -289,32 +294,49 @@ def choose(
     size: int | tuple[int, int],
     precision: str = "auto",
     verbose: bool = False,
+    images: int | None = None,
 ) -> str:
     """The fastest runtime installed for the one-style ``network`` on ``device`` at ``size`` (a side, or
     (height, width)). On a GPU, "torch". On a CPU, the runtime that ran the size's bucket fastest
     (:func:`time_runtimes`), timed once per machine, network, bucket and precision and remembered in
-    :func:`cache_file`; a runtime that fails to start is left out. ``verbose`` prints the timings."""
+    :func:`cache_file` with the seconds each took to open; a runtime that fails to start is left out.
+    With ``images``, how many images of this size the process has to stylize, the runtime that finishes
+    them soonest, its opening counted (torch, already running, opens at no cost): for a photo or a few, a
+    faster pass may not repay the opening. ``verbose`` prints the timings."""
     device = torch.device(device)
     names = installed()
     if device.type != "cpu" or names == ["torch"]:
         return "torch"
     where, key = _choice(network, device, size, precision)
     bucket, precision, path = where["size"], where["precision"], cache_file()
-    remembered = _read(path).get(key)
-    if isinstance(remembered, dict) and remembered.get("runtime") in names:
-        return remembered["runtime"]
-    candidates = {}
-    for name in names:
-        try:
-            candidates[name] = start_runtime(name, network, precision)
-        except Exception as e:  # an optional runtime that cannot run this network here is not a choice
-            if name == "torch":
-                raise
-            if verbose:
-                print(f"runtime {name} left out: {type(e).__name__}: {e}")
-    seconds = time_runtimes(candidates, bucket)
-    best = min(seconds, key=seconds.get)
-    if verbose:
-        print(f"runtimes at {bucket} px: " + ", ".join(f"{n} {s:.4f} s" for n, s in seconds.items()))
-    _remember(path, key, {**where, "runtime": best, "seconds": seconds})
-    return best
+    entry = _read(path).get(key)
+    if not (isinstance(entry, dict) and entry.get("runtime") in names):
+        candidates = {}
+        for name in names:
+            try:
+                candidates[name] = start_runtime(name, network, precision)
+            except Exception as e:  # an optional runtime that cannot run this network here is no choice
+                if name == "torch":
+                    raise
+                if verbose:
+                    print(f"runtime {name} left out: {type(e).__name__}: {e}")
+        seconds = time_runtimes(candidates, bucket)
+        if verbose:
+            print(f"runtimes at {bucket} px: " + ", ".join(f"{n} {s:.4f} s" for n, s in seconds.items()))
+        opening = {name: run.opening_s for name, run in candidates.items()}
+        entry = {**where, "runtime": min(seconds, key=seconds.get), "seconds": seconds, "opening": opening}
+        _remember(path, key, entry)
+    return _soonest(entry, names, size, images)
+
+
+def _soonest(entry: dict, names: list[str], size, images: int | None) -> str:
+    """The remembered choice ``entry``'s runtime that stylizes ``images`` images of ``size`` soonest, each
+    pass's seconds scaled from the bucket's square to the size's pixels; the fastest pass without
+    ``images`` (or an entry that did not record the openings)."""
+    opening, seconds = entry.get("opening"), entry.get("seconds")
+    if images is None or not isinstance(opening, dict) or not isinstance(seconds, dict):
+        return entry["runtime"]
+    h, w = (size, size) if isinstance(size, int) else size
+    scale = h * w / entry["size"] ** 2
+    costs = {n: opening.get(n, 0.0) + images * scale * s for n, s in seconds.items() if n in names}
+    return min(costs, key=costs.get) if costs else entry["runtime"]

@@ -267,6 +267,9 @@ class Stylizer:
             compile_model(self.network)
         self._chosen: dict[int, str] = {}
         self._runtimes: dict[str, Runtime] = {}
+        # how many images the caller will stylize (the file driver knows): with "auto", a runtime whose
+        # opening a few images would not repay is not chosen; None: many (video, the app)
+        self.images: int | None = None
 
     def scale_for(self, height: int, width: int) -> float:
         """The style scale of a photo of this size (``auto``: :func:`fastst.scale.auto_scale`)."""
@@ -281,7 +284,8 @@ class Stylizer:
             return "torch"
         bucket = size_bucket((height, width))
         if bucket not in self._chosen:
-            self._chosen[bucket] = choose(self.model, self.device, bucket, self.precision)
+            size = (height, width) if self.images is not None else bucket
+            self._chosen[bucket] = choose(self.model, self.device, size, self.precision, images=self.images)
         return self._chosen[bucket]
 
     def _pass(self, images: torch.Tensor) -> torch.Tensor:

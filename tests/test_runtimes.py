@@ -63,6 +63,7 @@ def test_the_runtime_chosen_is_installed_and_is_remembered_not_timed_again(tmp_p
     cache = tmp_path / "runtimes.json"
     (entry,) = runtimes._read(cache).values()
     assert entry["runtime"] == name and set(entry["seconds"]) == set(runtimes.installed())
+    assert entry["opening"]["torch"] == 0 and all(s > 0 for n, s in entry["opening"].items() if n != "torch")
     assert entry["network"] == runtimes.network_digest(_network())  # the same weights, another object
     written = cache.stat().st_mtime_ns
     monkeypatch.setattr(runtimes, "time_runtimes", _no_timing)
@@ -70,6 +71,27 @@ def test_the_runtime_chosen_is_installed_and_is_remembered_not_timed_again(tmp_p
     assert cache.stat().st_mtime_ns == written
     with pytest.raises(AssertionError, match="timed again"):  # another network is timed
         runtimes.choose(_network(seed=1), "cpu", (37, 53))
+
+
+def test_for_a_few_images_a_runtime_must_repay_its_opening(tmp_path, monkeypatch):
+    """With the number of images known, the choice counts each runtime's opening against their passes."""
+    monkeypatch.setenv("FASTST_CACHE", str(tmp_path))
+    installed = runtimes.installed()
+    if "openvino" not in installed:
+        pytest.skip("openvino is not installed")
+    net = _network()
+    where, key = runtimes._choice(net, torch.device("cpu"), 512, "auto")
+    seconds = {"torch": 0.05, "openvino": 0.03}  # a faster pass, after 0.2 s to open
+    entry = {**where, "runtime": "openvino", "seconds": seconds, "opening": {"torch": 0.0, "openvino": 0.2}}
+    runtimes._remember(runtimes.cache_file(), key, entry)
+    monkeypatch.setattr(runtimes, "time_runtimes", _no_timing)
+    assert runtimes.choose(net, "cpu", 512) == "openvino"  # many images: the fastest pass
+    assert runtimes.choose(net, "cpu", 512, images=1) == "torch"  # 0.05 s against 0.23 s
+    assert runtimes.choose(net, "cpu", (512, 512), images=20) == "openvino"  # 1.0 s against 0.8 s
+    assert runtimes.choose(net, "cpu", (380, 300), images=20) == "torch"  # smaller: 0.43 s against 0.46 s
+    stylizer = Stylizer(net, runtime="auto")
+    stylizer.images = 1
+    assert stylizer.runtime_for(512, 512) == "torch"
 
 
 def test_on_a_gpu_or_without_the_extras_the_choice_is_torch_untimed(monkeypatch):
