@@ -281,10 +281,16 @@ def _choice(network: TransformerNet, device: torch.device, size, precision: str)
     return where, hashlib.sha256(json.dumps(where, sort_keys=True).encode()).hexdigest()[:20]
 
 
-def timings(network: TransformerNet, device: str | torch.device, size, precision: str = "auto") -> dict:
-    """{runtime: seconds} of the timing behind :func:`choose`'s remembered choice ({} where none is)."""
+def timings(
+    network: TransformerNet, device: str | torch.device, size, precision: str = "auto", full: bool = False
+) -> dict:
+    """{runtime: seconds} of the timing behind :func:`choose`'s remembered choice ({} where none is); with
+    ``full``, {"seconds": that, "opening": each runtime's seconds to open}, where remembered."""
     remembered = _read(cache_file()).get(_choice(network, torch.device(device), size, precision)[1])
-    seconds = remembered.get("seconds") if isinstance(remembered, dict) else None
+    remembered = remembered if isinstance(remembered, dict) else {}
+    if full:
+        return {k: remembered[k] for k in ("seconds", "opening") if isinstance(remembered.get(k), dict)}
+    seconds = remembered.get("seconds")
     return seconds if isinstance(seconds, dict) else {}
 
 

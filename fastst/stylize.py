@@ -288,6 +288,14 @@ class Stylizer:
             self._chosen[bucket] = choose(self.model, self.device, size, self.precision, images=self.images)
         return self._chosen[bucket]
 
+    def chosen(self) -> dict[int, dict]:
+        """For each size bucket this stylizer ran: the runtime it chose and, where it timed them, the
+        seconds a pass and to open of each runtime (:func:`fastst.runtimes.timings`)."""
+        return {
+            bucket: {"runtime": name, **timings(self.model, self.device, bucket, self.precision, full=True)}
+            for bucket, name in self._chosen.items()
+        }
+
     def _pass(self, images: torch.Tensor) -> torch.Tensor:
         name = self.runtime_for(*images.shape[-2:])
         if name == "torch":

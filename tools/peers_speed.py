@@ -63,8 +63,9 @@ def square_photo(size: int):
     return tensor_to_pil(square[0].clamp(0, 1))
 
 
-def timed_functions(sizes) -> dict:
-    """name -> a function stylizing a PIL photo of each size, as each method's user runs it."""
+def timed_functions(sizes) -> tuple[dict, Path, dict]:
+    """(name -> a function stylizing a PIL photo of each size, as each method's user runs it; the
+    painting; fastst's stylizers by row)."""
     peer, model, painting = _peer(), load_anystyle(), held_out_paintings()[0]
     on_base = load_anystyle(ONE_PASS_ON_BASE)
     style_pil = tensor_to_pil(load_image(painting))
@@ -100,7 +101,7 @@ def timed_functions(sizes) -> dict:
         painting_network(painting, model)
 
     fns["fastst one-pass: a new painting, once"] = prepare
-    return fns, painting
+    return fns, painting, stylizers
 
 
 def tables(seconds: dict, sizes) -> dict:
@@ -305,7 +306,7 @@ def main() -> None:
         print(record["seconds"], record["peak_memory_mb"])
         print(write_result("peers_folder" + args.suffix, record))
         return
-    fns, painting = timed_functions(args.sizes)
+    fns, painting, stylizers = timed_functions(args.sizes)
     with process_settings(torch.device("cpu")):  # as `fastst stylize` runs
         seconds = interleaved_medians(fns, args.rounds, torch.device("cpu"))
     seconds = {name: round(s, 4) for name, s in seconds.items()}
@@ -317,6 +318,8 @@ def main() -> None:
         "rounds": args.rounds,
         "working_sizes": {"peer any-style": peer_working_size(), "fastst one-pass auto": WORKING_SIZE},
         "seconds": seconds,
+        # the runtime each of fastst's rows ran on at each size bucket, and the timing that chose it
+        "runtimes": {name: stylizer.chosen() for name, stylizer in stylizers.items()},
         "tables": tables(seconds, args.sizes),
     }
     print(write_result("peers_speed" + args.suffix, record))
