@@ -330,6 +330,13 @@ def load_anystyle(path: str | os.PathLike | None = None, device: str | torch.dev
     return model.eval().to(device)
 
 
+def rests_on(path: str | os.PathLike) -> list[Path]:
+    """The files besides itself that the one-pass model file ``path`` takes weights from (the shipped
+    network of its shared convolutions, where it does not hold them)."""
+    saved = read_one_pass(pretrained_path(path))
+    return [pretrained_path(saved["body_from"])] if saved.get("body_from") else []
+
+
 def read_one_pass(path: Path) -> dict:
     """A one-pass model's file as saved (no network built), or a one-line error for any other file."""
     saved = load_checkpoint(path, "model")

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from fastst.anystyle import SHIPPED
 from fastst.clips import is_video
 from fastst.config import DEVICES, PRECISIONS, option
 from fastst.errors import FaststError
@@ -112,6 +113,8 @@ def stylize_paths(
         )
         if o.painting is None and o.style_scale == 1 and o.precision == DEFAULT_PRECISION:
             stylizer.remember_quick(pretrained_path(model_path), o.style)
+        elif o.painting is not None and o.style_scale == "auto" and o.precision == DEFAULT_PRECISION:
+            stylizer.remember_quick(pretrained_path(model_path or SHIPPED), None, o.painting)
         return counts
 
 

@@ -6,9 +6,13 @@ Importing PyTorch takes longer than stylizing a folder of photos with a small ne
 runtime (onnxruntime or OpenVINO) at each size with the seconds a pass it gives up against the fastest of
 all, and the seconds the full path spent importing. A later call with the same style on the same machine
 runs that export with NumPy and Pillow alone (:func:`stylize_quickly`), and gives the same pictures, where
-the seconds given up over its images are fewer than the start-up saved. Any option this path does not
-cover, a size never timed, a changed model file or any other doubt sends the command down the full path
-instead. :func:`main` is the command line's entry point.
+the seconds given up over its images are fewer than the start-up saved. A painting (``--style-image``,
+the ``auto`` style scale) goes the same way once the full path has stylized with it: its inputs to the
+one-pass model's shared network (:class:`fastst.anystyle.PaintingInputs`) are kept beside the note, and the
+photo is shrunk to the working size, stylized and brought back with the same guided upsampling in NumPy
+(:func:`guided_upsample_array`). Any option this path does not cover, a size never timed, a changed model
+file or any other doubt sends the command down the full path instead. :func:`main` is the command line's
+entry point.
 """
 
 from __future__ import annotations
@@ -126,6 +130,27 @@ def remember(
         pass  # a note that cannot be written costs the full path next time, nothing more
 
 
+def painting_key(painting: str | os.PathLike) -> str:
+    """The style of a painting's note: its content, so that a renamed or copied painting is the same."""
+    return f"painting {file_digest(painting)}"
+
+
+def remember_painting_inputs(
+    key: str, model_file: Path, norms: np.ndarray, colour: np.ndarray
+) -> Path | None:
+    """Keep a painting's inputs to its one-pass model's shared network (``norms`` and ``colour``, as
+    :class:`fastst.anystyle.PaintingInputs` holds them) for the quick path: the file, or None where it
+    cannot be written."""
+    try:
+        path = cache_folder() / "paintings" / f"{_key(key, model_file)}.npz"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.savez(f, norms=norms.astype(np.float32), colour=colour.astype(np.float32))
+        return path
+    except (OSError, FaststError):
+        return None
+
+
 class _Refused(Exception):
     """An argument list the quick path does not take as it is."""
 
@@ -138,7 +163,7 @@ class _Parser(argparse.ArgumentParser):
 def _parse(argv: list[str]) -> argparse.Namespace | None:
     parser = _Parser(add_help=False, allow_abbrev=False)
     parser.add_argument("command", choices=["stylize"])
-    for flag in ("--model", "--style", "--input", "--output"):
+    for flag in ("--model", "--style", "--style-image", "--input", "--output"):
         parser.add_argument(flag)
     parser.add_argument("--max-size", type=int)
     parser.add_argument("--runtime", choices=["auto", "onnxruntime", "openvino"], default="auto")
@@ -148,8 +173,10 @@ def _parse(argv: list[str]) -> argparse.Namespace | None:
         args, rest = parser.parse_known_args(argv)
     except _Refused:
         return None
-    if rest or not args.input or not args.output or not (args.style or args.model):
+    if rest or not args.input or not args.output or not (args.style or args.model or args.style_image):
         return None
+    if args.style_image and args.style:
+        return None  # the full path's error
     return args
 
 
@@ -159,8 +186,13 @@ def _may_have_gpu() -> bool:
 
 
 def _entry(args) -> dict | None:
-    """The note for these arguments, if one is here and the model file is the one it was made for."""
-    if args.model:
+    """The note for these arguments, if one is here and the model file (and the files it rests on) are the
+    ones it was made for."""
+    style = args.style
+    if args.style_image:  # the one-pass model given, or the shipped one
+        style = painting_key(args.style_image)
+        files = [pretrained_path(args.model or "anystyle")]
+    elif args.model:
         files = [pretrained_path(args.model)]
     elif "," in args.style or ":" in args.style:
         return None  # a mix: the full path folds it
@@ -168,14 +200,23 @@ def _entry(args) -> dict | None:
         named = PRETRAINED_DIR / f"{args.style}.pth"
         files = [named] if named.is_file() else sorted(PRETRAINED_DIR.glob("*.pth"))
     index = _read()
-    found = [(f, index.get(_key(args.style, f))) for f in files]
+    found = [(f, index.get(_key(style, f))) for f in files]
     found = [(f, e) for f, e in found if isinstance(e, dict)]
     if len(found) != 1:
         return None
     model_file, entry = found[0]
     if not Path(entry.get("onnx", "")).is_file() or file_digest(model_file) != entry.get("digest"):
         return None
+    if any(file_digest(f) != d for f, d in entry.get("rests_on", {}).items()):
+        return None  # a file the model takes weights from has changed
     return entry
+
+
+def pass_size(h: int, w: int, entry: dict) -> tuple[int, int]:
+    """The size a (h, w) image is stylized at: its own, or with a working size (a painting's ``auto``
+    style scale, :func:`fastst.scale.at_scale`), the longer side brought down to it."""
+    scale = max(1.0, max(h, w) / entry.get("working_size", math.inf))
+    return (h, w) if scale == 1 else (max(16, round(h / scale)), max(16, round(w / scale)))
 
 
 def _plan(args, entry: dict) -> list[tuple[Path, Path, str]] | None:
@@ -204,6 +245,7 @@ def _plan(args, entry: dict) -> list[tuple[Path, Path, str]] | None:
         if args.max_size and max(w, h) > args.max_size:
             scale = args.max_size / max(w, h)
             w, h = max(1, round(w * scale)), max(1, round(h * scale))
+        h, w = pass_size(h, w, entry)
         bucket = size_bucket((h, w))
         size = entry["sizes"].get(str(bucket), {})
         name = size.get("runtime")
@@ -245,15 +287,81 @@ def open_session(name: str, path: str | os.PathLike, precision: str | None, thre
     return (lambda *arrays: compiled(list(arrays))[0]), chosen
 
 
-def stylize_array(run, image: np.ndarray, min_size: int) -> np.ndarray:
-    """An (H, W, 3) uint8 image through ``run`` (an NCHW float32 array in [0, 1] to the stylized one):
-    the stylized (H, W, 3) uint8 image, rounded as :func:`fastst.io.tensor_to_pil` rounds."""
-    h, w = image.shape[:2]
-    x = (image.astype(np.float32) / np.float32(255.0)).transpose(2, 0, 1)[None]
+def run_array(run, x: np.ndarray, min_size: int) -> np.ndarray:
+    """A (3, H, W) float32 array in [0, 1] through ``run`` (an NCHW float32 array in [0, 1] to the stylized
+    one), padded as the network pads the smallest images: the stylized (3, H, W) array, in [0, 1]."""
+    h, w = x.shape[-2:]
+    x = x[None]
     if h < min_size or w < min_size:  # as the network pads the smallest images
         x = np.pad(x, ((0, 0), (0, 0), (0, max(0, min_size - h)), (0, max(0, min_size - w))), mode="edge")
-    out = run(np.ascontiguousarray(x))[0, :, :h, :w]
-    return np.round(np.clip(out, 0, 1) * np.float32(255.0)).astype(np.uint8).transpose(1, 2, 0)
+    return np.clip(run(np.ascontiguousarray(x))[0, :, :h, :w], 0, 1)
+
+
+def _to_uint8(x: np.ndarray) -> np.ndarray:
+    """A (3, H, W) array in [0, 1] as an (H, W, 3) uint8 image, rounded as :func:`fastst.io.tensor_to_pil`
+    rounds."""
+    return np.round(x * np.float32(255.0)).astype(np.uint8).transpose(1, 2, 0)
+
+
+def stylize_array(run, image: np.ndarray, min_size: int) -> np.ndarray:
+    """An (H, W, 3) uint8 image through ``run`` (an NCHW float32 array in [0, 1] to the stylized one):
+    the stylized (H, W, 3) uint8 image."""
+    x = (image.astype(np.float32) / np.float32(255.0)).transpose(2, 0, 1)
+    return _to_uint8(run_array(run, x, min_size))
+
+
+def _resize_array(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A (C, H, W) float32 array resized to ``size`` (h, w), bilinear (antialiased when shrinking): Pillow's
+    filter, which PyTorch's antialiased bilinear resize (:func:`fastst.scale.resize`) reproduces."""
+    from PIL import Image
+
+    h, w = size
+    return np.stack(
+        [np.asarray(Image.fromarray(c, "F").resize((w, h), Image.Resampling.BILINEAR)) for c in x]
+    )
+
+
+def _box_array(x: np.ndarray, r: int) -> np.ndarray:
+    """The mean over each (2r+1)-square window of a (C, H, W) array, the window cut at the edges (as
+    :func:`fastst.scale._box`)."""
+    c, h, w = x.shape
+    sums = np.zeros((c, h + 1, w + 1))
+    sums[:, 1:, 1:] = x.astype(np.float64).cumsum(1).cumsum(2)
+    i0, i1 = np.clip(np.arange(h) - r, 0, h), np.clip(np.arange(h) + r + 1, 0, h)
+    j0, j1 = np.clip(np.arange(w) - r, 0, w), np.clip(np.arange(w) + r + 1, 0, w)
+    total = sums[:, i1][:, :, j1] - sums[:, i0][:, :, j1] - sums[:, i1][:, :, j0] + sums[:, i0][:, :, j0]
+    return (total / ((i1 - i0)[:, None] * (j1 - j0)[None, :])).astype(np.float32)
+
+
+def guided_upsample_array(
+    low_out: np.ndarray, low_guide: np.ndarray, guide: np.ndarray, g: dict
+) -> np.ndarray:
+    """:func:`fastst.scale.guided_upsample` of (3, h, w) arrays to the (3, H, W) ``guide``'s size, with
+    its window radius, regulariser and luminance weights from ``g`` (``{"radius", "eps", "luma"}``)."""
+    luma = np.asarray(g["luma"], np.float32)[:, None, None]
+    r = g["radius"]
+    i_low = (low_guide * luma).sum(0, keepdims=True)
+    mean_i, mean_p = _box_array(i_low, r), _box_array(low_out, r)
+    cov = _box_array(i_low * low_out, r) - mean_i * mean_p
+    var = _box_array(i_low * i_low, r) - mean_i * mean_i
+    a = cov / (var + np.float32(g["eps"]))
+    b = mean_p - a * mean_i
+    size = guide.shape[-2:]
+    a, b = _resize_array(_box_array(a, r), size), _resize_array(_box_array(b, r), size)
+    return np.clip(a * (guide * luma).sum(0, keepdims=True) + b, 0, 1)
+
+
+def stylize_at_working_size(run, image: np.ndarray, entry: dict) -> np.ndarray:
+    """An (H, W, 3) uint8 image through ``run`` at :func:`pass_size`, brought back to its size by the
+    guided upsampling: the stylized (H, W, 3) uint8 image."""
+    h, w = image.shape[:2]
+    small = pass_size(h, w, entry)
+    if small == (h, w):
+        return stylize_array(run, image, entry["min_size"])
+    x = (image.astype(np.float32) / np.float32(255.0)).transpose(2, 0, 1)
+    low = _resize_array(x, small)
+    out = run_array(run, low, entry["min_size"])
+    return _to_uint8(guided_upsample_array(out, low, x, entry["guide"]))
 
 
 def stylize_quickly(argv: list[str]) -> int | None:
@@ -268,7 +376,11 @@ def stylize_quickly(argv: list[str]) -> int | None:
         return None
     if pairs is None:
         return None
-    try:  # a runtime that cannot load the export here: the full path, which reports why
+    try:  # a runtime that cannot load the export here, or a painting's inputs gone: the full path
+        inputs = ()
+        if "inputs" in entry:  # a painting's norms and colour map, the shared network's other inputs
+            with np.load(entry["inputs"]) as saved:
+                inputs = (saved["norms"], saved["colour"])
         sessions = {
             name: open_session(name, entry["onnx"], entry["precision"], entry["threads"])[0]
             for name in {name for _, _, name in pairs if name is not None}
@@ -289,7 +401,8 @@ def stylize_quickly(argv: list[str]) -> int | None:
                 im = resize_longer_side(im, args.max_size)
             if name is None:  # its header could not be read, yet it decoded: its size was never planned
                 raise FaststError(f"cannot read image {source}: its size changed while it was read")
-            save_array(stylize_array(sessions[name], np.asarray(im), entry["min_size"]), target)
+            run = sessions[name]
+            save_array(stylize_at_working_size(lambda a: run(a, *inputs), np.asarray(im), entry), target)
             written += 1
         except FaststError as e:
             fail_or_raise(e, single, failures)

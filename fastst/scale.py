@@ -19,7 +19,7 @@ import torch.nn.functional as F
 WORKING_SIZE = 384
 RADIUS, EPS = 2, 1e-3  # the guided filter's window radius (at the small size) and regulariser
 
-_LUMA = (0.299, 0.587, 0.114)
+LUMA = (0.299, 0.587, 0.114)
 
 
 def auto_scale(height: int, width: int, working_size: int = WORKING_SIZE) -> float:
@@ -28,7 +28,7 @@ def auto_scale(height: int, width: int, working_size: int = WORKING_SIZE) -> flo
 
 
 def _luma(x: torch.Tensor) -> torch.Tensor:
-    w = torch.tensor(_LUMA, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    w = torch.tensor(LUMA, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
     return (x * w).sum(1, keepdim=True)
 
 

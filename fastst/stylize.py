@@ -11,12 +11,12 @@ from pathlib import Path
 
 import torch
 
-from fastst.anystyle import load_anystyle, painting_network
+from fastst.anystyle import load_anystyle, painting_network, rests_on
 from fastst.errors import FaststError
 from fastst.host import PRETRAINED_DIR, pretrained_path
 from fastst.inference import for_inference
-from fastst.io import load_checkpoint
-from fastst.quick import remember, size_bucket
+from fastst.io import file_digest, load_checkpoint
+from fastst.quick import painting_key, remember, remember_painting_inputs, size_bucket
 from fastst.runtimes import (
     DEFAULT_PRECISION,
     Runtime,
@@ -30,7 +30,7 @@ from fastst.runtimes import (
     start_runtime,
     timings,
 )
-from fastst.scale import at_scale, auto_scale
+from fastst.scale import EPS, LUMA, RADIUS, WORKING_SIZE, at_scale, auto_scale
 from fastst.tiles import MAX_PIXELS_ONE_PASS, in_tiles, stylize_tiled
 from fastst.transformer import _MIN_SIZE, TransformerNet, single_style
 
@@ -313,12 +313,16 @@ class Stylizer:
         """(N, 3, H, W) in [0, 1] -> the same, stylized, on the CPU."""
         return at_scale(self._pass, images, self.scale_for(*images.shape[-2:]))
 
-    def remember_quick(self, model_file: str | os.PathLike, style: str | None) -> None:
+    def remember_quick(
+        self, model_file: str | os.PathLike, style: str | None, painting: str | os.PathLike | None = None
+    ) -> None:
         """Note, for each size this stylizer ran, the fastest exported runtime and the seconds a pass it
         gives up against the fastest of all (both from :func:`fastst.runtimes.choose`'s timing), so that
         ``fastst stylize`` with ``model_file`` and ``style`` can run without PyTorch next time where the
-        start-up saved outweighs them (:mod:`fastst.quick`). Call it only for the default precision and a
-        style scale of 1, the only settings that path takes."""
+        start-up saved outweighs them (:mod:`fastst.quick`). With ``painting`` (a file, stylized through
+        the one-pass model ``model_file`` at the ``auto`` style scale), the painting's inputs to the model's
+        shared network are kept for that path too. Call it only for the default precision and a style
+        scale of 1 or, with a painting, ``auto``: the only settings that path takes."""
         sizes = {}
         for bucket in self._chosen:
             seconds = timings(self.model, self.device, bucket, self.precision)
@@ -327,10 +331,28 @@ class Stylizer:
                 name = min(exported, key=exported.get)
                 sizes[bucket] = {"runtime": name, "extra_s": exported[name] - min(seconds.values())}
         exported_file = onnx_file(self.model)
-        if self.runtime == "auto" and sizes and exported_file is not None and exported_file.is_file():
-            network = {"min_size": _MIN_SIZE, "max_pixels": MAX_PIXELS_ONE_PASS}
-            threads = torch.get_num_threads()
-            remember(style, Path(model_file), exported_file, sizes, self.precision, threads, network)
+        if self.runtime != "auto" or not sizes or exported_file is None or not exported_file.is_file():
+            return
+        network = {"min_size": _MIN_SIZE, "max_pixels": MAX_PIXELS_ONE_PASS}
+        if painting is not None:
+            inputs = getattr(self.model, "one_pass", None)
+            if inputs is None or self.style_scale != "auto":
+                return
+            style = painting_key(painting)
+            kept = remember_painting_inputs(
+                style, Path(model_file), inputs.norms.numpy(), inputs.colour.numpy()
+            )
+            if kept is None:
+                return
+            network |= {
+                "inputs": str(kept),
+                "working_size": WORKING_SIZE,
+                "guide": {"radius": RADIUS, "eps": EPS, "luma": list(LUMA)},
+                "rests_on": {str(f): file_digest(f) for f in rests_on(model_file)},
+            }
+        remember(
+            style, Path(model_file), exported_file, sizes, self.precision, torch.get_num_threads(), network
+        )
 
     def __call__(self, image: torch.Tensor, strength: float = 1.0, keep_color: bool = False) -> torch.Tensor:
         if not 0.0 <= strength <= 1.0:

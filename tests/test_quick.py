@@ -217,3 +217,51 @@ def test_a_style_goes_to_the_file_named_after_it_though_another_shipped_file_hol
     (shipped / "other.pth").write_bytes(b"another")
     quick.remember("starry_night", shipped / "other.pth", export, sizes, "fp32", 1, network)
     assert quick._entry(quick._parse(argv)) is None
+
+
+def test_a_painting_once_stylized_runs_without_torch_at_its_working_size(tmp_path, monkeypatch, imagenet_vgg):
+    """After the full path stylized with a painting, the same command shrinks, stylizes and brings back each
+    photo without PyTorch, as the full path does; another painting's content goes down the full path."""
+    from fastst.anystyle import AnyStyleNet, model_file
+    from fastst.files import StylizeOptions
+    from fastst.io import atomic_torch_save
+
+    monkeypatch.setenv("FASTST_CACHE", str(tmp_path / "cache"))
+    torch.manual_seed(0)
+    model = AnyStyleNet(width=0.25, residual_blocks=1, input_skip=False)
+    for p in model.parameters():  # norms that differ from painting to painting
+        p.data.add_(0.05 * torch.randn_like(p))
+    atomic_torch_save({**model_file(model, half=False), "palette": 0.5}, tmp_path / "anystyle.pth")
+    save_image(torch.rand(3, 48, 40), tmp_path / "painting.png")
+    (tmp_path / "in").mkdir()
+    save_image(torch.rand(3, 300, 500), tmp_path / "in" / "large.png")  # above the working size: shrunk
+    save_image(torch.rand(3, 40, 56), tmp_path / "in" / "small.png")  # stylized at its own size
+    _chosen(monkeypatch, "onnxruntime")
+    options = StylizeOptions(painting=str(tmp_path / "painting.png"))
+    written, failures, _ = stylize_paths(
+        str(tmp_path / "anystyle.pth"), str(tmp_path / "in"), str(tmp_path / "full"), options
+    )
+    assert (written, failures) == (2, [])
+
+    def command(output):
+        command = [sys.executable, "-c", ENTRY, "stylize", "--style-image", str(tmp_path / "painting.png")]
+        command += ["--model", str(tmp_path / "anystyle.pth"), "--input", str(tmp_path / "in")]
+        return subprocess.run(
+            command + ["--output", str(tmp_path / output)],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=300,
+        )
+
+    r = command("quick")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[-2:] == [f"stylized 2 images into {tmp_path / 'quick'}", "False"]
+    for name in ("large.png", "small.png"):
+        quick_out, full_out = load_image(tmp_path / "quick" / name), load_image(tmp_path / "full" / name)
+        assert (quick_out - full_out).abs().mean() < 0.5 / 255, name  # Pillow's resize against PyTorch's
+        assert (quick_out - full_out).abs().max() <= 4 / 255, name
+    save_image(torch.rand(3, 48, 40), tmp_path / "painting.png")  # another painting under the same name
+    r = command("other")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[-1] == "True"
