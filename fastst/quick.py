@@ -323,14 +323,21 @@ def _resize_array(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 def _box_array(x: np.ndarray, r: int) -> np.ndarray:
     """The mean over each (2r+1)-square window of a (C, H, W) array, the window cut at the edges (as
-    :func:`fastst.scale._box`)."""
-    c, h, w = x.shape
-    sums = np.zeros((c, h + 1, w + 1))
-    sums[:, 1:, 1:] = x.astype(np.float64).cumsum(1).cumsum(2)
-    i0, i1 = np.clip(np.arange(h) - r, 0, h), np.clip(np.arange(h) + r + 1, 0, h)
-    j0, j1 = np.clip(np.arange(w) - r, 0, w), np.clip(np.arange(w) + r + 1, 0, w)
-    total = sums[:, i1][:, :, j1] - sums[:, i0][:, :, j1] - sums[:, i1][:, :, j0] + sums[:, i0][:, :, j0]
-    return (total / ((i1 - i0)[:, None] * (j1 - j0)[None, :])).astype(np.float32)
+    :func:`fastst.scale._box`): the window's entries added along each axis in turn."""
+    out = x.astype(np.float32)
+    for axis in (1, 2):
+        n = out.shape[axis]
+        pad = [(0, 0)] * 3
+        pad[axis] = (r, r)
+        padded = np.pad(out, pad)
+        window = [slice(None)] * 3
+        total = np.zeros_like(out)
+        for k in range(2 * r + 1):
+            window[axis] = slice(k, k + n)
+            total += padded[tuple(window)]
+        counts = np.minimum(np.arange(n) + r + 1, n) - np.maximum(np.arange(n) - r, 0)
+        out = total / counts.reshape([n if a == axis else 1 for a in range(3)]).astype(np.float32)
+    return out
 
 
 def guided_upsample_array(
