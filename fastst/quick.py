@@ -266,7 +266,7 @@ def open_session(name: str, path: str | os.PathLike, precision: str | None, thre
     where it has more) to the output array of the ONNX file ``path`` under the runtime ``name``
     ("onnxruntime" or "openvino"), with all its graph optimisations, on ``threads`` threads. OpenVINO runs
     in ``precision`` ("fp32" or "bf16"), by default (None) its own choice on this CPU (bf16 where the CPU
-    has it); onnxruntime in fp32."""
+    has it), and keeps the compiled graph in the cache folder for the next process; onnxruntime in fp32."""
     if name == "onnxruntime":
         import onnxruntime as ort
 
@@ -279,6 +279,12 @@ def open_session(name: str, path: str | os.PathLike, precision: str | None, thre
     import openvino as ov
 
     config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads}
+    compiled_cache = cache_folder() / "openvino"  # the compiled graph kept: a later process opens it sooner
+    try:
+        compiled_cache.mkdir(parents=True, exist_ok=True)
+        config["CACHE_DIR"] = str(compiled_cache)
+    except OSError:
+        pass
     if precision is not None:
         config["INFERENCE_PRECISION_HINT"] = {"fp32": "f32", "bf16": "bf16"}[precision]
     compiled = ov.Core().compile_model(str(path), "CPU", config)

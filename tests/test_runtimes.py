@@ -213,3 +213,13 @@ def test_the_command_line_with_runtime_torch_writes_the_network_s_picture(tmp_pa
             assert (written - reference).abs().max() <= 1 / 255 + 1e-6
         else:
             assert psnr(written, reference) > PSNR_FP32_DB
+
+
+def test_openvino_keeps_its_compiled_graph_in_the_cache_folder(tmp_path, monkeypatch):
+    if "openvino" not in runtimes.installed():
+        pytest.skip("openvino is not installed")
+    monkeypatch.setenv("FASTST_CACHE", str(tmp_path))
+    run = runtimes.start_runtime("openvino", _network(seed=2), "fp32")
+    batch = torch.rand(1, 3, 37, 53)
+    assert psnr(run(batch), _reference(_network(seed=2), batch)) > PSNR_FP32_DB
+    assert any((tmp_path / "openvino").iterdir())  # what the next process opens instead of compiling
