@@ -19,10 +19,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from fastst import palette
 from fastst.errors import FaststError
 from fastst.host import pretrained_path
 from fastst.io import file_digest, load_checkpoint, load_image
 from fastst.losses import STYLE_LAYERS
+from fastst.palette import MAX_GAIN  # noqa: F401  (the palette's cap, named where the model is)
 from fastst.scale import to_longer_side
 from fastst.transformer import InstanceNorm2d, TransformerNet, instance_norm, replace_modules
 from fastst.vgg import VGG16Features, loss_network
@@ -31,7 +33,6 @@ from fastst.vgg import VGG16Features, loss_network
 # painting is seen at the scale the objective judges it at.
 STATS_SIZE = 256
 SHIPPED = Path(__file__).parent / "pretrained" / "anystyle.pth"
-MAX_GAIN = 4.0  # the palette's colour map: the most it stretches (or shrinks) any colour direction
 
 
 def statistics_size(layers=STYLE_LAYERS) -> int:
@@ -188,6 +189,21 @@ class SharedNetwork(nn.Module):
         y = self.body(image, clamp=False)
         y = torch.einsum("ij,njhw->nihw", colour[:, :3], y) + colour[:, 3].reshape(1, 3, 1, 1)
         return y.clamp(0, 1)
+
+
+class PaintingEncoder(nn.Module):
+    """A one-pass model's painting side as one graph: a painting (1, 3, H, W) in [0, 1], its longer side at
+    STATS_SIZE, -> its norms' scales and shifts (1, K), laid out as :attr:`PaintingInputs.norms`: VGG-16's
+    statistics, then the style-prediction network. The quick path runs it, exported, for a painting it has
+    not seen (:mod:`fastst.quick`)."""
+
+    def __init__(self, model: AnyStyleNet, vgg: VGG16Features | None = None):
+        super().__init__()
+        self.model, self.vgg = model, vgg if vgg is not None else loss_network()
+
+    def forward(self, painting: torch.Tensor) -> torch.Tensor:
+        stats = statistics_of(self.vgg(painting.float().clamp(0, 1), STYLE_LAYERS))
+        return torch.cat([t for pair in self.model.norm_parameters(stats) for t in pair], 1)
 
 
 _SHARED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -394,32 +410,21 @@ def forget_statistics() -> None:
 
 
 def colour_moments(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The mean (3,) and covariance (3, 3) of a (3, H, W) image's colours (summed in the image's precision,
-    so that a large painting needs no copy in double precision; returned in double)."""
-    x = image.reshape(3, -1).float()
-    return x.mean(1).double(), torch.cov(x).double()
+    """The mean (3,) and covariance (3, 3) of a (3, H, W) image's colours, in double
+    (:func:`fastst.palette.colour_moments`)."""
+    mean, cov = palette.colour_moments(image.detach().float().cpu().numpy())
+    return torch.from_numpy(mean), torch.from_numpy(cov)
 
 
 def palette_map(
     output: torch.Tensor, target: tuple[torch.Tensor, torch.Tensor], fraction: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The affine colour map ``y -> matrix @ y + shift`` that takes ``fraction`` of the way from the colours
-    of ``output`` ((3, H, W)) to ``target``'s :func:`colour_moments`: at 1, the output's colour mean and
-    covariance become the target's (through the symmetric square roots of the two covariances), at 0
-    nothing changes. The full map stretches or shrinks no colour direction by more than MAX_GAIN."""
-    (mean, cov), (target_mean, target_cov) = colour_moments(output), target
-
-    def root(c: torch.Tensor, power: float) -> torch.Tensor:
-        values, vectors = torch.linalg.eigh(c + 1e-5 * torch.eye(3, dtype=c.dtype))
-        return vectors @ torch.diag(values.clamp_min(1e-8) ** power) @ vectors.T
-
-    full = root(target_cov.double(), 0.5) @ root(cov, -0.5)
-    # a picture of nearly one colour would be stretched without bound: no direction by more than MAX_GAIN
-    u, gains, v = torch.linalg.svd(full)
-    full = u @ torch.diag(gains.clamp(1 / MAX_GAIN, MAX_GAIN)) @ v
-    matrix = fraction * full + (1 - fraction) * torch.eye(3, dtype=full.dtype)
-    shift = fraction * (target_mean.double() - full @ mean)
-    return matrix.float(), shift.float()
+    of ``output`` ((3, H, W)) to ``target``'s :func:`colour_moments` (:func:`fastst.palette.palette_map`:
+    at 1 all the way, at 0 nothing changes, no colour direction stretched by more than MAX_GAIN)."""
+    moments = palette.colour_moments(output.detach().float().cpu().numpy())
+    matrix, shift = palette.palette_map(moments, tuple(t.numpy() for t in target), fraction)
+    return torch.from_numpy(matrix), torch.from_numpy(shift)
 
 
 def _colour_conv(net: TransformerNet) -> nn.Conv2d:

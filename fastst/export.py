@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from fastst.anystyle import SharedNetwork
+from fastst.anystyle import PaintingEncoder, SharedNetwork
 from fastst.errors import FaststError
 from fastst.io import atomic_path
 from fastst.transformer import TransformerNet
@@ -26,22 +26,26 @@ class _MixInput(torch.nn.Module):
 
 
 def export_network(
-    model: TransformerNet | SharedNetwork, onnx_path: str | os.PathLike, opset: int = 17
+    model: TransformerNet | SharedNetwork | PaintingEncoder, onnx_path: str | os.PathLike, opset: int = 17
 ) -> Path:
     """Write ``model`` as ONNX: input ``image`` (N, 3, H, W) in [0, 1], any N, H, W. A multi-style
     network takes a second input ``mix`` (1 or N, styles): the weight of each style (one-hot for a single
     style), in the order of ``fastst styles --model``. A one-pass model's shared network takes a
-    painting's ``norms`` (1, K) and ``colour`` (3, 4) (:class:`fastst.anystyle.SharedNetwork`). For a
-    model file: ``export_network(fastst.stylize.load_model(path), onnx_path)``."""
+    painting's ``norms`` (1, K) and ``colour`` (3, 4) (:class:`fastst.anystyle.SharedNetwork`); its
+    painting side (:class:`fastst.anystyle.PaintingEncoder`) maps ``painting`` (1, 3, H, W) to ``norms``.
+    For a model file: ``export_network(fastst.stylize.load_model(path), onnx_path)``."""
     try:
         import onnx  # noqa: F401  (the exporter needs it; say so in one line, not a traceback)
     except ImportError:
         raise FaststError('ONNX export needs the export extra: pip install "fastst[export]"') from None
     model = model.cpu().eval()
     onnx_path = Path(onnx_path)
-    inputs, names = (torch.rand(1, 3, 64, 96),), ["image"]
+    inputs, names, output = (torch.rand(1, 3, 64, 96),), ["image"], "stylized"
     axes = {"image": {0: "batch", 2: "height", 3: "width"}, "stylized": {0: "batch", 2: "height", 3: "width"}}
-    if isinstance(model, SharedNetwork):
+    if isinstance(model, PaintingEncoder):
+        inputs, names, output = (torch.rand(1, 3, 96, 64),), ["painting"], "norms"
+        axes = {"painting": {2: "height", 3: "width"}}
+    elif isinstance(model, SharedNetwork):
         k = 2 * sum(norm.num_features for norm in model.norms)
         inputs, names = (*inputs, torch.ones(1, k), torch.eye(3, 4)), [*names, "norms", "colour"]
     elif model.styles > 1:
@@ -59,7 +63,7 @@ def export_network(
                 inputs,
                 str(tmp),
                 input_names=names,
-                output_names=["stylized"],
+                output_names=[output],
                 dynamic_axes=axes,
                 opset_version=opset,
                 dynamo=False,

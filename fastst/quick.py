@@ -47,6 +47,7 @@ from fastst.images import (
     resize_longer_side,
     save_array,
 )
+from fastst.palette import colour_moments, palette_map
 
 # Sizes are timed at the longer side rounded to a power of two, within these bounds. Larger images take
 # the choice of the largest bucket: a pass over a larger one costs more than the choice is worth, and the
@@ -130,25 +131,29 @@ def remember(
         pass  # a note that cannot be written costs the full path next time, nothing more
 
 
-def painting_key(painting: str | os.PathLike) -> str:
-    """The style of a painting's note: its content, so that a renamed or copied painting is the same."""
-    return f"painting {file_digest(painting)}"
+# The style of a one-pass model's note: every painting through that model.
+ONE_PASS = "one-pass"
 
 
-def remember_painting_inputs(
-    key: str, model_file: Path, norms: np.ndarray, colour: np.ndarray
-) -> Path | None:
+def painting_inputs_file(painting: str | os.PathLike, model_file: str | os.PathLike) -> Path:
+    """Where a painting's inputs to the one-pass model ``model_file``'s shared network are kept, by the
+    painting's content, so that a renamed or copied painting is the same."""
+    return cache_folder() / "paintings" / f"{_key(f'painting {file_digest(painting)}', Path(model_file))}.npz"
+
+
+def keep_painting_inputs(
+    painting: str | os.PathLike, model_file: str | os.PathLike, norms: np.ndarray, colour: np.ndarray
+) -> None:
     """Keep a painting's inputs to its one-pass model's shared network (``norms`` and ``colour``, as
-    :class:`fastst.anystyle.PaintingInputs` holds them) for the quick path: the file, or None where it
-    cannot be written."""
+    :class:`fastst.anystyle.PaintingInputs` holds them) for the quick path; a file that cannot be written
+    costs the painting's statistics next time, nothing more."""
     try:
-        path = cache_folder() / "paintings" / f"{_key(key, model_file)}.npz"
+        path = painting_inputs_file(painting, model_file)
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
             np.savez(f, norms=norms.astype(np.float32), colour=colour.astype(np.float32))
-        return path
     except (OSError, FaststError):
-        return None
+        pass
 
 
 class _Refused(Exception):
@@ -190,8 +195,7 @@ def _entry(args) -> dict | None:
     ones it was made for."""
     style = args.style
     if args.style_image:  # the one-pass model given, or the shipped one
-        style = painting_key(args.style_image)
-        files = [pretrained_path(args.model or "anystyle")]
+        style, files = ONE_PASS, [pretrained_path(args.model or "anystyle")]
     elif args.model:
         files = [pretrained_path(args.model)]
     elif "," in args.style or ":" in args.style:
@@ -316,6 +320,29 @@ def stylize_array(run, image: np.ndarray, min_size: int) -> np.ndarray:
     return _to_uint8(run_array(run, x, min_size))
 
 
+def _painting_inputs(painting: str, entry: dict, shared) -> tuple[np.ndarray, np.ndarray]:
+    """A painting's (norms, colour) for the one-pass model of ``entry``: kept from before, or computed
+    as :func:`fastst.anystyle.painting_network` computes them, through the model's exported painting side
+    and ``shared``, a session of its shared network (then kept)."""
+    kept = painting_inputs_file(painting, entry["model"])
+    if kept.is_file():
+        with np.load(kept) as saved:
+            return saved["norms"], saved["colour"]
+    runtime = "openvino" if importlib.util.find_spec("openvino") is not None else "onnxruntime"
+    encode = open_session(runtime, entry["encoder"], "fp32", entry["threads"])[0]
+    image = np.asarray(open_image(painting), np.float32).transpose(2, 0, 1) / np.float32(255.0)
+    scale = entry["stats_size"] / max(image.shape[-2:])
+    small = _resize_array(image, tuple(max(1, round(n * scale)) for n in image.shape[-2:]))
+    norms = encode(np.ascontiguousarray(small[None]))
+    colour = np.eye(3, 4, dtype=np.float32)
+    if entry["palette"]:  # measured on the network's picture of the painting itself
+        own = run_array(lambda a: shared(a, norms, colour), small, entry["min_size"])
+        matrix, shift = palette_map(colour_moments(own), colour_moments(image), entry["palette"])
+        colour = np.concatenate([matrix, shift[:, None]], 1)
+    keep_painting_inputs(painting, entry["model"], norms, colour)
+    return norms, colour
+
+
 def _resize_array(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """A (C, H, W) float32 array resized to ``size`` (h, w), bilinear (antialiased when shrinking): Pillow's
     filter, which PyTorch's antialiased bilinear resize (:func:`fastst.scale.resize`) reproduces."""
@@ -389,15 +416,14 @@ def stylize_quickly(argv: list[str]) -> int | None:
         return None
     if pairs is None:
         return None
-    try:  # a runtime that cannot load the export here, or a painting's inputs gone: the full path
-        inputs = ()
-        if "inputs" in entry:  # a painting's norms and colour map, the shared network's other inputs
-            with np.load(entry["inputs"]) as saved:
-                inputs = (saved["norms"], saved["colour"])
+    try:  # a runtime that cannot load the export here, or a painting it cannot read: the full path
         sessions = {
             name: open_session(name, entry["onnx"], entry["precision"], entry["threads"])[0]
             for name in {name for _, _, name in pairs if name is not None}
         }
+        inputs = ()
+        if args.style_image:  # the painting's norms and colour map: the shared network's other inputs
+            inputs = _painting_inputs(args.style_image, entry, next(iter(sessions.values())))
     except Exception:
         return None
     from tqdm.auto import tqdm

@@ -14,6 +14,7 @@ import importlib.metadata
 import importlib.util
 import json
 import math
+import os
 import tempfile
 import time
 import weakref
@@ -24,11 +25,12 @@ import torch
 import torch.nn.functional as F
 
 import fastst
+from fastst.anystyle import PaintingEncoder, load_anystyle
 from fastst.errors import FaststError
 from fastst.export import export_network
 from fastst.host import cache_folder, cpu_flags, cpu_model
 from fastst.inference import for_inference
-from fastst.io import atomic_path
+from fastst.io import atomic_path, file_digest
 from fastst.quick import open_session, size_bucket
 from fastst.runtime import autocast, resolve_precision
 from fastst.transformer import _MIN_SIZE, TransformerNet
@@ -238,6 +240,21 @@ def onnx_file(network: TransformerNet) -> Path | None:
         return None
     versions = f"{fastst.__version__} {torch.__version__}"  # the graph is the exporter's as much as the net's
     return folder / f"{network_digest(network)}-{hashlib.sha256(versions.encode()).hexdigest()[:8]}.onnx"
+
+
+def encoder_file(model_file: str | os.PathLike) -> Path | None:
+    """The ONNX export of the one-pass model file's painting side (:class:`fastst.anystyle.PaintingEncoder`),
+    made once per model file and kept beside the networks' exports; None where it cannot be made."""
+    folder = cache_folder() / "onnx"
+    versions = f"{fastst.__version__} {torch.__version__}"
+    name = f"encoder-{file_digest(model_file)[:16]}-{hashlib.sha256(versions.encode()).hexdigest()[:8]}.onnx"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if not (folder / name).is_file():
+            export_network(PaintingEncoder(load_anystyle(model_file)), folder / name)
+    except (OSError, FaststError):
+        return None
+    return folder / name
 
 
 def time_runtimes(runtimes: dict[str, Runtime], size: int) -> dict[str, float]:

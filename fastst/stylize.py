@@ -11,12 +11,12 @@ from pathlib import Path
 
 import torch
 
-from fastst.anystyle import load_anystyle, painting_network, rests_on
+from fastst.anystyle import STATS_SIZE, load_anystyle, painting_network, rests_on
 from fastst.errors import FaststError
 from fastst.host import PRETRAINED_DIR, pretrained_path
 from fastst.inference import for_inference
 from fastst.io import file_digest, load_checkpoint
-from fastst.quick import painting_key, remember, remember_painting_inputs, size_bucket
+from fastst.quick import ONE_PASS, keep_painting_inputs, remember, size_bucket
 from fastst.runtimes import (
     DEFAULT_PRECISION,
     Runtime,
@@ -24,6 +24,7 @@ from fastst.runtimes import (
     choose,
     compile_model,
     eager_pass,
+    encoder_file,
     fast_model,
     fast_path,
     onnx_file,
@@ -338,17 +339,15 @@ class Stylizer:
             inputs = getattr(self.model, "one_pass", None)
             if inputs is None or self.style_scale != "auto":
                 return
-            style = painting_key(painting)
-            kept = remember_painting_inputs(
-                style, Path(model_file), inputs.norms.numpy(), inputs.colour.numpy()
-            )
-            if kept is None:
-                return
+            keep_painting_inputs(painting, model_file, inputs.norms.numpy(), inputs.colour.numpy())
+            style, encoder = ONE_PASS, encoder_file(model_file)
             network |= {
-                "inputs": str(kept),
                 "working_size": WORKING_SIZE,
                 "guide": {"radius": RADIUS, "eps": EPS, "luma": list(LUMA)},
                 "rests_on": {str(f): file_digest(f) for f in rests_on(model_file)},
+                "stats_size": STATS_SIZE,
+                "palette": load_anystyle(model_file).palette,
+                **({"encoder": str(encoder)} if encoder is not None else {}),
             }
         remember(
             style, Path(model_file), exported_file, sizes, self.precision, torch.get_num_threads(), network

@@ -219,9 +219,12 @@ def test_a_style_goes_to_the_file_named_after_it_though_another_shipped_file_hol
     assert quick._entry(quick._parse(argv)) is None
 
 
-def test_a_painting_once_stylized_runs_without_torch_at_its_working_size(tmp_path, monkeypatch, imagenet_vgg):
-    """After the full path stylized with a painting, the same command shrinks, stylizes and brings back each
-    photo without PyTorch, as the full path does; another painting's content goes down the full path."""
+def test_after_a_painting_any_painting_runs_without_torch_at_its_working_size(
+    tmp_path, monkeypatch, imagenet_vgg
+):
+    """After the full path stylized with one painting through a one-pass model, the same command with that
+    painting or a new one shrinks, stylizes and brings back each photo without PyTorch, the new painting's
+    inputs computed through the model's exported painting side, as the full path computes them."""
     from fastst.anystyle import AnyStyleNet, model_file
     from fastst.files import StylizeOptions
     from fastst.io import atomic_torch_save
@@ -232,36 +235,45 @@ def test_a_painting_once_stylized_runs_without_torch_at_its_working_size(tmp_pat
     for p in model.parameters():  # norms that differ from painting to painting
         p.data.add_(0.05 * torch.randn_like(p))
     atomic_torch_save({**model_file(model, half=False), "palette": 0.5}, tmp_path / "anystyle.pth")
-    save_image(torch.rand(3, 48, 40), tmp_path / "painting.png")
+    save_image(torch.rand(3, 48, 40), tmp_path / "first.png")
+    save_image(
+        0.5 * torch.rand(3, 300, 260) + torch.tensor([0.5, 0.2, 0.0])[:, None, None], tmp_path / "new.png"
+    )
     (tmp_path / "in").mkdir()
     save_image(torch.rand(3, 300, 500), tmp_path / "in" / "large.png")  # above the working size: shrunk
     save_image(torch.rand(3, 40, 56), tmp_path / "in" / "small.png")  # stylized at its own size
     _chosen(monkeypatch, "onnxruntime")
-    options = StylizeOptions(painting=str(tmp_path / "painting.png"))
-    written, failures, _ = stylize_paths(
-        str(tmp_path / "anystyle.pth"), str(tmp_path / "in"), str(tmp_path / "full"), options
-    )
-    assert (written, failures) == (2, [])
 
-    def command(output):
-        command = [sys.executable, "-c", ENTRY, "stylize", "--style-image", str(tmp_path / "painting.png")]
+    def full(painting, output):
+        options = StylizeOptions(painting=str(tmp_path / painting))
+        assert stylize_paths(
+            str(tmp_path / "anystyle.pth"), str(tmp_path / "in"), str(tmp_path / output), options
+        )[:2] == (2, [])
+
+    def quick_command(painting, output):
+        command = [sys.executable, "-c", ENTRY, "stylize", "--style-image", str(tmp_path / painting)]
         command += ["--model", str(tmp_path / "anystyle.pth"), "--input", str(tmp_path / "in")]
-        return subprocess.run(
+        r = subprocess.run(
             command + ["--output", str(tmp_path / output)],
             capture_output=True,
             text=True,
             cwd=ROOT,
             timeout=300,
         )
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.splitlines()[-2:] == [f"stylized 2 images into {tmp_path / output}", "False"]
 
-    r = command("quick")
-    assert r.returncode == 0, r.stderr
-    assert r.stdout.splitlines()[-2:] == [f"stylized 2 images into {tmp_path / 'quick'}", "False"]
-    for name in ("large.png", "small.png"):
-        quick_out, full_out = load_image(tmp_path / "quick" / name), load_image(tmp_path / "full" / name)
-        assert (quick_out - full_out).abs().mean() < 0.5 / 255, name  # Pillow's resize against PyTorch's
-        assert (quick_out - full_out).abs().max() <= 4 / 255, name
-    save_image(torch.rand(3, 48, 40), tmp_path / "painting.png")  # another painting under the same name
-    r = command("other")
-    assert r.returncode == 0, r.stderr
-    assert r.stdout.splitlines()[-1] == "True"
+    full("first.png", "full")
+    quick_command("first.png", "quick")
+    quick_command("new.png", "quick_new")  # a painting no command has seen
+    full("new.png", "full_new")
+    for quick_out, full_out in (("quick", "full"), ("quick_new", "full_new")):
+        for name in ("large.png", "small.png"):
+            a, b = load_image(tmp_path / quick_out / name), load_image(tmp_path / full_out / name)
+            assert (a - b).abs().mean() < 0.5 / 255, (quick_out, name)  # Pillow's resizes against PyTorch's
+            assert (a - b).abs().max() <= 4 / 255, (quick_out, name)
+    first, new = (
+        load_image(tmp_path / "quick" / "small.png"),
+        load_image(tmp_path / "quick_new" / "small.png"),
+    )
+    assert (first - new).abs().mean() > 4 / 255  # each painting its own picture
