@@ -6,11 +6,12 @@ Importing PyTorch takes longer than stylizing a folder of photos with a small ne
 runtime (onnxruntime or OpenVINO) at each size with the seconds a pass it gives up against the fastest of
 all, and the seconds the full path spent importing. A later call with the same style on the same machine
 runs that export with NumPy and Pillow alone (:func:`stylize_quickly`), and gives the same pictures, where
-the seconds given up over its images are fewer than the start-up saved. A painting (``--style-image``,
-the ``auto`` style scale) goes the same way once the full path has stylized with it: its inputs to the
-one-pass model's shared network (:class:`fastst.anystyle.PaintingInputs`) are kept beside the note, and the
-photo is shrunk to the working size, stylized and brought back with the same guided upsampling in NumPy
-(:func:`guided_upsample_array`). Any option this path does not cover, a size never timed, a changed model
+the seconds given up over its images are fewer than the start-up saved. Any painting (``--style-image``,
+the ``auto`` style scale) goes the same way once the full path has stylized with one through that one-pass
+model: the model's painting side is exported then (:class:`fastst.anystyle.PaintingEncoder`), a painting's
+inputs to the shared network (:class:`fastst.anystyle.PaintingInputs`) are computed through it and kept,
+and the photo is shrunk to the working size, stylized and brought back with the same guided upsampling in
+NumPy (:func:`guided_upsample_array`). Any option this path does not cover, a size never timed, a changed model
 file or any other doubt sends the command down the full path instead. :func:`main` is the command line's
 entry point.
 """
