@@ -10,6 +10,7 @@ runs it unchanged.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import os
@@ -176,9 +177,11 @@ class SharedNetwork(nn.Module):
 
     def __init__(self, model: AnyStyleNet):
         super().__init__()
-        self.body = model.body  # shared, not copied: the one-pass model's own network
-        self.norms = [model.body.get_submodule(name) for name in model.norm_names]
+        # a copy: the exports and sessions made of it stay this network's if the model is trained further
+        self.body = copy.deepcopy(model.body).cpu()
+        self.norms = [self.body.get_submodule(name) for name in model.norm_names]
         self.config = {**model.net_config, "inputs": "norms, colour"}  # what runtimes' digests read
+        self.versions = _versions(model)
 
     def forward(self, image: torch.Tensor, norms: torch.Tensor, colour: torch.Tensor) -> torch.Tensor:
         start = 0
@@ -209,12 +212,17 @@ class PaintingEncoder(nn.Module):
 _SHARED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
+def _versions(model: AnyStyleNet) -> tuple[int, ...]:
+    """Counts of in-place changes to the shared network's weights: they differ once it has been trained."""
+    return tuple(p._version for p in model.body.parameters())
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class PaintingInputs:
     """One painting's network as its one-pass model's :class:`SharedNetwork` and the painting's inputs to
     it: ``shared(image, norms, colour)`` is what the painting's network computes. Set by
     :func:`painting_network` as the network's ``one_pass``, valid while the network's weights are the ones
-    it was given (training the network drops it)."""
+    it was given (a run that trains a painting's network drops it: ``fastst.train.initial_model``)."""
 
     shared: SharedNetwork
     norms: torch.Tensor
@@ -230,7 +238,7 @@ def painting_inputs(
     """The :class:`PaintingInputs` of ``net``, the painting's network from ``model`` (its norms as given,
     before any colour map is folded in), with the colour map ``colour`` (matrix, shift), or none."""
     shared = _SHARED.get(model)
-    if shared is None:
+    if shared is None or shared.versions != _versions(model):
         shared = _SHARED[model] = SharedNetwork(model)
     norms = [net.get_submodule(name) for name in model.norm_names]
     vector = torch.cat([t.detach().float().cpu() for m in norms for t in (m.weight, m.bias)])[None]

@@ -10,10 +10,10 @@ the seconds given up over its images are fewer than the start-up saved. Any pain
 the ``auto`` style scale) goes the same way once the full path has stylized with one through that one-pass
 model: the model's painting side is exported then (:class:`fastst.anystyle.PaintingEncoder`), a painting's
 inputs to the shared network (:class:`fastst.anystyle.PaintingInputs`) are computed through it and kept,
-and the photo is shrunk to the working size, stylized and brought back with the same guided upsampling in
-NumPy (:func:`guided_upsample_array`). Any option this path does not cover, a size never timed, a changed model
-file or any other doubt sends the command down the full path instead. :func:`main` is the command line's
-entry point.
+and the photo is shrunk to the working size, stylized and brought back with the same guided upsampling
+in NumPy (:func:`guided_upsample_array`). Any option this path does not cover, a size never timed, a
+changed model file or any other doubt sends the command down the full path instead. :func:`main` is the
+command line's entry point.
 """
 
 from __future__ import annotations
@@ -136,20 +136,31 @@ def remember(
 ONE_PASS = "one-pass"
 
 
-def painting_inputs_file(painting: str | os.PathLike, model_file: str | os.PathLike) -> Path:
-    """Where a painting's inputs to the one-pass model ``model_file``'s shared network are kept, by the
-    painting's content, so that a renamed or copied painting is the same."""
-    return cache_folder() / "paintings" / f"{_key(f'painting {file_digest(painting)}', Path(model_file))}.npz"
+def painting_inputs_file(painting: str | os.PathLike, model_file: str | os.PathLike, digests: dict) -> Path:
+    """Where a painting's inputs to the one-pass model ``model_file``'s shared network are kept: by the
+    painting's content (a renamed or copied painting is the same) and ``digests``, the contents of the
+    model file and of the files it takes weights from (a model changed in place is another model)."""
+    style = json.dumps({"painting": file_digest(painting), **digests}, sort_keys=True)
+    return cache_folder() / "paintings" / f"{_key(style, Path(model_file))}.npz"
+
+
+def model_digests(model_file: str | os.PathLike, rests_on: list) -> dict:
+    """The contents :func:`painting_inputs_file` keys a painting's inputs by."""
+    return {"model": file_digest(model_file), **{str(f): file_digest(f) for f in rests_on}}
 
 
 def keep_painting_inputs(
-    painting: str | os.PathLike, model_file: str | os.PathLike, norms: np.ndarray, colour: np.ndarray
+    painting: str | os.PathLike,
+    model_file: str | os.PathLike,
+    digests: dict,
+    norms: np.ndarray,
+    colour: np.ndarray,
 ) -> None:
     """Keep a painting's inputs to its one-pass model's shared network (``norms`` and ``colour``, as
     :class:`fastst.anystyle.PaintingInputs` holds them) for the quick path; a file that cannot be written
     costs the painting's statistics next time, nothing more."""
     try:
-        path = painting_inputs_file(painting, model_file)
+        path = painting_inputs_file(painting, model_file, digests)
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
             np.savez(f, norms=norms.astype(np.float32), colour=colour.astype(np.float32))
@@ -266,12 +277,15 @@ def _plan(args, entry: dict) -> list[tuple[Path, Path, str]] | None:
     return list(zip(inputs, output_targets(inputs, args.output, single), runtimes))
 
 
-def open_session(name: str, path: str | os.PathLike, precision: str | None, threads: int):
+def open_session(
+    name: str, path: str | os.PathLike, precision: str | None, threads: int, keep_compiled: bool = False
+):
     """(run, precision): ``run`` maps an NCHW float32 array (and the graph's other inputs, in its order,
     where it has more) to the output array of the ONNX file ``path`` under the runtime ``name``
     ("onnxruntime" or "openvino"), with all its graph optimisations, on ``threads`` threads. OpenVINO runs
     in ``precision`` ("fp32" or "bf16"), by default (None) its own choice on this CPU (bf16 where the CPU
-    has it), and keeps the compiled graph in the cache folder for the next process; onnxruntime in fp32."""
+    has it), and with ``keep_compiled`` (only for a file named by its content: OpenVINO's cache goes by the
+    path) keeps the compiled graph in the cache folder for the next process; onnxruntime in fp32."""
     if name == "onnxruntime":
         import onnxruntime as ort
 
@@ -286,8 +300,9 @@ def open_session(name: str, path: str | os.PathLike, precision: str | None, thre
     config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads}
     compiled_cache = cache_folder() / "openvino"  # the compiled graph kept: a later process opens it sooner
     try:
-        compiled_cache.mkdir(parents=True, exist_ok=True)
-        config["CACHE_DIR"] = str(compiled_cache)
+        if keep_compiled:
+            compiled_cache.mkdir(parents=True, exist_ok=True)
+            config["CACHE_DIR"] = str(compiled_cache)
     except OSError:
         pass
     if precision is not None:
@@ -321,26 +336,28 @@ def stylize_array(run, image: np.ndarray, min_size: int) -> np.ndarray:
     return _to_uint8(run_array(run, x, min_size))
 
 
-def _painting_inputs(painting: str, entry: dict, shared) -> tuple[np.ndarray, np.ndarray]:
+def _painting_inputs(painting: str, entry: dict, shared: str) -> tuple[np.ndarray, np.ndarray]:
     """A painting's (norms, colour) for the one-pass model of ``entry``: kept from before, or computed
     as :func:`fastst.anystyle.painting_network` computes them, through the model's exported painting side
-    and ``shared``, a session of its shared network (then kept)."""
-    kept = painting_inputs_file(painting, entry["model"])
+    and its shared network under the runtime ``shared`` (then kept)."""
+    digests = {"model": entry["digest"], **entry.get("rests_on", {})}  # checked against the files by _entry
+    kept = painting_inputs_file(painting, entry["model"], digests)
     if kept.is_file():
         with np.load(kept) as saved:
             return saved["norms"], saved["colour"]
     runtime = "openvino" if importlib.util.find_spec("openvino") is not None else "onnxruntime"
-    encode = open_session(runtime, entry["encoder"], "fp32", entry["threads"])[0]
+    encode = open_session(runtime, entry["encoder"], "fp32", entry["threads"], keep_compiled=True)[0]
     image = np.asarray(open_image(painting), np.float32).transpose(2, 0, 1) / np.float32(255.0)
     scale = entry["stats_size"] / max(image.shape[-2:])
     small = _resize_array(image, tuple(max(1, round(n * scale)) for n in image.shape[-2:]))
     norms = encode(np.ascontiguousarray(small[None]))
     colour = np.eye(3, 4, dtype=np.float32)
-    if entry["palette"]:  # measured on the network's picture of the painting itself
+    if entry["palette"]:  # measured on the network's picture of the painting itself, in fp32 as the full path
+        shared = open_session(shared, entry["onnx"], "fp32", entry["threads"], keep_compiled=True)[0]
         own = run_array(lambda a: shared(a, norms, colour), small, entry["min_size"])
         matrix, shift = palette_map(colour_moments(own), colour_moments(image), entry["palette"])
         colour = np.concatenate([matrix, shift[:, None]], 1)
-    keep_painting_inputs(painting, entry["model"], norms, colour)
+    keep_painting_inputs(painting, entry["model"], digests, norms, colour)
     return norms, colour
 
 
@@ -402,6 +419,8 @@ def stylize_at_working_size(run, image: np.ndarray, entry: dict) -> np.ndarray:
     x = (image.astype(np.float32) / np.float32(255.0)).transpose(2, 0, 1)
     low = _resize_array(x, small)
     out = run_array(run, low, entry["min_size"])
+    if small[0] >= h:  # as fastst.scale.at_scale: a picture made no shorter comes back by a plain resize
+        return _to_uint8(np.clip(_resize_array(out, (h, w)), 0, 1))
     return _to_uint8(guided_upsample_array(out, low, x, entry["guide"]))
 
 
@@ -419,12 +438,14 @@ def stylize_quickly(argv: list[str]) -> int | None:
         return None
     try:  # a runtime that cannot load the export here, or a painting it cannot read: the full path
         sessions = {
-            name: open_session(name, entry["onnx"], entry["precision"], entry["threads"])[0]
+            name: open_session(name, entry["onnx"], entry["precision"], entry["threads"], keep_compiled=True)[
+                0
+            ]
             for name in {name for _, _, name in pairs if name is not None}
         }
         inputs = ()
         if args.style_image:  # the painting's norms and colour map: the shared network's other inputs
-            inputs = _painting_inputs(args.style_image, entry, next(iter(sessions.values())))
+            inputs = _painting_inputs(args.style_image, entry, next(iter(sessions)))
     except Exception:
         return None
     from tqdm.auto import tqdm

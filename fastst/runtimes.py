@@ -142,7 +142,9 @@ def exported_runtimes(
                 export_network(copy.deepcopy(graph), path)  # it moves the network to the CPU
             for name in missing:
                 t0 = time.perf_counter()
-                sessions[name, precision] = open_session(name, path, precision, torch.get_num_threads())
+                # a path of the caller's is named by the network's content (onnx_file): kept compiled
+                kept = onnx_path is not None
+                sessions[name, precision] = open_session(name, path, precision, torch.get_num_threads(), kept)
                 # what a new process pays before the first pass (the runtime loaded, the graph compiled;
                 # the export, made once per machine, left out)
                 sessions["opening", name, precision] = time.perf_counter() - t0
@@ -252,7 +254,7 @@ def encoder_file(model_file: str | os.PathLike) -> Path | None:
         folder.mkdir(parents=True, exist_ok=True)
         if not (folder / name).is_file():
             export_network(PaintingEncoder(load_anystyle(model_file)), folder / name)
-    except (OSError, FaststError):
+    except Exception:  # best effort: without it, a new painting goes the usual way next time
         return None
     return folder / name
 

@@ -15,8 +15,8 @@ from fastst.anystyle import STATS_SIZE, load_anystyle, painting_network, rests_o
 from fastst.errors import FaststError
 from fastst.host import PRETRAINED_DIR, pretrained_path
 from fastst.inference import for_inference
-from fastst.io import file_digest, load_checkpoint
-from fastst.quick import ONE_PASS, keep_painting_inputs, remember, size_bucket
+from fastst.io import load_checkpoint
+from fastst.quick import ONE_PASS, keep_painting_inputs, model_digests, remember, size_bucket
 from fastst.runtimes import (
     DEFAULT_PRECISION,
     Runtime,
@@ -339,12 +339,13 @@ class Stylizer:
             inputs = getattr(self.model, "one_pass", None)
             if inputs is None or self.style_scale != "auto":
                 return
-            keep_painting_inputs(painting, model_file, inputs.norms.numpy(), inputs.colour.numpy())
+            digests = model_digests(model_file, rests_on(model_file))
+            keep_painting_inputs(painting, model_file, digests, inputs.norms.numpy(), inputs.colour.numpy())
             style, encoder = ONE_PASS, encoder_file(model_file)
             network |= {
                 "working_size": WORKING_SIZE,
                 "guide": {"radius": RADIUS, "eps": EPS, "luma": list(LUMA)},
-                "rests_on": {str(f): file_digest(f) for f in rests_on(model_file)},
+                "rests_on": {k: v for k, v in digests.items() if k != "model"},
                 "stats_size": STATS_SIZE,
                 "palette": load_anystyle(model_file).palette,
                 **({"encoder": str(encoder)} if encoder is not None else {}),

@@ -277,3 +277,12 @@ def test_after_a_painting_any_painting_runs_without_torch_at_its_working_size(
         load_image(tmp_path / "quick_new" / "small.png"),
     )
     assert (first - new).abs().mean() > 4 / 255  # each painting its own picture
+    with torch.no_grad():  # the model changed in place: a painting's kept inputs are the old model's
+        model.predictor.out.bias.add_(0.3 * torch.randn_like(model.predictor.out.bias))
+    atomic_torch_save({**model_file(model, half=False), "palette": 0.5}, tmp_path / "anystyle.pth")
+    full("new.png", "full_changed")  # the note now names the changed model
+    quick_command("first.png", "quick_changed")
+    full("first.png", "full_first_changed")
+    a = load_image(tmp_path / "quick_changed" / "small.png")
+    b = load_image(tmp_path / "full_first_changed" / "small.png")
+    assert (a - b).abs().mean() < 0.5 / 255 and (a - first).abs().mean() > 4 / 255
