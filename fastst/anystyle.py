@@ -354,10 +354,9 @@ def load_anystyle(path: str | os.PathLike | None = None, device: str | torch.dev
     return model.eval().to(device)
 
 
-def rests_on(path: str | os.PathLike) -> list[Path]:
-    """The files besides itself that the one-pass model file ``path`` takes weights from (the shipped
-    network of its shared convolutions, where it does not hold them)."""
-    saved = read_one_pass(pretrained_path(path))
+def rests_on(saved: dict) -> list[Path]:
+    """The files besides itself that a one-pass model file (``saved``, as :func:`read_one_pass` reads it)
+    takes weights from: the shipped network of its shared convolutions, where it does not hold them."""
     return [pretrained_path(saved["body_from"])] if saved.get("body_from") else []
 
 

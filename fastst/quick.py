@@ -144,11 +144,6 @@ def painting_inputs_file(painting: str | os.PathLike, model_file: str | os.PathL
     return cache_folder() / "paintings" / f"{_key(style, Path(model_file))}.npz"
 
 
-def model_digests(model_file: str | os.PathLike, rests_on: list) -> dict:
-    """The contents :func:`painting_inputs_file` keys a painting's inputs by."""
-    return {"model": file_digest(model_file), **{str(f): file_digest(f) for f in rests_on}}
-
-
 def keep_painting_inputs(
     painting: str | os.PathLike,
     model_file: str | os.PathLike,
@@ -336,16 +331,15 @@ def stylize_array(run, image: np.ndarray, min_size: int) -> np.ndarray:
     return _to_uint8(run_array(run, x, min_size))
 
 
-def _painting_inputs(painting: str, entry: dict, shared: str) -> tuple[np.ndarray, np.ndarray]:
+def _painting_inputs(painting: str, entry: dict, runtime: str) -> tuple[np.ndarray, np.ndarray]:
     """A painting's (norms, colour) for the one-pass model of ``entry``: kept from before, or computed
     as :func:`fastst.anystyle.painting_network` computes them, through the model's exported painting side
-    and its shared network under the runtime ``shared`` (then kept)."""
+    and its shared network under ``runtime`` (then kept)."""
     digests = {"model": entry["digest"], **entry.get("rests_on", {})}  # checked against the files by _entry
     kept = painting_inputs_file(painting, entry["model"], digests)
     if kept.is_file():
         with np.load(kept) as saved:
             return saved["norms"], saved["colour"]
-    runtime = "openvino" if importlib.util.find_spec("openvino") is not None else "onnxruntime"
     encode = open_session(runtime, entry["encoder"], "fp32", entry["threads"], keep_compiled=True)[0]
     image = np.asarray(open_image(painting), np.float32).transpose(2, 0, 1) / np.float32(255.0)
     scale = entry["stats_size"] / max(image.shape[-2:])
@@ -353,7 +347,7 @@ def _painting_inputs(painting: str, entry: dict, shared: str) -> tuple[np.ndarra
     norms = encode(np.ascontiguousarray(small[None]))
     colour = np.eye(3, 4, dtype=np.float32)
     if entry["palette"]:  # measured on the network's picture of the painting itself, in fp32 as the full path
-        shared = open_session(shared, entry["onnx"], "fp32", entry["threads"], keep_compiled=True)[0]
+        shared = open_session(runtime, entry["onnx"], "fp32", entry["threads"], keep_compiled=True)[0]
         own = run_array(lambda a: shared(a, norms, colour), small, entry["min_size"])
         matrix, shift = palette_map(colour_moments(own), colour_moments(image), entry["palette"])
         colour = np.concatenate([matrix, shift[:, None]], 1)

@@ -233,30 +233,33 @@ def network_digest(network: TransformerNet) -> str:
     return h.hexdigest()[:16]
 
 
-def onnx_file(network: TransformerNet) -> Path | None:
-    """Where the network's export is kept between runs (None where the cache folder cannot be made)."""
+def _export_path(stem: str) -> Path | None:
+    """Where an export named ``stem`` is kept between runs, beside the versions that wrote it (the graph is
+    the exporter's as much as the network's); None where the cache folder cannot be made."""
     folder = cache_folder() / "onnx"
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError:
         return None
-    versions = f"{fastst.__version__} {torch.__version__}"  # the graph is the exporter's as much as the net's
-    return folder / f"{network_digest(network)}-{hashlib.sha256(versions.encode()).hexdigest()[:8]}.onnx"
+    versions = f"{fastst.__version__} {torch.__version__}"
+    return folder / f"{stem}-{hashlib.sha256(versions.encode()).hexdigest()[:8]}.onnx"
+
+
+def onnx_file(network: TransformerNet) -> Path | None:
+    """Where the network's export is kept between runs (None where the cache folder cannot be made)."""
+    return _export_path(network_digest(network))
 
 
 def encoder_file(model_file: str | os.PathLike) -> Path | None:
     """The ONNX export of the one-pass model file's painting side (:class:`fastst.anystyle.PaintingEncoder`),
     made once per model file and kept beside the networks' exports; None where it cannot be made."""
-    folder = cache_folder() / "onnx"
-    versions = f"{fastst.__version__} {torch.__version__}"
-    name = f"encoder-{file_digest(model_file)[:16]}-{hashlib.sha256(versions.encode()).hexdigest()[:8]}.onnx"
+    path = _export_path(f"encoder-{file_digest(model_file)[:16]}")
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        if not (folder / name).is_file():
-            export_network(PaintingEncoder(load_anystyle(model_file)), folder / name)
+        if path is not None and not path.is_file():
+            export_network(PaintingEncoder(load_anystyle(model_file)), path)
     except Exception:  # best effort: without it, a new painting goes the usual way next time
         return None
-    return folder / name
+    return path
 
 
 def time_runtimes(runtimes: dict[str, Runtime], size: int) -> dict[str, float]:
@@ -300,17 +303,19 @@ def _choice(network: TransformerNet, device: torch.device, size, precision: str)
     return where, hashlib.sha256(json.dumps(where, sort_keys=True).encode()).hexdigest()[:20]
 
 
-def timings(
-    network: TransformerNet, device: str | torch.device, size, precision: str = "auto", full: bool = False
+def remembered_timing(
+    network: TransformerNet, device: str | torch.device, size, precision: str = "auto"
 ) -> dict:
-    """{runtime: seconds} of the timing behind :func:`choose`'s remembered choice ({} where none is); with
-    ``full``, {"seconds": that, "opening": each runtime's seconds to open}, where remembered."""
+    """The timing behind :func:`choose`'s remembered choice: {"seconds": each runtime's seconds a pass,
+    "opening": its seconds to open}, each where remembered ({} where no choice is)."""
     remembered = _read(cache_file()).get(_choice(network, torch.device(device), size, precision)[1])
     remembered = remembered if isinstance(remembered, dict) else {}
-    if full:
-        return {k: remembered[k] for k in ("seconds", "opening") if isinstance(remembered.get(k), dict)}
-    seconds = remembered.get("seconds")
-    return seconds if isinstance(seconds, dict) else {}
+    return {k: remembered[k] for k in ("seconds", "opening") if isinstance(remembered.get(k), dict)}
+
+
+def timings(network: TransformerNet, device: str | torch.device, size, precision: str = "auto") -> dict:
+    """{runtime: seconds} of the timing behind :func:`choose`'s remembered choice ({} where none is)."""
+    return remembered_timing(network, device, size, precision).get("seconds", {})
 
 
 def choose(

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import torch
 
-from fastst.anystyle import STATS_SIZE, load_anystyle, painting_network, rests_on
+from fastst.anystyle import STATS_SIZE, load_anystyle, painting_network, read_one_pass, rests_on
 from fastst.errors import FaststError
 from fastst.host import PRETRAINED_DIR, pretrained_path
 from fastst.inference import for_inference
-from fastst.io import load_checkpoint
-from fastst.quick import ONE_PASS, keep_painting_inputs, model_digests, remember, size_bucket
+from fastst.io import file_digest, load_checkpoint
+from fastst.quick import ONE_PASS, keep_painting_inputs, remember, size_bucket
 from fastst.runtimes import (
     DEFAULT_PRECISION,
     Runtime,
@@ -28,6 +28,7 @@ from fastst.runtimes import (
     fast_model,
     fast_path,
     onnx_file,
+    remembered_timing,
     start_runtime,
     timings,
 )
@@ -291,9 +292,9 @@ class Stylizer:
 
     def chosen(self) -> dict[int, dict]:
         """For each size bucket this stylizer ran: the runtime it chose and, where it timed them, the
-        seconds a pass and to open of each runtime (:func:`fastst.runtimes.timings`)."""
+        seconds a pass and to open of each runtime (:func:`fastst.runtimes.remembered_timing`)."""
         return {
-            bucket: {"runtime": name, **timings(self.model, self.device, bucket, self.precision, full=True)}
+            bucket: {"runtime": name, **remembered_timing(self.model, self.device, bucket, self.precision)}
             for bucket, name in self._chosen.items()
         }
 
@@ -339,15 +340,17 @@ class Stylizer:
             inputs = getattr(self.model, "one_pass", None)
             if inputs is None or self.style_scale != "auto":
                 return
-            digests = model_digests(model_file, rests_on(model_file))
+            saved = read_one_pass(pretrained_path(model_file))
+            rests = {str(f): file_digest(f) for f in rests_on(saved)}
+            digests = {"model": file_digest(model_file), **rests}  # what the kept inputs are of
             keep_painting_inputs(painting, model_file, digests, inputs.norms.numpy(), inputs.colour.numpy())
             style, encoder = ONE_PASS, encoder_file(model_file)
             network |= {
                 "working_size": WORKING_SIZE,
                 "guide": {"radius": RADIUS, "eps": EPS, "luma": list(LUMA)},
-                "rests_on": {k: v for k, v in digests.items() if k != "model"},
+                "rests_on": rests,
                 "stats_size": STATS_SIZE,
-                "palette": load_anystyle(model_file).palette,
+                "palette": float(saved.get("palette", 0.0)),
                 **({"encoder": str(encoder)} if encoder is not None else {}),
             }
         remember(
