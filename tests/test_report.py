@@ -90,3 +90,33 @@ def test_a_study_without_a_table_fails(tmp_path):
     page = _study_checkout(tmp_path, "def main():\n    pass\n")
     with pytest.raises(FaststError, match="defines no table"):
         update_readme(page, tmp_path / "results", check=True)
+
+
+def test_the_any_style_summary_pools_every_painting_and_photo():
+    """tools/any_style.py's summary, against medians and counts worked out by hand on two paintings."""
+    from fastst.report import _study
+
+    any_style = _study(ROOT / "tools" / "any_style.py")
+
+    def method(*ratios):  # one row of a painting: a ratio a photo, content and style its tenth and twice it
+        photos = {
+            f"p{i}": {"optimality_ratio": r, "content": r / 10, "style": 2 * r} for i, r in enumerate(ratios)
+        }
+        return {"optimality_ratio": sorted(ratios)[len(ratios) // 2], "photos": photos}
+
+    scores = {
+        "a": {"peer any-style": method(3.0, 5.0, 4.0), "one pass": method(2.0, 6.0, 3.5)},
+        "b": {
+            "peer any-style": method(2.0, 2.5, 3.0),
+            "one pass": method(2.6, 2.7, 2.8),
+            "only b": method(1, 1, 1),
+        },
+    }
+    trained = {"a": {"one pass": ("m", 60.0)}, "b": {"one pass": ("m", 180.0)}}
+    spec = any_style.summary_table(scores, trained)
+    assert spec["columns"][0] == "method (2 held-out paintings, 3 photos each)"
+    peer, one_pass = spec["rows"]  # "only b" is not scored on every painting: no row
+    # peer: 3, 5, 4, 2, 2.5, 3 -> 3.0; one pass: 2, 6, 3.5, 2.6, 2.7, 2.8 -> (2.7 + 2.8) / 2
+    assert peer == ["peer any-style", "", "3.00", "", "0.3", "6.0"]
+    # ahead on a (3.5 < 4.0), behind on b (2.7 > 2.5); trained 1 and 3 minutes
+    assert one_pass == ["one pass", "2.0 min", "2.75", "1 of 2", "0.3", "5.5"]

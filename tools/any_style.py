@@ -7,6 +7,8 @@
   finetune preset from the base, as the README says for a new style, and the same preset from the one-pass
   model's network for that painting, shorter; their logged training minutes beside their scores.
 - A figure of the paintings (rows) by method (columns) at 512 px.
+- A summary over every painting and photo: each method's median ratio and terms, and on how many paintings
+  it scored ahead of the peer (``tables.summary``).
 
 Writes results/any_style.json and figures/any_style.png (``--name``).
 
@@ -14,6 +16,8 @@ Writes results/any_style.json and figures/any_style.png (``--name``).
     python tools/any_style.py [--stage reference|finetune|quality|all] [--finetuned STEM=MODEL ...]
     python tools/any_style.py --model runs/anystyle_x/model.pth --name any_style_x   # another one-pass model
     python tools/any_style.py --paintings A.jpg B.jpg --stage quality --name any_style_more   # others
+    python tools/any_style.py --all-held-out --also "fastst one-pass on the base=anystyle_base" --refine 30 \
+        --stage quality --name any_style_all    # every held-out painting, two one-pass models, --refine
 
 Seconds a photo are tools/peers_speed.py's. ``--stage reference`` only computes (and caches, in
 results/lbfgs/) the L-BFGS curves the ratios need.
@@ -27,6 +31,7 @@ import statistics
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 
 from fastst import quality
 from fastst.anystyle import cached_statistics, load_anystyle, painting_network
@@ -36,6 +41,7 @@ from fastst.gatys import gatys
 from fastst.io import list_images, load_image, pil_to_tensor, tensor_to_pil
 from fastst.losses import DEFAULT_WEIGHTS
 from fastst.plotting import save_fig, show_images
+from fastst.refine import refine_painting
 from fastst.report import measured_on
 from fastst.results import write_result
 from fastst.stylize import Stylizer, load_model
@@ -57,6 +63,8 @@ TRAINED = {
     "fastst one-pass, then fine-tuned": {"from": "anystyle", "iterations": 240},
 }
 README_ROWS = ("peer any-style", "fastst one-pass", "fastst fine-tuned from the base", "the photo unchanged")
+PEER = "peer any-style"
+REFINED = "fastst --refine"  # the painting's own network, `fastst stylize --refine N`'s
 SHIPPED = ("starry_night", "base")  # the half-width one-style network, and the full-width base (a style)
 
 
@@ -76,7 +84,9 @@ def peer_working_size() -> int | None:
 
 
 def held_out_paintings(names=PAINTINGS) -> list[Path]:
+    """The held-out paintings of ``names`` (``None``: every one)."""
     _, held_out = painting_split()
+    names = [p.name for p in held_out] if names is None else names
     unknown = set(names) - {p.name for p in held_out}
     if unknown:
         raise SystemExit(f"not a held-out painting: {', '.join(sorted(unknown))}")
@@ -116,26 +126,36 @@ def trained_runs(paintings: list[Path], train_missing: bool = False) -> dict:
                 )
                 config.init = spec["from"]
                 train(config, resume=True)
-            log = out / "losses.csv"
-            if (out / "model.pth").is_file() and log.is_file():
-                seconds = float(log.read_text().splitlines()[-1].split(",")[-1])
-                found.setdefault(painting.stem, {})[label] = (str(out / "model.pth"), seconds)
+            if (out / "model.pth").is_file() and (out / "losses.csv").is_file():
+                found.setdefault(painting.stem, {})[label] = (str(out / "model.pth"), logged_seconds(out))
     return found
 
 
-def methods(peer, model, painting: Path, finetuned: dict, baselines: bool = False) -> dict:
-    """name -> a function stylizing a (3, H, W) photo in [0, 1] at its own size. With ``baselines``, also
-    the photo unchanged (the objective's score for doing nothing) and the one-pass model given the average
-    training painting's statistics instead of this painting's (what the predictor adds for this one)."""
+def logged_seconds(run: Path) -> float:
+    """A training run's seconds by its log (the last row's last column)."""
+    return float((run / "losses.csv").read_text().splitlines()[-1].split(",")[-1])
+
+
+def refined_runs(paintings: list[Path], iterations: int, trained: dict) -> None:
+    """Add each painting's ``--refine`` network (trained now unless kept) to ``trained``."""
+    for painting in tqdm(paintings, desc="--refine", unit="painting"):
+        model = refine_painting(painting, iterations, "base", progress=False)
+        trained.setdefault(painting.stem, {})[REFINED] = (str(model), logged_seconds(model.parent))
+
+
+def methods(peer, models: dict, painting: Path, finetuned: dict, baselines: bool = False) -> dict:
+    """name -> a function stylizing a (3, H, W) photo in [0, 1] at its own size; ``models``: {name: one-pass
+    model}, the first "fastst one-pass". With ``baselines``, also the photo unchanged (the objective's score
+    for doing nothing) and the first one-pass model given the average training painting's statistics
+    instead of this painting's (what the predictor adds for this one)."""
     style_pil = tensor_to_pil(load_image(painting))
-    one_pass = Stylizer(painting_network(painting, model), "fp32", runtime="torch")
-    found = {
-        "peer any-style": lambda x: pil_to_tensor(peer.stylize_with(tensor_to_pil(x), style_pil)),
-        "fastst one-pass": one_pass,
-    }
+    found = {PEER: lambda x: pil_to_tensor(peer.stylize_with(tensor_to_pil(x), style_pil))}
+    for label, model in models.items():
+        found[label] = Stylizer(painting_network(painting, model), "fp32", runtime="torch")
     for label, (path, _) in finetuned.get(painting.stem, {}).items():
         found[label] = Stylizer(load_model(path), "fp32")
     if baselines:
+        model = next(iter(models.values()))
         average = model.for_painting(cached_statistics(painting), strength=0.0)
         found["fastst one-pass, average painting"] = Stylizer(average, "fp32", runtime="torch")
         found["the photo unchanged"] = lambda x: x
@@ -156,10 +176,10 @@ def terms(ref: quality.Reference, stem: str, out: torch.Tensor) -> dict:
     }
 
 
-def score_painting(peer, model, painting: Path, photos: int, finetuned: dict) -> dict:
+def score_painting(peer, models: dict, painting: Path, photos: int, finetuned: dict) -> dict:
     ref = quality.reference(protocol(painting), count=photos)
     rows = {}
-    for name, fn in methods(peer, model, painting, finetuned, baselines=True).items():
+    for name, fn in methods(peer, models, painting, finetuned, baselines=True).items():
         per_photo = {stem: terms(ref, stem, fn(photo)) for stem, photo in ref.photos.items()}
         rows[name] = {
             **{
@@ -172,7 +192,7 @@ def score_painting(peer, model, painting: Path, photos: int, finetuned: dict) ->
 
 
 def figure(
-    peer, model, paintings: list[Path], finetuned: dict, iterations: int, name: str = "any_style", dpi=150
+    peer, models: dict, paintings: list[Path], finetuned: dict, iterations: int, name="any_style", dpi=150
 ):
     """Paintings in rows, methods in columns, on one held-out photo at 512 px; with ``iterations``, the
     L-BFGS optimum of that many iterations last."""
@@ -181,7 +201,7 @@ def figure(
     images, titles = [], []
     for painting in paintings:
         row = {"painting": load_image(painting, 512), "photo": photo}
-        row.update({method: fn(photo) for method, fn in methods(peer, model, painting, finetuned).items()})
+        row.update({method: fn(photo) for method, fn in methods(peer, models, painting, finetuned).items()})
         p = protocol(painting)
         if iterations:
             result = gatys(
@@ -215,8 +235,16 @@ def main() -> None:
     parser.add_argument(
         "--paintings", nargs="+", default=PAINTINGS, help="held-out paintings' file names (default: three)"
     )
+    parser.add_argument("--all-held-out", action="store_true", help="every held-out painting")
+    parser.add_argument(
+        "--also", nargs="*", default=[], metavar="LABEL=MODEL", help="another one-pass model, its rows LABEL"
+    )
+    parser.add_argument("--refine", type=int, metavar="N", help="also each painting's own network, N steps")
+    parser.add_argument(
+        "--figure-paintings", nargs="+", help="the figure's paintings (default: those scored)"
+    )
     args = parser.parse_args()
-    paintings = held_out_paintings(args.paintings)
+    paintings = held_out_paintings(None if args.all_held_out else args.paintings)
     if args.stage == "reference":
         for painting in paintings:
             quality.reference(protocol(painting), count=args.photos)
@@ -227,10 +255,19 @@ def main() -> None:
     for item in args.finetuned:
         stem, path = item.split("=", 1)
         trained.setdefault(stem, {})["fastst fine-tuned"] = (path, None)
-    peer, model = _peer(), load_anystyle(args.model)
-    scores = {p.stem: score_painting(peer, model, p, args.photos, trained) for p in paintings}
+    if args.refine:
+        refined_runs(paintings, args.refine, trained)
+    peer = _peer()
+    models = {"fastst one-pass": load_anystyle(args.model)}
+    models.update({label: load_anystyle(path) for label, path in (a.split("=", 1) for a in args.also)})
+    scores = {
+        p.stem: score_painting(peer, models, p, args.photos, trained)
+        for p in tqdm(paintings, desc="scoring", unit="painting")
+    }
     record = {
         "model": args.model or "fastst/pretrained/anystyle.pth",
+        "also": dict(a.split("=", 1) for a in args.also),
+        "refine_iterations": args.refine,
         "finetuned": {
             stem: {label: {"model": _shown(path), "training_seconds": s} for label, (path, s) in runs.items()}
             for stem, runs in trained.items()
@@ -244,9 +281,10 @@ def main() -> None:
         "photos": list(quality.reference(protocol(paintings[0]), count=args.photos).photos),
         "quality": scores,
     }
-    record["tables"] = {"quality": quality_table(scores, trained)}
+    record["tables"] = {"quality": quality_table(scores, trained), "summary": summary_table(scores, trained)}
     if args.stage == "all":
-        figure(peer, model, paintings, trained, args.figure_iterations, name=args.name)
+        shown = held_out_paintings(args.figure_paintings) if args.figure_paintings else paintings
+        figure(peer, models, shown, trained, args.figure_iterations, name=args.name)
     print(write_result(args.name, record))
 
 
@@ -272,6 +310,37 @@ def quality_table(scores: dict, trained: dict, cell=lambda s: f"{s / 60:.1f} min
         "method",
         "training first (its log)",
         "optimality ratio (median)",
+        "content term",
+        "style term (x2)",
+    ]
+    return {"columns": columns, "rows": rows}
+
+
+def summary_table(scores: dict, trained: dict) -> dict:
+    """One row a method, over every painting and photo: the median ratio and terms, on how many paintings
+    its median ratio is below the peer's, and the median of its logged training time."""
+    paintings = list(scores.values())
+    names = [name for name in paintings[0] if all(name in by_method for by_method in paintings)]
+    rows = []
+    for name in names:
+        pairs = [r for by_method in paintings for r in by_method[name]["photos"].values()]
+        ahead = sum(m[name]["optimality_ratio"] < m[PEER]["optimality_ratio"] for m in paintings)
+        seconds = [trained[p][name][1] for p in scores if name in trained.get(p, {})]
+        rows.append(
+            [
+                name,
+                f"{statistics.median(s / 60 for s in seconds):.1f} min" if seconds else "",
+                f"{statistics.median(r['optimality_ratio'] for r in pairs):.2f}",
+                "" if name == PEER else f"{ahead} of {len(paintings)}",
+                f"{statistics.median(r['content'] for r in pairs):.1f}",
+                f"{statistics.median(r['style'] for r in pairs):.1f}",
+            ]
+        )
+    columns = [
+        f"method ({len(paintings)} held-out paintings, {len(pairs) // len(paintings)} photos each)",
+        "training first (median)",
+        "optimality ratio (median)",
+        "paintings where ahead of the peer",
         "content term",
         "style term (x2)",
     ]
