@@ -17,7 +17,7 @@ Writes results/any_style.json and figures/any_style.png (``--name``).
     python tools/any_style.py --model runs/anystyle_x/model.pth --name any_style_x   # another one-pass model
     python tools/any_style.py --paintings A.jpg B.jpg --stage quality --name any_style_more   # others
     python tools/any_style.py --all-held-out --also "fastst one-pass on the base=anystyle_base" --refine 30 \
-        --stage quality --name any_style_all    # every held-out painting, two one-pass models, --refine
+        --without-finetunes --name any_style_all    # every held-out painting, two one-pass models, --refine
 
 Seconds a photo are tools/peers_speed.py's. ``--stage reference`` only computes (and caches, in
 results/lbfgs/) the L-BFGS curves the ratios need.
@@ -241,6 +241,11 @@ def main() -> None:
     )
     parser.add_argument("--refine", type=int, metavar="N", help="also each painting's own network, N steps")
     parser.add_argument(
+        "--without-finetunes",
+        action="store_true",
+        help="leave out the fine-tuned networks of --stage finetune",
+    )
+    parser.add_argument(
         "--figure-paintings", nargs="+", help="the figure's paintings (default: those scored)"
     )
     args = parser.parse_args()
@@ -249,7 +254,9 @@ def main() -> None:
         for painting in paintings:
             quality.reference(protocol(painting), count=args.photos)
         return
-    trained = trained_runs(paintings, train_missing=args.stage == "finetune")
+    trained = (
+        {} if args.without_finetunes else trained_runs(paintings, train_missing=args.stage == "finetune")
+    )
     if args.stage == "finetune":
         return
     for item in args.finetuned:
