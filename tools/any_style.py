@@ -16,8 +16,8 @@ Writes results/any_style.json and figures/any_style.png (``--name``).
     python tools/any_style.py [--stage reference|finetune|quality|all] [--finetuned STEM=MODEL ...]
     python tools/any_style.py --model runs/anystyle_x/model.pth --name any_style_x   # another one-pass model
     python tools/any_style.py --paintings A.jpg B.jpg --stage quality --name any_style_more   # others
-    python tools/any_style.py --all-held-out --also "fastst one-pass on the base=anystyle_base" --refine 30 \
-        --without-finetunes --name any_style_all    # every held-out painting, two one-pass models, --refine
+    python tools/any_style.py --all-held-out --also "fastst one-pass on the base=anystyle_base" \
+        --refine 30 120 --without-finetunes --name any_style_all    # every held-out painting, --refine too
 
 Seconds a photo are tools/peers_speed.py's. ``--stage reference`` only computes (and caches, in
 results/lbfgs/) the L-BFGS curves the ratios need.
@@ -64,7 +64,6 @@ TRAINED = {
 }
 README_ROWS = ("peer any-style", "fastst one-pass", "fastst fine-tuned from the base", "the photo unchanged")
 PEER = "peer any-style"
-REFINED = "fastst --refine"  # the painting's own network, `fastst stylize --refine N`'s
 SHIPPED = ("starry_night", "base")  # the half-width one-style network, and the full-width base (a style)
 
 
@@ -137,10 +136,12 @@ def logged_seconds(run: Path) -> float:
 
 
 def refined_runs(paintings: list[Path], iterations: int, trained: dict) -> None:
-    """Add each painting's ``--refine`` network (trained now unless kept) to ``trained``."""
-    for painting in tqdm(paintings, desc="--refine", unit="painting"):
+    """Add each painting's own network of `fastst stylize --refine N` (trained now unless kept) to
+    ``trained``, as "fastst --refine N"."""
+    for painting in tqdm(paintings, desc=f"--refine {iterations}", unit="painting"):
         model = refine_painting(painting, iterations, "base", progress=False)
-        trained.setdefault(painting.stem, {})[REFINED] = (str(model), logged_seconds(model.parent))
+        label = f"fastst --refine {iterations}"
+        trained.setdefault(painting.stem, {})[label] = (str(model), logged_seconds(model.parent))
 
 
 def methods(peer, models: dict, painting: Path, finetuned: dict, baselines: bool = False) -> dict:
@@ -239,7 +240,9 @@ def main() -> None:
     parser.add_argument(
         "--also", nargs="*", default=[], metavar="LABEL=MODEL", help="another one-pass model, its rows LABEL"
     )
-    parser.add_argument("--refine", type=int, metavar="N", help="also each painting's own network, N steps")
+    parser.add_argument(
+        "--refine", type=int, nargs="+", default=[], metavar="N", help="each painting's own network, N steps"
+    )
     parser.add_argument(
         "--without-finetunes",
         action="store_true",
@@ -262,8 +265,8 @@ def main() -> None:
     for item in args.finetuned:
         stem, path = item.split("=", 1)
         trained.setdefault(stem, {})["fastst fine-tuned"] = (path, None)
-    if args.refine:
-        refined_runs(paintings, args.refine, trained)
+    for iterations in args.refine:
+        refined_runs(paintings, iterations, trained)
     peer = _peer()
     models = {"fastst one-pass": load_anystyle(args.model)}
     models.update({label: load_anystyle(path) for label, path in (a.split("=", 1) for a in args.also)})
