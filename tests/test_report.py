@@ -98,11 +98,12 @@ def test_the_any_style_summary_pools_every_painting_and_photo():
 
     any_style = _study(ROOT / "tools" / "any_style.py")
 
-    def method(*ratios):  # one row of a painting: a ratio a photo, content and style its tenth and twice it
+    def method(*ratios):  # a painting's row: a ratio a photo, content its tenth and style twice it; medians
         photos = {
             f"p{i}": {"optimality_ratio": r, "content": r / 10, "style": 2 * r} for i, r in enumerate(ratios)
         }
-        return {"optimality_ratio": sorted(ratios)[len(ratios) // 2], "photos": photos}
+        mid = sorted(ratios)[len(ratios) // 2]
+        return {"optimality_ratio": mid, "content": mid / 10, "style": 2 * mid, "photos": photos}
 
     scores = {
         "a": {"peer any-style": method(3.0, 5.0, 4.0), "one pass": method(2.0, 6.0, 3.5)},
@@ -117,6 +118,6 @@ def test_the_any_style_summary_pools_every_painting_and_photo():
     assert spec["columns"][0] == "method (2 held-out paintings, 3 photos each)"
     peer, one_pass = spec["rows"]  # "only b" is not scored on every painting: no row
     # peer: 3, 5, 4, 2, 2.5, 3 -> 3.0; one pass: 2, 6, 3.5, 2.6, 2.7, 2.8 -> (2.7 + 2.8) / 2
-    assert peer == ["peer any-style", "", "3.00", "", "0.3", "6.0"]
-    # ahead on a (3.5 < 4.0), behind on b (2.7 > 2.5); trained 1 and 3 minutes
-    assert one_pass == ["one pass", "2.0 min", "2.75", "1 of 2", "0.3", "5.5"]
+    assert peer == ["peer any-style", "", "3.00", "", "", "0.3", "6.0"]
+    # ratio below on a (3.5 < 4.0), not on b (2.7 > 2.5); style (twice the ratio) the same; 60 and 180 s
+    assert one_pass == ["one pass", "120 s", "2.75", "1 of 2", "1 of 2", "0.3", "5.5"]

@@ -8,7 +8,7 @@
   model's network for that painting, shorter; their logged training minutes beside their scores.
 - A figure of the paintings (rows) by method (columns) at 512 px.
 - A summary over every painting and photo: each method's median ratio and terms, and on how many paintings
-  it scored ahead of the peer (``tables.summary``).
+  its ratio and its style term are below the peer's (``table(result)`` of a run with ``--also``).
 
 Writes results/any_style.json and figures/any_style.png (``--name``).
 
@@ -64,6 +64,9 @@ TRAINED = {
 }
 README_ROWS = ("peer any-style", "fastst one-pass", "fastst fine-tuned from the base", "the photo unchanged")
 PEER = "peer any-style"
+AVERAGE = (
+    "fastst one-pass, average painting"  # the first one-pass model given the average painting's statistics
+)
 SHIPPED = ("starry_night", "base")  # the half-width one-style network, and the full-width base (a style)
 
 
@@ -158,7 +161,7 @@ def methods(peer, models: dict, painting: Path, finetuned: dict, baselines: bool
     if baselines:
         model = next(iter(models.values()))
         average = model.for_painting(cached_statistics(painting), strength=0.0)
-        found["fastst one-pass, average painting"] = Stylizer(average, "fp32", runtime="torch")
+        found[AVERAGE] = Stylizer(average, "fp32", runtime="torch")
         found["the photo unchanged"] = lambda x: x
     return found
 
@@ -291,7 +294,7 @@ def main() -> None:
         "photos": list(quality.reference(protocol(paintings[0]), count=args.photos).photos),
         "quality": scores,
     }
-    record["tables"] = {"quality": quality_table(scores, trained), "summary": summary_table(scores, trained)}
+    record["tables"] = {"quality": quality_table(scores, trained)}  # the summary: table(result)
     if args.stage == "all":
         shown = held_out_paintings(args.figure_paintings) if args.figure_paintings else paintings
         figure(peer, models, shown, trained, args.figure_iterations, name=args.name)
@@ -328,20 +331,29 @@ def quality_table(scores: dict, trained: dict, cell=lambda s: f"{s / 60:.1f} min
 
 def summary_table(scores: dict, trained: dict) -> dict:
     """One row a method, over every painting and photo: the median ratio and terms, on how many paintings
-    its median ratio is below the peer's, and the median of its logged training time."""
+    its median ratio and its median style term are below the peer's, and the median of its logged
+    training time."""
     paintings = list(scores.values())
     names = [name for name in paintings[0] if all(name in by_method for by_method in paintings)]
+
+    def below_peer(name, key):
+        return (
+            ""
+            if name == PEER
+            else f"{sum(m[name][key] < m[PEER][key] for m in paintings)} of {len(paintings)}"
+        )
+
     rows = []
     for name in names:
         pairs = [r for by_method in paintings for r in by_method[name]["photos"].values()]
-        ahead = sum(m[name]["optimality_ratio"] < m[PEER]["optimality_ratio"] for m in paintings)
         seconds = [trained[p][name][1] for p in scores if name in trained.get(p, {})]
         rows.append(
             [
                 name,
-                f"{statistics.median(s / 60 for s in seconds):.1f} min" if seconds else "",
+                f"{statistics.median(seconds):.0f} s" if seconds else "",
                 f"{statistics.median(r['optimality_ratio'] for r in pairs):.2f}",
-                "" if name == PEER else f"{ahead} of {len(paintings)}",
+                below_peer(name, "optimality_ratio"),
+                below_peer(name, "style"),
                 f"{statistics.median(r['content'] for r in pairs):.1f}",
                 f"{statistics.median(r['style'] for r in pairs):.1f}",
             ]
@@ -350,7 +362,8 @@ def summary_table(scores: dict, trained: dict) -> dict:
         f"method ({len(paintings)} held-out paintings, {len(pairs) // len(paintings)} photos each)",
         "training first (median)",
         "optimality ratio (median)",
-        "paintings where ahead of the peer",
+        "paintings: ratio below the peer's",
+        "paintings: style term below the peer's",
         "content term",
         "style term (x2)",
     ]
@@ -358,12 +371,16 @@ def summary_table(scores: dict, trained: dict) -> dict:
 
 
 def table(result: dict) -> dict:
-    """The README's quality table: the peer, the one pass, the fine-tune from the base and the photo unchanged
-    (docs/ has every row)."""
-    seconds = {  # quality_table reads only the logged seconds
+    """The README's quality table: of a run with ``--also`` (every held-out painting), the summary; of
+    another, the peer, the one pass, the fine-tune from the base and the photo unchanged (docs/ has every
+    row)."""
+    seconds = {  # the tables read only the logged seconds
         painting: {label: (None, run["training_seconds"]) for label, run in runs.items()}
         for painting, runs in result["finetuned"].items()
     }
+    if "also" in result:  # the methods a person runs, and the photo unchanged for scale
+        scores = {p: {k: v for k, v in rows.items() if k != AVERAGE} for p, rows in result["quality"].items()}
+        return {**summary_table(scores, seconds), "note": f"Measured on {measured_on(result)}."}
     scores = {
         painting: {name: row for name, row in rows.items() if name in README_ROWS}
         for painting, rows in result["quality"].items()
