@@ -106,4 +106,4 @@ PRESETS: dict[str, dict] = {
 PRESET_NAMES = ("auto", *PRESETS)
 # `fastst stylize --style-image P --refine` with no number: the finetune preset's steps from the shipped
 # base (fastst/refine.py; docs/any_painting.md, "A few seconds of training")
-REFINE_ITERATIONS = 30
+REFINE_ITERATIONS = 120
