@@ -93,31 +93,38 @@ def test_a_study_without_a_table_fails(tmp_path):
 
 
 def test_the_any_style_summary_pools_every_painting_and_photo():
-    """tools/any_style.py's summary, against medians and counts worked out by hand on two paintings."""
+    """tools/any_style.py's summary, against medians and counts worked out by hand on three paintings."""
     from fastst.report import _study
 
     any_style = _study(ROOT / "tools" / "any_style.py")
 
-    def method(*ratios):  # a painting's row: a ratio a photo, content its tenth and style twice it; medians
+    def method(*ratios):  # a painting's row: a ratio a photo, content its square and style twice it; medians
         photos = {
-            f"p{i}": {"optimality_ratio": r, "content": r / 10, "style": 2 * r} for i, r in enumerate(ratios)
+            f"p{i}": {"optimality_ratio": r, "content": r * r, "style": 2 * r} for i, r in enumerate(ratios)
         }
         mid = sorted(ratios)[len(ratios) // 2]
-        return {"optimality_ratio": mid, "content": mid / 10, "style": 2 * mid, "photos": photos}
+        return {"optimality_ratio": mid, "content": mid * mid, "style": 2 * mid, "photos": photos}
 
+    peer, one = "peer any-style", "one pass"
     scores = {
-        "a": {"peer any-style": method(3.0, 5.0, 4.0), "one pass": method(2.0, 6.0, 3.5)},
-        "b": {
-            "peer any-style": method(2.0, 2.5, 3.0),
-            "one pass": method(2.6, 2.7, 2.8),
-            "only b": method(1, 1, 1),
-        },
+        "a": {peer: method(3.0, 5.0, 4.0), one: method(2.0, 6.0, 3.5)},
+        "b": {peer: method(2.0, 2.5, 3.0), one: method(2.6, 2.7, 2.8), "only b": method(1, 1, 1)},
+        "c": {peer: method(1.0, 2.0, 3.0), one: method(2.0, 2.0, 2.0)},  # level with the peer: not below it
     }
-    trained = {"a": {"one pass": ("m", 60.0)}, "b": {"one pass": ("m", 180.0)}}
+    trained = {"a": {one: ("m", 60.0)}, "b": {one: ("m", 90.0)}, "c": {one: ("m", 300.0)}}
     spec = any_style.summary_table(scores, trained)
-    assert spec["columns"][0] == "method (2 held-out paintings, 3 photos each)"
-    peer, one_pass = spec["rows"]  # "only b" is not scored on every painting: no row
-    # peer: 3, 5, 4, 2, 2.5, 3 -> 3.0; one pass: 2, 6, 3.5, 2.6, 2.7, 2.8 -> (2.7 + 2.8) / 2
-    assert peer == ["peer any-style", "", "3.00", "", "", "0.3", "6.0"]
-    # ratio below on a (3.5 < 4.0), not on b (2.7 > 2.5); style (twice the ratio) the same; 60 and 180 s
-    assert one_pass == ["one pass", "120 s", "2.75", "1 of 2", "1 of 2", "0.3", "5.5"]
+    assert spec["columns"][0] == "method (3 held-out paintings, 3 photos each)"
+    peer_row, one_row = spec["rows"]  # "only b" is not scored on every painting: no row
+    # peer: 3, 5, 4, 2, 2.5, 3, 1, 2, 3 -> 3.0 (content 9.0, style 6.0)
+    assert peer_row == [peer, "", "3.00", "", "", "9.0", "6.0"]
+    # one pass: 2, 6, 3.5, 2.6, 2.7, 2.8, 2, 2, 2 -> 2.6; below the peer on a only; trained 60, 90, 300 s
+    assert one_row == [one, "90 s", "2.60", "1 of 3", "1 of 3", "6.8", "5.2"]
+    # the README's table of such a run: the same summary, without the average painting's row
+    result = {
+        "also": {"on the base": "anystyle_base"},
+        "finetuned": {p: {one: {"model": "m", "training_seconds": t[one][1]}} for p, t in trained.items()},
+        "quality": {p: {**rows, any_style.AVERAGE: rows[one]} for p, rows in scores.items()},
+        "machine": {"cpu": "a CPU", "threads": 2},
+        "command": "any_style.py",
+    }
+    assert any_style.table(result)["rows"] == spec["rows"]

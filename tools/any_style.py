@@ -202,10 +202,12 @@ def figure(
     L-BFGS optimum of that many iterations last."""
     photo_path = list_images(data_dir() / TEST_DIR)[1]
     photo = load_image(photo_path, 512)
+    by_painting = {p: methods(peer, models, p, finetuned) for p in paintings}
+    shared = [m for m in by_painting[paintings[0]] if all(m in fns for fns in by_painting.values())]
     images, titles = [], []
-    for painting in paintings:
+    for painting, fns in by_painting.items():  # the methods every painting has, one a column
         row = {"painting": load_image(painting, 512), "photo": photo}
-        row.update({method: fn(photo) for method, fn in methods(peer, models, painting, finetuned).items()})
+        row.update({method: fns[method](photo) for method in shared})
         p = protocol(painting)
         if iterations:
             result = gatys(
@@ -255,6 +257,10 @@ def main() -> None:
         "--figure-paintings", nargs="+", help="the figure's paintings (default: those scored)"
     )
     args = parser.parse_args()
+    also = dict(_pair(item, "--also", "LABEL=MODEL") for item in args.also)
+    if taken := set(also) & {PEER, "fastst one-pass", AVERAGE, "the photo unchanged", *TRAINED}:
+        raise SystemExit(f"--also: {', '.join(sorted(taken))} names a method of its own")
+    finetuned = [_pair(item, "--finetuned", "STEM=MODEL") for item in args.finetuned]
     paintings = held_out_paintings(None if args.all_held_out else args.paintings)
     if args.stage == "reference":
         for painting in paintings:
@@ -265,21 +271,20 @@ def main() -> None:
     )
     if args.stage == "finetune":
         return
-    for item in args.finetuned:
-        stem, path = item.split("=", 1)
+    for stem, path in finetuned:
         trained.setdefault(stem, {})["fastst fine-tuned"] = (path, None)
     for iterations in args.refine:
         refined_runs(paintings, iterations, trained)
     peer = _peer()
     models = {"fastst one-pass": load_anystyle(args.model)}
-    models.update({label: load_anystyle(path) for label, path in (a.split("=", 1) for a in args.also)})
+    models.update({label: load_anystyle(path) for label, path in also.items()})
     scores = {
         p.stem: score_painting(peer, models, p, args.photos, trained)
         for p in tqdm(paintings, desc="scoring", unit="painting")
     }
     record = {
         "model": args.model or "fastst/pretrained/anystyle.pth",
-        "also": dict(a.split("=", 1) for a in args.also),
+        "also": also,
         "refine_iterations": args.refine,
         "finetuned": {
             stem: {label: {"model": _shown(path), "training_seconds": s} for label, (path, s) in runs.items()}
@@ -297,8 +302,15 @@ def main() -> None:
     record["tables"] = {"quality": quality_table(scores, trained)}  # the summary: table(result)
     if args.stage == "all":
         shown = held_out_paintings(args.figure_paintings) if args.figure_paintings else paintings
+        shown.sort(key=lambda p: args.figure_paintings.index(p.name) if args.figure_paintings else 0)
         figure(peer, models, shown, trained, args.figure_iterations, name=args.name)
     print(write_result(args.name, record))
+
+
+def _pair(item: str, option: str, form: str) -> tuple[str, str]:
+    if "=" not in item:
+        raise SystemExit(f"{option} takes {form}, not {item!r}")
+    return tuple(item.split("=", 1))
 
 
 def quality_table(scores: dict, trained: dict, cell=lambda s: f"{s / 60:.1f} min") -> dict:
@@ -346,7 +358,9 @@ def summary_table(scores: dict, trained: dict) -> dict:
     rows = []
     for name in names:
         pairs = [r for by_method in paintings for r in by_method[name]["photos"].values()]
-        seconds = [trained[p][name][1] for p in scores if name in trained.get(p, {})]
+        seconds = [
+            trained[p][name][1] for p in scores if trained.get(p, {}).get(name, (None, None))[1] is not None
+        ]
         rows.append(
             [
                 name,
@@ -359,7 +373,7 @@ def summary_table(scores: dict, trained: dict) -> dict:
             ]
         )
     columns = [
-        f"method ({len(paintings)} held-out paintings, {len(pairs) // len(paintings)} photos each)",
+        f"method ({len(paintings)} held-out paintings, {len(paintings[0][PEER]['photos'])} photos each)",
         "training first (median)",
         "optimality ratio (median)",
         "paintings: ratio below the peer's",
@@ -378,7 +392,7 @@ def table(result: dict) -> dict:
         painting: {label: (None, run["training_seconds"]) for label, run in runs.items()}
         for painting, runs in result["finetuned"].items()
     }
-    if "also" in result:  # the methods a person runs, and the photo unchanged for scale
+    if result.get("also"):  # the methods a person runs, and the photo unchanged for scale
         scores = {p: {k: v for k, v in rows.items() if k != AVERAGE} for p, rows in result["quality"].items()}
         return {**summary_table(scores, seconds), "note": f"Measured on {measured_on(result)}."}
     scores = {
