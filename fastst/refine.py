@@ -1,9 +1,9 @@
-"""A painting's own network in seconds rather than minutes (``fastst stylize --style-image P --refine``):
-the ``finetune`` preset for a hundred-odd steps by default from the shipped multi-style base (its mean style), as
-``fastst train --preset finetune --from base`` does for its full length. Which start and how few steps
-already pay is measured in docs/any_painting.md ("A few seconds of training", ``tools/one_pass_refine.py``):
-from the base the network takes the painting's palette and strokes; from the one-pass model's network for
-the painting it stays near the photo.
+"""A painting's own network in seconds rather than minutes (``fastst stylize --style-image P --refine``): the
+``finetune`` preset for a hundred-odd steps by default from the shipped multi-style base (its mean style), as
+``fastst train --preset finetune --from base`` does for its full length. Which start and how few steps already
+pay is measured in docs/any_painting.md ("A few seconds of training", ``tools/one_pass_refine.py``): from the
+base the network takes the painting's palette and strokes; from the one-pass model's network for the painting
+it stays near the photo.
 
 The run goes to ``runs/refined/``, named by the painting's content, the starting model's and the number of
 steps, so the same painting asked for again (a folder later, a clip) reuses its network, and a run
