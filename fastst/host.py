@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import platform
+import shlex
 import sys
 from pathlib import Path
 
@@ -49,5 +50,6 @@ def pretrained_path(name: str | os.PathLike) -> Path:
 
 
 def command_line() -> str:
-    """The command that is running, as a person would type it again (the program's name, not its path)."""
-    return " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])
+    """The command that is running, as a person would type it again in a shell (the program's name, not its
+    path; an argument with spaces or quotes quoted)."""
+    return shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])

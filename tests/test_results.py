@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import shlex
 import subprocess
 from pathlib import Path
 
@@ -121,3 +122,18 @@ def test_every_committed_result_names_a_commit_holding_its_script_or_says_it_was
         where = "fastst/__main__.py" if script[0] == "__main__.py" else f"tools/{script[0]}"
         held = _in_checkout("cat-file", "-e", f"{commit}:{where}").returncode == 0
         assert held, f"{path.name}: commit {commit[:8]} holds no {where}"
+
+
+def test_a_recorded_command_is_one_a_shell_splits_back_into_its_arguments(monkeypatch):
+    from fastst.host import command_line
+
+    argv = [
+        "/somewhere/tools/any_style.py",
+        "--also",
+        "fastst one-pass on the base=anystyle_base",
+        "--refine",
+        "30",
+    ]
+    monkeypatch.setattr("sys.argv", argv)
+    assert shlex.split(command_line()) == ["any_style.py", *argv[1:]]
+    assert command_line().split(" ")[0] == "any_style.py"  # how a table finds the study that wrote a result
