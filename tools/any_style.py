@@ -56,6 +56,7 @@ PAINTINGS = (
     "xunhuang1995__AdaIN-style__mondrian.jpg",
 )
 SIZES = (256, 512, 1024)
+MAX_WIDTH_PX = 1800  # the figure's width at most, in pixels
 # A network for one painting, trained two ways with the finetune preset: from the base (the README's way to
 # a new style) and from the one-pass model's network for that painting, for fewer iterations.
 TRAINED = {
@@ -221,12 +222,13 @@ def figure(
             row[f"L-BFGS ({iterations} it.)"] = result.image
         images += list(row.values())
         titles += [f"{painting.stem[:28]}" if k == "painting" else k for k in row]
-    fig = show_images(images, titles, ncols=len(images) // len(paintings), size=2.6)
+    ncols = len(images) // len(paintings)
+    fig = show_images(images, titles, ncols=ncols, size=2.6)
     save_fig(
         fig,
         name,
         {"photo": photo_path.name, "paintings": [p.name for p in paintings], "lbfgs_iterations": iterations},
-        dpi=dpi,
+        dpi=min(dpi, int(MAX_WIDTH_PX / (2.6 * ncols))),  # many columns: a PNG a page can hold
     )
 
 
