@@ -136,18 +136,23 @@ def remember(
 ONE_PASS = "one-pass"
 
 
-def painting_inputs_file(painting: str | os.PathLike, model_file: str | os.PathLike, digests: dict) -> Path:
+def painting_inputs_file(
+    painting: str | os.PathLike, model_file: str | os.PathLike, model_digest: str, rests_on: dict
+) -> Path:
     """Where a painting's inputs to the one-pass model ``model_file``'s shared network are kept: by the
-    painting's content (a renamed or copied painting is the same) and ``digests``, the contents of the
-    model file and of the files it takes weights from (a model changed in place is another model)."""
-    style = json.dumps({"painting": file_digest(painting), **digests}, sort_keys=True)
+    painting's content (a renamed or copied painting is the same), the model file's (``model_digest``)
+    and those of the files it takes weights from (``rests_on``: {file: digest}), so that a model changed
+    in place is another model."""
+    key = {"painting": file_digest(painting), "model": model_digest, **rests_on}
+    style = json.dumps(key, sort_keys=True)
     return cache_folder() / "paintings" / f"{_key(style, Path(model_file))}.npz"
 
 
 def keep_painting_inputs(
     painting: str | os.PathLike,
     model_file: str | os.PathLike,
-    digests: dict,
+    model_digest: str,
+    rests_on: dict,
     norms: np.ndarray,
     colour: np.ndarray,
 ) -> None:
@@ -155,7 +160,7 @@ def keep_painting_inputs(
     :class:`fastst.anystyle.PaintingInputs` holds them) for the quick path; a file that cannot be written
     costs the painting's statistics next time, nothing more."""
     try:
-        path = painting_inputs_file(painting, model_file, digests)
+        path = painting_inputs_file(painting, model_file, model_digest, rests_on)
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
             np.savez(f, norms=norms.astype(np.float32), colour=colour.astype(np.float32))
@@ -335,8 +340,8 @@ def _painting_inputs(painting: str, entry: dict, runtime: str) -> tuple[np.ndarr
     """A painting's (norms, colour) for the one-pass model of ``entry``: kept from before, or computed
     as :func:`fastst.anystyle.painting_network` computes them, through the model's exported painting side
     and its shared network under ``runtime`` (then kept)."""
-    digests = {"model": entry["digest"], **entry.get("rests_on", {})}  # checked against the files by _entry
-    kept = painting_inputs_file(painting, entry["model"], digests)
+    digests = entry["digest"], entry.get("rests_on", {})  # checked against the files by _entry
+    kept = painting_inputs_file(painting, entry["model"], *digests)
     if kept.is_file():
         with np.load(kept) as saved:
             return saved["norms"], saved["colour"]
@@ -351,7 +356,7 @@ def _painting_inputs(painting: str, entry: dict, runtime: str) -> tuple[np.ndarr
         own = run_array(lambda a: shared(a, norms, colour), small, entry["min_size"])
         matrix, shift = palette_map(colour_moments(own), colour_moments(image), entry["palette"])
         colour = np.concatenate([matrix, shift[:, None]], 1)
-    keep_painting_inputs(painting, entry["model"], digests, norms, colour)
+    keep_painting_inputs(painting, entry["model"], *digests, norms, colour)
     return norms, colour
 
 

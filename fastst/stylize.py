@@ -342,8 +342,8 @@ class Stylizer:
                 return
             saved = read_one_pass(pretrained_path(model_file))
             rests = {str(f): file_digest(f) for f in rests_on(saved)}
-            digests = {"model": file_digest(model_file), **rests}  # what the kept inputs are of
-            keep_painting_inputs(painting, model_file, digests, inputs.norms.numpy(), inputs.colour.numpy())
+            norms, colour = inputs.norms.numpy(), inputs.colour.numpy()
+            keep_painting_inputs(painting, model_file, file_digest(model_file), rests, norms, colour)
             style, encoder = ONE_PASS, encoder_file(model_file)
             network |= {
                 "working_size": WORKING_SIZE,

@@ -44,6 +44,7 @@ from fastst.plotting import save_fig, show_images
 from fastst.refine import refine_painting
 from fastst.report import measured_on
 from fastst.results import write_result
+from fastst.runs import RunFolder, last_row
 from fastst.stylize import Stylizer, load_model
 from fastst.train import runs_dir, train
 from fastst.vgg import loss_network
@@ -65,9 +66,8 @@ TRAINED = {
 }
 README_ROWS = ("peer any-style", "fastst one-pass", "fastst fine-tuned from the base", "the photo unchanged")
 PEER = "peer any-style"
-AVERAGE = (
-    "fastst one-pass, average painting"  # the first one-pass model given the average painting's statistics
-)
+# the first one-pass model given the average training painting's statistics instead of the painting's own
+AVERAGE = "fastst one-pass, average painting"
 SHIPPED = ("starry_night", "base")  # the half-width one-style network, and the full-width base (a style)
 
 
@@ -87,13 +87,14 @@ def peer_working_size() -> int | None:
 
 
 def held_out_paintings(names=PAINTINGS) -> list[Path]:
-    """The held-out paintings of ``names`` (``None``: every one)."""
+    """The held-out paintings of ``names``, in that order (``None``: every one)."""
     _, held_out = painting_split()
-    names = [p.name for p in held_out] if names is None else names
-    unknown = set(names) - {p.name for p in held_out}
+    by_name = {p.name: p for p in held_out}
+    names = list(by_name) if names is None else names
+    unknown = set(names) - set(by_name)
     if unknown:
         raise SystemExit(f"not a held-out painting: {', '.join(sorted(unknown))}")
-    chosen = [p for p in held_out if p.name in names]
+    chosen = [by_name[name] for name in names]
     if not all(p.is_file() for p in chosen):
         raise SystemExit("the paintings are missing: run `python -m fastst data fetch --paintings`")
     return chosen
@@ -129,23 +130,28 @@ def trained_runs(paintings: list[Path], train_missing: bool = False) -> dict:
                 )
                 config.init = spec["from"]
                 train(config, resume=True)
-            if (out / "model.pth").is_file() and (out / "losses.csv").is_file():
-                found.setdefault(painting.stem, {})[label] = (str(out / "model.pth"), logged_seconds(out))
+            seconds = last_row(RunFolder(out)).get("elapsed_s")
+            if (out / "model.pth").is_file() and seconds is not None:
+                found.setdefault(painting.stem, {})[label] = (str(out / "model.pth"), seconds)
     return found
 
 
-def logged_seconds(run: Path) -> float:
-    """A training run's seconds by its log (the last row's last column)."""
-    return float((run / "losses.csv").read_text().splitlines()[-1].split(",")[-1])
+def refined(painting, iterations: int, start: str = "base", progress: bool = True) -> tuple[str, float]:
+    """The network for ``painting`` after ``iterations`` steps of ``--refine``'s training
+    (:func:`fastst.refine.refine_painting`) from ``start`` (the shipped base, as ``--refine`` does, or the
+    one-pass model's network for it, "anystyle"), resumed where it exists; its model file and its logged
+    training seconds."""
+    model = refine_painting(painting, iterations, start, progress=progress)
+    return str(model), last_row(RunFolder(model.parent))["elapsed_s"]
 
 
 def refined_runs(paintings: list[Path], iterations: int, trained: dict) -> None:
     """Add each painting's own network of `fastst stylize --refine N` (trained now unless kept) to
     ``trained``, as "fastst --refine N"."""
     for painting in tqdm(paintings, desc=f"--refine {iterations}", unit="painting"):
-        model = refine_painting(painting, iterations, "base", progress=False)
-        label = f"fastst --refine {iterations}"
-        trained.setdefault(painting.stem, {})[label] = (str(model), logged_seconds(model.parent))
+        trained.setdefault(painting.stem, {})[f"fastst --refine {iterations}"] = refined(
+            painting, iterations, progress=False
+        )
 
 
 def methods(peer, models: dict, painting: Path, finetuned: dict, baselines: bool = False) -> dict:
@@ -304,7 +310,6 @@ def main() -> None:
     record["tables"] = {"quality": quality_table(scores, trained)}  # the summary: table(result)
     if args.stage == "all":
         shown = held_out_paintings(args.figure_paintings) if args.figure_paintings else paintings
-        shown.sort(key=lambda p: args.figure_paintings.index(p.name) if args.figure_paintings else 0)
         figure(peer, models, shown, trained, args.figure_iterations, name=args.name)
     print(write_result(args.name, record))
 
@@ -360,9 +365,8 @@ def summary_table(scores: dict, trained: dict) -> dict:
     rows = []
     for name in names:
         pairs = [r for by_method in paintings for r in by_method[name]["photos"].values()]
-        seconds = [
-            trained[p][name][1] for p in scores if trained.get(p, {}).get(name, (None, None))[1] is not None
-        ]
+        runs = [trained.get(p, {}).get(name) for p in scores]
+        seconds = [run[1] for run in runs if run is not None and run[1] is not None]
         rows.append(
             [
                 name,

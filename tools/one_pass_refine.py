@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from any_style import _peer, figure, held_out_paintings, protocol, quality_table, score_painting
+from any_style import _peer, figure, held_out_paintings, protocol, quality_table, refined, score_painting
 from peers_speed import _commands, _run
 
 from fastst import quality
@@ -26,20 +26,9 @@ from fastst.anystyle import load_anystyle
 from fastst.data import TEST_DIR, data_dir
 from fastst.io import list_images, load_image, tensor_to_pil
 from fastst.presets import REFINE_ITERATIONS
-from fastst.refine import refine_painting
 from fastst.report import measured_on, three_figures
 from fastst.results import machine, write_result
-from fastst.runs import RunFolder, last_row
 from fastst.scale import to_longer_side
-
-
-def finetune(painting, iterations: int, start: str = "anystyle") -> tuple[str, float]:
-    """The network for ``painting`` after ``iterations`` steps of ``--refine``'s training
-    (:func:`fastst.refine.refine_painting`) from the one-pass model's network for it, or from the shipped
-    base (``start="base"``, what ``--refine`` does), resumed where it exists; its model file and its
-    logged training seconds."""
-    model = refine_painting(painting, iterations, start)
-    return str(model), last_row(RunFolder(model.parent))["elapsed_s"]
 
 
 def table(result: dict) -> dict:
@@ -101,23 +90,23 @@ def main() -> None:
     )
     args = parser.parse_args()
     info = machine()
-    peer, model = _peer(), load_anystyle()
+    peer, models = _peer(), {"fastst one-pass": load_anystyle()}
     paintings = held_out_paintings()
     trained = {
         p.stem: {
-            **{f"fastst one-pass, then {n} iterations": finetune(p, n) for n in args.iterations},
-            **{f"fastst base, then {n} iterations": finetune(p, n, "base") for n in args.from_base},
+            **{f"fastst one-pass, then {n} iterations": refined(p, n, "anystyle") for n in args.iterations},
+            **{f"fastst base, then {n} iterations": refined(p, n) for n in args.from_base},
         }
         for p in paintings
     }
     scores = {}
     for painting in paintings:
-        scores[painting.stem] = score_painting(peer, model, painting, args.photos, trained)
+        scores[painting.stem] = score_painting(peer, models, painting, args.photos, trained)
         for label, (_, seconds) in trained[painting.stem].items():
             scores[painting.stem][label]["training_seconds"] = round(seconds, 1)
         for name, row in scores[painting.stem].items():
             print(painting.stem, name, f"{row['optimality_ratio']:.3f}", flush=True)
-    figure(peer, model, paintings, trained, 0, name="one_pass_refine", dpi=80)
+    figure(peer, models, paintings, trained, 0, name="one_pass_refine", dpi=80)
     photos = list(quality.reference(protocol(paintings[0]), count=args.photos).photos)
     result = {
         "iterations": args.iterations,
