@@ -22,7 +22,7 @@ from torch import nn
 
 from fastst import palette
 from fastst.errors import FaststError
-from fastst.host import pretrained_path
+from fastst.host import PRETRAINED_DIR, default_one_pass, pretrained_path
 from fastst.io import file_digest, load_checkpoint, load_image
 from fastst.losses import STYLE_LAYERS
 from fastst.palette import MAX_GAIN  # noqa: F401  (the palette's cap, named where the model is)
@@ -33,7 +33,6 @@ from fastst.vgg import VGG16Features, loss_network
 # The painting's longer side when its statistics are read: the quality measure's style size, so that a
 # painting is seen at the scale the objective judges it at.
 STATS_SIZE = 256
-SHIPPED = Path(__file__).parent / "pretrained" / "anystyle.pth"
 
 
 def statistics_size(layers=STYLE_LAYERS) -> int:
@@ -325,14 +324,22 @@ def is_one_pass(path: str | os.PathLike) -> bool:
     return isinstance(saved, dict) and "anystyle" in saved
 
 
+def one_pass_file(path: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> Path:
+    """The one-pass model's file: ``path`` (a file or a shipped name), or the shipped default for this
+    machine and ``device`` (:func:`fastst.host.default_one_pass`)."""
+    if path is not None:
+        return pretrained_path(path)
+    return pretrained_path(default_one_pass(gpu=torch.device(device).type != "cpu"))
+
+
 def load_anystyle(path: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> AnyStyleNet:
-    """A one-pass model from its file or shipped name (default: the shipped one), loaded without running
-    code."""
-    path = pretrained_path(path) if path is not None else SHIPPED
+    """A one-pass model from its file or shipped name (default: :func:`one_pass_file`'s for ``device``),
+    loaded without running code."""
+    path = one_pass_file(path, device)
     if not path.is_file():
-        raise FaststError(
-            f"no one-pass model at {path}" + (": train one with `make anystyle`" if path == SHIPPED else "")
-        )
+        shipped = path.parent == PRETRAINED_DIR and path.stem in ("anystyle", "anystyle_base")
+        make = f": train one with `make {path.stem.replace('_', '-')}`" if shipped else ""
+        raise FaststError(f"no one-pass model at {path}{make}")
     saved = read_one_pass(path)
     model = AnyStyleNet(**net_options(saved["anystyle"]))
     weights = {k: v.float() for k, v in saved["model"].items()}
@@ -465,7 +472,7 @@ def painting_network(
     that fraction of the way to the painting's (:func:`palette_map`, measured on the network's picture of
     the painting itself, folded into the network). The network's ``one_pass`` holds its
     :class:`PaintingInputs`. Bad painting files raise a one-line :class:`FaststError`."""
-    model = model if model is not None else load_anystyle()
+    model = model if model is not None else load_anystyle(None, device)
     entry = _painting(painting, colours=bool(model.palette))
     net = model.cpu().for_painting(entry["stats"])
     colour = None

@@ -75,7 +75,7 @@ class Stylist:
         one_pass: str | None = None,
     ):
         self.device, self.precision, self.compile = resolve_device(device), precision, compile
-        self.one_pass = one_pass  # the one-pass model for uploaded paintings (default: the shipped one)
+        self.one_pass = one_pass  # the one-pass model for uploaded paintings (default: as --style-image's)
         self.choices = model_choices()
         self.refined: dict[str, str] = {}  # a painting's content -> its own network's model file
 
@@ -102,7 +102,7 @@ class Stylist:
 
     @functools.lru_cache(maxsize=1)
     def anystyle(self):
-        return load_anystyle(self.one_pass)
+        return load_anystyle(self.one_pass, self.device)
 
     @functools.lru_cache(maxsize=4)
     def _refined(self, path: str) -> Stylizer:

@@ -106,7 +106,7 @@ def _app_parser(subparsers) -> None:
     command.add_argument("--open", action="store_true", help="open the page in the default browser")
     command.add_argument(
         "--one-pass",
-        help="the one-pass model for uploaded paintings (a file or shipped name, e.g. anystyle_base)",
+        help="the one-pass model for uploaded paintings (a file or shipped name; default: as --style-image)",
     )
     command.set_defaults(handler="commands:app_command")
 

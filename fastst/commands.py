@@ -11,8 +11,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from fastst.anystyle import SHIPPED as SHIPPED_ONE_PASS
-from fastst.anystyle import is_one_pass
+from fastst.anystyle import is_one_pass, one_pass_file
 from fastst.anystyle_train import AnyStyleConfig, train_anystyle
 from fastst.app import serve
 from fastst.config import TrainConfig, option_fields
@@ -25,6 +24,7 @@ from fastst.gatys import gatys
 from fastst.images import outcome_line
 from fastst.io import atomic_path, list_images, load_image, save_image
 from fastst.refine import refine_painting
+from fastst.runtime import resolve_device
 from fastst.stylize import (
     PRETRAINED_DIR,
     load_model,
@@ -144,11 +144,13 @@ def styles_command(args) -> int:
         print(f"no shipped styles in {PRETRAINED_DIR}")
     for name, path in shipped.items():
         print(f"{name}\t{path.name}")
-    others = sorted(p.stem for p in PRETRAINED_DIR.glob("*.pth") if is_one_pass(p) and p != SHIPPED_ONE_PASS)
-    if SHIPPED_ONE_PASS.is_file():  # on stderr: stdout stays one style a line
+    here = one_pass_file(None, resolve_device("auto"))  # the one-pass model a painting takes on this machine
+    others = sorted(p.stem for p in PRETRAINED_DIR.glob("*.pth") if is_one_pass(p) and p != here)
+    if here.is_file():  # on stderr: stdout stays one style a line
         print(
-            "any painting: --style-image PAINTING"
-            + (f" (other one-pass models: {', '.join(f'--model {n}' for n in others)})" if others else ""),
+            f"any painting: --style-image PAINTING (through {here.stem} on this machine"
+            + (f"; or {', '.join(f'--model {n}' for n in others)}" if others else "")
+            + ")",
             file=sys.stderr,
         )
     return 0

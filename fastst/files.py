@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from fastst.anystyle import SHIPPED
+from fastst.anystyle import one_pass_file
 from fastst.clips import is_video
 from fastst.config import DEVICES, PRECISIONS, option
 from fastst.errors import FaststError
@@ -49,8 +49,9 @@ class StylizeOptions:
     )
     painting: str | None = option(
         None,
-        "any painting (an image file) as the style, in one pass, no training: through the shipped "
-        "one-pass model (or the one-pass model given with --model)",
+        "any painting (an image file) as the style, in one pass, no training: through a shipped "
+        "one-pass model, anystyle_base on a GPU or a CPU with AMX, anystyle elsewhere (or the one-pass "
+        "model given with --model)",
         flag="--style-image",
         metavar="PAINTING",
     )
@@ -114,7 +115,7 @@ def stylize_paths(
         if o.painting is None and o.style_scale == 1 and o.precision == DEFAULT_PRECISION:
             stylizer.remember_quick(pretrained_path(model_path), o.style)
         elif o.painting is not None and o.style_scale == "auto" and o.precision == DEFAULT_PRECISION:
-            stylizer.remember_quick(pretrained_path(model_path or SHIPPED), None, o.painting)
+            stylizer.remember_quick(one_pass_file(model_path, dev), None, o.painting)
         return counts
 
 

@@ -34,7 +34,7 @@ import numpy as np
 
 from fastst import __version__
 from fastst.errors import FaststError
-from fastst.host import PRETRAINED_DIR, cache_folder, cpu_flags, cpu_model, pretrained_path
+from fastst.host import PRETRAINED_DIR, cache_folder, cpu_flags, cpu_model, default_one_pass, pretrained_path
 from fastst.images import (
     ANIMATED_SUFFIXES,
     VIDEO_FORMATS,
@@ -206,8 +206,8 @@ def _entry(args) -> dict | None:
     """The note for these arguments, if one is here and the model file (and the files it rests on) are the
     ones it was made for."""
     style = args.style
-    if args.style_image:  # the one-pass model given, or the shipped one
-        style, files = ONE_PASS, [pretrained_path(args.model or "anystyle")]
+    if args.style_image:  # the one-pass model given, or this CPU's shipped default
+        style, files = ONE_PASS, [pretrained_path(args.model or default_one_pass())]
     elif args.model:
         files = [pretrained_path(args.model)]
     elif "," in args.style or ":" in args.style:

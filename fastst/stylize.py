@@ -375,7 +375,7 @@ def load_one_style(
     with ``painting``, that painting's network from the one-pass model ``model_path`` (default: the
     shipped one)."""
     if painting is not None:
-        return painting_network(painting, load_anystyle(model_path), device)
+        return painting_network(painting, load_anystyle(model_path, device), device)
     model = load_model(model_path, device, style)
     if model.styles > 1:
         raise FaststError(

@@ -490,15 +490,26 @@ def test_a_style_run_from_a_one_pass_model_starts_at_that_paintings_network(tmp_
         initial_model(config)
 
 
-def test_the_shipped_one_pass_model_is_found_by_its_name_as_a_trained_style_is():
-    from fastst.anystyle import SHIPPED, is_one_pass
+def _same_weights(a, b) -> bool:
+    a, b = a.state_dict(), b.state_dict()
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
-    if not SHIPPED.is_file():
-        pytest.skip("no shipped one-pass model")
-    by_name, by_default = load_anystyle("anystyle").state_dict(), load_anystyle().state_dict()
-    assert by_name.keys() == by_default.keys()
-    assert all(torch.equal(by_name[k], by_default[k]) for k in by_name)
-    assert is_one_pass("anystyle") and not is_one_pass("starry_night")
+
+@pytest.mark.parametrize(
+    "flags, default", [(["avx2", "avx512f"], "anystyle"), (["amx_bf16", "amx_tile", "avx2"], "anystyle_base")]
+)
+def test_the_default_one_pass_model_is_the_base_s_where_the_cpu_has_amx_and_the_small_one_elsewhere(
+    monkeypatch, flags, default
+):
+    from fastst import host
+    from fastst.anystyle import is_one_pass, one_pass_file
+
+    assert is_one_pass("anystyle") and is_one_pass("anystyle_base") and not is_one_pass("starry_night")
+    monkeypatch.setattr(host, "cpu_flags", lambda: flags)
+    assert _same_weights(load_anystyle(), load_anystyle(default))  # found by name as a trained style is
+    other = {"anystyle", "anystyle_base"} - {default}
+    assert not _same_weights(load_anystyle(), load_anystyle(other.pop()))
+    assert one_pass_file(None, "cuda").stem == "anystyle_base"  # on a GPU the base's is fast wherever it is
 
 
 def test_the_apps_list_of_trained_styles_leaves_out_one_pass_runs(tmp_path, monkeypatch):
@@ -599,9 +610,9 @@ def test_the_shipped_one_pass_model_on_the_base_takes_the_base_s_network_and_a_p
 def test_the_app_takes_another_one_pass_model_and_refuses_a_missing_one_in_one_line():
     from fastst.app import Stylist
 
-    chosen, default = Stylist(one_pass="anystyle_base").anystyle(), Stylist().anystyle()
-    assert chosen.palette > 0 and default.palette == 0.0
-    assert chosen.net_config != default.net_config  # the base's full-width network, not the small one
+    chosen, small = Stylist(one_pass="anystyle_base").anystyle(), Stylist(one_pass="anystyle").anystyle()
+    assert chosen.palette > 0 and small.palette == 0.0
+    assert chosen.net_config != small.net_config  # the base's full-width network, not the small one
     r = subprocess.run(
         [sys.executable, "-m", "fastst", "app", "--one-pass", "no_such_model"], capture_output=True, text=True
     )

@@ -308,7 +308,29 @@ def test_the_one_pass_model_is_not_listed_as_a_style_and_asking_for_it_as_one_sa
     listing = _fastst("styles")  # the styles on stdout, one a line; how to use any painting on stderr
     assert all("\t" in line for line in listing.stdout.splitlines())
     assert "--style-image" in listing.stderr
-    assert "--model anystyle_base" in listing.stderr
+    # both shipped one-pass models: the one a painting takes on this machine, and the other by --model
+    here, other = ("anystyle_base", "anystyle") if _has_amx() else ("anystyle", "anystyle_base")
+    assert f"through {here} on this machine; or --model {other})" in listing.stderr
+
+
+def _has_amx() -> bool:
+    cpuinfo = Path("/proc/cpuinfo")
+    return cpuinfo.is_file() and " amx_bf16" in cpuinfo.read_text() and not torch.cuda.is_available()
+
+
+def test_a_painting_takes_the_one_pass_model_this_machine_s_cpu_runs_fast(tmp_path, data_root, imagenet_vgg):
+    painting = data_root / "styles" / "starry_night.jpg"
+    photo = data_root / "train" / "imagenet_sample" / "n02091032_Italian_greyhound.JPEG"
+    expected = "anystyle_base" if _has_amx() else "anystyle"
+    outs = {}
+    for model in (None, "anystyle", "anystyle_base"):
+        out = tmp_path / f"{model}.png"
+        args = ["stylize", "--style-image", painting, "--input", photo, "--output", out, "--max-size", "512"]
+        r = _fastst(*args, *(["--model", model] if model else []))
+        assert r.returncode == 0, r.stderr
+        outs[model] = np.asarray(Image.open(out), dtype=np.int16)
+    gap = lambda a, b: np.abs(outs[a] - outs[b]).mean()  # noqa: E731  (runtimes differ in the last bit)
+    assert gap(None, expected) < 1 and gap("anystyle", "anystyle_base") > 5
 
 
 def test_a_shipped_style_stylizes_with_no_training(tmp_path):

@@ -242,7 +242,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--stage", choices=("reference", "finetune", "quality", "all"), default="all")
     parser.add_argument("--photos", type=int, default=2)
-    parser.add_argument("--model", help="a one-pass model file (default: the shipped one)")
+    parser.add_argument("--model", default="anystyle", help="a one-pass model file or shipped name")
     parser.add_argument("--finetuned", nargs="*", default=[], help="STEM=MODEL: a network fine-tuned on one")
     parser.add_argument("--figure-iterations", type=int, default=100, help="L-BFGS iterations at 512 px")
     parser.add_argument("--name", default="any_style", help="the result's and the figure's name")
@@ -291,7 +291,7 @@ def main() -> None:
         for p in tqdm(paintings, desc="scoring", unit="painting")
     }
     record = {
-        "model": args.model or "fastst/pretrained/anystyle.pth",
+        "model": args.model if Path(args.model).exists() else f"fastst/pretrained/{args.model}.pth",
         "also": also,
         "refine_iterations": args.refine,
         "finetuned": {

@@ -90,7 +90,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     info = machine()
-    peer, models = _peer(), {"fastst one-pass": load_anystyle()}
+    peer, models = _peer(), {"fastst one-pass": load_anystyle("anystyle")}
     paintings = held_out_paintings()
     trained = {
         p.stem: {
