@@ -268,6 +268,8 @@ def main() -> None:
     also = dict(_pair(item, "--also", "LABEL=MODEL") for item in args.also)
     if taken := set(also) & {PEER, "fastst one-pass", AVERAGE, "the photo unchanged", *TRAINED}:
         raise SystemExit(f"--also: {', '.join(sorted(taken))} names a method of its own")
+    if args.without_finetunes and args.stage == "finetune":
+        raise SystemExit("--without-finetunes leaves --stage finetune nothing to do")
     finetuned = [_pair(item, "--finetuned", "STEM=MODEL") for item in args.finetuned]
     paintings = held_out_paintings(None if args.all_held_out else args.paintings)
     if args.stage == "reference":
