@@ -1,0 +1,83 @@
+"""The work of each network a photo goes through: multiply-adds a pixel (PyTorch's FLOP counter on one pass at
+512 px, halved) and parameters, for the shipped networks and the smaller shapes tried or considered in place
+of the base, each beside the base's work. Counting needs no timing, so it holds on every CPU; the seconds
+it stands for are tools/peers_speed.py's. Writes results/network_cost.json.
+
+    python tools/network_cost.py
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from fastst.anystyle import load_anystyle
+from fastst.report import measured_on
+from fastst.results import write_result
+from fastst.stylize import load_model
+from fastst.transformer import TransformerNet, count_parameters
+
+SIZE = 512
+# smaller shapes for the base's styles (TransformerNet's options), the widest first
+SHAPES = [
+    {"width": 1.0, "residual_blocks": 3, "shuffle": 2},
+    {"width": 0.75, "residual_blocks": 5, "shuffle": 2},
+    {"width": 0.75, "residual_blocks": 3, "shuffle": 2},
+    {"width": 0.5, "residual_blocks": 5, "shuffle": 2},
+]
+
+
+def multiply_adds_a_pixel(net: torch.nn.Module, size: int = SIZE) -> float:
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        net.eval()(torch.rand(1, 3, size, size))
+    return counter.get_total_flops() / 2 / size**2
+
+
+def networks() -> dict[str, torch.nn.Module]:
+    return {
+        "shipped base (any of its styles)": load_model("base", style=0),
+        "shipped starry_night": load_model("starry_night"),
+        **{
+            f"one-pass {name}'s network": TransformerNet(**load_anystyle(name).net_config)
+            for name in ("anystyle", "anystyle_base")
+        },
+        **{
+            ", ".join(f"{k} {v}" for k, v in shape.items()): TransformerNet(input_skip=True, **shape)
+            for shape in SHAPES
+        },
+    }
+
+
+def main() -> None:
+    rows = [
+        {
+            "network": name,
+            "parameters": count_parameters(net),
+            "multiply_adds_a_pixel": multiply_adds_a_pixel(net),
+        }
+        for name, net in networks().items()
+    ]
+    path = write_result("network_cost", {"size": SIZE, "rows": rows})
+    print(f"wrote {path}")
+
+
+def table(result: dict) -> dict:
+    base = result["rows"][0]["multiply_adds_a_pixel"]
+    return {
+        "columns": ["network", "parameters", "multiply-adds a pixel", "of the base's"],
+        "rows": [
+            [
+                row["network"],
+                f"{row['parameters'] / 1e3:,.0f} k",
+                f"{row['multiply_adds_a_pixel'] / 1e3:,.1f} k",
+                f"{row['multiply_adds_a_pixel'] / base:.2f}",
+            ]
+            for row in result["rows"]
+        ],
+        "note": f"One pass at {result['size']} px, PyTorch's FLOP counter halved; {measured_on(result)}; "
+        "`network_cost.py`.",
+    }
+
+
+if __name__ == "__main__":
+    main()
