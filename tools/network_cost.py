@@ -74,8 +74,7 @@ def table(result: dict) -> dict:
             ]
             for row in result["rows"]
         ],
-        "note": f"One pass at {result['size']} px, PyTorch's FLOP counter halved; {measured_on(result)}; "
-        "`network_cost.py`.",
+        "note": f"One pass at {result['size']} px, PyTorch's FLOP counter halved; {measured_on(result)}.",
     }
 
 
