@@ -65,8 +65,9 @@ starry-night: data
 		--lr 5e-4 --out runs/distill_starry_night
 	$(PY) tools/ship_pretrained.py runs/distill_starry_night/model.pth starry_night
 
-# The one-pass model that ships (fastst/pretrained/anystyle.pth): any painting as the style, trained on the
-# paintings of `data fetch --paintings` less the held-out ones; resumable (run it again to continue).
+# The small one-pass model that ships (fastst/pretrained/anystyle.pth, the default without AMX): any
+# painting as the style, trained on the paintings of `data fetch --paintings` less the held-out ones;
+# resumable (run it again to continue).
 ANYSTYLE_ITERATIONS ?= 20000
 # where a new run starts: the shipped half-width Starry Night network, or "anystyle" to go on from the
 # shipped one-pass model

@@ -324,12 +324,15 @@ def is_one_pass(path: str | os.PathLike) -> bool:
     return isinstance(saved, dict) and "anystyle" in saved
 
 
+SHIPPED_ONE_PASS = ("anystyle", "anystyle_base")
+
+
 def one_pass_file(path: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> Path:
     """The one-pass model's file: ``path`` (a file or a shipped name), or the shipped default for this
     machine and ``device`` (:func:`fastst.host.default_one_pass`)."""
     if path is not None:
         return pretrained_path(path)
-    return pretrained_path(default_one_pass(gpu=torch.device(device).type != "cpu"))
+    return PRETRAINED_DIR / f"{default_one_pass(gpu=torch.device(device).type != 'cpu')}.pth"
 
 
 def load_anystyle(path: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> AnyStyleNet:
@@ -337,7 +340,7 @@ def load_anystyle(path: str | os.PathLike | None = None, device: str | torch.dev
     loaded without running code."""
     path = one_pass_file(path, device)
     if not path.is_file():
-        shipped = path.parent == PRETRAINED_DIR and path.stem in ("anystyle", "anystyle_base")
+        shipped = path.parent in (PRETRAINED_DIR, Path(".")) and path.stem in SHIPPED_ONE_PASS
         make = f": train one with `make {path.stem.replace('_', '-')}`" if shipped else ""
         raise FaststError(f"no one-pass model at {path}{make}")
     saved = read_one_pass(path)
@@ -468,11 +471,12 @@ def painting_network(
     device: str | torch.device = "cpu",
 ) -> TransformerNet:
     """One painting's network (a path or a (3, H, W) image in [0, 1]), from ``model`` (default: the
-    shipped one-pass model). Where the model has a ``palette`` fraction, the network's colours are moved
-    that fraction of the way to the painting's (:func:`palette_map`, measured on the network's picture of
-    the painting itself, folded into the network). The network's ``one_pass`` holds its
-    :class:`PaintingInputs`. Bad painting files raise a one-line :class:`FaststError`."""
-    model = model if model is not None else load_anystyle(None, device)
+    shipped one-pass model for ``device``, :func:`one_pass_file`). Where the model has a ``palette``
+    fraction, the network's colours are moved that fraction of the way to the painting's
+    (:func:`palette_map`, measured on the network's picture of the painting itself, folded into the
+    network). The network's ``one_pass`` holds its :class:`PaintingInputs`. Bad painting files raise a
+    one-line :class:`FaststError`."""
+    model = model if model is not None else load_anystyle(one_pass_file(None, device))
     entry = _painting(painting, colours=bool(model.palette))
     net = model.cpu().for_painting(entry["stats"])
     colour = None

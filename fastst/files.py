@@ -101,7 +101,8 @@ def stylize_paths(
     A bad input file is reported and skipped; the others are still written. Outputs that exist are
     kept and counted as skipped unless ``options.overwrite``. ``options.style`` picks a style or mix of
     a multi-style model (see :func:`load_model`); ``options.painting`` makes that painting the style,
-    through the one-pass model (``model_path``, or the shipped one when None), its network computed once
+    through the one-pass model (``model_path``, or when None the shipped one for the device,
+    :func:`fastst.anystyle.one_pass_file`), its network computed once
     for all the inputs.
     """
     o = options or StylizeOptions()

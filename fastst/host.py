@@ -51,8 +51,8 @@ def pretrained_path(name: str | os.PathLike) -> Path:
 
 def default_one_pass(gpu: bool = False) -> str:
     """The shipped one-pass model that takes a painting when none is named (``--model``): the one on the
-    base's full-width network on a GPU or on a CPU with AMX's bf16 matrix tiles, where it runs faster than
-    the peer (``tools/peers_speed.py``'s tables), the smaller one elsewhere."""
+    base's full-width network on a CPU with AMX's bf16 matrix tiles, where it runs faster than the peer
+    (``tools/peers_speed.py``'s tables), and on a GPU; the smaller one elsewhere."""
     return "anystyle_base" if gpu or "amx_bf16" in cpu_flags() else "anystyle"
 
 

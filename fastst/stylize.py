@@ -11,7 +11,14 @@ from pathlib import Path
 
 import torch
 
-from fastst.anystyle import STATS_SIZE, load_anystyle, painting_network, read_one_pass, rests_on
+from fastst.anystyle import (
+    STATS_SIZE,
+    load_anystyle,
+    one_pass_file,
+    painting_network,
+    read_one_pass,
+    rests_on,
+)
 from fastst.errors import FaststError
 from fastst.host import PRETRAINED_DIR, pretrained_path
 from fastst.inference import for_inference
@@ -373,9 +380,9 @@ def load_one_style(
 ) -> TransformerNet:
     """:func:`load_model`, refusing a multi-style model unless ``style`` picks one style or mix of it;
     with ``painting``, that painting's network from the one-pass model ``model_path`` (default: the
-    shipped one)."""
+    shipped one for ``device``, :func:`fastst.anystyle.one_pass_file`)."""
     if painting is not None:
-        return painting_network(painting, load_anystyle(model_path, device), device)
+        return painting_network(painting, load_anystyle(one_pass_file(model_path, device)), device)
     model = load_model(model_path, device, style)
     if model.styles > 1:
         raise FaststError(

@@ -512,6 +512,18 @@ def test_the_default_one_pass_model_is_the_base_s_where_the_cpu_has_amx_and_the_
     assert one_pass_file(None, "cuda").stem == "anystyle_base"  # on a GPU the base's is fast wherever it is
 
 
+def test_a_missing_shipped_one_pass_model_says_how_to_train_it(tmp_path, monkeypatch):
+    from fastst import anystyle, host
+
+    monkeypatch.setattr(anystyle, "PRETRAINED_DIR", tmp_path)
+    monkeypatch.setattr(host, "cpu_flags", lambda: ["amx_bf16"])
+    with pytest.raises(FaststError, match="make anystyle-base"):
+        load_anystyle()
+    monkeypatch.setattr(host, "cpu_flags", lambda: ["avx2"])
+    with pytest.raises(FaststError, match="make anystyle`"):
+        load_anystyle()
+
+
 def test_the_apps_list_of_trained_styles_leaves_out_one_pass_runs(tmp_path, monkeypatch):
     from fastst.app import model_choices
     from fastst.host import pretrained_path

@@ -9,9 +9,9 @@ it stands for are tools/peers_speed.py's. Writes results/network_cost.json.
 from __future__ import annotations
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from fastst.anystyle import load_anystyle
+from fastst.bench import inference_flops
 from fastst.report import measured_on
 from fastst.results import write_result
 from fastst.stylize import load_model
@@ -20,17 +20,15 @@ from fastst.transformer import TransformerNet, count_parameters
 SIZE = 512
 # smaller shapes for the base's styles (TransformerNet's options), the widest first
 SHAPES = [
-    {"width": 1.0, "residual_blocks": 3, "shuffle": 2},
-    {"width": 0.75, "residual_blocks": 5, "shuffle": 2},
-    {"width": 0.75, "residual_blocks": 3, "shuffle": 2},
-    {"width": 0.5, "residual_blocks": 5, "shuffle": 2},
+    {"width": 1.0, "input_skip": True, "residual_blocks": 3, "shuffle": 2},
+    {"width": 0.75, "input_skip": True, "residual_blocks": 5, "shuffle": 2},
+    {"width": 0.75, "input_skip": True, "residual_blocks": 3, "shuffle": 2},
+    {"width": 0.5, "input_skip": True, "residual_blocks": 5, "shuffle": 2},
 ]
 
 
 def multiply_adds_a_pixel(net: torch.nn.Module, size: int = SIZE) -> float:
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
-        net.eval()(torch.rand(1, 3, size, size))
-    return counter.get_total_flops() / 2 / size**2
+    return inference_flops(net.eval(), size) / 2 / size**2
 
 
 def networks() -> dict[str, torch.nn.Module]:
@@ -41,10 +39,7 @@ def networks() -> dict[str, torch.nn.Module]:
             f"one-pass {name}'s network": TransformerNet(**load_anystyle(name).net_config)
             for name in ("anystyle", "anystyle_base")
         },
-        **{
-            ", ".join(f"{k} {v}" for k, v in shape.items()): TransformerNet(input_skip=True, **shape)
-            for shape in SHAPES
-        },
+        **{", ".join(f"{k} {v}" for k, v in shape.items()): TransformerNet(**shape) for shape in SHAPES},
     }
 
 

@@ -14,9 +14,9 @@ Writes results/one_pass_norm_fit.json.
     python tools/one_pass_norm_fit.py --model base --name one_pass_norm_fit_base   # another shared network
     python tools/one_pass_norm_fit.py --model base --size 128 --painting-size 128 --name ...   # other sizes
 
-``--model`` is a one-pass model's file (default: the shipped one) or a trained network, whose convolutions
-are then the shared network and whose norms (a multi-style model's: its mean style) the fit starts from,
-as ``fastst train-anystyle --from`` starts a run.
+``--model`` is a one-pass model's file (default: the shipped ``anystyle``) or a trained network, whose
+convolutions are then the shared network and whose norms (a multi-style model's: its mean style) the fit
+starts from, as ``fastst train-anystyle --from`` starts a run.
 """
 
 from __future__ import annotations
