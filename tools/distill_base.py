@@ -19,6 +19,8 @@ Resumable (run it again to continue); writes runs/distill_base/model.pth (a mult
     python tools/distill_base.py --iterations 6000
     python tools/fast_base.py runs/distill_base/model.pth --name fast_base_distilled
     python tools/distill_base.py --style the_scream --student runs/distill_base/model.pth --iterations 1500
+    python tools/distill_base.py --style the_scream --fresh-width 0.75 --style-weight 2 --iterations 3000 \
+        --out runs/distill_the_scream_w75                  # another width, from random weights
 """
 
 from __future__ import annotations
@@ -128,6 +130,12 @@ def main(argv=None) -> None:
     parser.add_argument(
         "--residual-blocks", type=int, default=None, help="deepen the student to this many residual blocks"
     )
+    parser.add_argument(
+        "--fresh-width",
+        type=float,
+        default=None,
+        help="a student of --student's shape at this width, from random weights (drawn with --seed)",
+    )
     parser.add_argument("--style", default=None, help="learn this one style of the teacher alone")
     parser.add_argument(
         "--out", default=None, help="run folder (default runs/distill_base, with --style runs/distill_STYLE)"
@@ -150,6 +158,9 @@ def main(argv=None) -> None:
         teacher = load_model(args.teacher)
         names = teacher.style_names
         student = student_from(args.student, len(names))
+    if args.fresh_width:
+        torch.manual_seed(args.seed)
+        student = TransformerNet(**{**student.config, "width": args.fresh_width}).train()
     if args.residual_blocks:
         student = deepened(student, args.residual_blocks)
     optimiser = torch.optim.Adam(student.parameters(), lr=args.lr)
