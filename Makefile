@@ -65,7 +65,7 @@ starry-night: data
 		--lr 5e-4 --out runs/distill_starry_night
 	$(PY) tools/ship_pretrained.py runs/distill_starry_night/model.pth starry_night
 
-# The small one-pass model that ships (fastst/pretrained/anystyle.pth, the default without AMX): any
+# The small one-pass model that ships (fastst/pretrained/anystyle.pth, the default without AMX or a GPU): any
 # painting as the style, trained on the paintings of `data fetch --paintings` less the held-out ones;
 # resumable (run it again to continue).
 ANYSTYLE_ITERATIONS ?= 20000

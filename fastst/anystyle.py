@@ -330,9 +330,13 @@ SHIPPED_ONE_PASS = ("anystyle", "anystyle_base")
 def one_pass_file(path: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> Path:
     """The one-pass model's file: ``path`` (a file or a shipped name), or the shipped default for this
     machine and ``device`` (:func:`fastst.host.default_one_pass`)."""
-    if path is not None:
-        return pretrained_path(path)
-    return PRETRAINED_DIR / f"{default_one_pass(gpu=torch.device(device).type != 'cpu')}.pth"
+    if path is None:
+        path = default_one_pass(gpu=torch.device(device).type != "cpu")
+    if (
+        str(path) in SHIPPED_ONE_PASS and not Path(path).exists()
+    ):  # a shipped name, even where its file is gone
+        return PRETRAINED_DIR / f"{path}.pth"
+    return pretrained_path(path)
 
 
 def load_anystyle(path: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> AnyStyleNet:
@@ -340,7 +344,7 @@ def load_anystyle(path: str | os.PathLike | None = None, device: str | torch.dev
     loaded without running code."""
     path = one_pass_file(path, device)
     if not path.is_file():
-        shipped = path.parent in (PRETRAINED_DIR, Path(".")) and path.stem in SHIPPED_ONE_PASS
+        shipped = path.parent == PRETRAINED_DIR and path.stem in SHIPPED_ONE_PASS
         make = f": train one with `make {path.stem.replace('_', '-')}`" if shipped else ""
         raise FaststError(f"no one-pass model at {path}{make}")
     saved = read_one_pass(path)

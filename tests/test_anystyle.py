@@ -509,7 +509,7 @@ def test_the_default_one_pass_model_is_the_base_s_where_the_cpu_has_amx_and_the_
     assert _same_weights(load_anystyle(), load_anystyle(default))  # found by name as a trained style is
     other = {"anystyle", "anystyle_base"} - {default}
     assert not _same_weights(load_anystyle(), load_anystyle(other.pop()))
-    assert one_pass_file(None, "cuda").stem == "anystyle_base"  # on a GPU the base's is fast wherever it is
+    assert one_pass_file(None, "cuda").stem == "anystyle_base"  # on a GPU the base's (untimed)
 
 
 def test_a_missing_shipped_one_pass_model_says_how_to_train_it(tmp_path, monkeypatch):
@@ -522,6 +522,12 @@ def test_a_missing_shipped_one_pass_model_says_how_to_train_it(tmp_path, monkeyp
     monkeypatch.setattr(host, "cpu_flags", lambda: ["avx2"])
     with pytest.raises(FaststError, match="make anystyle`"):
         load_anystyle()
+    with pytest.raises(
+        FaststError, match=f"{tmp_path / 'anystyle_base.pth'}: train one with `make anystyle-base`"
+    ):
+        load_anystyle("anystyle_base")  # named, not the default
+    with pytest.raises(FaststError, match="no one-pass model at elsewhere.pth$"):
+        load_anystyle("elsewhere.pth")  # a file of one's own: no make target
 
 
 def test_the_apps_list_of_trained_styles_leaves_out_one_pass_runs(tmp_path, monkeypatch):

@@ -314,7 +314,7 @@ def test_the_one_pass_model_is_not_listed_as_a_style_and_asking_for_it_as_one_sa
 
 
 def _base_is_the_default() -> bool:
-    """A GPU, or a CPU with AMX's bf16 tiles (read here from /proc/cpuinfo)."""
+    """A CUDA or MPS device, or a CPU with AMX's bf16 tiles (read here from /proc/cpuinfo)."""
     cpuinfo = Path("/proc/cpuinfo")
     amx = cpuinfo.is_file() and " amx_bf16" in cpuinfo.read_text()
     return amx or torch.cuda.is_available() or torch.backends.mps.is_available()
