@@ -20,9 +20,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from fastst import palette
+from fastst import host, palette
 from fastst.errors import FaststError
-from fastst.host import PRETRAINED_DIR, default_one_pass, pretrained_path
+from fastst.host import pretrained_path
 from fastst.io import file_digest, load_checkpoint, load_image
 from fastst.losses import STYLE_LAYERS
 from fastst.palette import MAX_GAIN  # noqa: F401  (the palette's cap, named where the model is)
@@ -324,19 +324,10 @@ def is_one_pass(path: str | os.PathLike) -> bool:
     return isinstance(saved, dict) and "anystyle" in saved
 
 
-SHIPPED_ONE_PASS = ("anystyle", "anystyle_base")
-
-
 def one_pass_file(path: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> Path:
     """The one-pass model's file: ``path`` (a file or a shipped name), or the shipped default for this
-    machine and ``device`` (:func:`fastst.host.default_one_pass`)."""
-    if path is None:
-        path = default_one_pass(gpu=torch.device(device).type != "cpu")
-    if (
-        str(path) in SHIPPED_ONE_PASS and not Path(path).exists()
-    ):  # a shipped name, even where its file is gone
-        return PRETRAINED_DIR / f"{path}.pth"
-    return pretrained_path(path)
+    machine and ``device`` (:func:`fastst.host.one_pass_file`, which the quick path reads too)."""
+    return host.one_pass_file(path, gpu=torch.device(device).type != "cpu")
 
 
 def load_anystyle(path: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> AnyStyleNet:
@@ -344,7 +335,7 @@ def load_anystyle(path: str | os.PathLike | None = None, device: str | torch.dev
     loaded without running code."""
     path = one_pass_file(path, device)
     if not path.is_file():
-        shipped = path.parent == PRETRAINED_DIR and path.stem in SHIPPED_ONE_PASS
+        shipped = path.parent == host.PRETRAINED_DIR and path.stem in host.SHIPPED_ONE_PASS
         make = f": train one with `make {path.stem.replace('_', '-')}`" if shipped else ""
         raise FaststError(f"no one-pass model at {path}{make}")
     saved = read_one_pass(path)

@@ -34,7 +34,7 @@ import numpy as np
 
 from fastst import __version__
 from fastst.errors import FaststError
-from fastst.host import PRETRAINED_DIR, cache_folder, cpu_flags, cpu_model, default_one_pass, pretrained_path
+from fastst.host import PRETRAINED_DIR, cache_folder, cpu_flags, cpu_model, one_pass_file, pretrained_path
 from fastst.images import (
     ANIMATED_SUFFIXES,
     VIDEO_FORMATS,
@@ -207,7 +207,7 @@ def _entry(args) -> dict | None:
     ones it was made for."""
     style = args.style
     if args.style_image:  # the one-pass model given, or this CPU's shipped default
-        style, files = ONE_PASS, [pretrained_path(args.model or default_one_pass())]
+        style, files = ONE_PASS, [one_pass_file(args.model)]
     elif args.model:
         files = [pretrained_path(args.model)]
     elif "," in args.style or ":" in args.style:

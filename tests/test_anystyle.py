@@ -513,9 +513,9 @@ def test_the_default_one_pass_model_is_the_base_s_where_the_cpu_has_amx_and_the_
 
 
 def test_a_missing_shipped_one_pass_model_says_how_to_train_it(tmp_path, monkeypatch):
-    from fastst import anystyle, host
+    from fastst import host
 
-    monkeypatch.setattr(anystyle, "PRETRAINED_DIR", tmp_path)
+    monkeypatch.setattr(host, "PRETRAINED_DIR", tmp_path)
     monkeypatch.setattr(host, "cpu_flags", lambda: ["amx_bf16"])
     with pytest.raises(FaststError, match="make anystyle-base"):
         load_anystyle()

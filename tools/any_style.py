@@ -45,7 +45,7 @@ from fastst.refine import refine_painting
 from fastst.report import measured_on
 from fastst.results import write_result
 from fastst.runs import RunFolder, last_row
-from fastst.stylize import Stylizer, load_model
+from fastst.stylize import Stylizer, load_model, pretrained_path
 from fastst.train import runs_dir, train
 from fastst.vgg import loss_network
 
@@ -293,7 +293,7 @@ def main() -> None:
         for p in tqdm(paintings, desc="scoring", unit="painting")
     }
     record = {
-        "model": args.model if Path(args.model).exists() else f"fastst/pretrained/{args.model}.pth",
+        "model": _shown(pretrained_path(args.model)),
         "also": also,
         "refine_iterations": args.refine,
         "finetuned": {
