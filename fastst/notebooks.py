@@ -57,9 +57,42 @@ def run(
                 os.environ["FASTST_PRESET"] = previous
 
 
+POLL_SLICE_S = 1.0  # the longest a message that has arrived may wait to be read
+
+
+def poll_in_slices(channel, slice_s: float = POLL_SLICE_S) -> None:
+    """Make an async kernel channel's ``get_msg`` wait in slices of ``slice_s`` seconds up to its timeout
+    (or without end), not in one poll. Now and then one poll misses a message that arrives while it waits
+    (after a cell that opens ipywidgets, jupyter/nbclient#312) and returns only at its timeout, the cell's
+    limit; each new slice sees the message at once."""
+    from queue import Empty
+
+    get = channel.get_msg
+
+    async def get_msg(timeout: float | None = None):
+        end = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = slice_s if end is None else min(slice_s, max(0.0, end - time.monotonic()))
+            try:
+                return await get(timeout=left)
+            except Empty:
+                if end is not None and time.monotonic() >= end:
+                    raise
+
+    channel.get_msg = get_msg
+
+
 def _run(html: bool, only, timeout: int | None, out) -> dict[str, float]:
     import nbformat
     from nbclient import NotebookClient
+
+    class Client(NotebookClient):
+        async def async_start_new_kernel_client(self):
+            kc = await super().async_start_new_kernel_client()
+            for channel in (kc.shell_channel, kc.iopub_channel):
+                poll_in_slices(channel)
+            return kc
+
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
     out = Path(out) if out else notebooks_dir() / "executed"
@@ -77,7 +110,7 @@ def _run(html: bool, only, timeout: int | None, out) -> dict[str, float]:
     for path in tqdm(paths, desc="notebooks", unit="nb"):
         nb = nbformat.read(path, as_version=4)
         # the kernel's own log stays quiet (its unencrypted-TCP notice on every start is noise on localhost)
-        client = NotebookClient(
+        client = Client(
             nb,
             timeout=timeout,
             kernel_name="python3",

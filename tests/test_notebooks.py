@@ -83,3 +83,44 @@ def test_a_cell_past_the_limit_is_a_one_line_error_and_there_is_no_limit_by_defa
     monkeypatch.setenv("FASTST_NOTEBOOKS", str(folder))
     with pytest.raises(FaststError, match=r"^01_slow\.ipynb: a cell ran past the limit of 2 s$"):
         run(timeout=2, out=tmp_path / "executed")
+
+
+def test_a_message_a_poll_missed_is_read_within_a_slice_not_at_the_cells_limit():
+    import asyncio
+    import time
+    from queue import Empty
+
+    from fastst.notebooks import poll_in_slices
+
+    class Channel:  # its first poll misses the message and waits out its timeout, as jupyter/nbclient#312
+        def __init__(self):
+            self.polls = []
+
+        async def get_msg(self, timeout=None):
+            self.polls.append(timeout)
+            if len(self.polls) == 1:
+                await asyncio.sleep(timeout)
+                raise Empty
+            return {"msg": "reply"}
+
+    channel = Channel()
+    poll_in_slices(channel, slice_s=0.2)
+    start = time.monotonic()
+    assert asyncio.run(channel.get_msg(timeout=30)) == {"msg": "reply"}
+    assert time.monotonic() - start < 5 and channel.polls[0] == 0.2
+
+    async def silent(timeout=None):  # nothing ever arrives
+        await asyncio.sleep(timeout)
+        raise Empty
+
+    never = Channel()
+    never.get_msg = silent
+    poll_in_slices(never, slice_s=0.05)
+
+    async def nothing():
+        with pytest.raises(Empty):  # the caller's own timeout still ends the wait
+            await never.get_msg(timeout=0.3)
+
+    start = time.monotonic()
+    asyncio.run(nothing())
+    assert 0.25 < time.monotonic() - start < 5
