@@ -373,14 +373,19 @@ def read_one_pass(path: Path) -> dict:
     return saved
 
 
-def set_palette(model: AnyStyleNet, fraction: float) -> AnyStyleNet:
-    """``model`` with its palette fraction (0 to 1; :func:`painting_network`) set, where its networks'
-    last convolution alone writes the colours."""
+def checked_palette(model: AnyStyleNet, fraction: float) -> float:
+    """``fraction``, if it is a palette fraction ``model`` takes: 0 to 1 (:func:`painting_network`),
+    and above 0 only where its networks' last convolution alone writes the colours."""
     if not 0.0 <= fraction <= 1.0:
         raise FaststError(f"the palette fraction is between 0 and 1, not {fraction}")
     if fraction:
         _colour_conv(model.body)
-    model.palette = fraction
+    return fraction
+
+
+def set_palette(model: AnyStyleNet, fraction: float) -> AnyStyleNet:
+    """``model`` with its palette fraction set (:func:`checked_palette`)."""
+    model.palette = checked_palette(model, fraction)
     return model
 
 
@@ -464,21 +469,23 @@ def painting_network(
     painting: str | os.PathLike | torch.Tensor,
     model: AnyStyleNet | None = None,
     device: str | torch.device = "cpu",
+    palette: float | None = None,
 ) -> TransformerNet:
     """One painting's network (a path or a (3, H, W) image in [0, 1]), from ``model`` (default: the
     shipped one-pass model for ``device``, :func:`one_pass_file`). Where the model has a ``palette``
-    fraction, the network's colours are moved that fraction of the way to the painting's
-    (:func:`palette_map`, measured on the network's picture of the painting itself, folded into the
-    network). The network's ``one_pass`` holds its :class:`PaintingInputs`. Bad painting files raise a
-    one-line :class:`FaststError`."""
+    fraction (or ``palette`` gives one), the network's colours are moved that fraction of the way to the
+    painting's (:func:`palette_map`, measured on the network's picture of the painting itself, folded
+    into the network). The network's ``one_pass`` holds its :class:`PaintingInputs`. Bad painting files
+    raise a one-line :class:`FaststError`."""
     model = model if model is not None else load_anystyle(one_pass_file(None, device))
-    entry = _painting(painting, colours=bool(model.palette))
+    fraction = model.palette if palette is None else checked_palette(model, palette)
+    entry = _painting(painting, colours=bool(fraction))
     net = model.cpu().for_painting(entry["stats"])
     colour = None
-    if model.palette:
+    if fraction:
         with torch.no_grad():
             own = net(entry["small"][None])[0]
-        colour = palette_map(own, entry["colours"], model.palette)
+        colour = palette_map(own, entry["colours"], fraction)
     inputs = painting_inputs(model, net, colour)
     if colour is not None:
         net = with_colour_map(net, *colour)

@@ -91,9 +91,9 @@ class Stylist:
         return Stylizer(load_model(path, self.device, style), self.precision, self.compile)
 
     @functools.lru_cache(maxsize=8)
-    def _painting(self, digest: str, path: str) -> Stylizer:
+    def _painting(self, digest: str, path: str, palette: float | None) -> Stylizer:
         return Stylizer(
-            painting_network(path, self.anystyle(), self.device),
+            painting_network(path, self.anystyle(), self.device, palette),
             self.precision,
             self.compile,
             "auto",
@@ -108,16 +108,19 @@ class Stylist:
     def _refined(self, path: str) -> Stylizer:
         return Stylizer(load_model(path, self.device), self.precision, self.compile, "auto")
 
-    def chosen(self, label: str, mix_with: str, mix: float, painting: str | None) -> Stylizer:
-        """The shipped style, mix or trained model chosen, or the uploaded painting's network (computed once
-        per painting: the webcam's frames reuse it), its own trained network once :meth:`refine` made it."""
+    def chosen(
+        self, label: str, mix_with: str, mix: float, painting: str | None, palette: float | None = None
+    ) -> Stylizer:
+        """The shipped style, mix or trained model chosen, or the uploaded painting's network at the
+        palette fraction ``palette`` (default: the one-pass model's; computed once per painting and
+        fraction: the webcam's frames reuse it), its own trained network once :meth:`refine` made it."""
         if not painting:
             return self.network(label, mix_with, mix)
         with _upload_named(painting):
             digest = file_digest(painting)
             if digest in self.refined:
                 return self._refined(self.refined[digest])
-            return self._painting(digest, painting)
+            return self._painting(digest, painting, None if palette is None else float(palette))
 
     def refine(self, painting: str | None) -> str:
         """Train the uploaded painting's own network (``fastst stylize --refine``'s), which the photo and
@@ -129,13 +132,13 @@ class Stylist:
             self.refined[file_digest(painting)] = str(model)
         return f"{Path(painting).name}: its own network is ready; Stylize and the webcam use it"
 
-    def photo(self, upload, snap, label, mix_with, mix, strength, keep_color, painting, max_size):
+    def photo(self, upload, snap, label, mix_with, mix, strength, keep_color, painting, palette, max_size):
         path = upload or snap
         if path is None:
             raise FaststError("upload a photo or take one with the webcam first")
         with _upload_named(path):
             image = load_image(path, int(max_size) if max_size else None)
-        stylizer = self.chosen(label, mix_with, float(mix), painting)
+        stylizer = self.chosen(label, mix_with, float(mix), painting, palette)
         out = stylizer(image, float(strength), bool(keep_color))
         style = Path(painting).stem if painting else label.split(":")[-1].strip().replace("/", "-")
         name = f"{Path(path).stem}-{style}.png"
@@ -143,8 +146,8 @@ class Stylist:
         save_image(out, target)
         return str(target)
 
-    def frame(self, frame: np.ndarray, label, mix_with, mix, strength, keep_color, painting):
-        stylizer = self.chosen(label, mix_with, float(mix), painting)
+    def frame(self, frame: np.ndarray, label, mix_with, mix, strength, keep_color, painting, palette):
+        stylizer = self.chosen(label, mix_with, float(mix), painting, palette)
         out = stylizer(pil_to_tensor(_shrunk(frame)), float(strength), bool(keep_color))
         return np.asarray(tensor_to_pil(out))
 
@@ -178,7 +181,8 @@ class _Rate:
 
 
 def _painting_row(gr, stylist: Stylist, shown_errors):
-    """The painting upload, and the button that trains the painting's own network; the upload box."""
+    """The painting upload, its palette fraction, and the button that trains the painting's own network;
+    the upload box and the fraction's slider."""
     with gr.Row():
         painting = gr.File(
             file_types=["image"],
@@ -187,6 +191,14 @@ def _painting_row(gr, stylist: Stylist, shown_errors):
             elem_id="painting",
         )
         with gr.Column():
+            palette = gr.Slider(
+                0,
+                1,
+                value=_model_palette(stylist),
+                step=0.05,
+                label="The painting's colours (0: the network's own, 1: the painting's)",
+                elem_id="palette",
+            )
             button = gr.Button("Or train this painting's own network first", elem_id="refine")
             refined = gr.Markdown(elem_id="refined")
 
@@ -194,7 +206,16 @@ def _painting_row(gr, stylist: Stylist, shown_errors):
         return shown_errors(stylist.refine)(path)
 
     button.click(refine, painting, refined)
-    return painting
+    return painting, palette
+
+
+def _model_palette(stylist: Stylist) -> float:
+    """The palette fraction of the app's one-pass model (0 where it has none here: a painting then gets
+    the model's one-line error)."""
+    try:
+        return stylist.anystyle().palette
+    except FaststError:
+        return 0.0
 
 
 def build_app(
@@ -242,8 +263,8 @@ def build_app(
             mix = gr.Slider(0, 1, value=0.5, step=0.05, label="Mix weight", elem_id="mix")
             strength = gr.Slider(0, 1, value=1, step=0.05, label="Strength", elem_id="strength")
             keep_color = gr.Checkbox(label="Preserve colours", elem_id="keep-color")
-        painting = _painting_row(gr, stylist, shown_errors)
-        controls = [style, mix_with, mix, strength, keep_color, painting]
+        painting, palette = _painting_row(gr, stylist, shown_errors)
+        controls = [style, mix_with, mix, strength, keep_color, painting, palette]
         with gr.Tab("Photo"):
             with gr.Row():
                 with gr.Column():

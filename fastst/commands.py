@@ -99,6 +99,8 @@ def stylize_command(args) -> int:
     if args.refine is not None:  # the painting's own network, trained first (or found), then as any model
         if not args.painting:
             raise FaststError("--refine trains a network for the painting of --style-image: give one")
+        if args.palette is not None:
+            raise FaststError("--palette sets the one pass's colours; --refine trains its own network")
         model = refine_painting(args.painting, args.refine, args.model or "base", progress=True)
         options = replace(options, painting=None)  # its style scale ("auto" by default) is kept
     counts = {}

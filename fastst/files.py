@@ -62,6 +62,14 @@ class StylizeOptions:
         "strokes' size relative to the photo for any photo size (the default with --style-image; else 1)",
         type=parse_scale,
     )
+    palette: float | None = option(
+        None,
+        "with --style-image: how far the picture's colours move towards the painting's, from 0 (the "
+        "one-pass network's own) to 1 (the painting's colour mean and covariance); default: the "
+        "one-pass model's own fraction",
+        type=float,
+        metavar="F",
+    )
     max_size: int | None = option(None, "shrink the longer side to at most this")
     strength: float = option(1.0, "blend with the content, 0..1")
     keep_color: bool = option(
@@ -85,6 +93,11 @@ class StylizeOptions:
     overwrite: bool = option(False, "replace existing output files", action="store_true")
 
     def __post_init__(self):
+        if self.palette is not None:
+            if not self.painting:
+                raise FaststError("--palette sets a painting's colours: it goes with --style-image")
+            if not 0.0 <= self.palette <= 1.0:
+                raise FaststError(f"--palette is between 0 and 1, not {self.palette:g}")
         if self.style_scale is None:  # a painting's strokes keep their size relative to the photo
             self.style_scale = "auto" if self.painting else 1.0
 
@@ -108,14 +121,21 @@ def stylize_paths(
     o = options or StylizeOptions()
     dev = resolve_device(o.device)
     with process_settings(dev):
-        network = load_one_style(model_path, dev, o.style, o.painting)
+        network = load_one_style(model_path, dev, o.style, o.painting, o.palette)
         stylizer = Stylizer(network, o.precision, o.compile, o.style_scale, o.runtime)
         counts = _stylize_paths(
             stylizer, input_spec, output, o.max_size, o.strength, o.keep_color, o.overwrite, progress
         )
         if o.painting is None and o.style_scale == 1 and o.precision == DEFAULT_PRECISION:
             stylizer.remember_quick(pretrained_path(model_path), o.style)
-        elif o.painting is not None and o.style_scale == "auto" and o.precision == DEFAULT_PRECISION:
+        elif (
+            o.painting is not None
+            and o.style_scale == "auto"
+            and o.precision == DEFAULT_PRECISION
+            and (
+                o.palette is None  # the quick path takes the model's own palette only
+            )
+        ):
             stylizer.remember_quick(one_pass_file(model_path, dev), None, o.painting)
         return counts
 
@@ -209,7 +229,7 @@ def stylize_video_paths(
         raise FaststError(f"no video clips in {input_spec}")
     single = Path(input_spec).is_file()
     targets = output_targets(clips, output, single)
-    model = load_one_style(model_path, dev, o.style, o.painting)
+    model = load_one_style(model_path, dev, o.style, o.painting, o.palette)
     written, failures, skipped = 0, [], 0
     with process_settings(dev):
         for clip, target in zip(clips, targets):

@@ -376,13 +376,19 @@ class Stylizer:
 
 
 def load_one_style(
-    model_path: str | os.PathLike | None, device, style: str | None = None, painting: str | None = None
+    model_path: str | os.PathLike | None,
+    device,
+    style: str | None = None,
+    painting: str | None = None,
+    palette: float | None = None,
 ) -> TransformerNet:
     """:func:`load_model`, refusing a multi-style model unless ``style`` picks one style or mix of it;
     with ``painting``, that painting's network from the one-pass model ``model_path`` (default: the
-    shipped one for ``device``, :func:`fastst.anystyle.one_pass_file`)."""
+    shipped one for ``device``, :func:`fastst.anystyle.one_pass_file`), at its palette fraction or
+    ``palette``."""
     if painting is not None:
-        return painting_network(painting, load_anystyle(one_pass_file(model_path, device)), device)
+        model = load_anystyle(one_pass_file(model_path, device))
+        return painting_network(painting, model, device, palette)
     model = load_model(model_path, device, style)
     if model.styles > 1:
         raise FaststError(

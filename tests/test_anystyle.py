@@ -208,6 +208,14 @@ def test_a_model_with_a_palette_moves_its_pictures_towards_the_painting_s_colour
         before, after = colour_moments(plain(small)[0])[0], colour_moments(toward(small)[0])[0]
     assert (before - target).abs().max() > 0.1
     torch.testing.assert_close(after, target, atol=0.02, rtol=0)
+    # a fraction given for one painting's network decides over the model's, and leaves the model as it was
+    model = load_anystyle(tmp_path / "0.0.pth")
+    given = painting_network(painting, model, palette=1.0)
+    with torch.no_grad():
+        torch.testing.assert_close(given(small), toward(small))
+    assert model.palette == 0.0
+    with pytest.raises(FaststError, match="between 0 and 1"):
+        painting_network(painting, model, palette=1.5)
     skip = AnyStyleNet(width=0.25, residual_blocks=1, input_skip=True)
     atomic_torch_save({**model_file(skip), "palette": 0.5}, tmp_path / "skip.pth")
     with pytest.raises(FaststError, match="input skip"):

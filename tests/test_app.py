@@ -14,6 +14,7 @@ import urllib.request
 import zlib
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -230,6 +231,32 @@ def test_any_painting_is_the_style_of_a_photo(page, data_root, tmp_path):
     page.locator("#go").click()
     with Image.open(photo) as im:
         assert _result_size(page, tmp_path) == im.size
+
+
+def test_the_painting_s_colours_slider_gives_the_picture_the_painting_s_colours(page, data_root, tmp_path):
+    painting = data_root / "styles" / "starry_night.jpg"
+    page.locator("#painting input[type=file]").set_input_files(str(painting))
+    _upload(page, painting)  # the painting itself as the photo, at the size its colour map is measured
+    page.locator("#max-size input").fill("256")
+    gaps, shown = {}, None
+    with Image.open(painting) as im:
+        target = np.asarray(im.convert("RGB"), np.float64).reshape(-1, 3).mean(0)
+    for fraction in ("0", "1"):
+        field = page.locator("#palette input[type=number]")
+        field.fill(fraction)
+        field.press("Enter")
+        page.locator("#go").click()
+        page.wait_for_function(  # a new result, not the one shown before
+            "s => { const i = document.querySelector('#result img'); return i && i.src && i.src !== s; }",
+            arg=shown,
+            timeout=120_000,
+        )
+        shown = page.locator("#result img").get_attribute("src")
+        (tmp_path / "result.png").write_bytes(page.request.get(shown).body())
+        with Image.open(tmp_path / "result.png") as im:
+            gaps[fraction] = np.abs(np.asarray(im.convert("RGB"), np.float64).reshape(-1, 3).mean(0) - target)
+    # as fastst stylize --palette: all the way, the painting's own picture takes the painting's colour mean
+    assert gaps["1"].max() < 3 and gaps["0"].max() > 10, gaps
 
 
 def test_a_painting_gets_its_own_network_on_a_click_which_the_photo_then_uses(

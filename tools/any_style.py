@@ -8,7 +8,8 @@
   model's network for that painting, shorter; their logged training minutes beside their scores.
 - A figure of the paintings (rows) by method (columns) at 512 px.
 - A summary over every painting and photo: each method's median ratio and terms, and on how many paintings
-  its ratio and its style term are below the peer's (``table(result)`` of a run with ``--also``).
+  its ratio and its style term are below the peer's (``table(result)`` of a run with ``--also`` or
+  ``--palettes``).
 
 Writes results/any_style.json and figures/any_style.png (``--name``).
 
@@ -18,6 +19,8 @@ Writes results/any_style.json and figures/any_style.png (``--name``).
     python tools/any_style.py --paintings A.jpg B.jpg --stage quality --name any_style_more   # others
     python tools/any_style.py --all-held-out --also "fastst one-pass on the base=anystyle_base" \
         --refine 30 120 --without-finetunes --name any_style_all    # every held-out painting, --refine too
+    python tools/any_style.py --all-held-out --model anystyle_base --palettes 0 0.5 1 \
+        --without-finetunes --name any_style_palette    # the one pass at other palette fractions
 
 Seconds a photo are tools/peers_speed.py's. ``--stage reference`` only computes (and caches, in
 results/lbfgs/) the L-BFGS curves the ratios need.
@@ -34,7 +37,7 @@ import torch
 from tqdm.auto import tqdm
 
 from fastst import quality
-from fastst.anystyle import cached_statistics, load_anystyle, painting_network
+from fastst.anystyle import cached_statistics, load_anystyle, painting_network, set_palette
 from fastst.config import TrainConfig
 from fastst.data import TEST_DIR, TRAIN_DIR, data_dir, painting_split
 from fastst.gatys import gatys
@@ -257,6 +260,14 @@ def main() -> None:
         "--refine", type=int, nargs="+", default=[], metavar="N", help="each painting's own network, N steps"
     )
     parser.add_argument(
+        "--palettes",
+        type=float,
+        nargs="+",
+        default=[],
+        metavar="F",
+        help="the first one-pass model at these palette fractions too (`fastst stylize --palette F`)",
+    )
+    parser.add_argument(
         "--without-finetunes",
         action="store_true",
         help="leave out the fine-tuned networks of --stage finetune",
@@ -266,7 +277,9 @@ def main() -> None:
     )
     args = parser.parse_args()
     also = dict(_pair(item, "--also", "LABEL=MODEL") for item in args.also)
-    if taken := set(also) & {PEER, "fastst one-pass", AVERAGE, "the photo unchanged", *TRAINED}:
+    own = {PEER, "fastst one-pass", AVERAGE, "the photo unchanged", *TRAINED}
+    own |= set(map(palette_label, args.palettes))
+    if taken := set(also) & own:
         raise SystemExit(f"--also: {', '.join(sorted(taken))} names a method of its own")
     if args.without_finetunes and args.stage == "finetune":
         raise SystemExit("--without-finetunes leaves --stage finetune nothing to do")
@@ -288,6 +301,7 @@ def main() -> None:
     peer = _peer()
     models = {"fastst one-pass": load_anystyle(args.model)}
     models.update({label: load_anystyle(path) for label, path in also.items()})
+    models.update({palette_label(f): set_palette(load_anystyle(args.model), f) for f in args.palettes})
     scores = {
         p.stem: score_painting(peer, models, p, args.photos, trained)
         for p in tqdm(paintings, desc="scoring", unit="painting")
@@ -296,6 +310,7 @@ def main() -> None:
         "model": _shown(pretrained_path(args.model)),
         "also": also,
         "refine_iterations": args.refine,
+        "palettes": args.palettes,
         "finetuned": {
             stem: {label: {"model": _shown(path), "training_seconds": s} for label, (path, s) in runs.items()}
             for stem, runs in trained.items()
@@ -314,6 +329,10 @@ def main() -> None:
         shown = held_out_paintings(args.figure_paintings) if args.figure_paintings else paintings
         figure(peer, models, shown, trained, args.figure_iterations, name=args.name)
     print(write_result(args.name, record))
+
+
+def palette_label(fraction: float) -> str:
+    return f"fastst one-pass, palette {fraction:g}"
 
 
 def _pair(item: str, option: str, form: str) -> tuple[str, str]:
@@ -400,7 +419,7 @@ def table(result: dict) -> dict:
         painting: {label: (None, run["training_seconds"]) for label, run in runs.items()}
         for painting, runs in result["finetuned"].items()
     }
-    if result.get("also"):  # the methods a person runs, and the photo unchanged for scale
+    if result.get("also") or result.get("palettes"):  # the methods a person runs, and doing nothing
         scores = {p: {k: v for k, v in rows.items() if k != AVERAGE} for p, rows in result["quality"].items()}
         return {**summary_table(scores, seconds), "note": f"Measured on {measured_on(result)}."}
     scores = {
