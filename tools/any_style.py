@@ -148,12 +148,15 @@ def refined(painting, iterations: int, start: str = "base", progress: bool = Tru
     return str(model), last_row(RunFolder(model.parent))["elapsed_s"]
 
 
-def refined_runs(paintings: list[Path], iterations: int, trained: dict) -> None:
+def refined_runs(paintings: list[Path], spec: str, trained: dict) -> None:
     """Add each painting's own network of `fastst stylize --refine N` (trained now unless kept) to
-    ``trained``, as "fastst --refine N"."""
-    for painting in tqdm(paintings, desc=f"--refine {iterations}", unit="painting"):
-        trained.setdefault(painting.stem, {})[f"fastst --refine {iterations}"] = refined(
-            painting, iterations, progress=False
+    ``trained``, as "fastst --refine N"; ``spec`` is N, or START:N for N steps from the model START
+    (`--model START --refine N`), "fastst --refine N from START"."""
+    start, _, steps = spec.rpartition(":")
+    label = f"fastst --refine {steps}" + (f" from {start}" if start else "")
+    for painting in tqdm(paintings, desc=label, unit="painting"):
+        trained.setdefault(painting.stem, {})[label] = refined(
+            painting, int(steps), start or "base", progress=False
         )
 
 
@@ -257,7 +260,11 @@ def main() -> None:
         "--also", nargs="*", default=[], metavar="LABEL=MODEL", help="another one-pass model, its rows LABEL"
     )
     parser.add_argument(
-        "--refine", type=int, nargs="+", default=[], metavar="N", help="each painting's own network, N steps"
+        "--refine",
+        nargs="+",
+        default=[],
+        metavar="[START:]N",
+        help="each painting's own network, N steps from the base (or from the model START)",
     )
     parser.add_argument(
         "--palettes",
@@ -281,6 +288,8 @@ def main() -> None:
     own |= set(map(palette_label, args.palettes))
     if taken := set(also) & own:
         raise SystemExit(f"--also: {', '.join(sorted(taken))} names a method of its own")
+    if wrong := [spec for spec in args.refine if not spec.rpartition(":")[2].isdigit()]:
+        raise SystemExit(f"--refine takes N or START:N, not {' '.join(wrong)}")
     if args.without_finetunes and args.stage == "finetune":
         raise SystemExit("--without-finetunes leaves --stage finetune nothing to do")
     finetuned = [_pair(item, "--finetuned", "STEM=MODEL") for item in args.finetuned]
@@ -296,8 +305,8 @@ def main() -> None:
         return
     for stem, path in finetuned:
         trained.setdefault(stem, {})["fastst fine-tuned"] = (path, None)
-    for iterations in args.refine:
-        refined_runs(paintings, iterations, trained)
+    for spec in args.refine:
+        refined_runs(paintings, spec, trained)
     peer = _peer()
     models = {"fastst one-pass": load_anystyle(args.model)}
     models.update({label: load_anystyle(path) for label, path in also.items()})
