@@ -23,6 +23,7 @@ from fastst.files import StylizeOptions, stylize_paths, stylize_video_paths, vid
 from fastst.gatys import gatys
 from fastst.images import outcome_line
 from fastst.io import atomic_path, list_images, load_image, save_image
+from fastst.presets import REFINE_START
 from fastst.refine import refine_painting
 from fastst.runtime import resolve_device
 from fastst.stylize import (
@@ -101,7 +102,7 @@ def stylize_command(args) -> int:
             raise FaststError("--refine trains a network for the painting of --style-image: give one")
         if args.palette is not None:
             raise FaststError("--palette sets the one pass's colours; --refine trains its own network")
-        model = refine_painting(args.painting, args.refine, args.model or "base", progress=True)
+        model = refine_painting(args.painting, args.refine, args.model or REFINE_START, progress=True)
         options = replace(options, painting=None)  # its style scale ("auto" by default) is kept
     counts = {}
     clips = video_inputs(args.input)

@@ -104,6 +104,8 @@ PRESETS: dict[str, dict] = {
 }
 
 PRESET_NAMES = ("auto", *PRESETS)
-# `fastst stylize --style-image P --refine` with no number: the finetune preset's steps from the shipped
-# base (fastst/refine.py; docs/any_painting.md, "A few seconds of training")
-REFINE_ITERATIONS = 120
+# `fastst stylize --style-image P --refine` with no number: the finetune preset's steps, from the painting's
+# network of the one-pass model on the shipped base's network (fastst/refine.py; docs/any_painting.md,
+# "A few seconds of training")
+REFINE_ITERATIONS = 60
+REFINE_START = "anystyle_base"

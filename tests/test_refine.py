@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 from test_anystyle import _model, fastst_command
 
-from fastst.anystyle import model_file, painting_network
+from fastst.anystyle import load_anystyle, model_file, painting_network
 from fastst.errors import FaststError
 from fastst.io import atomic_torch_save
 from fastst.refine import refine_painting, refined_folder
@@ -64,12 +64,24 @@ def test_a_refined_network_starts_at_the_one_pass_network_moves_from_it_and_is_r
     assert refined_folder(painting, 3, one_pass) != path.parent  # more steps: another network
 
 
-def test_by_default_a_painting_is_refined_from_the_shipped_base(world, imagenet_vgg):
+def test_by_default_a_painting_is_refined_from_its_network_of_the_one_pass_model_on_the_base(
+    world, imagenet_vgg
+):
     _, painting, _ = world
     path = refine_painting(painting, 1, progress=False)
-    assert path.parent == refined_folder(painting, 1)  # named by the base's file, not a one-pass model's
+    # named by the shipped one-pass model on the base's network, not by the small one or the base
+    assert path.parent == refined_folder(painting, 1, "anystyle_base")
+    assert path.parent not in (refined_folder(painting, 1, "base"), refined_folder(painting, 1, "anystyle"))
     refined, base = load_model(path), load_model("base")
     assert refined.styles == 1 and {**refined.config, "styles": base.styles} == base.config
+    # one small step from the painting's network of that model (its norms and its colour map), not from the
+    # base's mean style
+    start = painting_network(painting, load_anystyle("anystyle_base")).state_dict()
+    gap = lambda net: max(  # noqa: E731
+        (net.state_dict()[k].float() - v.float()).abs().max().item() for k, v in start.items()
+    )
+    from_mean_style = load_model(refine_painting(painting, 1, "base", progress=False))
+    assert gap(refined) < 0.05 < gap(from_mean_style), (gap(refined), gap(from_mean_style))
 
 
 def test_refining_without_training_photos_says_how_to_get_them(world, monkeypatch):

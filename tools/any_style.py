@@ -44,6 +44,7 @@ from fastst.gatys import gatys
 from fastst.io import list_images, load_image, pil_to_tensor, tensor_to_pil
 from fastst.losses import DEFAULT_WEIGHTS
 from fastst.plotting import save_fig, show_images
+from fastst.presets import REFINE_START
 from fastst.refine import refine_painting
 from fastst.report import measured_on
 from fastst.results import write_result
@@ -139,11 +140,11 @@ def trained_runs(paintings: list[Path], train_missing: bool = False) -> dict:
     return found
 
 
-def refined(painting, iterations: int, start: str = "base", progress: bool = True) -> tuple[str, float]:
+def refined(painting, iterations: int, start: str = REFINE_START, progress: bool = True) -> tuple[str, float]:
     """The network for ``painting`` after ``iterations`` steps of ``--refine``'s training
-    (:func:`fastst.refine.refine_painting`) from ``start`` (the shipped base, as ``--refine`` does, or the
-    one-pass model's network for it, "anystyle"), resumed where it exists; its model file and its logged
-    training seconds."""
+    (:func:`fastst.refine.refine_painting`) from ``start`` (as ``--refine`` does by default, or another
+    model: "base", its mean style; "anystyle", the small one-pass model's network for it), resumed where it
+    exists; its model file and its logged training seconds."""
     model = refine_painting(painting, iterations, start, progress=progress)
     return str(model), last_row(RunFolder(model.parent))["elapsed_s"]
 
@@ -156,7 +157,7 @@ def refined_runs(paintings: list[Path], spec: str, trained: dict) -> None:
     label = f"fastst --refine {steps}" + (f" from {start}" if start else "")
     for painting in tqdm(paintings, desc=label, unit="painting"):
         trained.setdefault(painting.stem, {})[label] = refined(
-            painting, int(steps), start or "base", progress=False
+            painting, int(steps), start or REFINE_START, progress=False
         )
 
 

@@ -1,6 +1,6 @@
 """How short, and from where, a painting's own network already beats the peer: for each held-out painting,
 `--refine`'s training (the `finetune` preset) for several lengths from the one-pass model's network for
-it, and with ``--from-base`` from the shipped base (what `--refine` does), each network scored with the
+it, and with ``--from-base`` from the shipped base (what `--refine` did first), each network scored with the
 quality measure beside the peer's any-style mode and the one pass alone, in one run, with each
 run's training time by its own log. Then, as a person runs them (whole processes, start-up included, one
 held-out photo at 512 px): the peer's any-style mode, fastst's one pass, and `fastst stylize --style-image P
@@ -95,7 +95,7 @@ def main() -> None:
     trained = {
         p.stem: {
             **{f"fastst one-pass, then {n} iterations": refined(p, n, "anystyle") for n in args.iterations},
-            **{f"fastst base, then {n} iterations": refined(p, n) for n in args.from_base},
+            **{f"fastst base, then {n} iterations": refined(p, n, "base") for n in args.from_base},
         }
         for p in paintings
     }
