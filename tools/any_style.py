@@ -8,8 +8,8 @@
   model's network for that painting, shorter; their logged training minutes beside their scores.
 - A figure of the paintings (rows) by method (columns) at 512 px.
 - A summary over every painting and photo: each method's median ratio and terms, and on how many paintings
-  its ratio and its style term are below the peer's (``table(result)`` of a run with ``--also`` or
-  ``--palettes``).
+  its ratio and its style term are below the peer's (``table(result)`` of a run with ``--also``,
+  ``--palettes`` or ``--refine``).
 
 Writes results/any_style.json and figures/any_style.png (``--name``).
 
@@ -18,7 +18,7 @@ Writes results/any_style.json and figures/any_style.png (``--name``).
     python tools/any_style.py --model runs/anystyle_x/model.pth --name any_style_x   # another one-pass model
     python tools/any_style.py --paintings A.jpg B.jpg --stage quality --name any_style_more   # others
     python tools/any_style.py --all-held-out --also "fastst one-pass on the base=anystyle_base" \
-        --refine 30 120 --without-finetunes --name any_style_all    # every held-out painting, --refine too
+        --refine 30 60 base:120 --without-finetunes --name any_style_all   # every held-out painting, --refine
     python tools/any_style.py --all-held-out --model anystyle_base --palettes 0 0.5 1 \
         --without-finetunes --name any_style_palette    # the one pass at other palette fractions
 
@@ -422,14 +422,15 @@ def summary_table(scores: dict, trained: dict) -> dict:
 
 
 def table(result: dict) -> dict:
-    """The README's quality table: of a run with ``--also`` (every held-out painting), the summary; of
+    """The README's quality table: of a run with ``--also``, ``--palettes`` or ``--refine`` (every
+    held-out painting), the summary; of
     another, the peer, the one pass, the fine-tune from the base and the photo unchanged (docs/ has every
     row)."""
     seconds = {  # the tables read only the logged seconds
         painting: {label: (None, run["training_seconds"]) for label, run in runs.items()}
         for painting, runs in result["finetuned"].items()
     }
-    if result.get("also") or result.get("palettes"):  # the methods a person runs, and doing nothing
+    if any(result.get(k) for k in ("also", "palettes", "refine_iterations")):  # and doing nothing
         scores = {p: {k: v for k, v in rows.items() if k != AVERAGE} for p, rows in result["quality"].items()}
         return {**summary_table(scores, seconds), "note": f"Measured on {measured_on(result)}."}
     scores = {
