@@ -379,7 +379,13 @@ def checked_palette(model: AnyStyleNet, fraction: float) -> float:
     if not 0.0 <= fraction <= 1.0:
         raise FaststError(f"the palette fraction is between 0 and 1, not {fraction}")
     if fraction:
-        _colour_conv(model.body)
+        try:
+            _colour_conv(model.body)
+        except FaststError:
+            raise FaststError(
+                "this one-pass model takes no palette: its network's last convolution does not write the "
+                "colours alone (an input skip or a pixel shuffle); anystyle_base's does"
+            ) from None
     return fraction
 
 

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from fastst.anystyle import is_one_pass, load_anystyle, one_pass_file, painting_network
+from fastst.anystyle import checked_palette, is_one_pass, load_anystyle, one_pass_file, painting_network
 from fastst.config import runs_dir
 from fastst.errors import FaststError
 from fastst.io import file_digest, load_image, pil_to_tensor, resize_longer_side, save_image, tensor_to_pil
@@ -191,12 +191,15 @@ def _painting_row(gr, stylist: Stylist, shown_errors):
             elem_id="painting",
         )
         with gr.Column():
+            value, takes = _model_palette(stylist)
             palette = gr.Slider(
                 0,
                 1,
-                value=_model_palette(stylist),
+                value=value,
                 step=0.05,
-                label="The painting's colours (0: the network's own, 1: the painting's)",
+                label="The painting's colours in one pass (0: the network's own, 1: the painting's)"
+                + ("" if takes else "; this one-pass model takes none"),
+                interactive=takes,
                 elem_id="palette",
             )
             button = gr.Button("Or train this painting's own network first", elem_id="refine")
@@ -209,13 +212,15 @@ def _painting_row(gr, stylist: Stylist, shown_errors):
     return painting, palette
 
 
-def _model_palette(stylist: Stylist) -> float:
-    """The palette fraction of the app's one-pass model (0 where it has none here: a painting then gets
-    the model's one-line error)."""
+def _model_palette(stylist: Stylist) -> tuple[float, bool]:
+    """The palette fraction of the app's one-pass model, and whether the model takes another (none where
+    the model is missing here: a painting then gets its one-line error)."""
     try:
-        return stylist.anystyle().palette
+        model = stylist.anystyle()
+        checked_palette(model, 1.0)
+        return model.palette, True
     except FaststError:
-        return 0.0
+        return 0.0, False
 
 
 def build_app(

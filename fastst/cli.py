@@ -88,7 +88,7 @@ def _stylize_parser(subparsers) -> None:
         "--refine", type=int, nargs="?", const=REFINE_ITERATIONS, metavar="N",
         help="with --style-image: first train the painting's own network for N steps of the finetune "
         "preset on the training photos, from the painting's network of the one-pass model anystyle_base "
-        "(or of --model); kept in runs/refined/, reused",
+        "(or from --model); kept in runs/refined/, reused",
     )  # fmt: skip
     command.set_defaults(handler="commands:stylize_command")
 

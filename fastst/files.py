@@ -65,8 +65,8 @@ class StylizeOptions:
     palette: float | None = option(
         None,
         "with --style-image: how far the picture's colours move towards the painting's, from 0 (the "
-        "one-pass network's own) to 1 (the painting's colour mean and covariance); default: the "
-        "one-pass model's own fraction",
+        "one-pass network's own) to 1 (the painting's colour mean and covariance, up to a cap on the "
+        "stretch); default: the one-pass model's own fraction; anystyle_base takes it, anystyle not",
         type=float,
         metavar="F",
     )
@@ -126,16 +126,11 @@ def stylize_paths(
         counts = _stylize_paths(
             stylizer, input_spec, output, o.max_size, o.strength, o.keep_color, o.overwrite, progress
         )
-        if o.painting is None and o.style_scale == 1 and o.precision == DEFAULT_PRECISION:
+        plain = o.precision == DEFAULT_PRECISION  # what the quick path runs
+        if o.painting is None and o.style_scale == 1 and plain:
             stylizer.remember_quick(pretrained_path(model_path), o.style)
-        elif (
-            o.painting is not None
-            and o.style_scale == "auto"
-            and o.precision == DEFAULT_PRECISION
-            and (
-                o.palette is None  # the quick path takes the model's own palette only
-            )
-        ):
+        # and a painting at its model's own palette fraction only
+        elif o.painting and o.palette is None and o.style_scale == "auto" and plain:
             stylizer.remember_quick(one_pass_file(model_path, dev), None, o.painting)
         return counts
 

@@ -13,6 +13,7 @@ import torch
 
 from fastst.anystyle import (
     STATS_SIZE,
+    checked_palette,
     load_anystyle,
     one_pass_file,
     painting_network,
@@ -387,7 +388,13 @@ def load_one_style(
     shipped one for ``device``, :func:`fastst.anystyle.one_pass_file`), at its palette fraction or
     ``palette``."""
     if painting is not None:
-        model = load_anystyle(one_pass_file(model_path, device))
+        path = one_pass_file(model_path, device)
+        model = load_anystyle(path)
+        if palette is not None:
+            try:
+                checked_palette(model, palette)
+            except FaststError as e:
+                raise FaststError(f"--palette with {path.stem}: {e}") from None
         return painting_network(painting, model, device, palette)
     model = load_model(model_path, device, style)
     if model.styles > 1:

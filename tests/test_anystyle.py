@@ -214,6 +214,9 @@ def test_a_model_with_a_palette_moves_its_pictures_towards_the_painting_s_colour
     with torch.no_grad():
         torch.testing.assert_close(given(small), toward(small))
     assert model.palette == 0.0
+    none = painting_network(painting, load_anystyle(tmp_path / "1.0.pth"), palette=0.0)
+    with torch.no_grad():  # an explicit 0 overrides the model's own fraction too
+        torch.testing.assert_close(none(small), plain(small))
     with pytest.raises(FaststError, match="between 0 and 1"):
         painting_network(painting, model, palette=1.5)
     skip = AnyStyleNet(width=0.25, residual_blocks=1, input_skip=True)

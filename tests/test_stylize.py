@@ -336,25 +336,33 @@ def test_a_painting_takes_the_one_pass_model_this_machine_runs_fast(tmp_path, da
 
 
 def test_palette_takes_the_painting_s_colours_and_is_refused_where_it_means_nothing(
-    tmp_path, data_root, imagenet_vgg
+    tmp_path, data_root, imagenet_vgg, monkeypatch
 ):
+    monkeypatch.setenv("FASTST_CACHE", str(tmp_path / "cache"))  # the commands' subprocesses inherit it
     painting = data_root / "styles" / "starry_night.jpg"
     target = np.asarray(Image.open(painting).convert("RGB"), np.float64).reshape(-1, 3).mean(0)
     gaps = {}
     for fraction in ("0", "1"):  # the painting itself as the photo, at the size its colour map is measured
         out = tmp_path / f"{fraction}.png"
         args = ["--style-image", painting, "--input", painting, "--max-size", "256", "--output", out]
-        r = _fastst("stylize", *args, "--palette", fraction)
+        r = _fastst("stylize", *args, "--model", "anystyle_base", "--palette", fraction)
         assert r.returncode == 0, r.stderr
         gaps[fraction] = np.abs(np.asarray(Image.open(out), np.float64).reshape(-1, 3).mean(0) - target)
     # all the way, the network's picture of the painting takes the painting's colour mean; none of the way,
     # it keeps its own
     assert gaps["1"].max() < 3 and gaps["0"].max() > 10, gaps
+    # a painting at another fraction is not kept for the quick path, which runs the model's own fraction;
+    # at the model's own, it is
+    kept = lambda: list((tmp_path / "cache").glob("paintings/*.npz"))  # noqa: E731
+    assert not kept()
+    r = _fastst("stylize", *args[:-1], tmp_path / "own.png", "--model", "anystyle_base")
+    assert r.returncode == 0 and kept(), r.stderr
     photo = data_root / "train" / "imagenet_sample" / "n02091032_Italian_greyhound.JPEG"
     for wrong, words in (
         (["--style", "starry_night", "--palette", "1"], "--style-image"),
         (["--style-image", painting, "--palette", "1.5"], "between 0 and 1"),
         (["--style-image", painting, "--palette", "1", "--refine", "5"], "--refine"),
+        (["--style-image", painting, "--palette", "1", "--model", "anystyle"], "anystyle_base"),
     ):
         r = _fastst("stylize", "--input", photo, "--output", tmp_path / "x.png", *wrong)
         assert r.returncode != 0 and words in r.stderr, r.stderr

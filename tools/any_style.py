@@ -37,9 +37,10 @@ import torch
 from tqdm.auto import tqdm
 
 from fastst import quality
-from fastst.anystyle import cached_statistics, load_anystyle, painting_network, set_palette
+from fastst.anystyle import cached_statistics, checked_palette, load_anystyle, painting_network, set_palette
 from fastst.config import TrainConfig
 from fastst.data import TEST_DIR, TRAIN_DIR, data_dir, painting_split
+from fastst.errors import FaststError
 from fastst.gatys import gatys
 from fastst.io import list_images, load_image, pil_to_tensor, tensor_to_pil
 from fastst.losses import DEFAULT_WEIGHTS
@@ -265,7 +266,7 @@ def main() -> None:
         nargs="+",
         default=[],
         metavar="[START:]N",
-        help="each painting's own network, N steps from the base (or from the model START)",
+        help="each painting's own network, N steps of `fastst stylize --refine N` (or from the model START)",
     )
     parser.add_argument(
         "--palettes",
@@ -289,8 +290,14 @@ def main() -> None:
     own |= set(map(palette_label, args.palettes))
     if taken := set(also) & own:
         raise SystemExit(f"--also: {', '.join(sorted(taken))} names a method of its own")
-    if wrong := [spec for spec in args.refine if not spec.rpartition(":")[2].isdigit()]:
-        raise SystemExit(f"--refine takes N or START:N, not {' '.join(wrong)}")
+    steps = {s: s.rpartition(":")[2] for s in args.refine}
+    if wrong := [s for s, n in steps.items() if not n.isdigit() or int(n) < 1]:
+        raise SystemExit(f"--refine takes N or START:N, N at least 1, not {' '.join(wrong)}")
+    for fraction in args.palettes:  # before any training: a fraction the model cannot take
+        try:
+            checked_palette(load_anystyle(args.model), fraction)
+        except FaststError as e:
+            raise SystemExit(f"--palettes: {e}") from None
     if args.without_finetunes and args.stage == "finetune":
         raise SystemExit("--without-finetunes leaves --stage finetune nothing to do")
     finetuned = [_pair(item, "--finetuned", "STEM=MODEL") for item in args.finetuned]
