@@ -66,7 +66,8 @@ class StylizeOptions:
         None,
         "with --style-image: how far the picture's colours move towards the painting's, from 0 (the "
         "one-pass network's own) to 1 (the painting's colour mean and covariance, up to a cap on the "
-        "stretch); default: the one-pass model's own fraction; anystyle_base takes it, anystyle not",
+        "stretch); default: the one-pass model's own fraction; anystyle takes none, so where it is the "
+        "machine's default, anystyle_base stylizes instead",
         type=float,
         metavar="F",
     )

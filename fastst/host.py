@@ -50,13 +50,14 @@ def pretrained_path(name: str | os.PathLike) -> Path:
 
 
 SHIPPED_ONE_PASS = ("anystyle", "anystyle_base")
+ON_THE_BASE = "anystyle_base"  # the shipped one-pass model on the base's network, which takes a palette
 
 
 def default_one_pass(gpu: bool = False) -> str:
     """The shipped one-pass model that takes a painting when none is named (``--model``): the one on the
     base's full-width network on a CPU with AMX's bf16 matrix tiles, where it runs faster than the peer
     (``tools/peers_speed.py``'s tables), and on a GPU; the smaller one elsewhere."""
-    return "anystyle_base" if gpu or "amx_bf16" in cpu_flags() else "anystyle"
+    return ON_THE_BASE if gpu or "amx_bf16" in cpu_flags() else "anystyle"
 
 
 def one_pass_file(name: str | os.PathLike | None = None, gpu: bool = False) -> Path:

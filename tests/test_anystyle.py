@@ -523,6 +523,23 @@ def test_the_default_one_pass_model_is_the_base_s_where_the_cpu_has_amx_and_the_
     assert one_pass_file(None, "cuda").stem == "anystyle_base"  # on a GPU the base's (untimed)
 
 
+def test_a_palette_where_the_default_one_pass_model_takes_none_goes_through_the_base_s(
+    monkeypatch, capsys, imagenet_vgg
+):
+    from fastst import host
+    from fastst.stylize import load_one_style
+
+    monkeypatch.setattr(host, "cpu_flags", lambda: ["avx2"])  # the small model is the default here
+    painting = torch.rand(3, 40, 48, generator=torch.Generator().manual_seed(0))
+    assert load_one_style(None, "cpu", painting=painting).input_skip  # the small model's network
+    net = load_one_style(None, "cpu", painting=painting, palette=1.0)
+    base = load_anystyle("anystyle_base")
+    assert not net.input_skip and net.config == base.for_painting(cached_statistics(painting)).config
+    assert "through anystyle_base" in capsys.readouterr().err
+    with pytest.raises(FaststError, match="--palette with anystyle: .*anystyle_base"):
+        load_one_style("anystyle", "cpu", painting=painting, palette=1.0)  # named: no other model
+
+
 def test_a_missing_shipped_one_pass_model_says_how_to_train_it(tmp_path, monkeypatch):
     from fastst import host
 
