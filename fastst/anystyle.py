@@ -324,10 +324,13 @@ def is_one_pass(path: str | os.PathLike) -> bool:
     return isinstance(saved, dict) and "anystyle" in saved
 
 
-def one_pass_file(path: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> Path:
+def one_pass_file(
+    path: str | os.PathLike | None = None, device: str | torch.device = "cpu", palette: bool = False
+) -> Path:
     """The one-pass model's file: ``path`` (a file or a shipped name), or the shipped default for this
-    machine and ``device`` (:func:`fastst.host.one_pass_file`, which the quick path reads too)."""
-    return host.one_pass_file(path, gpu=torch.device(device).type != "cpu")
+    machine and ``device``, and for a ``palette`` fraction where one is asked for
+    (:func:`fastst.host.one_pass_file`, which the quick path reads too)."""
+    return host.one_pass_file(path, gpu=torch.device(device).type != "cpu", palette=palette)
 
 
 def load_anystyle(path: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> AnyStyleNet:
@@ -376,8 +379,7 @@ def read_one_pass(path: Path) -> dict:
 def checked_palette(model: AnyStyleNet, fraction: float) -> float:
     """``fraction``, if it is a palette fraction ``model`` takes: 0 to 1 (:func:`painting_network`),
     and above 0 only where its networks' last convolution alone writes the colours."""
-    if not 0.0 <= fraction <= 1.0:
-        raise FaststError(f"the palette fraction is between 0 and 1, not {fraction}")
+    palette.checked_fraction(fraction)
     if fraction:
         try:
             _colour_conv(model.body)

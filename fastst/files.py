@@ -16,6 +16,7 @@ from fastst.errors import FaststError
 from fastst.host import pretrained_path
 from fastst.images import fail_or_raise, image_inputs, output_targets
 from fastst.io import load_image, save_image
+from fastst.palette import checked_fraction
 from fastst.runtime import process_settings, release_freed_memory, resolve_device
 from fastst.runtimes import DEFAULT_PRECISION, RUNTIMES, check
 from fastst.stylize import Stylizer, _finish, load_one_style
@@ -97,8 +98,7 @@ class StylizeOptions:
         if self.palette is not None:
             if not self.painting:
                 raise FaststError("--palette sets a painting's colours: it goes with --style-image")
-            if not 0.0 <= self.palette <= 1.0:
-                raise FaststError(f"--palette is between 0 and 1, not {self.palette:g}")
+            checked_fraction(self.palette, "--palette")
         if self.style_scale is None:  # a painting's strokes keep their size relative to the photo
             self.style_scale = "auto" if self.painting else 1.0
 

@@ -53,17 +53,18 @@ SHIPPED_ONE_PASS = ("anystyle", "anystyle_base")
 ON_THE_BASE = "anystyle_base"  # the shipped one-pass model on the base's network, which takes a palette
 
 
-def default_one_pass(gpu: bool = False) -> str:
+def default_one_pass(gpu: bool = False, palette: bool = False) -> str:
     """The shipped one-pass model that takes a painting when none is named (``--model``): the one on the
     base's full-width network on a CPU with AMX's bf16 matrix tiles, where it runs faster than the peer
-    (``tools/peers_speed.py``'s tables), and on a GPU; the smaller one elsewhere."""
-    return ON_THE_BASE if gpu or "amx_bf16" in cpu_flags() else "anystyle"
+    (``tools/peers_speed.py``'s tables), and on a GPU, and wherever a ``palette`` fraction is asked for
+    (the smaller one's network takes none); the smaller one elsewhere."""
+    return ON_THE_BASE if gpu or palette or "amx_bf16" in cpu_flags() else "anystyle"
 
 
-def one_pass_file(name: str | os.PathLike | None = None, gpu: bool = False) -> Path:
+def one_pass_file(name: str | os.PathLike | None = None, gpu: bool = False, palette: bool = False) -> Path:
     """The file of the one-pass model ``name`` (a file or a shipped name; None: :func:`default_one_pass`),
     a shipped name's in this folder even where that file is missing."""
-    name = name if name is not None else default_one_pass(gpu)
+    name = name if name is not None else default_one_pass(gpu, palette)
     if str(name) in SHIPPED_ONE_PASS and not Path(name).exists():
         return PRETRAINED_DIR / f"{name}.pth"
     return pretrained_path(name)

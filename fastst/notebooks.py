@@ -85,15 +85,14 @@ def poll_in_slices(channel, slice_s: float = POLL_SLICE_S) -> None:
 def _run(html: bool, only, timeout: int | None, out) -> dict[str, float]:
     import nbformat
     from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
-    class Client(NotebookClient):
+    class Client(NotebookClient):  # its kernel's messages read in slices (poll_in_slices)
         async def async_start_new_kernel_client(self):
             kc = await super().async_start_new_kernel_client()
             for channel in (kc.shell_channel, kc.iopub_channel):
                 poll_in_slices(channel)
             return kc
-
-    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
     out = Path(out) if out else notebooks_dir() / "executed"
     out.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from fastst.errors import FaststError
+
 MAX_GAIN = 4.0  # the most the full map stretches (or shrinks) any colour direction
+
+
+def checked_fraction(fraction: float, name: str = "the palette fraction") -> float:
+    """``fraction`` if it lies between 0 and 1 (NaN does not), else a one-line error naming it ``name``."""
+    if not 0.0 <= fraction <= 1.0:
+        raise FaststError(f"{name} is between 0 and 1, not {fraction:g}")
+    return fraction
 
 
 def colour_moments(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

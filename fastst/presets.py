@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from fastst.host import ON_THE_BASE
+
 # Each preset fills every field it names; explicit arguments override it.
 #
 # What every CPU preset shares: 128 px crops (4x cheaper than 256 px) with the style image scaled to match
@@ -108,4 +110,4 @@ PRESET_NAMES = ("auto", *PRESETS)
 # network of the one-pass model on the shipped base's network (fastst/refine.py; docs/any_painting.md,
 # "A few seconds of training")
 REFINE_ITERATIONS = 60
-REFINE_START = "anystyle_base"
+REFINE_START = ON_THE_BASE

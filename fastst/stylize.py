@@ -22,7 +22,7 @@ from fastst.anystyle import (
     rests_on,
 )
 from fastst.errors import FaststError
-from fastst.host import ON_THE_BASE, PRETRAINED_DIR, pretrained_path
+from fastst.host import PRETRAINED_DIR, pretrained_path
 from fastst.inference import for_inference
 from fastst.io import file_digest, load_checkpoint
 from fastst.quick import ONE_PASS, keep_painting_inputs, remember, size_bucket
@@ -387,19 +387,18 @@ def load_one_style(
     """:func:`load_model`, refusing a multi-style model unless ``style`` picks one style or mix of it;
     with ``painting``, that painting's network from the one-pass model ``model_path`` (default: the
     shipped one for ``device``, :func:`fastst.anystyle.one_pass_file`), at its palette fraction or
-    ``palette``. A ``palette`` with no ``model_path`` takes the shipped model on the base's network where
-    the default one takes none (said on stderr)."""
+    ``palette`` (with no ``model_path``, the shipped default for a palette: said on stderr where it is not
+    the machine's own default)."""
     if painting is not None:
-        path = one_pass_file(model_path, device)
+        path = one_pass_file(model_path, device, palette=palette is not None)
         model = load_anystyle(path)
         if palette is not None:
             try:
                 checked_palette(model, palette)
             except FaststError as e:
-                if model_path is not None:
-                    raise FaststError(f"--palette with {path.stem}: {e}") from None
-                print(f"--palette: through {ON_THE_BASE} ({path.stem} takes no palette)", file=sys.stderr)
-                model = load_anystyle(one_pass_file(ON_THE_BASE, device))
+                raise FaststError(f"--palette with {path.stem}: {e}") from None
+            if model_path is None and path != (usual := one_pass_file(None, device)):
+                print(f"--palette: through {path.stem} ({usual.stem} takes no palette)", file=sys.stderr)
         return painting_network(painting, model, device, palette)
     model = load_model(model_path, device, style)
     if model.styles > 1:

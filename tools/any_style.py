@@ -37,7 +37,7 @@ import torch
 from tqdm.auto import tqdm
 
 from fastst import quality
-from fastst.anystyle import cached_statistics, checked_palette, load_anystyle, painting_network, set_palette
+from fastst.anystyle import cached_statistics, load_anystyle, painting_network, set_palette
 from fastst.config import TrainConfig
 from fastst.data import TEST_DIR, TRAIN_DIR, data_dir, painting_split
 from fastst.errors import FaststError
@@ -150,15 +150,23 @@ def refined(painting, iterations: int, start: str = REFINE_START, progress: bool
     return str(model), last_row(RunFolder(model.parent))["elapsed_s"]
 
 
+def refine_spec(spec: str) -> tuple[str, int]:
+    """``--refine``'s N or START:N as (START, or "" for `--refine`'s own start; N)."""
+    start, _, steps = spec.rpartition(":")
+    if not steps.isdigit() or int(steps) < 1:
+        raise SystemExit(f"--refine takes N or START:N, N at least 1, not {spec}")
+    return start, int(steps)
+
+
 def refined_runs(paintings: list[Path], spec: str, trained: dict) -> None:
     """Add each painting's own network of `fastst stylize --refine N` (trained now unless kept) to
     ``trained``, as "fastst --refine N"; ``spec`` is N, or START:N for N steps from the model START
     (`--model START --refine N`), "fastst --refine N from START"."""
-    start, _, steps = spec.rpartition(":")
+    start, steps = refine_spec(spec)
     label = f"fastst --refine {steps}" + (f" from {start}" if start else "")
     for painting in tqdm(paintings, desc=label, unit="painting"):
         trained.setdefault(painting.stem, {})[label] = refined(
-            painting, int(steps), start or REFINE_START, progress=False
+            painting, steps, start or REFINE_START, progress=False
         )
 
 
@@ -290,14 +298,12 @@ def main() -> None:
     own |= set(map(palette_label, args.palettes))
     if taken := set(also) & own:
         raise SystemExit(f"--also: {', '.join(sorted(taken))} names a method of its own")
-    steps = {s: s.rpartition(":")[2] for s in args.refine}
-    if wrong := [s for s, n in steps.items() if not n.isdigit() or int(n) < 1]:
-        raise SystemExit(f"--refine takes N or START:N, N at least 1, not {' '.join(wrong)}")
-    for fraction in args.palettes:  # before any training: a fraction the model cannot take
-        try:
-            checked_palette(load_anystyle(args.model), fraction)
-        except FaststError as e:
-            raise SystemExit(f"--palettes: {e}") from None
+    for spec in args.refine:  # before any training: a bad N, or a fraction the model cannot take
+        refine_spec(spec)
+    try:
+        palettes = {palette_label(f): set_palette(load_anystyle(args.model), f) for f in args.palettes}
+    except FaststError as e:
+        raise SystemExit(f"--palettes: {e}") from None
     if args.without_finetunes and args.stage == "finetune":
         raise SystemExit("--without-finetunes leaves --stage finetune nothing to do")
     finetuned = [_pair(item, "--finetuned", "STEM=MODEL") for item in args.finetuned]
@@ -318,7 +324,7 @@ def main() -> None:
     peer = _peer()
     models = {"fastst one-pass": load_anystyle(args.model)}
     models.update({label: load_anystyle(path) for label, path in also.items()})
-    models.update({palette_label(f): set_palette(load_anystyle(args.model), f) for f in args.palettes})
+    models.update(palettes)
     scores = {
         p.stem: score_painting(peer, models, p, args.photos, trained)
         for p in tqdm(paintings, desc="scoring", unit="painting")
