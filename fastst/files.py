@@ -51,8 +51,8 @@ class StylizeOptions:
     painting: str | None = option(
         None,
         "any painting (an image file) as the style, in one pass, no training: through a shipped "
-        "one-pass model, anystyle_base on a GPU or a CPU with AMX, anystyle elsewhere (or the one-pass "
-        "model given with --model)",
+        "one-pass model, anystyle_base on a GPU or a CPU with native bf16, anystyle elsewhere (or the "
+        "one-pass model given with --model)",
         flag="--style-image",
         metavar="PAINTING",
     )

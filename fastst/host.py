@@ -53,12 +53,19 @@ SHIPPED_ONE_PASS = ("anystyle", "anystyle_base")
 ON_THE_BASE = "anystyle_base"  # the shipped one-pass model on the base's network, which takes a palette
 
 
+def has_amx() -> bool:
+    """Whether the CPU has AMX's bf16 matrix tiles."""
+    return "amx_bf16" in cpu_flags()
+
+
 def default_one_pass(gpu: bool = False, palette: bool = False) -> str:
     """The shipped one-pass model that takes a painting when none is named (``--model``): the one on the
-    base's full-width network on a CPU with AMX's bf16 matrix tiles, where it runs faster than the peer
-    (``tools/peers_speed.py``'s tables), and on a GPU, and wherever a ``palette`` fraction is asked for
-    (the smaller one's network takes none); the smaller one elsewhere."""
-    return ON_THE_BASE if gpu or palette or "amx_bf16" in cpu_flags() else "anystyle"
+    base's full-width network on a CPU that computes in bf16 natively (AMX or AVX-512 BF16; without AMX
+    at a smaller working size, :func:`fastst.scale.working_size`), where it runs as fast as the peer or
+    faster (``tools/peers_speed.py``'s tables), on a GPU, and wherever a ``palette`` fraction is asked
+    for (the smaller one's network takes none); the smaller one on CPUs of fp32 only."""
+    native_bf16 = {"amx_bf16", "avx512_bf16"} & set(cpu_flags())
+    return ON_THE_BASE if gpu or palette or native_bf16 else "anystyle"
 
 
 def one_pass_file(name: str | os.PathLike | None = None, gpu: bool = False, palette: bool = False) -> Path:

@@ -41,7 +41,7 @@ from fastst.runtimes import (
     start_runtime,
     timings,
 )
-from fastst.scale import EPS, LUMA, RADIUS, WORKING_SIZE, at_scale, auto_scale
+from fastst.scale import EPS, LUMA, RADIUS, at_scale, auto_scale, working_size
 from fastst.tiles import MAX_PIXELS_ONE_PASS, in_tiles, stylize_tiled
 from fastst.transformer import _MIN_SIZE, TransformerNet, single_style
 
@@ -270,6 +270,7 @@ class Stylizer:
                 + (f" ({names})" if names else "")
             )
         self.device = next(model.parameters()).device
+        self.working_size = working_size(model, self.device)  # the "auto" style scale's
         self.runtime = check(runtime, self.device, compile)
         self.model = model  # what the other runtimes export, and what their choice is remembered by
         self.network, self.precision, self.memory_format = fast_model(model, precision, compile)
@@ -283,8 +284,11 @@ class Stylizer:
         self.images: int | None = None
 
     def scale_for(self, height: int, width: int) -> float:
-        """The style scale of a photo of this size (``auto``: :func:`fastst.scale.auto_scale`)."""
-        return auto_scale(height, width) if self.style_scale == "auto" else float(self.style_scale)
+        """The style scale of a photo of this size (``auto``: :func:`fastst.scale.auto_scale` at the
+        network's working size on this device, :func:`fastst.scale.working_size`)."""
+        if self.style_scale == "auto":
+            return auto_scale(height, width, self.working_size)
+        return float(self.style_scale)
 
     def runtime_for(self, height: int, width: int) -> str:
         """The runtime of one pass of this size: the one asked for; with "auto", torch when compiled or
@@ -355,7 +359,7 @@ class Stylizer:
             keep_painting_inputs(painting, model_file, file_digest(model_file), rests, norms, colour)
             style, encoder = ONE_PASS, encoder_file(model_file)
             network |= {
-                "working_size": WORKING_SIZE,
+                "working_size": self.working_size,
                 "guide": {"radius": RADIUS, "eps": EPS, "luma": list(LUMA)},
                 "rests_on": rests,
                 "stats_size": STATS_SIZE,

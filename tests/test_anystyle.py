@@ -507,9 +507,14 @@ def _same_weights(a, b) -> bool:
 
 
 @pytest.mark.parametrize(
-    "flags, default", [(["avx2", "avx512f"], "anystyle"), (["amx_bf16", "amx_tile", "avx2"], "anystyle_base")]
+    "flags, default",
+    [
+        (["avx2", "avx512f"], "anystyle"),
+        (["avx2", "avx512_bf16", "avx512f"], "anystyle_base"),
+        (["amx_bf16", "amx_tile", "avx2"], "anystyle_base"),
+    ],
 )
-def test_the_default_one_pass_model_is_the_base_s_where_the_cpu_has_amx_and_the_small_one_elsewhere(
+def test_the_default_one_pass_model_is_the_base_s_where_the_cpu_has_native_bf16_and_the_small_one_elsewhere(
     monkeypatch, flags, default
 ):
     from fastst import host

@@ -34,6 +34,28 @@ def test_auto_scale_keeps_the_working_size():
     assert auto_scale(768, 1024, working_size=512) == 2.0
 
 
+@pytest.mark.parametrize(
+    "flags, width, size",
+    [
+        (["avx2", "avx512_bf16", "avx512f"], 1.0, 256),  # the full-width network without AMX: smaller
+        (["avx2"], 1.0, 256),
+        (["amx_bf16", "amx_tile", "avx512_bf16"], 1.0, 384),  # with AMX it keeps the usual size
+        (["avx2", "avx512_bf16"], 0.375, 384),  # a narrower network keeps it everywhere
+    ],
+)
+def test_auto_runs_a_full_width_network_smaller_on_a_cpu_without_amx(monkeypatch, flags, width, size):
+    from fastst import host
+
+    monkeypatch.setattr(host, "cpu_flags", lambda: flags)
+    seen = []
+    net = TransformerNet(width=width)
+    stylizer = Stylizer(net, style_scale="auto")
+    stylizer._pass = lambda x: seen.append(tuple(x.shape[-2:])) or x  # the pass itself is not the point
+    out = stylizer.batch(torch.rand(1, 3, 480, 600))
+    assert out.shape == (1, 3, 480, 600) and seen == [(round(480 * size / 600), size)]
+    assert Stylizer(net, style_scale=2.0).scale_for(480, 600) == 2.0  # a scale given is kept
+
+
 def test_at_scale_runs_at_the_smaller_size_and_returns_the_full_size():
     seen = []
 

@@ -314,10 +314,12 @@ def test_the_one_pass_model_is_not_listed_as_a_style_and_asking_for_it_as_one_sa
 
 
 def _base_is_the_default() -> bool:
-    """A CUDA or MPS device, or a CPU with AMX's bf16 tiles (read here from /proc/cpuinfo)."""
+    """A CUDA or MPS device, or a CPU with native bf16: AMX's tiles or AVX-512 BF16 (read here from
+    /proc/cpuinfo)."""
     cpuinfo = Path("/proc/cpuinfo")
-    amx = cpuinfo.is_file() and " amx_bf16" in cpuinfo.read_text()
-    return amx or torch.cuda.is_available() or torch.backends.mps.is_available()
+    flags = cpuinfo.read_text().split() if cpuinfo.is_file() else []
+    native_bf16 = "amx_bf16" in flags or "avx512_bf16" in flags
+    return native_bf16 or torch.cuda.is_available() or torch.backends.mps.is_available()
 
 
 def test_a_painting_takes_the_one_pass_model_this_machine_runs_fast(tmp_path, data_root, imagenet_vgg):

@@ -51,12 +51,13 @@ from fastst.io import list_images, load_image, pil_to_tensor, tensor_to_pil
 from fastst.measure import interleaved_medians
 from fastst.results import write_result
 from fastst.runtime import process_settings
-from fastst.scale import WORKING_SIZE, to_longer_side
+from fastst.scale import to_longer_side
 from fastst.stylize import Stylizer, load_model
 
 PEER = ("peer built-in", "peer any-style")
 SHIPPED = ("starry_night", "base")
 ONE_PASS, ONE_PASS_ON_BASE = "anystyle", "anystyle_base"  # named: the default one differs by CPU
+AUTO = ("fastst one-pass", "fastst one-pass on the base")  # the rows at the "auto" style scale
 
 
 def square_photo(size: int):
@@ -356,7 +357,10 @@ def main() -> None:
         "painting": painting.name,
         "sizes": args.sizes,
         "rounds": args.rounds,
-        "working_sizes": {"peer any-style": peer_working_size(), "fastst one-pass auto": WORKING_SIZE},
+        "working_sizes": {
+            "peer any-style": peer_working_size(),
+            **{f"{name} auto": stylizers[name].working_size for name in AUTO},
+        },
         "seconds": seconds,
         # the runtime each of fastst's rows ran on at each size bucket, and the timing that chose it
         "runtimes": {name: stylizer.chosen() for name, stylizer in stylizers.items()},
