@@ -12,7 +12,8 @@
   model on the base's network (``--model anystyle_base``) at the ``auto`` style scale.
 
 Square crops of a held-out photo at each size. Writes results/peers_speed.json, with the machine's CPU, its
-flags and its matmul rates.
+flags and its matmul rates, and figures/peers_speed.png: what the one-pass rows draw at 1024 px (the base's
+network at this CPU's working size and, where that differs, at the usual one).
 
 With ``--folder``, instead: whole processes as a person starts them, start-up included, on a folder of
 photos at 512 px (each tool's folder mode) and on one 1024 px photo, in interleaved rounds, with each
@@ -49,14 +50,16 @@ from fastst.clips import make_pan_clip
 from fastst.data import TEST_DIR, data_dir
 from fastst.io import list_images, load_image, pil_to_tensor, tensor_to_pil
 from fastst.measure import interleaved_medians
+from fastst.plotting import save_fig, show_images
 from fastst.results import write_result
 from fastst.runtime import process_settings
-from fastst.scale import to_longer_side
+from fastst.scale import WORKING_SIZE, to_longer_side
 from fastst.stylize import Stylizer, load_model
 
 PEER = ("peer built-in", "peer any-style")
 SHIPPED = ("starry_night", "base")
 ONE_PASS, ONE_PASS_ON_BASE = "anystyle", "anystyle_base"  # named: the default one differs by CPU
+FIGURE_PAINTINGS = (None, "xunhuang1995__AdaIN-style__mondrian.jpg")  # the timed painting, then these
 AUTO = ("fastst one-pass", "fastst one-pass on the base")  # the rows at the "auto" style scale
 
 
@@ -106,6 +109,33 @@ def timed_functions(sizes) -> tuple[dict, Path, dict]:
 
     fns["fastst one-pass: a new painting, once"] = prepare
     return fns, painting, stylizers
+
+
+def figure(paintings: list[Path], name: str, size: int = 1024, shown: int = 512) -> None:
+    """What the one-pass rows draw, at the ``auto`` style scale: a held-out photo at ``size`` px through
+    the peer's any-style mode and both one-pass models, a painting a row (each picture shown at ``shown``
+    px); where this CPU's working size for the base's network is not the usual one, that model at the
+    usual one too."""
+    peer, photo = _peer(), square_photo(size)
+    models = {name: load_anystyle(name) for name in (ONE_PASS, ONE_PASS_ON_BASE)}
+    images, titles, sizes = [], [], {}
+    for painting in paintings:
+        style_pil = tensor_to_pil(load_image(painting))
+        row = {painting.stem[:28]: load_image(painting, shown), f"photo, {size} px": pil_to_tensor(photo)}
+        row["peer any-style"] = pil_to_tensor(peer.stylize_with(photo, style_pil))
+        for label, model in models.items():
+            network = painting_network(painting, model)
+            here = Stylizer(network, style_scale="auto").working_size
+            sizes[label] = here
+            for working in dict.fromkeys((here, WORKING_SIZE)):
+                stylizer = Stylizer(network, style_scale=size / working)
+                row[f"{label} at {working} px"] = stylizer(pil_to_tensor(photo))
+        images += [to_longer_side(image[None], shown)[0].clamp(0, 1) for image in row.values()]
+        titles += list(row)
+    ncols = len(images) // len(paintings)
+    fig = show_images(images, titles, ncols=ncols, size=2.6)
+    meta = {"photo_size": size, "paintings": [p.name for p in paintings], "working_sizes": sizes}
+    save_fig(fig, name, meta, dpi=min(150, int(1800 / (2.6 * ncols))))
 
 
 def tables(seconds: dict, sizes) -> dict:
@@ -367,6 +397,7 @@ def main() -> None:
         "tables": tables(seconds, args.sizes),
     }
     print(write_result("peers_speed" + args.suffix, record))
+    figure([painting, *held_out_paintings(FIGURE_PAINTINGS[1:])], "peers_speed" + args.suffix)
 
 
 if __name__ == "__main__":
