@@ -58,6 +58,21 @@ def has_amx() -> bool:
     return "amx_bf16" in cpu_flags()
 
 
+# The working size (longer side) of the "auto" style scale, the default with a painting: strokes keep the same
+# size relative to the photo whatever the photo's size, and a larger photo costs one pass at this size and a
+# guided upsampling (tools/any_style.py times both against a pass at the photo's own size).
+WORKING_SIZE = 384
+# The working size of "auto" for a full-width network on a CPU without AMX, where a pass at WORKING_SIZE
+# takes longer than the peer's any-style mode (tools/peers_speed.py): the strokes come out larger.
+SLOW_WORKING_SIZE = 256
+
+
+def cpu_working_size(full_width: bool) -> int:
+    """The working size of the "auto" style scale on this CPU for a full-width network or a narrower one:
+    :data:`SLOW_WORKING_SIZE` for a full-width one without AMX, else :data:`WORKING_SIZE`."""
+    return SLOW_WORKING_SIZE if full_width and not has_amx() else WORKING_SIZE
+
+
 def default_one_pass(gpu: bool = False, palette: bool = False) -> str:
     """The shipped one-pass model that takes a painting when none is named (``--model``): the one on the
     base's full-width network on a CPU that computes in bf16 natively (AMX or AVX-512 BF16; without AMX

@@ -34,7 +34,15 @@ import numpy as np
 
 from fastst import __version__
 from fastst.errors import FaststError
-from fastst.host import PRETRAINED_DIR, cache_folder, cpu_flags, cpu_model, one_pass_file, pretrained_path
+from fastst.host import (
+    PRETRAINED_DIR,
+    cache_folder,
+    cpu_flags,
+    cpu_model,
+    cpu_working_size,
+    one_pass_file,
+    pretrained_path,
+)
 from fastst.images import (
     ANIMATED_SUFFIXES,
     VIDEO_FORMATS,
@@ -225,6 +233,8 @@ def _entry(args) -> dict | None:
         return None
     if any(file_digest(f) != d for f, d in entry.get("rests_on", {}).items()):
         return None  # a file the model takes weights from has changed
+    if "working_size" in entry and entry["working_size"] != cpu_working_size(entry.get("full_width", True)):
+        return None  # noted where the "auto" scale's working size was another (an older fastst)
     return entry
 
 

@@ -13,26 +13,24 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from fastst.host import has_amx
+from fastst.host import WORKING_SIZE, cpu_working_size
 
-# The working size (longer side) of the "auto" scale, the default with a painting: strokes keep the same
-# size relative to the photo whatever the photo's size, and a larger photo costs one pass at this size and a
-# guided upsampling (tools/any_style.py times both against a pass at the photo's own size).
-WORKING_SIZE = 384
-# The working size of "auto" for a full-width network on a CPU without AMX, where a pass at WORKING_SIZE
-# takes longer than the peer's any-style mode (tools/peers_speed.py): the strokes come out larger.
-SLOW_WORKING_SIZE = 256
 RADIUS, EPS = 2, 1e-3  # the guided filter's window radius (at the small size) and regulariser
 
 LUMA = (0.299, 0.587, 0.114)
 
 
+def is_full_width(network) -> bool:
+    """Whether ``network`` (a TransformerNet) has the full width of Johnson et al.'s."""
+    return network.config.get("width", 1.0) >= 1
+
+
 def working_size(network, device) -> int:
     """The working size of the "auto" style scale for ``network`` (a TransformerNet) on ``device``:
-    :data:`SLOW_WORKING_SIZE` for a full-width network on a CPU without AMX, else :data:`WORKING_SIZE`."""
-    full_width = network.config.get("width", 1.0) >= 1
-    slow = full_width and torch.device(device).type == "cpu" and not has_amx()
-    return SLOW_WORKING_SIZE if slow else WORKING_SIZE
+    :data:`WORKING_SIZE` off the CPU, else :func:`fastst.host.cpu_working_size`'s."""
+    if torch.device(device).type != "cpu":
+        return WORKING_SIZE
+    return cpu_working_size(is_full_width(network))
 
 
 def auto_scale(height: int, width: int, working_size: int = WORKING_SIZE) -> float:

@@ -41,7 +41,7 @@ from fastst.runtimes import (
     start_runtime,
     timings,
 )
-from fastst.scale import EPS, LUMA, RADIUS, at_scale, auto_scale, working_size
+from fastst.scale import EPS, LUMA, RADIUS, at_scale, auto_scale, is_full_width, working_size
 from fastst.tiles import MAX_PIXELS_ONE_PASS, in_tiles, stylize_tiled
 from fastst.transformer import _MIN_SIZE, TransformerNet, single_style
 
@@ -360,6 +360,7 @@ class Stylizer:
             style, encoder = ONE_PASS, encoder_file(model_file)
             network |= {
                 "working_size": self.working_size,
+                "full_width": is_full_width(self.model),  # what the working size follows on a CPU
                 "guide": {"radius": RADIUS, "eps": EPS, "luma": list(LUMA)},
                 "rests_on": rests,
                 "stats_size": STATS_SIZE,
