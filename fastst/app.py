@@ -23,7 +23,7 @@ from fastst.anystyle import checked_palette, is_one_pass, load_anystyle, one_pas
 from fastst.config import runs_dir
 from fastst.errors import FaststError
 from fastst.io import file_digest, load_image, pil_to_tensor, resize_longer_side, save_image, tensor_to_pil
-from fastst.presets import REFINE_ITERATIONS
+from fastst.presets import REFINE_ITERATIONS, REFINE_START
 from fastst.refine import refine_painting
 from fastst.runtime import resolve_device
 from fastst.stylize import (
@@ -123,12 +123,13 @@ class Stylist:
             return self._painting(digest, painting, None if palette is None else float(palette))
 
     def refine(self, painting: str | None) -> str:
-        """Train the uploaded painting's own network (``fastst stylize --refine``'s), which the photo and
-        the webcam then use; a message to show."""
+        """Train the uploaded painting's own network (``fastst stylize --refine``'s, from the app's
+        one-pass model where one was given, as ``--model`` sets it there), which the photo and the webcam
+        then use; a message to show."""
         if not painting:
             raise FaststError("upload a painting first")
         with _upload_named(painting):
-            model = refine_painting(painting, REFINE_ITERATIONS)
+            model = refine_painting(painting, REFINE_ITERATIONS, self.one_pass or REFINE_START)
             self.refined[file_digest(painting)] = str(model)
         return f"{Path(painting).name}: its own network is ready; Stylize and the webcam use it"
 

@@ -668,3 +668,20 @@ def test_the_app_takes_another_one_pass_model_and_refuses_a_missing_one_in_one_l
         [sys.executable, "-m", "fastst", "app", "--one-pass", "no_such_model"], capture_output=True, text=True
     )
     assert r.returncode != 0 and "no_such_model" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_the_app_s_refine_button_starts_from_its_one_pass_model_as_the_command_line_s_model_does(
+    tmp_path, monkeypatch
+):
+    from fastst import app
+    from fastst.presets import REFINE_START
+
+    started = []
+    monkeypatch.setattr(
+        app, "refine_painting", lambda painting, steps, start: started.append(start) or tmp_path / "m.pth"
+    )
+    painting = tmp_path / "painting.png"
+    Image.effect_noise((40, 30), 80).convert("RGB").save(painting)
+    app.Stylist(one_pass="anystyle").refine(str(painting))
+    app.Stylist().refine(str(painting))
+    assert started == ["anystyle", REFINE_START]
