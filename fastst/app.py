@@ -131,7 +131,10 @@ class Stylist:
         with _upload_named(painting):
             model = refine_painting(painting, REFINE_ITERATIONS, self.one_pass or REFINE_START)
             self.refined[file_digest(painting)] = str(model)
-        return f"{Path(painting).name}: its own network is ready; Stylize and the webcam use it"
+        return (
+            f"{Path(painting).name}: its own network is ready; Stylize and the webcam use it "
+            "(its own colours: the colour slider moves the one pass's, as --palette does not take --refine)"
+        )
 
     def photo(self, upload, snap, label, mix_with, mix, strength, keep_color, painting, palette, max_size):
         path = upload or snap
