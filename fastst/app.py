@@ -133,7 +133,8 @@ class Stylist:
             self.refined[file_digest(painting)] = str(model)
         return (
             f"{Path(painting).name}: its own network is ready; Stylize and the webcam use it "
-            "(its own colours: the colour slider moves the one pass's, as --palette does not take --refine)"
+            "(the colour slider no longer applies: it sets the one pass's colours, and --palette does not "
+            "combine with --refine)"
         )
 
     def photo(self, upload, snap, label, mix_with, mix, strength, keep_color, painting, palette, max_size):

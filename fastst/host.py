@@ -76,9 +76,9 @@ def cpu_working_size(full_width: bool) -> int:
 def default_one_pass(gpu: bool = False, palette: bool = False) -> str:
     """The shipped one-pass model that takes a painting when none is named (``--model``): the one on the
     base's full-width network on a CPU that computes in bf16 natively (AMX or AVX-512 BF16; without AMX
-    at a smaller working size, :func:`fastst.scale.working_size`), where it runs as fast as the peer or
-    faster (``tools/peers_speed.py``'s tables), on a GPU, and wherever a ``palette`` fraction is asked
-    for (the smaller one's network takes none); the smaller one on CPUs of fp32 only."""
+    at a smaller working size, :func:`cpu_working_size`), where ``tools/peers_speed.py``'s tables have it
+    faster than the peer's any-style mode at the usual photo sizes, on a GPU, and wherever a ``palette``
+    fraction is asked for (the smaller one's network takes none); the smaller one on CPUs of fp32 only."""
     native_bf16 = {"amx_bf16", "avx512_bf16"} & set(cpu_flags())
     return ON_THE_BASE if gpu or palette or native_bf16 else "anystyle"
 

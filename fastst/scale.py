@@ -20,9 +20,10 @@ RADIUS, EPS = 2, 1e-3  # the guided filter's window radius (at the small size) a
 LUMA = (0.299, 0.587, 0.114)
 
 
-def is_full_width(network) -> bool:
-    """Whether ``network`` (a TransformerNet) has the full width of Johnson et al.'s."""
-    return network.config.get("width", 1.0) >= 1
+def is_full_width(config: dict) -> bool:
+    """Whether a TransformerNet of ``config`` (its ``config``, a one-pass model's ``net_config``) has the
+    full width of Johnson et al.'s."""
+    return config.get("width", 1.0) >= 1
 
 
 def working_size(network, device) -> int:
@@ -30,7 +31,7 @@ def working_size(network, device) -> int:
     :data:`WORKING_SIZE` off the CPU, else :func:`fastst.host.cpu_working_size`'s."""
     if torch.device(device).type != "cpu":
         return WORKING_SIZE
-    return cpu_working_size(is_full_width(network))
+    return cpu_working_size(is_full_width(network.config))
 
 
 def auto_scale(height: int, width: int, working_size: int = WORKING_SIZE) -> float:

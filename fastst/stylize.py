@@ -360,7 +360,7 @@ class Stylizer:
             style, encoder = ONE_PASS, encoder_file(model_file)
             network |= {
                 "working_size": self.working_size,
-                "full_width": is_full_width(self.model),  # what the working size follows on a CPU
+                "full_width": is_full_width(self.model.config),  # what the working size follows on a CPU
                 "guide": {"radius": RADIUS, "eps": EPS, "luma": list(LUMA)},
                 "rests_on": rests,
                 "stats_size": STATS_SIZE,

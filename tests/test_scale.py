@@ -56,6 +56,20 @@ def test_auto_runs_a_full_width_network_smaller_on_a_cpu_without_amx(monkeypatch
     assert Stylizer(net, style_scale=2.0).scale_for(480, 600) == 2.0  # a scale given is kept
 
 
+def test_off_the_cpu_auto_keeps_the_usual_working_size_and_the_shipped_one_pass_networks_differ_in_width(
+    monkeypatch,
+):
+    from fastst import host
+    from fastst.anystyle import load_anystyle
+    from fastst.scale import WORKING_SIZE, is_full_width, working_size
+
+    monkeypatch.setattr(host, "cpu_flags", lambda: ["avx2"])
+    assert working_size(TransformerNet(), "cuda") == WORKING_SIZE  # a GPU: no smaller size
+    assert working_size(TransformerNet(), "cpu") < WORKING_SIZE
+    assert is_full_width(load_anystyle("anystyle_base").net_config)  # the base's network
+    assert not is_full_width(load_anystyle("anystyle").net_config)
+
+
 def test_at_scale_runs_at_the_smaller_size_and_returns_the_full_size():
     seen = []
 

@@ -48,19 +48,21 @@ from PIL import Image
 from fastst.anystyle import forget_statistics, load_anystyle, painting_network
 from fastst.clips import make_pan_clip
 from fastst.data import TEST_DIR, data_dir
+from fastst.host import cpu_working_size
 from fastst.io import list_images, load_image, pil_to_tensor, tensor_to_pil
 from fastst.measure import interleaved_medians
 from fastst.plotting import save_fig, show_images
 from fastst.results import write_result
 from fastst.runtime import process_settings
-from fastst.scale import WORKING_SIZE, to_longer_side
+from fastst.scale import WORKING_SIZE, is_full_width, to_longer_side
 from fastst.stylize import Stylizer, load_model
 
 PEER = ("peer built-in", "peer any-style")
 SHIPPED = ("starry_night", "base")
 ONE_PASS, ONE_PASS_ON_BASE = "anystyle", "anystyle_base"  # named: the default one differs by CPU
-FIGURE_PAINTINGS = (None, "xunhuang1995__AdaIN-style__mondrian.jpg")  # the timed painting, then these
-AUTO = ("fastst one-pass", "fastst one-pass on the base")  # the rows at the "auto" style scale
+FIGURE_PAINTINGS = ("xunhuang1995__AdaIN-style__mondrian.jpg",)  # the figure's, after the timed painting
+# the one pass on the base at the usual working size, timed too where this CPU's is another
+ON_BASE_USUAL = f"fastst one-pass on the base at {WORKING_SIZE} px"
 
 
 def square_photo(size: int):
@@ -89,6 +91,11 @@ def timed_functions(sizes) -> tuple[dict, Path, dict]:
             painting_network(painting, on_base), style_scale="auto", runtime="auto"
         ),
     }
+    here = stylizers["fastst one-pass on the base"]
+    if here.working_size != WORKING_SIZE:
+        usual = Stylizer(here.model, style_scale="auto", runtime="auto")
+        usual.working_size = WORKING_SIZE
+        stylizers[ON_BASE_USUAL] = usual
 
     def run_plain(pil):
         with torch.no_grad():
@@ -139,7 +146,13 @@ def figure(paintings: list[Path], name: str, size: int = 1024, shown: int = 512)
 
 
 def tables(seconds: dict, sizes) -> dict:
-    one_pass = ("fastst one-pass", "fastst one-pass at full size", "fastst one-pass on the base")
+    one_pass = (
+        "fastst one-pass",
+        "fastst one-pass at full size",
+        "fastst one-pass on the base",
+        ON_BASE_USUAL,
+    )
+    one_pass = [m for m in one_pass if f"{m} {sizes[0]}" in seconds]
     methods = [*PEER, "plain eager fp32", *(f"fastst {n}" for n in SHIPPED), *one_pass]
     speed = [[m, *(f"{seconds[f'{m} {s}']:.3f} s" for s in sizes)] for m in methods]
     speed.append(
@@ -277,6 +290,13 @@ def folder_run(photos: int, rounds: int) -> dict:
     return {
         "painting": painting.name,
         "photos": photos,
+        "working_sizes": {  # of the "auto" style scale on this CPU, by the model's network
+            name: cpu_working_size(is_full_width(load_anystyle(model).net_config))
+            for name, model in (
+                ("fastst one-pass", ONE_PASS),
+                ("fastst one-pass on the base", ONE_PASS_ON_BASE),
+            )
+        },
         "seconds": {name: round(statistics.median(v), 3) for name, v in seconds.items()},
         "peak_memory_mb": {name: round(max(v)) for name, v in memory.items()},
     }
@@ -389,7 +409,7 @@ def main() -> None:
         "rounds": args.rounds,
         "working_sizes": {
             "peer any-style": peer_working_size(),
-            **{f"{name} auto": stylizers[name].working_size for name in AUTO},
+            **{name: s.working_size for name, s in stylizers.items() if s.style_scale == "auto"},
         },
         "seconds": seconds,
         # the runtime each of fastst's rows ran on at each size bucket, and the timing that chose it
@@ -397,7 +417,7 @@ def main() -> None:
         "tables": tables(seconds, args.sizes),
     }
     print(write_result("peers_speed" + args.suffix, record))
-    figure([painting, *held_out_paintings(FIGURE_PAINTINGS[1:])], "peers_speed" + args.suffix)
+    figure([painting, *held_out_paintings(FIGURE_PAINTINGS)], "peers_speed" + args.suffix)
 
 
 if __name__ == "__main__":
