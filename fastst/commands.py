@@ -11,7 +11,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from fastst.anystyle import is_one_pass, one_pass_file
+from fastst.anystyle import is_one_pass, load_anystyle, one_pass_file
 from fastst.anystyle_train import AnyStyleConfig, train_anystyle
 from fastst.app import serve
 from fastst.config import TrainConfig, option_fields
@@ -26,6 +26,7 @@ from fastst.io import atomic_path, list_images, load_image, save_image
 from fastst.presets import REFINE_START
 from fastst.refine import refine_painting
 from fastst.runtime import resolve_device
+from fastst.scale import working_size
 from fastst.stylize import (
     PRETRAINED_DIR,
     load_model,
@@ -147,11 +148,14 @@ def styles_command(args) -> int:
         print(f"no shipped styles in {PRETRAINED_DIR}")
     for name, path in shipped.items():
         print(f"{name}\t{path.name}")
-    here = one_pass_file(None, resolve_device("auto"))  # the one-pass model a painting takes on this machine
+    device = resolve_device("auto")
+    here = one_pass_file(None, device)  # the one-pass model a painting takes on this machine
     others = sorted(p.stem for p in PRETRAINED_DIR.glob("*.pth") if is_one_pass(p) and p != here)
     if here.is_file():  # on stderr: stdout stays one style a line
+        size = working_size(load_anystyle(here).net_config, device)  # the "auto" style scale's here
         print(
-            f"any painting: --style-image PAINTING (through {here.stem} on this machine"
+            f"any painting: --style-image PAINTING (through {here.stem} on this machine, "
+            f"working size {size} px"
             + (f"; or {', '.join(f'--model {n}' for n in others)}" if others else "")
             + ")",
             file=sys.stderr,

@@ -26,12 +26,12 @@ def is_full_width(config: dict) -> bool:
     return config.get("width", 1.0) >= 1
 
 
-def working_size(network, device) -> int:
-    """The working size of the "auto" style scale for ``network`` (a TransformerNet) on ``device``:
+def working_size(config: dict, device) -> int:
+    """The working size of the "auto" style scale for a TransformerNet of ``config`` on ``device``:
     :data:`WORKING_SIZE` off the CPU, else :func:`fastst.host.cpu_working_size`'s."""
     if torch.device(device).type != "cpu":
         return WORKING_SIZE
-    return cpu_working_size(is_full_width(network.config))
+    return cpu_working_size(is_full_width(config))
 
 
 def auto_scale(height: int, width: int, working_size: int = WORKING_SIZE) -> float:

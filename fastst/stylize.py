@@ -270,7 +270,7 @@ class Stylizer:
                 + (f" ({names})" if names else "")
             )
         self.device = next(model.parameters()).device
-        self.working_size = working_size(model, self.device)  # the "auto" style scale's
+        self.working_size = working_size(model.config, self.device)  # the "auto" style scale's
         self.runtime = check(runtime, self.device, compile)
         self.model = model  # what the other runtimes export, and what their choice is remembered by
         self.network, self.precision, self.memory_format = fast_model(model, precision, compile)

@@ -64,8 +64,8 @@ def test_off_the_cpu_auto_keeps_the_usual_working_size_and_the_shipped_one_pass_
     from fastst.scale import WORKING_SIZE, is_full_width, working_size
 
     monkeypatch.setattr(host, "cpu_flags", lambda: ["avx2"])
-    assert working_size(TransformerNet(), "cuda") == WORKING_SIZE  # a GPU: no smaller size
-    assert working_size(TransformerNet(), "cpu") < WORKING_SIZE
+    assert working_size(TransformerNet().config, "cuda") == WORKING_SIZE  # a GPU: no smaller size
+    assert working_size(TransformerNet().config, "cpu") < WORKING_SIZE
     assert is_full_width(load_anystyle("anystyle_base").net_config)  # the base's network
     assert not is_full_width(load_anystyle("anystyle").net_config)
 
