@@ -11,7 +11,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from fastst.anystyle import is_one_pass, load_anystyle, one_pass_file
+from fastst.anystyle import is_one_pass, one_pass_file, read_one_pass
 from fastst.anystyle_train import AnyStyleConfig, train_anystyle
 from fastst.app import serve
 from fastst.config import TrainConfig, option_fields
@@ -152,7 +152,7 @@ def styles_command(args) -> int:
     here = one_pass_file(None, device)  # the one-pass model a painting takes on this machine
     others = sorted(p.stem for p in PRETRAINED_DIR.glob("*.pth") if is_one_pass(p) and p != here)
     if here.is_file():  # on stderr: stdout stays one style a line
-        size = working_size(load_anystyle(here).net_config, device)  # the "auto" style scale's here
+        size = working_size(read_one_pass(here)["anystyle"], device)  # the "auto" style scale's here
         print(
             f"any painting: --style-image PAINTING (through {here.stem} on this machine, "
             f"working size {size} px"

@@ -51,6 +51,7 @@ def pretrained_path(name: str | os.PathLike) -> Path:
 
 SHIPPED_ONE_PASS = ("anystyle", "anystyle_base")
 ON_THE_BASE = "anystyle_base"  # the shipped one-pass model on the base's network, which takes a palette
+NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # a CPU that computes in bf16 natively has one of these
 
 
 def has_amx() -> bool:
@@ -79,7 +80,7 @@ def default_one_pass(gpu: bool = False, palette: bool = False) -> str:
     at a smaller working size, :func:`cpu_working_size`), where ``tools/peers_speed.py``'s tables have it
     faster than the peer's any-style mode at the usual photo sizes, on a GPU, and wherever a ``palette``
     fraction is asked for (the smaller one's network takes none); the smaller one on CPUs of fp32 only."""
-    native_bf16 = {"amx_bf16", "avx512_bf16"} & set(cpu_flags())
+    native_bf16 = set(NATIVE_BF16_FLAGS) & set(cpu_flags())
     return ON_THE_BASE if gpu or palette or native_bf16 else "anystyle"
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from types import ModuleType
 
 from fastst.errors import FaststError
+from fastst.host import NATIVE_BF16_FLAGS
 from fastst.results import read_result, results_dir
 
 BLOCK = re.compile(r"(<!-- results:(?P<name>[\w.-]+) -->\n)(?P<body>.*?)(<!-- /results -->)", re.S)
@@ -59,7 +60,7 @@ def measured_on(result: dict) -> str:
     m = result["machine"]
     rate, bf16 = m.get("matmul_fp32_gflops"), m.get("matmul_bf16_gflops")
     flags = m.get("cpu_flags", [])
-    native_bf16 = any(flag in flags for flag in ("avx512_bf16", "amx_bf16")) or m.get("gpu")
+    native_bf16 = any(flag in flags for flag in NATIVE_BF16_FLAGS) or m.get("gpu")
     vector = next(
         (name for flag, name in VECTOR_FLAGS if flag in flags), "no AVX2" if "cpu_flags" in m else None
     )

@@ -45,7 +45,7 @@ import torch.nn.functional as F
 from any_style import _peer, held_out_paintings, peer_working_size
 from PIL import Image
 
-from fastst.anystyle import forget_statistics, load_anystyle, painting_network
+from fastst.anystyle import forget_statistics, load_anystyle, one_pass_file, painting_network, read_one_pass
 from fastst.clips import make_pan_clip
 from fastst.data import TEST_DIR, data_dir
 from fastst.host import cpu_working_size
@@ -291,7 +291,7 @@ def folder_run(photos: int, rounds: int) -> dict:
         "painting": painting.name,
         "photos": photos,
         "working_sizes": {  # of the "auto" style scale on this CPU, by the model's network
-            name: cpu_working_size(is_full_width(load_anystyle(model).net_config))
+            name: cpu_working_size(is_full_width(read_one_pass(one_pass_file(model))["anystyle"]))
             for name, model in (
                 ("fastst one-pass", ONE_PASS),
                 ("fastst one-pass on the base", ONE_PASS_ON_BASE),
