@@ -6,6 +6,11 @@ nearest upsampling writes a 4x larger map only for the next convolution to read 
 re-expressed at half resolution, where each output pixel phase (row parity a, column parity b)
 becomes its own output channel, then a pixel shuffle interleaves the phases. The outputs agree with
 the original's to floating-point rounding (tests/test_transformer.py).
+
+Under reduced-precision autocast on a CPU, torch pads in fp32: each padding would write its bf16 input
+back as an fp32 map, twice the bytes, only for the next convolution to round it again. The inference
+form pads in the input's own precision (:class:`KeepPrecisionPad`), and the phase shuffles keep a
+channels-last input channels-last, so no layer after them reads or writes the slower layout.
 """
 
 from __future__ import annotations
@@ -19,49 +24,90 @@ from torch import nn
 from fastst.transformer import ConvLayer, InstanceNorm2d, TransformerNet, UpsampleLayer, replace_modules
 
 
+def _channels_last(x: torch.Tensor) -> bool:
+    return x.dim() == 4 and x.stride(1) == 1 and x.shape[1] > 1
+
+
 def _to_phases(x: torch.Tensor) -> torch.Tensor:
     """(N, C, 2h, 2w) -> (N, 4C, h, w), channels ordered (row phase, column phase, channel): in
     channels-last memory each pixel's channels stay contiguous, so the copy vectorises (unlike
-    ``pixel_unshuffle``'s channel-major order)."""
+    ``pixel_unshuffle``'s channel-major order). One copy, into the input's memory format."""
     n, c, h2, w2 = x.shape
+    if _channels_last(x):
+        pixels = x.permute(0, 2, 3, 1).reshape(n, h2 // 2, 2, w2 // 2, 2, c)
+        return pixels.permute(0, 1, 3, 2, 4, 5).reshape(n, h2 // 2, w2 // 2, 4 * c).permute(0, 3, 1, 2)
     return (
         x.reshape(n, c, h2 // 2, 2, w2 // 2, 2).permute(0, 3, 5, 1, 2, 4).reshape(n, 4 * c, h2 // 2, w2 // 2)
     )
 
 
+def _interleave(y: torch.Tensor, h: int, w: int, shift: int) -> torch.Tensor:
+    """The (N, C, 2h, 2w) map whose pixel (2i + a, 2j + b) is channel (a, b, c) of ``y`` (N, 4C, h', w')
+    at (i + shift * a, j + shift * b): a strided view of ``y`` copied once, into ``y``'s memory format.
+    ``shift`` 0 is the inverse of ``_to_phases``; 1 reads each phase one pixel further on per parity."""
+    n, c4 = y.shape[:2]
+    c = c4 // 4
+    sn, sc, sh, sw = y.stride()
+    offset = y.storage_offset()
+    if _channels_last(y):  # (n, i, a, j, b, c): rows then columns then channels, as channels-last stores
+        view = y.as_strided(
+            (n, h, 2, w, 2, c), (sn, sh, 2 * c * sc + shift * sh, sw, c * sc + shift * sw, sc), offset
+        )
+        return view.reshape(n, 2 * h, 2 * w, c).permute(0, 3, 1, 2)
+    view = y.as_strided(
+        (n, c, h, 2, w, 2), (sn, sc, sh, 2 * c * sc + shift * sh, sw, c * sc + shift * sw), offset
+    )
+    return view.reshape(n, c, 2 * h, 2 * w)
+
+
 def _from_phases(y: torch.Tensor) -> torch.Tensor:
     """The inverse of ``_to_phases``."""
-    n, c4, h, w = y.shape
-    return y.reshape(n, 2, 2, c4 // 4, h, w).permute(0, 3, 4, 1, 5, 2).reshape(n, c4 // 4, 2 * h, 2 * w)
+    return _interleave(y, y.shape[2], y.shape[3], 0)
+
+
+class KeepPrecisionPad(nn.Module):
+    """A reflection or replication padding that keeps its input's precision under autocast (where torch
+    would pad a bf16 map into an fp32 one): the same values, half the bytes written and read."""
+
+    def __init__(self, pad: nn.ReflectionPad2d | nn.ReplicationPad2d):
+        super().__init__()
+        self.padding = tuple(pad.padding)
+        self.mode = "reflect" if isinstance(pad, nn.ReflectionPad2d) else "replicate"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(x.device.type, enabled=False):
+            return F.pad(x, self.padding, mode=self.mode)
 
 
 class SubPixelUpsample(nn.Module):
-    """``UpsampleLayer("resize")`` computed at the input resolution.
+    """``UpsampleLayer("resize")`` computed at the input resolution, with fewer multiply-adds.
 
     Nearest x2 upsampling then reflection padding by 1 reads the same pixels as replication
-    padding by 1 at the low resolution, so the 3x3 convolution of the upsampled map is a 3x3
-    convolution of the low-resolution map with 4 outputs per channel (one per phase) and a pixel
-    shuffle: the same multiply-adds, without the upsampled map.
+    padding by 1 at the low resolution, and each output phase (row parity a, column parity b) of the
+    3x3 convolution reads only 2 of the low-resolution rows and 2 of its columns: rows i and i + 1 of the
+    padded map for a = 0, rows i + 1 and i + 2 for a = 1. So one 2x2 convolution of the padded map,
+    with 4 outputs per channel (one per phase), holds every phase, each one pixel further on for parity
+    1; :func:`_interleave` reads them out. 4 taps where the upsampled map's convolution has 9.
     """
 
     def __init__(self, layer: UpsampleLayer):
         super().__init__()
         conv = layer[1][1]
         # output row 2i + a, tap t reads upsampled row 2i + a + t - 1, which is low-resolution row
-        # i + (a + t - 1) // 2: tap q = (a + t - 1) // 2 + 1 of the replication-padded map
-        m = torch.zeros(2, 3, 3)  # (a, q, t)
+        # i + (a + t - 1) // 2: row i + a + q of the padded map, tap q = (a + t - 1) // 2 + 1 - a
+        m = torch.zeros(2, 2, 3)  # (a, q, t)
         for a in range(2):
             for t in range(3):
-                m[a, (a + t - 1) // 2 + 1, t] = 1
+                m[a, (a + t - 1) // 2 + 1 - a, t] = 1
         w = torch.einsum("aqy,brx,ocyx->abocqr", m, m, conv.weight.detach().float())
         self.pad = nn.ReplicationPad2d(1)
-        self.conv = nn.Conv2d(conv.in_channels, 4 * conv.out_channels, 3)
+        self.conv = nn.Conv2d(conv.in_channels, 4 * conv.out_channels, 2)
         with torch.no_grad():
             self.conv.weight.copy_(w.reshape(self.conv.weight.shape))
             self.conv.bias.copy_(conv.bias.repeat(4))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _from_phases(self.conv(self.pad(x)))
+        return _interleave(self.conv(self.pad(x)), x.shape[2], x.shape[3], 1)
 
 
 class SpaceToDepthConv(nn.Module):
@@ -174,4 +220,5 @@ def for_inference(model: TransformerNet) -> TransformerNet:
     if isinstance(fast.decoder[-1], ConvLayer):  # a full-resolution last layer (not a pixel shuffle)
         fast.decoder[-1] = SpaceToDepthConv(fast.decoder[-1])
     replace_modules(fast, lambda m: type(m) in (nn.InstanceNorm2d, InstanceNorm2d), _single_pass)
+    replace_modules(fast, lambda m: type(m) in (nn.ReflectionPad2d, nn.ReplicationPad2d), KeepPrecisionPad)
     return fast.requires_grad_(False).to(device)

@@ -77,6 +77,13 @@ def index_file() -> Path:
     return cache_folder() / "quick.json"
 
 
+def torch_path_version() -> str:
+    """A digest of the source of the network's inference form (``fastst/inference.py``, read as bytes: no
+    PyTorch needed), so that a runtime chosen against PyTorch's seconds is chosen again once that path
+    changes, though fastst's version number has not."""
+    return hashlib.sha256((Path(__file__).parent / "inference.py").read_bytes()).hexdigest()[:12]
+
+
 def _key(style: str | None, model_file: Path) -> str:
     try:
         onnxruntime = importlib.metadata.version("onnxruntime")
@@ -87,6 +94,7 @@ def _key(style: str | None, model_file: Path) -> str:
         "cpu_flags": cpu_flags(),
         "cpus": os.cpu_count(),
         "fastst": __version__,
+        "torch_path": torch_path_version(),
         "onnxruntime": onnxruntime,
         "style": style,
         "model": str(Path(model_file).resolve()),

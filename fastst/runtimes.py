@@ -31,7 +31,7 @@ from fastst.export import export_network
 from fastst.host import cache_folder, cpu_flags, cpu_model
 from fastst.inference import for_inference
 from fastst.io import atomic_path, file_digest
-from fastst.quick import open_session, size_bucket
+from fastst.quick import open_session, size_bucket, torch_path_version
 from fastst.runtime import autocast, resolve_precision
 from fastst.transformer import _MIN_SIZE, TransformerNet
 
@@ -211,8 +211,13 @@ def cache_file() -> Path:
 
 def machine() -> dict:
     """What decides which runtime is fastest, besides the network and the size: the CPU, its vector
-    extensions, torch's threads and the versions of fastst and of each runtime installed."""
-    versions = {"torch": str(torch.__version__), "fastst": fastst.__version__}
+    extensions, torch's threads, the versions of fastst and of each runtime installed, and the source of
+    the PyTorch path it is timed against (:func:`fastst.quick.torch_path_version`)."""
+    versions = {
+        "torch": str(torch.__version__),
+        "fastst": fastst.__version__,
+        "torch_path": torch_path_version(),
+    }
     for name in installed()[1:]:
         try:
             versions[name] = importlib.metadata.version(name)

@@ -71,6 +71,10 @@ def test_the_runtime_chosen_is_installed_and_is_remembered_not_timed_again(tmp_p
     assert cache.stat().st_mtime_ns == written
     with pytest.raises(AssertionError, match="timed again"):  # another network is timed
         runtimes.choose(_network(seed=1), "cpu", (37, 53))
+    # the same network once PyTorch's own path has changed (fastst/inference.py): its seconds are stale
+    monkeypatch.setattr(runtimes, "torch_path_version", lambda: "another inference form")
+    with pytest.raises(AssertionError, match="timed again"):
+        runtimes.choose(_network(), "cpu", (37, 53))
 
 
 def test_for_a_few_images_a_runtime_must_repay_its_opening(tmp_path, monkeypatch):

@@ -6,6 +6,7 @@ import torch.nn.functional as F
 
 from fastst import TransformerNet
 from fastst.inference import (
+    KeepPrecisionPad,
     SinglePassInstanceNorm,
     SpaceToDepthConv,
     SubPixelUpsample,
@@ -135,19 +136,55 @@ def test_inference_form_replaces_the_full_resolution_layers():
     assert isinstance(fast.decoder[0], SubPixelUpsample) and isinstance(fast.decoder[3], SubPixelUpsample)
     assert isinstance(fast.decoder[-1], SpaceToDepthConv)
     assert for_inference(fast) is fast  # already in this form: nothing to redo
-    # the multiply-adds of the upsampling layers are unchanged: 4x the outputs at a quarter of the pixels
-    assert fast.decoder[0].conv.weight.shape == (4 * 64, 128, 3, 3)
+    # the upsampling layers: 4x the outputs at a quarter of the pixels, through 2x2 taps instead of 3x3
+    assert fast.decoder[0].conv.weight.shape == (4 * 64, 128, 2, 2)
+    # no padding left that would turn a bf16 map into an fp32 one under autocast
+    assert not any(
+        isinstance(m, (torch.nn.ReflectionPad2d, torch.nn.ReplicationPad2d)) for m in fast.modules()
+    )
     # the 9x9 convolution becomes 5x5 over 4x the channels on both sides
     assert fast.decoder[-1].conv.weight.shape == (12, 128, 5, 5)
 
 
-def test_phase_shuffles_invert_each_other():
-    x = torch.arange(2 * 3 * 4 * 6, dtype=torch.float32).reshape(2, 3, 4, 6)
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+def test_phase_shuffles_invert_each_other(memory_format):
+    x = torch.arange(2 * 3 * 4 * 6, dtype=torch.float32).reshape(2, 3, 4, 6).to(memory_format=memory_format)
     phases = _to_phases(x)
     assert phases.shape == (2, 12, 2, 3)
     # channel block (a, b) holds the pixels of row parity a and column parity b
     assert torch.equal(phases[:, 3:6], x[:, :, 0::2, 1::2])
     assert torch.equal(_from_phases(phases), x)
+    # the layout is kept, so the next layer reads what it is given without a copy
+    for y in (phases, _from_phases(phases)):
+        assert y.is_contiguous(memory_format=memory_format)
+
+
+def test_padding_keeps_a_bf16_map_bf16_under_autocast():
+    x = torch.rand(1, 8, 6, 5).to(torch.bfloat16, memory_format=torch.channels_last)
+    for pad, mode in ((torch.nn.ReflectionPad2d(2), "reflect"), (torch.nn.ReplicationPad2d(1), "replicate")):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            kept = KeepPrecisionPad(pad)(x)
+        assert kept.dtype == torch.bfloat16
+        assert torch.equal(kept.float(), F.pad(x.float(), pad.padding, mode=mode))
+
+
+@pytest.mark.parametrize("shuffle", [1, 2])
+def test_inference_form_in_bf16_channels_last_stays_close_to_fp32(shuffle):
+    """The layout and precision stylizing runs in on a CPU: bf16 autocast, channels-last memory."""
+    torch.manual_seed(0)
+    net = TransformerNet(width=0.5, residual_blocks=2, shuffle=shuffle, input_skip=shuffle == 2).eval()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    fast = for_inference(net).to(memory_format=torch.channels_last)
+    x = torch.rand(1, 3, 34, 46)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        y = fast(x.to(memory_format=torch.channels_last))
+    with torch.no_grad():
+        reference = net(x)
+    assert y.shape == reference.shape
+    # bf16's 8 significant bits through every layer: far from fp32's agreement, close on an image's scale
+    assert (y.float() - reference).abs().mean() < 0.01
 
 
 def test_first_layer_keeps_the_input_exact_under_bf16_autocast():
