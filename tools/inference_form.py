@@ -4,6 +4,9 @@
 network's plain fp32 pass on held-out photos. Writes results/inference_form.json.
 
     python tools/inference_form.py --against REVISION [--rounds 7]
+    python tools/inference_form.py --against REVISION --precision fp32 --name inference_form_fp32
+
+``--precision fp32`` times the path of a CPU without native bf16 (fp32, contiguous memory) on this one.
 
 The earlier form is that revision's fastst/inference.py, loaded beside the current one from ``git show``.
 """
@@ -59,10 +62,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--against", required=True, help="the git revision whose inference form to time")
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto")
+    parser.add_argument("--name", default="inference_form")
     args = parser.parse_args()
 
     device = torch.device("cpu")
-    precision, channels_last = fast_path("auto", device)
+    precision, channels_last = fast_path(args.precision, device)
     layout = torch.channels_last if channels_last else torch.contiguous_format
     forms = {"earlier": form_at(args.against), "current": for_inference}
     photos = list(test_photos(limit=3).values())
@@ -98,7 +103,7 @@ def main() -> None:
     for row in rows:
         print(row)
     path = write_result(
-        "inference_form",
+        args.name,
         {"against": args.against, "precision": precision, "channels_last": channels_last, "rows": rows},
     )
     print(f"wrote {path}")
