@@ -1,12 +1,14 @@
 """The network's inference form (fastst/inference.py) against the form of an earlier revision, on the path
-`fastst stylize` runs on this CPU (its precision, channels-last memory, eager): each shipped network at
+`fastst stylize` runs on this CPU (its precision and memory layout, eager): each shipped network at
 256, 512 and 1024 px, both forms timed in one run of interleaved rounds, and each form's PSNR against the
 network's plain fp32 pass on held-out photos. Writes results/inference_form.json.
 
     python tools/inference_form.py --against REVISION [--rounds 7]
-    python tools/inference_form.py --against REVISION --precision fp32 --name inference_form_fp32
+    python tools/inference_form.py --against REVISION --precision fp32 --layouts contiguous channels-last \
+        --name inference_form_fp32
 
-``--precision fp32`` times the path of a CPU without native bf16 (fp32, contiguous memory) on this one.
+``--precision fp32`` times the path of a CPU without native bf16 on this one; ``--layouts contiguous
+channels-last`` times each form in both memory layouts.
 
 The earlier form is that revision's fastst/inference.py, loaded beside the current one from ``git show``.
 """
@@ -58,44 +60,52 @@ def square(photo: torch.Tensor, size: int) -> torch.Tensor:
     return F.interpolate(photo[None], size=(size, size), mode="bilinear", antialias=True, align_corners=False)
 
 
+LAYOUTS = {"contiguous": torch.contiguous_format, "channels-last": torch.channels_last}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--against", required=True, help="the git revision whose inference form to time")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto")
+    parser.add_argument(
+        "--layouts", nargs="+", choices=list(LAYOUTS), help="memory layouts to time (default: the path's)"
+    )
     parser.add_argument("--name", default="inference_form")
     args = parser.parse_args()
 
     device = torch.device("cpu")
     precision, channels_last = fast_path(args.precision, device)
-    layout = torch.channels_last if channels_last else torch.contiguous_format
+    layouts = args.layouts or ["channels-last" if channels_last else "contiguous"]
     forms = {"earlier": form_at(args.against), "current": for_inference}
     photos = list(test_photos(limit=3).values())
     fns, quality = {}, {}
     for label, name in tqdm(NETWORKS.items(), desc="networks"):
         model = load_model(name, style=0 if name == "base" else None).eval()
-        built = {form: make(model).to(memory_format=layout) for form, make in forms.items()}
-        for size in SIZES:
-            batch = torch.cat([square(p, size) for p in photos]).to(memory_format=layout)
-            with torch.no_grad():
-                plain = model(batch)
-            for form, net in built.items():
+        for layout in layouts:
+            built = {form: make(model).to(memory_format=LAYOUTS[layout]) for form, make in forms.items()}
+            for size in SIZES:
+                batch = torch.cat([square(p, size) for p in photos]).to(memory_format=LAYOUTS[layout])
+                with torch.no_grad():
+                    plain = model(batch)
+                for form, net in built.items():
 
-                def run(net=net, x=batch[:1]):
+                    def run(net=net, x=batch[:1]):
+                        with torch.no_grad(), autocast(device, precision):
+                            return net(x)
+
+                    fns[label, size, f"{form} {layout}"] = run
                     with torch.no_grad(), autocast(device, precision):
-                        return net(x)
-
-                fns[f"{label} {form} {size}"] = run
-                with torch.no_grad(), autocast(device, precision):
-                    out = net(batch).float()
-                quality[f"{label} {form} {size}"] = min(psnr(o, p) for o, p in zip(out, plain))
+                        out = net(batch).float()
+                    quality[label, size, f"{form} {layout}"] = min(psnr(o, p) for o, p in zip(out, plain))
     seconds = interleaved_medians(fns, args.rounds, device)
+    variants = [f"{form} {layout}" for form in forms for layout in layouts]
     rows = [
         {
             "network": label,
             "size": size,
-            **{f"{form}_s": round(seconds[f"{label} {form} {size}"], 4) for form in forms},
-            **{f"{form}_psnr_db": round(quality[f"{label} {form} {size}"], 1) for form in forms},
+            "seconds": {v: round(seconds[label, size, v], 4) for v in variants},
+            "psnr_db": {v: round(quality[label, size, v], 1) for v in variants},
         }
         for label in NETWORKS
         for size in SIZES
@@ -103,29 +113,31 @@ def main() -> None:
     for row in rows:
         print(row)
     path = write_result(
-        args.name,
-        {"against": args.against, "precision": precision, "channels_last": channels_last, "rows": rows},
+        args.name, {"against": args.against, "precision": precision, "variants": variants, "rows": rows}
     )
     print(f"wrote {path}")
 
 
 def table(result: dict) -> dict:
+    first, *others = result["variants"]
+
+    def named(variant: str) -> str:
+        form, layout = variant.split(" ", 1)
+        return f"{'at `' + result['against'] + '`' if form == 'earlier' else 'now'}, {layout}"
+
+    def cell(row: dict, variant: str) -> str:
+        return f"{row['seconds'][variant] * 1e3:,.0f} ms, {row['psnr_db'][variant]:.0f} dB"
+
     return {
-        "columns": ["network", "size", f"inference form at `{result['against']}`", "now", "speed-up"],
+        "columns": ["network", "size", *(named(v) for v in result["variants"])],
         "rows": [
-            [
-                row["network"],
-                f"{row['size']} px",
-                f"{row['earlier_s'] * 1e3:,.0f} ms, {row['earlier_psnr_db']:.0f} dB",
-                f"{row['current_s'] * 1e3:,.0f} ms, {row['current_psnr_db']:.0f} dB",
-                f"{row['earlier_s'] / row['current_s']:.2f}x",
-            ]
+            [row["network"], f"{row['size']} px", cell(row, first)]
+            + [f"{cell(row, v)}, {row['seconds'][first] / row['seconds'][v]:.2f}x" for v in others]
             for row in result["rows"]
         ],
-        "note": "One photo a pass, the median of interleaved rounds, in "
-        f"{result['precision']}{', channels-last' if result['channels_last'] else ''}, eager; each form's "
-        "lowest PSNR against the network's plain fp32 pass over 3 held-out photos; "
-        f"{measured_on(result)} (`results/{result['name']}.json`).",
+        "note": f"One photo a pass, the median of interleaved rounds, in {result['precision']}, eager; after "
+        "each time the lowest PSNR against the network's plain fp32 pass over 3 held-out photos, and the "
+        f"speed-up over the first column; {measured_on(result)} (`results/{result['name']}.json`).",
     }
 
 
