@@ -61,13 +61,14 @@ def fast_path(precision: str, device: torch.device, compiled: bool = False) -> t
     "auto" is bf16 where the device runs it natively. In eager mode on a GPU it is fp32 instead
     (with cuDNN's TF32 convolutions, PyTorch's default) in contiguous memory: there every extra
     cast and layout change is a kernel launch, and on an H100 fp32 was both faster and closer to
-    exact than bf16 (``fastst bench --device cuda``). Channels-last memory pays on the CPU in reduced
-    precision, and compiled on either device.
+    exact than bf16 (``fastst bench --device cuda``). Channels-last memory pays on the CPU, in fp32 as in
+    reduced precision since the inference form keeps it through its phase shuffles
+    (``tools/inference_form.py --layouts``), and compiled on either device.
     """
     if precision == "auto" and device.type == "cuda" and not compiled:
         return "fp32", False
     precision = resolve_precision(precision, device)
-    return precision, compiled or (device.type == "cpu" and precision != "fp32")
+    return precision, compiled or device.type == "cpu"
 
 
 def fast_model(
