@@ -11,9 +11,11 @@
   with a painting) and at full size, and the one-off cost of a painting it has not seen; the one-pass
   model on the base's network (``--model anystyle_base``) at the ``auto`` style scale.
 
-Square crops of a held-out photo at each size. Writes results/peers_speed.json, with the machine's CPU, its
-flags and its matmul rates, and figures/peers_speed.png: what the one-pass rows draw at 1024 px (the base's
-network at this CPU's working size and, where that differs, at the usual one).
+``--precision fp32`` runs fastst's rows in fp32, as on a CPU without native bf16, on every runtime
+(OpenVINO too, which would pick bf16 here). Square crops of a held-out photo at each size. Writes
+results/peers_speed.json, with the machine's CPU, its flags and its matmul rates, and
+figures/peers_speed.png: what the one-pass rows draw at 1024 px (the base's network at this CPU's working
+size and, where that differs, at the usual one).
 
 With ``--folder``, instead: whole processes as a person starts them, start-up included, on a folder of
 photos at 512 px (each tool's folder mode) and on one 1024 px photo, in interleaved rounds, with each
@@ -25,7 +27,7 @@ each tool's video mode with its defaults (fastst's stabilisation, the peer's), a
 frames a second, start-up included. Writes results/peers_video.json.
 
     pip install -e ".[peers]"
-    python tools/peers_speed.py [--sizes 256 512 1024 2048] [--rounds 3]
+    python tools/peers_speed.py [--sizes 256 512 1024 2048] [--rounds 3] [--precision fp32]
     python tools/peers_speed.py --folder [--photos 12] [--rounds 3]
     python tools/peers_speed.py --video [--frames 48] [--rounds 3]
 """
@@ -72,28 +74,34 @@ def square_photo(size: int):
     return tensor_to_pil(square[0].clamp(0, 1))
 
 
-def timed_functions(sizes) -> tuple[dict, Path, dict]:
+def timed_functions(sizes, precision: str = "auto") -> tuple[dict, Path, dict]:
     """(name -> a function stylizing a PIL photo of each size, as each method's user runs it; the
-    painting; fastst's stylizers by row)."""
+    painting; fastst's stylizers by row), fastst's in ``precision`` (``--precision``)."""
     peer, model, painting = _peer(), load_anystyle(ONE_PASS), held_out_paintings()[0]
     on_base = load_anystyle(ONE_PASS_ON_BASE)
     style_pil = tensor_to_pil(load_image(painting))
     plain = load_model("base", style=0)
     stylizers = {
         **{
-            f"fastst {name}": Stylizer(load_model(name, style=None if name != "base" else 0), runtime="auto")
+            f"fastst {name}": Stylizer(
+                load_model(name, style=None if name != "base" else 0), precision, runtime="auto"
+            )
             for name in SHIPPED
         },
         # the default path: a painting's network runs its model's shared graph on the fastest runtime
-        "fastst one-pass": Stylizer(painting_network(painting, model), style_scale="auto", runtime="auto"),
-        "fastst one-pass at full size": Stylizer(painting_network(painting, model), runtime="auto"),
+        "fastst one-pass": Stylizer(
+            painting_network(painting, model), precision, style_scale="auto", runtime="auto"
+        ),
+        "fastst one-pass at full size": Stylizer(
+            painting_network(painting, model), precision, runtime="auto"
+        ),
         "fastst one-pass on the base": Stylizer(
-            painting_network(painting, on_base), style_scale="auto", runtime="auto"
+            painting_network(painting, on_base), precision, style_scale="auto", runtime="auto"
         ),
     }
     here = stylizers["fastst one-pass on the base"]
     if here.working_size != WORKING_SIZE:
-        usual = Stylizer(here.model, style_scale="auto", runtime="auto")
+        usual = Stylizer(here.model, precision, style_scale="auto", runtime="auto")
         usual.working_size = WORKING_SIZE
         stylizers[ON_BASE_USUAL] = usual
 
@@ -384,6 +392,7 @@ def main() -> None:
     parser.add_argument("--video", action="store_true", help="whole processes on a clip at 360p to 1080p")
     parser.add_argument("--frames", type=int, default=48)
     parser.add_argument("--suffix", default="", help="appended to the result's name, e.g. a kind of CPU")
+    parser.add_argument("--precision", choices=["auto", "fp32"], default="auto", help="fastst's precision")
     args = parser.parse_args()
     if args.video:
         record = video_run(args.frames, args.rounds)
@@ -397,7 +406,7 @@ def main() -> None:
         print(record["seconds"], record["peak_memory_mb"])
         print(write_result("peers_folder" + args.suffix, record))
         return
-    fns, painting, stylizers = timed_functions(args.sizes)
+    fns, painting, stylizers = timed_functions(args.sizes, args.precision)
     with process_settings(torch.device("cpu")):  # as `fastst stylize` runs
         seconds = interleaved_medians(fns, args.rounds, torch.device("cpu"))
     seconds = {name: round(s, 4) for name, s in seconds.items()}
@@ -407,6 +416,7 @@ def main() -> None:
         "painting": painting.name,
         "sizes": args.sizes,
         "rounds": args.rounds,
+        "precision": args.precision,
         "working_sizes": {
             "peer any-style": peer_working_size(),
             **{name: s.working_size for name, s in stylizers.items() if s.style_scale == "auto"},
@@ -417,7 +427,8 @@ def main() -> None:
         "tables": tables(seconds, args.sizes),
     }
     print(write_result("peers_speed" + args.suffix, record))
-    figure([painting, *held_out_paintings(FIGURE_PAINTINGS)], "peers_speed" + args.suffix)
+    if args.precision == "auto":  # in fp32 the same pictures, to rounding
+        figure([painting, *held_out_paintings(FIGURE_PAINTINGS)], "peers_speed" + args.suffix)
 
 
 if __name__ == "__main__":
