@@ -324,19 +324,16 @@ def is_one_pass(path: str | os.PathLike) -> bool:
     return isinstance(saved, dict) and "anystyle" in saved
 
 
-def one_pass_file(
-    path: str | os.PathLike | None = None, device: str | torch.device = "cpu", palette: bool = False
-) -> Path:
-    """The one-pass model's file: ``path`` (a file or a shipped name), or the shipped default for this
-    machine and ``device``, and for a ``palette`` fraction where one is asked for
+def one_pass_file(path: str | os.PathLike | None = None) -> Path:
+    """The one-pass model's file: ``path`` (a file or a shipped name), or the shipped default
     (:func:`fastst.host.one_pass_file`, which the quick path reads too)."""
-    return host.one_pass_file(path, gpu=torch.device(device).type != "cpu", palette=palette)
+    return host.one_pass_file(path)
 
 
 def load_anystyle(path: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> AnyStyleNet:
     """A one-pass model from its file or shipped name (default: :func:`one_pass_file`'s for ``device``),
     loaded without running code."""
-    path = one_pass_file(path, device)
+    path = one_pass_file(path)
     if not path.is_file():
         shipped = path.parent == host.PRETRAINED_DIR and path.stem in host.SHIPPED_ONE_PASS
         make = f": train one with `make {path.stem.replace('_', '-')}`" if shipped else ""
@@ -485,7 +482,7 @@ def painting_network(
     painting's (:func:`palette_map`, measured on the network's picture of the painting itself, folded
     into the network). The network's ``one_pass`` holds its :class:`PaintingInputs`. Bad painting files
     raise a one-line :class:`FaststError`."""
-    model = model if model is not None else load_anystyle(one_pass_file(None, device))
+    model = model if model is not None else load_anystyle(one_pass_file(None))
     fraction = model.palette if palette is None else checked_palette(model, palette)
     entry = _painting(painting, colours=bool(fraction))
     net = model.cpu().for_painting(entry["stats"])

@@ -102,7 +102,7 @@ class Stylist:
 
     @functools.lru_cache(maxsize=1)
     def anystyle(self):
-        return load_anystyle(one_pass_file(self.one_pass, self.device))
+        return load_anystyle(one_pass_file(self.one_pass))
 
     @functools.lru_cache(maxsize=4)
     def _refined(self, path: str) -> Stylizer:

@@ -149,7 +149,7 @@ def styles_command(args) -> int:
     for name, path in shipped.items():
         print(f"{name}\t{path.name}")
     device = resolve_device("auto")
-    here = one_pass_file(None, device)  # the one-pass model a painting takes on this machine
+    here = one_pass_file(None)  # the one-pass model a painting takes
     others = sorted(p.stem for p in PRETRAINED_DIR.glob("*.pth") if is_one_pass(p) and p != here)
     if here.is_file():  # on stderr: stdout stays one style a line
         size = working_size(read_one_pass(here)["anystyle"], device)  # the "auto" style scale's here

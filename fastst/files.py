@@ -51,8 +51,7 @@ class StylizeOptions:
     painting: str | None = option(
         None,
         "any painting (an image file) as the style, in one pass, no training: through a shipped "
-        "one-pass model, anystyle_base on a GPU or a CPU with native bf16, anystyle elsewhere (or the "
-        "one-pass model given with --model)",
+        "one-pass model, anystyle_base (or the one-pass model given with --model)",
         flag="--style-image",
         metavar="PAINTING",
     )
@@ -132,7 +131,7 @@ def stylize_paths(
             stylizer.remember_quick(pretrained_path(model_path), o.style)
         # and a painting at its model's own palette fraction only
         elif o.painting and o.palette is None and o.style_scale == "auto" and plain:
-            stylizer.remember_quick(one_pass_file(model_path, dev), None, o.painting)
+            stylizer.remember_quick(one_pass_file(model_path), None, o.painting)
         return counts
 
 

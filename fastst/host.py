@@ -74,20 +74,19 @@ def cpu_working_size(full_width: bool) -> int:
     return SLOW_WORKING_SIZE if full_width and not has_amx() else WORKING_SIZE
 
 
-def default_one_pass(gpu: bool = False, palette: bool = False) -> str:
+def default_one_pass() -> str:
     """The shipped one-pass model that takes a painting when none is named (``--model``): the one on the
-    base's full-width network on a CPU that computes in bf16 natively (AMX or AVX-512 BF16; without AMX
-    at a smaller working size, :func:`cpu_working_size`), where ``tools/peers_speed.py``'s tables have it
-    faster than the peer's any-style mode at the usual photo sizes, on a GPU, and wherever a ``palette``
-    fraction is asked for (the smaller one's network takes none); the smaller one on CPUs of fp32 only."""
-    native_bf16 = set(NATIVE_BF16_FLAGS) & set(cpu_flags())
-    return ON_THE_BASE if gpu or palette or native_bf16 else "anystyle"
+    base's full-width network, on every device (without AMX at a smaller working size,
+    :func:`cpu_working_size`), where ``tools/peers_speed.py``'s tables have it faster than the peer's
+    any-style mode at the usual photo sizes, in bf16 and in fp32; it takes a ``--palette``, and the
+    smaller one (``--model anystyle``), which tints the photo, takes none."""
+    return ON_THE_BASE
 
 
-def one_pass_file(name: str | os.PathLike | None = None, gpu: bool = False, palette: bool = False) -> Path:
+def one_pass_file(name: str | os.PathLike | None = None) -> Path:
     """The file of the one-pass model ``name`` (a file or a shipped name; None: :func:`default_one_pass`),
     a shipped name's in this folder even where that file is missing."""
-    name = name if name is not None else default_one_pass(gpu, palette)
+    name = name if name is not None else default_one_pass()
     if str(name) in SHIPPED_ONE_PASS and not Path(name).exists():
         return PRETRAINED_DIR / f"{name}.pth"
     return pretrained_path(name)

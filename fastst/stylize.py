@@ -7,7 +7,6 @@ path. Large images go in tiles (:mod:`fastst.tiles`); files, folders and globs t
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import torch
@@ -391,19 +390,15 @@ def load_one_style(
 ) -> TransformerNet:
     """:func:`load_model`, refusing a multi-style model unless ``style`` picks one style or mix of it;
     with ``painting``, that painting's network from the one-pass model ``model_path`` (default: the
-    shipped one for ``device``, :func:`fastst.anystyle.one_pass_file`), at its palette fraction or
-    ``palette`` (with no ``model_path``, the shipped default for a palette: said on stderr where it is not
-    the machine's own default)."""
+    shipped one, :func:`fastst.anystyle.one_pass_file`), at its palette fraction or ``palette``."""
     if painting is not None:
-        path = one_pass_file(model_path, device, palette=palette is not None)
+        path = one_pass_file(model_path)
         model = load_anystyle(path)
         if palette is not None:
             try:
                 checked_palette(model, palette)
             except FaststError as e:
                 raise FaststError(f"--palette with {path.stem}: {e}") from None
-            if model_path is None and path != (usual := one_pass_file(None, device)):
-                print(f"--palette: through {path.stem} ({usual.stem} takes no palette)", file=sys.stderr)
         return painting_network(painting, model, device, palette)
     model = load_model(model_path, device, style)
     if model.styles > 1:

@@ -234,15 +234,6 @@ def test_any_painting_is_the_style_of_a_photo(page, data_root, tmp_path):
 
 
 def test_the_painting_s_colours_slider_gives_the_picture_the_painting_s_colours(page, data_root, tmp_path):
-    import torch
-
-    from fastst.host import default_one_pass
-
-    if default_one_pass(gpu=torch.cuda.is_available()) != "anystyle_base":  # the app's one-pass model here
-        # the small model's network cannot take a colour map: the slider says so and cannot be moved
-        page.get_by_text("this one-pass model takes none").first.wait_for(timeout=10_000)
-        assert page.locator("#palette input[type=number]").is_disabled()
-        return
     painting = data_root / "styles" / "starry_night.jpg"
     page.locator("#painting input[type=file]").set_input_files(str(painting))
     _upload(page, painting)  # the painting itself as the photo, at the size its colour map is measured
