@@ -331,7 +331,7 @@ def one_pass_file(path: str | os.PathLike | None = None) -> Path:
 
 
 def load_anystyle(path: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> AnyStyleNet:
-    """A one-pass model from its file or shipped name (default: :func:`one_pass_file`'s for ``device``),
+    """A one-pass model from its file or shipped name (default: :func:`one_pass_file`'s), on ``device``,
     loaded without running code."""
     path = one_pass_file(path)
     if not path.is_file():
@@ -477,7 +477,7 @@ def painting_network(
     palette: float | None = None,
 ) -> TransformerNet:
     """One painting's network (a path or a (3, H, W) image in [0, 1]), from ``model`` (default: the
-    shipped one-pass model for ``device``, :func:`one_pass_file`). Where the model has a ``palette``
+    shipped default one-pass model, :func:`one_pass_file`), on ``device``. Where the model has a ``palette``
     fraction (or ``palette`` gives one), the network's colours are moved that fraction of the way to the
     painting's (:func:`palette_map`, measured on the network's picture of the painting itself, folded
     into the network). The network's ``one_pass`` holds its :class:`PaintingInputs`. Bad painting files

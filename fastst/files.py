@@ -66,8 +66,8 @@ class StylizeOptions:
         None,
         "with --style-image: how far the picture's colours move towards the painting's, from 0 (the "
         "one-pass network's own) to 1 (the painting's colour mean and covariance, up to a cap on the "
-        "stretch); default: the one-pass model's own fraction; anystyle takes none, so where it is the "
-        "machine's default, anystyle_base stylizes instead",
+        "stretch); default: the one-pass model's own fraction; anystyle takes none (refused with --model "
+        "anystyle)",
         type=float,
         metavar="F",
     )
@@ -114,7 +114,7 @@ def stylize_paths(
     A bad input file is reported and skipped; the others are still written. Outputs that exist are
     kept and counted as skipped unless ``options.overwrite``. ``options.style`` picks a style or mix of
     a multi-style model (see :func:`load_model`); ``options.painting`` makes that painting the style,
-    through the one-pass model (``model_path``, or when None the shipped one for the device,
+    through the one-pass model (``model_path``, or when None the shipped default,
     :func:`fastst.anystyle.one_pass_file`), its network computed once
     for all the inputs.
     """

@@ -78,8 +78,9 @@ def default_one_pass() -> str:
     """The shipped one-pass model that takes a painting when none is named (``--model``): the one on the
     base's full-width network, on every device (without AMX at a smaller working size,
     :func:`cpu_working_size`), where ``tools/peers_speed.py``'s tables have it faster than the peer's
-    any-style mode at the usual photo sizes, in bf16 and in fp32; it takes a ``--palette``, and the
-    smaller one (``--model anystyle``), which tints the photo, takes none."""
+    any-style mode at the usual photo sizes, in bf16 and in fp32 (timed on AVX-512; untimed on a CPU of
+    AVX2 only); it takes a ``--palette``, and the smaller one (``--model anystyle``), which tints the
+    photo, takes none."""
     return ON_THE_BASE
 
 

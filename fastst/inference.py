@@ -4,7 +4,7 @@ Two layers of the decoder do their work at full resolution in a form that is slo
 nearest upsampling writes a 4x larger map only for the next convolution to read it, and the last
 9x9 convolution has 3 output channels, too few to fill the vector units. Both are exactly
 re-expressed at half resolution, where each output pixel phase (row parity a, column parity b)
-becomes its own output channel, then a pixel shuffle interleaves the phases. The outputs agree with
+becomes its own output channel, then the phases are interleaved back into one map. The outputs agree with
 the original's to floating-point rounding (tests/test_transformer.py).
 
 Under reduced-precision autocast on a CPU, torch pads in fp32: each padding would write its bf16 input
@@ -43,9 +43,11 @@ def _to_phases(x: torch.Tensor) -> torch.Tensor:
 
 def _interleave(y: torch.Tensor, h: int, w: int, shift: int) -> torch.Tensor:
     """The (N, C, 2h, 2w) map whose pixel (2i + a, 2j + b) is channel (a, b, c) of ``y`` (N, 4C, h', w')
-    at (i + shift * a, j + shift * b): a strided view of ``y`` copied once, into ``y``'s memory format.
+    at (i + shift * a, j + shift * b): a strided view of ``y`` copied into ``y``'s memory format.
     ``shift`` 0 is the inverse of ``_to_phases``; 1 reads each phase one pixel further on per parity."""
-    n, c4 = y.shape[:2]
+    n, c4, rows, columns = y.shape
+    if c4 % 4 or rows < h + shift or columns < w + shift:  # a view past the map would read other memory
+        raise ValueError(f"cannot interleave {tuple(y.shape)} into {h} x {w} phases, shifted by {shift}")
     c = c4 // 4
     sn, sc, sh, sw = y.stride()
     offset = y.storage_offset()
@@ -201,12 +203,12 @@ def _single_pass(norm: nn.InstanceNorm2d) -> SinglePassInstanceNorm:
 
 
 def for_inference(model: TransformerNet) -> TransformerNet:
-    """An eval-mode copy of ``model`` computing the same function faster: the upsampling layers
-    and the last convolution re-expressed at half resolution (see above; a ``shuffle`` network has only
-    its upsampling to re-express), the image kept exact
-    under reduced precision (``TwoTermInputConv``), and instance norms that compile to one pass
-    (``SinglePassInstanceNorm``). For stylizing only: its weights are derived, not
-    trained, and it is not saved. A model already in this form is returned as it is."""
+    """An eval-mode copy of ``model`` computing the same function faster: the upsampling layers and the last
+    convolution re-expressed at half resolution (see above; a ``shuffle`` network has only its upsampling to
+    re-express), the image kept exact under reduced precision (``TwoTermInputConv``), paddings in their
+    input's precision (``KeepPrecisionPad``), and instance norms that compile to one pass
+    (``SinglePassInstanceNorm``). For stylizing only: its weights are derived, not trained, and it is not
+    saved. A model already in this form is returned as it is."""
     if any(isinstance(m, TwoTermInputConv) for m in model.encoder):
         return model
     device = next(model.parameters()).device

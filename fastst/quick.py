@@ -77,11 +77,21 @@ def index_file() -> Path:
     return cache_folder() / "quick.json"
 
 
+# The modules whose source makes PyTorch's path: the network, its inference form, its precision and layout.
+TORCH_PATH_SOURCES = ("transformer.py", "inference.py", "runtimes.py")
+
+
 def torch_path_version() -> str:
-    """A digest of the source of the network's inference form (``fastst/inference.py``, read as bytes: no
-    PyTorch needed), so that a runtime chosen against PyTorch's seconds is chosen again once that path
-    changes, though fastst's version number has not."""
-    return hashlib.sha256((Path(__file__).parent / "inference.py").read_bytes()).hexdigest()[:12]
+    """A digest of the source of PyTorch's path (:data:`TORCH_PATH_SOURCES`, read as bytes: no PyTorch
+    needed), so that a runtime chosen against PyTorch's seconds is chosen again once that path changes,
+    though fastst's version number has not; fastst's version alone where the sources are not at hand."""
+    digest = hashlib.sha256(__version__.encode())
+    for name in TORCH_PATH_SOURCES:
+        try:
+            digest.update((Path(__file__).parent / name).read_bytes())
+        except OSError:
+            return __version__
+    return digest.hexdigest()[:12]
 
 
 def _key(style: str | None, model_file: Path) -> str:
@@ -222,7 +232,7 @@ def _entry(args) -> dict | None:
     """The note for these arguments, if one is here and the model file (and the files it rests on) are the
     ones it was made for."""
     style = args.style
-    if args.style_image:  # the one-pass model given, or this CPU's shipped default
+    if args.style_image:  # the one-pass model given, or the shipped default
         style, files = ONE_PASS, [one_pass_file(args.model)]
     elif args.model:
         files = [pretrained_path(args.model)]

@@ -1,7 +1,7 @@
 """The network's inference form (fastst/inference.py) against the form of an earlier revision, on the path
-`fastst stylize` runs on this CPU (its precision and memory layout, eager): each shipped network at
-256, 512 and 1024 px, both forms timed in one run of interleaved rounds, and each form's PSNR against the
-network's plain fp32 pass on held-out photos. Writes results/inference_form.json.
+`fastst stylize` runs on this CPU (its precision and memory layout, eager, its process settings): each
+shipped network at the sizes of ``SIZES``, both forms timed in one run of interleaved rounds, and each
+form's PSNR against the network's plain fp32 pass on held-out photos. Writes results/inference_form.json.
 
     python tools/inference_form.py --against REVISION [--rounds 7]
     python tools/inference_form.py --against REVISION --precision fp32 --layouts contiguous channels-last \
@@ -31,12 +31,13 @@ from fastst.inference import for_inference
 from fastst.measure import interleaved_medians, psnr
 from fastst.report import measured_on
 from fastst.results import write_result
-from fastst.runtime import autocast
+from fastst.runtime import autocast, process_settings
 from fastst.runtimes import fast_path
 from fastst.stylize import load_model
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZES = (256, 512, 1024)
+PHOTOS = 3  # held-out photos for the PSNR
 NETWORKS = {"starry_night": "starry_night", "base (its first style)": "base"}
 
 
@@ -78,7 +79,7 @@ def main() -> None:
     precision, channels_last = fast_path(args.precision, device)
     layouts = args.layouts or ["channels-last" if channels_last else "contiguous"]
     forms = {"earlier": form_at(args.against), "current": for_inference}
-    photos = list(test_photos(limit=3).values())
+    photos = list(test_photos(limit=PHOTOS).values())
     fns, quality = {}, {}
     for label, name in tqdm(NETWORKS.items(), desc="networks"):
         model = load_model(name, style=0 if name == "base" else None).eval()
@@ -98,7 +99,8 @@ def main() -> None:
                     with torch.no_grad(), autocast(device, precision):
                         out = net(batch).float()
                     quality[label, size, f"{form} {layout}"] = min(psnr(o, p) for o, p in zip(out, plain))
-    seconds = interleaved_medians(fns, args.rounds, device)
+    with process_settings(device):  # as `fastst stylize` runs
+        seconds = interleaved_medians(fns, args.rounds, device)
     variants = [f"{form} {layout}" for form in forms for layout in layouts]
     rows = [
         {
@@ -113,7 +115,14 @@ def main() -> None:
     for row in rows:
         print(row)
     path = write_result(
-        args.name, {"against": args.against, "precision": precision, "variants": variants, "rows": rows}
+        args.name,
+        {
+            "against": args.against,
+            "precision": precision,
+            "variants": variants,
+            "photos": PHOTOS,
+            "rows": rows,
+        },
     )
     print(f"wrote {path}")
 
@@ -136,8 +145,9 @@ def table(result: dict) -> dict:
             for row in result["rows"]
         ],
         "note": f"One photo a pass, the median of interleaved rounds, in {result['precision']}, eager; after "
-        "each time the lowest PSNR against the network's plain fp32 pass over 3 held-out photos, and the "
-        f"speed-up over the first column; {measured_on(result)} (`results/{result['name']}.json`).",
+        "each time the lowest PSNR against the network's plain fp32 pass over "
+        f"{result.get('photos', PHOTOS)} held-out photos, and the speed-up over the first column; "
+        f"{measured_on(result)} (`results/{result['name']}.json`).",
     }
 
 

@@ -7,9 +7,10 @@
   and the timing that chose it, are kept under ``runtimes``) for every shipped network: the half-width
   Starry Night and the base (one network for all its styles: a style only changes its norms' scales and
   shifts, so every style costs the same);
-- fastst's one-pass model on the same painting, at the ``auto`` style scale (the command line's default
-  with a painting) and at full size, and the one-off cost of a painting it has not seen; the one-pass
-  model on the base's network (``--model anystyle_base``) at the ``auto`` style scale.
+- fastst's one-pass models on the same painting: the small one (``--model anystyle``, the rows "one-pass")
+  at the ``auto`` style scale (the command line's default with a painting) and at full size, and the
+  one-off cost of a painting it has not seen; the default one, on the base's network (``anystyle_base``,
+  the rows "one-pass on the base"), at the ``auto`` style scale.
 
 ``--precision fp32`` runs fastst's rows in fp32, as on a CPU without native bf16, on every runtime
 (OpenVINO too, which would pick bf16 here). Square crops of a held-out photo at each size. Writes
@@ -61,7 +62,7 @@ from fastst.stylize import Stylizer, load_model
 
 PEER = ("peer built-in", "peer any-style")
 SHIPPED = ("starry_night", "base")
-ONE_PASS, ONE_PASS_ON_BASE = "anystyle", "anystyle_base"  # named: the default one differs by CPU
+ONE_PASS, ONE_PASS_ON_BASE = "anystyle", "anystyle_base"  # named, as the rows are
 FIGURE_PAINTINGS = ("xunhuang1995__AdaIN-style__mondrian.jpg",)  # the figure's, after the timed painting
 # the one pass on the base at the usual working size, timed too where this CPU's is another
 ON_BASE_USUAL = f"fastst one-pass on the base at {WORKING_SIZE} px"
