@@ -640,11 +640,14 @@ def test_the_shipped_one_pass_model_on_the_base_takes_the_base_s_network_and_a_p
 
 
 def test_the_app_takes_another_one_pass_model_and_refuses_a_missing_one_in_one_line():
-    from fastst.app import Stylist
+    from fastst.app import Stylist, _model_palette
 
     chosen, small = Stylist(one_pass="anystyle_base").anystyle(), Stylist(one_pass="anystyle").anystyle()
     assert chosen.palette > 0 and small.palette == 0.0
     assert chosen.net_config != small.net_config  # the base's full-width network, not the small one
+    # the colours slider: set to the model's own fraction, and fixed where the model takes none
+    assert _model_palette(Stylist()) == (chosen.palette, True)  # the default is the base's model
+    assert _model_palette(Stylist(one_pass="anystyle")) == (0.0, False)
     r = subprocess.run(
         [sys.executable, "-m", "fastst", "app", "--one-pass", "no_such_model"], capture_output=True, text=True
     )
