@@ -24,16 +24,12 @@ from torch import nn
 from fastst.transformer import ConvLayer, InstanceNorm2d, TransformerNet, UpsampleLayer, replace_modules
 
 
-def _channels_last(x: torch.Tensor) -> bool:
-    return x.dim() == 4 and x.stride(1) == 1 and x.shape[1] > 1
-
-
 def _to_phases(x: torch.Tensor) -> torch.Tensor:
     """(N, C, 2h, 2w) -> (N, 4C, h, w), channels ordered (row phase, column phase, channel): in
     channels-last memory each pixel's channels stay contiguous, so the copy vectorises (unlike
     ``pixel_unshuffle``'s channel-major order). One copy, into the input's memory format."""
     n, c, h2, w2 = x.shape
-    if _channels_last(x):
+    if x.is_contiguous(memory_format=torch.channels_last):
         pixels = x.permute(0, 2, 3, 1).reshape(n, h2 // 2, 2, w2 // 2, 2, c)
         return pixels.permute(0, 1, 3, 2, 4, 5).reshape(n, h2 // 2, w2 // 2, 4 * c).permute(0, 3, 1, 2)
     return (
@@ -51,7 +47,8 @@ def _interleave(y: torch.Tensor, h: int, w: int, shift: int) -> torch.Tensor:
     c = c4 // 4
     sn, sc, sh, sw = y.stride()
     offset = y.storage_offset()
-    if _channels_last(y):  # (n, i, a, j, b, c): rows then columns then channels, as channels-last stores
+    if y.is_contiguous(memory_format=torch.channels_last):
+        # (n, i, a, j, b, c): rows, then columns, then channels, as channels-last memory stores them
         view = y.as_strided(
             (n, h, 2, w, 2, c), (sn, sh, 2 * c * sc + shift * sh, sw, c * sc + shift * sw, sc), offset
         )

@@ -19,6 +19,7 @@ command line's entry point.
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -81,6 +82,7 @@ def index_file() -> Path:
 TORCH_PATH_SOURCES = ("transformer.py", "inference.py", "runtimes.py")
 
 
+@functools.cache  # the sources do not change while a process runs
 def torch_path_version() -> str:
     """A digest of the source of PyTorch's path (:data:`TORCH_PATH_SOURCES`, read as bytes: no PyTorch
     needed), so that a runtime chosen against PyTorch's seconds is chosen again once that path changes,

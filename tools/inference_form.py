@@ -23,7 +23,6 @@ import tempfile
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from fastst.data import test_photos
@@ -33,6 +32,7 @@ from fastst.report import measured_on
 from fastst.results import write_result
 from fastst.runtime import autocast, process_settings
 from fastst.runtimes import fast_path
+from fastst.scale import resize
 from fastst.stylize import load_model
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,16 +49,13 @@ def form_at(revision: str):
         ).stdout
     except subprocess.CalledProcessError:
         sys.exit(f"error: no fastst/inference.py at revision {revision!r}")
-    path = Path(tempfile.mkdtemp()) / f"inference_at_{revision}.py"
-    path.write_bytes(source)
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"inference_at_{revision}.py"
+        path.write_bytes(source)
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
     return module.for_inference
-
-
-def square(photo: torch.Tensor, size: int) -> torch.Tensor:
-    return F.interpolate(photo[None], size=(size, size), mode="bilinear", antialias=True, align_corners=False)
 
 
 LAYOUTS = {"contiguous": torch.contiguous_format, "channels-last": torch.channels_last}
@@ -86,7 +83,8 @@ def main() -> None:
         for layout in layouts:
             built = {form: make(model).to(memory_format=LAYOUTS[layout]) for form, make in forms.items()}
             for size in SIZES:
-                batch = torch.cat([square(p, size) for p in photos]).to(memory_format=LAYOUTS[layout])
+                batch = torch.cat([resize(p[None], (size, size)) for p in photos])
+                batch = batch.to(memory_format=LAYOUTS[layout])
                 with torch.no_grad():
                     plain = model(batch)
                 for form, net in built.items():

@@ -51,13 +51,12 @@ from PIL import Image
 from fastst.anystyle import forget_statistics, load_anystyle, one_pass_file, painting_network, read_one_pass
 from fastst.clips import make_pan_clip
 from fastst.data import TEST_DIR, data_dir
-from fastst.host import cpu_working_size
 from fastst.io import list_images, load_image, pil_to_tensor, tensor_to_pil
 from fastst.measure import interleaved_medians
 from fastst.plotting import save_fig, show_images
 from fastst.results import write_result
 from fastst.runtime import process_settings
-from fastst.scale import WORKING_SIZE, is_full_width, to_longer_side
+from fastst.scale import WORKING_SIZE, to_longer_side, working_size
 from fastst.stylize import Stylizer, load_model
 
 PEER = ("peer built-in", "peer any-style")
@@ -141,7 +140,7 @@ def figure(paintings: list[Path], name: str, size: int = 1024, shown: int = 512)
         row["peer any-style"] = pil_to_tensor(peer.stylize_with(photo, style_pil))
         for label, model in models.items():
             network = painting_network(painting, model)
-            here = Stylizer(network, style_scale="auto").working_size
+            here = working_size(model.net_config, "cpu")
             sizes[label] = here
             for working in dict.fromkeys((here, WORKING_SIZE)):
                 stylizer = Stylizer(network, style_scale=size / working)
@@ -300,7 +299,7 @@ def folder_run(photos: int, rounds: int) -> dict:
         "painting": painting.name,
         "photos": photos,
         "working_sizes": {  # of the "auto" style scale on this CPU, by the model's network
-            name: cpu_working_size(is_full_width(read_one_pass(one_pass_file(model))["anystyle"]))
+            name: working_size(read_one_pass(one_pass_file(model))["anystyle"], "cpu")
             for name, model in (
                 ("fastst one-pass", ONE_PASS),
                 ("fastst one-pass on the base", ONE_PASS_ON_BASE),
