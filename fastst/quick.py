@@ -41,6 +41,7 @@ from fastst.host import (
     cpu_flags,
     cpu_model,
     cpu_working_size,
+    freed_memory_reused,
     one_pass_file,
     pretrained_path,
 )
@@ -309,6 +310,23 @@ def _plan(args, entry: dict) -> list[tuple[Path, Path, str]] | None:
     return list(zip(inputs, output_targets(inputs, args.output, single), runtimes))
 
 
+def _openvino():
+    """OpenVINO's runtime, imported without its model conversion tools (``openvino.tools.ovc``), which the
+    package imports only to offer ``convert_model`` where they can be imported; this project hands it ONNX
+    files, and those tools start a usage-telemetry client on import, much of a short process's start-up."""
+    if "openvino" not in sys.modules:
+        tools = "openvino.tools.ovc"
+        unset = tools not in sys.modules
+        if unset:
+            sys.modules[tools] = None  # an import of it raises ImportError
+        try:
+            import openvino  # noqa: F401
+        finally:
+            if unset and sys.modules.get(tools, 0) is None:
+                del sys.modules[tools]
+    return sys.modules["openvino"]
+
+
 def open_session(
     name: str, path: str | os.PathLike, precision: str | None, threads: int, keep_compiled: bool = False
 ):
@@ -327,8 +345,7 @@ def open_session(
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         names = [i.name for i in session.get_inputs()]
         return (lambda *arrays: session.run(None, dict(zip(names, arrays)))[0]), "fp32"
-    import openvino as ov
-
+    ov = _openvino()
     config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads}
     compiled_cache = cache_folder() / "openvino"  # the compiled graph kept: a later process opens it sooner
     try:
@@ -358,7 +375,8 @@ def run_array(run, x: np.ndarray, min_size: int) -> np.ndarray:
 def _to_uint8(x: np.ndarray) -> np.ndarray:
     """A (3, H, W) array in [0, 1] as an (H, W, 3) uint8 image, rounded as :func:`fastst.io.tensor_to_pil`
     rounds."""
-    return np.round(x * np.float32(255.0)).astype(np.uint8).transpose(1, 2, 0)
+    scaled = x * np.float32(255.0)
+    return np.round(scaled, out=scaled).astype(np.uint8).transpose(1, 2, 0)
 
 
 def stylize_array(run, image: np.ndarray, min_size: int) -> np.ndarray:
@@ -437,7 +455,9 @@ def guided_upsample_array(
     b = mean_p - a * mean_i
     size = guide.shape[-2:]
     a, b = _resize_array(_box_array(a, r), size), _resize_array(_box_array(b, r), size)
-    return np.clip(a * (guide * luma).sum(0, keepdims=True) + b, 0, 1)
+    a *= np.tensordot(luma[:, 0, 0], guide, axes=1)  # in place: each full-size map is fresh memory
+    a += b
+    return np.clip(a, 0, 1, out=a)
 
 
 def stylize_at_working_size(run, image: np.ndarray, entry: dict) -> np.ndarray:
@@ -467,6 +487,12 @@ def stylize_quickly(argv: list[str]) -> int | None:
         return None
     if pairs is None:
         return None
+    with freed_memory_reused():  # each full-size map then reuses freed memory instead of faulting in pages
+        return _stylize_pairs(args, entry, pairs)
+
+
+def _stylize_pairs(args, entry: dict, pairs: list[tuple[Path, Path, str]]) -> int | None:
+    """:func:`stylize_quickly`'s work on its planned (source, target, runtime) triples."""
     try:  # a runtime that cannot load the export here, or a painting it cannot read: the full path
         sessions = {
             name: open_session(name, entry["onnx"], entry["precision"], entry["threads"], keep_compiled=True)[

@@ -297,3 +297,20 @@ def test_after_a_painting_any_painting_runs_without_torch_at_its_working_size(
     quick.index_file().write_text(json.dumps(index))
     quick_command("first.png", "old_note", torch_imported=True)
     quick_command("first.png", "noted_again")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("openvino") is None, reason='needs "fastst[openvino]"')
+def test_openvino_is_imported_without_its_conversion_tools_which_stay_importable():
+    """The quick path's OpenVINO runs a network without the conversion tools and their telemetry client;
+    a later import of the tools, by anyone, still works."""
+    code = (
+        "import sys; from fastst.quick import _openvino; ov = _openvino(); "
+        "print('openvino.tools.ovc' in sys.modules, 'openvino_telemetry' in sys.modules); "
+        "import numpy as np; compiled = ov.Core().compile_model(ov.Model([ov.opset13.relu("
+        "p := ov.opset13.parameter([2], ov.Type.f32))], [p]), 'CPU'); "
+        "print(compiled([np.array([-1.0, 2.0], np.float32)])[0].tolist()); "
+        "import openvino.tools.ovc; print(callable(openvino.tools.ovc.convert_model))"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["False False", "[0.0, 2.0]", "True"]
