@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import functools
 import hashlib
-import importlib.metadata
 import importlib.util
 import json
 import math
@@ -32,6 +31,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from fastst import __version__
 from fastst.errors import FaststError
@@ -97,18 +97,27 @@ def torch_path_version() -> str:
     return digest.hexdigest()[:12]
 
 
-def _key(style: str | None, model_file: Path) -> str:
+def installed(package: str) -> str | None:
+    """Where ``package`` is installed and when its entry file was written, without importing it or reading
+    its metadata (either costs much of a short process's start-up); None where it is not installed. An
+    upgrade or a reinstall gives another value."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or spec.origin is None:
+        return None
     try:
-        onnxruntime = importlib.metadata.version("onnxruntime")
-    except importlib.metadata.PackageNotFoundError:
-        onnxruntime = None
+        return f"{spec.origin} {os.stat(spec.origin).st_mtime_ns}"
+    except OSError:
+        return None
+
+
+def _key(style: str | None, model_file: Path) -> str:
     where = {
         "cpu": cpu_model(),
         "cpu_flags": cpu_flags(),
         "cpus": os.cpu_count(),
         "fastst": __version__,
         "torch_path": torch_path_version(),
-        "onnxruntime": onnxruntime,
+        "runtimes": {name: installed(name) for name in ("onnxruntime", "openvino")},
         "style": style,
         "model": str(Path(model_file).resolve()),
     }
@@ -413,12 +422,13 @@ def _painting_inputs(painting: str, entry: dict, runtime: str) -> tuple[np.ndarr
 def _resize_array(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """A (C, H, W) float32 array resized to ``size`` (h, w), bilinear (antialiased when shrinking): Pillow's
     filter, which PyTorch's antialiased bilinear resize (:func:`fastst.scale.resize`) reproduces."""
-    from PIL import Image
+    return np.stack([_resize_plane(c, size) for c in x])
 
+
+def _resize_plane(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """:func:`_resize_array` of one (H, W) float32 plane."""
     h, w = size
-    return np.stack(
-        [np.asarray(Image.fromarray(c, "F").resize((w, h), Image.Resampling.BILINEAR)) for c in x]
-    )
+    return np.asarray(Image.fromarray(x, "F").resize((w, h), Image.Resampling.BILINEAR))
 
 
 def _box_array(x: np.ndarray, r: int) -> np.ndarray:
@@ -454,10 +464,13 @@ def guided_upsample_array(
     a = cov / (var + np.float32(g["eps"]))
     b = mean_p - a * mean_i
     size = guide.shape[-2:]
-    a, b = _resize_array(_box_array(a, r), size), _resize_array(_box_array(b, r), size)
-    a *= np.tensordot(luma[:, 0, 0], guide, axes=1)  # in place: each full-size map is fresh memory
-    a += b
-    return np.clip(a, 0, 1, out=a)
+    a, b = _box_array(a, r), _box_array(b, r)
+    i_full = np.tensordot(luma[:, 0, 0], guide, axes=1)
+    out = np.empty((len(a), *size), np.float32)
+    for c in range(len(a)):  # a plane at a time, in place: each full-size map costs fresh memory
+        np.multiply(_resize_plane(a[c], size), i_full, out=out[c])
+        out[c] += _resize_plane(b[c], size)
+    return np.clip(out, 0, 1, out=out)
 
 
 def stylize_at_working_size(run, image: np.ndarray, entry: dict) -> np.ndarray:
@@ -505,11 +518,15 @@ def _stylize_pairs(args, entry: dict, pairs: list[tuple[Path, Path, str]]) -> in
             inputs = _painting_inputs(args.style_image, entry, next(iter(sessions)))
     except Exception:
         return None
-    from tqdm.auto import tqdm
-
     written, skipped, failures = 0, 0, []
     single = len(pairs) == 1 and Path(args.output).suffix != "" and Path(args.input).is_file()
-    for source, target, name in tqdm(pairs, desc="stylize", unit="img", disable=single):
+    if (
+        not single
+    ):  # a bar for a folder; for one image its import would cost more than the rest of the start-up
+        from tqdm import tqdm
+
+        pairs = tqdm(pairs, desc="stylize", unit="img")
+    for source, target, name in pairs:
         if target.exists() and not args.overwrite:
             skipped += 1
             continue
