@@ -200,13 +200,15 @@ sys.exit(os.waitstatus_to_exitcode(status))
 """
 
 
-def _run(command: list[str], env: dict | None = None) -> tuple[float, float]:
-    """Seconds and peak resident memory (MB) of one whole process (in ``env``, default this one's)."""
+def _run(command: list[str], env: dict | None = None, cwd: Path | None = None) -> tuple[float, float]:
+    """Seconds and peak resident memory (MB) of one whole process (in ``env`` and ``cwd``, default this
+    one's)."""
     r = subprocess.run(
         [sys.executable, "-c", _MEASURED, *command],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         env=env,
+        cwd=cwd,
     )
     if r.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed: {r.stderr.decode()[-500:]}")
