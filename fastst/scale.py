@@ -76,8 +76,10 @@ def guided_upsample(
     a = cov / (var + eps)
     b = mean_p - a * mean_i
     size = tuple(guide.shape[-2:])
-    a, b = resize(_box(a, r), size), resize(_box(b, r), size)
-    return (a * _luma(guide.float()) + b).clamp(0, 1)
+    c = a.shape[1]
+    ab = resize(torch.cat([_box(a, r), _box(b, r)], 1), size)  # one pass over the full size for both
+    # in place: every full-size map is fresh memory
+    return torch.addcmul(ab[:, c:], ab[:, :c], _luma(guide.float())).clamp_(0, 1)
 
 
 def at_scale(run, images: torch.Tensor, style_scale: float) -> torch.Tensor:
