@@ -117,7 +117,7 @@ def reuse_freed_memory() -> bool:
 
     The networks allocate and free maps of tens of megabytes at every image or iteration. glibc
     serves each from fresh ``mmap`` pages and unmaps it on free, so every pass pays the page faults
-    again: half the time of a plain 1024 px image (``fastst bench``). With mmap off and trimming
+    again, a large share of a plain pass's time (``fastst bench``). With mmap off and trimming
     only above 2 GB, freed blocks are reused. Work of one shape reuses its blocks exactly; when
     shapes change, call :func:`release_freed_memory`, or fragments of the old shapes pile up.
     Process-wide; returns False where libc is not glibc.
