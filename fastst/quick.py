@@ -97,7 +97,7 @@ def torch_path_version() -> str:
     return digest.hexdigest()[:12]
 
 
-def installed(package: str) -> str | None:
+def install_stamp(package: str) -> str | None:
     """Where ``package`` is installed and when its entry file was written, without importing it or reading
     its metadata (either costs much of a short process's start-up); None where it is not installed. An
     upgrade or a reinstall gives another value."""
@@ -117,7 +117,7 @@ def _key(style: str | None, model_file: Path) -> str:
         "cpus": os.cpu_count(),
         "fastst": __version__,
         "torch_path": torch_path_version(),
-        "runtimes": {name: installed(name) for name in ("onnxruntime", "openvino")},
+        "runtimes": {name: install_stamp(name) for name in ("onnxruntime", "openvino")},
         "style": style,
         "model": str(Path(model_file).resolve()),
     }

@@ -4,6 +4,7 @@ not cover goes down the full path."""
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -314,3 +315,18 @@ def test_openvino_is_imported_without_its_conversion_tools_which_stay_importable
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines() == ["False False", "[0.0, 2.0]", "True"]
+
+
+def test_a_runtime_reinstalled_or_upgraded_is_another_key(tmp_path, monkeypatch):
+    """The quick path's note is keyed by each installed runtime's entry file and its time of writing, read
+    without importing the package: a reinstall gives another key, and a missing package none."""
+    (tmp_path / "some_runtime").mkdir()
+    entry = tmp_path / "some_runtime" / "__init__.py"
+    entry.write_text("raise RuntimeError('imported')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    before = quick.install_stamp("some_runtime")
+    assert before is not None and str(entry) in before
+    os.utime(entry, ns=(entry.stat().st_atime_ns, entry.stat().st_mtime_ns + 10**9))
+    assert quick.install_stamp("some_runtime") not in (None, before)
+    assert "some_runtime" not in sys.modules
+    assert quick.install_stamp("no_such_runtime_here") is None
