@@ -19,10 +19,9 @@ from tqdm.auto import tqdm
 from fastst.data import STYLES, TEST_DIR, TRAIN_DIR, test_photos
 from fastst.data import data_dir as default_data
 from fastst.files import StylizeOptions, stylize_paths
-from fastst.host import reuse_freed_memory
 from fastst.inference import for_inference
 from fastst.measure import CPU, interleaved_medians, matmul_gflops, peak_memory_mb, psnr
-from fastst.runtime import autocast, resolve_device
+from fastst.runtime import autocast, resolve_device, reuse_freed_memory
 from fastst.runtimes import compile_model, exported_runtimes, fast_model
 from fastst.step_timing import bench_training
 from fastst.stylize import load_model

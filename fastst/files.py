@@ -13,11 +13,11 @@ from fastst.anystyle import one_pass_file
 from fastst.clips import is_video
 from fastst.config import DEVICES, PRECISIONS, option
 from fastst.errors import FaststError
-from fastst.host import pretrained_path, release_freed_memory
+from fastst.host import pretrained_path
 from fastst.images import fail_or_raise, image_inputs, output_targets
 from fastst.io import load_image, save_image
 from fastst.palette import checked_fraction
-from fastst.runtime import process_settings, resolve_device
+from fastst.runtime import process_settings, release_freed_memory, resolve_device
 from fastst.runtimes import DEFAULT_PRECISION, RUNTIMES, check
 from fastst.stylize import Stylizer, _finish, load_one_style
 from fastst.temporal import DEFAULT_TEMPORAL

@@ -1,11 +1,8 @@
 """Facts about this computer and this process that need no PyTorch: the CPU and its vector extensions,
-the command running, the user's cache folder, the shipped models' folder; and glibc's policy for freed
-memory, which the quick path sets too."""
+the command running, the user's cache folder, the shipped models' folder."""
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import os
 import platform
 import shlex
@@ -100,82 +97,3 @@ def command_line() -> str:
     """The command that is running, as a person would type it again in a shell (the program's name, not its
     path; an argument with spaces or quotes quoted)."""
     return shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
-
-
-def _glibc():
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
-    except OSError:
-        return None
-
-
-def reuse_freed_memory() -> bool:
-    """Let glibc keep freed memory for reuse instead of handing it back to the system.
-
-    The networks allocate and free maps of tens of megabytes at every image or iteration. glibc
-    serves each from fresh ``mmap`` pages and unmaps it on free, so every pass pays the page faults
-    again, a large share of a plain pass's time (``fastst bench``). With mmap off and trimming
-    only above 2 GB, freed blocks are reused. Work of one shape reuses its blocks exactly; when
-    shapes change, call :func:`release_freed_memory`, or fragments of the old shapes pile up.
-    Process-wide; returns False where libc is not glibc.
-    """
-    libc = _glibc()
-    m_trim_threshold, m_mmap_max = -1, -4  # from malloc.h
-    return bool(libc and libc.mallopt(m_mmap_max, 0) and libc.mallopt(m_trim_threshold, 2**31 - 1))
-
-
-def _restore_malloc_defaults() -> None:
-    """glibc's documented defaults for what :func:`reuse_freed_memory` changes (its dynamic mmap
-    threshold stays off once a value was set)."""
-    libc = _glibc()
-    if libc:
-        libc.mallopt(-4, 65536)  # M_MMAP_MAX
-        libc.mallopt(-1, 128 * 1024)  # M_TRIM_THRESHOLD
-
-
-def release_freed_memory(keep_mb: int = 1024) -> None:
-    """Hand the heap's free memory back to the system (glibc ``malloc_trim``) once more than
-    ``keep_mb`` of it is kept: call it between work of different shapes, so that memory kept by
-    :func:`reuse_freed_memory` stays bounded while small changes of shape still reuse it."""
-    libc = _glibc()
-    if not libc:
-        return
-    if hasattr(libc, "mallinfo2"):  # glibc 2.33+: the free bytes of the heap
-
-        class Info(ctypes.Structure):
-            _fields_ = [
-                (name, ctypes.c_size_t)
-                for name in (
-                    "arena",
-                    "ordblks",
-                    "smblks",
-                    "hblks",
-                    "hblkhd",
-                    "usmblks",
-                    "fsmblks",
-                    "uordblks",
-                    "fordblks",
-                    "keepcost",
-                )
-            ]
-
-        libc.mallinfo2.restype = Info
-        if libc.mallinfo2().fordblks <= keep_mb * 2**20:
-            return
-    libc.malloc_trim(0)
-
-
-@contextlib.contextmanager
-def freed_memory_reused():
-    """:func:`reuse_freed_memory` for the duration only: on exit glibc's defaults are back and the memory it
-    kept is handed back (a notebook's kernel, or a test's process, lives on after a call)."""
-    reused = reuse_freed_memory()
-    try:
-        yield
-    finally:
-        if reused:
-            _restore_malloc_defaults()
-            release_freed_memory(keep_mb=0)

@@ -41,7 +41,6 @@ from fastst.host import (
     cpu_flags,
     cpu_model,
     cpu_working_size,
-    freed_memory_reused,
     one_pass_file,
     pretrained_path,
 )
@@ -500,12 +499,6 @@ def stylize_quickly(argv: list[str]) -> int | None:
         return None
     if pairs is None:
         return None
-    with freed_memory_reused():  # each full-size map then reuses freed memory instead of faulting in pages
-        return _stylize_pairs(args, entry, pairs)
-
-
-def _stylize_pairs(args, entry: dict, pairs: list[tuple[Path, Path, str]]) -> int | None:
-    """:func:`stylize_quickly`'s work on its planned (source, target, runtime) triples."""
     try:  # a runtime that cannot load the export here, or a painting it cannot read: the full path
         sessions = {
             name: open_session(name, entry["onnx"], entry["precision"], entry["threads"], keep_compiled=True)[
@@ -520,9 +513,7 @@ def _stylize_pairs(args, entry: dict, pairs: list[tuple[Path, Path, str]]) -> in
         return None
     written, skipped, failures = 0, 0, []
     single = len(pairs) == 1 and Path(args.output).suffix != "" and Path(args.input).is_file()
-    if (
-        not single
-    ):  # a bar for a folder; for one image its import would cost more than the rest of the start-up
+    if not single:  # a bar for a folder; for one image, importing it costs more than the bar is worth
         from tqdm import tqdm
 
         pairs = tqdm(pairs, desc="stylize", unit="img")

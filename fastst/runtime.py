@@ -4,16 +4,18 @@ long runs, and the facts about the environment recorded beside results."""
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import hashlib
 import platform
 import subprocess
+import sys
 from pathlib import Path
 
 import torch
 
 import fastst
 from fastst.errors import FaststError
-from fastst.host import command_line, cpu_flags, cpu_model, freed_memory_reused
+from fastst.host import command_line, cpu_flags, cpu_model
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -60,20 +62,89 @@ def autocast(device: torch.device, precision: str):
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
+def _glibc():
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
+    except OSError:
+        return None
+
+
+def reuse_freed_memory() -> bool:
+    """Let glibc keep freed memory for reuse instead of handing it back to the system.
+
+    The networks allocate and free maps of tens of megabytes at every image or iteration. glibc
+    serves each from fresh ``mmap`` pages and unmaps it on free, so every pass pays the page faults
+    again, a large share of a plain pass's time (``fastst bench``). With mmap off and trimming
+    only above 2 GB, freed blocks are reused. Work of one shape reuses its blocks exactly; when
+    shapes change, call :func:`release_freed_memory`, or fragments of the old shapes pile up.
+    Process-wide; returns False where libc is not glibc.
+    """
+    libc = _glibc()
+    m_trim_threshold, m_mmap_max = -1, -4  # from malloc.h
+    return bool(libc and libc.mallopt(m_mmap_max, 0) and libc.mallopt(m_trim_threshold, 2**31 - 1))
+
+
+def _restore_malloc_defaults() -> None:
+    """glibc's documented defaults for what :func:`reuse_freed_memory` changes (its dynamic mmap
+    threshold stays off once a value was set)."""
+    libc = _glibc()
+    if libc:
+        libc.mallopt(-4, 65536)  # M_MMAP_MAX
+        libc.mallopt(-1, 128 * 1024)  # M_TRIM_THRESHOLD
+
+
 @contextlib.contextmanager
 def process_settings(device: torch.device):
     """What a long run on ``device`` sets for the whole process, for the duration only: glibc's
     reuse of freed memory on a CPU (:func:`reuse_freed_memory`), cuDNN's benchmark mode on a GPU.
     On exit the previous cuDNN mode is back, glibc's defaults are back, and the memory it kept
     is handed back (a notebook's kernel lives on after a call)."""
+    reused = device.type == "cpu" and reuse_freed_memory()
     previous = torch.backends.cudnn.benchmark
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # each new shape is timed once, then runs the fastest kernels
     try:
-        with freed_memory_reused() if device.type == "cpu" else contextlib.nullcontext():
-            yield
+        yield
     finally:
         torch.backends.cudnn.benchmark = previous
+        if reused:
+            _restore_malloc_defaults()
+            release_freed_memory(keep_mb=0)
+
+
+def release_freed_memory(keep_mb: int = 1024) -> None:
+    """Hand the heap's free memory back to the system (glibc ``malloc_trim``) once more than
+    ``keep_mb`` of it is kept: call it between work of different shapes, so that memory kept by
+    :func:`reuse_freed_memory` stays bounded while small changes of shape still reuse it."""
+    libc = _glibc()
+    if not libc:
+        return
+    if hasattr(libc, "mallinfo2"):  # glibc 2.33+: the free bytes of the heap
+
+        class Info(ctypes.Structure):
+            _fields_ = [
+                (name, ctypes.c_size_t)
+                for name in (
+                    "arena",
+                    "ordblks",
+                    "smblks",
+                    "hblks",
+                    "hblkhd",
+                    "usmblks",
+                    "fsmblks",
+                    "uordblks",
+                    "fordblks",
+                    "keepcost",
+                )
+            ]
+
+        libc.mallinfo2.restype = Info
+        if libc.mallinfo2().fordblks <= keep_mb * 2**20:
+            return
+    libc.malloc_trim(0)
 
 
 def _git(folder: Path, *args: str) -> bytes | None:

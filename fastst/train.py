@@ -32,7 +32,6 @@ from fastst.config import (  # noqa: F401
 from fastst.data import TEST_DIR, PhotoDataset, ResumableBatchSampler, data_dir, test_photos, usable_images
 from fastst.distributed import StopFlag, agreed_stop, distributed
 from fastst.errors import FaststError
-from fastst.host import release_freed_memory
 from fastst.io import atomic_torch_save, load_image
 from fastst.runs import (  # noqa: F401
     CSV_FIELDS,
@@ -51,6 +50,7 @@ from fastst.runtime import (
     autocast,
     environment,
     process_settings,
+    release_freed_memory,
     resolve_device,
     resolve_precision,
 )

@@ -372,7 +372,7 @@ def test_reused_memory_stops_page_faults_and_is_released_on_request():
 import resource, sys
 import psutil, torch
 from fastst import TransformerNet
-from fastst.host import release_freed_memory, reuse_freed_memory
+from fastst.runtime import release_freed_memory, reuse_freed_memory
 if sys.argv[1] == "reuse":
     assert reuse_freed_memory()
 torch.manual_seed(0)
