@@ -36,6 +36,7 @@ frames a second, start-up included. Writes results/peers_video.json.
 from __future__ import annotations
 
 import argparse
+import secrets
 import shutil
 import statistics
 import subprocess
@@ -253,12 +254,17 @@ def _commands(source: Path, out: Path, painting: Path, new: Path) -> dict:
     }
 
 
+# Drawn once a process: with it, a painting made by _new_painting is new to the caches of earlier runs too.
+_RUN_SALT = tuple(secrets.randbelow(256) for _ in range(3))
+
+
 def _new_painting(painting: Path, new: Path, count: int) -> None:
-    """``painting`` written to ``new`` with one corner pixel set from ``count``: another painting to a
-    cache (another content), the same to the eye."""
+    """``painting`` written to ``new`` with two corner pixels set from ``count`` and this process's salt:
+    another painting to a cache (another content) than any written before, the same to the eye."""
     with Image.open(painting) as im:
         im = im.convert("RGB")
     im.putpixel((0, 0), (count % 256, count // 256 % 256, 7))
+    im.putpixel((1, 0), _RUN_SALT)
     im.save(new)
 
 
