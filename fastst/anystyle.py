@@ -324,16 +324,10 @@ def is_one_pass(path: str | os.PathLike) -> bool:
     return isinstance(saved, dict) and "anystyle" in saved
 
 
-def one_pass_file(path: str | os.PathLike | None = None) -> Path:
-    """The one-pass model's file: ``path`` (a file or a shipped name), or the shipped default
-    (:func:`fastst.host.one_pass_file`, which the quick path reads too)."""
-    return host.one_pass_file(path)
-
-
 def load_anystyle(path: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> AnyStyleNet:
-    """A one-pass model from its file or shipped name (default: :func:`one_pass_file`'s), on ``device``,
-    loaded without running code."""
-    path = one_pass_file(path)
+    """A one-pass model from its file or shipped name (default: the shipped default,
+    :func:`fastst.host.one_pass_file`), on ``device``, loaded without running code."""
+    path = host.one_pass_file(path)
     if not path.is_file():
         shipped = path.parent == host.PRETRAINED_DIR and path.stem in host.SHIPPED_ONE_PASS
         make = f": train one with `make {path.stem.replace('_', '-')}`" if shipped else ""
@@ -477,12 +471,12 @@ def painting_network(
     palette: float | None = None,
 ) -> TransformerNet:
     """One painting's network (a path or a (3, H, W) image in [0, 1]), from ``model`` (default: the
-    shipped default one-pass model, :func:`one_pass_file`), on ``device``. Where the model has a ``palette``
+    shipped default one-pass model, :func:`load_anystyle`'s), on ``device``. Where the model has a ``palette``
     fraction (or ``palette`` gives one), the network's colours are moved that fraction of the way to the
     painting's (:func:`palette_map`, measured on the network's picture of the painting itself, folded
     into the network). The network's ``one_pass`` holds its :class:`PaintingInputs`. Bad painting files
     raise a one-line :class:`FaststError`."""
-    model = model if model is not None else load_anystyle(one_pass_file(None))
+    model = model if model is not None else load_anystyle()
     fraction = model.palette if palette is None else checked_palette(model, palette)
     entry = _painting(painting, colours=bool(fraction))
     net = model.cpu().for_painting(entry["stats"])

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from fastst.anystyle import checked_palette, is_one_pass, load_anystyle, one_pass_file, painting_network
+from fastst.anystyle import checked_palette, is_one_pass, load_anystyle, painting_network
 from fastst.config import runs_dir
 from fastst.errors import FaststError
 from fastst.io import file_digest, load_image, pil_to_tensor, resize_longer_side, save_image, tensor_to_pil
@@ -102,7 +102,7 @@ class Stylist:
 
     @functools.lru_cache(maxsize=1)
     def anystyle(self):
-        return load_anystyle(one_pass_file(self.one_pass))
+        return load_anystyle(self.one_pass)
 
     @functools.lru_cache(maxsize=4)
     def _refined(self, path: str) -> Stylizer:

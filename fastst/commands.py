@@ -11,7 +11,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from fastst.anystyle import is_one_pass, one_pass_file, read_one_pass
+from fastst.anystyle import is_one_pass, read_one_pass
 from fastst.anystyle_train import AnyStyleConfig, train_anystyle
 from fastst.app import serve
 from fastst.config import TrainConfig, option_fields
@@ -21,6 +21,7 @@ from fastst.errors import FaststError
 from fastst.export import export_network
 from fastst.files import StylizeOptions, stylize_paths, stylize_video_paths, video_inputs
 from fastst.gatys import gatys
+from fastst.host import one_pass_file
 from fastst.images import outcome_line
 from fastst.io import atomic_path, list_images, load_image, save_image
 from fastst.presets import REFINE_START

@@ -9,11 +9,10 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from fastst.anystyle import one_pass_file
 from fastst.clips import is_video
 from fastst.config import DEVICES, PRECISIONS, option
 from fastst.errors import FaststError
-from fastst.host import pretrained_path
+from fastst.host import one_pass_file, pretrained_path
 from fastst.images import fail_or_raise, image_inputs, output_targets
 from fastst.io import load_image, save_image
 from fastst.palette import checked_fraction
@@ -115,7 +114,7 @@ def stylize_paths(
     kept and counted as skipped unless ``options.overwrite``. ``options.style`` picks a style or mix of
     a multi-style model (see :func:`load_model`); ``options.painting`` makes that painting the style,
     through the one-pass model (``model_path``, or when None the shipped default,
-    :func:`fastst.anystyle.one_pass_file`), its network computed once
+    :func:`fastst.host.one_pass_file`), its network computed once
     for all the inputs.
     """
     o = options or StylizeOptions()

@@ -50,7 +50,12 @@ def pretrained_path(name: str | os.PathLike) -> Path:
 
 
 SHIPPED_ONE_PASS = ("anystyle", "anystyle_base")
-ON_THE_BASE = "anystyle_base"  # the shipped one-pass model on the base's network, which takes a palette
+# The shipped one-pass model on the base's full-width network: the one a painting takes when no ``--model``
+# is named, on every device (without AMX at a smaller working size, cpu_working_size), where
+# tools/peers_speed.py's tables have it faster than the peer's any-style mode at the usual photo sizes, in
+# bf16 and in fp32 (timed on AVX-512; untimed on a CPU of AVX2 only). It takes a --palette; the smaller one
+# (--model anystyle), which tints the photo, takes none.
+ON_THE_BASE = "anystyle_base"
 NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # a CPU that computes in bf16 natively has one of these
 
 
@@ -74,20 +79,10 @@ def cpu_working_size(full_width: bool) -> int:
     return SLOW_WORKING_SIZE if full_width and not has_amx() else WORKING_SIZE
 
 
-def default_one_pass() -> str:
-    """The shipped one-pass model that takes a painting when none is named (``--model``): the one on the
-    base's full-width network, on every device (without AMX at a smaller working size,
-    :func:`cpu_working_size`), where ``tools/peers_speed.py``'s tables have it faster than the peer's
-    any-style mode at the usual photo sizes, in bf16 and in fp32 (timed on AVX-512; untimed on a CPU of
-    AVX2 only); it takes a ``--palette``, and the smaller one (``--model anystyle``), which tints the
-    photo, takes none."""
-    return ON_THE_BASE
-
-
 def one_pass_file(name: str | os.PathLike | None = None) -> Path:
-    """The file of the one-pass model ``name`` (a file or a shipped name; None: :func:`default_one_pass`),
-    a shipped name's in this folder even where that file is missing."""
-    name = name if name is not None else default_one_pass()
+    """The file of the one-pass model ``name`` (a file or a shipped name; None: :data:`ON_THE_BASE`, the
+    default), a shipped name's in this folder even where that file is missing."""
+    name = name if name is not None else ON_THE_BASE
     if str(name) in SHIPPED_ONE_PASS and not Path(name).exists():
         return PRETRAINED_DIR / f"{name}.pth"
     return pretrained_path(name)

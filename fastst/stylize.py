@@ -15,13 +15,12 @@ from fastst.anystyle import (
     STATS_SIZE,
     checked_palette,
     load_anystyle,
-    one_pass_file,
     painting_network,
     read_one_pass,
     rests_on,
 )
 from fastst.errors import FaststError
-from fastst.host import PRETRAINED_DIR, pretrained_path
+from fastst.host import PRETRAINED_DIR, one_pass_file, pretrained_path
 from fastst.inference import for_inference
 from fastst.io import file_digest, load_checkpoint
 from fastst.quick import ONE_PASS, keep_painting_inputs, remember, size_bucket
@@ -390,7 +389,7 @@ def load_one_style(
 ) -> TransformerNet:
     """:func:`load_model`, refusing a multi-style model unless ``style`` picks one style or mix of it;
     with ``painting``, that painting's network from the one-pass model ``model_path`` (default: the
-    shipped one, :func:`fastst.anystyle.one_pass_file`), at its palette fraction or ``palette``."""
+    shipped one, :func:`fastst.host.one_pass_file`), at its palette fraction or ``palette``."""
     if painting is not None:
         path = one_pass_file(model_path)
         model = load_anystyle(path)

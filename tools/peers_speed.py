@@ -49,9 +49,10 @@ import torch.nn.functional as F
 from any_style import _peer, held_out_paintings, peer_working_size
 from PIL import Image
 
-from fastst.anystyle import forget_statistics, load_anystyle, one_pass_file, painting_network, read_one_pass
+from fastst.anystyle import forget_statistics, load_anystyle, painting_network, read_one_pass
 from fastst.clips import make_pan_clip
 from fastst.data import TEST_DIR, data_dir
+from fastst.host import one_pass_file
 from fastst.io import list_images, load_image, pil_to_tensor, tensor_to_pil
 from fastst.measure import interleaved_medians
 from fastst.plotting import save_fig, show_images

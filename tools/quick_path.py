@@ -114,9 +114,6 @@ def main() -> None:
         )
     record = {
         "against": args.against,
-        "current": subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True
-        ).stdout.strip(),
         "painting": painting.name,
         "size": SIZE,
         "rounds": args.rounds,
