@@ -28,6 +28,7 @@ $(VENV)/.installed: $(PY) pyproject.toml
 
 setup: $(VENV)/.installed
 	$(PY) -m fastst weights fetch
+	$(PY) -m fastst prepare
 
 data: setup
 	$(PY) -m fastst data fetch --paintings $(if $(MIRROR),--mirror $(MIRROR))

@@ -120,6 +120,19 @@ def _styles_parser(subparsers) -> None:
     command.set_defaults(handler="commands:styles_command")
 
 
+def _prepare_parser(subparsers) -> None:
+    command = subparsers.add_parser(
+        "prepare",
+        help="time the runtimes for the shipped styles and the one-pass model on this machine ahead, as "
+        "fastst stylize does the first time it meets each, so that later commands start sooner",
+    )
+    command.add_argument("--style", nargs="+", metavar="NAME", help="only these shipped styles")
+    command.add_argument(
+        "--no-one-pass", action="store_true", help="leave out the one-pass model (any painting)"
+    )
+    command.set_defaults(handler="commands:prepare_command")
+
+
 def _export_parser(subparsers) -> None:
     command = subparsers.add_parser("export", help="export a trained model to ONNX")
     command.add_argument("--model", required=True)
@@ -400,6 +413,7 @@ def build_parser() -> argparse.ArgumentParser:
         _stylize_parser,
         _app_parser,
         _styles_parser,
+        _prepare_parser,
         _export_parser,
         _gatys_parser,
         _compare_parser,

@@ -19,9 +19,9 @@ from fastst.data import EXTRA_DIR, PAINTINGS_DIR, data_dir
 from fastst.download import fetch, fetch_coco, fetch_extra_styles
 from fastst.errors import FaststError
 from fastst.export import export_network
-from fastst.files import StylizeOptions, stylize_paths, stylize_video_paths, video_inputs
+from fastst.files import StylizeOptions, prepare, stylize_paths, stylize_video_paths, video_inputs
 from fastst.gatys import gatys
-from fastst.host import one_pass_file
+from fastst.host import cache_folder, one_pass_file
 from fastst.images import outcome_line
 from fastst.io import atomic_path, list_images, load_image, save_image
 from fastst.presets import REFINE_START
@@ -161,6 +161,12 @@ def styles_command(args) -> int:
             + ")",
             file=sys.stderr,
         )
+    return 0
+
+
+def prepare_command(args) -> int:
+    done = prepare(args.style, one_pass=not args.no_one_pass)
+    print(f"prepared on this machine: {', '.join(done)} (kept in {cache_folder()})")
     return 0
 
 

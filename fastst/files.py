@@ -3,10 +3,15 @@ photos of one size batched together, a bad input reported and skipped while the 
 
 from __future__ import annotations
 
+import contextlib
+import io
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
+from PIL import Image
 from tqdm.auto import tqdm
 
 from fastst.clips import is_video
@@ -16,14 +21,18 @@ from fastst.host import one_pass_file, pretrained_path
 from fastst.images import fail_or_raise, image_inputs, output_targets
 from fastst.io import load_image, save_image
 from fastst.palette import checked_fraction
+from fastst.quick import stylize_quickly
 from fastst.runtime import process_settings, release_freed_memory, resolve_device
 from fastst.runtimes import DEFAULT_PRECISION, RUNTIMES, check
-from fastst.stylize import Stylizer, _finish, load_one_style
+from fastst.stylize import Stylizer, _finish, load_one_style, pretrained_styles, resolve_shipped_style
 from fastst.temporal import DEFAULT_TEMPORAL
 from fastst.video import check_video_runtime, stylize_video
 
 # Photos of one size are stylized together up to this many pixels a batch.
 BATCH_PIXELS = 2048 * 2048
+# The made-up photos :func:`prepare` stylizes (width, height): one in each size bucket most photos fall in
+# (fastst.quick.size_bucket), the largest being where every larger photo falls.
+PREPARED_SIZES = ((512, 384), (256, 192))
 
 
 def parse_scale(text: str) -> float | str:
@@ -193,6 +202,46 @@ def _stylize_paths(
     for shape in list(pending):
         written += flush(shape)
     return written, failures, skipped
+
+
+def prepare(styles: list[str] | None = None, one_pass: bool = True, progress: bool = True) -> list[str]:
+    """Do ahead what ``fastst stylize`` does the first time it meets a network on a machine: export it and
+    time the installed runtimes (:func:`fastst.runtimes.choose`) at the sizes most photos fall in, and note
+    the result for the quick path (:mod:`fastst.quick`), so that a later command starts without PyTorch.
+    For each shipped style of ``styles`` (default: every one) and, with ``one_pass``, for the one-pass model
+    a painting takes on this machine (its painting side exported too). It stylizes made-up images in a
+    temporary folder; returns the names of what it prepared."""
+    styles = list(pretrained_styles()) if styles is None else styles
+    models = {name: resolve_shipped_style(name) for name in styles}  # an unknown name: one-line error
+    if one_pass:
+        models[f"any painting ({one_pass_file(None).stem})"] = None
+    with tempfile.TemporaryDirectory(prefix="fastst-prepare-") as tmp:
+        photos = [
+            _made_up_image(Path(tmp) / f"photo{w}.png", w, h, seed)
+            for seed, (w, h) in enumerate(PREPARED_SIZES)
+        ]
+        painting = _made_up_image(Path(tmp) / "painting.png", 256, 256, len(photos))
+        for name, model in tqdm(models.items(), desc="prepare", unit="network", disable=not progress):
+            options = (
+                StylizeOptions(style=name, overwrite=True)
+                if model
+                else StylizeOptions(painting=str(painting), overwrite=True)
+            )
+            for photo in photos:
+                stylize_paths(model, str(photo), str(Path(tmp) / "out.png"), options, progress=False)
+        if one_pass:  # a new painting once on the quick path, which keeps its painting side's graphs compiled
+            again = _made_up_image(Path(tmp) / "painting2.png", 256, 256, len(photos) + 1)
+            command = ["stylize", "--style-image", str(again), "--input", str(photos[0])]
+            with contextlib.redirect_stdout(io.StringIO()):
+                stylize_quickly([*command, "--output", str(Path(tmp) / "out.png"), "--overwrite"])
+    return list(models)
+
+
+def _made_up_image(path: Path, width: int, height: int, seed: int) -> Path:
+    """A smooth random colour image (coarse noise enlarged), written to ``path``."""
+    coarse = np.random.default_rng(seed).integers(0, 256, (height // 16, width // 16, 3), dtype=np.uint8)
+    Image.fromarray(coarse).resize((width, height), Image.Resampling.BICUBIC).save(path)
+    return path
 
 
 def video_inputs(spec: str) -> list[Path]:

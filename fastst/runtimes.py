@@ -15,6 +15,7 @@ import importlib.util
 import json
 import math
 import os
+import sys
 import tempfile
 import time
 import weakref
@@ -347,6 +348,12 @@ def choose(
     bucket, precision, path = where["size"], where["precision"], cache_file()
     entry = _read(path).get(key)
     if not (isinstance(entry, dict) and entry.get("runtime") in names):
+        if sys.stderr.isatty():  # the seconds this takes, once, explained to the person waiting
+            print(
+                f"fastst: timing the runtimes for this network at {bucket} px, once on this machine "
+                "(fastst prepare does it ahead)",
+                file=sys.stderr,
+            )
         candidates = {}
         for name in names:
             try:

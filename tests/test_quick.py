@@ -339,3 +339,33 @@ def test_a_runtime_reinstalled_or_upgraded_is_another_key(tmp_path, monkeypatch)
     assert quick.install_stamp("some_runtime") not in (None, before)
     assert "some_runtime" not in sys.modules
     assert quick.install_stamp("no_such_runtime_here") is None
+
+
+def test_after_fastst_prepare_a_shipped_style_and_a_new_painting_start_without_torch(tmp_path, imagenet_vgg):
+    """``fastst prepare`` does what a first command would (the export, the timing, the quick path's note),
+    so the first command after it, on a photo of either size it prepares and with a painting never seen,
+    runs without PyTorch; a style that is not shipped is refused in one line."""
+    from fastst.files import PREPARED_SIZES
+
+    env = {**os.environ, "FASTST_CACHE": str(tmp_path / "cache")}
+
+    def run(*args):
+        command = [sys.executable, "-c", ENTRY, *args]
+        return subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=600, env=env)
+
+    r = run("prepare", "--style", "starry_night")
+    assert r.returncode == 0, r.stderr
+    assert "starry_night, any painting (" in r.stdout.splitlines()[-2]
+    (tmp_path / "in").mkdir()
+    for w, h in PREPARED_SIZES:  # not the sizes it stylized, but in the same size buckets
+        save_image(torch.rand(3, h - 30, w - 50), tmp_path / "in" / f"{w}.png")
+    save_image(torch.rand(3, 120, 90), tmp_path / "painting.png")
+    for style in (["--style", "starry_night"], ["--style-image", str(tmp_path / "painting.png")]):
+        r = run("stylize", *style, "--input", str(tmp_path / "in"), "--output", str(tmp_path / style[0]))
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.splitlines()[-1] == "False", style  # PyTorch never imported
+        assert len(list((tmp_path / style[0]).iterdir())) == len(PREPARED_SIZES)
+    r = run("prepare", "--style", "no_such_style", "--no-one-pass")
+    assert r.returncode == 1
+    (line,) = r.stderr.splitlines()  # one line, no traceback
+    assert line.startswith("fastst: error: no shipped style 'no_such_style'; shipped: ")
