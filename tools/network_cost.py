@@ -1,14 +1,20 @@
 """The work of each network a photo goes through: multiply-adds a pixel (PyTorch's FLOP counter on one pass at
 512 px, halved) and parameters, for the shipped networks and the smaller shapes tried or considered in place
 of the base, each beside the base's work. Counting needs no timing, so it holds on every CPU; the seconds
-it stands for are tools/peers_speed.py's. Writes results/network_cost.json.
+it stands for are tools/peers_speed.py's. Writes results/network_cost.json. With --time, it times the base,
+*Starry Night* and the smaller shapes instead (untrained: the seconds do not depend on the weights) on
+`fastst stylize`'s default path beside the peer's built-in style, in interleaved rounds, and writes
+results/network_speed<suffix>.json.
 
-    python tools/network_cost.py
+    python tools/network_cost.py [--time [--rounds 5] [--suffix _avx512_bf16]]
 """
 
 from __future__ import annotations
 
+import argparse
+
 import torch
+from fast_networks import SIZES, seconds
 
 from fastst.anystyle import load_anystyle
 from fastst.bench import inference_flops
@@ -43,7 +49,40 @@ def networks() -> dict[str, torch.nn.Module]:
     }
 
 
+def timed(rounds: int, suffix: str) -> None:
+    """The seconds of :func:`networks` (less the one-pass models, which tools/peers_speed.py times) on the
+    default path, and the peer's, as ratios: the peer's seconds over each network's."""
+    nets = {n: net for n, net in networks().items() if not n.startswith("one-pass")}
+    work = {n: multiply_adds_a_pixel(net) for n, net in nets.items()}
+    measured = seconds({n: net.eval() for n, net in nets.items()}, rounds)
+    base = next(iter(work.values()))
+    rows = [
+        [name, f"{work[name] / base:.2f}"]
+        + [f"{measured[f'peer built-in {size}'] / measured[f'{name} {size}']:.2f}" for size in SIZES]
+        for name in nets
+    ]
+    rows.append(
+        ["peer built-in: its seconds", ""] + [f"{measured[f'peer built-in {s}']:.3f} s" for s in SIZES]
+    )
+    columns = ["network (peer's seconds / its own; above 1: faster than the peer)", "of the base's work"]
+    table = {"columns": columns + [f"{size} px" for size in SIZES], "rows": rows}
+    path = write_result(
+        f"network_speed{suffix}", {"rounds": rounds, "seconds": measured, "tables": {"speed": table}}
+    )
+    for row in rows:
+        print(" | ".join(row))
+    print(f"wrote {path}")
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--time", action="store_true", help="time the networks beside the peer instead")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--suffix", default="", help="appended to the result's name (the CPU's kind)")
+    args = parser.parse_args()
+    if args.time:
+        timed(args.rounds, args.suffix)
+        return
     rows = [
         {
             "network": name,
