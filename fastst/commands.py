@@ -27,6 +27,7 @@ from fastst.io import atomic_path, list_images, load_image, save_image
 from fastst.presets import REFINE_START
 from fastst.refine import refine_painting
 from fastst.runtime import resolve_device
+from fastst.runtimes import installed
 from fastst.scale import working_size
 from fastst.stylize import (
     PRETRAINED_DIR,
@@ -165,6 +166,12 @@ def styles_command(args) -> int:
 
 
 def prepare_command(args) -> int:
+    if resolve_device("auto").type != "cpu" or installed() == ["torch"]:  # nothing to choose between
+        print(
+            "nothing to prepare: PyTorch runs the networks here (on a CPU, the other runtimes come with "
+            'pip install "fastst[openvino]" or "fastst[export]")'
+        )
+        return 0
     done = prepare(args.style, one_pass=not args.no_one_pass)
     print(f"prepared on this machine: {', '.join(done)} (kept in {cache_folder()})")
     return 0

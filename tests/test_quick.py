@@ -369,3 +369,15 @@ def test_after_fastst_prepare_a_shipped_style_and_a_new_painting_start_without_t
     assert r.returncode == 1
     (line,) = r.stderr.splitlines()  # one line, no traceback
     assert line.startswith("fastst: error: no shipped style 'no_such_style'; shipped: ")
+
+
+def test_fastst_prepare_with_no_runtime_to_choose_between_says_so_and_times_nothing(
+    tmp_path, monkeypatch, capsys
+):
+    from fastst.cli import main
+
+    monkeypatch.setenv("FASTST_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr("fastst.commands.installed", lambda: ["torch"])
+    assert main(["prepare"]) == 0
+    assert capsys.readouterr().out.startswith("nothing to prepare: PyTorch runs the networks here")
+    assert not (tmp_path / "cache").exists()
