@@ -21,6 +21,8 @@ Resumable (run it again to continue); writes runs/distill_base/model.pth (a mult
     python tools/distill_base.py --style the_scream --student runs/distill_base/model.pth --iterations 1500
     python tools/distill_base.py --style the_scream --fresh-width 0.75 --style-weight 2 --iterations 3000 \
         --out runs/distill_the_scream_w75                  # another width, from random weights
+    python tools/distill_base.py --style the_scream --pruned-width 0.75 --style-weight 2 --iterations 3000 \
+        --out runs/distill_the_scream_w75_pruned           # the same shape, its middle cut from the base
 """
 
 from __future__ import annotations
@@ -77,6 +79,67 @@ def deepened(net: TransformerNet, blocks: int) -> TransformerNet:
             for parameter in block.body[-1].parameters():
                 parameter.zero_()
     return deeper.train(net.training)
+
+
+def _convs(module: torch.nn.Module) -> list[torch.nn.Conv2d]:
+    return [m for m in module.modules() if isinstance(m, torch.nn.Conv2d)]
+
+
+def _norms(module: torch.nn.Module) -> list[torch.nn.Module]:
+    return [m for m in module.modules() if isinstance(m, torch.nn.InstanceNorm2d)]
+
+
+def pruned(teacher: TransformerNet, shape: dict, probe: torch.Tensor) -> TransformerNet:
+    """A one-style network of ``shape`` (folded ends, ``shuffle`` 2, narrower and with fewer residual blocks
+    than the one-style ``teacher``) whose middle is the teacher's own, cut down: every layer between the
+    ends keeps the channels whose instance norm scales weigh most (the residual stream's by the sum over the
+    norms that write it), and the residual blocks kept are those that change their input most on ``probe``
+    (a batch of photos), in order. Only the folded ends, which the teacher has no counterpart for, start
+    from random weights."""
+    if teacher.config.get("shuffle", 1) != 1 or shape.get("shuffle") != 2:
+        raise SystemExit("--pruned-width cuts a network with 9x9 ends (the base) into one with folded ends")
+    net = TransformerNet(**shape)
+    t_enc, t_dec = _norms(teacher.encoder), _norms(teacher.decoder)
+    blocks = list(teacher.residuals)
+    with torch.no_grad():
+        h = teacher.encoder(probe)
+        change = []
+        for block in blocks:
+            after = block(h)
+            change.append(((after - h).norm() / h.norm()).item())
+            h = after
+    kept = sorted(sorted(range(len(blocks)), key=lambda b: -change[b])[: shape["residual_blocks"]])
+    c2, c3 = _norms(net.encoder)[0].num_features, _norms(net.encoder)[1].num_features
+
+    def top(weights: torch.Tensor, n: int) -> torch.Tensor:
+        return weights.abs().argsort(descending=True)[:n].sort().values
+
+    k2 = top(t_enc[1].weight, c2)  # the half-resolution channels the folded input conv now writes
+    stream = t_enc[2].weight.abs() + sum(_norms(b)[1].weight.abs() for b in blocks)
+    k3 = top(stream, c3)  # the residual stream's channels
+    d2 = top(t_dec[0].weight, c2)  # the decoder's half-resolution channels
+
+    def copy(conv, norm, t_conv, t_norm, out_idx, in_idx):
+        conv.weight.copy_(t_conv.weight[out_idx][:, in_idx])
+        conv.bias.copy_(t_conv.bias[out_idx])
+        norm.weight.copy_(t_norm.weight[out_idx])
+        norm.bias.copy_(t_norm.bias[out_idx])
+
+    with torch.no_grad():
+        _norms(net.encoder)[0].weight.copy_(t_enc[1].weight[k2])
+        _norms(net.encoder)[0].bias.copy_(t_enc[1].bias[k2])
+        copy(_convs(net.encoder)[1], _norms(net.encoder)[1], _convs(teacher.encoder)[2], t_enc[2], k3, k2)
+        for block, b in zip(net.residuals, kept):
+            inner = top(_norms(blocks[b])[0].weight, c3)
+            (conv1, conv2), (norm1, norm2) = _convs(block), _norms(block)
+            (t_conv1, t_conv2), (t_norm1, t_norm2) = _convs(blocks[b]), _norms(blocks[b])
+            copy(conv1, norm1, t_conv1, t_norm1, inner, k3)
+            copy(conv2, norm2, t_conv2, t_norm2, k3, inner)
+        copy(_convs(net.decoder)[0], _norms(net.decoder)[0], _convs(teacher.decoder)[0], t_dec[0], d2, k3)
+    print(
+        f"pruned from the teacher: residual blocks {kept} (relative change {[round(c, 3) for c in change]})"
+    )
+    return net
 
 
 def crops(photos: list[Path], size: int, count: int, rng: random.Random) -> torch.Tensor:
@@ -136,6 +199,13 @@ def main(argv=None) -> None:
         default=None,
         help="a student of --student's shape at this width, from random weights (drawn with --seed)",
     )
+    parser.add_argument(
+        "--pruned-width",
+        type=float,
+        default=None,
+        help="with --style: a student of --student's shape at this width, its middle cut from the teacher's "
+        "(its ends from random weights, drawn with --seed)",
+    )
     parser.add_argument("--style", default=None, help="learn this one style of the teacher alone")
     parser.add_argument(
         "--out", default=None, help="run folder (default runs/distill_base, with --style runs/distill_STYLE)"
@@ -161,7 +231,16 @@ def main(argv=None) -> None:
     if args.fresh_width:
         torch.manual_seed(args.seed)
         student = TransformerNet(**{**student.config, "width": args.fresh_width}).train()
-    if args.residual_blocks:
+    if args.pruned_width:
+        if not args.style:
+            raise SystemExit("--pruned-width cuts one style of the teacher: give --style")
+        torch.manual_seed(args.seed)
+        probe = crops(usable_images(data_dir() / "train", warn=False), args.size, 8, random.Random(args.seed))
+        shape = {**student.config, "width": args.pruned_width}
+        if args.residual_blocks:
+            shape["residual_blocks"] = args.residual_blocks
+        student = pruned(teacher.eval(), shape, probe).train()
+    elif args.residual_blocks:
         student = deepened(student, args.residual_blocks)
     optimiser = torch.optim.Adam(student.parameters(), lr=args.lr)
     schedule = torch.optim.lr_scheduler.LambdaLR(
