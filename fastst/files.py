@@ -94,7 +94,7 @@ class StylizeOptions:
     compile: bool = option(False, "torch.compile the network (for many images)", action="store_true")
     runtime: str = option(
         "auto",
-        "what runs the network: auto times the runtimes installed once per machine, network and "
+        "what runs the network: auto times the runtimes installed once per machine, network layout and "
         'size on a CPU and keeps the fastest (torch on a GPU); onnxruntime needs "fastst[export]", '
         'openvino "fastst[openvino]"',
         choices=("auto", *RUNTIMES),

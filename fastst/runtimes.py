@@ -1,8 +1,9 @@
 """Which runtime runs a one-style network on this machine: PyTorch's eager inference form, or the network
 exported to ONNX under onnxruntime or OpenVINO, the fastest of those installed chosen by timing them.
 
-A choice is timed once per machine, network, size bucket and precision and remembered in a small file
-of the user's cache folder, beside the network's ONNX export, so that later runs start without either.
+A choice is timed once per machine, network layout (:func:`layout_digest`), size bucket and precision and
+remembered in a small file of the user's cache folder, beside the network's ONNX export, so that later runs
+start without either.
 """
 
 from __future__ import annotations
@@ -240,6 +241,17 @@ def network_digest(network: TransformerNet) -> str:
     return h.hexdigest()[:16]
 
 
+def layout_digest(network: TransformerNet) -> str:
+    """A digest of what a pass's seconds depend on: the network's layout (its options, its tensors' names and
+    shapes), not its weights (as :func:`network_digest` for a one-pass painting's network). Networks of one
+    layout, a multi-style model's styles or two trainings of one shape, share one timing."""
+    network = _graph(network)
+    h = hashlib.sha256(json.dumps(network.config, sort_keys=True).encode())
+    for key, tensor in network.state_dict().items():
+        h.update(f"{key} {tuple(tensor.shape)};".encode())
+    return h.hexdigest()[:16]
+
+
 def _export_path(stem: str) -> Path | None:
     """Where an export named ``stem`` is kept between runs, beside the versions that wrote it (the graph is
     the exporter's as much as the network's); None where the cache folder cannot be made."""
@@ -306,7 +318,7 @@ def _remember(path: Path, key: str, entry: dict) -> None:
 def _choice(network: TransformerNet, device: torch.device, size, precision: str) -> tuple[dict, str]:
     """What a choice depends on, and its key in :func:`cache_file`."""
     bucket, precision = size_bucket(size), resolve_precision(precision, device)
-    where = {"machine": machine(), "network": network_digest(network), "size": bucket, "precision": precision}
+    where = {"machine": machine(), "layout": layout_digest(network), "size": bucket, "precision": precision}
     return where, hashlib.sha256(json.dumps(where, sort_keys=True).encode()).hexdigest()[:20]
 
 
@@ -335,7 +347,7 @@ def choose(
 ) -> str:
     """The fastest runtime installed for the one-style ``network`` on ``device`` at ``size`` (a side, or
     (height, width)). On a GPU, "torch". On a CPU, the runtime that ran the size's bucket fastest
-    (:func:`time_runtimes`), timed once per machine, network, bucket and precision and remembered in
+    (:func:`time_runtimes`), timed once per machine, network layout, bucket and precision and remembered in
     :func:`cache_file` with the seconds each took to open; a runtime that fails to start is left out.
     With ``images``, how many images of this size the process has to stylize, the runtime that finishes
     them soonest, its opening counted (torch, already running, opens at no cost): for a photo or a few, a

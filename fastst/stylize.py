@@ -343,8 +343,16 @@ class Stylizer:
             if exported:
                 name = min(exported, key=exported.get)
                 sizes[bucket] = {"runtime": name, "extra_s": exported[name] - min(seconds.values())}
+        if self.runtime != "auto" or not sizes:
+            return
+        for name in {size["runtime"] for size in sizes.values()} - set(self._runtimes):
+            try:  # this network's export, and its graph compiled, kept for the quick path (the timing may
+                # have been another network's of the same layout, which opened neither for this one)
+                self._runtimes[name] = start_runtime(name, self.model, self.precision)
+            except Exception:
+                return
         exported_file = onnx_file(self.model)
-        if self.runtime != "auto" or not sizes or exported_file is None or not exported_file.is_file():
+        if exported_file is None or not exported_file.is_file():
             return
         network = {"min_size": _MIN_SIZE, "max_pixels": MAX_PIXELS_ONE_PASS}
         if painting is not None:

@@ -381,3 +381,32 @@ def test_fastst_prepare_with_no_runtime_to_choose_between_says_so_and_times_noth
     assert main(["prepare"]) == 0
     assert capsys.readouterr().out.startswith("nothing to prepare: PyTorch runs the networks here")
     assert not (tmp_path / "cache").exists()
+
+
+def test_a_network_of_a_layout_timed_before_is_not_timed_but_noted_for_the_quick_path(folder):
+    """Another network of the same layout (another style of a multi-style model) reuses the timing, and its
+    first command still leaves its own export and note, so the next one runs without PyTorch."""
+    net = load_model(folder / "model.pth")
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    torch.save({"model": net.state_dict(), "net": net.config}, folder / "other.pth")
+
+    def command(model, output):
+        args = ["stylize", "--model", str(folder / model), "--input", str(folder / "in"), "--output"]
+        run = [sys.executable, "-c", ENTRY, *args, str(folder / output)]
+        r = subprocess.run(run, capture_output=True, text=True, cwd=ROOT, timeout=300)
+        assert r.returncode == 0, r.stderr
+        return r.stdout.splitlines()[-1]
+
+    assert command("model.pth", "first") == "True"  # timed, exported, noted
+    timed = json.loads((quick.index_file().parent / "runtimes.json").read_text())
+    assert command("other.pth", "other_full") == "True"
+    assert json.loads((quick.index_file().parent / "runtimes.json").read_text()) == timed  # not timed again
+    assert len(json.loads(quick.index_file().read_text())) == 2  # but noted
+    assert command("other.pth", "other_quick") == "False"
+    for name in ("a.png", "b.png", "c.png"):
+        a, b = load_image(folder / "other_quick" / name), load_image(folder / "other_full" / name)
+        # the full path's runtime may have been PyTorch's, in bf16 on a CPU with it: the runtimes' bound
+        assert (a - b).abs().mean() < 2 / 255
+        assert (a - load_image(folder / "first" / name)).abs().mean() > 4 / 255  # its own picture
