@@ -166,9 +166,12 @@ def styles_command(args) -> int:
 
 
 def prepare_command(args) -> int:
-    if resolve_device("auto").type != "cpu" or installed() == ["torch"]:  # nothing to choose between
+    if resolve_device("auto").type != "cpu":
+        print("nothing to prepare: on a GPU, PyTorch runs the networks")
+        return 0
+    if installed() == ["torch"]:
         print(
-            "nothing to prepare: PyTorch runs the networks here (on a CPU, the other runtimes come with "
+            "nothing to prepare: PyTorch is the only runtime installed (the others: "
             'pip install "fastst[openvino]" or "fastst[export]")'
         )
         return 0

@@ -46,6 +46,8 @@ EXTRAS = {"onnxruntime": "export", "openvino": "openvino"}
 _MODULES = {"onnxruntime": ("onnx", "onnxruntime"), "openvino": ("onnx", "openvino")}
 # Timed passes of each runtime after its warm-up, interleaved; the fastest pass counts.
 ROUNDS = 2
+# Whether a choice that must be timed says so on a terminal (fastst prepare, which times on purpose, says no).
+ANNOUNCE_TIMING = True
 
 
 def compile_model(model: TransformerNet, dynamic: bool | None = None) -> TransformerNet:
@@ -360,7 +362,7 @@ def choose(
     bucket, precision, path = where["size"], where["precision"], cache_file()
     entry = _read(path).get(key)
     if not (isinstance(entry, dict) and entry.get("runtime") in names):
-        if sys.stderr.isatty():  # the seconds this takes, once, explained to the person waiting
+        if ANNOUNCE_TIMING and sys.stderr.isatty():  # the seconds this takes, once, explained to the person
             print(
                 f"fastst: timing the runtimes for this network at {bucket} px, once on this machine "
                 "(fastst prepare does it ahead)",

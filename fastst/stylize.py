@@ -343,8 +343,8 @@ class Stylizer:
             if exported:
                 name = min(exported, key=exported.get)
                 sizes[bucket] = {"runtime": name, "extra_s": exported[name] - min(seconds.values())}
-        if self.runtime != "auto" or not sizes:
-            return
+        if self.runtime != "auto" or not sizes or (style and ("," in style or ":" in style)):
+            return  # a mix goes the full path, which folds it (fastst.quick)
         for name in {size["runtime"] for size in sizes.values()} - set(self._runtimes):
             try:  # this network's export, and its graph compiled, kept for the quick path (the timing may
                 # have been another network's of the same layout, which opened neither for this one)

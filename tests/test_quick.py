@@ -13,8 +13,10 @@ import pytest
 import torch
 
 from fastst import TransformerNet, quick
-from fastst.files import stylize_paths
+from fastst.cli import main as cli_main
+from fastst.files import PREPARED_SIZES, stylize_paths
 from fastst.io import load_image, save_image
+from fastst.measure import psnr
 from fastst.runtimes import start_runtime
 from fastst.stylize import load_model
 
@@ -345,8 +347,6 @@ def test_after_fastst_prepare_a_shipped_style_and_a_new_painting_start_without_t
     """``fastst prepare`` does what a first command would (the export, the timing, the quick path's note),
     so the first command after it, on a photo of either size it prepares and with a painting never seen,
     runs without PyTorch; a style that is not shipped is refused in one line."""
-    from fastst.files import PREPARED_SIZES
-
     env = {**os.environ, "FASTST_CACHE": str(tmp_path / "cache")}
 
     def run(*args):
@@ -374,12 +374,11 @@ def test_after_fastst_prepare_a_shipped_style_and_a_new_painting_start_without_t
 def test_fastst_prepare_with_no_runtime_to_choose_between_says_so_and_times_nothing(
     tmp_path, monkeypatch, capsys
 ):
-    from fastst.cli import main
-
     monkeypatch.setenv("FASTST_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr("fastst.commands.resolve_device", lambda name: torch.device("cpu"))
     monkeypatch.setattr("fastst.commands.installed", lambda: ["torch"])
-    assert main(["prepare"]) == 0
-    assert capsys.readouterr().out.startswith("nothing to prepare: PyTorch runs the networks here")
+    assert cli_main(["prepare"]) == 0
+    assert capsys.readouterr().out.startswith("nothing to prepare: PyTorch is the only runtime installed")
     assert not (tmp_path / "cache").exists()
 
 
@@ -407,6 +406,6 @@ def test_a_network_of_a_layout_timed_before_is_not_timed_but_noted_for_the_quick
     assert command("other.pth", "other_quick") == "False"
     for name in ("a.png", "b.png", "c.png"):
         a, b = load_image(folder / "other_quick" / name), load_image(folder / "other_full" / name)
-        # the full path's runtime may have been PyTorch's, in bf16 on a CPU with it: the runtimes' bound
-        assert (a - b).abs().mean() < 2 / 255
+        # the full path's runtime may have been PyTorch's, in bf16 on a CPU with it: the bench's bf16 bound
+        assert psnr(a, b) >= 25
         assert (a - load_image(folder / "first" / name)).abs().mean() > 4 / 255  # its own picture

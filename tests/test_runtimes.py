@@ -68,6 +68,7 @@ def test_the_runtime_chosen_is_installed_and_is_remembered_not_timed_again(tmp_p
     monkeypatch.setattr(runtimes, "time_runtimes", _no_timing)
     assert runtimes.choose(_network(), "cpu", (40, 50)) == name  # same network, same bucket: read back
     # other weights in the same layout (another style of a multi-style model) run as fast: read back too
+    assert runtimes.layout_digest(_network(seed=1)) == entry["layout"] != runtimes.network_digest(net)
     assert runtimes.choose(_network(seed=1), "cpu", (37, 53)) == name
     assert cache.stat().st_mtime_ns == written
     with pytest.raises(AssertionError, match="timed again"):  # another layout is timed

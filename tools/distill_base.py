@@ -98,6 +98,16 @@ def pruned(teacher: TransformerNet, shape: dict, probe: torch.Tensor) -> Transfo
     from random weights."""
     if teacher.config.get("shuffle", 1) != 1 or shape.get("shuffle") != 2:
         raise SystemExit("--pruned-width cuts a network with 9x9 ends (the base) into one with folded ends")
+    if teacher.config["upsample"] != "resize" or shape.get("upsample", "resize") != "resize":
+        raise SystemExit("--pruned-width needs both networks to upsample by resizing")
+    if not 0 < shape["width"] <= teacher.config["width"]:
+        raise SystemExit(
+            f"--pruned-width must be above 0 and at most the teacher's {teacher.config['width']}"
+        )
+    if shape["residual_blocks"] > teacher.config["residual_blocks"]:
+        raise SystemExit(
+            f"the student's residual blocks must be at most the teacher's {teacher.config['residual_blocks']}"
+        )
     net = TransformerNet(**shape)
     t_enc, t_dec = _norms(teacher.encoder), _norms(teacher.decoder)
     blocks = list(teacher.residuals)
@@ -136,9 +146,8 @@ def pruned(teacher: TransformerNet, shape: dict, probe: torch.Tensor) -> Transfo
             copy(conv1, norm1, t_conv1, t_norm1, inner, k3)
             copy(conv2, norm2, t_conv2, t_norm2, k3, inner)
         copy(_convs(net.decoder)[0], _norms(net.decoder)[0], _convs(teacher.decoder)[0], t_dec[0], d2, k3)
-    print(
-        f"pruned from the teacher: residual blocks {kept} (relative change {[round(c, 3) for c in change]})"
-    )
+    net.pruned_from = {"residual_blocks": kept, "relative_change": [round(c, 4) for c in change]}
+    print(f"cut from the teacher: {net.pruned_from}")
     return net
 
 
@@ -255,6 +264,8 @@ def main(argv=None) -> None:
         start, spent = saved["iteration"], saved.get("seconds", 0.0)
         print(f"resuming {out} at iteration {start}")
     settings = {k: v for k, v in vars(args).items() if k != "out"}
+    if hasattr(student, "pruned_from"):  # which of the teacher's residual blocks the student kept, and why
+        settings["pruned_from"] = student.pruned_from
     (out / "config.json").write_text(
         json.dumps({"settings": settings, **environment(device, precision)}, indent=1)
     )
