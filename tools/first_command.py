@@ -9,7 +9,6 @@ run after it, the peer's same command beside them, in rounds. Writes results/fir
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -18,10 +17,8 @@ from pathlib import Path
 
 from any_style import held_out_paintings
 from peers_speed import _new_painting, _run, square_photo
+from quick_path import write_and_print
 from tqdm.auto import tqdm
-
-from fastst.report import measured_on
-from fastst.results import write_result
 
 SIZE = 1024
 CASES = {  # what the command takes besides its input and output; the peer's mode and options beside it
@@ -96,11 +93,7 @@ def main() -> None:
             }
         },
     }
-    path = write_result(args.name, record)
-    for row in rows:
-        print(" | ".join(row))
-    print(measured_on(json.loads(path.read_text())))
-    print(path)
+    write_and_print(args.name, record, rows)
 
 
 if __name__ == "__main__":

@@ -55,6 +55,15 @@ def unpack(revision: str, folder: Path) -> Path:
     return folder
 
 
+def write_and_print(name: str, record: dict, rows: list[list[str]]) -> None:
+    """Write the result ``name`` and print its rows, the machine it was measured on and its file."""
+    path = write_result(name, record)
+    for row in rows:
+        print(" | ".join(row))
+    print(measured_on(json.loads(path.read_text())))
+    print(path)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--against", required=True, help="the git revision whose quick path to time")
@@ -133,11 +142,7 @@ def main() -> None:
             "rows": rows,
         }
     }
-    path = write_result(args.name, record)
-    for row in rows:
-        print(" | ".join(row))
-    print(measured_on(json.loads(path.read_text())))
-    print(path)
+    write_and_print(args.name, record, rows)
 
 
 if __name__ == "__main__":
