@@ -234,6 +234,11 @@ def _parse(argv: list[str]) -> argparse.Namespace | None:
     return args
 
 
+def is_mix(style: str | None) -> bool:
+    """Whether ``--style`` names a mix of styles (``"a:0.5,b:0.5"``) rather than one style."""
+    return style is not None and ("," in style or ":" in style)
+
+
 def _may_have_gpu() -> bool:
     """Whether ``--device auto`` might mean a GPU here (a CUDA device node, or a Mac's MPS)."""
     return sys.platform == "darwin" or any(Path(p).exists() for p in ("/dev/nvidiactl", "/dev/nvidia0"))
@@ -247,7 +252,7 @@ def _entry(args) -> dict | None:
         style, files = ONE_PASS, [one_pass_file(args.model)]
     elif args.model:
         files = [pretrained_path(args.model)]
-    elif "," in args.style or ":" in args.style:
+    elif is_mix(args.style):
         return None  # a mix: the full path folds it
     else:  # the full path's first rule: the shipped file named after the style stylizes it
         named = PRETRAINED_DIR / f"{args.style}.pth"

@@ -23,7 +23,7 @@ from fastst.errors import FaststError
 from fastst.host import PRETRAINED_DIR, one_pass_file, pretrained_path
 from fastst.inference import for_inference
 from fastst.io import file_digest, load_checkpoint
-from fastst.quick import ONE_PASS, keep_painting_inputs, remember, size_bucket
+from fastst.quick import ONE_PASS, is_mix, keep_painting_inputs, remember, size_bucket
 from fastst.runtimes import (
     DEFAULT_PRECISION,
     Runtime,
@@ -88,7 +88,7 @@ def parse_style(spec: str, names: list[str]) -> int | list[float]:
     """A style of a multi-style network from its name, its index, or a mix written
     ``"name:weight,name:weight"`` (the weights need not sum to 1; missing styles weigh 0)."""
     spec = spec.strip()
-    if ":" not in spec and "," not in spec:
+    if not is_mix(spec):
         if spec in names:
             return names.index(spec)
         if spec.isdigit() and int(spec) < len(names):
@@ -343,7 +343,7 @@ class Stylizer:
             if exported:
                 name = min(exported, key=exported.get)
                 sizes[bucket] = {"runtime": name, "extra_s": exported[name] - min(seconds.values())}
-        if self.runtime != "auto" or not sizes or (style and ("," in style or ":" in style)):
+        if self.runtime != "auto" or not sizes or is_mix(style):
             return  # a mix goes the full path, which folds it (fastst.quick)
         for name in {size["runtime"] for size in sizes.values()} - set(self._runtimes):
             try:  # this network's export, and its graph compiled, kept for the quick path (the timing may
