@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 TORCH  ?= torch==2.14.1 torchvision==0.29.1
 MIRROR ?= $(wildcard ../shared/data)
 
-.PHONY: all setup data test notebooks clean-outputs base base-small starry-night anystyle anystyle-base
+.PHONY: all setup data test notebooks clean-outputs base base-small starry-night anystyle anystyle-base base-fast
 
 # The multi-style base that ships (fastst/pretrained/base.pth): every style image of the data
 # set in one full-width network, on the cpu preset (one photo a step, a style a step in turn) for as many
@@ -70,6 +70,16 @@ starry-night: data
 	$(DISTILL) --student runs/distill_gram2/model.pth --style starry_night --style-weight 2 --iterations 1500 \
 		--lr 5e-4 --out runs/distill_starry_night
 	$(PY) tools/ship_pretrained.py runs/distill_starry_night/model.pth starry_night
+
+# The base's styles fast (fastst/pretrained/base_fast.pth, which `--style NAME` takes for them): the base itself
+# with no layer at full resolution and its convolutions factored to low rank, taught the base's pictures of
+# its styles and of mixes of two, its norms the base's (tools/distill_base.py --ranks, docs/performance.md);
+# resumable.
+BASE_FAST_RANKS = {"residual": [32, 32], "into": [null, 32], "down": [32, null], "up1": [48, 48], "up2": [32, 32], "out": [32, null]}
+base-fast: data
+	$(DISTILL) --ranks '$(BASE_FAST_RANKS)' --mix-share 0.3 --style-weight 1 --lr 3e-4 --iterations 4000 \
+		--out runs/distill_base_factored
+	$(PY) tools/ship_pretrained.py runs/distill_base_factored/model.pth base_fast
 
 # The small one-pass model that ships (fastst/pretrained/anystyle.pth, the default without AMX or a GPU): any
 # painting as the style, trained on the paintings of `data fetch --paintings` less the held-out ones;

@@ -149,10 +149,16 @@ class TwoTermInputConv(nn.Module):
 
     def __init__(self, layer: ConvLayer):
         super().__init__()
-        self.pad, self.conv = layer
+        self.pad, conv = layer
+        # a factored first layer (``ranks``): the image's two terms through its first convolution only
+        self.conv, self.rest = (
+            (conv[0], conv[1:]) if isinstance(conv, nn.Sequential) else (conv, nn.Identity())
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.pad(x)
+        return self.rest(self._first(self.pad(x)))
+
+    def _first(self, x: torch.Tensor) -> torch.Tensor:
         if not torch.is_autocast_enabled(x.device.type):
             return self.conv(x)
         # hi: x in [0, 1] to 8 bits, exact in bf16 and fp16; lo = x - hi < 2^-8 keeps 8 more. The

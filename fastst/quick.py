@@ -244,10 +244,15 @@ def _may_have_gpu() -> bool:
     return sys.platform == "darwin" or any(Path(p).exists() for p in ("/dev/nvidiactl", "/dev/nvidia0"))
 
 
+def shipped_files() -> list[Path]:
+    """The shipped model files, by name."""
+    return sorted(PRETRAINED_DIR.glob("*.pth"))
+
+
 def _entry(args) -> dict | None:
     """The note for these arguments, if one is here and the model file (and the files it rests on) are the
     ones it was made for."""
-    style = args.style
+    style, by_style = args.style, False
     if args.style_image:  # the one-pass model given, or the shipped default
         style, files = ONE_PASS, [one_pass_file(args.model)]
     elif args.model:
@@ -256,10 +261,15 @@ def _entry(args) -> dict | None:
         return None  # a mix: the full path folds it
     else:  # the full path's first rule: the shipped file named after the style stylizes it
         named = PRETRAINED_DIR / f"{args.style}.pth"
-        files = [named] if named.is_file() else sorted(PRETRAINED_DIR.glob("*.pth"))
+        by_style = not named.is_file()
+        files = [named] if named.is_file() else shipped_files()
     index = _read()
     found = [(f, index.get(_key(style, f))) for f in files]
     found = [(f, e) for f, e in found if isinstance(e, dict)]
+    if by_style:  # no file named after the style: the one the full path took for it (its second rule, the
+        # fewest parameters, reads the files), noted among the same shipped files
+        names = [f.name for f in files]
+        found = [(f, e) for f, e in found if e.get("by_style") and e.get("shipped") == names]
     if len(found) != 1:
         return None
     model_file, entry = found[0]

@@ -23,7 +23,7 @@ from fastst.errors import FaststError
 from fastst.host import PRETRAINED_DIR, one_pass_file, pretrained_path
 from fastst.inference import for_inference
 from fastst.io import file_digest, load_checkpoint
-from fastst.quick import ONE_PASS, is_mix, keep_painting_inputs, remember, size_bucket
+from fastst.quick import ONE_PASS, is_mix, keep_painting_inputs, remember, shipped_files, size_bucket
 from fastst.runtimes import (
     DEFAULT_PRECISION,
     Runtime,
@@ -355,6 +355,12 @@ class Stylizer:
         if exported_file is None or not exported_file.is_file():
             return
         network = {"min_size": _MIN_SIZE, "max_pixels": MAX_PIXELS_ONE_PASS}
+        if style is not None and painting is None:  # whether the full path takes this file for the style
+            by_style = pretrained_styles().get(style)
+            network |= {
+                "by_style": by_style is not None and Path(by_style).resolve() == Path(model_file).resolve(),
+                "shipped": [f.name for f in shipped_files()],
+            }
         if painting is not None:
             inputs = getattr(self.model, "one_pass", None)
             if inputs is None or self.style_scale != "auto":

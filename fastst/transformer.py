@@ -93,6 +93,84 @@ class ResidualBlock(nn.Module):
         return x + self.body(x)
 
 
+class FoldedNorm(nn.Module):
+    """A norm of C channels at full resolution, applied to the folded map (4C channels at half resolution,
+    each channel's 2x2 pixel phases side by side): the four phases are viewed as four times the rows, so
+    the statistics, scale and shift are the full-resolution map's. ``norm`` is any per-channel norm."""
+
+    def __init__(self, norm: nn.Module):
+        super().__init__()
+        self.norm = norm
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c4, h, w = x.shape
+        return self.norm(x.reshape(n, c4 // 4, 4 * h, w)).reshape(n, c4, h, w)
+
+
+class FoldedReflect(nn.Module):
+    """Reflection padding of a full-resolution map by ``2 * blocks`` pixels, done on its folded form
+    (channel c's phase (a, b) at 4c + 2a + b, as ``nn.PixelUnshuffle(2)`` orders them): the folded map of
+    the padded one."""
+
+    def __init__(self, blocks: int):
+        super().__init__()
+        self.blocks = blocks
+
+    def _rows(self, t: torch.Tensor) -> torch.Tensor:
+        # t: (n, c, row phase, column phase, rows of blocks, columns); full row 2i + a. Reflected, row -r
+        # is row r, and row 2m - 1 + r is row 2m - 1 - r (2m rows)
+        k = self.blocks
+        top = [torch.stack([t[:, :, 0, :, j], t[:, :, 1, :, j - 1]], 2) for j in range(k, 0, -1)]
+        bottom = [torch.stack([t[:, :, 0, :, -1 - j], t[:, :, 1, :, -2 - j]], 2) for j in range(k)]
+        return torch.cat([b.unsqueeze(4) for b in top] + [t] + [b.unsqueeze(4) for b in bottom], 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c4, h, w = x.shape
+        t = self._rows(x.reshape(n, c4 // 4, 2, 2, h, w))
+        t = self._rows(t.transpose(2, 3).transpose(4, 5)).transpose(2, 3).transpose(4, 5)
+        return t.reshape(n, c4, h + 2 * self.blocks, w + 2 * self.blocks)
+
+
+class FoldedInputLayer(ConvLayer):
+    """The first layer of a ``fold`` network: the image reflection-padded by 4, its 2x2 pixel blocks folded
+    into 12 channels, and a 5x5 convolution to the folded map of ``channels`` (4 x channels): Johnson et
+    al.'s 9x9 first layer, computed at half resolution. A :class:`ConvLayer` (padding, convolution), so the
+    inference form keeps the image exact through it as through the 9x9 one."""
+
+    def __init__(self, channels: int):
+        nn.Sequential.__init__(
+            self, nn.Sequential(nn.ReflectionPad2d(4), nn.PixelUnshuffle(2)), nn.Conv2d(12, 4 * channels, 5)
+        )
+
+
+def factored(conv: nn.Conv2d, r_in: int | None, r_out: int | None) -> nn.Module:
+    """``conv`` as a Tucker-2 product: a 1x1 convolution to ``r_in`` channels, the kernel between ``r_in`` and
+    ``r_out`` channels (stride kept), and a 1x1 convolution from ``r_out``; a rank of None (or not below
+    the channels) keeps that side whole. Fresh weights: tools/distill_base.py's ``factorized`` sets them
+    from a network's own."""
+    r_in = r_in if r_in and r_in < conv.in_channels else None
+    r_out = r_out if r_out and r_out < conv.out_channels else None
+    layers = []
+    if r_in:
+        layers.append(nn.Conv2d(conv.in_channels, r_in, 1, bias=False))
+    layers.append(
+        nn.Conv2d(
+            r_in or conv.in_channels,
+            r_out or conv.out_channels,
+            conv.kernel_size,
+            conv.stride,
+            bias=r_out is None,
+        )
+    )
+    if r_out:
+        layers.append(nn.Conv2d(r_out, conv.out_channels, 1))
+    return nn.Sequential(*layers) if len(layers) > 1 else layers[0]
+
+
+# the convolutions a ``ranks`` option may factor, by name
+FACTORED_LAYERS = ("residual", "into", "down", "up1", "up2", "out")
+
+
 class UpsampleLayer(nn.Sequential):
     """x2 upsampling: nearest resize + 3x3 conv (no checkerboard), or a transposed convolution."""
 
@@ -123,6 +201,13 @@ class TransformerNet(nn.Module):
             unfolds the last layer's 12 channels into the output's (pixel shuffle), in place of the 9x9
             convolutions and the last upsampling: no layer runs at full resolution, which makes the
             network faster on a CPU (docs/performance.md). 1 is Johnson et al.'s network.
+        fold: the same function as Johnson et al.'s network (``shuffle`` 1, ``upsample`` "resize"),
+            computed with no layer at full resolution: the 9x9 first and last layers, the stride-2 layer
+            after the first and the last upsampling work on 2x2 pixel blocks folded into channels
+            (:class:`FoldedInputLayer`, :class:`FoldedNorm`, :class:`FoldedReflect`); tools/distill_base.py's
+            ``folded`` carries a network's weights over exactly.
+        ranks: with ``fold``, the convolutions named in :data:`FACTORED_LAYERS` to factor (:func:`factored`),
+            each to its [r_in, r_out].
 
     Training uses the unclamped output (so gradients do not vanish at the range's edges); in eval
     mode the output is clamped to [0, 1].
@@ -137,12 +222,18 @@ class TransformerNet(nn.Module):
         residual_blocks: int = 5,
         styles: int = 1,
         shuffle: int = 1,
+        fold: bool = False,
+        ranks: dict | None = None,
     ):
         super().__init__()
         if styles < 1:
             raise ValueError(f"styles must be at least 1, not {styles}")
         if shuffle not in (1, 2):
             raise ValueError(f"shuffle must be 1 or 2, not {shuffle!r}")
+        if fold and (shuffle != 1 or upsample != "resize"):
+            raise ValueError("fold computes the network of shuffle 1 and resize upsampling")
+        if ranks and (not fold or set(ranks) - set(FACTORED_LAYERS)):
+            raise ValueError(f"ranks takes fold and the layers {', '.join(FACTORED_LAYERS)}, not {ranks!r}")
         c1, c2, c3 = (max(1, round(c * width)) for c in (32, 64, 128))
         self.config = {
             "norm": norm,
@@ -155,12 +246,38 @@ class TransformerNet(nn.Module):
             self.config["styles"] = styles
         if shuffle > 1:
             self.config["shuffle"] = shuffle
+        if fold:
+            self.config["fold"] = True
+        if ranks:
+            self.config["ranks"] = {k: list(v) for k, v in ranks.items()}
         self.styles = styles
         self.style_names: list[str] | None = None  # set by load_model from the model file
         self.input_skip = input_skip
         # the full-resolution ends: Johnson et al.'s 9x9 convolutions and last upsampling, or (shuffle 2)
         # each 2x2 block of pixels folded into 12 channels at the input and unfolded at the output
-        if shuffle == 1:
+        up = [UpsampleLayer(c3, c2, upsample)]
+        if fold:
+            # the folded maps of the full-resolution layers: 4 channels (pixel phases) for each
+            into = [
+                FoldedInputLayer(c1),
+                FoldedNorm(_norm(norm, c1, styles)),
+                nn.ReLU(inplace=True),
+                nn.ReplicationPad2d(
+                    (1, 0, 1, 0)
+                ),  # the stride-2 3x3 layer reads row -1 (= row 1) of block -1
+                nn.Conv2d(4 * c1, c2, 2),
+            ]
+            up = [nn.ReplicationPad2d(1), nn.Conv2d(c3, 4 * c2, 3), nn.PixelShuffle(2)]
+            out = [
+                nn.ReplicationPad2d(1),
+                nn.Conv2d(c2, 4 * c1, 3),  # nearest x2 and a 3x3 layer: each output phase its own channels
+                FoldedNorm(_norm(norm, c1, styles)),
+                nn.ReLU(inplace=True),
+                FoldedReflect(2),
+                nn.Conv2d(4 * c1, 12, 5),
+                nn.PixelShuffle(2),
+            ]
+        elif shuffle == 1:
             into = [
                 ConvLayer(3, c1, 9),
                 _norm(norm, c1, styles),
@@ -185,9 +302,10 @@ class TransformerNet(nn.Module):
             nn.ReLU(inplace=True),
         )
         self.residuals = nn.Sequential(*(ResidualBlock(c3, norm, styles) for _ in range(residual_blocks)))
-        self.decoder = nn.Sequential(
-            UpsampleLayer(c3, c2, upsample), _norm(norm, c2, styles), nn.ReLU(inplace=True), *out
-        )
+        self.decoder = nn.Sequential(*up, _norm(norm, c2, styles), nn.ReLU(inplace=True), *out)
+        for name, (r_in, r_out) in (ranks or {}).items():
+            for parent, index in self.factored_slots(name):
+                parent[index] = factored(parent[index], r_in, r_out)
         if input_skip:
             # start near the identity; a small (not zero) last layer lets gradients reach every layer
             # from the first iteration
@@ -195,6 +313,21 @@ class TransformerNet(nn.Module):
             with torch.no_grad():
                 last.weight.mul_(SKIP_INIT_SCALE)
             nn.init.zeros_(last.bias)
+
+    def factored_slots(self, name: str) -> list[tuple[nn.Sequential, int]]:
+        """Where the convolution(s) ``name`` of :data:`FACTORED_LAYERS` sit in a ``fold`` network: (parent,
+        index) pairs."""
+        if name == "residual":
+            return [(block.body[i], 1) for block in self.residuals for i in (0, 3)]
+        return [
+            {
+                "into": (self.encoder[0], 1),
+                "down": (self.encoder, 4),
+                "up1": (self.decoder, 1),
+                "up2": (self.decoder, 6),
+                "out": (self.decoder, 10),
+            }[name]
+        ]
 
     def last_conv(self) -> nn.Conv2d:
         """The convolution that writes the output's colours."""

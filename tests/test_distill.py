@@ -5,9 +5,10 @@ import sys
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 from fastst.stylize import load_model
-from fastst.transformer import single_style
+from fastst.transformer import FoldedReflect, TransformerNet, count_parameters, single_style
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
 import distill_base  # noqa: E402
@@ -83,3 +84,82 @@ def test_one_style_alone_is_a_one_style_model_file_named_after_it(tmp_path):
             for s in ("the_scream", "starry_night")
         }
     assert gap["the_scream"] < 1e-3 < gap["starry_night"]
+
+
+def test_the_folded_layout_computes_johnsons_network_and_its_reflection_is_the_full_maps():
+    torch.manual_seed(0)
+    net = TransformerNet(width=0.25, styles=3)
+    with torch.no_grad():  # the norms away from the identity, so that every weight shows
+        for p in net.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    fold = distill_base.folded(net).eval()
+    assert fold.config["fold"] and not any(  # nothing at full resolution but the pixel (un)shuffles
+        isinstance(m, torch.nn.Upsample) for m in fold.modules()
+    )
+    with torch.no_grad():
+        for x in (torch.rand(2, 3, 37, 50), torch.rand(1, 3, 16, 16)):
+            for style in (0, 2, [0.5, 0.0, 0.5]):
+                torch.testing.assert_close(fold(x, style), net.eval()(x, style), atol=1e-4, rtol=0)
+    x = torch.rand(1, 2, 12, 10)
+    reflected = F.pixel_unshuffle(F.pad(x, (4, 4, 4, 4), mode="reflect"), 2)
+    assert torch.equal(FoldedReflect(2)(F.pixel_unshuffle(x, 2)), reflected)
+
+
+def test_a_factored_network_of_weights_of_that_rank_is_the_network_itself():
+    """Truncated HOSVD is exact on weights whose unfoldings have the ranks kept."""
+    torch.manual_seed(0)
+    fold = TransformerNet(width=0.5, fold=True, styles=2)
+    with torch.no_grad():
+        for block in fold.residuals:
+            for i in (0, 3):
+                conv = block.body[i][1]
+                core = torch.randn(6, 5, 3, 3) * 0.1
+                u, v = torch.randn(conv.out_channels, 6), torch.randn(conv.in_channels, 5)
+                conv.weight.copy_(torch.einsum("rskl,or,is->oikl", core, u, v))
+    small = distill_base.factorized(fold, {"residual": [5, 6]}).eval()
+    assert count_parameters(small) < count_parameters(fold)
+    x = torch.rand(1, 3, 40, 36)
+    with torch.no_grad():
+        torch.testing.assert_close(small(x, 1), fold.eval()(x, 1), atol=1e-4, rtol=0)
+        lower = distill_base.factorized(fold, {"residual": [3, 3]}).eval()
+        assert (lower(x, 1) - fold(x, 1)).abs().max() > 1e-3  # below the weights' rank it is not
+
+
+def test_a_factored_student_keeps_the_teachers_norms_and_loads_through_the_safe_loader(tmp_path):
+    out = tmp_path / "run"
+    ranks = '{"residual": [16, 16], "into": [null, 16], "out": [16, null]}'
+    distill_base.main(
+        [
+            "--ranks",
+            ranks,
+            "--mix-share",
+            "0.5",
+            "--iterations",
+            "2",
+            "--batch",
+            "2",
+            "--size",
+            "32",
+            "--out",
+            str(out),
+        ]
+    )
+    model, teacher = load_model(out / "model.pth"), load_model("base")
+    assert model.style_names == teacher.style_names and model.config["ranks"]["residual"] == [16, 16]
+    assert count_parameters(model) < count_parameters(teacher) / 2
+    for ours, theirs in zip(model.conditional_norms(), teacher.conditional_norms()):
+        assert torch.equal(ours.weight, theirs.weight) and torch.equal(ours.bias, theirs.bias)
+    one = load_model(out / "model.pth", style="the_scream:0.5,starry_night:0.5")
+    assert one(torch.rand(1, 3, 37, 51)).shape == (1, 3, 37, 51)
+
+
+def test_a_batch_of_styles_is_one_each_or_a_mix_of_two():
+    import random
+
+    rng = random.Random(0)
+    assert distill_base.style_batch(1, 4, 0.5, rng) is None
+    assert distill_base.style_batch(5, 4, 0.0, rng).dtype == torch.int64
+    mixes = distill_base.style_batch(5, 200, 0.5, rng)
+    torch.testing.assert_close(mixes.sum(1), torch.ones(200))
+    several = (mixes > 0).sum(1)
+    assert set(several.tolist()) <= {1, 2} and 60 < (several == 2).sum() < 140

@@ -202,6 +202,7 @@ def test_a_style_goes_to_the_file_named_after_it_though_another_shipped_file_hol
     network = {"min_size": 16, "max_pixels": 1 << 22}
     for name in ("base.pth", "starry_night.pth"):
         quick.remember("starry_night", shipped / name, export, sizes, "fp32", 1, network)
+    listing = ["base.pth"]  # what is shipped once starry_night.pth is gone
     argv = [
         "stylize",
         "--style",
@@ -213,13 +214,25 @@ def test_a_style_goes_to_the_file_named_after_it_though_another_shipped_file_hol
     ]
     entry = quick._entry(quick._parse(argv))
     assert entry is not None and entry["model"] == str(shipped / "starry_night.pth")
-    # without it, the one file left that holds the style is what the full path runs too
+    # without it, a note the full path left when it took base.pth for the style by name among these files
     (shipped / "starry_night.pth").unlink()
+    assert quick._entry(quick._parse(argv)) is None  # noted with `--model base`: not the style's own choice
+    taken = {**network, "by_style": True, "shipped": listing}
+    quick.remember("starry_night", shipped / "base.pth", export, sizes, "fp32", 1, taken)
     assert quick._entry(quick._parse(argv))["model"] == str(shipped / "base.pth")
-    # two files holding it, neither named after it: no guess, the full path
+    # another file shipped since (which may hold the style with fewer parameters): no guess, the full path
     (shipped / "other.pth").write_bytes(b"another")
-    quick.remember("starry_night", shipped / "other.pth", export, sizes, "fp32", 1, network)
     assert quick._entry(quick._parse(argv)) is None
+    quick.remember(
+        "starry_night",
+        shipped / "other.pth",
+        export,
+        sizes,
+        "fp32",
+        1,
+        {**network, "by_style": True, "shipped": ["base.pth", "other.pth"]},
+    )
+    assert quick._entry(quick._parse(argv))["model"] == str(shipped / "other.pth")
 
 
 def test_after_a_painting_any_painting_runs_without_torch_at_its_working_size(

@@ -44,9 +44,10 @@ def test_half_width_network_is_about_a_quarter_the_size():
     assert 0.24 < half / full < 0.27
 
 
+@pytest.mark.parametrize("fold", [False, True])
 @pytest.mark.parametrize("size", [(1, 1), (3, 7), (5, 5), (17, 31), (64, 64), (33, 2), (4097, 3)])
-def test_output_has_the_input_size(size):
-    net = TransformerNet(width=0.25).eval()
+def test_output_has_the_input_size(size, fold):
+    net = TransformerNet(width=0.25, fold=fold).eval()
     x = torch.rand(1, 3, *size)
     with torch.no_grad():
         y = net(x)
@@ -78,6 +79,12 @@ def test_unknown_options_are_refused():
         TransformerNet(upsample="bilinear")
     with pytest.raises(ValueError):
         TransformerNet(shuffle=4)
+    with pytest.raises(ValueError):
+        TransformerNet(fold=True, shuffle=2)
+    with pytest.raises(ValueError):
+        TransformerNet(ranks={"residual": [8, 8]})  # factoring takes the folded layout
+    with pytest.raises(ValueError):
+        TransformerNet(fold=True, ranks={"middle": [8, 8]})
 
 
 def test_a_folded_network_has_no_convolution_at_full_resolution():
@@ -109,6 +116,8 @@ def test_gradients_reach_every_parameter():
         {"norm": "batch"},
         {"input_skip": True},
         {"shuffle": 2, "residual_blocks": 3},
+        {"fold": True},
+        {"fold": True, "width": 0.5, "ranks": {"residual": [8, 8], "into": [None, 8], "out": [8, None]}},
     ],
 )
 # not 1x1: padded, it is a constant map, whose instance norm magnifies rounding by 1/sqrt(eps)
@@ -174,11 +183,17 @@ def test_padding_keeps_a_bf16_map_bf16_under_autocast():
         assert torch.equal(kept.float(), F.pad(x.float(), pad.padding, mode=mode))
 
 
-@pytest.mark.parametrize("shuffle", [1, 2])
+@pytest.mark.parametrize("shuffle", [1, 2, "fold"])
 def test_inference_form_in_bf16_channels_last_stays_close_to_fp32(shuffle):
     """The layout and precision stylizing runs in on a CPU: bf16 autocast, channels-last memory."""
     torch.manual_seed(0)
-    net = TransformerNet(width=0.5, residual_blocks=2, shuffle=shuffle, input_skip=shuffle == 2).eval()
+    if shuffle == "fold":
+        net = TransformerNet(
+            width=0.5, residual_blocks=2, fold=True, ranks={"into": [None, 8], "up2": [8, 8]}
+        )
+    else:
+        net = TransformerNet(width=0.5, residual_blocks=2, shuffle=shuffle, input_skip=shuffle == 2)
+    net.eval()
     with torch.no_grad():
         for p in net.parameters():
             p.add_(0.05 * torch.randn_like(p))
@@ -209,6 +224,22 @@ def test_first_layer_keeps_the_input_exact_under_bf16_autocast():
     assert (plain == exact_input).float().mean() < 0.8  # the plain layer rounds the image to 8 bits
     with torch.no_grad():  # in fp32 it is the plain layer
         assert torch.equal(two_term(x), layer(x))
+
+
+def test_a_factored_first_layer_keeps_the_input_exact_under_bf16_autocast():
+    """The folded first layer, factored: the image's two terms go through its first convolution, whose
+    output the 1x1 after it takes as any other layer's."""
+    torch.manual_seed(0)
+    layer = TransformerNet(width=0.5, fold=True, ranks={"into": [None, 8]}).encoder[0]
+    pad, (first, after) = layer
+    x = torch.rand(1, 3, 40, 40)
+    exact_input = F.conv2d(pad(x).double(), first.weight.detach().bfloat16().double()).bfloat16()
+    with torch.no_grad(), torch.autocast("cpu", torch.bfloat16):
+        ours = TwoTermInputConv(copy.deepcopy(layer)).eval()
+        assert (ours._first(pad(x)) == exact_input).float().mean() > 0.99
+        assert ours(x).shape == after(first(pad(x))).shape == (1, 64, 20, 20)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), layer(x))
 
 
 def test_first_layer_keeps_the_input_exact_when_compiled():

@@ -151,6 +151,107 @@ def pruned(teacher: TransformerNet, shape: dict, probe: torch.Tensor) -> Transfo
     return net
 
 
+def _taps(rule, phases: int, taps: int, kernel: int) -> torch.Tensor:
+    """m[a, q, y] = 1 where ``rule(a, y)`` puts the original tap y of output phase a at the new tap q."""
+    m = torch.zeros(phases, taps, kernel)
+    for a in range(phases):
+        for y in range(kernel):
+            q = rule(a, y)
+            if q is not None and 0 <= q < taps:
+                m[a, q, y] = 1
+    return m
+
+
+def folded(net: TransformerNet) -> TransformerNet:
+    """``net`` (Johnson et al.'s layout: 9x9 ends, resize upsampling) as a ``fold`` network computing the same
+    function (to rounding): the 9x9 layers become 5x5 layers from and to folded maps, the stride-2 layer
+    after the first a 2x2 layer of the folded map, each upsampling a 3x3 layer writing every output phase."""
+    if net.config.get("shuffle", 1) != 1 or net.config["upsample"] != "resize" or net.config.get("fold"):
+        raise SystemExit("only a network of 9x9 ends and resize upsampling folds")
+    fold = TransformerNet(**{**net.config, "fold": True})
+    e, d, fe, fd = net.encoder, net.decoder, fold.encoder, fold.decoder
+    # output pixel 2i + a, tap y of a 9x9 layer reads padded pixel 2i + a + y = 2(i + q) + s: tap q of phase s
+    nine = torch.stack(
+        [
+            _taps(lambda s, y, a=a: (a + y - s) // 2 if (a + y - s) % 2 == 0 else None, 2, 5, 9)
+            for a in range(2)
+        ]
+    )  # (a, s, q, y)
+    # the stride-2 layer: tap y reads row 2i + y - 1 = 2(i - 1 + q) + s
+    down = _taps(lambda s, y: (y - 1 - s) // 2 + 1 if (y - 1 - s) % 2 == 0 else None, 2, 2, 3)  # (s, q, y)
+    # nearest x2 then a 3x3 layer: output row 2i + a, tap y reads low-resolution row i + (a + y - 1) // 2,
+    # tap (a + y - 1) // 2 + 1 of the map replicated by 1
+    up = _taps(lambda a, y: (a + y - 1) // 2 + 1, 2, 3, 3)  # (a, k, y)
+    with torch.no_grad():
+        fold.residuals.load_state_dict(net.residuals.state_dict())
+        pairs = (
+            (fe[1].norm, e[1]),
+            (fe[5], e[4]),
+            (fe[7], e[6]),
+            (fe[8], e[7]),
+            (fd[3], d[1]),
+            (fd[7].norm, d[4]),
+        )
+        for new, old in pairs:
+            new.load_state_dict(old.state_dict())
+        for new, old in ((fe[0][1], e[0][1]), (fd[10], d[6][1])):
+            w = torch.einsum("asqy,btpx,oiyx->oabistqp", nine, nine, old.weight)
+            new.weight.copy_(w.reshape(new.weight.shape))
+            new.bias.copy_(old.bias.repeat_interleave(4))
+        fe[4].weight.copy_(
+            torch.einsum("sqy,tpx,oiyx->oistqp", down, down, e[3][1].weight).reshape(fe[4].weight.shape)
+        )
+        fe[4].bias.copy_(e[3][1].bias)
+        for new, old in ((fd[1], d[0][1][1]), (fd[6], d[3][1][1])):
+            new.weight.copy_(
+                torch.einsum("aky,blx,oiyx->oabikl", up, up, old.weight).reshape(new.weight.shape)
+            )
+            new.bias.copy_(old.bias.repeat_interleave(4))
+    fold.style_names = net.style_names
+    return fold.train(net.training)
+
+
+def _tucker(conv: torch.nn.Conv2d, into: torch.nn.Module) -> None:
+    """Set ``into`` (:func:`fastst.transformer.factored` of ``conv``'s shape) to ``conv``'s truncated
+    higher-order SVD: the leading singular vectors of the weight's output and input unfoldings."""
+    w = conv.weight.detach().double()
+    co, ci = w.shape[:2]
+    layers = list(into) if isinstance(into, torch.nn.Sequential) else [into]
+    core, first, last = w, None, None
+    if layers[0].kernel_size == (1, 1) and conv.kernel_size != (1, 1):
+        first, layers = layers[0], layers[1:]
+        u_in = torch.linalg.svd(w.transpose(0, 1).reshape(ci, -1), full_matrices=False)[0][
+            :, : first.out_channels
+        ]
+        core = torch.einsum("oikl,ir->orkl", core, u_in)
+        first.weight.copy_(u_in.T.reshape(first.weight.shape))
+    if len(layers) == 2:
+        last = layers[1]
+        u_out = torch.linalg.svd(w.reshape(co, -1), full_matrices=False)[0][:, : last.in_channels]
+        core = torch.einsum("oikl,or->rikl", core, u_out)
+        last.weight.copy_(u_out.reshape(last.weight.shape))
+        last.bias.copy_(conv.bias)
+    else:
+        layers[0].bias.copy_(conv.bias)
+    layers[0].weight.copy_(core)
+
+
+def factorized(net: TransformerNet, ranks: dict) -> TransformerNet:
+    """A ``fold`` network ``net`` with the convolutions ``ranks`` names factored (Tucker-2, by truncated
+    higher-order SVD of each weight): the start of a distilled smaller network."""
+    if not net.config.get("fold") or net.config.get("ranks"):
+        raise SystemExit("factor a fold network (distill_base.folded) whose layers are whole")
+    small = TransformerNet(**{**net.config, "ranks": ranks})
+    state = small.state_dict()
+    small.load_state_dict({k: v for k, v in net.state_dict().items() if k in state}, strict=False)
+    with torch.no_grad():
+        for name in ranks:
+            for (parent, i), (source, j) in zip(small.factored_slots(name), net.factored_slots(name)):
+                _tucker(source[j], parent[i])
+    small.style_names = net.style_names
+    return small.train(net.training)
+
+
 def crops(photos: list[Path], size: int, count: int, rng: random.Random) -> torch.Tensor:
     """``count`` random ``size`` px crops of random photos as training takes them (:func:`random_crop`:
     a random flip too), each photo scaled first so that its shorter side is between ``size`` and twice
@@ -185,6 +286,25 @@ def distance(
     return pixels + feature_weight * features + style_weight * style, pixels, features, style
 
 
+def style_batch(count: int, batch: int, mix_share: float, rng: random.Random):
+    """The styles of a batch: each crop one of ``count`` styles at random, or with ``mix_share`` chance a
+    random mix of two ((batch, count) weights then); None for a one-style network."""
+    if count == 1:
+        return None
+    if not mix_share:
+        return torch.tensor([rng.randrange(count) for _ in range(batch)])
+    mix = torch.zeros(batch, count)
+    for row in mix:
+        a = rng.randrange(count)
+        if rng.random() < mix_share:
+            b, t = rng.randrange(count), rng.random()
+            row[a] += t
+            row[b] += 1 - t
+        else:
+            row[a] = 1
+    return mix
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -215,6 +335,16 @@ def main(argv=None) -> None:
         help="with --style: a student of --student's shape at this width, its middle cut from the teacher's "
         "(its ends from random weights, drawn with --seed)",
     )
+    parser.add_argument(
+        "--ranks",
+        type=json.loads,
+        default=None,
+        help="a student that is the teacher itself, folded and factored (JSON: layer -> [r_in, r_out], "
+        "the layers of fastst.transformer.FACTORED_LAYERS), its norms the teacher's and kept",
+    )
+    parser.add_argument(
+        "--mix-share", type=float, default=0.0, help="the share of crops given a mix of two styles, not one"
+    )
     parser.add_argument("--style", default=None, help="learn this one style of the teacher alone")
     parser.add_argument(
         "--out", default=None, help="run folder (default runs/distill_base, with --style runs/distill_STYLE)"
@@ -237,6 +367,12 @@ def main(argv=None) -> None:
         teacher = load_model(args.teacher)
         names = teacher.style_names
         student = student_from(args.student, len(names))
+    if args.ranks:
+        if args.style:
+            raise SystemExit("--ranks factors the whole teacher: leave out --style")
+        student = factorized(folded(teacher), args.ranks).train()
+        for norm in student.conditional_norms():  # the teacher's styles, mixes and predicted norms kept
+            norm.requires_grad_(False)
     if args.fresh_width:
         torch.manual_seed(args.seed)
         student = TransformerNet(**{**student.config, "width": args.fresh_width}).train()
@@ -251,7 +387,7 @@ def main(argv=None) -> None:
         student = pruned(teacher.eval(), shape, probe).train()
     elif args.residual_blocks:
         student = deepened(student, args.residual_blocks)
-    optimiser = torch.optim.Adam(student.parameters(), lr=args.lr)
+    optimiser = torch.optim.Adam([p for p in student.parameters() if p.requires_grad], lr=args.lr)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimiser, lambda i: 0.5 * (1 + math.cos(math.pi * min(i, args.iterations) / args.iterations))
     )
@@ -283,8 +419,7 @@ def main(argv=None) -> None:
         bar = tqdm(range(start, args.iterations), initial=start, total=args.iterations, desc="distilling")
         for i in bar:
             x = crops(photos, args.size, args.batch, rng)
-            styles = torch.tensor([rng.randrange(len(names)) for _ in range(args.batch)])
-            styles = styles if len(names) > 1 else None  # a one-style network takes no style
+            styles = style_batch(len(names), args.batch, args.mix_share, rng)
             with torch.no_grad(), autocast(device, precision):
                 target = teacher(x, styles).float().clamp(0, 1)
             student.train()
