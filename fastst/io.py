@@ -74,8 +74,10 @@ def load_checkpoint(path: Path, what: str = "checkpoint") -> dict:
 
 def pil_to_tensor(im: Image.Image) -> torch.Tensor:
     """RGB PIL image -> (3, H, W) float32 tensor in [0, 1]."""
-    a = np.asarray(im.convert("RGB"), dtype=np.uint8)
-    return torch.from_numpy(a.copy()).permute(2, 0, 1).float().div_(255.0).contiguous()
+    # in numpy, as tensor_to_pil: a parallel torch operation leaves torch's threads spinning on the cores an
+    # exported runtime's next pass needs (fastst.runtimes.start_runtime)
+    a = np.asarray(im.convert("RGB"), dtype=np.float32) / np.float32(255.0)
+    return torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1)))
 
 
 def tensor_to_pil(t: torch.Tensor) -> Image.Image:
@@ -86,7 +88,8 @@ def tensor_to_pil(t: torch.Tensor) -> Image.Image:
         t = t[0]
     if t.dim() != 3 or t.shape[0] != 3:
         raise ValueError(f"expected a (3, H, W) tensor, got shape {tuple(t.shape)}")
-    a = t.detach().float().clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    a = np.clip(t.detach().float().cpu().numpy(), 0, 1) * np.float32(255.0)
+    a = np.round(a).astype(np.uint8).transpose(1, 2, 0)
     return Image.fromarray(a, "RGB")
 
 

@@ -23,6 +23,7 @@ import weakref
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -46,6 +47,9 @@ EXTRAS = {"onnxruntime": "export", "openvino": "openvino"}
 _MODULES = {"onnxruntime": ("onnx", "onnxruntime"), "openvino": ("onnx", "openvino")}
 # Timed passes of each runtime after its warm-up, interleaved; the fastest pass counts.
 ROUNDS = 2
+# how the runtimes are timed; another value times every choice again (2: onnxruntime's threads no longer
+# spin after a run, which slowed the pass of the runtime timed next)
+TIMING = 2
 # Whether a choice that must be timed says so on a terminal (fastst prepare, which times on purpose, says no).
 ANNOUNCE_TIMING = True
 
@@ -203,8 +207,10 @@ def start_runtime(
         x = batch.float().cpu()
         if h < _MIN_SIZE or w < _MIN_SIZE:
             x = F.pad(x, (0, max(0, _MIN_SIZE - w), 0, max(0, _MIN_SIZE - h)), mode="replicate")
-        out = torch.from_numpy(run(x.contiguous().numpy(), *extra))
-        return out[..., :h, :w].clamp(0, 1)
+        # the crop and clamp in numpy: a parallel torch operation here would leave torch's threads
+        # spinning on the cores the runtime's next pass needs (at 256 px a fifth of the pass)
+        out = run(x.contiguous().numpy(), *extra)
+        return torch.from_numpy(np.clip(out[..., :h, :w], 0, 1))
 
     return Runtime(name, precision, exported, opening)
 
@@ -320,7 +326,13 @@ def _remember(path: Path, key: str, entry: dict) -> None:
 def _choice(network: TransformerNet, device: torch.device, size, precision: str) -> tuple[dict, str]:
     """What a choice depends on, and its key in :func:`cache_file`."""
     bucket, precision = size_bucket(size), resolve_precision(precision, device)
-    where = {"machine": machine(), "layout": layout_digest(network), "size": bucket, "precision": precision}
+    where = {
+        "machine": machine(),
+        "layout": layout_digest(network),
+        "size": bucket,
+        "precision": precision,
+        "timing": TIMING,
+    }
     return where, hashlib.sha256(json.dumps(where, sort_keys=True).encode()).hexdigest()[:20]
 
 
