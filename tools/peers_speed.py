@@ -5,8 +5,9 @@
   full-width network, pytorch/examples' shape);
 - fastst's default path (``fastst stylize``'s: runtime ``auto``; the runtime each row ran on at each size,
   and the timing that chose it, are kept under ``runtimes``) for every shipped network: the half-width
-  Starry Night and the base (one network for all its styles: a style only changes its norms' scales and
-  shifts, so every style costs the same);
+  Starry Night, ``base_fast`` (the base's styles, as ``--style NAME`` runs them) and the base itself
+  (``--model base``); one network each for all its styles: a style only changes its norms' scales and
+  shifts, so every style costs the same;
 - fastst's one-pass models on the same painting: the small one (``--model anystyle``, the rows "one-pass")
   at the ``auto`` style scale (the command line's default with a painting) and at full size, and the
   one-off cost of a painting it has not seen; the default one, on the base's network (``anystyle_base``,
@@ -59,10 +60,10 @@ from fastst.plotting import save_fig, show_images
 from fastst.results import write_result
 from fastst.runtime import process_settings
 from fastst.scale import WORKING_SIZE, to_longer_side, working_size
-from fastst.stylize import Stylizer, load_model
+from fastst.stylize import Stylizer, load_model, model_styles
 
 PEER = ("peer built-in", "peer any-style")
-SHIPPED = ("starry_night", "base")
+SHIPPED = ("starry_night", "base_fast", "base")
 ONE_PASS, ONE_PASS_ON_BASE = "anystyle", "anystyle_base"  # named, as the rows are
 FIGURE_PAINTINGS = ("xunhuang1995__AdaIN-style__mondrian.jpg",)  # the figure's, after the timed painting
 # the one pass on the base at the usual working size, timed too where this CPU's is another
@@ -86,7 +87,7 @@ def timed_functions(sizes, precision: str = "auto") -> tuple[dict, Path, dict]:
     stylizers = {
         **{
             f"fastst {name}": Stylizer(
-                load_model(name, style=None if name != "base" else 0), precision, runtime="auto"
+                load_model(name, style=0 if len(model_styles(name)) > 1 else None), precision, runtime="auto"
             )
             for name in SHIPPED
         },
