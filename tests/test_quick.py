@@ -366,18 +366,25 @@ def test_after_fastst_prepare_a_shipped_style_and_a_new_painting_start_without_t
         command = [sys.executable, "-c", ENTRY, *args]
         return subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=600, env=env)
 
-    r = run("prepare", "--style", "starry_night")
+    # a style with a file of its own, and one that two shipped files hold (the full path takes the smaller)
+    r = run("prepare", "--style", "starry_night", "the_scream")
     assert r.returncode == 0, r.stderr
-    assert "starry_night, any painting (" in r.stdout.splitlines()[-2]
+    assert "starry_night, the_scream, any painting (" in r.stdout.splitlines()[-2]
     (tmp_path / "in").mkdir()
     for w, h in PREPARED_SIZES:  # not the sizes it stylized, but in the same size buckets
         save_image(torch.rand(3, h - 30, w - 50), tmp_path / "in" / f"{w}.png")
     save_image(torch.rand(3, 120, 90), tmp_path / "painting.png")
-    for style in (["--style", "starry_night"], ["--style-image", str(tmp_path / "painting.png")]):
-        r = run("stylize", *style, "--input", str(tmp_path / "in"), "--output", str(tmp_path / style[0]))
+    styles = (
+        ["--style", "starry_night"],
+        ["--style", "the_scream"],
+        ["--style-image", str(tmp_path / "painting.png")],
+    )
+    for i, style in enumerate(styles):
+        out = tmp_path / f"out{i}"
+        r = run("stylize", *style, "--input", str(tmp_path / "in"), "--output", str(out))
         assert r.returncode == 0, r.stderr
         assert r.stdout.splitlines()[-1] == "False", style  # PyTorch never imported
-        assert len(list((tmp_path / style[0]).iterdir())) == len(PREPARED_SIZES)
+        assert len(list(out.iterdir())) == len(PREPARED_SIZES)
     r = run("prepare", "--style", "no_such_style", "--no-one-pass")
     assert r.returncode == 1
     (line,) = r.stderr.splitlines()  # one line, no traceback
