@@ -110,25 +110,28 @@ class FoldedNorm(nn.Module):
 class FoldedReflect(nn.Module):
     """Reflection padding of a full-resolution map by ``2 * blocks`` pixels, done on its folded form
     (channel c's phase (a, b) at 4c + 2a + b, as ``nn.PixelUnshuffle(2)`` orders them): the folded map of
-    the padded one."""
+    the padded one. Reflected, full row -r is row r and row 2m - 1 + r is row 2m - 1 - r (2m rows), so each
+    new block row takes its row phase 0 from one block row and its phase 1 from the next: thin slices
+    chosen between by phase, no copy of the map but the one that joins them (none of its transposes)."""
 
     def __init__(self, blocks: int):
         super().__init__()
         self.blocks = blocks
 
-    def _rows(self, t: torch.Tensor) -> torch.Tensor:
-        # t: (n, c, row phase, column phase, rows of blocks, columns); full row 2i + a. Reflected, row -r
-        # is row r, and row 2m - 1 + r is row 2m - 1 - r (2m rows)
+    def _padded(self, x: torch.Tensor, dim: int) -> torch.Tensor:
         k = self.blocks
-        top = [torch.stack([t[:, :, 0, :, j], t[:, :, 1, :, j - 1]], 2) for j in range(k, 0, -1)]
-        bottom = [torch.stack([t[:, :, 0, :, -1 - j], t[:, :, 1, :, -2 - j]], 2) for j in range(k)]
-        return torch.cat([b.unsqueeze(4) for b in top] + [t] + [b.unsqueeze(4) for b in bottom], 4)
+        phase = (torch.arange(x.shape[1], device=x.device) // (2 if dim == 2 else 1)) % 2
+        first = (phase == 0).reshape(1, -1, 1, 1)  # the channels of phase 0 along ``dim``
+
+        def row(i: int) -> torch.Tensor:
+            return x.narrow(dim, i if i >= 0 else x.shape[dim] + i, 1)
+
+        top = [torch.where(first, row(j), row(j - 1)) for j in range(k, 0, -1)]
+        bottom = [torch.where(first, row(-1 - j), row(-2 - j)) for j in range(k)]
+        return torch.cat([*top, x, *bottom], dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, c4, h, w = x.shape
-        t = self._rows(x.reshape(n, c4 // 4, 2, 2, h, w))
-        t = self._rows(t.transpose(2, 3).transpose(4, 5)).transpose(2, 3).transpose(4, 5)
-        return t.reshape(n, c4, h + 2 * self.blocks, w + 2 * self.blocks)
+        return self._padded(self._padded(x, 2), 3)
 
 
 class FoldedInputLayer(ConvLayer):
