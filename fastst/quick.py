@@ -366,7 +366,7 @@ def open_session(
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = threads
         # no busy-waiting after a run: its threads would spin on the cores the next pass of another runtime
-        # needs (timed against OpenVINO right after, at 256 px, that pass took nearly twice as long)
+        # needs (timed right after it, OpenVINO's passes were much slower)
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         names = [i.name for i in session.get_inputs()]

@@ -208,7 +208,7 @@ def start_runtime(
         if h < _MIN_SIZE or w < _MIN_SIZE:
             x = F.pad(x, (0, max(0, _MIN_SIZE - w), 0, max(0, _MIN_SIZE - h)), mode="replicate")
         # the crop and clamp in numpy: a parallel torch operation here would leave torch's threads
-        # spinning on the cores the runtime's next pass needs (at 256 px a fifth of the pass)
+        # spinning on the cores the runtime's next pass needs, a large part of a small image's pass
         out = run(x.contiguous().numpy(), *extra)
         return torch.from_numpy(np.clip(out[..., :h, :w], 0, 1))
 

@@ -151,6 +151,8 @@ def factored(conv: nn.Conv2d, r_in: int | None, r_out: int | None) -> nn.Module:
     ``r_out`` channels (stride kept), and a 1x1 convolution from ``r_out``; a rank of None (or not below
     the channels) keeps that side whole. Fresh weights: tools/distill_base.py's ``factorized`` sets them
     from a network's own."""
+    if conv.padding != (0, 0) or conv.groups != 1 or conv.dilation != (1, 1):
+        raise ValueError("only a plain convolution (unpadded, ungrouped) is factored")
     r_in = r_in if r_in and r_in < conv.in_channels else None
     r_out = r_out if r_out and r_out < conv.out_channels else None
     layers = []
@@ -237,6 +239,14 @@ class TransformerNet(nn.Module):
             raise ValueError("fold computes the network of shuffle 1 and resize upsampling")
         if ranks and (not fold or set(ranks) - set(FACTORED_LAYERS)):
             raise ValueError(f"ranks takes fold and the layers {', '.join(FACTORED_LAYERS)}, not {ranks!r}")
+        for name, pair in (ranks or {}).items():
+            if len(pair) != 2 or not all(r is None or (isinstance(r, int) and r > 0) for r in pair):
+                raise ValueError(
+                    f"the ranks of {name} must be two positive whole numbers or null, not {pair!r}"
+                )
+        if ranks and ranks.get("into", [None])[0] is not None:
+            # the inference form keeps the image exact through the first convolution only (TwoTermInputConv)
+            raise ValueError("the first layer's input side stays whole: into takes [null, r_out]")
         c1, c2, c3 = (max(1, round(c * width)) for c in (32, 64, 128))
         self.config = {
             "norm": norm,

@@ -4,6 +4,7 @@ it was), and what it writes is a model file the safe loader reads, with the teac
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -151,6 +152,17 @@ def test_a_factored_student_keeps_the_teachers_norms_and_loads_through_the_safe_
         assert torch.equal(ours.weight, theirs.weight) and torch.equal(ours.bias, theirs.bias)
     one = load_model(out / "model.pth", style="the_scream:0.5,starry_night:0.5")
     assert one(torch.rand(1, 3, 37, 51)).shape == (1, 3, 37, 51)
+
+
+def test_ranks_start_from_the_whole_teacher_and_refuse_what_would_change_it(tmp_path):
+    ranks = '{"residual": [16, 16]}'
+    for extra in (["--residual-blocks", "7"], ["--fresh-width", "0.5"], ["--student", "base"]):
+        with pytest.raises(SystemExit, match="--ranks starts from the whole teacher"):
+            distill_base.main(["--ranks", ranks, *extra, "--iterations", "1", "--out", str(tmp_path / "r")])
+    with pytest.raises(SystemExit, match="--ranks: "):
+        distill_base.main(
+            ["--ranks", '{"residual": [0, 16]}', "--iterations", "1", "--out", str(tmp_path / "r")]
+        )
 
 
 def test_a_batch_of_styles_is_one_each_or_a_mix_of_two():

@@ -185,6 +185,24 @@ def test_onnx_export_matches_pytorch_at_two_sizes(model_file, tmp_path):
         assert np.abs(got - stylize(model, x, precision="fp32").numpy()).max() <= 1e-3
 
 
+@pytest.mark.parametrize("style", ["the_scream", "composition_vii:0.5,the_scream:0.5"])
+def test_the_folded_and_factored_shipped_network_exports_the_same_function_at_two_sizes(style, tmp_path):
+    """base_fast's default path is its export: the folded reflection and norms traced for any size."""
+    ort = pytest.importorskip("onnxruntime")
+    from fastst.export import export_network
+
+    model = load_model("base_fast", style=style)
+    assert model.config["fold"] and model.config["ranks"]
+    session = ort.InferenceSession(
+        str(export_network(load_model("base_fast", style=style), tmp_path / "m.onnx"))
+    )
+    for size in [(37, 53), (130, 96)]:
+        x = torch.rand(1, 3, *size)
+        got = session.run(None, {"image": x.numpy()})[0]
+        assert got.shape == (1, 3, *size)
+        assert np.abs(got - stylize(model, x, precision="fp32").numpy()).max() <= 1e-3
+
+
 @pytest.mark.slow
 def test_tiles_of_a_compiled_network_agree_with_eager_tiles(tmp_path):
     from fastst.stylize import compile_model

@@ -85,6 +85,9 @@ def test_unknown_options_are_refused():
         TransformerNet(ranks={"residual": [8, 8]})  # factoring takes the folded layout
     with pytest.raises(ValueError):
         TransformerNet(fold=True, ranks={"middle": [8, 8]})
+    for bad in ({"residual": [-8, 8]}, {"residual": [8]}, {"up1": [8.5, None]}, {"into": [4, 8]}):
+        with pytest.raises(ValueError):
+            TransformerNet(fold=True, ranks=bad)
 
 
 def test_a_folded_network_has_no_convolution_at_full_resolution():

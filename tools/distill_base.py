@@ -368,9 +368,19 @@ def main(argv=None) -> None:
         names = teacher.style_names
         student = student_from(args.student, len(names))
     if args.ranks:
-        if args.style:
-            raise SystemExit("--ranks factors the whole teacher: leave out --style")
-        student = factorized(folded(teacher), args.ranks).train()
+        others = {
+            "--style": args.style,
+            "--fresh-width": args.fresh_width,
+            "--pruned-width": args.pruned_width,
+            "--residual-blocks": args.residual_blocks,
+        }
+        if any(others.values()) or args.student != parser.get_default("student"):
+            given = [name for name, value in others.items() if value] or ["--student"]
+            raise SystemExit(f"--ranks starts from the whole teacher: leave out {', '.join(given)}")
+        try:
+            student = factorized(folded(teacher), args.ranks).train()
+        except ValueError as e:
+            raise SystemExit(f"--ranks: {e}") from None
         for norm in student.conditional_norms():  # the teacher's styles, mixes and predicted norms kept
             norm.requires_grad_(False)
     if args.fresh_width:
