@@ -109,6 +109,17 @@ class SubPixelUpsample(nn.Module):
         return _interleave(self.conv(self.pad(x)), x.shape[2], x.shape[3], 1)
 
 
+def phase_taps(kernel: int) -> torch.Tensor:
+    """m[a, p, q, t] = 1 where tap t of a stride-1 ``kernel`` convolution's output phase a (row 2i + a) reads
+    phase p of the padded map's 2-pixel blocks at tap q: row 2i + a + t = 2(i + q) + p. The same along
+    columns; a convolution of the phases with ``kernel // 2 + 1`` taps holds the original's."""
+    m = torch.zeros(2, 2, kernel // 2 + 1, kernel)
+    for a in range(2):
+        for t in range(kernel):
+            m[a, (a + t) % 2, (a + t) // 2, t] = 1
+    return m
+
+
 class SpaceToDepthConv(nn.Module):
     """A reflection-padded stride-1 ``ConvLayer`` on an even-sized map, computed at half resolution:
     the padded input is split into its 4 pixel phases (pixel unshuffle), a convolution with
@@ -120,11 +131,7 @@ class SpaceToDepthConv(nn.Module):
         pad, conv = layer
         k = conv.kernel_size[0]
         taps = k // 2 + 1
-        # output row 2i + a, tap t reads padded row 2i + a + t = 2(i + q) + p: phase p, tap q
-        m = torch.zeros(2, 2, taps, k)  # (a, p, q, t)
-        for a in range(2):
-            for t in range(k):
-                m[a, (a + t) % 2, (a + t) // 2, t] = 1
+        m = phase_taps(k)
         w = torch.einsum("apqy,brsx,ocyx->aboprcqs", m, m, conv.weight.detach().float())
         self.pad = nn.ReflectionPad2d(pad.padding)
         self.conv = nn.Conv2d(4 * conv.in_channels, 4 * conv.out_channels, taps)

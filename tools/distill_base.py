@@ -42,6 +42,7 @@ from tqdm.auto import tqdm
 
 from fastst.config import runs_dir
 from fastst.data import data_dir, random_crop, usable_images
+from fastst.inference import phase_taps
 from fastst.io import atomic_torch_save, load_checkpoint
 from fastst.losses import STYLE_LAYERS, gram_matrix
 from fastst.runtime import autocast, environment, resolve_precision
@@ -170,13 +171,7 @@ def folded(net: TransformerNet) -> TransformerNet:
         raise SystemExit("only a network of 9x9 ends and resize upsampling folds")
     fold = TransformerNet(**{**net.config, "fold": True})
     e, d, fe, fd = net.encoder, net.decoder, fold.encoder, fold.decoder
-    # output pixel 2i + a, tap y of a 9x9 layer reads padded pixel 2i + a + y = 2(i + q) + s: tap q of phase s
-    nine = torch.stack(
-        [
-            _taps(lambda s, y, a=a: (a + y - s) // 2 if (a + y - s) % 2 == 0 else None, 2, 5, 9)
-            for a in range(2)
-        ]
-    )  # (a, s, q, y)
+    nine = phase_taps(9)  # (a, s, q, y): the 9x9 layers' taps on the folded maps, as the inference form's
     # the stride-2 layer: tap y reads row 2i + y - 1 = 2(i - 1 + q) + s
     down = _taps(lambda s, y: (y - 1 - s) // 2 + 1 if (y - 1 - s) % 2 == 0 else None, 2, 2, 3)  # (s, q, y)
     # nearest x2 then a 3x3 layer: output row 2i + a, tap y reads low-resolution row i + (a + y - 1) // 2,
@@ -366,7 +361,7 @@ def main(argv=None) -> None:
     else:
         teacher = load_model(args.teacher)
         names = teacher.style_names
-        student = student_from(args.student, len(names))
+        student = None if args.ranks else student_from(args.student, len(names))
     if args.ranks:
         others = {
             "--style": args.style,
