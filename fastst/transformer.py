@@ -13,14 +13,20 @@ _MIN_SIZE = 16
 SKIP_INIT_SCALE = 0.1  # the last layer's default initialisation, scaled down
 
 
-def instance_norm(x: torch.Tensor, weight=None, bias=None, eps: float = 1e-5) -> torch.Tensor:
+def instance_norm(
+    x: torch.Tensor, weight=None, bias=None, eps: float = 1e-5, channels: int | None = None
+) -> torch.Tensor:
     """``F.instance_norm`` of a batch (N, C, H, W), computed on a CPU as a group norm with one channel a
     group: the same function, whose CPU kernels, forward and backward, work in channels-last memory,
     where instance norm's copy their input to contiguous memory and hand the next layer a contiguous
     output to copy back (``tools/step_profile.py``). On other devices, and for ONNX (which has an
-    instance norm operator), it is torch's."""
+    instance norm operator), it is torch's. ``channels`` (C) lets the ONNX exporter, which needs the
+    channel count of a norm without ``weight``, export one whose input's channels it cannot tell (a
+    reshaped map's: :class:`FoldedNorm`)."""
     if x.device.type == "cpu" and not torch.onnx.is_in_onnx_export():
         return F.group_norm(x, x.shape[1], weight, bias, eps)
+    if weight is None and channels is not None and torch.onnx.is_in_onnx_export():
+        weight, bias = x.new_ones(channels), x.new_zeros(channels)
     return F.instance_norm(x, weight=weight, bias=bias, eps=eps)
 
 
@@ -53,7 +59,7 @@ class ConditionalInstanceNorm2d(nn.Module):
             raise RuntimeError("a multi-style network needs a style: call it as net(x, style)")
         mix = self.mix.to(self.weight.dtype)
         scale, shift = mix @ self.weight, mix @ self.bias
-        y = instance_norm(x, eps=self.eps)
+        y = instance_norm(x, eps=self.eps, channels=self.num_features)
         return y * scale[:, :, None, None].to(y.dtype) + shift[:, :, None, None].to(y.dtype)
 
 

@@ -260,11 +260,13 @@ def test_stylize_command_takes_a_style_of_a_multi_style_model(tmp_path, data_roo
     assert listed.stdout.split() == ["starry_night", "the_scream"]
 
 
-def test_onnx_export_of_a_multi_style_network_takes_the_mix_as_an_input(tmp_path):
+@pytest.mark.parametrize("options", [{"input_skip": True}, {"input_skip": False, "fold": True}])
+def test_onnx_export_of_a_multi_style_network_takes_the_mix_as_an_input(tmp_path, options):
+    # folded, each norm sees a reshaped map whose channels the exporter cannot tell by itself
     ort = pytest.importorskip("onnxruntime")
     from fastst.export import export_network
 
-    model = _randomised(TransformerNet(width=0.25, input_skip=True, styles=3))
+    model = _randomised(TransformerNet(width=0.25, styles=3, **options))
     torch.save(
         {"model": model.state_dict(), "net": model.config, "styles": ["a", "b", "c"]}, tmp_path / "m.pth"
     )

@@ -154,8 +154,16 @@ def test_a_stylizer_forced_to_a_runtime_keeps_its_options(name):
         assert psnr(forced.batch(image[None]), torch_path.batch(image[None])) > PSNR_FP32_DB
 
 
-@pytest.mark.parametrize("input_skip, palette", [(True, 0.0), (False, 0.5)])
-def test_a_paintings_network_runs_its_one_pass_models_one_export(tmp_path, monkeypatch, input_skip, palette):
+@pytest.mark.parametrize(
+    "options, palette",
+    [
+        ({"input_skip": True}, 0.0),
+        ({"input_skip": False}, 0.5),
+        ({"input_skip": False, "fold": True, "ranks": {"residual": [8, 8], "out": [8, None]}}, 0.5),
+    ],
+    ids=["input skip", "palette", "folded and factored"],
+)
+def test_a_paintings_network_runs_its_one_pass_models_one_export(tmp_path, monkeypatch, options, palette):
     """Every painting of a one-pass model runs one exported graph, its norms and colour map as inputs: each
     painting's picture is its own network's, and no painting exports or times anew."""
     exported = [n for n in runtimes.installed() if n != "torch"]
@@ -163,7 +171,7 @@ def test_a_paintings_network_runs_its_one_pass_models_one_export(tmp_path, monke
         pytest.skip("no runtime besides torch is installed")
     monkeypatch.setenv("FASTST_CACHE", str(tmp_path))
     torch.manual_seed(4)
-    model = AnyStyleNet(width=0.25, residual_blocks=1, input_skip=input_skip)
+    model = AnyStyleNet(width=0.25, residual_blocks=1, **options)
     for p in model.parameters():  # norms that differ from painting to painting
         p.data.add_(0.05 * torch.randn_like(p))
     set_palette(model.eval(), palette)
