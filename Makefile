@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 TORCH  ?= torch==2.14.1 torchvision==0.29.1
 MIRROR ?= $(wildcard ../shared/data)
 
-.PHONY: all setup data test notebooks clean-outputs base base-small starry-night anystyle anystyle-base base-fast
+.PHONY: all setup data test notebooks clean-outputs base base-small starry-night anystyle anystyle-base anystyle-fast base-fast
 
 # The multi-style base that ships (fastst/pretrained/base.pth): every style image of the data
 # set in one full-width network, on the cpu preset (one photo a step, a style a step in turn) for as many
@@ -113,6 +113,15 @@ anystyle-base: setup
 	$(PY) tools/average_predictors.py runs/anystyle_made_sw4b/model.pth runs/anystyle_made_sw8/model.pth \
 		runs/anystyle_shapes/model.pth runs/anystyle_made_sw6/model.pth --palette 0.25 --out runs/anystyle_soup_palette/model.pth
 	$(PY) tools/ship_pretrained.py runs/anystyle_soup_palette/model.pth anystyle_base
+
+# The default one-pass model (fastst/pretrained/anystyle_fast.pth): anystyle_base's predictor on base_fast's
+# network (the base folded and factored, `make base-fast`), trained on there with the made styles; the
+# palette step kept. Resumes; see docs/any_painting.md.
+anystyle-fast: setup
+	$(PY) -m fastst data fetch --paintings $(if $(MIRROR),--mirror $(MIRROR))
+	$(ANYSTYLE_BASE) --from anystyle_base --body base_fast --style-weight 6 --made-styles 1500 --lr 1e-4 \
+		--iterations 2000 --out runs/anystyle_fast
+	$(PY) tools/ship_pretrained.py runs/anystyle_fast/model.pth anystyle_fast
 
 clean-outputs:
 	$(PY) -m fastst notebooks strip

@@ -75,7 +75,7 @@ class ModulatedInstanceNorm(nn.Module):
         self.shift: torch.Tensor | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = instance_norm(x, eps=self.eps)
+        y = instance_norm(x, eps=self.eps, channels=self.num_features)
         return y * self.scale[:, :, None, None].to(y.dtype) + self.shift[:, :, None, None].to(y.dtype)
 
 
@@ -111,11 +111,22 @@ class AnyStyleNet(nn.Module):
     painting's (N, D) statistics; :meth:`for_painting` gives one painting's plain network."""
 
     def __init__(
-        self, width: float = 0.375, residual_blocks: int = 3, input_skip: bool = True, shuffle: int = 1
+        self,
+        width: float = 0.375,
+        residual_blocks: int = 3,
+        input_skip: bool = True,
+        shuffle: int = 1,
+        fold: bool = False,
+        ranks: dict | None = None,
     ):
         super().__init__()
         body = TransformerNet(
-            width=width, residual_blocks=residual_blocks, input_skip=input_skip, shuffle=shuffle
+            width=width,
+            residual_blocks=residual_blocks,
+            input_skip=input_skip,
+            shuffle=shuffle,
+            fold=fold,
+            ranks=ranks,
         )
         self.net_config = dict(body.config)
         self.norm_names = [name for name, m in body.named_modules() if isinstance(m, InstanceNorm2d)]
@@ -248,14 +259,16 @@ def painting_inputs(
 def net_options(config: dict) -> dict:
     """The options of :class:`AnyStyleNet` in a network's ``config`` (a one-pass model's or a one-style
     network's)."""
-    return {k: v for k, v in config.items() if k in ("width", "residual_blocks", "input_skip", "shuffle")}
+    names = ("width", "residual_blocks", "input_skip", "shuffle", "fold", "ranks")
+    return {k: v for k, v in config.items() if k in names}
 
 
 def model_file(model: AnyStyleNet, half: bool = True, **extra) -> dict:
     """The model's file content: its options and weights (fp16 where ``half``), plus ``extra`` (the
     run's record); returned for the caller to write atomically."""
     weights = {k: (v.half() if half and v.is_floating_point() else v) for k, v in model.state_dict().items()}
-    return {"anystyle": model.net_config, "model": weights, **extra}
+    kept = {"palette": model.palette} if model.palette else {}
+    return {"anystyle": model.net_config, "model": weights, **kept, **extra}
 
 
 def shared_convolutions(model: AnyStyleNet, name: str) -> dict[str, torch.Tensor]:
@@ -268,6 +281,23 @@ def shared_convolutions(model: AnyStyleNet, name: str) -> dict[str, torch.Tensor
         raise FaststError(f"the one-pass model's shared network is not the shape of {name}")
     state = net.state_dict()
     return {f"body.{k}": state[k].float() for k in model.body.state_dict()}
+
+
+@torch.no_grad()
+def on_network(model: AnyStyleNet, name: str) -> AnyStyleNet:
+    """``model``'s style-prediction network (and palette fraction) on the convolutions of the shipped or
+    saved network ``name`` (one style or several) as its shared network: a network whose norms are
+    ``model``'s, in the same order and of the same sizes, such as one distilled from its shared network
+    with the norms kept. Its predictor may then learn the new network (``train-anystyle --body``)."""
+    from fastst.stylize import load_model  # fastst.stylize imports this module
+
+    new = AnyStyleNet(**net_options(load_model(name).config))
+    if new.norm_sizes != model.norm_sizes:
+        raise FaststError(f"the norms of {name} are not those of the one-pass model's network")
+    predictor = {f"predictor.{k}": v for k, v in model.predictor.state_dict().items()}
+    new.load_state_dict({**shared_convolutions(new, name), **predictor})
+    new.palette = model.palette
+    return new.to(next(model.parameters()).device).train(model.training)
 
 
 def without_shared_convolutions(saved: dict, name: str) -> dict:
@@ -377,7 +407,7 @@ def checked_palette(model: AnyStyleNet, fraction: float) -> float:
         except FaststError:
             raise FaststError(
                 "this one-pass model takes no palette: its network's last convolution does not write the "
-                "colours alone (an input skip or a pixel shuffle); anystyle_base's does"
+                "colours alone (it has an input skip); anystyle_base's does"
             ) from None
     return fraction
 
@@ -444,12 +474,12 @@ def palette_map(
 
 
 def _colour_conv(net: TransformerNet) -> nn.Conv2d:
-    """The last convolution of ``net``, where it alone writes the output's colours."""
+    """The last convolution of ``net``, where it alone writes the output's colours: 3 channels, or 12 that a
+    pixel shuffle unfolds (colour c's 2x2 pixel phases at 4c to 4c + 3)."""
     last = net.last_conv()
-    if net.input_skip or last.out_channels != 3:
+    if net.input_skip or last.out_channels not in (3, 12) or last.bias is None:
         raise FaststError(
-            "a colour map folds only into a network whose last convolution writes the colours "
-            "(no input skip, no pixel shuffle)"
+            "a colour map folds only into a network whose last convolution writes the colours (no input skip)"
         )
     return last
 
@@ -459,8 +489,11 @@ def with_colour_map(net: TransformerNet, matrix: torch.Tensor, shift: torch.Tens
     """``net`` (no input skip) with ``y -> matrix @ y + shift`` folded into its last convolution, the one that
     writes the colours: the same network, at no cost, the map applied before the output's clamp."""
     last = _colour_conv(net)
-    last.weight.copy_(torch.einsum("ij,jchw->ichw", matrix, last.weight))
-    last.bias.copy_(matrix @ last.bias + shift)
+    phases = last.out_channels // 3  # each colour's pixel phases where a pixel shuffle follows
+    weight = last.weight.reshape(3, phases, *last.weight.shape[1:])
+    last.weight.copy_(torch.einsum("ij,jp...->ip...", matrix, weight).reshape(last.weight.shape))
+    bias = matrix @ last.bias.reshape(3, phases) + shift[:, None]
+    last.bias.copy_(bias.reshape(-1))
     return net
 
 

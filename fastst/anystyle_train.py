@@ -24,6 +24,7 @@ from fastst.anystyle import (
     load_anystyle,
     model_file,
     net_options,
+    on_network,
     painting_statistics,
     statistics_of,
 )
@@ -71,6 +72,9 @@ class AnyStyleConfig:
     # default the shipped Starry Night, a network that already paints; or a one-pass model's file
     # (the shipped "anystyle" included), to go on training it
     init: str | None = "starry_night"
+    # with ``init`` a one-pass model's file: the shipped or saved network whose convolutions replace its
+    # shared network (norms of the same sizes, in the same order), for its predictor to learn
+    body: str | None = None
     width: float = 0.375
     residual_blocks: int = 3
     # eq. 5 with the quality measure's weights, but lambda_s three times the measure's: at the measure's own,
@@ -280,7 +284,10 @@ def starting_model(config: AnyStyleConfig, stats: torch.Tensor | None = None) ->
     path = pretrained_path(config.init) if config.init else None
     saved = load_checkpoint(path, "model") if path is not None and path.is_file() else None
     if isinstance(saved, dict) and "anystyle" in saved:
-        return load_anystyle(path).train()
+        model = load_anystyle(path)
+        return (on_network(model, config.body) if config.body else model).train()
+    if config.body:
+        raise FaststError("--body goes with --from a one-pass model's file")
     if not config.init:
         model = AnyStyleNet(config.width, config.residual_blocks)
     else:

@@ -352,6 +352,11 @@ def _train_anystyle_parser(subparsers) -> None:
         help="the trained network the shared network starts from (a shipped style or a model.pth; a "
         "multi-style model: its mean style; 'none': random weights)",
     )
+    command.add_argument(
+        "--body",
+        help="with --from a one-pass model: a network with the same norms (a shipped name or a model.pth) "
+        "whose convolutions become the shared network, such as base_fast under anystyle_base's predictor",
+    )
     command.add_argument("--device", choices=DEVICES)
     command.add_argument("--resume", action="store_true", help="continue the run in --out")
     command.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -80,6 +80,7 @@ def train_anystyle_command(args) -> int:
         "lr",
         "clip",
         "init",
+        "body",
     )
     overrides = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
     if overrides.get("init") == "none":

@@ -60,7 +60,7 @@ class StylizeOptions:
     painting: str | None = option(
         None,
         "any painting (an image file) as the style, in one pass, no training: through a shipped "
-        "one-pass model, anystyle_base (or the one-pass model given with --model)",
+        "one-pass model, anystyle_fast (or the one-pass model given with --model)",
         flag="--style-image",
         metavar="PAINTING",
     )

@@ -49,13 +49,13 @@ def pretrained_path(name: str | os.PathLike) -> Path:
     return candidate if not Path(name).exists() and candidate.exists() else Path(name)
 
 
-SHIPPED_ONE_PASS = ("anystyle", "anystyle_base")
-# The shipped one-pass model on the base's full-width network: the one a painting takes when no ``--model``
-# is named, on every device (without AMX at a smaller working size, cpu_working_size), where
-# tools/peers_speed.py's tables have it faster than the peer's any-style mode at the usual photo sizes, in
-# bf16 and in fp32 (timed on AVX-512; untimed on a CPU of AVX2 only). It takes a --palette; the smaller one
-# (--model anystyle), which tints the photo, takes none.
+SHIPPED_ONE_PASS = ("anystyle", "anystyle_base", "anystyle_fast")
+# The shipped one-pass model on the base's full-width network: the one --refine trains a painting's network
+# from. It takes a --palette; the smaller one (--model anystyle), which tints the photo, takes none.
 ON_THE_BASE = "anystyle_base"
+# The one a painting takes when no ``--model`` is named, on every device: anystyle_base's style-prediction
+# network, trained further on base_fast's convolutions (the base folded and factored), with the same palette.
+DEFAULT_ONE_PASS = "anystyle_fast"
 NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # a CPU that computes in bf16 natively has one of these
 
 
@@ -80,9 +80,9 @@ def cpu_working_size(full_width: bool) -> int:
 
 
 def one_pass_file(name: str | os.PathLike | None = None) -> Path:
-    """The file of the one-pass model ``name`` (a file or a shipped name; None: :data:`ON_THE_BASE`, the
-    default), a shipped name's in this folder even where that file is missing."""
-    name = name if name is not None else ON_THE_BASE
+    """The file of the one-pass model ``name`` (a file or a shipped name; None: :data:`DEFAULT_ONE_PASS`),
+    a shipped name's in this folder even where that file is missing."""
+    name = name if name is not None else DEFAULT_ONE_PASS
     if str(name) in SHIPPED_ONE_PASS and not Path(name).exists():
         return PRETRAINED_DIR / f"{name}.pth"
     return pretrained_path(name)

@@ -22,8 +22,8 @@ LUMA = (0.299, 0.587, 0.114)
 
 def is_full_width(config: dict) -> bool:
     """Whether a TransformerNet of ``config`` (its ``config``, a one-pass model's ``net_config``) has the
-    full width of Johnson et al.'s."""
-    return config.get("width", 1.0) >= 1
+    full width of Johnson et al.'s, its convolutions unfactored (no ``ranks``)."""
+    return config.get("width", 1.0) >= 1 and not config.get("ranks")
 
 
 def working_size(config: dict, device) -> int:

@@ -15,6 +15,7 @@ from fastst.anystyle import (
     colour_moments,
     load_anystyle,
     model_file,
+    on_network,
     painting_network,
     painting_statistics,
     palette_map,
@@ -166,9 +167,17 @@ def test_the_palette_map_does_not_blow_up_a_picture_of_one_colour():
     assert torch.linalg.svdvals(matrix).max() <= MAX_GAIN + 1e-4
 
 
-def test_a_colour_map_folds_into_the_last_convolution(tmp_path):
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"fold": True}, {"fold": True, "ranks": {"out": [8, None]}}],
+    ids=["plain", "folded", "folded and factored"],
+)
+def test_a_colour_map_folds_into_the_last_convolution(options):
+    # a folded network's last convolution writes each colour's four pixel phases
     torch.manual_seed(0)
-    net = TransformerNet(width=0.25, residual_blocks=1, input_skip=False).eval()
+    net = TransformerNet(width=0.25, residual_blocks=1, input_skip=False, **options).eval()
+    for p in net.parameters():  # norms that are not the identity
+        p.data.add_(0.1 * torch.randn_like(p))
     photo = torch.rand(1, 3, 40, 36)
     matrix, shift = (
         torch.tensor([[0.8, 0.1, 0.0], [0.0, 1.1, 0.2], [0.1, 0.0, 0.7]]),
@@ -507,14 +516,16 @@ def _same_weights(a, b) -> bool:
 
 
 @pytest.mark.parametrize("flags", [["avx2", "avx512f"], ["avx2", "avx512_bf16"], ["amx_bf16", "amx_tile"]])
-def test_the_default_one_pass_model_is_the_base_s_on_every_cpu(monkeypatch, flags):
+def test_the_default_one_pass_model_is_anystyle_fast_on_every_cpu(monkeypatch, flags):
     from fastst import host
     from fastst.anystyle import is_one_pass
 
-    assert is_one_pass("anystyle") and is_one_pass("anystyle_base") and not is_one_pass("starry_night")
+    assert all(map(is_one_pass, ("anystyle", "anystyle_base", "anystyle_fast")))
+    assert not is_one_pass("starry_night")
     monkeypatch.setattr(host, "cpu_flags", lambda: flags)
-    assert _same_weights(load_anystyle(), load_anystyle("anystyle_base"))  # found by name as a style is
+    assert _same_weights(load_anystyle(), load_anystyle("anystyle_fast"))  # found by name as a style is
     assert not _same_weights(load_anystyle(), load_anystyle("anystyle"))
+    assert not _same_weights(load_anystyle(), load_anystyle("anystyle_base"))
 
 
 def test_a_palette_goes_through_the_default_one_pass_model_and_the_small_one_refuses_it(imagenet_vgg):
@@ -522,8 +533,8 @@ def test_a_palette_goes_through_the_default_one_pass_model_and_the_small_one_ref
 
     painting = torch.rand(3, 40, 48, generator=torch.Generator().manual_seed(0))
     net = load_one_style(None, "cpu", painting=painting, palette=1.0)
-    base = load_anystyle("anystyle_base")
-    assert not net.input_skip and net.config == base.for_painting(cached_statistics(painting)).config
+    default = load_anystyle("anystyle_fast")
+    assert not net.input_skip and net.config == default.for_painting(cached_statistics(painting)).config
     with pytest.raises(FaststError, match="--palette with anystyle: .*anystyle_base"):
         load_one_style("anystyle", "cpu", painting=painting, palette=1.0)  # named: no other model
 
@@ -532,7 +543,7 @@ def test_a_missing_shipped_one_pass_model_says_how_to_train_it(tmp_path, monkeyp
     from fastst import host
 
     monkeypatch.setattr(host, "PRETRAINED_DIR", tmp_path)
-    with pytest.raises(FaststError, match="make anystyle-base"):
+    with pytest.raises(FaststError, match="make anystyle-fast"):
         load_anystyle()
     with pytest.raises(FaststError, match="make anystyle`"):
         load_anystyle("anystyle")
@@ -669,3 +680,36 @@ def test_the_app_s_refine_button_starts_from_its_one_pass_model_as_the_command_l
     app.Stylist(one_pass="anystyle").refine(str(painting))
     app.Stylist().refine(str(painting))
     assert started == ["anystyle", REFINE_START]
+
+
+def test_a_predictor_moved_onto_a_distilled_network_takes_its_convolutions_and_keeps_its_norms(data_root):
+    from fastst.anystyle_train import AnyStyleConfig, starting_model
+    from fastst.stylize import load_model
+
+    base = load_anystyle("anystyle_base")
+    fast = on_network(base, "base_fast")
+    assert _same_weights(fast.predictor, base.predictor) and fast.palette == base.palette
+    shipped = load_model("base_fast").state_dict()
+    assert all(torch.equal(v, shipped[k].float()) for k, v in fast.body.state_dict().items())
+    # base_fast was distilled from the base with the base's norms kept, so a painting's norms predicted for
+    # the base give nearly the base's picture through base_fast's convolutions
+    stats = base.predictor.mean[None] + 0.5 * base.predictor.std[None] * torch.randn(1, statistics_size())
+    photo = load_image(sorted((data_root / "test" / "bsds500_test_subset").glob("*.jpg"))[0], 128)[None]
+    with torch.no_grad():
+        a, b = base.for_painting(stats)(photo), fast.for_painting(stats)(photo)
+    assert 10 * torch.log10(1 / ((a - b) ** 2).mean()) > 24
+    with pytest.raises(FaststError, match="norms of base_fast"):
+        on_network(load_anystyle("anystyle"), "base_fast")  # the small model's norms are not the base's
+    with pytest.raises(FaststError, match="--body goes with --from a one-pass model"):
+        starting_model(AnyStyleConfig(init="starry_night", body="base_fast"))
+
+
+def test_the_default_one_pass_model_is_anystyle_base_s_predictor_on_base_fast():
+    from fastst.host import PRETRAINED_DIR
+
+    saved = load_checkpoint(PRETRAINED_DIR / "anystyle_fast.pth", "model")
+    assert saved["body_from"] == "base_fast" and not any(k.startswith("body.") for k in saved["model"])
+    assert saved["config"]["init"] == "anystyle_base" and saved["config"]["body"] == "base_fast"
+    model = load_anystyle()
+    assert model.net_config["fold"] and model.net_config["ranks"]
+    assert model.palette == load_anystyle("anystyle_base").palette

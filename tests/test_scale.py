@@ -67,6 +67,7 @@ def test_off_the_cpu_auto_keeps_the_usual_working_size_and_the_shipped_one_pass_
     assert working_size(TransformerNet().config, "cuda") == WORKING_SIZE  # a GPU: no smaller size
     assert working_size(TransformerNet().config, "cpu") < WORKING_SIZE
     assert is_full_width(load_anystyle("anystyle_base").net_config)  # the base's network
+    assert not is_full_width(load_anystyle("anystyle_fast").net_config)  # the base folded and factored
     assert not is_full_width(load_anystyle("anystyle").net_config)
 
 

@@ -10,8 +10,9 @@
   shifts, so every style costs the same;
 - fastst's one-pass models on the same painting: the small one (``--model anystyle``, the rows "one-pass")
   at the ``auto`` style scale (the command line's default with a painting) and at full size, and the
-  one-off cost of a painting it has not seen; the default one, on the base's network (``anystyle_base``,
-  the rows "one-pass on the base"), at the ``auto`` style scale.
+  one-off cost of a painting it has not seen; the one on the base's network (``anystyle_base``, the rows
+  "one-pass on the base", which ``--refine`` starts from) and the default, its predictor on base_fast's
+  network (``anystyle_fast``, the rows "one-pass on base_fast"), at the ``auto`` style scale.
 
 ``--precision fp32`` runs fastst's rows in fp32, as on a CPU without native bf16, on every runtime
 (OpenVINO too, which would pick bf16 here). Square crops of a held-out photo at each size. Writes
@@ -65,7 +66,7 @@ from fastst.stylize import Stylizer, load_model, model_styles
 
 PEER = ("peer built-in", "peer any-style")
 SHIPPED = ("starry_night", "base_fast", "base")
-ONE_PASS, ONE_PASS_ON_BASE = "anystyle", "anystyle_base"  # named, as the rows are
+ONE_PASS, ONE_PASS_ON_BASE, ONE_PASS_FAST = "anystyle", "anystyle_base", "anystyle_fast"  # as the rows are
 FIGURE_PAINTINGS = ("xunhuang1995__AdaIN-style__mondrian.jpg",)  # the figure's, after the timed painting
 # the one pass on the base at the usual working size, timed too where this CPU's is another
 ON_BASE_USUAL = f"fastst one-pass on the base at {WORKING_SIZE} px"
@@ -82,7 +83,7 @@ def timed_functions(sizes, precision: str = "auto") -> tuple[dict, Path, dict]:
     """(name -> a function stylizing a PIL photo of each size, as each method's user runs it; the
     painting; fastst's stylizers by row), fastst's in ``precision`` (``--precision``)."""
     peer, model, painting = _peer(), load_anystyle(ONE_PASS), held_out_paintings()[0]
-    on_base = load_anystyle(ONE_PASS_ON_BASE)
+    on_base, on_fast = load_anystyle(ONE_PASS_ON_BASE), load_anystyle(ONE_PASS_FAST)
     style_pil = tensor_to_pil(load_image(painting))
     plain = load_model("base", style=0)
     stylizers = {
@@ -101,6 +102,9 @@ def timed_functions(sizes, precision: str = "auto") -> tuple[dict, Path, dict]:
         ),
         "fastst one-pass on the base": Stylizer(
             painting_network(painting, on_base), precision, style_scale="auto", runtime="auto"
+        ),
+        "fastst one-pass on base_fast": Stylizer(
+            painting_network(painting, on_fast), precision, style_scale="auto", runtime="auto"
         ),
     }
     here = stylizers["fastst one-pass on the base"]
@@ -136,7 +140,7 @@ def figure(paintings: list[Path], name: str, size: int = 1024, shown: int = 512)
     px); where this CPU's working size for the base's network is not the usual one, that model at the
     usual one too."""
     peer, photo = _peer(), square_photo(size)
-    models = {name: load_anystyle(name) for name in (ONE_PASS, ONE_PASS_ON_BASE)}
+    models = {name: load_anystyle(name) for name in (ONE_PASS, ONE_PASS_ON_BASE, ONE_PASS_FAST)}
     images, titles, sizes = [], [], {}
     for painting in paintings:
         style_pil = tensor_to_pil(load_image(painting))
@@ -163,6 +167,7 @@ def tables(seconds: dict, sizes) -> dict:
         "fastst one-pass at full size",
         "fastst one-pass on the base",
         ON_BASE_USUAL,
+        "fastst one-pass on base_fast",
     )
     one_pass = [m for m in one_pass if f"{m} {sizes[0]}" in seconds]
     methods = [*PEER, "plain eager fp32", *(f"fastst {n}" for n in SHIPPED), *one_pass]
@@ -240,6 +245,7 @@ def _commands(source: Path, out: Path, painting: Path, new: Path) -> dict:
         "fastst base style": [*fastst, "--style", "the_scream"],
         "fastst one-pass": [*fastst, "--style-image", str(painting), "--model", ONE_PASS],
         "fastst one-pass on the base": [*fastst, "--style-image", str(painting), "--model", ONE_PASS_ON_BASE],
+        "fastst one-pass on base_fast": [*fastst, "--style-image", str(painting), "--model", ONE_PASS_FAST],
         "fastst one-pass, a new painting each time": [
             *fastst,
             "--style-image",
@@ -253,6 +259,13 @@ def _commands(source: Path, out: Path, painting: Path, new: Path) -> dict:
             str(new),
             "--model",
             ONE_PASS_ON_BASE,
+        ],
+        "fastst one-pass on base_fast, a new painting each time": [
+            *fastst,
+            "--style-image",
+            str(new),
+            "--model",
+            ONE_PASS_FAST,
         ],
     }
 
@@ -314,6 +327,7 @@ def folder_run(photos: int, rounds: int) -> dict:
             for name, model in (
                 ("fastst one-pass", ONE_PASS),
                 ("fastst one-pass on the base", ONE_PASS_ON_BASE),
+                ("fastst one-pass on base_fast", ONE_PASS_FAST),
             )
         },
         "seconds": {name: round(statistics.median(v), 3) for name, v in seconds.items()},

@@ -3,6 +3,7 @@ precision, with what trained it.
 
     python tools/ship_pretrained.py runs/ttq/starry_night-half_progressive/model.pth starry_night cpu_half
     python tools/ship_pretrained.py runs/anystyle_made/model.pth anystyle    # a one-pass model
+    python tools/ship_pretrained.py runs/anystyle_fast/model.pth anystyle_fast
 """
 
 import sys
@@ -12,10 +13,16 @@ from fastst.anystyle import without_shared_convolutions
 from fastst.host import PRETRAINED_DIR
 from fastst.io import atomic_torch_save, load_checkpoint
 
+# the shipped networks a one-pass model's shared network may be, whose weights it then does not repeat
+SHARED_NETWORKS = ("base_fast", "base")
+
 
 def ship_one_pass(saved: dict, name: str) -> Path:
-    """A one-pass model: without its shared network's weights where they are the shipped base's."""
-    shipped = without_shared_convolutions(saved, "base")
+    """A one-pass model: without its shared network's weights where they are a shipped network's."""
+    for network in SHARED_NETWORKS:
+        shipped = without_shared_convolutions(saved, network)
+        if shipped is not saved:
+            break
     config = shipped["config"]
     shipped["config"] = {**config, "out": None, "init": config.get("init") and Path(config["init"]).name}
     path = PRETRAINED_DIR / f"{name}.pth"
