@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 SIZE = 1024
 CASES = {  # what the command takes besides its input and output; the peer's mode and options beside it
     "starry_night": (["--style", "starry_night"], "built-in", ["-s", "0"]),
-    "the_scream (the base)": (["--style", "the_scream"], "built-in", ["-s", "0"]),
+    "the_scream (a base style)": (["--style", "the_scream"], "built-in", ["-s", "0"]),
     "a new painting": (["--style-image", "{new}"], "any-style", ["--style-image", "{new}"]),
 }
 
