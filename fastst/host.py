@@ -68,15 +68,18 @@ def has_amx() -> bool:
 # size relative to the photo whatever the photo's size, and a larger photo costs one pass at this size and a
 # guided upsampling (tools/any_style.py times both against a pass at the photo's own size).
 WORKING_SIZE = 384
-# The working size of "auto" for a full-width network on a CPU without AMX, where a pass at WORKING_SIZE
-# takes longer than the peer's any-style mode (tools/peers_speed.py): the strokes come out larger.
+# The working size of "auto" on a CPU where a pass at WORKING_SIZE takes longer than the peer's any-style mode
+# (tools/peers_speed.py): the strokes come out larger.
 SLOW_WORKING_SIZE = 256
 
 
-def cpu_working_size(full_width: bool) -> int:
-    """The working size of the "auto" style scale on this CPU for a full-width network or a narrower one:
-    :data:`SLOW_WORKING_SIZE` for a full-width one without AMX, else :data:`WORKING_SIZE`."""
-    return SLOW_WORKING_SIZE if full_width and not has_amx() else WORKING_SIZE
+def cpu_working_size(kind: str, bf16: bool) -> int:
+    """The working size of the "auto" style scale on this CPU for a network of ``kind``
+    (:func:`fastst.scale.network_kind`) run in bf16 (``bf16``) or fp32: :data:`WORKING_SIZE` where a pass at
+    it is timed faster than the peer's any-style mode, a "narrow" network's everywhere, a "factored" one's
+    in bf16 and a "full" one's in bf16 on AMX's tiles; else :data:`SLOW_WORKING_SIZE`."""
+    fast = {"narrow": True, "factored": bf16, "full": bf16 and has_amx()}[kind]
+    return WORKING_SIZE if fast else SLOW_WORKING_SIZE
 
 
 def one_pass_file(name: str | os.PathLike | None = None) -> Path:

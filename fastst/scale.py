@@ -14,24 +14,30 @@ import torch
 import torch.nn.functional as F
 
 from fastst.host import WORKING_SIZE, cpu_working_size
+from fastst.runtime import resolve_precision
 
 RADIUS, EPS = 2, 1e-3  # the guided filter's window radius (at the small size) and regulariser
 
 LUMA = (0.299, 0.587, 0.114)
 
 
-def is_full_width(config: dict) -> bool:
-    """Whether a TransformerNet of ``config`` (its ``config``, a one-pass model's ``net_config``) has the
-    full width of Johnson et al.'s, its convolutions unfactored (no ``ranks``)."""
-    return config.get("width", 1.0) >= 1 and not config.get("ranks")
+def network_kind(config: dict) -> str:
+    """How much a pass of a TransformerNet of ``config`` (its ``config``, a one-pass model's ``net_config``)
+    costs, as the working size on a CPU follows it: "narrow" (narrower than Johnson et al.'s), "factored"
+    (their width, its convolutions factored: ``ranks``) or "full"."""
+    if config.get("width", 1.0) < 1:
+        return "narrow"
+    return "factored" if config.get("ranks") else "full"
 
 
-def working_size(config: dict, device) -> int:
-    """The working size of the "auto" style scale for a TransformerNet of ``config`` on ``device``:
-    :data:`WORKING_SIZE` off the CPU, else :func:`fastst.host.cpu_working_size`'s."""
-    if torch.device(device).type != "cpu":
+def working_size(config: dict, device, precision: str = "auto") -> int:
+    """The working size of the "auto" style scale for a TransformerNet of ``config`` on ``device`` in
+    ``precision`` ("auto": the device's own): :data:`WORKING_SIZE` off the CPU, else
+    :func:`fastst.host.cpu_working_size`'s."""
+    device = torch.device(device)
+    if device.type != "cpu":
         return WORKING_SIZE
-    return cpu_working_size(is_full_width(config))
+    return cpu_working_size(network_kind(config), resolve_precision(precision, device) == "bf16")
 
 
 def auto_scale(height: int, width: int, working_size: int = WORKING_SIZE) -> float:

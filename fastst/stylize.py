@@ -39,7 +39,7 @@ from fastst.runtimes import (
     start_runtime,
     timings,
 )
-from fastst.scale import EPS, LUMA, RADIUS, at_scale, auto_scale, is_full_width, working_size
+from fastst.scale import EPS, LUMA, RADIUS, at_scale, auto_scale, network_kind, working_size
 from fastst.tiles import MAX_PIXELS_ONE_PASS, in_tiles, stylize_tiled
 from fastst.transformer import _MIN_SIZE, TransformerNet, single_style
 
@@ -268,10 +268,11 @@ class Stylizer:
                 + (f" ({names})" if names else "")
             )
         self.device = next(model.parameters()).device
-        self.working_size = working_size(model.config, self.device)  # the "auto" style scale's
         self.runtime = check(runtime, self.device, compile)
         self.model = model  # what the other runtimes export, and what their choice is remembered by
         self.network, self.precision, self.memory_format = fast_model(model, precision, compile)
+        # the "auto" style scale's
+        self.working_size = working_size(model.config, self.device, self.precision)
         self.compiled = compile
         if compile:  # pays off for many images or large ones: the first of each size compiles
             compile_model(self.network)
@@ -372,7 +373,7 @@ class Stylizer:
             style, encoder = ONE_PASS, encoder_file(model_file)
             network |= {
                 "working_size": self.working_size,
-                "full_width": is_full_width(self.model.config),  # what the working size follows on a CPU
+                "network_kind": network_kind(self.model.config),  # what the working size follows on a CPU
                 "guide": {"radius": RADIUS, "eps": EPS, "luma": list(LUMA)},
                 "rests_on": rests,
                 "stats_size": STATS_SIZE,

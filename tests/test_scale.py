@@ -34,22 +34,31 @@ def test_auto_scale_keeps_the_working_size():
     assert auto_scale(768, 1024, working_size=512) == 2.0
 
 
+AMX = ["amx_bf16", "amx_tile", "avx512_bf16"]
+FACTORED = {"fold": True, "ranks": {"residual": [8, 8]}, "input_skip": False}
+
+
 @pytest.mark.parametrize(
-    "flags, width, size",
+    "flags, options, precision, size",
     [
-        (["avx2", "avx512_bf16", "avx512f"], 1.0, 256),  # the full-width network without AMX: smaller
-        (["avx2"], 1.0, 256),
-        (["amx_bf16", "amx_tile", "avx512_bf16"], 1.0, 384),  # with AMX it keeps the usual size
-        (["avx2", "avx512_bf16"], 0.375, 384),  # a narrower network keeps it everywhere
+        (["avx2", "avx512_bf16", "avx512f"], {}, "bf16", 256),  # the full-width network without AMX: smaller
+        (["avx2"], {}, "fp32", 256),
+        (AMX, {}, "bf16", 384),  # with AMX's bf16 tiles it keeps the usual size
+        (AMX, {}, "fp32", 256),  # but not in fp32
+        (["avx2", "avx512_bf16"], FACTORED, "bf16", 384),  # the base folded and factored: in bf16
+        (["avx2"], FACTORED, "fp32", 256),
+        (["avx2"], {"width": 0.375}, "fp32", 384),  # a narrower network keeps it everywhere
     ],
 )
-def test_auto_runs_a_full_width_network_smaller_on_a_cpu_without_amx(monkeypatch, flags, width, size):
+def test_auto_runs_a_costly_network_smaller_where_it_would_be_slow(
+    monkeypatch, flags, options, precision, size
+):
     from fastst import host
 
     monkeypatch.setattr(host, "cpu_flags", lambda: flags)
     seen = []
-    net = TransformerNet(width=width)
-    stylizer = Stylizer(net, style_scale="auto")
+    net = TransformerNet(**options)
+    stylizer = Stylizer(net, precision, style_scale="auto")
     stylizer._pass = lambda x: seen.append(tuple(x.shape[-2:])) or x  # the pass itself is not the point
     out = stylizer.batch(torch.rand(1, 3, 480, 600))
     assert out.shape == (1, 3, 480, 600) and seen == [(round(480 * size / 600), size)]
@@ -61,14 +70,14 @@ def test_off_the_cpu_auto_keeps_the_usual_working_size_and_the_shipped_one_pass_
 ):
     from fastst import host
     from fastst.anystyle import load_anystyle
-    from fastst.scale import WORKING_SIZE, is_full_width, working_size
+    from fastst.scale import WORKING_SIZE, network_kind, working_size
 
     monkeypatch.setattr(host, "cpu_flags", lambda: ["avx2"])
     assert working_size(TransformerNet().config, "cuda") == WORKING_SIZE  # a GPU: no smaller size
-    assert working_size(TransformerNet().config, "cpu") < WORKING_SIZE
-    assert is_full_width(load_anystyle("anystyle_base").net_config)  # the base's network
-    assert not is_full_width(load_anystyle("anystyle_fast").net_config)  # the base folded and factored
-    assert not is_full_width(load_anystyle("anystyle").net_config)
+    assert working_size(TransformerNet().config, "cpu", "fp32") < WORKING_SIZE
+    assert network_kind(load_anystyle("anystyle_base").net_config) == "full"  # the base's network
+    assert network_kind(load_anystyle("anystyle_fast").net_config) == "factored"  # folded and factored
+    assert network_kind(load_anystyle("anystyle").net_config) == "narrow"
 
 
 def test_at_scale_runs_at_the_smaller_size_and_returns_the_full_size():

@@ -12,7 +12,8 @@
   at the ``auto`` style scale (the command line's default with a painting) and at full size, and the
   one-off cost of a painting it has not seen; the one on the base's network (``anystyle_base``, the rows
   "one-pass on the base", which ``--refine`` starts from) and the default, its predictor on base_fast's
-  network (``anystyle_fast``, the rows "one-pass on base_fast"), at the ``auto`` style scale.
+  network (``anystyle_fast``, the rows "one-pass on base_fast"), at the ``auto`` style scale, which follows
+  the precision timed, and also at the usual working size where that differs.
 
 ``--precision fp32`` runs fastst's rows in fp32, as on a CPU without native bf16, on every runtime
 (OpenVINO too, which would pick bf16 here). Square crops of a held-out photo at each size. Writes
@@ -68,8 +69,13 @@ PEER = ("peer built-in", "peer any-style")
 SHIPPED = ("starry_night", "base_fast", "base")
 ONE_PASS, ONE_PASS_ON_BASE, ONE_PASS_FAST = "anystyle", "anystyle_base", "anystyle_fast"  # as the rows are
 FIGURE_PAINTINGS = ("xunhuang1995__AdaIN-style__mondrian.jpg",)  # the figure's, after the timed painting
-# the one pass on the base at the usual working size, timed too where this CPU's is another
-ON_BASE_USUAL = f"fastst one-pass on the base at {WORKING_SIZE} px"
+# the one-pass models on the base's networks, each also at the usual working size where this CPU's (in the
+# precision timed) is another
+ON_BASES = ("fastst one-pass on the base", "fastst one-pass on base_fast")
+
+
+def at_usual(row: str) -> str:
+    return f"{row} at {WORKING_SIZE} px"
 
 
 def square_photo(size: int):
@@ -107,11 +113,12 @@ def timed_functions(sizes, precision: str = "auto") -> tuple[dict, Path, dict]:
             painting_network(painting, on_fast), precision, style_scale="auto", runtime="auto"
         ),
     }
-    here = stylizers["fastst one-pass on the base"]
-    if here.working_size != WORKING_SIZE:
-        usual = Stylizer(here.model, precision, style_scale="auto", runtime="auto")
-        usual.working_size = WORKING_SIZE
-        stylizers[ON_BASE_USUAL] = usual
+    for row in ON_BASES:
+        here = stylizers[row]
+        if here.working_size != WORKING_SIZE:
+            usual = Stylizer(here.model, precision, style_scale="auto", runtime="auto")
+            usual.working_size = WORKING_SIZE
+            stylizers[at_usual(row)] = usual
 
     def run_plain(pil):
         with torch.no_grad():
@@ -165,9 +172,7 @@ def tables(seconds: dict, sizes) -> dict:
     one_pass = (
         "fastst one-pass",
         "fastst one-pass at full size",
-        "fastst one-pass on the base",
-        ON_BASE_USUAL,
-        "fastst one-pass on base_fast",
+        *(name for row in ON_BASES for name in (row, at_usual(row))),
     )
     one_pass = [m for m in one_pass if f"{m} {sizes[0]}" in seconds]
     methods = [*PEER, "plain eager fp32", *(f"fastst {n}" for n in SHIPPED), *one_pass]
