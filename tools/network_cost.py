@@ -44,7 +44,7 @@ def networks() -> dict[str, torch.nn.Module]:
         "shipped base_fast (the base's styles, folded and factored)": load_model("base_fast", style=0),
         **{
             f"one-pass {name}'s network": TransformerNet(**load_anystyle(name).net_config)
-            for name in ("anystyle", "anystyle_base")
+            for name in ("anystyle", "anystyle_base", "anystyle_fast")
         },
         **{", ".join(f"{k} {v}" for k, v in shape.items()): TransformerNet(**shape) for shape in SHAPES},
     }
