@@ -704,7 +704,7 @@ def test_a_predictor_moved_onto_a_distilled_network_takes_its_convolutions_and_k
         starting_model(AnyStyleConfig(init="starry_night", body="base_fast"))
 
 
-def test_the_default_one_pass_model_is_anystyle_base_s_predictor_on_base_fast():
+def test_the_default_one_pass_model_is_anystyle_base_s_predictor_on_base_fast(imagenet_vgg):
     from fastst.host import PRETRAINED_DIR
 
     saved = load_checkpoint(PRETRAINED_DIR / "anystyle_fast.pth", "model")
@@ -713,3 +713,9 @@ def test_the_default_one_pass_model_is_anystyle_base_s_predictor_on_base_fast():
     model = load_anystyle()
     assert model.net_config["fold"] and model.net_config["ranks"]
     assert model.palette == load_anystyle("anystyle_base").palette
+    # a painting's network, its colour map folded into the folded last layer, keeps odd sizes
+    painting = torch.rand(3, 40, 48, generator=torch.Generator().manual_seed(1))
+    net = painting_network(painting, model)
+    with torch.no_grad():
+        for size in [(37, 53), (17, 9)]:
+            assert net(torch.rand(1, 3, *size)).shape == (1, 3, *size)
