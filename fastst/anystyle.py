@@ -296,7 +296,10 @@ def on_network(model: AnyStyleNet, name: str) -> AnyStyleNet:
         raise FaststError(f"the norms of {name} are not those of the one-pass model's network")
     predictor = {f"predictor.{k}": v for k, v in model.predictor.state_dict().items()}
     new.load_state_dict({**shared_convolutions(new, name), **predictor})
-    new.palette = model.palette
+    try:
+        set_palette(new, model.palette)
+    except FaststError as e:
+        raise FaststError(f"the one-pass model's palette on {name}: {e}") from None
     return new.to(next(model.parameters()).device).train(model.training)
 
 
@@ -407,7 +410,7 @@ def checked_palette(model: AnyStyleNet, fraction: float) -> float:
         except FaststError:
             raise FaststError(
                 "this one-pass model takes no palette: its network's last convolution does not write the "
-                "colours alone (it has an input skip); anystyle_base's does"
+                "colours alone (it has an input skip); anystyle_fast's and anystyle_base's do"
             ) from None
     return fraction
 

@@ -277,7 +277,8 @@ def _entry(args) -> dict | None:
         return None
     if any(file_digest(f) != d for f, d in entry.get("rests_on", {}).items()):
         return None  # a file the model takes weights from has changed
-    kind, bf16 = entry.get("network_kind", "full"), entry.get("precision") == "bf16"
+    kind = entry.get("network_kind") or ("full" if entry.get("full_width", True) else "narrow")
+    bf16 = entry.get("precision") == "bf16"
     if "working_size" in entry and entry["working_size"] != cpu_working_size(kind, bf16):
         # noted at another working size of the "auto" scale (an older fastst; a note without the network's
         # kind is taken for a full-width one: at worst the full path stylizes once and notes it again)

@@ -515,14 +515,11 @@ def _same_weights(a, b) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-@pytest.mark.parametrize("flags", [["avx2", "avx512f"], ["avx2", "avx512_bf16"], ["amx_bf16", "amx_tile"]])
-def test_the_default_one_pass_model_is_anystyle_fast_on_every_cpu(monkeypatch, flags):
-    from fastst import host
+def test_the_default_one_pass_model_is_anystyle_fast():
     from fastst.anystyle import is_one_pass
 
     assert all(map(is_one_pass, ("anystyle", "anystyle_base", "anystyle_fast")))
     assert not is_one_pass("starry_night")
-    monkeypatch.setattr(host, "cpu_flags", lambda: flags)
     assert _same_weights(load_anystyle(), load_anystyle("anystyle_fast"))  # found by name as a style is
     assert not _same_weights(load_anystyle(), load_anystyle("anystyle"))
     assert not _same_weights(load_anystyle(), load_anystyle("anystyle_base"))
@@ -693,7 +690,8 @@ def test_a_predictor_moved_onto_a_distilled_network_takes_its_convolutions_and_k
     assert all(torch.equal(v, shipped[k].float()) for k, v in fast.body.state_dict().items())
     # base_fast was distilled from the base with the base's norms kept, so a painting's norms predicted for
     # the base give nearly the base's picture through base_fast's convolutions
-    stats = base.predictor.mean[None] + 0.5 * base.predictor.std[None] * torch.randn(1, statistics_size())
+    noise = torch.randn(1, statistics_size(), generator=torch.Generator().manual_seed(0))
+    stats = base.predictor.mean[None] + 0.5 * base.predictor.std[None] * noise
     photo = load_image(sorted((data_root / "test" / "bsds500_test_subset").glob("*.jpg"))[0], 128)[None]
     with torch.no_grad():
         a, b = base.for_painting(stats)(photo), fast.for_painting(stats)(photo)

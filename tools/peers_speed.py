@@ -23,7 +23,7 @@ size and, where that differs, at the usual one).
 
 With ``--folder``, instead: whole processes as a person starts them, start-up included, on a folder of
 photos at 512 px (each tool's folder mode) and on one 1024 px photo, in interleaved rounds, with each
-process's peak resident memory; both one-pass models, with a painting the last run used and with a new
+process's peak resident memory; the three one-pass models, with a painting the last run used and with a new
 painting each run. Writes results/peers_folder.json.
 
 With ``--video``: whole processes on a clip of a camera panning across a photo at 360p, 720p and 1080p,
@@ -143,7 +143,7 @@ def timed_functions(sizes, precision: str = "auto") -> tuple[dict, Path, dict]:
 
 def figure(paintings: list[Path], name: str, size: int = 1024, shown: int = 512) -> None:
     """What the one-pass rows draw, at the ``auto`` style scale: a held-out photo at ``size`` px through
-    the peer's any-style mode and both one-pass models, a painting a row (each picture shown at ``shown``
+    the peer's any-style mode and the three one-pass models, a painting a row (each picture shown at ``shown``
     px); where this CPU's working size for the base's network is not the usual one, that model at the
     usual one too."""
     peer, photo = _peer(), square_photo(size)
@@ -460,7 +460,7 @@ def main() -> None:
         "tables": tables(seconds, args.sizes),
     }
     print(write_result("peers_speed" + args.suffix, record))
-    if args.precision == "auto":  # in fp32 the same pictures, to rounding
+    if args.precision == "auto":  # the pictures at this CPU's working sizes in its own precision
         figure([painting, *held_out_paintings(FIGURE_PAINTINGS)], "peers_speed" + args.suffix)
 
 
