@@ -80,6 +80,42 @@ class StreamNorm(torch.nn.Module):
         return torch.addcmul(shift.to(x.dtype), x, scale.to(x.dtype))
 
 
+class FixedNorm(torch.nn.Module):
+    """An instance norm whose statistics were fixed over a clip (a recorded :class:`StreamNorm` of mode
+    "clip"): ``x * scale + shift`` per channel, as that norm computes it, the two kept as buffers, so that a
+    network of them exports as a plain graph and is told apart from another clip's by its weights."""
+
+    def __init__(self, norm: StreamNorm):
+        super().__init__()
+        if norm.moments is None:
+            raise RuntimeError("clip statistics were not recorded")
+        mean, square = norm.moments.float()  # (1, C, 1, 1) each
+        scale = torch.rsqrt((square - mean * mean).clamp_min(0) + norm.eps)
+        shift = -mean * scale
+        if norm.weight is not None:
+            weight, bias = norm.weight.float().view(1, -1, 1, 1), norm.bias.float().view(1, -1, 1, 1)
+            scale, shift = scale * weight, shift * weight + bias
+        self.register_buffer("scale", scale.detach().cpu().clone())
+        self.register_buffer("shift", shift.detach().cpu().clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.addcmul(self.shift.to(x.dtype), x, self.scale.to(x.dtype))
+
+
+def fixed_network(model: TransformerNet, stream: torch.nn.Module) -> TransformerNet:
+    """A copy of the one-style ``model``, on the CPU in fp32, whose instance norms are :class:`FixedNorm` of
+    the statistics that ``stream`` (a stream network of ``model`` or of its inference form, mode "clip")
+    recorded, norm by norm by name: a plain network, which the exported runtimes run. A painting's network
+    of a one-pass model loses its model's shared graph, whose norms are the painting's own."""
+    net = copy.deepcopy(model).cpu().float().eval()
+    for name in ("forward", "one_pass"):  # a compiled forward, a one-pass model's graph: the original's
+        vars(net).pop(name, None)
+    for name in [n for n, m in net.named_modules() if isinstance(m, torch.nn.InstanceNorm2d)]:
+        parent, _, child = name.rpartition(".")
+        setattr(net.get_submodule(parent), child, FixedNorm(stream.get_submodule(name)))
+    return net
+
+
 def stream_network(model: TransformerNet, mode: str = DEFAULT_TEMPORAL) -> TransformerNet:
     """A copy of ``model`` (a one-style network, any form) whose instance norms are
     :class:`StreamNorm` of ``mode``. One network serves one clip."""

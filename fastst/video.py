@@ -27,6 +27,7 @@ from fastst.temporal import (
     _cropped,
     _norms,
     _padded,
+    fixed_network,
     stream_network,
 )
 from fastst.transformer import TransformerNet
@@ -80,10 +81,10 @@ def _record_clip_statistics(net, source: ClipReader, device, precision) -> None:
 
 
 def check_video_runtime(runtime: str, temporal: str) -> None:
-    if temporal != "frame" and runtime not in ("auto", "torch"):
+    if temporal == "ema" and runtime not in ("auto", "torch"):
         raise FaststError(
-            f"--runtime {runtime} stylizes video frame by frame only: add --temporal frame, "
-            "or --runtime torch"
+            f"--runtime {runtime} stylizes video frame by frame or with the clip's statistics only: add "
+            "--temporal frame or clip, or --runtime torch"
         )
 
 
@@ -106,9 +107,10 @@ def stylize_video(
     """Stylize the clip ``source`` into ``output`` (.mp4, .mov, .mkv, .webm or .gif) with a one-style
     ``model`` on its device. ``temporal`` picks where the instance norms' statistics come from, and
     ``anchor`` keeps the network's grid fixed to the scene (:class:`GridAnchor`); see the module's
-    docstring. Frames are batched; the output appears only once complete. Frame by frame, ``runtime``
-    is :class:`fastst.stylize.Stylizer`'s; the other modes change the torch network's norms, so they
-    run it."""
+    docstring. Frames are batched; the output appears only once complete. Frame by frame, and on a CPU
+    with the clip's statistics (fixed once recorded: :func:`fastst.temporal.fixed_network`), ``runtime``
+    is :class:`fastst.stylize.Stylizer`'s; "ema" changes the torch network's norms frame by frame, so it
+    runs that."""
     if not 0.0 <= strength <= 1.0:
         raise FaststError(f"strength must be between 0 and 1, not {strength}")
     if temporal not in TEMPORAL_MODES:
@@ -126,6 +128,13 @@ def stylize_video(
     start, count = time.perf_counter(), 0  # the time includes the clip statistics' pass
     if temporal == "clip":
         _record_clip_statistics(net, src, device, precision)
+        if device.type == "cpu" and runtime != "torch" and not compile:
+            # the statistics fixed, a plain network: any runtime runs it, "auto" the fastest for the frames
+            with torch.inference_mode(False):
+                fixed = fixed_network(model, net)
+            stylizer = Stylizer(fixed, precision, False, style_scale, runtime)
+            stylizer.images = src.info.frames or None
+            per_frame = True
     output = Path(output)
     with atomic_path(output, suffix=".tmp" + output.suffix) as tmp:
         writer = clip_writer(tmp, src)

@@ -192,14 +192,49 @@ def test_a_paintings_network_runs_its_one_pass_models_one_export(tmp_path, monke
     assert runtimes.network_digest(nets[0]) == runtimes.network_digest(nets[1])
 
 
-def test_video_modes_that_change_the_norms_refuse_another_runtime():
+def test_the_video_mode_that_changes_the_norms_every_frame_refuses_another_runtime():
     name = next((n for n in runtimes.installed() if n != "torch"), None)
     if name is None:
         pytest.skip("no runtime besides torch is installed")
-    with pytest.raises(FaststError, match="frame by frame only"):
+    with pytest.raises(FaststError, match="frame by frame or with the clip's statistics only"):
         stylize_video_paths(
-            None, "no-such-clip.mp4", "out.mp4", StylizeOptions(device="cpu", runtime=name), temporal="clip"
+            None, "no-such-clip.mp4", "out.mp4", StylizeOptions(device="cpu", runtime=name), temporal="ema"
         )
+
+
+@pytest.mark.parametrize("painting", [False, True], ids=["a style", "a painting"])
+def test_a_clip_s_fixed_statistics_run_on_every_runtime_as_the_stream_network_computes(
+    tmp_path, monkeypatch, painting
+):
+    """With the clip's statistics recorded, video runs a plain copy of the network with them fixed, on any
+    runtime: each gives the stream network's picture, a painting's network included (whose one-pass graph
+    would normalise each frame by its own statistics instead)."""
+    from fastst import temporal
+
+    monkeypatch.setenv("FASTST_CACHE", str(tmp_path))
+    if painting:
+        torch.manual_seed(5)
+        model = AnyStyleNet(width=0.25, residual_blocks=1, input_skip=False)
+        for p in model.parameters():
+            p.data.add_(0.05 * torch.randn_like(p))
+        net = painting_network(torch.rand(3, 40, 48), model.eval())
+    else:
+        net = _network(2)
+    stream = temporal.stream_network(net, "clip")
+    norms = temporal._norms(stream)
+    for m in norms:
+        m.recording = True
+    with torch.no_grad():  # statistics of other pictures than the one stylized below
+        stream(0.6 * torch.rand(3, 3, 40, 44) + 0.4)
+    for m in norms:
+        m.recording = False
+    fixed = temporal.fixed_network(net, stream)
+    photo = torch.rand(2, 3, 37, 53, generator=torch.Generator().manual_seed(1))
+    reference = _reference(stream, photo)
+    assert psnr(_reference(net, photo), reference) < 35  # the frame's own statistics differ from the clip's
+    for name in runtimes.installed():
+        out = runtimes.start_runtime(name, fixed, "fp32")(photo)
+        assert psnr(out, reference) > PSNR_FP32_DB, name
 
 
 def test_the_command_line_with_runtime_torch_writes_the_network_s_picture(tmp_path):

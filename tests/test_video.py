@@ -131,6 +131,32 @@ def test_stabilised_clip_flickers_less_than_frame_by_frame(pan, model, tmp_path)
     assert scores["stable"] < 0.6 * scores["plain"], scores
 
 
+def test_with_the_clip_s_statistics_an_exported_runtime_draws_the_torch_path_s_frames(
+    pan, model, tmp_path, monkeypatch
+):
+    from fastst import runtimes
+
+    name = next((n for n in runtimes.installed() if n != "torch"), None)
+    if name is None:
+        pytest.skip("no runtime besides torch is installed")
+    from fastst.measure import psnr
+
+    monkeypatch.setenv("FASTST_CACHE", str(tmp_path / "cache"))
+    finish, frames = video._finish, {}
+    for runtime in ("torch", name):
+        styled = frames[runtime] = []  # each frame as stylized, before the codec (which would amplify
+        # the runtimes' last-bit differences through its prediction from frame to frame)
+        monkeypatch.setattr(
+            video, "_finish", lambda s, *rest, styled=styled: styled.append(s) or finish(s, *rest)
+        )
+        video.stylize_video(
+            model, pan, tmp_path / f"{runtime}.mp4", progress=False, runtime=runtime, precision="fp32"
+        )
+    a, b = torch.stack(frames["torch"]), torch.stack(frames[name])
+    assert len(a) == 24 and psnr(a, b) > 40
+    assert list((tmp_path / "cache" / "onnx").glob("*.onnx"))  # the network with the clip's statistics
+
+
 def test_animated_gif_and_webp_in_gif_out(photo, tmp_path, capsys):
     im = Image.open(photo).convert("RGB").resize((96, 64))
     frames = [im.rotate(5 * i) for i in range(5)]
