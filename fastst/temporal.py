@@ -72,12 +72,18 @@ class StreamNorm(torch.nn.Module):
                 self.moments = state
                 mean, square = torch.cat(smoothed, dim=1)
         # normalise, scale and shift in one pass over x: x * scale + shift
+        scale, shift = self.affine(mean, square)
+        return torch.addcmul(shift.to(x.dtype), x, scale.to(x.dtype))
+
+    def affine(self, mean: torch.Tensor, square: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(scale, shift) per channel that normalise by these moments (mean, mean square) and then apply the
+        norm's own scale and shift."""
         scale = torch.rsqrt((square - mean * mean).clamp_min(0) + self.eps)
         shift = -mean * scale
         if self.weight is not None:
             scale = scale * self.weight.view(1, -1, 1, 1)
             shift = shift * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
-        return torch.addcmul(shift.to(x.dtype), x, scale.to(x.dtype))
+        return scale, shift
 
 
 class FixedNorm(torch.nn.Module):
@@ -89,14 +95,9 @@ class FixedNorm(torch.nn.Module):
         super().__init__()
         if norm.moments is None:
             raise RuntimeError("clip statistics were not recorded")
-        mean, square = norm.moments.float()  # (1, C, 1, 1) each
-        scale = torch.rsqrt((square - mean * mean).clamp_min(0) + norm.eps)
-        shift = -mean * scale
-        if norm.weight is not None:
-            weight, bias = norm.weight.float().view(1, -1, 1, 1), norm.bias.float().view(1, -1, 1, 1)
-            scale, shift = scale * weight, shift * weight + bias
-        self.register_buffer("scale", scale.detach().cpu().clone())
-        self.register_buffer("shift", shift.detach().cpu().clone())
+        scale, shift = norm.affine(*norm.moments.float())  # the clip's moments, (1, C, 1, 1) each
+        self.register_buffer("scale", scale.detach().float().cpu().clone())
+        self.register_buffer("shift", shift.detach().float().cpu().clone())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.addcmul(self.shift.to(x.dtype), x, self.scale.to(x.dtype))

@@ -68,6 +68,12 @@ from fastst.stylize import Stylizer, load_model, model_styles
 PEER = ("peer built-in", "peer any-style")
 SHIPPED = ("starry_night", "base_fast", "base")
 ONE_PASS, ONE_PASS_ON_BASE, ONE_PASS_FAST = "anystyle", "anystyle_base", "anystyle_fast"  # as the rows are
+# each one-pass model's rows, at the "auto" style scale
+ONE_PASS_ROWS = {
+    "fastst one-pass": ONE_PASS,
+    "fastst one-pass on the base": ONE_PASS_ON_BASE,
+    "fastst one-pass on base_fast": ONE_PASS_FAST,
+}
 FIGURE_PAINTINGS = ("xunhuang1995__AdaIN-style__mondrian.jpg",)  # the figure's, after the timed painting
 # the one-pass models on the base's networks, each also at the usual working size where this CPU's (in the
 # precision timed) is another
@@ -88,8 +94,9 @@ def square_photo(size: int):
 def timed_functions(sizes, precision: str = "auto") -> tuple[dict, Path, dict]:
     """(name -> a function stylizing a PIL photo of each size, as each method's user runs it; the
     painting; fastst's stylizers by row), fastst's in ``precision`` (``--precision``)."""
-    peer, model, painting = _peer(), load_anystyle(ONE_PASS), held_out_paintings()[0]
-    on_base, on_fast = load_anystyle(ONE_PASS_ON_BASE), load_anystyle(ONE_PASS_FAST)
+    peer, painting = _peer(), held_out_paintings()[0]
+    models = {row: load_anystyle(name) for row, name in ONE_PASS_ROWS.items()}
+    model = models["fastst one-pass"]
     style_pil = tensor_to_pil(load_image(painting))
     plain = load_model("base", style=0)
     stylizers = {
@@ -100,17 +107,12 @@ def timed_functions(sizes, precision: str = "auto") -> tuple[dict, Path, dict]:
             for name in SHIPPED
         },
         # the default path: a painting's network runs its model's shared graph on the fastest runtime
-        "fastst one-pass": Stylizer(
-            painting_network(painting, model), precision, style_scale="auto", runtime="auto"
-        ),
+        **{
+            row: Stylizer(painting_network(painting, m), precision, style_scale="auto", runtime="auto")
+            for row, m in models.items()
+        },
         "fastst one-pass at full size": Stylizer(
             painting_network(painting, model), precision, runtime="auto"
-        ),
-        "fastst one-pass on the base": Stylizer(
-            painting_network(painting, on_base), precision, style_scale="auto", runtime="auto"
-        ),
-        "fastst one-pass on base_fast": Stylizer(
-            painting_network(painting, on_fast), precision, style_scale="auto", runtime="auto"
         ),
     }
     for row in ON_BASES:
@@ -147,7 +149,7 @@ def figure(paintings: list[Path], name: str, size: int = 1024, shown: int = 512)
     px); where this CPU's working size for the base's network is not the usual one, that model at the
     usual one too."""
     peer, photo = _peer(), square_photo(size)
-    models = {name: load_anystyle(name) for name in (ONE_PASS, ONE_PASS_ON_BASE, ONE_PASS_FAST)}
+    models = {name: load_anystyle(name) for name in ONE_PASS_ROWS.values()}
     images, titles, sizes = [], [], {}
     for painting in paintings:
         style_pil = tensor_to_pil(load_image(painting))
@@ -248,30 +250,14 @@ def _commands(source: Path, out: Path, painting: Path, new: Path) -> dict:
         "peer any-style": [*peer, "--style-image", str(painting), "--max-size", "4096"],
         "fastst starry_night": [*fastst, "--style", "starry_night"],
         "fastst base style": [*fastst, "--style", "the_scream"],
-        "fastst one-pass": [*fastst, "--style-image", str(painting), "--model", ONE_PASS],
-        "fastst one-pass on the base": [*fastst, "--style-image", str(painting), "--model", ONE_PASS_ON_BASE],
-        "fastst one-pass on base_fast": [*fastst, "--style-image", str(painting), "--model", ONE_PASS_FAST],
-        "fastst one-pass, a new painting each time": [
-            *fastst,
-            "--style-image",
-            str(new),
-            "--model",
-            ONE_PASS,
-        ],
-        "fastst one-pass on the base, a new painting each time": [
-            *fastst,
-            "--style-image",
-            str(new),
-            "--model",
-            ONE_PASS_ON_BASE,
-        ],
-        "fastst one-pass on base_fast, a new painting each time": [
-            *fastst,
-            "--style-image",
-            str(new),
-            "--model",
-            ONE_PASS_FAST,
-        ],
+        **{
+            row: [*fastst, "--style-image", str(painting), "--model", name]
+            for row, name in ONE_PASS_ROWS.items()
+        },
+        **{
+            f"{row}, a new painting each time": [*fastst, "--style-image", str(new), "--model", name]
+            for row, name in ONE_PASS_ROWS.items()
+        },
     }
 
 
@@ -328,12 +314,8 @@ def folder_run(photos: int, rounds: int) -> dict:
         "painting": painting.name,
         "photos": photos,
         "working_sizes": {  # of the "auto" style scale on this CPU, by the model's network
-            name: working_size(read_one_pass(one_pass_file(model))["anystyle"], "cpu")
-            for name, model in (
-                ("fastst one-pass", ONE_PASS),
-                ("fastst one-pass on the base", ONE_PASS_ON_BASE),
-                ("fastst one-pass on base_fast", ONE_PASS_FAST),
-            )
+            row: working_size(read_one_pass(one_pass_file(name))["anystyle"], "cpu")
+            for row, name in ONE_PASS_ROWS.items()
         },
         "seconds": {name: round(statistics.median(v), 3) for name, v in seconds.items()},
         "peak_memory_mb": {name: round(max(v)) for name, v in memory.items()},
