@@ -216,7 +216,8 @@ def for_inference(model: TransformerNet) -> TransformerNet:
     """An eval-mode copy of ``model`` computing the same function faster: the upsampling layers and the last
     convolution re-expressed at half resolution (see above; a ``shuffle`` network has only its upsampling to
     re-express), the image kept exact under reduced precision (``TwoTermInputConv``), paddings in their
-    input's precision (``KeepPrecisionPad``), and instance norms that compile to one pass
+    input's precision (``KeepPrecisionPad``), a padding that feeds a factored convolution moved after its
+    first 1x1 convolution (to the narrower map), and instance norms that compile to one pass
     (``SinglePassInstanceNorm``). For stylizing only: its weights are derived, not trained, and it is not
     saved. A model already in this form is returned as it is."""
     if any(isinstance(m, TwoTermInputConv) for m in model.encoder):
@@ -233,4 +234,31 @@ def for_inference(model: TransformerNet) -> TransformerNet:
         fast.decoder[-1] = SpaceToDepthConv(fast.decoder[-1])
     replace_modules(fast, lambda m: type(m) in (nn.InstanceNorm2d, InstanceNorm2d), _single_pass)
     replace_modules(fast, lambda m: type(m) in (nn.ReflectionPad2d, nn.ReplicationPad2d), KeepPrecisionPad)
+    _pad_after_pointwise(fast)
     return fast.requires_grad_(False).to(device)
+
+
+def _pointwise(m: nn.Module) -> bool:
+    return (
+        isinstance(m, nn.Conv2d)
+        and m.kernel_size == (1, 1)
+        and m.stride == (1, 1)
+        and m.padding == (0, 0)
+        and m.groups == 1
+    )
+
+
+def _pad_after_pointwise(model: nn.Module) -> None:
+    """Where a padding feeds a factored convolution (:func:`fastst.transformer.factored`) that starts with a
+    1x1 convolution, the 1x1 convolution goes first: a reflection or replication padding copies pixels,
+    which a pixel-wise map commutes with, and the padding then copies the 1x1 convolution's narrower map."""
+    for seq in [m for m in model.modules() if isinstance(m, nn.Sequential)]:
+        for i in range(len(seq) - 1):
+            pad, conv = seq[i], seq[i + 1]
+            if (
+                isinstance(pad, KeepPrecisionPad)
+                and isinstance(conv, nn.Sequential)
+                and len(conv) > 1
+                and _pointwise(conv[0])
+            ):
+                seq[i], seq[i + 1] = conv[0], nn.Sequential(pad, *conv[1:])

@@ -102,6 +102,11 @@ class FixedNorm(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.addcmul(self.shift.to(x.dtype), x, self.scale.to(x.dtype))
 
+    def folded(self, x: torch.Tensor, phases: int) -> torch.Tensor:
+        """This norm of a map folded into ``phases`` channels a channel (``FoldedNorm``)."""
+        scale, shift = (t.repeat_interleave(phases, 1).to(x.dtype) for t in (self.scale, self.shift))
+        return torch.addcmul(shift, x, scale)
+
 
 def fixed_network(model: TransformerNet, stream: torch.nn.Module) -> TransformerNet:
     """A copy of the one-style ``model``, on the CPU in fp32, whose instance norms are :class:`FixedNorm` of

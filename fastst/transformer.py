@@ -38,6 +38,18 @@ class InstanceNorm2d(nn.InstanceNorm2d):
             return super().forward(x)
         return instance_norm(x, self.weight, self.bias, self.eps)
 
+    def folded(self, x: torch.Tensor, phases: int) -> torch.Tensor:
+        """This norm of a map each of whose channels was folded into ``phases`` consecutive channels of ``x``
+        (:class:`FoldedNorm`): a group norm, each channel's phases a group."""
+        if self.track_running_stats:
+            return (
+                super().forward(x.reshape(x.shape[0], -1, phases * x.shape[2], x.shape[3])).reshape(x.shape)
+            )
+        weight, bias = (
+            p.repeat_interleave(phases) if p is not None else None for p in (self.weight, self.bias)
+        )
+        return F.group_norm(x, x.shape[1] // phases, weight, bias, self.eps)
+
 
 class ConditionalInstanceNorm2d(nn.Module):
     """Instance norm with one scale and shift per style (Dumoulin, Shlens & Kudlur, 2017).
@@ -102,7 +114,8 @@ class ResidualBlock(nn.Module):
 class FoldedNorm(nn.Module):
     """A norm of C channels at full resolution, applied to the folded map (4C channels at half resolution,
     each channel's 2x2 pixel phases side by side): the four phases are viewed as four times the rows, so
-    the statistics, scale and shift are the full-resolution map's. ``norm`` is any per-channel norm."""
+    the statistics, scale and shift are the full-resolution map's. ``norm`` is any per-channel norm; one
+    with a ``folded(x, phases)`` method computes the same on the folded map itself, which a CPU pass uses."""
 
     def __init__(self, norm: nn.Module):
         super().__init__()
@@ -110,6 +123,16 @@ class FoldedNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c4, h, w = x.shape
+        folded = getattr(self.norm, "folded", None)
+        if (
+            folded is not None
+            and x.device.type == "cpu"
+            and not torch.onnx.is_in_onnx_export()
+            and not torch.compiler.is_compiling()
+        ):
+            # the norm's own form for the folded map: the reshape below copies a channels-last map, and
+            # hands the next layer a contiguous one to copy back
+            return folded(x, 4)
         return self.norm(x.reshape(n, c4 // 4, 4 * h, w)).reshape(n, c4, h, w)
 
 
@@ -137,7 +160,34 @@ class FoldedReflect(nn.Module):
         return torch.cat([*top, x, *bottom], dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._padded(self._padded(x, 2), 3)
+        if torch.onnx.is_in_onnx_export():
+            return self._padded(self._padded(x, 2), 3)
+        # one new map, its middle the input, its borders filled from its own rows and columns: one copy of
+        # the map where two joins would make two
+        k = self.blocks
+        n, c, h, w = x.shape
+        memory = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else None
+        out = torch.empty(
+            (n, c, h + 2 * k, w + 2 * k),
+            dtype=x.dtype,
+            device=x.device,
+            memory_format=memory or torch.contiguous_format,
+        )
+        out[:, :, k : k + h, k : k + w] = x
+        middle = out[:, :, k : k + h]
+        for dim, length in ((3, w), (2, h)):  # the columns of the middle rows, then whole rows
+            src = middle if dim == 3 else out
+            phase = (torch.arange(c, device=x.device) // (2 if dim == 2 else 1)) % 2
+            first = (phase == 0).reshape(1, -1, 1, 1)
+            for j in range(k):
+                near, far = src.narrow(dim, k + k - j, 1), src.narrow(dim, k + k - j - 1, 1)
+                src.narrow(dim, j, 1).copy_(torch.where(first, near, far))
+            for j in range(k):
+                i = k + length + j  # padded index of bottom/right border row j
+                src.narrow(dim, i, 1).copy_(
+                    torch.where(first, src.narrow(dim, i - 1 - 2 * j, 1), src.narrow(dim, i - 2 - 2 * j, 1))
+                )
+        return out
 
 
 class FoldedInputLayer(ConvLayer):

@@ -16,7 +16,8 @@ from fastst.inference import (
     _to_phases,
     for_inference,
 )
-from fastst.transformer import InstanceNorm2d, count_parameters
+from fastst.temporal import FixedNorm, StreamNorm
+from fastst.transformer import FoldedNorm, FoldedReflect, InstanceNorm2d, count_parameters
 
 
 def test_default_network_has_johnsons_parameter_count():
@@ -121,6 +122,7 @@ def test_gradients_reach_every_parameter():
         {"shuffle": 2, "residual_blocks": 3},
         {"fold": True},
         {"fold": True, "width": 0.5, "ranks": {"residual": [8, 8], "into": [None, 8], "out": [8, None]}},
+        {"fold": True, "width": 0.5, "ranks": {"down": [8, None], "up1": [8, 8], "up2": [8, 8]}},
     ],
 )
 # not 1x1: padded, it is a constant map, whose instance norm magnifies rounding by 1/sqrt(eps)
@@ -326,3 +328,62 @@ def test_the_small_preset_trains_the_folded_network_the_shipped_style_is():
     shipped = load_model("starry_night")
     assert build_model(config).config == shipped.config
     assert shipped.config["shuffle"] == 2
+
+
+def _full_resolution(norm, x):
+    """``norm`` of the full-resolution map whose folded map is ``x``: unfolded, normed, folded again."""
+    return F.pixel_unshuffle(norm(F.pixel_shuffle(x, 2)), 2)
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_a_folded_norm_is_the_full_maps_norm_in_value_and_gradient_and_keeps_the_layout(layout):
+    torch.manual_seed(0)
+    norm = InstanceNorm2d(6, affine=True)
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 2)
+        norm.bias.uniform_(-1, 1)
+    x = (2 + torch.randn(2, 24, 7, 9)).contiguous(memory_format=layout)
+    xs = [x.clone().requires_grad_(), x.clone().requires_grad_()]
+    ours, full = FoldedNorm(norm)(xs[0]), _full_resolution(norm, xs[1])
+    torch.testing.assert_close(ours, full, atol=1e-5, rtol=0)
+    g = torch.randn_like(full)
+    (ours * g).sum().backward()
+    grads = [p.grad.clone() for p in (xs[0], norm.weight, norm.bias)]
+    norm.zero_grad()
+    (full * g).sum().backward()
+    for a, b in zip(grads, (xs[1].grad, norm.weight.grad, norm.bias.grad)):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+    assert ours.is_contiguous(memory_format=layout)  # no copy for the next convolution to make
+    # a clip's fixed statistics, folded: the same per-channel scale and shift
+    stream = StreamNorm(norm, "clip")
+    stream.recording = True
+    stream(F.pixel_shuffle(x, 2))
+    stream.recording = False
+    fixed = FixedNorm(stream)
+    with torch.no_grad():
+        torch.testing.assert_close(FoldedNorm(fixed)(x), _full_resolution(fixed, x), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_a_folded_reflection_is_the_full_maps_in_one_layout(layout):
+    x = torch.rand(2, 2, 12, 10)  # reflected by 4 pixels: 2 blocks of the folded map
+    folded = F.pixel_unshuffle(x, 2).contiguous(memory_format=layout)
+    reflected = FoldedReflect(2)(folded)
+    assert torch.equal(reflected, F.pixel_unshuffle(F.pad(x, (4, 4, 4, 4), mode="reflect"), 2))
+    assert reflected.is_contiguous(memory_format=layout)
+
+
+def test_the_inference_form_pads_after_a_factored_layers_first_1x1_convolution():
+    ranks = {"residual": [8, 8], "down": [8, None], "up1": [8, 8]}
+    fast = for_inference(TransformerNet(fold=True, width=0.5, ranks=ranks))
+    pads = [
+        (seq, i)
+        for seq in fast.modules()
+        if isinstance(seq, torch.nn.Sequential)
+        for i, m in enumerate(seq)
+        if isinstance(m, KeepPrecisionPad)
+    ]
+    # each residual convolution and the factored downsampling and upsampling pad 8 channels, not their input's
+    after = [seq[i + 1] for seq, i in pads]
+    assert sum(isinstance(m, torch.nn.Conv2d) and m.in_channels == 8 for m in after) == 2 * 5 + 2
+    assert not any(isinstance(m, torch.nn.Sequential) for m in after)
