@@ -76,9 +76,9 @@ SLOW_WORKING_SIZE = 256
 def cpu_working_size(kind: str, bf16: bool) -> int:
     """The working size of the "auto" style scale on this CPU for a network of ``kind``
     (:func:`fastst.scale.network_kind`) run in bf16 (``bf16``) or fp32: :data:`WORKING_SIZE` where a pass at
-    it is timed faster than the peer's any-style mode, a "narrow" network's everywhere, a "factored" one's
-    in bf16 and a "full" one's in bf16 on AMX's tiles; else :data:`SLOW_WORKING_SIZE`."""
-    fast = {"narrow": True, "factored": bf16, "full": bf16 and has_amx()}[kind]
+    it is timed faster than the peer's any-style mode: a "narrow" or "factored" network's everywhere, a
+    "full" one's in bf16 on AMX's tiles; else :data:`SLOW_WORKING_SIZE`."""
+    fast = {"narrow": True, "factored": True, "full": bf16 and has_amx()}[kind]
     return WORKING_SIZE if fast else SLOW_WORKING_SIZE
 
 

@@ -45,8 +45,8 @@ FACTORED = {"fold": True, "ranks": {"residual": [8, 8]}, "input_skip": False}
         (["avx2"], {}, "fp32", 256),
         (AMX, {}, "bf16", 384),  # with AMX's bf16 tiles it keeps the usual size
         (AMX, {}, "fp32", 256),  # but not in fp32
-        (["avx2", "avx512_bf16"], FACTORED, "bf16", 384),  # the base folded and factored: in bf16
-        (["avx2"], FACTORED, "fp32", 256),
+        (["avx2", "avx512_bf16"], FACTORED, "bf16", 384),  # the base folded and factored keeps it
+        (["avx2"], FACTORED, "fp32", 384),  # and in fp32
         (["avx2"], {"width": 0.375}, "fp32", 384),  # a narrower network keeps it everywhere
     ],
 )
