@@ -10,7 +10,9 @@ form's PSNR against the network's plain fp32 pass on held-out photos. Writes res
 ``--precision fp32`` times the path of a CPU without native bf16 on this one; ``--layouts contiguous
 channels-last`` times each form in both memory layouts.
 
-The earlier form is that revision's fastst/inference.py, loaded beside the current one from ``git show``.
+The earlier form is that revision's fastst/inference.py, loaded beside the current one from ``git show``,
+with that revision's folded layers (fastst/transformer.py's ``FoldedNorm`` and ``FoldedReflect``, which a
+folded network such as ``base_fast`` runs at half resolution) in place of today's.
 """
 
 from __future__ import annotations
@@ -33,29 +35,51 @@ from fastst.results import write_result
 from fastst.runtime import autocast, process_settings
 from fastst.runtimes import fast_path
 from fastst.scale import resize
-from fastst.stylize import load_model
+from fastst.stylize import load_model, model_styles
+from fastst.transformer import FoldedNorm, FoldedReflect
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZES = (256, 512, 1024)
 PHOTOS = 3  # held-out photos for the PSNR
-NETWORKS = {"starry_night": "starry_night", "base (its first style)": "base"}
+NETWORKS = {
+    "starry_night": "starry_night",
+    "base (its first style)": "base",
+    "base_fast (its first style)": "base_fast",
+}
+FOLDED_LAYERS = (FoldedNorm, FoldedReflect)
 
 
-def form_at(revision: str):
-    """``for_inference`` as fastst/inference.py defined it at ``revision``."""
+def module_at(revision: str, name: str):
+    """fastst/``name``.py as it was at ``revision``, loaded beside the current package."""
     try:
         source = subprocess.run(
-            ["git", "show", f"{revision}:fastst/inference.py"], cwd=ROOT, capture_output=True, check=True
+            ["git", "show", f"{revision}:fastst/{name}.py"], cwd=ROOT, capture_output=True, check=True
         ).stdout
     except subprocess.CalledProcessError:
-        sys.exit(f"error: no fastst/inference.py at revision {revision!r}")
+        sys.exit(f"error: no fastst/{name}.py at revision {revision!r}")
     with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / f"inference_at_{revision}.py"
+        path = Path(folder) / f"{name}_at_{revision}.py"
         path.write_bytes(source)
         spec = importlib.util.spec_from_file_location(path.stem, path)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
-    return module.for_inference
+    return module
+
+
+def form_at(revision: str):
+    """``for_inference`` as fastst/inference.py defined it at ``revision``, its folded layers computed as
+    fastst/transformer.py computed them then (where it had them)."""
+    make, earlier = module_at(revision, "inference").for_inference, module_at(revision, "transformer")
+
+    def form(model):
+        net = make(model)
+        for m in net.modules():
+            for layer in FOLDED_LAYERS:
+                if type(m) is layer and hasattr(earlier, layer.__name__):
+                    m.__class__ = getattr(earlier, layer.__name__)
+        return net
+
+    return form
 
 
 LAYOUTS = {"contiguous": torch.contiguous_format, "channels-last": torch.channels_last}
@@ -79,7 +103,7 @@ def main() -> None:
     photos = list(test_photos(limit=PHOTOS).values())
     fns, quality = {}, {}
     for label, name in tqdm(NETWORKS.items(), desc="networks"):
-        model = load_model(name, style=0 if name == "base" else None).eval()
+        model = load_model(name, style=0 if len(model_styles(name)) > 1 else None).eval()
         for layout in layouts:
             built = {form: make(model).to(memory_format=LAYOUTS[layout]) for form, make in forms.items()}
             for size in SIZES:
