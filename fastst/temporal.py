@@ -52,6 +52,13 @@ class StreamNorm(torch.nn.Module):
         self.recorded: list[torch.Tensor] = []
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._normed(x, 1)
+
+    def folded(self, x: torch.Tensor, phases: int) -> torch.Tensor:
+        """This norm of a map folded into ``phases`` channels a channel (``FoldedNorm``)."""
+        return self._normed(x, phases)
+
+    def _normed(self, x: torch.Tensor, phases: int) -> torch.Tensor:
         if self.mode == "clip" and not self.recording:
             if self.moments is None:
                 raise RuntimeError("clip statistics were not recorded")
@@ -59,6 +66,8 @@ class StreamNorm(torch.nn.Module):
         else:
             var, mean = torch.var_mean(x.float(), dim=(2, 3), keepdim=True, unbiased=False)
             square = var + mean * mean
+            if phases > 1:  # a channel's moments from its phases', each of as many pixels
+                mean, square = (t.unflatten(1, (-1, phases)).mean(2) for t in (mean, square))
             if self.recording:
                 self.recorded.append(torch.stack([mean, square]).mean(1, keepdim=True))
                 self.moments = torch.stack(self.recorded).mean(0)
@@ -72,7 +81,7 @@ class StreamNorm(torch.nn.Module):
                 self.moments = state
                 mean, square = torch.cat(smoothed, dim=1)
         # normalise, scale and shift in one pass over x: x * scale + shift
-        scale, shift = self.affine(mean, square)
+        scale, shift = (t.repeat_interleave(phases, 1) for t in self.affine(mean, square))
         return torch.addcmul(shift.to(x.dtype), x, scale.to(x.dtype))
 
     def affine(self, mean: torch.Tensor, square: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

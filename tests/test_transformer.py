@@ -354,13 +354,17 @@ def test_a_folded_norm_is_the_full_maps_norm_in_value_and_gradient_and_keeps_the
     for a, b in zip(grads, (xs[1].grad, norm.weight.grad, norm.bias.grad)):
         torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
     assert ours.is_contiguous(memory_format=layout)  # no copy for the next convolution to make
-    # a clip's fixed statistics, folded: the same per-channel scale and shift
-    stream = StreamNorm(norm, "clip")
-    stream.recording = True
-    stream(F.pixel_shuffle(x, 2))
-    stream.recording = False
-    fixed = FixedNorm(stream)
+    # a video's norms: frame by frame, smoothed, a clip's recorded statistics and the network fixed by them
     with torch.no_grad():
+        for mode in ("frame", "ema", "clip"):
+            folded, full = StreamNorm(norm, mode), StreamNorm(norm, mode)
+            for stream in (folded, full):
+                stream.recording = mode == "clip"
+            torch.testing.assert_close(FoldedNorm(folded)(x), _full_resolution(full, x), atol=1e-5, rtol=0)
+            torch.testing.assert_close(folded.moments, full.moments, atol=1e-5, rtol=1e-5)
+        folded.recording = full.recording = False
+        torch.testing.assert_close(FoldedNorm(folded)(x), _full_resolution(full, x), atol=1e-5, rtol=0)
+        fixed = FixedNorm(full)
         torch.testing.assert_close(FoldedNorm(fixed)(x), _full_resolution(fixed, x), atol=1e-5, rtol=0)
 
 
