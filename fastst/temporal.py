@@ -29,6 +29,18 @@ DEFAULT_TEMPORAL = "clip"
 EMA_WEIGHT = 0.1
 
 
+def _moments(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(variance, mean) of each channel of an (N, C, H, W) map, (N, C, 1, 1) each in fp32. On a CPU they are a
+    group norm's, one channel a group, which reads a channels-last map as it lies, where ``var_mean`` over its
+    last two dimensions (of a bf16 map copied to fp32) took several times longer; a bf16 map's come out
+    rounded to bf16."""
+    n, c, h, w = x.shape
+    if x.device.type != "cpu":
+        return torch.var_mean(x.float(), dim=(2, 3), keepdim=True, unbiased=False)
+    _, mean, rstd = torch.ops.aten.native_group_norm(x, None, None, n, c, h * w, c, 0.0)
+    return rstd.float().pow(-2).view(n, c, 1, 1), mean.float().view(n, c, 1, 1)
+
+
 class StreamNorm(torch.nn.Module):
     """An instance norm for consecutive frames (a batch in frame order, batch after batch).
 
@@ -64,7 +76,7 @@ class StreamNorm(torch.nn.Module):
                 raise RuntimeError("clip statistics were not recorded")
             mean, square = self.moments
         else:
-            var, mean = torch.var_mean(x.float(), dim=(2, 3), keepdim=True, unbiased=False)
+            var, mean = _moments(x)
             square = var + mean * mean
             if phases > 1:  # a channel's moments from its phases', each of as many pixels
                 mean, square = (t.unflatten(1, (-1, phases)).mean(2) for t in (mean, square))
@@ -182,13 +194,25 @@ class GridAnchor:
         return out
 
 
+# Padded frames are made a multiple of this many pixels: OpenVINO's pass of a folded network at a size whose
+# quarter-resolution maps have an odd side (a 720p frame padded by GRID - 1) took far longer than at the next
+# multiple of 8.
+PADDED_MULTIPLE = 8
+
+
 def _padded(frames: torch.Tensor, offsets: list[tuple[int, int]]) -> torch.Tensor:
-    return torch.cat(
+    """Each frame reflected by its offset (a, b) on the left and top and by :data:`GRID` - 1 - a (- b) on the
+    right and bottom, the same size for every frame, then replicated on the right and bottom to a multiple of
+    :data:`PADDED_MULTIPLE`."""
+    h, w = frames.shape[-2:]
+    ph, pw = ((-(n + GRID - 1)) % PADDED_MULTIPLE for n in (h, w))
+    padded = torch.cat(
         [
             F.pad(f[None], (a, GRID - 1 - a, b, GRID - 1 - b), mode="reflect")
             for f, (a, b) in zip(frames, offsets)
         ]
     )
+    return F.pad(padded, (0, pw, 0, ph), mode="replicate") if ph or pw else padded
 
 
 def _cropped(out: torch.Tensor, offsets: list[tuple[int, int]], h: int, w: int) -> torch.Tensor:

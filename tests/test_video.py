@@ -318,3 +318,14 @@ def test_a_painting_as_the_style_of_a_clip_at_another_scale(pan, tmp_path, capsy
     assert code == 0, capsys.readouterr().err
     after = _streams(out)
     assert after["frames"] == 24 and after["size"] == (320, 240)
+
+
+@pytest.mark.parametrize("size", [(33, 47), (720, 1280), (5, 8)])
+def test_padded_frames_share_a_size_of_whole_blocks_and_crop_back(size):
+    frames = torch.rand(3, 3, *size)
+    offsets = [(0, 0), (3, 1), (2, 3)]  # the grid's offsets: 0 to GRID - 1
+    padded = temporal._padded(frames, offsets)
+    h, w = padded.shape[-2:]
+    assert h % temporal.PADDED_MULTIPLE == 0 and w % temporal.PADDED_MULTIPLE == 0
+    assert h >= size[0] + temporal.GRID - 1 and w >= size[1] + temporal.GRID - 1
+    assert torch.equal(temporal._cropped(padded, offsets, *size), frames)
