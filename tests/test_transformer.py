@@ -370,11 +370,14 @@ def test_a_folded_norm_is_the_full_maps_norm_in_value_and_gradient_and_keeps_the
 
 @pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
 def test_a_folded_reflection_is_the_full_maps_in_one_layout(layout):
-    x = torch.rand(2, 2, 12, 10)  # reflected by 4 pixels: 2 blocks of the folded map
+    x = torch.rand(2, 2, 12, 10, requires_grad=True)  # reflected by 4 pixels: 2 blocks of the folded map
     folded = F.pixel_unshuffle(x, 2).contiguous(memory_format=layout)
     reflected = FoldedReflect(2)(folded)
-    assert torch.equal(reflected, F.pixel_unshuffle(F.pad(x, (4, 4, 4, 4), mode="reflect"), 2))
+    full = F.pixel_unshuffle(F.pad(x, (4, 4, 4, 4), mode="reflect"), 2)
+    assert torch.equal(reflected, full)
     assert reflected.is_contiguous(memory_format=layout)
+    g = torch.randn_like(full)  # and the gradient a training step takes through it
+    assert torch.equal(*(torch.autograd.grad((y * g).sum(), x)[0] for y in (reflected, full)))
 
 
 def test_the_inference_form_pads_after_a_factored_layers_first_1x1_convolution():
