@@ -160,34 +160,7 @@ class FoldedReflect(nn.Module):
         return torch.cat([*top, x, *bottom], dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if torch.onnx.is_in_onnx_export():
-            return self._padded(self._padded(x, 2), 3)
-        # one new map, its middle the input, its borders filled from its own rows and columns: one copy of
-        # the map where two joins would make two
-        k = self.blocks
-        n, c, h, w = x.shape
-        memory = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else None
-        out = torch.empty(
-            (n, c, h + 2 * k, w + 2 * k),
-            dtype=x.dtype,
-            device=x.device,
-            memory_format=memory or torch.contiguous_format,
-        )
-        out[:, :, k : k + h, k : k + w] = x
-        middle = out[:, :, k : k + h]
-        for dim, length in ((3, w), (2, h)):  # the columns of the middle rows, then whole rows
-            src = middle if dim == 3 else out
-            phase = (torch.arange(c, device=x.device) // (2 if dim == 2 else 1)) % 2
-            first = (phase == 0).reshape(1, -1, 1, 1)
-            for j in range(k):
-                near, far = src.narrow(dim, k + k - j, 1), src.narrow(dim, k + k - j - 1, 1)
-                src.narrow(dim, j, 1).copy_(torch.where(first, near, far))
-            for j in range(k):
-                i = k + length + j  # padded index of bottom/right border row j
-                src.narrow(dim, i, 1).copy_(
-                    torch.where(first, src.narrow(dim, i - 1 - 2 * j, 1), src.narrow(dim, i - 2 - 2 * j, 1))
-                )
-        return out
+        return self._padded(self._padded(x, 2), 3)
 
 
 class FoldedInputLayer(ConvLayer):
