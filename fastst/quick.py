@@ -74,6 +74,30 @@ def size_bucket(size: int | tuple[int, int]) -> int:
     return min(LARGEST_BUCKET, max(SMALLEST_BUCKET, 2 ** round(math.log2(max(longer, 1)))))
 
 
+def in_fours(size: int | tuple[int, int]) -> bool:
+    """Whether the network's quarter-resolution maps of an image of ``size`` (a side, or (height, width))
+    hold their pixels in fours. The network pads each side to a multiple of 4 (16 at least,
+    ``fastst.transformer``); OpenVINO ran a folded network much more slowly where the count is not a
+    multiple of 4 (tools/runtime_shapes.py), so a choice is timed apart for such sizes."""
+    h, w = (size, size) if isinstance(size, int) else size
+    return (-(-max(h, 16) // 4) * -(-max(w, 16) // 4)) % 4 == 0
+
+
+def timed_shape(size: int | tuple[int, int]) -> tuple[int, int]:
+    """The (height, width) a choice for ``size`` is timed at: its bucket's square, or where ``size`` is not
+    :func:`in_fours`, the square 4 pixels larger (whose quarter-resolution sides are odd)."""
+    bucket = size_bucket(size)
+    side = bucket if in_fours(size) else bucket + 4
+    return side, side
+
+
+def size_key(size: int | tuple[int, int]) -> str:
+    """The key of the choice for ``size``: its bucket, and the shape it is timed at where that differs."""
+    h, w = timed_shape(size)
+    bucket = size_bucket(size)
+    return str(bucket) if (h, w) == (bucket, bucket) else f"{h}x{w}"
+
+
 def index_file() -> Path:
     return cache_folder() / "quick.json"
 
@@ -135,15 +159,15 @@ def remember(
     style: str | None,
     model_file: Path,
     onnx_file: Path,
-    sizes: dict[int, dict],
+    sizes: dict[str, dict],
     precision: str,
     threads: int,
     network: dict,
 ) -> None:
     """Note what ``fastst stylize --runtime auto`` measured for ``model_file`` (with ``style``) on this
-    machine: ``sizes`` maps a size bucket to {"runtime": the fastest exported runtime, "extra_s": the seconds
-    a pass it gives up against the fastest of all}; ``onnx_file`` runs in ``precision`` on ``threads``
-    threads; ``network`` gives the export's smallest side and the most pixels it takes in one pass
+    machine: ``sizes`` maps a size's :func:`size_key` to {"runtime": the fastest exported runtime, "extra_s":
+    the seconds a pass it gives up against the fastest of all}; ``onnx_file`` runs in ``precision`` on
+    ``threads`` threads; ``network`` gives the export's smallest side and the most pixels it takes in one pass
     ({"min_size", "max_pixels"}); and the seconds this process spent importing the full path
     (:data:`FULL_PATH_IMPORT_S`), what the quick path saves."""
     try:
@@ -156,7 +180,7 @@ def remember(
             "model": str(model_file),
             "digest": digest,
             "onnx": str(onnx_file),
-            "sizes": {**known, **{str(bucket): size for bucket, size in sizes.items()}},
+            "sizes": {**known, **sizes},
             "precision": precision,
             "threads": threads,
             "startup_s": FULL_PATH_IMPORT_S if FULL_PATH_IMPORT_S is not None else entry.get("startup_s"),
@@ -320,8 +344,7 @@ def _plan(args, entry: dict) -> list[tuple[Path, Path, str]] | None:
             scale = args.max_size / max(w, h)
             w, h = max(1, round(w * scale)), max(1, round(h * scale))
         h, w = pass_size(h, w, entry)
-        bucket = size_bucket((h, w))
-        size = entry["sizes"].get(str(bucket), {})
+        size = entry["sizes"].get(size_key((h, w)), {})
         name = size.get("runtime")
         if name not in ("onnxruntime", "openvino") or importlib.util.find_spec(name) is None:
             return None
@@ -329,7 +352,7 @@ def _plan(args, entry: dict) -> list[tuple[Path, Path, str]] | None:
             return None
         runtimes.append(name)
         if args.runtime == "auto":  # seconds given up against the fastest runtime, by the image's pixels
-            given_up += size["extra_s"] * h * w / bucket**2
+            given_up += size["extra_s"] * h * w / math.prod(timed_shape((h, w)))
     if given_up > (entry.get("startup_s") or 0.0):
         return None  # the full path's start-up costs less than the exported runtime would lose
     return list(zip(inputs, output_targets(inputs, args.output, single), runtimes))

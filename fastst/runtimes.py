@@ -34,7 +34,7 @@ from fastst.export import export_network
 from fastst.host import cache_folder, cpu_flags, cpu_model
 from fastst.inference import for_inference
 from fastst.io import atomic_path, file_digest
-from fastst.quick import open_session, size_bucket, torch_path_version
+from fastst.quick import open_session, size_bucket, size_key, timed_shape, torch_path_version
 from fastst.runtime import autocast, resolve_precision
 from fastst.transformer import _MIN_SIZE, TransformerNet
 
@@ -289,10 +289,11 @@ def encoder_file(model_file: str | os.PathLike) -> Path | None:
     return path
 
 
-def time_runtimes(runtimes: dict[str, Runtime], size: int) -> dict[str, float]:
-    """Seconds of the fastest of :data:`ROUNDS` interleaved passes of each runtime over a random
-    ``size`` px square, after a warm-up pass of each (the first pass of a shape pays for its set-up)."""
-    batch = torch.rand(1, 3, size, size)
+def time_runtimes(runtimes: dict[str, Runtime], size: int | tuple[int, int]) -> dict[str, float]:
+    """Seconds of the fastest of :data:`ROUNDS` interleaved passes of each runtime over a random image of
+    ``size`` (a square's side, or (height, width)), after a warm-up pass of each (the first pass of a shape
+    pays for its set-up)."""
+    batch = torch.rand(1, 3, *((size, size) if isinstance(size, int) else size))
     for run in runtimes.values():
         run(batch)
     seconds = {name: math.inf for name in runtimes}
@@ -333,6 +334,8 @@ def _choice(network: TransformerNet, device: torch.device, size, precision: str)
         "precision": precision,
         "timing": TIMING,
     }
+    if timed_shape(size) != (bucket, bucket):  # a size whose quarter-resolution pixels are not in fours
+        where["shape"] = list(timed_shape(size))
     return where, hashlib.sha256(json.dumps(where, sort_keys=True).encode()).hexdigest()[:20]
 
 
@@ -361,7 +364,9 @@ def choose(
 ) -> str:
     """The fastest runtime installed for the one-style ``network`` on ``device`` at ``size`` (a side, or
     (height, width)). On a GPU, "torch". On a CPU, the runtime that ran the size's bucket fastest
-    (:func:`time_runtimes`), timed once per machine, network layout, bucket and precision and remembered in
+    (:func:`time_runtimes` at :func:`fastst.quick.timed_shape`: sizes whose quarter-resolution maps do not
+    hold their pixels in fours are timed apart), timed once per machine, network layout, bucket and
+    precision and remembered in
     :func:`cache_file` with the seconds each took to open; a runtime that fails to start is left out.
     With ``images``, how many images of this size the process has to stylize, the runtime that finishes
     them soonest, its opening counted (torch, already running, opens at no cost): for a photo or a few, a
@@ -371,12 +376,12 @@ def choose(
     if device.type != "cpu" or names == ["torch"]:
         return "torch"
     where, key = _choice(network, device, size, precision)
-    bucket, precision, path = where["size"], where["precision"], cache_file()
+    shape, precision, path = timed_shape(size), where["precision"], cache_file()
     entry = _read(path).get(key)
     if not (isinstance(entry, dict) and entry.get("runtime") in names):
         if ANNOUNCE_TIMING and sys.stderr.isatty():  # the seconds this takes, once, explained to the person
             print(
-                f"fastst: timing the runtimes for this network at {bucket} px, once on this machine "
+                f"fastst: timing the runtimes for this network at {size_key(size)} px, once on this machine "
                 "(fastst prepare does it ahead)",
                 file=sys.stderr,
             )
@@ -389,9 +394,10 @@ def choose(
                     raise
                 if verbose:
                     print(f"runtime {name} left out: {type(e).__name__}: {e}")
-        seconds = time_runtimes(candidates, bucket)
+        seconds = time_runtimes(candidates, shape)
         if verbose:
-            print(f"runtimes at {bucket} px: " + ", ".join(f"{n} {s:.4f} s" for n, s in seconds.items()))
+            timed = ", ".join(f"{n} {s:.4f} s" for n, s in seconds.items())
+            print(f"runtimes at {size_key(size)} px: {timed}")
         opening = {name: run.opening_s for name, run in candidates.items()}
         entry = {**where, "runtime": min(seconds, key=seconds.get), "seconds": seconds, "opening": opening}
         _remember(path, key, entry)
@@ -400,12 +406,12 @@ def choose(
 
 def _soonest(entry: dict, names: list[str], size, images: int | None) -> str:
     """The remembered choice ``entry``'s runtime that stylizes ``images`` images of ``size`` soonest, each
-    pass's seconds scaled from the bucket's square to the size's pixels; the fastest pass without
+    pass's seconds scaled from the shape timed to the size's pixels; the fastest pass without
     ``images`` (or an entry that did not record the openings)."""
     opening, seconds = entry.get("opening"), entry.get("seconds")
     if images is None or not isinstance(opening, dict) or not isinstance(seconds, dict):
         return entry["runtime"]
     h, w = (size, size) if isinstance(size, int) else size
-    scale = h * w / entry["size"] ** 2
+    scale = h * w / math.prod(entry.get("shape") or (entry["size"], entry["size"]))
     costs = {n: opening.get(n, 0.0) + images * scale * s for n, s in seconds.items() if n in names}
     return min(costs, key=costs.get) if costs else entry["runtime"]

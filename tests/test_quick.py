@@ -41,7 +41,7 @@ def folder(tmp_path, monkeypatch):
         p.data.add_(0.05 * torch.randn_like(p))
     torch.save({"model": net.state_dict(), "net": net.config}, tmp_path / "model.pth")
     (tmp_path / "in").mkdir()
-    for name, size in (("a.png", (3, 40, 56)), ("b.png", (3, 40, 56)), ("c.png", (3, 33, 21))):
+    for name, size in (("a.png", (3, 40, 56)), ("b.png", (3, 40, 56)), ("c.png", (3, 31, 21))):
         save_image(torch.rand(*size), tmp_path / "in" / name)
     return tmp_path
 
@@ -106,6 +106,10 @@ def test_a_changed_model_file_or_a_size_never_chosen_goes_down_the_full_path(fol
     save_image(torch.rand(3, 300, 200), folder / "in" / "d.png")  # the 256 px bucket: never chosen
     assert _command(folder, output="bigger").stdout.splitlines()[-1] == "True"
     (folder / "in" / "d.png").unlink()
+    # the same bucket, but a quarter-resolution map whose pixels are not in fours (9 x 6): timed apart
+    save_image(torch.rand(3, 33, 21), folder / "in" / "e.png")
+    assert _command(folder, output="odd").stdout.splitlines()[-1] == "True"
+    (folder / "in" / "e.png").unlink()
     saved = torch.load(folder / "model.pth")
     saved["model"]["out.weight" if "out.weight" in saved["model"] else next(iter(saved["model"]))] *= 2
     torch.save(saved, folder / "model.pth")
@@ -198,7 +202,7 @@ def test_a_style_goes_to_the_file_named_after_it_though_another_shipped_file_hol
     monkeypatch.setattr(quick, "PRETRAINED_DIR", shipped)
     export = folder / "net.onnx"
     export.write_bytes(b"an export")
-    sizes = {64: {"runtime": "onnxruntime", "extra_s": 0.0}}
+    sizes = {"64": {"runtime": "onnxruntime", "extra_s": 0.0}}
     network = {"min_size": 16, "max_pixels": 1 << 22}
     for name in ("base.pth", "starry_night.pth"):
         quick.remember("starry_night", shipped / name, export, sizes, "fp32", 1, network)
@@ -371,8 +375,9 @@ def test_after_fastst_prepare_a_shipped_style_and_a_new_painting_start_without_t
     assert r.returncode == 0, r.stderr
     assert "starry_night, the_scream, any painting (" in r.stdout.splitlines()[-2]
     (tmp_path / "in").mkdir()
-    for w, h in PREPARED_SIZES:  # not the sizes it stylized, but in the same size buckets
-        save_image(torch.rand(3, h - 30, w - 50), tmp_path / "in" / f"{w}.png")
+    for w, h in PREPARED_SIZES:  # not the sizes it stylized, but of the same kinds in the same buckets
+        assert quick.in_fours((h - 8, w - 8)) == quick.in_fours((h, w))
+        save_image(torch.rand(3, h - 8, w - 8), tmp_path / "in" / f"{w}.png")
     save_image(torch.rand(3, 120, 90), tmp_path / "painting.png")
     styles = (
         ["--style", "starry_night"],
