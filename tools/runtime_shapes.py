@@ -6,7 +6,7 @@ hold their pixels in fours), in interleaved rounds, beside the runtime that `aut
 Writes results/runtime_shapes.json.
 
     pip install -e ".[export,openvino]"
-    python tools/runtime_shapes.py [--networks base_fast starry_night] [--rounds 5]
+    python tools/runtime_shapes.py [--networks base_fast starry_night] [--rounds 5] [--precision fp32 --suffix _fp32]
 """
 
 from __future__ import annotations
@@ -41,6 +41,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--networks", nargs="+", default=["base_fast", "starry_night"])
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--precision", default="auto", help="fastst's precision (auto: the default path's)")
+    parser.add_argument("--suffix", default="", help="written to results/runtime_shapes<suffix>.json")
     args = parser.parse_args()
     reuse_freed_memory()
     names = installed()
@@ -49,7 +51,7 @@ def main() -> None:
         os.environ["FASTST_CACHE"] = cache  # every choice timed afresh, as on a new machine
         for name in args.networks:
             net = network(name)
-            stylizers = {runtime: Stylizer(net, runtime=runtime) for runtime in names}
+            stylizers = {runtime: Stylizer(net, args.precision, runtime=runtime) for runtime in names}
             fns = {
                 (runtime, shape): (lambda s=s, x=torch.rand(1, 3, *shape): s.batch(x))
                 for shape in SHAPES
@@ -75,7 +77,7 @@ def main() -> None:
                     + ", ".join(f"{r} {s:.3f} s" for r, s in timed.items())
                     + f"; auto {row['auto']}, the square's {row['square_choice']}"
                 )
-    path = write_result("runtime_shapes", {"rounds": args.rounds, "runtimes": names, "rows": rows})
+    path = write_result(f"runtime_shapes{args.suffix}", {"rounds": args.rounds, "runtimes": names, "rows": rows})
     print(f"wrote {path}")
 
 
