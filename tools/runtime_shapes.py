@@ -6,7 +6,8 @@ hold their pixels in fours), in interleaved rounds, beside the runtime that `aut
 Writes results/runtime_shapes.json.
 
     pip install -e ".[export,openvino]"
-    python tools/runtime_shapes.py [--networks base_fast starry_night] [--rounds 5] [--precision fp32 --suffix _fp32]
+    python tools/runtime_shapes.py [--networks base_fast starry_night] [--rounds 5]
+        [--precision fp32 --suffix _fp32]
 """
 
 from __future__ import annotations
@@ -26,9 +27,12 @@ from fastst.runtime import reuse_freed_memory
 from fastst.runtimes import choose, installed
 from fastst.stylize import Stylizer, load_model
 
-# (height, width): in the bucket of 1024 px photos, which take the largest bucket's choice, half of them in
-# fours and half not, and a square of each kind
-SHAPES = ((688, 1020), (684, 1020), (680, 1020), (768, 1024), (764, 1020), (1024, 1024), (1028, 1028))
+# (height, width), pairs of one bucket (that of 512 px photos, whose choice 1024 px ones take too) a few
+# pixels apart: the first of each pair's quarter-resolution map in fours, the second's not
+SHAPES = (
+    *((384, 512), (380, 508), (512, 768), (508, 764)),
+    *((688, 1020), (684, 1020), (1024, 1024), (1028, 1028)),
+)
 
 
 def network(name: str):
@@ -77,7 +81,8 @@ def main() -> None:
                     + ", ".join(f"{r} {s:.3f} s" for r, s in timed.items())
                     + f"; auto {row['auto']}, the square's {row['square_choice']}"
                 )
-    path = write_result(f"runtime_shapes{args.suffix}", {"rounds": args.rounds, "runtimes": names, "rows": rows})
+    result = {"rounds": args.rounds, "runtimes": names, "rows": rows}
+    path = write_result(f"runtime_shapes{args.suffix}", result)
     print(f"wrote {path}")
 
 
