@@ -114,7 +114,7 @@ def table(result: dict) -> dict:
         "rows": rows,
         "note": "Seconds a photo through `fastst stylize`'s runtimes (median of "
         f"{result['rounds']} interleaved rounds, precision {result['rows'][0]['precision']}); "
-        f"{measured_on(result)}; `runtime_shapes.py` (`results/{result['name']}.json`).",
+        f"{measured_on(result)} (`results/{result['name']}.json`).",
     }
 
 
