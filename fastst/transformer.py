@@ -202,7 +202,7 @@ def factored(conv: nn.Conv2d, r_in: int | None, r_out: int | None) -> nn.Module:
 
 
 # the convolutions a ``ranks`` option may factor, by name
-FACTORED_LAYERS = ("residual", "into", "down", "up1", "up2", "out")
+FACTORED_LAYERS = ("residual", "into", "down", "down2", "up1", "up2", "out")
 
 
 class UpsampleLayer(nn.Sequential):
@@ -365,6 +365,7 @@ class TransformerNet(nn.Module):
             {
                 "into": (self.encoder[0], 1),
                 "down": (self.encoder, 4),
+                "down2": (self.encoder[7], 1),
                 "up1": (self.decoder, 1),
                 "up2": (self.decoder, 6),
                 "out": (self.decoder, 10),

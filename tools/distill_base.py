@@ -231,18 +231,44 @@ def _tucker(conv: torch.nn.Conv2d, into: torch.nn.Module) -> None:
     layers[0].weight.copy_(core)
 
 
+def whole(layer: torch.nn.Module) -> torch.nn.Conv2d:
+    """The one convolution a factored layer (:func:`fastst.transformer.factored`) computes; a convolution as
+    it is."""
+    if isinstance(layer, torch.nn.Conv2d):
+        return layer
+    convs = list(layer)
+    first = convs.pop(0) if convs[0].kernel_size == (1, 1) and len(convs) > 1 else None
+    core, last = convs[0], (convs[1] if len(convs) > 1 else None)
+    w = core.weight.detach().double()
+    if first is not None:
+        w = torch.einsum("rskl,si->rikl", w, first.weight.detach().double()[:, :, 0, 0])
+    if last is not None:
+        w = torch.einsum("or,rikl->oikl", last.weight.detach().double()[:, :, 0, 0], w)
+    conv = torch.nn.Conv2d(w.shape[1], w.shape[0], core.kernel_size, core.stride)
+    with torch.no_grad():
+        conv.weight.copy_(w)
+        conv.bias.copy_((last if last is not None else core).bias)
+    return conv
+
+
 def factorized(net: TransformerNet, ranks: dict) -> TransformerNet:
     """A ``fold`` network ``net`` with the convolutions ``ranks`` names factored (Tucker-2, by truncated
-    higher-order SVD of each weight): the start of a distilled smaller network."""
-    if not net.config.get("fold") or net.config.get("ranks"):
-        raise SystemExit("factor a fold network (distill_base.folded) whose layers are whole")
-    small = TransformerNet(**{**net.config, "ranks": ranks})
+    higher-order SVD of each weight, or of the one convolution a layer already factored computes): the start
+    of a distilled smaller network. The layers ``net`` factors already and ``ranks`` does not name, or names
+    with the same ranks, are kept as they are."""
+    if not net.config.get("fold"):
+        raise SystemExit("factor a fold network (distill_base.folded)")
+    have = net.config.get("ranks") or {}
+    small = TransformerNet(**{**net.config, "ranks": {**have, **ranks}})
     state = small.state_dict()
-    small.load_state_dict({k: v for k, v in net.state_dict().items() if k in state}, strict=False)
+    kept = {k: v for k, v in net.state_dict().items() if k in state and state[k].shape == v.shape}
+    small.load_state_dict(kept, strict=False)
     with torch.no_grad():
-        for name in ranks:
+        for name, pair in ranks.items():
+            if have.get(name) == list(pair):
+                continue
             for (parent, i), (source, j) in zip(small.factored_slots(name), net.factored_slots(name)):
-                _tucker(source[j], parent[i])
+                _tucker(whole(source[j]), parent[i])
     small.style_names = net.style_names
     return small.train(net.training)
 
@@ -338,6 +364,13 @@ def main(argv=None) -> None:
         "the layers of fastst.transformer.FACTORED_LAYERS), its norms the teacher's and kept",
     )
     parser.add_argument(
+        "--start",
+        default=None,
+        help="with --ranks: start from this network (a model file or shipped name), the teacher folded and "
+        "factored already, in place of the whole teacher; its layers --ranks names with other ranks are "
+        "factored anew from the convolution each computes, the others kept",
+    )
+    parser.add_argument(
         "--mix-share", type=float, default=0.0, help="the share of crops given a mix of two styles, not one"
     )
     parser.add_argument("--style", default=None, help="learn this one style of the teacher alone")
@@ -372,8 +405,11 @@ def main(argv=None) -> None:
         if any(others.values()) or args.student != parser.get_default("student"):
             given = [name for name, value in others.items() if value] or ["--student"]
             raise SystemExit(f"--ranks starts from the whole teacher: leave out {', '.join(given)}")
+        start = folded(teacher) if args.start is None else load_model(args.start)
+        if start.styles != teacher.styles or start.style_names != teacher.style_names:
+            raise SystemExit(f"--start {args.start} does not hold the teacher's styles")
         try:
-            student = factorized(folded(teacher), args.ranks).train()
+            student = factorized(start, args.ranks).train()
         except ValueError as e:
             raise SystemExit(f"--ranks: {e}") from None
         for norm in student.conditional_norms():  # the teacher's styles, mixes and predicted norms kept
