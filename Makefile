@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 TORCH  ?= torch==2.14.1 torchvision==0.29.1
 MIRROR ?= $(wildcard ../shared/data)
 
-.PHONY: all setup data test notebooks clean-outputs base base-small starry-night anystyle anystyle-base anystyle-fast base-fast
+.PHONY: all setup data test notebooks clean-outputs base base-small starry-night anystyle anystyle-base anystyle-fast base-fast base-lite
 
 # The multi-style base that ships (fastst/pretrained/base.pth): every style image of the data
 # set in one full-width network, on the cpu preset (one photo a step, a style a step in turn) for as many
@@ -80,6 +80,16 @@ base-fast: data
 	$(DISTILL) --ranks '$(BASE_FAST_RANKS)' --mix-share 0.3 --style-weight 1 --lr 3e-4 --iterations 4000 \
 		--out runs/distill_base_factored
 	$(PY) tools/ship_pretrained.py runs/distill_base_factored/model.pth base_fast
+
+# The base's styles with fewer multiply-adds (fastst/pretrained/base_lite.pth, which `--style NAME` takes for
+# them, holding fewer parameters): the shipped base_fast with its second stride-2 layer factored too and its
+# residual layers to lower ranks, taught by the base again (tools/distill_base.py --start); base_fast stays
+# the default one pass's network. Resumable.
+BASE_LITE_RANKS = {"down2": [32, 32], "residual": [24, 24]}
+base-lite: data
+	$(DISTILL) --start base_fast --ranks '$(BASE_LITE_RANKS)' --mix-share 0.3 --style-weight 1 --lr 2e-4 \
+		--iterations 1500 --out runs/distill_base_lite
+	$(PY) tools/ship_pretrained.py runs/distill_base_lite/model.pth base_lite
 
 # The small one-pass model that ships (fastst/pretrained/anystyle.pth, the default without AMX or a GPU): any
 # painting as the style, trained on the paintings of `data fetch --paintings` less the held-out ones;

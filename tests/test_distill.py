@@ -126,6 +126,29 @@ def test_a_factored_network_of_weights_of_that_rank_is_the_network_itself():
         assert (lower(x, 1) - fold(x, 1)).abs().max() > 1e-3  # below the weights' rank it is not
 
 
+def test_a_factored_network_factored_again_starts_from_the_convolutions_it_computes():
+    """A layer factored already is factored anew from the one convolution it computes (exact at ranks its
+    weights have); the layers not named, or named with their own ranks, are kept as they are."""
+    torch.manual_seed(0)
+    fold = TransformerNet(width=0.5, fold=True, styles=2, ranks={"residual": [6, 6], "up1": [8, 8]})
+    with torch.no_grad():
+        for p in fold.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    layer = fold.residuals[0].body[0][1]
+    x = torch.randn(1, 64, 9, 11)
+    with torch.no_grad():
+        torch.testing.assert_close(distill_base.whole(layer)(x), layer(x), atol=1e-5, rtol=0)
+    wider = distill_base.factorized(fold, {"residual": [8, 8]}).eval()
+    assert wider.config["ranks"] == {"residual": [8, 8], "up1": [8, 8]}
+    image = torch.rand(1, 3, 40, 36)
+    with torch.no_grad():
+        torch.testing.assert_close(wider(image, 1), fold.eval()(image, 1), atol=1e-4, rtol=0)
+    smaller = distill_base.factorized(fold, {"residual": [6, 6], "down2": [8, 8]}).eval()
+    ours, theirs = smaller.state_dict(), fold.state_dict()
+    assert all(torch.equal(ours[k], v) for k, v in theirs.items() if not k.startswith("encoder.7."))
+    assert count_parameters(smaller) < count_parameters(fold)
+
+
 def test_a_factored_student_keeps_the_teachers_norms_and_loads_through_the_safe_loader(tmp_path):
     out = tmp_path / "run"
     ranks = '{"residual": [16, 16], "into": [null, 16], "out": [16, null]}'
@@ -152,6 +175,18 @@ def test_a_factored_student_keeps_the_teachers_norms_and_loads_through_the_safe_
         assert torch.equal(ours.weight, theirs.weight) and torch.equal(ours.bias, theirs.bias)
     one = load_model(out / "model.pth", style="the_scream:0.5,starry_night:0.5")
     assert one(torch.rand(1, 3, 37, 51)).shape == (1, 3, 37, 51)
+    # and from it, with one layer more factored (--start): its other layers, its norms and styles kept
+    again = tmp_path / "again"
+    common = ["--iterations", "1", "--batch", "2", "--size", "32"]
+    further_ranks = ["--ranks", '{"down2": [16, 16]}', *common, "--out", str(again)]
+    distill_base.main(["--start", str(out / "model.pth"), *further_ranks])
+    further = load_model(again / "model.pth")
+    assert further.config["ranks"] == {**model.config["ranks"], "down2": [16, 16]}
+    assert count_parameters(further) < count_parameters(model)
+    for ours, theirs in zip(further.conditional_norms(), teacher.conditional_norms()):
+        assert torch.equal(ours.weight, theirs.weight) and torch.equal(ours.bias, theirs.bias)
+    with pytest.raises(SystemExit, match="does not hold the teacher's styles"):
+        distill_base.main(["--start", "starry_night", *further_ranks])
 
 
 def test_ranks_start_from_the_whole_teacher_and_refuse_what_would_change_it(tmp_path):

@@ -122,7 +122,11 @@ def test_gradients_reach_every_parameter():
         {"shuffle": 2, "residual_blocks": 3},
         {"fold": True},
         {"fold": True, "width": 0.5, "ranks": {"residual": [8, 8], "into": [None, 8], "out": [8, None]}},
-        {"fold": True, "width": 0.5, "ranks": {"down": [8, None], "up1": [8, 8], "up2": [8, 8]}},
+        {
+            "fold": True,
+            "width": 0.5,
+            "ranks": {"down": [8, None], "up1": [8, 8], "up2": [8, 8], "down2": [8, 8]},
+        },
     ],
 )
 # not 1x1: padded, it is a constant map, whose instance norm magnifies rounding by 1/sqrt(eps)
@@ -381,7 +385,7 @@ def test_a_folded_reflection_is_the_full_maps_in_one_layout(layout):
 
 
 def test_the_inference_form_pads_after_a_factored_layers_first_1x1_convolution():
-    ranks = {"residual": [8, 8], "down": [8, None], "up1": [8, 8]}
+    ranks = {"residual": [8, 8], "down": [8, None], "down2": [8, 8], "up1": [8, 8]}
     fast = for_inference(TransformerNet(fold=True, width=0.5, ranks=ranks))
     pads = [
         (seq, i)
@@ -390,7 +394,7 @@ def test_the_inference_form_pads_after_a_factored_layers_first_1x1_convolution()
         for i, m in enumerate(seq)
         if isinstance(m, KeepPrecisionPad)
     ]
-    # each residual convolution and the factored downsampling and upsampling pad 8 channels, not their input's
+    # each residual convolution, the factored downsamplings and upsampling pad 8 channels, not their input's
     after = [seq[i + 1] for seq, i in pads]
-    assert sum(isinstance(m, torch.nn.Conv2d) and m.in_channels == 8 for m in after) == 2 * 5 + 2
+    assert sum(isinstance(m, torch.nn.Conv2d) and m.in_channels == 8 for m in after) == 2 * 5 + 3
     assert not any(isinstance(m, torch.nn.Sequential) for m in after)
