@@ -60,9 +60,9 @@ from fastst.images import (
 from fastst.palette import colour_moments, palette_map
 
 # Sizes are timed at the longer side rounded to a power of two, within these bounds. Larger images take
-# the choice of the largest bucket: a pass over a larger one costs more than the choice is worth, and the
-# runtimes' order holds as the size grows (results/inference_paths.json).
-SMALLEST_BUCKET, LARGEST_BUCKET = 64, 512
+# the choice of the largest bucket: timing a larger one would cost more than the choice is worth. The order
+# of the runtimes can change between 512 and 1024 px (results/runtime_shapes.json), so 1024 is a bucket.
+SMALLEST_BUCKET, LARGEST_BUCKET = 64, 1024
 # Seconds this process spent importing the full path of the command line, when :func:`main` sent it there
 # (None otherwise): what the quick path would have saved, noted by :func:`remember`.
 FULL_PATH_IMPORT_S: float | None = None

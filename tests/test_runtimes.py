@@ -62,7 +62,7 @@ def test_sizes_whose_quarter_resolution_pixels_are_not_in_fours_are_timed_apart(
     kinds = [((688, 1020), True), ((1020, 688), True), ((680, 1020), False), ((684, 1020), False)]
     for size, in_fours in kinds:
         assert quick.in_fours(size) is in_fours, size
-        assert quick.timed_shape(size) == ((512, 512) if in_fours else (516, 516))
+        assert quick.timed_shape(size) == ((1024, 1024) if in_fours else (1028, 1028))
         # the map of the shape timed is of the same kind as the image's
         assert quick.in_fours(quick.timed_shape(size)) is in_fours
         assert net(torch.rand(1, 3, *size)).shape[-2:] == size
@@ -83,15 +83,15 @@ def test_each_kind_of_size_is_timed_at_its_own_shape_and_remembered_apart(tmp_pa
     monkeypatch.setattr(runtimes, "time_runtimes", timing)
     monkeypatch.setattr(runtimes, "installed", lambda: ["torch", "onnxruntime"])
     stylizer = Stylizer(_network(), runtime="auto")
-    assert stylizer.runtime_for(688, 1020) == "torch"
-    assert stylizer.runtime_for(684, 1020) == "onnxruntime"
-    assert stylizer.runtime_for(680, 1020) == "onnxruntime" and stylizer.runtime_for(512, 300) == "torch"
+    assert stylizer.runtime_for(384, 512) == "torch"  # 96 x 128
+    assert stylizer.runtime_for(380, 508) == "onnxruntime"  # 95 x 127
+    assert stylizer.runtime_for(372, 508) == "onnxruntime" and stylizer.runtime_for(512, 300) == "torch"
     assert timed == [(512, 512), (516, 516)]  # one timing each, of its own shape
     assert set(stylizer.chosen()) == {"512", "516x516"}
     assert stylizer.chosen()["516x516"]["seconds"] == {"torch": 2.0, "onnxruntime": 1.0}
     monkeypatch.setattr(runtimes, "time_runtimes", _no_timing)  # a new process reads both back
     again = Stylizer(_network(), runtime="auto")
-    assert again.runtime_for(700, 1020) == "onnxruntime" and again.runtime_for(704, 1020) == "torch"
+    assert again.runtime_for(340, 500) == "onnxruntime" and again.runtime_for(344, 504) == "torch"
 
 
 def test_the_runtime_chosen_is_installed_and_is_remembered_not_timed_again(tmp_path, monkeypatch):
