@@ -27,8 +27,8 @@ from fastst.runtime import reuse_freed_memory
 from fastst.runtimes import choose, installed
 from fastst.stylize import Stylizer, load_model
 
-# (height, width), pairs of one bucket (that of 512 px photos, whose choice 1024 px ones take too) a few
-# pixels apart: the first of each pair's quarter-resolution map in fours, the second's not
+# (height, width), pairs a few pixels apart in the buckets of 512 and 1024 px photos: the first of each
+# pair's quarter-resolution map in fours, the second's not
 SHAPES = (
     *((384, 512), (380, 508), (512, 768), (508, 764)),
     *((688, 1020), (684, 1020), (1024, 1024), (1028, 1028)),
