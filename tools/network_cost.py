@@ -41,6 +41,7 @@ def networks() -> dict[str, torch.nn.Module]:
     return {
         "shipped base (any of its styles)": load_model("base", style=0),
         "shipped starry_night": load_model("starry_night"),
+        "shipped base_lite (the base's styles, fewer ranks)": load_model("base_lite", style=0),
         "shipped base_fast (the base's styles, folded and factored)": load_model("base_fast", style=0),
         **{
             f"one-pass {name}'s network": TransformerNet(**load_anystyle(name).net_config)
