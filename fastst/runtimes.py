@@ -366,11 +366,10 @@ def choose(
     (height, width)). On a GPU, "torch". On a CPU, the runtime that ran the size's bucket fastest
     (:func:`time_runtimes` at :func:`fastst.quick.timed_shape`: sizes whose quarter-resolution maps do not
     hold their pixels in fours are timed apart), timed once per machine, network layout, bucket and
-    precision and remembered in
-    :func:`cache_file` with the seconds each took to open; a runtime that fails to start is left out.
-    With ``images``, how many images of this size the process has to stylize, the runtime that finishes
-    them soonest, its opening counted (torch, already running, opens at no cost): for a photo or a few, a
-    faster pass may not repay the opening. ``verbose`` prints the timings."""
+    precision and remembered in :func:`cache_file` with the seconds each took to open; a runtime that fails
+    to start is left out. With ``images``, how many images of this size the process has to stylize, the
+    runtime that finishes them soonest, its opening counted (torch, already running, opens at no cost): for
+    a photo or a few, a faster pass may not repay the opening. ``verbose`` prints the timings."""
     device = torch.device(device)
     names = installed()
     if device.type != "cpu" or names == ["torch"]:

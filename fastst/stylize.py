@@ -245,12 +245,6 @@ def _finish(out: torch.Tensor, image: torch.Tensor, strength: float, keep_color:
     return out
 
 
-def _shape(key: str) -> tuple[int, int]:
-    """The shape a :func:`fastst.quick.size_key` was timed at."""
-    h, _, w = key.partition("x")
-    return int(h), int(w or h)
-
-
 class Stylizer:
     """A trained one-style network ready to stylize on its device, by the runtime asked for or, with
     "auto", the fastest installed for each size (:func:`fastst.runtimes.choose`). The torch runtime is
@@ -290,7 +284,7 @@ class Stylizer:
         self.compiled = compile
         if compile:  # pays off for many images or large ones: the first of each size compiles
             compile_model(self.network)
-        self._chosen: dict[str, str] = {}  # by fastst.quick.size_key
+        self._chosen: dict[tuple[int, int], str] = {}  # by the shape timed (fastst.quick.timed_shape)
         self._runtimes: dict[str, Runtime] = {}
         # how many images the caller will stylize (the file driver knows): with "auto", a runtime whose
         # opening a few images would not repay is not chosen; None: many (video, the app)
@@ -305,24 +299,28 @@ class Stylizer:
 
     def runtime_for(self, height: int, width: int) -> str:
         """The runtime of one pass of this size: the one asked for; with "auto", torch when compiled or
-        off the CPU, else the fastest installed for the size (chosen once a :func:`fastst.quick.size_key`)."""
+        off the CPU, else the fastest installed for the size (chosen once for each shape
+        :func:`fastst.quick.timed_shape` times)."""
         if self.runtime != "auto":
             return self.runtime
         if self.compiled or self.device.type != "cpu":
             return "torch"
-        key = size_key((height, width))
-        if key not in self._chosen:
-            size = (height, width) if self.images is not None else timed_shape((height, width))
-            self._chosen[key] = choose(self.model, self.device, size, self.precision, images=self.images)
-        return self._chosen[key]
+        shape = timed_shape((height, width))
+        if shape not in self._chosen:
+            size = (height, width) if self.images is not None else shape
+            self._chosen[shape] = choose(self.model, self.device, size, self.precision, images=self.images)
+        return self._chosen[shape]
 
     def chosen(self) -> dict[str, dict]:
         """For each size this stylizer ran, by :func:`fastst.quick.size_key`: the runtime it chose and, where
         it timed them, the seconds a pass and to open of each runtime
         (:func:`fastst.runtimes.remembered_timing`)."""
         return {
-            key: {"runtime": name, **remembered_timing(self.model, self.device, _shape(key), self.precision)}
-            for key, name in self._chosen.items()
+            size_key(shape): {
+                "runtime": name,
+                **remembered_timing(self.model, self.device, shape, self.precision),
+            }
+            for shape, name in self._chosen.items()
         }
 
     def _pass(self, images: torch.Tensor) -> torch.Tensor:
@@ -353,12 +351,12 @@ class Stylizer:
         shared network are kept for that path too. Call it only for the default precision and a style
         scale of 1 or, with a painting, ``auto``: the only settings that path takes."""
         sizes = {}
-        for key in self._chosen:
-            seconds = timings(self.model, self.device, _shape(key), self.precision)
+        for shape in self._chosen:
+            seconds = timings(self.model, self.device, shape, self.precision)
             exported = {name: s for name, s in seconds.items() if name != "torch"}
             if exported:
                 name = min(exported, key=exported.get)
-                sizes[key] = {"runtime": name, "extra_s": exported[name] - min(seconds.values())}
+                sizes[size_key(shape)] = {"runtime": name, "extra_s": exported[name] - min(seconds.values())}
         if self.runtime != "auto" or not sizes or is_mix(style):
             return  # a mix goes the full path, which folds it (fastst.quick)
         for name in {size["runtime"] for size in sizes.values()} - set(self._runtimes):
