@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import warnings
 from pathlib import Path
@@ -11,7 +12,7 @@ import torch
 from fastst.anystyle import PaintingEncoder, SharedNetwork
 from fastst.errors import FaststError
 from fastst.io import atomic_path
-from fastst.transformer import TransformerNet
+from fastst.transformer import TransformerNet, pads_into_convs
 
 
 class _MixInput(torch.nn.Module):
@@ -39,6 +40,9 @@ def export_network(
     except ImportError:
         raise FaststError('ONNX export needs the export extra: pip install "fastst[export]"') from None
     model = model.cpu().eval()
+    if any(type(m) is torch.nn.ZeroPad2d for m in model.modules()):
+        # zero paddings exported as the convolutions' own (a separate padding is a copy in some runtimes)
+        model = pads_into_convs(copy.deepcopy(model))
     onnx_path = Path(onnx_path)
     inputs, names, output = (torch.rand(1, 3, 64, 96),), ["image"], "stylized"
     axes = {"image": {0: "batch", 2: "height", 3: "width"}, "stylized": {0: "batch", 2: "height", 3: "width"}}

@@ -21,7 +21,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fastst.transformer import ConvLayer, InstanceNorm2d, TransformerNet, UpsampleLayer, replace_modules
+from fastst.transformer import (
+    ConvLayer,
+    InstanceNorm2d,
+    TransformerNet,
+    UpsampleLayer,
+    pads_into_convs,
+    replace_modules,
+)
 
 
 def _to_phases(x: torch.Tensor) -> torch.Tensor:
@@ -217,7 +224,8 @@ def for_inference(model: TransformerNet) -> TransformerNet:
     convolution re-expressed at half resolution (see above; a ``shuffle`` network has only its upsampling to
     re-express), the image kept exact under reduced precision (``TwoTermInputConv``), paddings in their
     input's precision (``KeepPrecisionPad``), a padding that feeds a factored convolution moved after its
-    first 1x1 convolution (to the narrower map), and instance norms that compile to one pass
+    first 1x1 convolution (to the narrower map), zero paddings taken into their convolutions
+    (:func:`fastst.transformer.pads_into_convs`), and instance norms that compile to one pass
     (``SinglePassInstanceNorm``). For stylizing only: its weights are derived, not trained, and it is not
     saved. A model already in this form is returned as it is."""
     if any(isinstance(m, TwoTermInputConv) for m in model.encoder):
@@ -235,6 +243,7 @@ def for_inference(model: TransformerNet) -> TransformerNet:
     replace_modules(fast, lambda m: type(m) in (nn.InstanceNorm2d, InstanceNorm2d), _single_pass)
     replace_modules(fast, lambda m: type(m) in (nn.ReflectionPad2d, nn.ReplicationPad2d), KeepPrecisionPad)
     _pad_after_pointwise(fast)
+    pads_into_convs(fast)
     return fast.requires_grad_(False).to(device)
 
 

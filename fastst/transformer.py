@@ -201,6 +201,39 @@ def factored(conv: nn.Conv2d, r_in: int | None, r_out: int | None) -> nn.Module:
     return nn.Sequential(*layers) if len(layers) > 1 else layers[0]
 
 
+def _bias_free_pointwise(m: nn.Module) -> bool:
+    return (
+        isinstance(m, nn.Conv2d)
+        and m.kernel_size == (1, 1)
+        and m.stride == (1, 1)
+        and m.padding == (0, 0)
+        and m.groups == 1
+        and m.bias is None
+    )
+
+
+def pads_into_convs(model: nn.Module) -> nn.Module:
+    """``model`` (changed in place, and returned) with each zero padding that feeds a convolution made that
+    convolution's own padding: the same function, with no padded copy of the map. The convolution is the
+    layer right after the padding or, in a factored layer (:func:`factored`), the first past its leading
+    1x1 convolutions without bias, which map zero pixels to zero. A padding wider on one side than the
+    other stays where it is."""
+    for seq in [m for m in model.modules() if isinstance(m, nn.Sequential)]:
+        for i in range(len(seq) - 1):
+            pad, layer = seq[i], seq[i + 1]
+            if type(pad) is not nn.ZeroPad2d or len(set(pad.padding)) != 1:
+                continue
+            convs = list(layer) if isinstance(layer, nn.Sequential) else [layer]
+            k = 0
+            while k < len(convs) - 1 and _bias_free_pointwise(convs[k]):
+                k += 1
+            conv = convs[k]
+            if isinstance(conv, nn.Conv2d) and conv.padding == (0, 0) and conv.padding_mode == "zeros":
+                conv.padding = (pad.padding[0],) * 2
+                seq[i] = nn.Identity()
+    return model
+
+
 # the convolutions a ``ranks`` option may factor, by name
 FACTORED_LAYERS = ("residual", "into", "down", "down2", "up1", "up2", "out")
 
@@ -242,6 +275,10 @@ class TransformerNet(nn.Module):
             ``folded`` carries a network's weights over exactly.
         ranks: with ``fold``, the convolutions named in :data:`FACTORED_LAYERS` to factor (:func:`factored`),
             each to its [r_in, r_out].
+        pad: how the layers inside the network pad their maps: ``"reflect"`` (Johnson et al.'s reflection,
+            and replication where a ``fold`` network's layer computes it) or ``"zero"``, which the inference
+            form and the exported runtimes take into the convolutions themselves, so no padded copy of a
+            map is made (docs/performance.md). The image itself is reflected either way.
 
     Training uses the unclamped output (so gradients do not vanish at the range's edges); in eval
     mode the output is clamped to [0, 1].
@@ -258,12 +295,17 @@ class TransformerNet(nn.Module):
         shuffle: int = 1,
         fold: bool = False,
         ranks: dict | None = None,
+        pad: str = "reflect",
     ):
         super().__init__()
+        if pad not in ("reflect", "zero"):
+            raise ValueError(f"pad must be 'reflect' or 'zero', not {pad!r}")
         if styles < 1:
             raise ValueError(f"styles must be at least 1, not {styles}")
         if shuffle not in (1, 2):
             raise ValueError(f"shuffle must be 1 or 2, not {shuffle!r}")
+        if pad == "zero" and not fold:
+            raise ValueError("zero padding is for fold networks")
         if fold and (shuffle != 1 or upsample != "resize"):
             raise ValueError("fold computes the network of shuffle 1 and resize upsampling")
         if ranks and (not fold or set(ranks) - set(FACTORED_LAYERS)):
@@ -292,6 +334,8 @@ class TransformerNet(nn.Module):
             self.config["fold"] = True
         if ranks:
             self.config["ranks"] = {k: list(v) for k, v in ranks.items()}
+        if pad != "reflect":
+            self.config["pad"] = pad
         self.styles = styles
         self.style_names: list[str] | None = None  # set by load_model from the model file
         self.input_skip = input_skip
@@ -345,6 +389,8 @@ class TransformerNet(nn.Module):
         )
         self.residuals = nn.Sequential(*(ResidualBlock(c3, norm, styles) for _ in range(residual_blocks)))
         self.decoder = nn.Sequential(*up, _norm(norm, c2, styles), nn.ReLU(inplace=True), *out)
+        if pad == "zero":
+            self._zero_pads()
         for name, (r_in, r_out) in (ranks or {}).items():
             for parent, index in self.factored_slots(name):
                 parent[index] = factored(parent[index], r_in, r_out)
@@ -355,6 +401,19 @@ class TransformerNet(nn.Module):
             with torch.no_grad():
                 last.weight.mul_(SKIP_INIT_SCALE)
             nn.init.zeros_(last.bias)
+
+    def _zero_pads(self) -> None:
+        """Every padding after the first layer's (which reads the image) made a zero padding of the same
+        widths; a :class:`FoldedReflect` of k blocks pads the folded map by k (the full map by 2k)."""
+        first = set(map(id, self.encoder[0].modules()))
+        for parent in list(self.modules()):
+            for name, child in parent.named_children():
+                if id(child) in first:
+                    continue
+                if isinstance(child, (nn.ReflectionPad2d, nn.ReplicationPad2d)):
+                    setattr(parent, name, nn.ZeroPad2d(child.padding))
+                elif isinstance(child, FoldedReflect):
+                    setattr(parent, name, nn.ZeroPad2d(child.blocks))
 
     def factored_slots(self, name: str) -> list[tuple[nn.Sequential, int]]:
         """Where the convolution(s) ``name`` of :data:`FACTORED_LAYERS` sit in a ``fold`` network: (parent,

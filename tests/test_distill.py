@@ -147,6 +147,10 @@ def test_a_factored_network_factored_again_starts_from_the_convolutions_it_compu
     ours, theirs = smaller.state_dict(), fold.state_dict()
     assert all(torch.equal(ours[k], v) for k, v in theirs.items() if not k.startswith("encoder.7."))
     assert count_parameters(smaller) < count_parameters(fold)
+    # --pad: the same layers and weights, padded with zeros
+    zero = distill_base.factorized(fold, fold.config["ranks"], pad="zero").eval()
+    assert zero.config["pad"] == "zero" and "pad" not in fold.config
+    assert all(torch.equal(zero.state_dict()[k], v) for k, v in fold.state_dict().items())
 
 
 def test_a_factored_student_keeps_the_teachers_norms_and_loads_through_the_safe_loader(tmp_path):

@@ -23,9 +23,9 @@ PSNR_FP32_DB, PSNR_BF16_DB = 40, 25
 ODD_SIZES = [(5, 7), (37, 53), (61, 34)]
 
 
-def _network(seed: int = 0) -> TransformerNet:
+def _network(seed: int = 0, **options) -> TransformerNet:
     torch.manual_seed(seed)
-    net = TransformerNet(width=0.25).eval()
+    net = TransformerNet(**{"width": 0.25, **options}).eval()
     for p in net.parameters():  # a network that changes images, unlike the identity it starts as
         p.data.add_(0.05 * torch.randn_like(p))
     return net
@@ -161,10 +161,15 @@ def test_forcing_a_runtime_not_installed_names_its_extra_in_one_line(monkeypatch
 
 @pytest.mark.parametrize("name", runtimes.RUNTIMES)
 @pytest.mark.parametrize("precision", ["auto", "fp32"])
-def test_each_runtime_matches_eager_fp32_within_the_benchs_bound(name, precision):
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"fold": True, "pad": "zero", "ranks": {"residual": [8, 8], "down2": [8, 8]}}],
+    ids=["plain", "zero padding"],
+)
+def test_each_runtime_matches_eager_fp32_within_the_benchs_bound(name, precision, options):
     if name not in runtimes.installed():
         pytest.skip(f"{name} is not installed")
-    net = _network()
+    net = _network(**options)
     run = runtimes.start_runtime(name, net, precision)
     bound = PSNR_FP32_DB if run.precision == "fp32" else PSNR_BF16_DB
     assert precision == "auto" or run.precision == "fp32"

@@ -17,7 +17,7 @@ from fastst.inference import (
     for_inference,
 )
 from fastst.temporal import FixedNorm, StreamNorm
-from fastst.transformer import FoldedNorm, FoldedReflect, InstanceNorm2d, count_parameters
+from fastst.transformer import FoldedNorm, FoldedReflect, InstanceNorm2d, count_parameters, pads_into_convs
 
 
 def test_default_network_has_johnsons_parameter_count():
@@ -126,6 +126,12 @@ def test_gradients_reach_every_parameter():
             "fold": True,
             "width": 0.5,
             "ranks": {"down": [8, None], "up1": [8, 8], "up2": [8, 8], "down2": [8, 8]},
+        },
+        {
+            "fold": True,
+            "width": 0.5,
+            "pad": "zero",
+            "ranks": {"residual": [8, 8], "up2": [8, 8], "out": [8, None]},
         },
     ],
 )
@@ -398,3 +404,21 @@ def test_the_inference_form_pads_after_a_factored_layers_first_1x1_convolution()
     after = [seq[i + 1] for seq, i in pads]
     assert sum(isinstance(m, torch.nn.Conv2d) and m.in_channels == 8 for m in after) == 2 * 5 + 3
     assert not any(isinstance(m, torch.nn.Sequential) for m in after)
+
+
+def test_zero_padding_pads_every_map_but_the_image_and_goes_into_the_convolutions():
+    net = TransformerNet(fold=True, width=0.5, pad="zero", ranks={"residual": [8, 8], "down2": [8, 8]})
+    pads = [m for m in net.modules() if isinstance(m, (torch.nn.ReflectionPad2d, torch.nn.ZeroPad2d))]
+    assert isinstance(pads[0], torch.nn.ReflectionPad2d) and pads[0] in list(net.encoder[0].modules())
+    assert all(type(m) is torch.nn.ZeroPad2d for m in pads[1:]) and net.config["pad"] == "zero"
+    assert "pad" not in TransformerNet(fold=True).config  # the files of reflection networks unchanged
+    absorbed = pads_into_convs(copy.deepcopy(net))
+    # only the padding wider on one side (before the stride-2 layer's 2x2 form) stays a layer of its own
+    left = [m for m in absorbed.modules() if type(m) is torch.nn.ZeroPad2d]
+    assert [m.padding for m in left] == [(1, 0, 1, 0)]
+    padded = [m for m in absorbed.modules() if isinstance(m, torch.nn.Conv2d) and m.padding != (0, 0)]
+    assert all(m.kernel_size != (1, 1) for m in padded) and len(padded) == len(pads) - 2
+    with pytest.raises(ValueError, match="fold"):
+        TransformerNet(pad="zero")
+    with pytest.raises(ValueError, match="pad"):
+        TransformerNet(fold=True, pad="mirror")

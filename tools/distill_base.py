@@ -251,15 +251,19 @@ def whole(layer: torch.nn.Module) -> torch.nn.Conv2d:
     return conv
 
 
-def factorized(net: TransformerNet, ranks: dict) -> TransformerNet:
+def factorized(net: TransformerNet, ranks: dict, pad: str | None = None) -> TransformerNet:
     """A ``fold`` network ``net`` with the convolutions ``ranks`` names factored (Tucker-2, by truncated
     higher-order SVD of each weight, or of the one convolution a layer already factored computes): the start
     of a distilled smaller network. The layers ``net`` factors already and ``ranks`` does not name, or names
-    with the same ranks, are kept as they are."""
+    with the same ranks, are kept as they are. ``pad`` (TransformerNet's) changes how its layers pad, the
+    weights kept."""
     if not net.config.get("fold"):
         raise SystemExit("factor a fold network (distill_base.folded)")
     have = net.config.get("ranks") or {}
-    small = TransformerNet(**{**net.config, "ranks": {**have, **ranks}})
+    config = {**net.config, "ranks": {**have, **ranks}}
+    if pad is not None:
+        config["pad"] = pad
+    small = TransformerNet(**config)
     state = small.state_dict()
     kept = {k: v for k, v in net.state_dict().items() if k in state and state[k].shape == v.shape}
     small.load_state_dict(kept, strict=False)
@@ -371,6 +375,13 @@ def main(argv=None) -> None:
         "factored anew from the convolution each computes, the others kept",
     )
     parser.add_argument(
+        "--pad",
+        choices=["reflect", "zero"],
+        default=None,
+        help="with --ranks: how the student's layers pad their maps (TransformerNet's pad; by default the "
+        "start's)",
+    )
+    parser.add_argument(
         "--mix-share", type=float, default=0.0, help="the share of crops given a mix of two styles, not one"
     )
     parser.add_argument("--style", default=None, help="learn this one style of the teacher alone")
@@ -409,7 +420,7 @@ def main(argv=None) -> None:
         if start.styles != teacher.styles or start.style_names != teacher.style_names:
             raise SystemExit(f"--start {args.start} does not hold the teacher's styles")
         try:
-            student = factorized(start, args.ranks).train()
+            student = factorized(start, args.ranks, args.pad).train()
         except ValueError as e:
             raise SystemExit(f"--ranks: {e}") from None
         for norm in student.conditional_norms():  # the teacher's styles, mixes and predicted norms kept
