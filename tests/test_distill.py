@@ -214,3 +214,8 @@ def test_a_batch_of_styles_is_one_each_or_a_mix_of_two():
     torch.testing.assert_close(mixes.sum(1), torch.ones(200))
     several = (mixes > 0).sum(1)
     assert set(several.tolist()) <= {1, 2} and 60 < (several == 2).sum() < 140
+    # --draws: a style drawn three times as often as each other one, alone and in mixes
+    alone = distill_base.style_batch(5, 3000, 0.0, rng, [1, 1, 3, 1, 1])
+    assert 0.35 < (alone == 2).float().mean() < 0.51  # 3 / 7 = 0.43
+    only = distill_base.style_batch(5, 50, 0.5, rng, [0, 0, 0, 1, 0])
+    assert torch.equal(only[:, 3], torch.ones(50))

@@ -311,18 +311,23 @@ def distance(
     return pixels + feature_weight * features + style_weight * style, pixels, features, style
 
 
-def style_batch(count: int, batch: int, mix_share: float, rng: random.Random):
+def style_batch(count: int, batch: int, mix_share: float, rng: random.Random, draws: list | None = None):
     """The styles of a batch: each crop one of ``count`` styles at random, or with ``mix_share`` chance a
-    random mix of two ((batch, count) weights then); None for a one-style network."""
+    random mix of two ((batch, count) weights then); None for a one-style network. ``draws``: how often
+    each style is drawn, relative to the others (by default all alike)."""
     if count == 1:
         return None
+
+    def draw() -> int:
+        return rng.randrange(count) if draws is None else rng.choices(range(count), draws)[0]
+
     if not mix_share:
-        return torch.tensor([rng.randrange(count) for _ in range(batch)])
+        return torch.tensor([draw() for _ in range(batch)])
     mix = torch.zeros(batch, count)
     for row in mix:
-        a = rng.randrange(count)
+        a = draw()
         if rng.random() < mix_share:
-            b, t = rng.randrange(count), rng.random()
+            b, t = draw(), rng.random()
             row[a] += t
             row[b] += 1 - t
         else:
@@ -384,6 +389,13 @@ def main(argv=None) -> None:
     parser.add_argument(
         "--mix-share", type=float, default=0.0, help="the share of crops given a mix of two styles, not one"
     )
+    parser.add_argument(
+        "--draws",
+        type=json.loads,
+        default=None,
+        help="how often to draw some of the teacher's styles, relative to the others' 1 (JSON: style -> "
+        "weight)",
+    )
     parser.add_argument("--style", default=None, help="learn this one style of the teacher alone")
     parser.add_argument(
         "--out", default=None, help="run folder (default runs/distill_base, with --style runs/distill_STYLE)"
@@ -439,6 +451,10 @@ def main(argv=None) -> None:
         student = pruned(teacher.eval(), shape, probe).train()
     elif args.residual_blocks:
         student = deepened(student, args.residual_blocks)
+    unknown = set(args.draws or {}) - set(names)
+    if unknown:
+        raise SystemExit(f"--draws: the teacher has no style {', '.join(sorted(unknown))}")
+    draws = [float((args.draws or {}).get(name, 1.0)) for name in names] if args.draws else None
     optimiser = torch.optim.Adam([p for p in student.parameters() if p.requires_grad], lr=args.lr)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimiser, lambda i: 0.5 * (1 + math.cos(math.pi * min(i, args.iterations) / args.iterations))
@@ -471,7 +487,7 @@ def main(argv=None) -> None:
         bar = tqdm(range(start, args.iterations), initial=start, total=args.iterations, desc="distilling")
         for i in bar:
             x = crops(photos, args.size, args.batch, rng)
-            styles = style_batch(len(names), args.batch, args.mix_share, rng)
+            styles = style_batch(len(names), args.batch, args.mix_share, rng, draws)
             with torch.no_grad(), autocast(device, precision):
                 target = teacher(x, styles).float().clamp(0, 1)
             student.train()
