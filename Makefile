@@ -83,13 +83,22 @@ base-fast: data
 
 # The base's styles with fewer multiply-adds (fastst/pretrained/base_lite.pth, which `--style NAME` takes for
 # them, holding fewer parameters): the shipped base_fast with its second stride-2 layer factored too and its
-# residual layers to lower ranks, taught by the base again (tools/distill_base.py --start); base_fast stays
-# the default one pass's network. Resumable.
+# residual layers to lower ranks, taught by the base again (tools/distill_base.py --start); then with zero
+# padding inside the network, which the runtimes take into the convolutions, taught again on small crops,
+# on larger ones, and with the two styles furthest from the base drawn more often. base_fast stays the
+# default one pass's network. Each step resumable.
 BASE_LITE_RANKS = {"down2": [32, 32], "residual": [24, 24]}
+BASE_LITE := --ranks '$(BASE_LITE_RANKS)' --mix-share 0.3
 base-lite: data
-	$(DISTILL) --start base_fast --ranks '$(BASE_LITE_RANKS)' --mix-share 0.3 --style-weight 1 --lr 2e-4 \
-		--iterations 1500 --out runs/distill_base_lite
-	$(PY) tools/ship_pretrained.py runs/distill_base_lite/model.pth base_lite
+	$(DISTILL) --start base_fast $(BASE_LITE) --style-weight 1 --lr 2e-4 --iterations 1500 --out runs/distill_base_lite
+	$(DISTILL) --start runs/distill_base_lite/model.pth $(BASE_LITE) --pad zero --style-weight 1 --lr 2e-4 \
+		--iterations 2000 --out runs/distill_base_zero
+	$(DISTILL) --start runs/distill_base_zero/model.pth $(BASE_LITE) --style-weight 2 --size 192 --lr 1e-4 \
+		--iterations 800 --out runs/distill_base_zero2
+	$(DISTILL) --start runs/distill_base_zero2/model.pth $(BASE_LITE) --style-weight 2 --size 192 --lr 1e-4 \
+		--iterations 600 --draws '{"woman_with_a_parasol": 3, "shipwreck_of_the_minotaur": 2}' \
+		--out runs/distill_base_zero3
+	$(PY) tools/ship_pretrained.py runs/distill_base_zero3/model.pth base_lite
 
 # The small one-pass model that ships (fastst/pretrained/anystyle.pth, the default without AMX or a GPU): any
 # painting as the style, trained on the paintings of `data fetch --paintings` less the held-out ones;
