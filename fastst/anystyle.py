@@ -118,6 +118,7 @@ class AnyStyleNet(nn.Module):
         shuffle: int = 1,
         fold: bool = False,
         ranks: dict | None = None,
+        pad: str = "reflect",
     ):
         super().__init__()
         body = TransformerNet(
@@ -127,6 +128,7 @@ class AnyStyleNet(nn.Module):
             shuffle=shuffle,
             fold=fold,
             ranks=ranks,
+            pad=pad,
         )
         self.net_config = dict(body.config)
         self.norm_names = [name for name, m in body.named_modules() if isinstance(m, InstanceNorm2d)]
@@ -259,7 +261,7 @@ def painting_inputs(
 def net_options(config: dict) -> dict:
     """The options of :class:`AnyStyleNet` in a network's ``config`` (a one-pass model's or a one-style
     network's)."""
-    names = ("width", "residual_blocks", "input_skip", "shuffle", "fold", "ranks")
+    names = ("width", "residual_blocks", "input_skip", "shuffle", "fold", "ranks", "pad")
     return {k: v for k, v in config.items() if k in names}
 
 
@@ -277,7 +279,8 @@ def shared_convolutions(model: AnyStyleNet, name: str) -> dict[str, torch.Tensor
     from fastst.stylize import load_model  # fastst.stylize imports this module
 
     net = load_model(name)
-    if any(net.config.get(k) != v for k, v in model.net_config.items() if k != "styles"):
+    shape = (set(net.config) | set(model.net_config)) - {"styles"}
+    if any(net.config.get(k) != model.net_config.get(k) for k in shape):
         raise FaststError(f"the one-pass model's shared network is not the shape of {name}")
     state = net.state_dict()
     return {f"body.{k}": state[k].float() for k in model.body.state_dict()}

@@ -696,6 +696,18 @@ def test_a_predictor_moved_onto_a_distilled_network_takes_its_convolutions_and_k
     with torch.no_grad():
         a, b = base.for_painting(stats)(photo), fast.for_painting(stats)(photo)
     assert 10 * torch.log10(1 / ((a - b) ** 2).mean()) > 24
+    # onto base_lite, which pads with zeros: its padding comes along with its convolutions (a painting's
+    # network pads as base_lite does), and its picture stays near the base's
+    lite = on_network(base, "base_lite")
+    assert lite.net_config["pad"] == "zero" == load_model("base_lite").config["pad"]
+    painting_net = lite.for_painting(stats)
+    assert painting_net.config["pad"] == "zero"
+    assert sum(type(m) is torch.nn.ZeroPad2d for m in painting_net.modules()) == sum(
+        type(m) is torch.nn.ZeroPad2d for m in load_model("base_lite").modules()
+    )
+    with torch.no_grad():
+        c = painting_net(photo)
+    assert 10 * torch.log10(1 / ((a - c) ** 2).mean()) > 20
     with pytest.raises(FaststError, match="norms of base_fast"):
         on_network(load_anystyle("anystyle"), "base_fast")  # the small model's norms are not the base's
     with pytest.raises(FaststError, match="--body goes with --from a one-pass model"):
