@@ -26,6 +26,7 @@ from fastst.transformer import (
     InstanceNorm2d,
     TransformerNet,
     UpsampleLayer,
+    is_pointwise,
     pads_into_convs,
     replace_modules,
 )
@@ -247,16 +248,6 @@ def for_inference(model: TransformerNet) -> TransformerNet:
     return fast.requires_grad_(False).to(device)
 
 
-def _pointwise(m: nn.Module) -> bool:
-    return (
-        isinstance(m, nn.Conv2d)
-        and m.kernel_size == (1, 1)
-        and m.stride == (1, 1)
-        and m.padding == (0, 0)
-        and m.groups == 1
-    )
-
-
 def _pad_after_pointwise(model: nn.Module) -> None:
     """Where a padding feeds a factored convolution (:func:`fastst.transformer.factored`) that starts with a
     1x1 convolution, the 1x1 convolution goes first: a reflection or replication padding copies pixels,
@@ -268,6 +259,6 @@ def _pad_after_pointwise(model: nn.Module) -> None:
                 isinstance(pad, KeepPrecisionPad)
                 and isinstance(conv, nn.Sequential)
                 and len(conv) > 1
-                and _pointwise(conv[0])
+                and is_pointwise(conv[0])
             ):
                 seq[i], seq[i + 1] = conv[0], nn.Sequential(pad, *conv[1:])

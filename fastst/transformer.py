@@ -201,14 +201,14 @@ def factored(conv: nn.Conv2d, r_in: int | None, r_out: int | None) -> nn.Module:
     return nn.Sequential(*layers) if len(layers) > 1 else layers[0]
 
 
-def _bias_free_pointwise(m: nn.Module) -> bool:
+def is_pointwise(m: nn.Module) -> bool:
+    """Whether ``m`` is a plain 1x1 convolution (stride 1, unpadded, ungrouped): a pixel-wise map."""
     return (
         isinstance(m, nn.Conv2d)
         and m.kernel_size == (1, 1)
         and m.stride == (1, 1)
         and m.padding == (0, 0)
         and m.groups == 1
-        and m.bias is None
     )
 
 
@@ -225,7 +225,7 @@ def pads_into_convs(model: nn.Module) -> nn.Module:
                 continue
             convs = list(layer) if isinstance(layer, nn.Sequential) else [layer]
             k = 0
-            while k < len(convs) - 1 and _bias_free_pointwise(convs[k]):
+            while k < len(convs) - 1 and is_pointwise(convs[k]) and convs[k].bias is None:
                 k += 1
             conv = convs[k]
             if isinstance(conv, nn.Conv2d) and conv.padding == (0, 0) and conv.padding_mode == "zeros":
