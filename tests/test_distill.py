@@ -202,6 +202,8 @@ def test_ranks_start_from_the_whole_teacher_and_refuse_what_would_change_it(tmp_
         distill_base.main(
             ["--ranks", '{"residual": [0, 16]}', "--iterations", "1", "--out", str(tmp_path / "r")]
         )
+    with pytest.raises(SystemExit, match="--pad goes with --ranks"):
+        distill_base.main(["--pad", "zero", "--iterations", "1", "--out", str(tmp_path / "r")])
 
 
 def test_a_batch_of_styles_is_one_each_or_a_mix_of_two():

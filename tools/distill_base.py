@@ -402,6 +402,8 @@ def main(argv=None) -> None:
     )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    if args.pad and not args.ranks:
+        raise SystemExit("--pad goes with --ranks (a student that is the teacher itself, refactored)")
 
     default = f"distill_{args.style}" if args.style else "distill_base"
     out = Path(args.out) if args.out else runs_dir() / default
