@@ -63,7 +63,9 @@ def table(result: dict) -> list[dict]:
         },
         {
             **speed_table(result["seconds"], {k: n["label"] for k, n in result["networks"].items()}),
-            "note": f"Median over {len(result['photos'])} held-out photos a style; {measured_on(result)} "
+            "note": f"Median over {len(result['photos'])} held-out photos a style; "
+            + ("seconds in fp32; " if result.get("precision") == "fp32" else "")
+            + f"{measured_on(result)} "
             f"(`results/{result['name']}.json`).",
         },
     ]
@@ -89,6 +91,9 @@ def main() -> None:
     parser.add_argument("--name", default="fast_base", help="the result's and the figure's name")
     parser.add_argument("--label", default="smaller base", help="the candidate's name in the tables")
     parser.add_argument("--alone", nargs="*", default=[], metavar="STYLE=MODEL", help="one-style networks")
+    parser.add_argument(
+        "--precision", choices=["auto", "fp32"], default="auto", help="the precision of the timed passes"
+    )
     args = parser.parse_args()
     models = {"base": load_model(args.base), "candidate": load_model(args.candidate)}
     alone = {style: (path, load_model(path)) for style, path in (a.split("=", 1) for a in args.alone)}
@@ -110,11 +115,13 @@ def main() -> None:
     photo = next(iter(ref.photos.values()))
     one_style = {name: single_style(m, 0) for name, m in models.items()}  # the speed is any style's
     one_style.update({f"alone {style}": model for style, (_, model) in alone.items()})
-    timed = seconds(one_style, args.rounds)
+    timed = seconds(one_style, args.rounds, args.precision)
     networks = {
         name: {
             "model": str(path if not pretrained_path(path).is_file() else pretrained_path(path).name),
-            "label": {"base": "shipped base", "candidate": args.label}.get(name, f"shipped {name[6:]}"),
+            "label": {"base": f"shipped {args.base}", "candidate": args.label}.get(
+                name, f"shipped {name[6:]}"
+            ),
             "net": ", ".join(f"{k} {v}" for k, v in m.config.items() if k not in ("norm", "upsample")),
             "parameters": count_parameters(m),
         }
@@ -130,6 +137,7 @@ def main() -> None:
         "networks": networks,
         "quality": rows,
         "seconds": timed,
+        "precision": args.precision,
         "target": TARGET,
         "worst_against_base": round(worst, 4),
         "within_target": worst <= TARGET,

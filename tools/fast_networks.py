@@ -26,6 +26,7 @@ from fastst.io import pil_to_tensor, tensor_to_pil
 from fastst.measure import interleaved_medians
 from fastst.plotting import save_fig, show_images
 from fastst.results import machine, write_result
+from fastst.runtime import process_settings
 from fastst.stylize import Stylizer, load_model, model_styles, pretrained_path, stylize
 from fastst.transformer import count_parameters
 
@@ -41,16 +42,20 @@ def median_terms(model, ref: quality.Reference) -> dict:
     return {k: round(statistics.median(r[v] for r in rows), 3) for k, v in named.items()}
 
 
-def seconds(models: dict, rounds: int) -> dict:
+def seconds(models: dict, rounds: int, precision: str = "auto") -> dict:
+    """Seconds a photo of each network on the default path (in ``precision``) and of the peer's built-in
+    style, in interleaved rounds under the process settings ``fastst stylize`` runs with."""
     peer = _peer()
-    stylizers = {name: Stylizer(model, runtime="auto") for name, model in models.items()}
+    stylizers = {name: Stylizer(model, precision, runtime="auto") for name, model in models.items()}
     fns = {}
     for size in SIZES:
         pil = square_photo(size)
         fns[f"peer built-in {size}"] = lambda pil=pil: peer.stylize(pil, 0)
         for name, s in stylizers.items():
             fns[f"{name} {size}"] = lambda pil=pil, s=s: tensor_to_pil(s(pil_to_tensor(pil)))
-    return {k: round(v, 4) for k, v in interleaved_medians(fns, rounds, torch.device("cpu")).items()}
+    with process_settings(torch.device("cpu")):
+        timed = interleaved_medians(fns, rounds, torch.device("cpu"))
+    return {k: round(v, 4) for k, v in timed.items()}
 
 
 def tables(result: dict) -> dict:

@@ -20,7 +20,7 @@ from fastst.io import pil_to_tensor, tensor_to_pil
 from fastst.measure import interleaved_medians
 from fastst.report import measured_on
 from fastst.results import write_result
-from fastst.runtime import cpu_has_bf16
+from fastst.runtime import cpu_has_bf16, process_settings
 from fastst.runtimes import installed, start_runtime
 from fastst.stylize import load_model
 
@@ -58,7 +58,8 @@ def main() -> None:
             fns[f"{kind} {runtime} {precision} {size}"] = lambda pil=pil, run=run: tensor_to_pil(
                 run(pil_to_tensor(pil)[None])[0]
             )
-    seconds = interleaved_medians(fns, args.rounds, CPU)
+    with process_settings(CPU):  # as `fastst stylize` runs
+        seconds = interleaved_medians(fns, args.rounds, CPU)
     rows = [
         {
             "runtime": runtime,
