@@ -94,15 +94,19 @@ def main() -> None:
     parser.add_argument(
         "--precision", choices=["auto", "fp32"], default="auto", help="the precision of the timed passes"
     )
+    parser.add_argument("--styles", nargs="+", default=None, help="score these of the base's styles only")
     args = parser.parse_args()
     models = {"base": load_model(args.base), "candidate": load_model(args.candidate)}
     alone = {style: (path, load_model(path)) for style, path in (a.split("=", 1) for a in args.alone)}
     styles = models["base"].style_names
     if models["candidate"].style_names != styles:
         raise SystemExit(f"{args.candidate} has the styles {models['candidate'].style_names}, not {styles}")
+    unknown = sorted(set(args.styles or []) - set(styles))
+    if unknown:
+        raise SystemExit(f"the base holds no style {', '.join(unknown)}: choose from {', '.join(styles)}")
     info = machine()
-    rows = {}
-    for style in styles:
+    rows, scored = {}, args.styles or styles
+    for style in scored:
         protocol = quality.evaluation_protocol(
             data_dir() / "styles" / f"{style}.jpg", iterations=200, noise_iterations=200
         )
@@ -132,7 +136,7 @@ def main() -> None:
     }
     worst = max(r["candidate"]["ratio"] / r["base"]["ratio"] - 1 for r in rows.values())
     result = {
-        "styles": styles,
+        "styles": scored,
         "photos": list(ref.photos),
         "networks": networks,
         "quality": rows,
@@ -143,7 +147,7 @@ def main() -> None:
         "within_target": worst <= TARGET,
     }
     print(write_result(args.name, result, machine_info=info))
-    figure(models, photo, styles, args.name, args.label)
+    figure(models, photo, scored, args.name, args.label)
 
 
 if __name__ == "__main__":
