@@ -71,13 +71,14 @@ def table(result: dict) -> list[dict]:
     ]
 
 
-def figure(models: dict, photo, styles: list[str], name: str, label: str) -> None:
+def figure(models: dict, photo, styles: list[str], name: str, label: str, base: str = "base") -> None:
     images, titles = [], []
     for style in styles:
         for network_name, model in models.items():
             network = single_style(model, model.style_names.index(style)).eval()
             images.append(stylize(network, photo, precision="fp32"))
-            titles.append(f"{style.replace('_', ' ')}, {'shipped base' if network_name == 'base' else label}")
+            shown = f"shipped {base}" if network_name == "base" else label
+            titles.append(f"{style.replace('_', ' ')}, {shown}")
     fig = show_images(images, titles, ncols=4)
     save_fig(fig, name, {"styles": styles, "networks": list(models)})
 
@@ -147,7 +148,7 @@ def main() -> None:
         "within_target": worst <= TARGET,
     }
     print(write_result(args.name, result, machine_info=info))
-    figure(models, photo, scored, args.name, args.label)
+    figure(models, photo, scored, args.name, args.label, args.base)
 
 
 if __name__ == "__main__":
