@@ -71,14 +71,14 @@ def table(result: dict) -> list[dict]:
     ]
 
 
-def figure(models: dict, photo, styles: list[str], name: str, label: str, base: str = "base") -> None:
+def figure(models: dict, photo, styles: list[str], name: str, labels: dict) -> None:
+    """Each style of each network on ``photo``, titled by ``labels`` (the result's network labels)."""
     images, titles = [], []
     for style in styles:
         for network_name, model in models.items():
             network = single_style(model, model.style_names.index(style)).eval()
             images.append(stylize(network, photo, precision="fp32"))
-            shown = f"shipped {base}" if network_name == "base" else label
-            titles.append(f"{style.replace('_', ' ')}, {shown}")
+            titles.append(f"{style.replace('_', ' ')}, {labels[network_name]}")
     fig = show_images(images, titles, ncols=4)
     save_fig(fig, name, {"styles": styles, "networks": list(models)})
 
@@ -148,7 +148,7 @@ def main() -> None:
         "within_target": worst <= TARGET,
     }
     print(write_result(args.name, result, machine_info=info))
-    figure(models, photo, scored, args.name, args.label, args.base)
+    figure(models, photo, scored, args.name, {k: n["label"] for k, n in networks.items()})
 
 
 if __name__ == "__main__":
