@@ -160,10 +160,18 @@ def exported_runtimes(
     return {n: sessions[n, precision] for n in names}
 
 
+def _graph_inputs(network: TransformerNet):
+    """A network's inputs to a graph it shares with others (:class:`fastst.anystyle.PaintingInputs` for a
+    one-pass painting's network, :class:`fastst.temporal.ClipInputs` for a clip's), or None."""
+    inputs = getattr(network, "clip_inputs", None)
+    return inputs if inputs is not None else getattr(network, "one_pass", None)
+
+
 def _graph(network: TransformerNet) -> torch.nn.Module:
-    """What is exported for ``network``: itself, or for a one-pass painting's network, its model's
-    shared network (the painting's :class:`fastst.anystyle.PaintingInputs` are the graph's inputs)."""
-    inputs = getattr(network, "one_pass", None)
+    """What is exported for ``network``: itself, or the graph it shares with others: for a one-pass
+    painting's network, its model's shared network; for a network with a clip's statistics fixed, its
+    network's clip graph (:func:`_graph_inputs` are the graph's other inputs)."""
+    inputs = _graph_inputs(network)
     return inputs.shared if inputs is not None else network
 
 
@@ -197,8 +205,8 @@ def start_runtime(
     run, precision = exported_runtimes(network, [name], asked, onnx_file(network))[name]
     opening = _SESSIONS[_graph(network)]["opening", name, asked]
 
-    inputs = getattr(network, "one_pass", None)
-    extra = (inputs.norms.numpy(), inputs.colour.numpy()) if inputs is not None else ()
+    inputs = _graph_inputs(network)
+    extra = inputs.arrays() if inputs is not None else ()
 
     def exported(batch: torch.Tensor) -> torch.Tensor:
         h, w = batch.shape[-2:]
