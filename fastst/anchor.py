@@ -18,16 +18,25 @@ GRID = 4
 PADDED_MULTIPLE = 8
 
 
+def _spectrum(frame) -> np.ndarray:
+    """The Fourier transform of a (3, H, W) frame's grey levels less their mean, for phase correlation."""
+    grey = np.asarray(frame, dtype=np.float32).mean(0)
+    return np.fft.rfft2(grey - grey.mean())
+
+
+def _shift(before: np.ndarray, now: np.ndarray, shape: tuple[int, int]) -> tuple[int, int]:
+    """:func:`global_shift` from the two frames' :func:`_spectrum` and their (H, W)."""
+    cross = now * before.conj()
+    peak = int(np.fft.irfft2(cross / np.maximum(np.abs(cross), 1e-12), s=shape).argmax())
+    h, w = shape
+    y, x = divmod(peak, w)
+    return -(x - w if x > w // 2 else x), -(y - h if y > h // 2 else y)
+
+
 def global_shift(before, now) -> tuple[int, int]:
     """The whole-pixel translation (dx, dy) of the camera between two frames ((3, H, W) arrays or CPU
     tensors), by phase correlation: ``now`` at p shows what ``before`` showed at p + (dx, dy)."""
-    a, b = (np.asarray(f, dtype=np.float32).mean(0) for f in (before, now))
-    fa, fb = np.fft.rfft2(a - a.mean()), np.fft.rfft2(b - b.mean())
-    cross = fb * fa.conj()
-    peak = int(np.fft.irfft2(cross / np.maximum(np.abs(cross), 1e-12), s=a.shape).argmax())
-    h, w = a.shape
-    y, x = divmod(peak, w)
-    return -(x - w if x > w // 2 else x), -(y - h if y > h // 2 else y)
+    return _shift(_spectrum(before), _spectrum(now), tuple(np.shape(now)[-2:]))
 
 
 class GridAnchor:
@@ -36,17 +45,18 @@ class GridAnchor:
     every frame."""
 
     def __init__(self):
-        self.previous = None
+        self.previous: np.ndarray | None = None  # the last frame's spectrum
         self.x = self.y = 0
 
     def offsets(self, frames) -> list[tuple[int, int]]:
         """The (x, y) offsets of a batch of frames ((N, 3, H, W)), in clip order, batch after batch."""
         out = []
         for frame in frames:
+            spectrum = _spectrum(frame)
             if self.previous is not None:
-                dx, dy = global_shift(self.previous, frame)
+                dx, dy = _shift(self.previous, spectrum, tuple(np.shape(frame)[-2:]))
                 self.x, self.y = self.x + dx, self.y + dy
-            self.previous = frame
+            self.previous = spectrum
             out.append((self.x % GRID, self.y % GRID))
         return out
 

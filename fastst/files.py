@@ -27,7 +27,7 @@ from fastst.runtime import process_settings, release_freed_memory, resolve_devic
 from fastst.runtimes import DEFAULT_PRECISION, RUNTIMES, check
 from fastst.stylize import Stylizer, _finish, load_one_style, pretrained_styles, resolve_shipped_style
 from fastst.temporal import DEFAULT_TEMPORAL
-from fastst.video import check_video_runtime, stylize_video
+from fastst.video import check_video_runtime, clip_note, stylize_video
 
 # Photos of one size are stylized together up to this many pixels a batch.
 BATCH_PIXELS = 2048 * 2048
@@ -287,7 +287,7 @@ def stylize_video_paths(
                 skipped += 1
                 continue
             try:
-                stylize_video(
+                result = stylize_video(
                     model,
                     clip,
                     target,
@@ -305,4 +305,11 @@ def stylize_video_paths(
                 written += 1
             except FaststError as e:
                 fail_or_raise(e, single, failures)
+                continue
+            # what the quick path runs: a style's clip with the defaults of its statistics and grid
+            plain = o.precision == DEFAULT_PRECISION and o.style_scale == 1 and o.painting is None
+            if result.stylizer is not None and plain and temporal == "clip" and anchor:
+                note = clip_note(model)
+                if note is not None:
+                    result.stylizer.remember_quick(pretrained_path(model_path), o.style, clip=note)
     return written, failures, skipped

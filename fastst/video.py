@@ -20,6 +20,7 @@ from fastst.clips import ClipReader, clip_writer
 from fastst.errors import FaststError
 from fastst.io import atomic_path
 from fastst.runtime import autocast
+from fastst.runtimes import clip_statistics_file
 from fastst.scale import at_scale
 from fastst.stylize import DEFAULT_PRECISION, Stylizer, _finish
 from fastst.temporal import DEFAULT_TEMPORAL, TEMPORAL_MODES, _norms, fixed_network, stream_network
@@ -36,6 +37,9 @@ VIDEO_BATCH_PIXELS = 256 * 256
 class VideoResult:
     frames: int
     seconds: float
+    # with the clip's statistics fixed on a CPU, what ran the frames: its runtime choice is the one the quick
+    # path takes up (:meth:`fastst.stylize.Stylizer.remember_quick`); None otherwise
+    stylizer: Stylizer | None = None
 
     @property
     def fps(self) -> float:
@@ -89,6 +93,15 @@ def _record_clip_statistics(net, source: ClipReader, device, precision) -> None:
             m.recording = False
 
 
+def clip_note(model: TransformerNet) -> dict | None:
+    """What the quick path needs besides a clip's plain network to stylize a clip with ``model`` as
+    :func:`stylize_video` does with its defaults: the export of the pass that records the clip's statistics
+    and how many frames it reads (:meth:`fastst.stylize.Stylizer.remember_quick`); None where that export
+    cannot be made."""
+    path = clip_statistics_file(model)
+    return {"clip_statistics": str(path), "clip_sample": CLIP_SAMPLE} if path is not None else None
+
+
 def check_video_runtime(runtime: str, temporal: str) -> None:
     if temporal == "ema" and runtime not in ("auto", "torch"):
         raise FaststError(
@@ -134,7 +147,7 @@ def stylize_video(
     )
     precision, memory_format = stylizer.precision, stylizer.memory_format
     net = None if per_frame else stream_network(stylizer.network, temporal)
-    start, count = time.perf_counter(), 0  # the time includes the clip statistics' pass
+    start, count, fixed = time.perf_counter(), 0, None  # the time includes the clip statistics' pass
     if temporal == "clip":
         _record_clip_statistics(net, src, device, precision)
         if device.type == "cpu" and runtime != "torch" and not compile:
@@ -177,4 +190,4 @@ def stylize_video(
         finally:
             src.audio_sink = None
             writer.close()
-    return VideoResult(count, time.perf_counter() - start)
+    return VideoResult(count, time.perf_counter() - start, stylizer if fixed is not None else None)
