@@ -362,8 +362,8 @@ def test_a_runtime_reinstalled_or_upgraded_is_another_key(tmp_path, monkeypatch)
 
 def test_after_fastst_prepare_a_shipped_style_and_a_new_painting_start_without_torch(tmp_path, imagenet_vgg):
     """``fastst prepare`` does what a first command would (the export, the timing, the quick path's note),
-    so the first command after it, on a photo of either size it prepares and with a painting never seen,
-    runs without PyTorch; a style that is not shipped is refused in one line."""
+    so the first command after it, on a photo of either size it prepares, with a painting never seen or on
+    a clip, runs without PyTorch; a style that is not shipped is refused in one line."""
     env = {**os.environ, "FASTST_CACHE": str(tmp_path / "cache")}
 
     def run(*args):
@@ -390,6 +390,15 @@ def test_after_fastst_prepare_a_shipped_style_and_a_new_painting_start_without_t
         assert r.returncode == 0, r.stderr
         assert r.stdout.splitlines()[-1] == "False", style  # PyTorch never imported
         assert len(list(out.iterdir())) == len(PREPARED_SIZES)
+    if (
+        importlib.util.find_spec("av") is not None
+    ):  # and a clip of a size it did not stylize, in a bucket it did
+        from fastst.clips import make_pan_clip
+
+        clip = make_pan_clip(tmp_path / "in" / "512.png", tmp_path / "clip.mp4", frames=6, size=(600, 340))
+        r = run("stylize", "--style", "the_scream", "--input", str(clip), "--output", str(tmp_path / "c.mp4"))
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.splitlines()[-2:] == [f"stylized 1 clip into {tmp_path / 'c.mp4'}", "False"]
     r = run("prepare", "--style", "no_such_style", "--no-one-pass")
     assert r.returncode == 1
     (line,) = r.stderr.splitlines()  # one line, no traceback
