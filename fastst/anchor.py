@@ -19,9 +19,9 @@ PADDED_MULTIPLE = 8
 
 
 def _spectrum(frame) -> np.ndarray:
-    """The Fourier transform of a (3, H, W) frame's grey levels less their mean, for phase correlation."""
-    grey = np.asarray(frame, dtype=np.float32).mean(0)
-    return np.fft.rfft2(grey - grey.mean())
+    """The Fourier transform of a (3, H, W) frame's grey levels (the sum of its channels: phase correlation
+    reads the phase of each frequency, not its amplitude), for phase correlation."""
+    return np.fft.rfft2(np.asarray(frame, dtype=np.float32).sum(0))
 
 
 def _shift(before: np.ndarray, now: np.ndarray, shape: tuple[int, int]) -> tuple[int, int]:

@@ -104,15 +104,17 @@ def index_file() -> Path:
     return cache_folder() / "quick.json"
 
 
-# The modules whose source makes PyTorch's path: the network, its inference form, its precision and layout.
-TORCH_PATH_SOURCES = ("transformer.py", "inference.py", "runtimes.py")
+# The modules whose source makes PyTorch's path and the exported graphs: the network, its inference form, its
+# precision and layout, the clip's graphs, the export.
+TORCH_PATH_SOURCES = ("transformer.py", "inference.py", "runtimes.py", "temporal.py", "export.py")
 
 
 @functools.cache  # the sources do not change while a process runs
 def torch_path_version() -> str:
     """A digest of the source of PyTorch's path (:data:`TORCH_PATH_SOURCES`, read as bytes: no PyTorch
-    needed), so that a runtime chosen against PyTorch's seconds is chosen again once that path changes,
-    though fastst's version number has not; fastst's version alone where the sources are not at hand."""
+    needed), so that a runtime chosen against PyTorch's seconds is chosen again, and a network exported
+    again, once that path changes, though fastst's version number has not; fastst's version alone where
+    the sources are not at hand."""
     digest = hashlib.sha256(__version__.encode())
     for name in TORCH_PATH_SOURCES:
         try:

@@ -286,13 +286,14 @@ def layout_digest(network: TransformerNet) -> str:
 
 def _export_path(stem: str) -> Path | None:
     """Where an export named ``stem`` is kept between runs, beside the versions that wrote it (the graph is
-    the exporter's as much as the network's); None where the cache folder cannot be made."""
+    the exporter's and fastst's source's as much as the network's); None where the cache folder cannot be
+    made."""
     folder = cache_folder() / "onnx"
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError:
         return None
-    versions = f"{fastst.__version__} {torch.__version__}"
+    versions = f"{fastst.__version__} {torch.__version__} {torch_path_version()}"
     return folder / f"{stem}-{hashlib.sha256(versions.encode()).hexdigest()[:8]}.onnx"
 
 
