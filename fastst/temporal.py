@@ -157,8 +157,18 @@ class ClipNorm(torch.nn.Module):
         return torch.addcmul(shift.view(1, -1, 1, 1).to(x.dtype), x, scale.view(1, -1, 1, 1).to(x.dtype))
 
 
-def _norm_names(net: torch.nn.Module) -> list[str]:
-    return [n for n, m in net.named_modules() if isinstance(m, torch.nn.InstanceNorm2d)]
+def _with_norms(model: TransformerNet, make) -> tuple[TransformerNet, list[torch.nn.Module]]:
+    """A copy of the one-style ``model``, on the CPU in fp32, whose instance norms are ``make(name, norm)``
+    each, and those, in the network's order."""
+    net = copy.deepcopy(model).cpu().float().eval()
+    for name in ("forward", "one_pass"):  # a compiled forward, a one-pass model's graph: the original's
+        vars(net).pop(name, None)
+    made = []
+    for name in [n for n, m in net.named_modules() if isinstance(m, torch.nn.InstanceNorm2d)]:
+        parent, _, child = name.rpartition(".")
+        made.append(make(name, net.get_submodule(name)))
+        setattr(net.get_submodule(parent), child, made[-1])
+    return net, made
 
 
 class ClipNetwork(torch.nn.Module):
@@ -169,16 +179,7 @@ class ClipNetwork(torch.nn.Module):
 
     def __init__(self, model: TransformerNet):
         super().__init__()
-        self.body = copy.deepcopy(model).cpu().float().eval()
-        for name in ("forward", "one_pass"):  # a compiled forward, a one-pass model's graph: the original's
-            vars(self.body).pop(name, None)
-        self.names = _norm_names(self.body)
-        self.norms = []
-        for name in self.names:
-            parent, _, child = name.rpartition(".")
-            norm = ClipNorm(self.body.get_submodule(name).num_features)
-            setattr(self.body.get_submodule(parent), child, norm)
-            self.norms.append(norm)
+        self.body, self.norms = _with_norms(model, lambda name, norm: ClipNorm(norm.num_features))
         self.config = {**model.config, "inputs": "clip norms"}  # what runtimes' digests read
 
     def forward(self, image: torch.Tensor, norms: torch.Tensor) -> torch.Tensor:
@@ -222,14 +223,7 @@ class ClipStatistics(torch.nn.Module):
 
     def __init__(self, model: TransformerNet):
         super().__init__()
-        self.body = copy.deepcopy(model).cpu().float().eval()
-        for name in ("forward", "one_pass"):
-            vars(self.body).pop(name, None)
-        self.norms = []
-        for name in _norm_names(self.body):
-            parent, _, child = name.rpartition(".")
-            self.norms.append(_MomentsNorm(self.body.get_submodule(name)))
-            setattr(self.body.get_submodule(parent), child, self.norms[-1])
+        self.body, self.norms = _with_norms(model, lambda name, norm: _MomentsNorm(norm))
         self.config = {**model.config, "outputs": "clip norms"}
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
@@ -274,14 +268,7 @@ def fixed_network(model: TransformerNet, stream: torch.nn.Module) -> Transformer
     exported runtimes run instead: ``model``'s :class:`ClipNetwork`, one graph for every clip, with these
     statistics as its input. A painting's network of a one-pass model loses its model's shared graph, whose
     norms are the painting's own."""
-    net = copy.deepcopy(model).cpu().float().eval()
-    for name in ("forward", "one_pass"):  # a compiled forward, a one-pass model's graph: the original's
-        vars(net).pop(name, None)
-    fixed = []
-    for name in _norm_names(net):
-        parent, _, child = name.rpartition(".")
-        fixed.append(FixedNorm(stream.get_submodule(name)))
-        setattr(net.get_submodule(parent), child, fixed[-1])
+    net, fixed = _with_norms(model, lambda name, norm: FixedNorm(stream.get_submodule(name)))
     shared, versions = _CLIP_GRAPHS.get(model, (None, None))
     if shared is None or versions != _versions(model):  # made anew for a model changed in place
         shared = ClipNetwork(model)
