@@ -243,6 +243,14 @@ class PaintingInputs:
     def __deepcopy__(self, memo):  # immutable; a copied network shares its painting's inputs
         return self
 
+    def arrays(self) -> tuple:
+        """The graph's inputs after the image, as arrays."""
+        return self.norms.numpy(), self.colour.numpy()
+
+    def constants(self) -> dict:
+        """None of the graph's inputs is folded into its sessions: one serves every painting."""
+        return {}
+
 
 def painting_inputs(
     model: AnyStyleNet, net: TransformerNet, colour: tuple[torch.Tensor, torch.Tensor] | None

@@ -15,15 +15,13 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image, ImageSequence
 
 from fastst.errors import FaststError
-from fastst.images import ANIMATED_SUFFIXES, VIDEO_FORMATS
-from fastst.io import atomic_path
-from fastst.temporal import PAN_STEP
+from fastst.images import ANIMATED_SUFFIXES, VIDEO_FORMATS, atomic_path
 
 MIN_SIDE = 16
+PAN_STEP = (2, 1)  # the test clip's pixels a frame, right and down: whole pixels, so frames align exactly
 
 
 def _av():
@@ -283,14 +281,6 @@ def clip_writer(path: Path, source: ClipReader):
     )
 
 
-def frames_to_tensor(arrays: list[np.ndarray]) -> torch.Tensor:
-    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float().div_(255)
-
-
-def frame_to_array(frame: torch.Tensor) -> np.ndarray:
-    return frame.mul(255).round_().clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
-
-
 def make_pan_clip(
     photo: str | os.PathLike,
     output: str | os.PathLike,
@@ -345,9 +335,3 @@ def make_pan_clip(
                     container.mux(tone.encode(chunk))
                 container.mux(tone.encode())
     return output
-
-
-def read_frames(path: str | os.PathLike, max_size: int | None = None) -> torch.Tensor:
-    """All frames of a short clip as a (T, 3, H, W) tensor in [0, 1] (for measuring; not streamed)."""
-    src = ClipReader(Path(path), max_size)
-    return frames_to_tensor([rgb for rgb, _ in src.frames()])

@@ -12,6 +12,7 @@ import torch
 from fastst.anystyle import PaintingEncoder, SharedNetwork
 from fastst.errors import FaststError
 from fastst.io import atomic_path
+from fastst.temporal import ClipNetwork, ClipStatistics
 from fastst.transformer import TransformerNet, pads_into_convs
 
 
@@ -27,13 +28,17 @@ class _MixInput(torch.nn.Module):
 
 
 def export_network(
-    model: TransformerNet | SharedNetwork | PaintingEncoder, onnx_path: str | os.PathLike, opset: int = 17
+    model: TransformerNet | SharedNetwork | PaintingEncoder | ClipNetwork | ClipStatistics,
+    onnx_path: str | os.PathLike,
+    opset: int = 17,
 ) -> Path:
     """Write ``model`` as ONNX: input ``image`` (N, 3, H, W) in [0, 1], any N, H, W. A multi-style
     network takes a second input ``mix`` (1 or N, styles): the weight of each style (one-hot for a single
     style), in the order of ``fastst styles --model``. A one-pass model's shared network takes a
     painting's ``norms`` (1, K) and ``colour`` (3, 4) (:class:`fastst.anystyle.SharedNetwork`); its
     painting side (:class:`fastst.anystyle.PaintingEncoder`) maps ``painting`` (1, 3, H, W) to ``norms``.
+    A network's clip graph (:class:`fastst.temporal.ClipNetwork`) takes a clip's ``norms`` (1, K), which its
+    statistics graph (:class:`fastst.temporal.ClipStatistics`) computes from ``frames`` (N, 3, H, W).
     For a model file: ``export_network(fastst.stylize.load_model(path), onnx_path)``."""
     try:
         import onnx  # noqa: F401  (the exporter needs it; say so in one line, not a traceback)
@@ -52,6 +57,12 @@ def export_network(
     elif isinstance(model, SharedNetwork):
         k = 2 * sum(norm.num_features for norm in model.norms)
         inputs, names = (*inputs, torch.ones(1, k), torch.eye(3, 4)), [*names, "norms", "colour"]
+    elif isinstance(model, ClipStatistics):
+        inputs, names, output = (torch.rand(2, 3, 64, 96),), ["frames"], "norms"
+        axes = {"frames": {0: "batch", 2: "height", 3: "width"}}
+    elif isinstance(model, ClipNetwork):
+        k = 2 * sum(norm.num_features for norm in model.norms)
+        inputs, names = (*inputs, torch.ones(1, k)), [*names, "norms"]
     elif model.styles > 1:
         model = _MixInput(model)
         inputs, names = (

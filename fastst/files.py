@@ -4,6 +4,7 @@ photos of one size batched together, a bad input reported and skipped while the 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import io
 import tempfile
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from fastst import runtimes
-from fastst.clips import is_video
+from fastst.clips import is_video, make_pan_clip
 from fastst.config import DEVICES, PRECISIONS, option
 from fastst.errors import FaststError
 from fastst.host import one_pass_file, pretrained_path
@@ -27,7 +28,7 @@ from fastst.runtime import process_settings, release_freed_memory, resolve_devic
 from fastst.runtimes import DEFAULT_PRECISION, RUNTIMES, check
 from fastst.stylize import Stylizer, _finish, load_one_style, pretrained_styles, resolve_shipped_style
 from fastst.temporal import DEFAULT_TEMPORAL
-from fastst.video import check_video_runtime, stylize_video
+from fastst.video import CLIP_SAMPLE, check_video_runtime, clip_note, stylize_video
 
 # Photos of one size are stylized together up to this many pixels a batch.
 BATCH_PIXELS = 2048 * 2048
@@ -36,6 +37,8 @@ BATCH_PIXELS = 2048 * 2048
 # 512 px whose quarter-resolution pixels are not in fours (fastst.quick.in_fours), which is timed apart
 # (at 1024 px that kind is timed when first met: timing it here would add more to every set-up).
 PREPARED_SIZES = ((1024, 768), (512, 384), (508, 380), (256, 192))
+# And the clips: 360p in the bucket of 512 px, 720p in that of 1024 px, where 1080p falls too.
+PREPARED_CLIPS = ((640, 360), (1280, 720))
 
 
 def parse_scale(text: str) -> float | str:
@@ -212,8 +215,8 @@ def prepare(styles: list[str] | None = None, one_pass: bool = True, progress: bo
     time the installed runtimes (:func:`fastst.runtimes.choose`) at the sizes most photos fall in, and note
     the result for the quick path (:mod:`fastst.quick`), so that a later command starts without PyTorch.
     For each shipped style of ``styles`` (default: every one) and, with ``one_pass``, for the one-pass model
-    a painting takes on this machine (its painting side exported too). It stylizes made-up images in a
-    temporary folder; returns the names of what it prepared."""
+    a painting takes on this machine (its painting side exported too); with PyAV, each style's clips too. It
+    stylizes made-up images and clips in a temporary folder; returns the names of what it prepared."""
     styles = list(pretrained_styles()) if styles is None else styles
     models = {name: resolve_shipped_style(name) for name in styles}  # an unknown name: one-line error
     if one_pass:
@@ -224,6 +227,12 @@ def prepare(styles: list[str] | None = None, one_pass: bool = True, progress: bo
         for seed, (w, h) in enumerate(PREPARED_SIZES):
             _made_up_image(photos / f"{w}.png", w, h, seed)
         painting = _made_up_image(Path(tmp) / "painting.png", 256, 256, len(PREPARED_SIZES))
+        clips = Path(tmp) / "clips" if importlib.util.find_spec("av") is not None else None
+        if clips:
+            clips.mkdir()
+            scene = _made_up_image(Path(tmp) / "scene.png", 1400, 800, len(PREPARED_SIZES) + 2)
+            for size in PREPARED_CLIPS:
+                make_pan_clip(scene, clips / f"{size[0]}.mp4", frames=CLIP_SAMPLE, size=size, audio=False)
         announce, runtimes.ANNOUNCE_TIMING = runtimes.ANNOUNCE_TIMING, False  # the timing is the point here
         try:
             for name, model in tqdm(models.items(), desc="prepare", unit="network", disable=not progress):
@@ -232,6 +241,8 @@ def prepare(styles: list[str] | None = None, one_pass: bool = True, progress: bo
                 else:
                     options = StylizeOptions(painting=str(painting), overwrite=True)
                 stylize_paths(model, str(photos), str(out), options, progress=False)
+                if model and clips:
+                    stylize_video_paths(model, str(clips), str(out), options, progress=False)
         finally:
             runtimes.ANNOUNCE_TIMING = announce
         if one_pass:  # a new painting once on the quick path, which keeps its painting side's graphs compiled
@@ -287,7 +298,7 @@ def stylize_video_paths(
                 skipped += 1
                 continue
             try:
-                stylize_video(
+                result = stylize_video(
                     model,
                     clip,
                     target,
@@ -305,4 +316,11 @@ def stylize_video_paths(
                 written += 1
             except FaststError as e:
                 fail_or_raise(e, single, failures)
+                continue
+            # what the quick path runs: a style's clip with the defaults of its statistics and grid
+            plain = o.precision == DEFAULT_PRECISION and o.style_scale == 1 and o.painting is None
+            if result.stylizer is not None and plain and temporal == "clip" and anchor:
+                note = clip_note(model)
+                if note is not None:
+                    result.stylizer.remember_quick(pretrained_path(model_path), o.style, clip=note)
     return written, failures, skipped

@@ -34,6 +34,8 @@ import numpy as np
 from PIL import Image
 
 from fastst import __version__
+from fastst.anchor import GridAnchor, cropped, padded, padded_size
+from fastst.clips import ClipReader, clip_writer
 from fastst.errors import FaststError
 from fastst.host import (
     PRETRAINED_DIR,
@@ -102,15 +104,17 @@ def index_file() -> Path:
     return cache_folder() / "quick.json"
 
 
-# The modules whose source makes PyTorch's path: the network, its inference form, its precision and layout.
-TORCH_PATH_SOURCES = ("transformer.py", "inference.py", "runtimes.py")
+# The modules whose source makes PyTorch's path and the exported graphs: the network, its inference form, its
+# precision and layout, the clip's graphs, the export.
+TORCH_PATH_SOURCES = ("transformer.py", "inference.py", "runtimes.py", "temporal.py", "export.py")
 
 
 @functools.cache  # the sources do not change while a process runs
 def torch_path_version() -> str:
     """A digest of the source of PyTorch's path (:data:`TORCH_PATH_SOURCES`, read as bytes: no PyTorch
-    needed), so that a runtime chosen against PyTorch's seconds is chosen again once that path changes,
-    though fastst's version number has not; fastst's version alone where the sources are not at hand."""
+    needed), so that a runtime chosen against PyTorch's seconds is chosen again, and a network exported
+    again, once that path changes, though fastst's version number has not; fastst's version alone where
+    the sources are not at hand."""
     digest = hashlib.sha256(__version__.encode())
     for name in TORCH_PATH_SOURCES:
         try:
@@ -197,6 +201,12 @@ def remember(
 ONE_PASS = "one-pass"
 
 
+def clip_style(style: str | None) -> str:
+    """The style of the note for clips with ``style`` (None: a model file's one style): the plain network
+    of a clip's statistics, run by its clip graph (:class:`fastst.temporal.ClipNetwork`)."""
+    return f"clip {style or ''}".rstrip()
+
+
 def painting_inputs_file(
     painting: str | os.PathLike, model_file: str | os.PathLike, model_digest: str, rests_on: dict
 ) -> Path:
@@ -273,10 +283,12 @@ def shipped_files() -> list[Path]:
     return sorted(PRETRAINED_DIR.glob("*.pth"))
 
 
-def _entry(args) -> dict | None:
-    """The note for these arguments, if one is here and the model file (and the files it rests on) are the
-    ones it was made for."""
+def _entry(args, clip: bool = False) -> dict | None:
+    """The note for these arguments (with ``clip``, for a clip), if one is here and the model file (and the
+    files it rests on) are the ones it was made for."""
     style, by_style = args.style, False
+    if args.style_image and clip:
+        return None  # a painting's clip goes the full path
     if args.style_image:  # the one-pass model given, or the shipped default
         style, files = ONE_PASS, [one_pass_file(args.model)]
     elif args.model:
@@ -287,7 +299,7 @@ def _entry(args) -> dict | None:
         named = PRETRAINED_DIR / f"{args.style}.pth"
         by_style = not named.is_file()
         files = [named] if named.is_file() else shipped_files()
-    index = _read()
+    index, style = _read(), clip_style(style) if clip else style
     found = [(f, index.get(_key(style, f))) for f in files]
     found = [(f, e) for f, e in found if isinstance(e, dict)]
     if by_style:  # no file named after the style: the one the full path took for it (its second rule, the
@@ -376,14 +388,23 @@ def _openvino():
 
 
 def open_session(
-    name: str, path: str | os.PathLike, precision: str | None, threads: int, keep_compiled: bool = False
+    name: str,
+    path: str | os.PathLike,
+    precision: str | None,
+    threads: int,
+    keep_compiled: bool = False,
+    constants: dict[str, np.ndarray] | None = None,
 ):
     """(run, precision): ``run`` maps an NCHW float32 array (and the graph's other inputs, in its order,
     where it has more) to the output array of the ONNX file ``path`` under the runtime ``name``
     ("onnxruntime" or "openvino"), with all its graph optimisations, on ``threads`` threads. OpenVINO runs
     in ``precision`` ("fp32" or "bf16"), by default (None) its own choice on this CPU (bf16 where the CPU
     has it), and with ``keep_compiled`` (only for a file named by its content: OpenVINO's cache goes by the
-    path) keeps the compiled graph in the cache folder for the next process; onnxruntime in fp32."""
+    path) keeps the compiled graph in the cache folder for the next process; onnxruntime in fp32.
+    ``constants`` ({input name: array}) fixes graph inputs for the session's life (``run`` then takes the
+    others): OpenVINO folds them into the graph before compiling it, so that a clip's network (its norms an
+    input, :class:`fastst.temporal.ClipNetwork`) runs as a network whose norms are its own weights does."""
+    constants = constants or {}
     if name == "onnxruntime":
         import onnxruntime as ort
 
@@ -394,20 +415,32 @@ def open_session(
         # needs (timed right after it, OpenVINO's passes were much slower)
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        names = [i.name for i in session.get_inputs()]
-        return (lambda *arrays: session.run(None, dict(zip(names, arrays)))[0]), "fp32"
+        names = [i.name for i in session.get_inputs() if i.name not in constants]
+        return (lambda *arrays: session.run(None, {**dict(zip(names, arrays)), **constants})[0]), "fp32"
     ov = _openvino()
     config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads}
     compiled_cache = cache_folder() / "openvino"  # the compiled graph kept: a later process opens it sooner
     try:
-        if keep_compiled:
+        if keep_compiled and not constants:
             compiled_cache.mkdir(parents=True, exist_ok=True)
             config["CACHE_DIR"] = str(compiled_cache)
     except OSError:
         pass
     if precision is not None:
         config["INFERENCE_PRECISION_HINT"] = {"fp32": "f32", "bf16": "bf16"}[precision]
-    compiled = ov.Core().compile_model(str(path), "CPU", config)
+    core = ov.Core()
+    graph = str(path)
+    if constants:
+        graph = core.read_model(graph)
+        for parameter in list(graph.get_parameters()):
+            value = constants.get(parameter.get_friendly_name())
+            if value is not None:
+                constant = ov.op.Constant(np.ascontiguousarray(value, dtype=np.float32))
+                for target in list(parameter.output(0).get_target_inputs()):
+                    target.replace_source_output(constant.output(0))
+                graph.remove_parameter(parameter)
+        graph.validate_nodes_and_infer_types()
+    compiled = core.compile_model(graph, "CPU", config)
     hint = str(compiled.get_property("INFERENCE_PRECISION_HINT")).lower()  # e.g. <Type: 'bfloat16'>
     chosen = "bf16" if "bf" in hint else "fp16" if "16" in hint else "fp32"
     return (lambda *arrays: compiled(list(arrays))[0]), chosen
@@ -530,11 +563,90 @@ def stylize_at_working_size(run, image: np.ndarray, entry: dict) -> np.ndarray:
     return _to_uint8(guided_upsample_array(out, low, x, entry["guide"]))
 
 
+def _sample(reader: ClipReader, count: int) -> np.ndarray:
+    """``count`` frames spread evenly over the clip, as :func:`fastst.video.stylize_video` picks them: an
+    (N, 3, H, W) float32 batch in [0, 1]."""
+    total = reader.info.frames or sum(1 for _ in reader.frames())
+    n = min(count, total)
+    picks = {int(i * total / n) for i in range(n)}
+    frames = [rgb for i, (rgb, _) in enumerate(reader.frames()) if i in picks]
+    return np.stack(frames).transpose(0, 3, 1, 2).astype(np.float32) / np.float32(255.0)
+
+
+def stylize_clip_quickly(args) -> int | None:
+    """Stylize the clip ``args.input`` into ``args.output`` on the quick path: the exit code, or None where
+    the full path must."""
+    entry = _entry(args, clip=True)
+    if entry is None or not Path(entry.get("clip_statistics", "")).is_file():
+        return None
+    output = Path(args.output)
+    if output.exists() and not args.overwrite:
+        return None  # the full path's error
+    try:
+        reader = ClipReader(Path(args.input), args.max_size)
+    except Exception:
+        return None  # the full path's error
+    (w, h), frames = reader.size, reader.info.frames
+    shape = padded_size(h, w)
+    size = entry["sizes"].get(size_key(shape), {})
+    name = size.get("runtime")
+    if not frames or name not in ("onnxruntime", "openvino") or importlib.util.find_spec(name) is None:
+        return None
+    if args.runtime != "auto" and name != args.runtime:
+        return None
+    # the seconds given up against the fastest runtime of all, over the clip's frames, against the start-up
+    if size["extra_s"] * frames * math.prod(shape) / math.prod(timed_shape(shape)) > (
+        entry.get("startup_s") or 0
+    ):
+        return None
+    try:
+        statistics = open_session(
+            name, entry["clip_statistics"], entry["precision"], entry["threads"], keep_compiled=True
+        )[0]
+    except Exception:
+        return None
+    try:
+        norms = statistics(_sample(reader, entry["clip_sample"]))
+        # the clip's network: its norms folded in, as the full path runs it
+        run = open_session(
+            name, entry["onnx"], entry["precision"], entry["threads"], constants={"norms": norms}
+        )[0]
+        with atomic_path(output, suffix=".tmp" + output.suffix) as tmp:
+            writer = clip_writer(tmp, reader)
+            try:
+                if reader.info.audio:
+                    writer.add_audio(reader)
+                from tqdm import tqdm  # as for a folder of photos
+
+                grid = GridAnchor()
+                bar = tqdm(reader.frames(), total=frames, desc=f"stylize {reader.path.name}", unit="frame")
+                for rgb, seconds in bar:
+                    x = rgb.transpose(2, 0, 1)[None].astype(np.float32) / np.float32(255.0)
+                    offsets = grid.offsets(x)
+                    out = cropped(run(np.ascontiguousarray(padded(x, offsets))), offsets, h, w)[0]
+                    writer.write(_to_uint8(np.clip(out, 0, 1)), seconds)
+            finally:
+                reader.audio_sink = None
+                writer.close()
+    except KeyboardInterrupt:
+        raise
+    except Exception:
+        return None  # nothing written: the full path stylizes it, or says what is wrong with the clip
+    print(outcome_line("clip", 1, [], 0, args.output))
+    return 0
+
+
 def stylize_quickly(argv: list[str]) -> int | None:
     """Run ``fastst stylize`` on the quick path: its exit code, or None where the full path must run it."""
     args = _parse(argv)
     if args is None or (args.device == "auto" and _may_have_gpu()):
         return None
+    source = Path(args.input)
+    if source.suffix.lower() in VIDEO_FORMATS and Path(args.output).suffix.lower() in VIDEO_FORMATS:
+        try:
+            return stylize_clip_quickly(args) if source.is_file() else None
+        except (OSError, FaststError, KeyError, TypeError):
+            return None
     try:
         entry = _entry(args)
         pairs = _plan(args, entry) if entry is not None else None

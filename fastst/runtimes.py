@@ -36,6 +36,7 @@ from fastst.inference import for_inference
 from fastst.io import atomic_path, file_digest
 from fastst.quick import open_session, size_bucket, size_key, timed_shape, torch_path_version
 from fastst.runtime import autocast, resolve_precision
+from fastst.temporal import ClipStatistics
 from fastst.transformer import _MIN_SIZE, TransformerNet
 
 RUNTIMES = ("torch", "onnxruntime", "openvino")
@@ -141,8 +142,8 @@ def exported_runtimes(
     session is built once while the model lives. A one-pass painting's network is exported as its
     model's shared network (:class:`fastst.anystyle.SharedNetwork`), once for all its paintings."""
     names = [n for n in installed() if n != "torch"] if names is None else names
-    graph = _graph(model)
-    sessions = _SESSIONS.setdefault(graph, {})
+    graph, constants = _graph(model), _constants(model)
+    sessions = _SESSIONS.setdefault(_owner(model), {})
     missing = [n for n in names if (n, precision) not in sessions]
     if missing:
         with tempfile.TemporaryDirectory() as tmp:
@@ -153,17 +154,40 @@ def exported_runtimes(
                 t0 = time.perf_counter()
                 # a path of the caller's is named by the network's content (onnx_file): kept compiled
                 kept = onnx_path is not None
-                sessions[name, precision] = open_session(name, path, precision, torch.get_num_threads(), kept)
+                sessions[name, precision] = open_session(
+                    name, path, precision, torch.get_num_threads(), kept, constants
+                )
                 # what a new process pays before the first pass (the runtime loaded, the graph compiled;
                 # the export, made once per machine, left out)
                 sessions["opening", name, precision] = time.perf_counter() - t0
     return {n: sessions[n, precision] for n in names}
 
 
+def _graph_inputs(network: TransformerNet):
+    """A network's inputs to a graph it shares with others (:class:`fastst.anystyle.PaintingInputs` for a
+    one-pass painting's network, :class:`fastst.temporal.ClipInputs` for a clip's), or None."""
+    inputs = getattr(network, "clip_inputs", None)
+    return inputs if inputs is not None else getattr(network, "one_pass", None)
+
+
+def _constants(network: TransformerNet) -> dict[str, np.ndarray]:
+    """The inputs of the graph ``network`` shares that stay fixed for the network's life, folded into its
+    sessions (:func:`fastst.quick.open_session`): a clip's norms."""
+    inputs = _graph_inputs(network)
+    return inputs.constants() if inputs is not None else {}
+
+
+def _owner(network: TransformerNet) -> torch.nn.Module:
+    """What a session is kept for: the graph ``network`` runs, or where inputs are folded into the session,
+    the network itself."""
+    return network if _constants(network) else _graph(network)
+
+
 def _graph(network: TransformerNet) -> torch.nn.Module:
-    """What is exported for ``network``: itself, or for a one-pass painting's network, its model's
-    shared network (the painting's :class:`fastst.anystyle.PaintingInputs` are the graph's inputs)."""
-    inputs = getattr(network, "one_pass", None)
+    """What is exported for ``network``: itself, or the graph it shares with others: for a one-pass
+    painting's network, its model's shared network; for a network with a clip's statistics fixed, its
+    network's clip graph (:func:`_graph_inputs` are the graph's other inputs)."""
+    inputs = _graph_inputs(network)
     return inputs.shared if inputs is not None else network
 
 
@@ -195,10 +219,10 @@ def start_runtime(
         return Runtime(name, precision, lambda batch: eager_pass(fast, batch, device, precision))
     asked = resolve_precision(precision, device)
     run, precision = exported_runtimes(network, [name], asked, onnx_file(network))[name]
-    opening = _SESSIONS[_graph(network)]["opening", name, asked]
+    opening = _SESSIONS[_owner(network)]["opening", name, asked]
 
-    inputs = getattr(network, "one_pass", None)
-    extra = (inputs.norms.numpy(), inputs.colour.numpy()) if inputs is not None else ()
+    inputs = _graph_inputs(network)
+    extra = inputs.arrays() if inputs is not None else ()
 
     def exported(batch: torch.Tensor) -> torch.Tensor:
         h, w = batch.shape[-2:]
@@ -262,13 +286,14 @@ def layout_digest(network: TransformerNet) -> str:
 
 def _export_path(stem: str) -> Path | None:
     """Where an export named ``stem`` is kept between runs, beside the versions that wrote it (the graph is
-    the exporter's as much as the network's); None where the cache folder cannot be made."""
+    the exporter's and fastst's source's as much as the network's); None where the cache folder cannot be
+    made."""
     folder = cache_folder() / "onnx"
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError:
         return None
-    versions = f"{fastst.__version__} {torch.__version__}"
+    versions = f"{fastst.__version__} {torch.__version__} {torch_path_version()}"
     return folder / f"{stem}-{hashlib.sha256(versions.encode()).hexdigest()[:8]}.onnx"
 
 
@@ -285,6 +310,19 @@ def encoder_file(model_file: str | os.PathLike) -> Path | None:
         if path is not None and not path.is_file():
             export_network(PaintingEncoder(load_anystyle(model_file)), path)
     except Exception:  # best effort: without it, a new painting goes the usual way next time
+        return None
+    return path
+
+
+def clip_statistics_file(network: TransformerNet) -> Path | None:
+    """The ONNX export of the one-style ``network``'s pass that records a clip's statistics
+    (:class:`fastst.temporal.ClipStatistics`), made once per network and kept beside the networks' exports;
+    None where it cannot be made."""
+    path = _export_path(f"clip-statistics-{network_digest(network)}")
+    try:
+        if path is not None and not path.is_file():
+            export_network(ClipStatistics(network), path)
+    except Exception:  # best effort: without it, the next clip goes the usual way
         return None
     return path
 

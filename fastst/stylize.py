@@ -25,6 +25,7 @@ from fastst.inference import for_inference
 from fastst.io import file_digest, load_checkpoint
 from fastst.quick import (
     ONE_PASS,
+    clip_style,
     is_mix,
     keep_painting_inputs,
     remember,
@@ -341,15 +342,21 @@ class Stylizer:
         return at_scale(self._pass, images, self.scale_for(*images.shape[-2:]))
 
     def remember_quick(
-        self, model_file: str | os.PathLike, style: str | None, painting: str | os.PathLike | None = None
+        self,
+        model_file: str | os.PathLike,
+        style: str | None,
+        painting: str | os.PathLike | None = None,
+        clip: dict | None = None,
     ) -> None:
         """Note, for each size this stylizer ran, the fastest exported runtime and the seconds a pass it
         gives up against the fastest of all (both from :func:`fastst.runtimes.choose`'s timing), so that
         ``fastst stylize`` with ``model_file`` and ``style`` can run without PyTorch next time where the
         start-up saved outweighs them (:mod:`fastst.quick`). With ``painting`` (a file, stylized through
         the one-pass model ``model_file`` at the ``auto`` style scale), the painting's inputs to the model's
-        shared network are kept for that path too. Call it only for the default precision and a style
-        scale of 1 or, with a painting, ``auto``: the only settings that path takes."""
+        shared network are kept for that path too. With ``clip`` (this stylizer ran a clip's frames with the
+        clip's statistics fixed, :func:`fastst.video.stylize_video`), the note is for clips with ``style``,
+        and holds ``clip`` too (:func:`fastst.video.clip_note`). Call it only for the default precision and
+        a style scale of 1 or, with a painting, ``auto``: the only settings that path takes."""
         sizes = {}
         for shape in self._chosen:
             seconds = timings(self.model, self.device, shape, self.precision)
@@ -375,6 +382,11 @@ class Stylizer:
                 "by_style": by_style is not None and Path(by_style).resolve() == Path(model_file).resolve(),
                 "shipped": [f.name for f in shipped_files()],
             }
+        if clip is not None:
+            if painting is not None:
+                return  # a painting's clip goes the full path
+            network |= clip
+            style = clip_style(style)
         if painting is not None:
             inputs = getattr(self.model, "one_pass", None)
             if inputs is None or self.style_scale != "auto":

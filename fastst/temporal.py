@@ -1,9 +1,9 @@
 """Temporal stability of stylized video, and how flicker is measured.
 
 Frame by frame, a network of this kind flickers for two reasons. It samples its input on a grid of
-:data:`GRID` pixels, so its texture changes whenever the picture moves by anything else:
-:class:`GridAnchor` keeps the grid fixed to the scene as the camera moves. And its instance norms
-normalise each frame with that frame's own statistics: :class:`StreamNorm` takes them instead from
+:data:`fastst.anchor.GRID` pixels, so its texture changes whenever the picture moves by anything else:
+:class:`fastst.anchor.GridAnchor` keeps the grid fixed to the scene as the camera moves. And its instance
+norms normalise each frame with that frame's own statistics: :class:`StreamNorm` takes them instead from
 
 - ``"frame"``: each frame (the network as trained);
 - ``"ema"``: an exponential moving average over the frames so far (one pass, any length);
@@ -16,10 +16,12 @@ normalise each frame with that frame's own statistics: :class:`StreamNorm` takes
 from __future__ import annotations
 
 import copy
+import dataclasses
+import weakref
 
 import torch
-import torch.nn.functional as F
 
+from fastst.clips import PAN_STEP
 from fastst.errors import FaststError
 from fastst.transformer import TransformerNet, replace_modules
 
@@ -99,12 +101,18 @@ class StreamNorm(torch.nn.Module):
     def affine(self, mean: torch.Tensor, square: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(scale, shift) per channel that normalise by these moments (mean, mean square) and then apply the
         norm's own scale and shift."""
-        scale = torch.rsqrt((square - mean * mean).clamp_min(0) + self.eps)
-        shift = -mean * scale
-        if self.weight is not None:
-            scale = scale * self.weight.view(1, -1, 1, 1)
-            shift = shift * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
-        return scale, shift
+        return _affine(self, mean, square)
+
+
+def _affine(norm, mean: torch.Tensor, square: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(scale, shift) per channel, (1, C, 1, 1) each, that normalise by the moments (mean, mean square) and
+    then apply ``norm``'s own scale and shift (``weight`` and ``bias``, where it has them)."""
+    scale = torch.rsqrt((square - mean * mean).clamp_min(0) + norm.eps)
+    shift = -mean * scale
+    if norm.weight is not None:
+        scale = scale * norm.weight.view(1, -1, 1, 1)
+        shift = shift * norm.weight.view(1, -1, 1, 1) + norm.bias.view(1, -1, 1, 1)
+    return scale, shift
 
 
 class FixedNorm(torch.nn.Module):
@@ -129,17 +137,144 @@ class FixedNorm(torch.nn.Module):
         return torch.addcmul(shift, x, scale)
 
 
-def fixed_network(model: TransformerNet, stream: torch.nn.Module) -> TransformerNet:
-    """A copy of the one-style ``model``, on the CPU in fp32, whose instance norms are :class:`FixedNorm` of
-    the statistics that ``stream`` (a stream network of ``model`` or of its inference form, mode "clip")
-    recorded, norm by norm by name: a plain network, which the exported runtimes run. A painting's network
-    of a one-pass model loses its model's shared graph, whose norms are the painting's own."""
+class ClipNorm(torch.nn.Module):
+    """A norm of :class:`ClipNetwork`: ``x * scale + shift`` per channel, the two set from the graph's input
+    before each pass."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.num_features = channels
+        self.scale: torch.Tensor | None = None
+        self.shift: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scale, shift = (t.reshape(1, -1, 1, 1).to(x.dtype) for t in (self.scale, self.shift))
+        return torch.addcmul(shift, x, scale)
+
+    def folded(self, x: torch.Tensor, phases: int) -> torch.Tensor:
+        """This norm of a map folded into ``phases`` channels a channel (``FoldedNorm``)."""
+        scale, shift = (t.reshape(-1).repeat_interleave(phases) for t in (self.scale, self.shift))
+        return torch.addcmul(shift.view(1, -1, 1, 1).to(x.dtype), x, scale.view(1, -1, 1, 1).to(x.dtype))
+
+
+def _with_norms(model: TransformerNet, make) -> tuple[TransformerNet, list[torch.nn.Module]]:
+    """A copy of the one-style ``model``, on the CPU in fp32, whose instance norms are ``make(name, norm)``
+    each, and those, in the network's order."""
     net = copy.deepcopy(model).cpu().float().eval()
     for name in ("forward", "one_pass"):  # a compiled forward, a one-pass model's graph: the original's
         vars(net).pop(name, None)
+    made = []
     for name in [n for n, m in net.named_modules() if isinstance(m, torch.nn.InstanceNorm2d)]:
         parent, _, child = name.rpartition(".")
-        setattr(net.get_submodule(parent), child, FixedNorm(stream.get_submodule(name)))
+        made.append(make(name, net.get_submodule(name)))
+        setattr(net.get_submodule(parent), child, made[-1])
+    return net, made
+
+
+class ClipNetwork(torch.nn.Module):
+    """A one-style network as one graph for every clip: ``(image, norms)`` -> the stylized batch, where
+    ``norms`` (1, K) holds each instance norm's scale and shift, norm by norm, as :class:`FixedNorm` computes
+    them from a clip's statistics (:attr:`ClipInputs.norms`). The exported runtimes run it, so that a new clip
+    needs no export of its own, only its statistics."""
+
+    def __init__(self, model: TransformerNet):
+        super().__init__()
+        self.body, self.norms = _with_norms(model, lambda name, norm: ClipNorm(norm.num_features))
+        self.config = {**model.config, "inputs": "clip norms"}  # what runtimes' digests read
+
+    def forward(self, image: torch.Tensor, norms: torch.Tensor) -> torch.Tensor:
+        start = 0
+        for norm in self.norms:
+            c = norm.num_features
+            norm.scale, norm.shift = norms[:, start : start + c], norms[:, start + c : start + 2 * c]
+            start += 2 * c
+        return self.body(image)
+
+
+class _MomentsNorm(torch.nn.Module):
+    """An instance norm that keeps the moments of its input, each channel's mean and mean square over the
+    batch (:class:`ClipStatistics`)."""
+
+    def __init__(self, norm: torch.nn.InstanceNorm2d):
+        super().__init__()
+        self.num_features, self.eps, self.weight, self.bias = (
+            norm.num_features,
+            norm.eps,
+            norm.weight,
+            norm.bias,
+        )
+        self.moments: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # the mean square as a norm's square: one reduction (ReduceL2) where the runtimes keep precision and
+        # time, where the squared map in bf16 lost both
+        mean = x.mean((2, 3), keepdim=True)
+        square = torch.linalg.vector_norm(x, 2, dim=(2, 3), keepdim=True).square() / (x.shape[2] * x.shape[3])
+        self.moments = mean.mean(0, keepdim=True), square.mean(0, keepdim=True)
+        scale, shift = _affine(self, mean, square)
+        return x * scale + shift
+
+
+class ClipStatistics(torch.nn.Module):
+    """A one-style network's pass that records a clip's statistics as one graph: frames (N, 3, H, W) in
+    [0, 1], a sample of the clip, -> the :class:`ClipNetwork`'s ``norms`` (1, K) for the clip: each norm's
+    scale and shift from the moments of its input averaged over the frames, each frame normalised by its own
+    on the way, as a stream network of mode "clip" records them. The quick path runs it, exported."""
+
+    def __init__(self, model: TransformerNet):
+        super().__init__()
+        self.body, self.norms = _with_norms(model, lambda name, norm: _MomentsNorm(norm))
+        self.config = {**model.config, "outputs": "clip norms"}
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        self.body(frames)
+        pairs = [_affine(norm, *norm.moments) for norm in self.norms]
+        return torch.cat([t.reshape(-1) for pair in pairs for t in pair])[None]
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class ClipInputs:
+    """A clip's network as its one-style network's :class:`ClipNetwork` and the clip's inputs to it:
+    ``shared(image, norms)`` is what the network with the clip's statistics fixed computes. Set by
+    :func:`fixed_network` as the network's ``clip_inputs``."""
+
+    shared: ClipNetwork
+    norms: torch.Tensor
+
+    def __deepcopy__(self, memo):  # immutable; a copied network shares its clip's inputs
+        return self
+
+    def arrays(self) -> tuple:
+        """The graph's inputs after the image that a pass gives it: none, all are :meth:`constants`."""
+        return ()
+
+    def constants(self) -> dict:
+        """The graph's inputs fixed for the clip, which a session folds in: the norms."""
+        return {"norms": self.norms.numpy()}
+
+
+_CLIP_GRAPHS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _versions(model: torch.nn.Module) -> tuple[int, ...]:
+    """Counts of in-place changes to the model's weights."""
+    return tuple(p._version for p in model.parameters())
+
+
+def fixed_network(model: TransformerNet, stream: torch.nn.Module) -> TransformerNet:
+    """A copy of the one-style ``model``, on the CPU in fp32, whose instance norms are :class:`FixedNorm` of
+    the statistics that ``stream`` (a stream network of ``model`` or of its inference form, mode "clip")
+    recorded, norm by norm by name: a plain network. Its ``clip_inputs`` (:class:`ClipInputs`) are what the
+    exported runtimes run instead: ``model``'s :class:`ClipNetwork`, one graph for every clip, with these
+    statistics as its input. A painting's network of a one-pass model loses its model's shared graph, whose
+    norms are the painting's own."""
+    net, fixed = _with_norms(model, lambda name, norm: FixedNorm(stream.get_submodule(name)))
+    shared, versions = _CLIP_GRAPHS.get(model, (None, None))
+    if shared is None or versions != _versions(model):  # made anew for a model changed in place
+        shared = ClipNetwork(model)
+        _CLIP_GRAPHS[model] = shared, _versions(model)
+    norms = torch.cat([t.reshape(-1) for m in fixed for t in (m.scale, m.shift)])[None]
+    net.clip_inputs = ClipInputs(shared, norms)
     return net
 
 
@@ -157,77 +292,12 @@ def _norms(net: torch.nn.Module) -> list[StreamNorm]:
     return [m for m in net.modules() if isinstance(m, StreamNorm)]
 
 
-# The network samples its input on a grid of this many pixels (two stride-2 convolutions): its output
-# for a picture moved by other than a multiple of it differs in texture, not just in place.
-GRID = 4
-
-
-def global_shift(before: torch.Tensor, now: torch.Tensor) -> tuple[int, int]:
-    """The whole-pixel translation (dx, dy) of the camera between two frames ((3, H, W) each), by
-    phase correlation: ``now`` at p shows what ``before`` showed at p + (dx, dy)."""
-    a, b = before.float().mean(0), now.float().mean(0)
-    fa, fb = torch.fft.rfft2(a - a.mean()), torch.fft.rfft2(b - b.mean())
-    cross = fb * fa.conj()
-    peak = int(torch.fft.irfft2(cross / cross.abs().clamp_min(1e-12), s=a.shape).argmax())
-    h, w = a.shape
-    y, x = divmod(peak, w)
-    return -(x - w if x > w // 2 else x), -(y - h if y > h // 2 else y)
-
-
-class GridAnchor:
-    """Keeps the network's sampling grid fixed to the scene as the camera moves: each frame is padded
-    by the camera's travel so far, modulo :data:`GRID`, before the network, and cropped after. Under a
-    pure translation, the network then sees the same pixels on the same grid in every frame."""
-
-    def __init__(self):
-        self.previous: torch.Tensor | None = None
-        self.x = self.y = 0
-
-    def offsets(self, frames: torch.Tensor) -> list[tuple[int, int]]:
-        out = []
-        for frame in frames:
-            if self.previous is not None:
-                dx, dy = global_shift(self.previous, frame)
-                self.x, self.y = self.x + dx, self.y + dy
-            self.previous = frame
-            out.append((self.x % GRID, self.y % GRID))
-        return out
-
-
-# Padded frames are made a multiple of this many pixels: OpenVINO's pass of a folded network at a size whose
-# quarter-resolution maps have an odd side (a 720p frame padded by GRID - 1) took far longer than at the next
-# multiple of 8.
-PADDED_MULTIPLE = 8
-
-
-def _padded(frames: torch.Tensor, offsets: list[tuple[int, int]]) -> torch.Tensor:
-    """Each frame reflected by its offset (a, b) on the left and top and by :data:`GRID` - 1 - a (- b) on the
-    right and bottom, the same size for every frame, then replicated on the right and bottom to a multiple of
-    :data:`PADDED_MULTIPLE`."""
-    h, w = frames.shape[-2:]
-    ph, pw = ((-(n + GRID - 1)) % PADDED_MULTIPLE for n in (h, w))
-    padded = torch.cat(
-        [
-            F.pad(f[None], (a, GRID - 1 - a, b, GRID - 1 - b), mode="reflect")
-            for f, (a, b) in zip(frames, offsets)
-        ]
-    )
-    return F.pad(padded, (0, pw, 0, ph), mode="replicate") if ph or pw else padded
-
-
-def _cropped(out: torch.Tensor, offsets: list[tuple[int, int]], h: int, w: int) -> torch.Tensor:
-    return torch.stack([o[:, b : b + h, a : a + w] for o, (a, b) in zip(out, offsets)])
-
-
 def flicker(outputs: torch.Tensor, inputs: torch.Tensor, step: tuple[int, int] = (0, 0)) -> float:
     """Flicker of a stylized clip: its :func:`warped_error` over the input clip's ((T, 3, H, W) each,
     in [0, 1]; ``step`` the camera's motion a frame, known for :func:`make_pan_clip`'s clips and
     (0, 0) for a still camera). 1 means frames change only as the input does; higher means the
     network adds change of its own from frame to frame."""
     return warped_error(outputs, step) / max(warped_error(inputs, step), 1e-8)
-
-
-PAN_STEP = (2, 1)  # pixels a frame, right and down: whole pixels, so frames can be aligned exactly
 
 
 def warped_errors(frames: torch.Tensor, step: tuple[int, int] = PAN_STEP) -> torch.Tensor:

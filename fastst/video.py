@@ -11,25 +11,19 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from fastst.clips import ClipReader, clip_writer, frame_to_array, frames_to_tensor
+from fastst.anchor import GridAnchor, cropped, padded
+from fastst.clips import ClipReader, clip_writer
 from fastst.errors import FaststError
 from fastst.io import atomic_path
 from fastst.runtime import autocast
+from fastst.runtimes import clip_statistics_file
 from fastst.scale import at_scale
 from fastst.stylize import DEFAULT_PRECISION, Stylizer, _finish
-from fastst.temporal import (
-    DEFAULT_TEMPORAL,
-    TEMPORAL_MODES,
-    GridAnchor,
-    _cropped,
-    _norms,
-    _padded,
-    fixed_network,
-    stream_network,
-)
+from fastst.temporal import DEFAULT_TEMPORAL, TEMPORAL_MODES, _norms, fixed_network, stream_network
 from fastst.transformer import TransformerNet
 
 # "clip": the statistics come from this many frames spread evenly over the clip.
@@ -43,10 +37,29 @@ VIDEO_BATCH_PIXELS = 256 * 256
 class VideoResult:
     frames: int
     seconds: float
+    # with the clip's statistics fixed on a CPU, what ran the frames: its runtime choice is the one the quick
+    # path takes up (:meth:`fastst.stylize.Stylizer.remember_quick`); None otherwise
+    stylizer: Stylizer | None = None
 
     @property
     def fps(self) -> float:
         return self.frames / self.seconds if self.seconds else float("nan")
+
+
+def frames_to_tensor(arrays: list[np.ndarray]) -> torch.Tensor:
+    """(H, W, 3) uint8 frames as an (N, 3, H, W) batch in [0, 1]."""
+    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float().div_(255)
+
+
+def frame_to_array(frame: torch.Tensor) -> np.ndarray:
+    """A (3, H, W) frame in [0, 1] as an (H, W, 3) uint8 array."""
+    return frame.mul(255).round_().clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
+
+
+def read_frames(path: str | os.PathLike, max_size: int | None = None) -> torch.Tensor:
+    """All frames of a short clip as a (T, 3, H, W) tensor in [0, 1] (for measuring; not streamed)."""
+    src = ClipReader(Path(path), max_size)
+    return frames_to_tensor([rgb for rgb, _ in src.frames()])
 
 
 def _batches(frames, size: tuple[int, int]):
@@ -78,6 +91,15 @@ def _record_clip_statistics(net, source: ClipReader, device, precision) -> None:
     finally:
         for m in norms:
             m.recording = False
+
+
+def clip_note(model: TransformerNet) -> dict | None:
+    """What the quick path needs besides a clip's plain network to stylize a clip with ``model`` as
+    :func:`stylize_video` does with its defaults: the export of the pass that records the clip's statistics
+    and how many frames it reads (:meth:`fastst.stylize.Stylizer.remember_quick`); None where that export
+    cannot be made."""
+    path = clip_statistics_file(model)
+    return {"clip_statistics": str(path), "clip_sample": CLIP_SAMPLE} if path is not None else None
 
 
 def check_video_runtime(runtime: str, temporal: str) -> None:
@@ -125,7 +147,7 @@ def stylize_video(
     )
     precision, memory_format = stylizer.precision, stylizer.memory_format
     net = None if per_frame else stream_network(stylizer.network, temporal)
-    start, count = time.perf_counter(), 0  # the time includes the clip statistics' pass
+    start, count, fixed = time.perf_counter(), 0, None  # the time includes the clip statistics' pass
     if temporal == "clip":
         _record_clip_statistics(net, src, device, precision)
         if device.type == "cpu" and runtime != "torch" and not compile:
@@ -149,7 +171,7 @@ def stylize_video(
             for batch in _batches(src.frames(), src.size):
                 frames = frames_to_tensor([rgb for rgb, _ in batch])
                 offsets = grid.offsets(frames) if grid else None
-                inputs = _padded(frames, offsets) if grid else frames
+                inputs = torch.from_numpy(padded(frames.numpy(), offsets)) if grid else frames
                 if per_frame:
                     out = stylizer.batch(inputs)
                 else:
@@ -159,7 +181,7 @@ def stylize_video(
                         )
                         out = at_scale(run, inputs, stylizer.scale_for(*inputs.shape[-2:]))
                 if grid:
-                    out = _cropped(out, offsets, h, w)
+                    out = cropped(out, offsets, h, w)
                 for (_, seconds), image, styled in zip(batch, frames, out):
                     writer.write(frame_to_array(_finish(styled, image, strength, keep_color)), seconds)
                 count += len(batch)
@@ -168,4 +190,4 @@ def stylize_video(
         finally:
             src.audio_sink = None
             writer.close()
-    return VideoResult(count, time.perf_counter() - start)
+    return VideoResult(count, time.perf_counter() - start, stylizer if fixed is not None else None)

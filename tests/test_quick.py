@@ -362,8 +362,8 @@ def test_a_runtime_reinstalled_or_upgraded_is_another_key(tmp_path, monkeypatch)
 
 def test_after_fastst_prepare_a_shipped_style_and_a_new_painting_start_without_torch(tmp_path, imagenet_vgg):
     """``fastst prepare`` does what a first command would (the export, the timing, the quick path's note),
-    so the first command after it, on a photo of either size it prepares and with a painting never seen,
-    runs without PyTorch; a style that is not shipped is refused in one line."""
+    so the first command after it, on a photo of either size it prepares, with a painting never seen or on
+    a clip, runs without PyTorch; a style that is not shipped is refused in one line."""
     env = {**os.environ, "FASTST_CACHE": str(tmp_path / "cache")}
 
     def run(*args):
@@ -390,6 +390,15 @@ def test_after_fastst_prepare_a_shipped_style_and_a_new_painting_start_without_t
         assert r.returncode == 0, r.stderr
         assert r.stdout.splitlines()[-1] == "False", style  # PyTorch never imported
         assert len(list(out.iterdir())) == len(PREPARED_SIZES)
+    if (
+        importlib.util.find_spec("av") is not None
+    ):  # and a clip of a size it did not stylize, in a bucket it did
+        from fastst.clips import make_pan_clip
+
+        clip = make_pan_clip(tmp_path / "in" / "512.png", tmp_path / "clip.mp4", frames=6, size=(600, 340))
+        r = run("stylize", "--style", "the_scream", "--input", str(clip), "--output", str(tmp_path / "c.mp4"))
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.splitlines()[-2:] == [f"stylized 1 clip into {tmp_path / 'c.mp4'}", "False"]
     r = run("prepare", "--style", "no_such_style", "--no-one-pass")
     assert r.returncode == 1
     (line,) = r.stderr.splitlines()  # one line, no traceback
@@ -434,3 +443,47 @@ def test_a_network_of_a_layout_timed_before_is_not_timed_but_noted_for_the_quick
         # the full path's runtime may have been PyTorch's, in bf16 on a CPU with it: the bench's bf16 bound
         assert psnr(a, b) >= 25
         assert (a - load_image(folder / "first" / name)).abs().mean() > 4 / 255  # its own picture
+
+
+def _clip_command(tmp_path, clip, output, *options):
+    command = [sys.executable, "-c", ENTRY, "stylize", "--model", str(tmp_path / "model.pth")]
+    command += ["--input", str(clip), "--output", str(output), *options]
+    return subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=300)
+
+
+def test_after_a_clip_a_style_s_next_clip_runs_without_torch_with_the_same_frames_and_sound(
+    folder, monkeypatch
+):
+    """The full path notes a clip's graphs; the next clip (another one: its own statistics) then runs
+    without PyTorch, with its frames, timestamps and audio, and pictures the full path's within the runtime's
+    precision; an option this path does not cover, or a painting, goes the full path."""
+    pytest.importorskip("av")
+    from fastst.clips import ClipReader, make_pan_clip
+    from fastst.files import StylizeOptions, stylize_video_paths
+    from fastst.video import read_frames
+
+    _chosen(monkeypatch, "onnxruntime")
+    first, second = (
+        make_pan_clip(folder / "in" / "a.png", folder / f"{name}.mp4", frames=6, size=(72, 40), seed=seed)
+        for name, seed in (("first", 0), ("second", 1))
+    )
+    options = StylizeOptions(device="cpu")
+    assert stylize_video_paths(str(folder / "model.pth"), str(first), str(folder / "first-out.mp4"), options)[
+        :2
+    ] == (1, [])
+    full = folder / "second-full.mp4"
+    # the full path in fp32 (an option it does not cover), as onnxruntime runs: a reference
+    r = _clip_command(folder, second, full, "--precision", "fp32")
+    assert r.returncode == 0 and r.stdout.splitlines()[-1] == "True", r.stderr
+    out = folder / "second-quick.mp4"
+    r = _clip_command(folder, second, out)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[-2:] == [f"stylized 1 clip into {out}", "False"]
+    quick_info, full_info = ClipReader(out, None).info, ClipReader(full, None).info
+    assert (quick_info.frames, quick_info.width, quick_info.height) == (6, 72, 40)
+    assert quick_info.audio and quick_info.rate == full_info.rate
+    assert psnr(read_frames(out), read_frames(full)) > 40
+    assert psnr(read_frames(out), read_frames(second)) < 25  # stylized, not copied
+    for options in (["--strength", "0.5"], ["--temporal", "ema"], ["--no-anchor"]):
+        r = _clip_command(folder, second, folder / "other.mp4", "--overwrite", *options)
+        assert r.returncode == 0 and r.stdout.splitlines()[-1] == "True", (options, r.stderr)

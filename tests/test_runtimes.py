@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -279,6 +280,65 @@ def test_a_clip_s_fixed_statistics_run_on_every_runtime_as_the_stream_network_co
     for name in runtimes.installed():
         out = runtimes.start_runtime(name, fixed, "fp32")(photo)
         assert psnr(out, reference) > PSNR_FP32_DB, name
+
+
+def _clip_network(net, frames):
+    """``net`` with the statistics of ``frames`` fixed, and the stream network that recorded them."""
+    from fastst import temporal
+
+    stream = temporal.stream_network(net, "clip")
+    norms = temporal._norms(stream)
+    for m in norms:
+        m.recording = True
+    with torch.no_grad():
+        stream(frames)
+    for m in norms:
+        m.recording = False
+    return temporal.fixed_network(net, stream), stream
+
+
+def test_clips_of_one_network_share_one_export_with_their_statistics_as_its_input(tmp_path, monkeypatch):
+    """A second clip of the same network is run by the first clip's export and sessions, with its own
+    statistics as the graph's input: its picture is its own stream network's, not the first clip's."""
+    monkeypatch.setenv("FASTST_CACHE", str(tmp_path))
+    names = [n for n in runtimes.installed() if n != "torch"]
+    if not names:
+        pytest.skip("no runtime besides torch is installed")
+    net = _network(3)
+    generator = torch.Generator().manual_seed(4)
+    dark, bright = (torch.rand(2, 3, 40, 44, generator=generator) * 0.5 + base for base in (0.0, 0.5))
+    (first, first_stream), (second, second_stream) = _clip_network(net, dark), _clip_network(net, bright)
+    photo = torch.rand(1, 3, 37, 53, generator=generator)
+    assert psnr(_reference(first_stream, photo), _reference(second_stream, photo)) < 30
+    for name in names:
+        for fixed, stream in ((first, first_stream), (second, second_stream)):
+            out = runtimes.start_runtime(name, fixed, "fp32")(photo)
+            assert psnr(out, _reference(stream, photo)) > PSNR_FP32_DB, name
+    assert runtimes.onnx_file(first) == runtimes.onnx_file(second)
+    assert len(list((tmp_path / "onnx").glob("*.onnx"))) == 1
+
+
+@pytest.mark.parametrize(
+    "options", [{}, {"fold": True, "pad": "zero", "ranks": {"residual": [8, 8]}}], ids=["plain", "folded"]
+)
+def test_a_clip_s_statistics_graph_gives_the_norms_the_stream_network_records(tmp_path, options):
+    """The quick path's pass over a clip's sample (``ClipStatistics``, exported) gives the clip graph the
+    same norms as recording the sample through a stream network and fixing them."""
+    from fastst import temporal
+    from fastst.export import export_network
+    from fastst.quick import open_session
+
+    net = _network(6, **options)
+    frames = 0.6 * torch.rand(3, 3, 40, 44, generator=torch.Generator().manual_seed(2)) + 0.2
+    fixed, _ = _clip_network(net, frames)
+    expected = fixed.clip_inputs.norms
+    with torch.no_grad():
+        assert torch.allclose(temporal.ClipStatistics(net)(frames), expected, rtol=1e-4, atol=1e-5)
+    if "onnxruntime" not in runtimes.installed():
+        return
+    export_network(temporal.ClipStatistics(net), tmp_path / "stats.onnx")
+    run, _ = open_session("onnxruntime", tmp_path / "stats.onnx", "fp32", 1)
+    assert np.allclose(run(frames.numpy()), expected.numpy(), rtol=1e-3, atol=1e-4)
 
 
 def test_the_command_line_with_runtime_torch_writes_the_network_s_picture(tmp_path):

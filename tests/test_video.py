@@ -11,7 +11,7 @@ from fastst.cli import main
 from fastst.stylize import load_model
 
 av = pytest.importorskip("av")
-from fastst import clips, temporal, video  # noqa: E402  (needs PyAV)
+from fastst import anchor, clips, temporal, video  # noqa: E402  (needs PyAV)
 
 
 @pytest.fixture(scope="module")
@@ -91,9 +91,9 @@ def test_the_rotation_tag_is_kept(photo, model, tmp_path):
 
 
 def test_global_shift_finds_the_camera_motion(pan):
-    frames = clips.read_frames(pan)
-    assert temporal.global_shift(frames[3], frames[4]) == temporal.PAN_STEP
-    assert temporal.global_shift(frames[4], frames[4]) == (0, 0)
+    frames = video.read_frames(pan)
+    assert anchor.global_shift(frames[3], frames[4]) == temporal.PAN_STEP
+    assert anchor.global_shift(frames[4], frames[4]) == (0, 0)
 
 
 def test_stream_norm_per_frame_is_instance_norm():
@@ -120,12 +120,12 @@ def test_ema_statistics_follow_the_frames_in_order():
 
 
 def test_stabilised_clip_flickers_less_than_frame_by_frame(pan, model, tmp_path):
-    source = clips.read_frames(pan)
+    source = video.read_frames(pan)
     scores = {}
     for label, options in {"plain": {"temporal": "frame", "anchor": False}, "stable": {}}.items():
         out = tmp_path / f"{label}.mp4"
         video.stylize_video(model, pan, out, progress=False, **options)
-        scores[label] = temporal.flicker(clips.read_frames(out), source, temporal.PAN_STEP)
+        scores[label] = temporal.flicker(video.read_frames(out), source, temporal.PAN_STEP)
     # the pan moves the picture by 2 and 1 px, off the network's 4-px grid: frame by frame, its
     # texture changes with each frame; with the grid anchored to the scene it does not
     assert scores["stable"] < 0.6 * scores["plain"], scores
@@ -322,10 +322,15 @@ def test_a_painting_as_the_style_of_a_clip_at_another_scale(pan, tmp_path, capsy
 
 @pytest.mark.parametrize("size", [(33, 47), (720, 1280), (5, 8)])
 def test_padded_frames_share_a_size_of_whole_blocks_and_crop_back(size):
-    frames = torch.rand(3, 3, *size)
+    frames = np.random.default_rng(0).random((3, 3, *size), dtype=np.float32)
     offsets = [(0, 0), (3, 1), (2, 3)]  # the grid's offsets: 0 to GRID - 1
-    padded = temporal._padded(frames, offsets)
+    padded = anchor.padded(frames, offsets)
     h, w = padded.shape[-2:]
-    assert h % temporal.PADDED_MULTIPLE == 0 and w % temporal.PADDED_MULTIPLE == 0
-    assert h >= size[0] + temporal.GRID - 1 and w >= size[1] + temporal.GRID - 1
-    assert torch.equal(temporal._cropped(padded, offsets, *size), frames)
+    assert (h, w) == anchor.padded_size(*size)
+    assert h % anchor.PADDED_MULTIPLE == 0 and w % anchor.PADDED_MULTIPLE == 0
+    assert h >= size[0] + anchor.GRID - 1 and w >= size[1] + anchor.GRID - 1
+    assert np.array_equal(np.stack(anchor.cropped(padded, offsets, *size)), frames)
+    # the reflection's first padded column mirrors the frame's second, as torch's reflect padding does
+    a, b = offsets[1]
+    if a:
+        assert np.array_equal(padded[1, :, b : b + size[0], a - 1], frames[1, :, :, 1])

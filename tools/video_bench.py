@@ -19,13 +19,13 @@ from pathlib import Path
 import av
 import torch
 
-from fastst.clips import make_pan_clip, read_frames
+from fastst.clips import PAN_STEP, make_pan_clip
 from fastst.data import data_dir
 from fastst.report import measured_on
 from fastst.results import write_result
 from fastst.stylize import Stylizer, load_model, stylize
-from fastst.temporal import DEFAULT_TEMPORAL, PAN_STEP, TEMPORAL_MODES, flicker
-from fastst.video import CLIP_SAMPLE, stylize_video
+from fastst.temporal import DEFAULT_TEMPORAL, TEMPORAL_MODES, flicker
+from fastst.video import CLIP_SAMPLE, read_frames, stylize_video
 
 
 def plain(model, clip: Path, out: Path) -> float:
