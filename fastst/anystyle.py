@@ -247,10 +247,6 @@ class PaintingInputs:
         """The graph's inputs after the image, as arrays."""
         return self.norms.numpy(), self.colour.numpy()
 
-    def constants(self) -> dict:
-        """None of the graph's inputs is folded into its sessions: one serves every painting."""
-        return {}
-
 
 def painting_inputs(
     model: AnyStyleNet, net: TransformerNet, colour: tuple[torch.Tensor, torch.Tensor] | None

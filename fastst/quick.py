@@ -388,23 +388,14 @@ def _openvino():
 
 
 def open_session(
-    name: str,
-    path: str | os.PathLike,
-    precision: str | None,
-    threads: int,
-    keep_compiled: bool = False,
-    constants: dict[str, np.ndarray] | None = None,
+    name: str, path: str | os.PathLike, precision: str | None, threads: int, keep_compiled: bool = False
 ):
     """(run, precision): ``run`` maps an NCHW float32 array (and the graph's other inputs, in its order,
     where it has more) to the output array of the ONNX file ``path`` under the runtime ``name``
     ("onnxruntime" or "openvino"), with all its graph optimisations, on ``threads`` threads. OpenVINO runs
     in ``precision`` ("fp32" or "bf16"), by default (None) its own choice on this CPU (bf16 where the CPU
     has it), and with ``keep_compiled`` (only for a file named by its content: OpenVINO's cache goes by the
-    path) keeps the compiled graph in the cache folder for the next process; onnxruntime in fp32.
-    ``constants`` ({input name: array}) fixes graph inputs for the session's life (``run`` then takes the
-    others): OpenVINO folds them into the graph before compiling it, so that a clip's network (its norms an
-    input, :class:`fastst.temporal.ClipNetwork`) runs as a network whose norms are its own weights does."""
-    constants = constants or {}
+    path) keeps the compiled graph in the cache folder for the next process; onnxruntime in fp32."""
     if name == "onnxruntime":
         import onnxruntime as ort
 
@@ -415,32 +406,20 @@ def open_session(
         # needs (timed right after it, OpenVINO's passes were much slower)
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        names = [i.name for i in session.get_inputs() if i.name not in constants]
-        return (lambda *arrays: session.run(None, {**dict(zip(names, arrays)), **constants})[0]), "fp32"
+        names = [i.name for i in session.get_inputs()]
+        return (lambda *arrays: session.run(None, dict(zip(names, arrays)))[0]), "fp32"
     ov = _openvino()
     config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads}
     compiled_cache = cache_folder() / "openvino"  # the compiled graph kept: a later process opens it sooner
     try:
-        if keep_compiled and not constants:
+        if keep_compiled:
             compiled_cache.mkdir(parents=True, exist_ok=True)
             config["CACHE_DIR"] = str(compiled_cache)
     except OSError:
         pass
     if precision is not None:
         config["INFERENCE_PRECISION_HINT"] = {"fp32": "f32", "bf16": "bf16"}[precision]
-    core = ov.Core()
-    graph = str(path)
-    if constants:
-        graph = core.read_model(graph)
-        for parameter in list(graph.get_parameters()):
-            value = constants.get(parameter.get_friendly_name())
-            if value is not None:
-                constant = ov.op.Constant(np.ascontiguousarray(value, dtype=np.float32))
-                for target in list(parameter.output(0).get_target_inputs()):
-                    target.replace_source_output(constant.output(0))
-                graph.remove_parameter(parameter)
-        graph.validate_nodes_and_infer_types()
-    compiled = core.compile_model(graph, "CPU", config)
+    compiled = ov.Core().compile_model(str(path), "CPU", config)
     hint = str(compiled.get_property("INFERENCE_PRECISION_HINT")).lower()  # e.g. <Type: 'bfloat16'>
     chosen = "bf16" if "bf" in hint else "fp16" if "16" in hint else "fp32"
     return (lambda *arrays: compiled(list(arrays))[0]), chosen
@@ -607,10 +586,7 @@ def stylize_clip_quickly(args) -> int | None:
         return None
     try:
         norms = statistics(_sample(reader, entry["clip_sample"]))
-        # the clip's network: its norms folded in, as the full path runs it
-        run = open_session(
-            name, entry["onnx"], entry["precision"], entry["threads"], constants={"norms": norms}
-        )[0]
+        graph = open_session(name, entry["onnx"], entry["precision"], entry["threads"], keep_compiled=True)[0]
         with atomic_path(output, suffix=".tmp" + output.suffix) as tmp:
             writer = clip_writer(tmp, reader)
             try:
@@ -623,7 +599,7 @@ def stylize_clip_quickly(args) -> int | None:
                 for rgb, seconds in bar:
                     x = rgb.transpose(2, 0, 1)[None].astype(np.float32) / np.float32(255.0)
                     offsets = grid.offsets(x)
-                    out = cropped(run(np.ascontiguousarray(padded(x, offsets))), offsets, h, w)[0]
+                    out = cropped(graph(np.ascontiguousarray(padded(x, offsets)), norms), offsets, h, w)[0]
                     writer.write(_to_uint8(np.clip(out, 0, 1)), seconds)
             finally:
                 reader.audio_sink = None

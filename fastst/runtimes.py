@@ -142,8 +142,8 @@ def exported_runtimes(
     session is built once while the model lives. A one-pass painting's network is exported as its
     model's shared network (:class:`fastst.anystyle.SharedNetwork`), once for all its paintings."""
     names = [n for n in installed() if n != "torch"] if names is None else names
-    graph, constants = _graph(model), _constants(model)
-    sessions = _SESSIONS.setdefault(_owner(model), {})
+    graph = _graph(model)
+    sessions = _SESSIONS.setdefault(graph, {})
     missing = [n for n in names if (n, precision) not in sessions]
     if missing:
         with tempfile.TemporaryDirectory() as tmp:
@@ -154,9 +154,7 @@ def exported_runtimes(
                 t0 = time.perf_counter()
                 # a path of the caller's is named by the network's content (onnx_file): kept compiled
                 kept = onnx_path is not None
-                sessions[name, precision] = open_session(
-                    name, path, precision, torch.get_num_threads(), kept, constants
-                )
+                sessions[name, precision] = open_session(name, path, precision, torch.get_num_threads(), kept)
                 # what a new process pays before the first pass (the runtime loaded, the graph compiled;
                 # the export, made once per machine, left out)
                 sessions["opening", name, precision] = time.perf_counter() - t0
@@ -168,19 +166,6 @@ def _graph_inputs(network: TransformerNet):
     one-pass painting's network, :class:`fastst.temporal.ClipInputs` for a clip's), or None."""
     inputs = getattr(network, "clip_inputs", None)
     return inputs if inputs is not None else getattr(network, "one_pass", None)
-
-
-def _constants(network: TransformerNet) -> dict[str, np.ndarray]:
-    """The inputs of the graph ``network`` shares that stay fixed for the network's life, folded into its
-    sessions (:func:`fastst.quick.open_session`): a clip's norms."""
-    inputs = _graph_inputs(network)
-    return inputs.constants() if inputs is not None else {}
-
-
-def _owner(network: TransformerNet) -> torch.nn.Module:
-    """What a session is kept for: the graph ``network`` runs, or where inputs are folded into the session,
-    the network itself."""
-    return network if _constants(network) else _graph(network)
 
 
 def _graph(network: TransformerNet) -> torch.nn.Module:
@@ -219,7 +204,7 @@ def start_runtime(
         return Runtime(name, precision, lambda batch: eager_pass(fast, batch, device, precision))
     asked = resolve_precision(precision, device)
     run, precision = exported_runtimes(network, [name], asked, onnx_file(network))[name]
-    opening = _SESSIONS[_owner(network)]["opening", name, asked]
+    opening = _SESSIONS[_graph(network)]["opening", name, asked]
 
     inputs = _graph_inputs(network)
     extra = inputs.arrays() if inputs is not None else ()

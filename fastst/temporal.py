@@ -245,12 +245,8 @@ class ClipInputs:
         return self
 
     def arrays(self) -> tuple:
-        """The graph's inputs after the image that a pass gives it: none, all are :meth:`constants`."""
-        return ()
-
-    def constants(self) -> dict:
-        """The graph's inputs fixed for the clip, which a session folds in: the norms."""
-        return {"norms": self.norms.numpy()}
+        """The graph's inputs after the image, as arrays: the clip's norms."""
+        return (self.norms.numpy(),)
 
 
 _CLIP_GRAPHS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
