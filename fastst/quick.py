@@ -388,14 +388,25 @@ def _openvino():
 
 
 def open_session(
-    name: str, path: str | os.PathLike, precision: str | None, threads: int, keep_compiled: bool = False
+    name: str,
+    path: str | os.PathLike,
+    precision: str | None,
+    threads: int,
+    keep_compiled: bool = False,
+    fixed: dict[str, np.ndarray] | None = None,
 ):
     """(run, precision): ``run`` maps an NCHW float32 array (and the graph's other inputs, in its order,
     where it has more) to the output array of the ONNX file ``path`` under the runtime ``name``
     ("onnxruntime" or "openvino"), with all its graph optimisations, on ``threads`` threads. OpenVINO runs
     in ``precision`` ("fp32" or "bf16"), by default (None) its own choice on this CPU (bf16 where the CPU
     has it), and with ``keep_compiled`` (only for a file named by its content: OpenVINO's cache goes by the
-    path) keeps the compiled graph in the cache folder for the next process; onnxruntime in fp32."""
+    path) keeps the compiled graph in the cache folder for the next process; onnxruntime in fp32.
+    ``fixed`` ({input name: array}) gives graph inputs that stay the same for the session's life (``run``
+    then takes the others). OpenVINO, in a process without PyTorch, makes them constants of the graph before
+    it compiles it, so that a clip's norms fold into its convolutions (:func:`_folded_session`)."""
+    fixed = fixed or {}
+    if name == "openvino" and fixed and "torch" not in sys.modules:
+        return _folded_session(path, precision, threads, fixed)
     if name == "onnxruntime":
         import onnxruntime as ort
 
@@ -406,8 +417,8 @@ def open_session(
         # needs (timed right after it, OpenVINO's passes were much slower)
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        names = [i.name for i in session.get_inputs()]
-        return (lambda *arrays: session.run(None, dict(zip(names, arrays)))[0]), "fp32"
+        names = [i.name for i in session.get_inputs() if i.name not in fixed]
+        return (lambda *arrays: session.run(None, {**dict(zip(names, arrays)), **fixed})[0]), "fp32"
     ov = _openvino()
     config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads}
     compiled_cache = cache_folder() / "openvino"  # the compiled graph kept: a later process opens it sooner
@@ -420,9 +431,42 @@ def open_session(
     if precision is not None:
         config["INFERENCE_PRECISION_HINT"] = {"fp32": "f32", "bf16": "bf16"}[precision]
     compiled = ov.Core().compile_model(str(path), "CPU", config)
+    if not fixed:
+        return (lambda *arrays: compiled(list(arrays))[0]), _chosen(compiled)
+    names = [i.get_any_name() for i in compiled.inputs if i.get_any_name() not in fixed]
+    return (lambda *arrays: compiled({**dict(zip(names, arrays)), **fixed})[0]), _chosen(compiled)
+
+
+def _chosen(compiled) -> str:
+    """The precision an OpenVINO compiled graph runs in: "bf16", "fp16" or "fp32"."""
     hint = str(compiled.get_property("INFERENCE_PRECISION_HINT")).lower()  # e.g. <Type: 'bfloat16'>
-    chosen = "bf16" if "bf" in hint else "fp16" if "16" in hint else "fp32"
-    return (lambda *arrays: compiled(list(arrays))[0]), chosen
+    return "bf16" if "bf" in hint else "fp16" if "16" in hint else "fp32"
+
+
+def _folded_session(
+    path: str | os.PathLike, precision: str | None, threads: int, fixed: dict[str, np.ndarray]
+):
+    """:func:`open_session` of OpenVINO with the inputs ``fixed`` made constants of the graph before it is
+    compiled: a clip's norms fold into the convolutions, and its passes run faster than with the norms an
+    input. Only where PyTorch is not loaded: in a process with PyTorch, glibc's heap checks found OpenVINO's
+    compiled graph of a folded network corrupting memory now and then, and never with the norms an input (nor
+    in a process without PyTorch); validating the edited graph from Python corrupted it too, so the
+    compiler's own checks are left to do that."""
+    ov = _openvino()
+    config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads}
+    if precision is not None:
+        config["INFERENCE_PRECISION_HINT"] = {"fp32": "f32", "bf16": "bf16"}[precision]
+    core = ov.Core()
+    graph = core.read_model(str(path))
+    for parameter in list(graph.get_parameters()):
+        value = fixed.get(parameter.get_friendly_name())
+        if value is not None:
+            constant = ov.op.Constant(np.array(value, dtype=np.float32))  # a copy the graph owns
+            for target in list(parameter.output(0).get_target_inputs()):
+                target.replace_source_output(constant.output(0))
+            graph.remove_parameter(parameter)
+    compiled = core.compile_model(graph, "CPU", config)
+    return (lambda *arrays: compiled(list(arrays))[0]), _chosen(compiled)
 
 
 def run_array(run, x: np.ndarray, min_size: int) -> np.ndarray:
@@ -586,7 +630,10 @@ def stylize_clip_quickly(args) -> int | None:
         return None
     try:
         norms = statistics(_sample(reader, entry["clip_sample"]))
-        graph = open_session(name, entry["onnx"], entry["precision"], entry["threads"], keep_compiled=True)[0]
+        # the clip's network: its norms folded in where the runtime can
+        run = open_session(name, entry["onnx"], entry["precision"], entry["threads"], fixed={"norms": norms})[
+            0
+        ]
         with atomic_path(output, suffix=".tmp" + output.suffix) as tmp:
             writer = clip_writer(tmp, reader)
             try:
@@ -599,7 +646,7 @@ def stylize_clip_quickly(args) -> int | None:
                 for rgb, seconds in bar:
                     x = rgb.transpose(2, 0, 1)[None].astype(np.float32) / np.float32(255.0)
                     offsets = grid.offsets(x)
-                    out = cropped(graph(np.ascontiguousarray(padded(x, offsets)), norms), offsets, h, w)[0]
+                    out = cropped(run(np.ascontiguousarray(padded(x, offsets))), offsets, h, w)[0]
                     writer.write(_to_uint8(np.clip(out, 0, 1)), seconds)
             finally:
                 reader.audio_sink = None

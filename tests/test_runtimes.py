@@ -341,6 +341,40 @@ def test_a_clip_s_statistics_graph_gives_the_norms_the_stream_network_records(tm
     assert np.allclose(run(frames.numpy()), expected.numpy(), rtol=1e-3, atol=1e-4)
 
 
+@pytest.mark.skipif(importlib.util.find_spec("openvino") is None, reason="OpenVINO is not installed")
+def test_openvino_with_a_clip_s_norms_folded_in_gives_the_clip_s_picture_in_a_process_without_torch(tmp_path):
+    """The quick path's OpenVINO session of a clip graph with the clip's norms made constants (a process
+    without PyTorch) gives the stream network's picture; with PyTorch loaded the norms stay an input."""
+    from fastst.export import export_network
+
+    net = _network(3)
+    frames = 0.6 * torch.rand(2, 3, 40, 44, generator=torch.Generator().manual_seed(5)) + 0.2
+    fixed, stream = _clip_network(net, frames)
+    export_network(runtimes._graph(fixed), tmp_path / "clip.onnx")
+    photo = torch.rand(1, 3, 37, 53, generator=torch.Generator().manual_seed(6))
+    np.save(tmp_path / "norms.npy", fixed.clip_inputs.norms.numpy())
+    np.save(tmp_path / "photo.npy", photo.numpy())
+    script = (
+        "import sys, numpy as np\n"
+        "from fastst.quick import open_session\n"
+        "d = sys.argv[1]\n"
+        "fixed = {'norms': np.load(d + '/norms.npy')}\n"
+        "run, _ = open_session('openvino', d + '/clip.onnx', 'fp32', 1, fixed=fixed)\n"
+        "np.save(d + '/out.npy', run(np.load(d + '/photo.npy')))\n"
+        "print('torch' in sys.modules)\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, cwd=ROOT
+    )
+    assert r.returncode == 0 and r.stdout.split() == ["False"], r.stderr
+    reference = _reference(stream, photo)
+    assert psnr(torch.from_numpy(np.load(tmp_path / "out.npy")), reference) > PSNR_FP32_DB
+    run, _ = quick.open_session(
+        "openvino", tmp_path / "clip.onnx", "fp32", 1, fixed={"norms": np.load(tmp_path / "norms.npy")}
+    )
+    assert psnr(torch.from_numpy(run(photo.numpy())), reference) > PSNR_FP32_DB
+
+
 def test_the_command_line_with_runtime_torch_writes_the_network_s_picture(tmp_path):
     net = _network()
     torch.save({"model": net.state_dict(), "net": net.config}, tmp_path / "model.pth")
