@@ -448,10 +448,10 @@ def _folded_session(
 ):
     """:func:`open_session` of OpenVINO with the inputs ``fixed`` made constants of the graph before it is
     compiled: a clip's norms fold into the convolutions, and its passes run faster than with the norms an
-    input. Only where PyTorch is not loaded: in a process with PyTorch, glibc's heap checks found OpenVINO's
-    compiled graph of a folded network corrupting memory now and then, and never with the norms an input (nor
-    in a process without PyTorch); validating the edited graph from Python corrupted it too, so the
-    compiler's own checks are left to do that."""
+    input. The edited graph is not validated from Python: that corrupted the heap (glibc's heap checks,
+    ``tools/openvino_folding.py``); the compiler checks it. Only where PyTorch is not loaded: in a process
+    with PyTorch, those checks also caught the folded graph without that validation, now and then, and
+    never with the norms an input."""
     ov = _openvino()
     config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads}
     if precision is not None:
