@@ -420,7 +420,7 @@ def open_session(
         names = [i.name for i in session.get_inputs() if i.name not in fixed]
         return (lambda *arrays: session.run(None, {**dict(zip(names, arrays)), **fixed})[0]), "fp32"
     ov = _openvino()
-    config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads}
+    config = _openvino_config(precision, threads)
     compiled_cache = cache_folder() / "openvino"  # the compiled graph kept: a later process opens it sooner
     try:
         if keep_compiled:
@@ -428,13 +428,20 @@ def open_session(
             config["CACHE_DIR"] = str(compiled_cache)
     except OSError:
         pass
-    if precision is not None:
-        config["INFERENCE_PRECISION_HINT"] = {"fp32": "f32", "bf16": "bf16"}[precision]
     compiled = ov.Core().compile_model(str(path), "CPU", config)
     if not fixed:
         return (lambda *arrays: compiled(list(arrays))[0]), _chosen(compiled)
     names = [i.get_any_name() for i in compiled.inputs if i.get_any_name() not in fixed]
     return (lambda *arrays: compiled({**dict(zip(names, arrays)), **fixed})[0]), _chosen(compiled)
+
+
+def _openvino_config(precision: str | None, threads: int) -> dict:
+    """OpenVINO's settings for one pass at a time on ``threads`` threads in ``precision`` (None: its own
+    choice)."""
+    config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads}
+    if precision is not None:
+        config["INFERENCE_PRECISION_HINT"] = {"fp32": "f32", "bf16": "bf16"}[precision]
+    return config
 
 
 def _chosen(compiled) -> str:
@@ -453,9 +460,7 @@ def _folded_session(
     with PyTorch, those checks also caught the folded graph without that validation, now and then, and
     never with the norms an input."""
     ov = _openvino()
-    config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads}
-    if precision is not None:
-        config["INFERENCE_PRECISION_HINT"] = {"fp32": "f32", "bf16": "bf16"}[precision]
+    config = _openvino_config(precision, threads)
     core = ov.Core()
     graph = core.read_model(str(path))
     for parameter in list(graph.get_parameters()):
