@@ -170,6 +170,14 @@ class ClipReader:
 
     audio_sink = None
 
+    def sample(self, count: int) -> list[np.ndarray]:
+        """``count`` frames (RGB arrays) spread evenly over the clip (all of them if it has fewer): the
+        frames whose statistics stand for the clip's."""
+        total = self.info.frames or sum(1 for _ in self.frames())
+        n = min(count, total)
+        picks = {int(i * total / n) for i in range(n)}
+        return [rgb for i, (rgb, _) in enumerate(self.frames()) if i in picks]
+
 
 def _reason(error: Exception) -> str:
     return getattr(error, "strerror", None) or str(error)

@@ -459,19 +459,26 @@ def _folded_session(
     ``tools/openvino_folding.py``); the compiler checks it. Only where PyTorch is not loaded: in a process
     with PyTorch, those checks also caught the folded graph without that validation, now and then, and
     never with the norms an input."""
+    core = _openvino().Core()
+    compiled = core.compile_model(
+        with_constants(core, path, fixed), "CPU", _openvino_config(precision, threads)
+    )
+    return (lambda *arrays: compiled(list(arrays))[0]), _chosen(compiled)
+
+
+def with_constants(core, path: str | os.PathLike, fixed: dict[str, np.ndarray]):
+    """The ONNX graph ``path`` read by OpenVINO's ``core``, its inputs named in ``fixed`` made constants of
+    those values (copies the graph owns), not validated (:func:`_folded_session`)."""
     ov = _openvino()
-    config = _openvino_config(precision, threads)
-    core = ov.Core()
     graph = core.read_model(str(path))
     for parameter in list(graph.get_parameters()):
         value = fixed.get(parameter.get_friendly_name())
         if value is not None:
-            constant = ov.op.Constant(np.array(value, dtype=np.float32))  # a copy the graph owns
+            constant = ov.op.Constant(np.array(value, dtype=np.float32))
             for target in list(parameter.output(0).get_target_inputs()):
                 target.replace_source_output(constant.output(0))
             graph.remove_parameter(parameter)
-    compiled = core.compile_model(graph, "CPU", config)
-    return (lambda *arrays: compiled(list(arrays))[0]), _chosen(compiled)
+    return graph
 
 
 def run_array(run, x: np.ndarray, min_size: int) -> np.ndarray:
@@ -592,13 +599,9 @@ def stylize_at_working_size(run, image: np.ndarray, entry: dict) -> np.ndarray:
 
 
 def _sample(reader: ClipReader, count: int) -> np.ndarray:
-    """``count`` frames spread evenly over the clip, as :func:`fastst.video.stylize_video` picks them: an
-    (N, 3, H, W) float32 batch in [0, 1]."""
-    total = reader.info.frames or sum(1 for _ in reader.frames())
-    n = min(count, total)
-    picks = {int(i * total / n) for i in range(n)}
-    frames = [rgb for i, (rgb, _) in enumerate(reader.frames()) if i in picks]
-    return np.stack(frames).transpose(0, 3, 1, 2).astype(np.float32) / np.float32(255.0)
+    """:meth:`fastst.clips.ClipReader.sample` (as :func:`fastst.video.stylize_video` takes the clip's
+    statistics) as an (N, 3, H, W) float32 batch in [0, 1]."""
+    return np.stack(reader.sample(count)).transpose(0, 3, 1, 2).astype(np.float32) / np.float32(255.0)
 
 
 def stylize_clip_quickly(args) -> int | None:
@@ -636,9 +639,9 @@ def stylize_clip_quickly(args) -> int | None:
     try:
         norms = statistics(_sample(reader, entry["clip_sample"]))
         # the clip's network: its norms folded in where the runtime can
-        run = open_session(name, entry["onnx"], entry["precision"], entry["threads"], fixed={"norms": norms})[
-            0
-        ]
+        run, _ = open_session(
+            name, entry["onnx"], entry["precision"], entry["threads"], fixed={"norms": norms}
+        )
         with atomic_path(output, suffix=".tmp" + output.suffix) as tmp:
             writer = clip_writer(tmp, reader)
             try:

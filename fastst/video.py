@@ -75,12 +75,7 @@ def _batches(frames, size: tuple[int, int]):
 
 
 def _record_clip_statistics(net, source: ClipReader, device, precision) -> None:
-    total = source.info.frames
-    if not total:
-        total = sum(1 for _ in source.frames())
-    n = min(CLIP_SAMPLE, total)
-    picks = {int(i * total / n) for i in range(n)}  # spread evenly over the clip
-    sample = [rgb for i, (rgb, _) in enumerate(source.frames()) if i in picks]
+    sample = source.sample(CLIP_SAMPLE)
     norms = _norms(net)
     for m in norms:
         m.recording = True

@@ -32,21 +32,15 @@ import sys
 import numpy as np
 if sys.argv[2] == "with PyTorch":
     import torch
-from fastst.quick import _folded_session, open_session
+from fastst.quick import _folded_session, _openvino_config, open_session, with_constants
 folder, norms = sys.argv[1], np.load(sys.argv[1] + "/norms.npy")
 photo = np.random.default_rng(0).random((1, 3, 37, 53), dtype=np.float32)
 if sys.argv[3] == "folded, the graph validated from Python":
     import openvino as ov
     core = ov.Core()
-    graph = core.read_model(folder + "/clip.onnx")
-    parameter = [p for p in graph.get_parameters() if p.get_friendly_name() == "norms"][0]
-    constant = ov.op.Constant(norms)
-    for target in list(parameter.output(0).get_target_inputs()):
-        target.replace_source_output(constant.output(0))
-    graph.remove_parameter(parameter)
+    graph = with_constants(core, folder + "/clip.onnx", {"norms": norms})
     graph.validate_nodes_and_infer_types()
-    precision = {"fp32": "f32", "bf16": "bf16"}[sys.argv[4]]
-    core.compile_model(graph, "CPU", {"INFERENCE_PRECISION_HINT": precision})([photo])
+    core.compile_model(graph, "CPU", _openvino_config(sys.argv[4], 2))([photo])
 elif sys.argv[3] == "folded":
     run = _folded_session(folder + "/clip.onnx", sys.argv[4], 2, {"norms": norms})[0]
     run(photo)
@@ -62,17 +56,11 @@ def clip_graph(folder: Path) -> None:
     net = TransformerNet(width=0.25).eval()
     for p in net.parameters():  # a network that changes images, unlike the identity it starts as
         p.data.add_(0.05 * torch.randn_like(p))
-    stream = temporal.stream_network(net, "clip")
-    norms = temporal._norms(stream)
-    for m in norms:
-        m.recording = True
+    frames = torch.rand(2, 3, 40, 44, generator=torch.Generator().manual_seed(4)) * 0.5
     with torch.no_grad():
-        stream(torch.rand(2, 3, 40, 44, generator=torch.Generator().manual_seed(4)) * 0.5)
-    for m in norms:
-        m.recording = False
-    fixed = temporal.fixed_network(net, stream)
-    export_network(fixed.clip_inputs.shared, folder / "clip.onnx")
-    np.save(folder / "norms.npy", fixed.clip_inputs.norms.numpy())
+        norms = temporal.ClipStatistics(net)(frames)
+    export_network(temporal.ClipNetwork(net), folder / "clip.onnx")
+    np.save(folder / "norms.npy", norms.numpy())
 
 
 def main() -> None:
